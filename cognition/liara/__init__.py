@@ -1,0 +1,23 @@
+"""The Liara agency: the Python API, command line and dedicated worker over the crisis engine."""
+
+from app.temporal.errors import (
+    CrisisAlreadyExistsError,
+    CrisisFailedError,
+    CrisisNotFoundError,
+    CrisisRecordError,
+    CrisisWaitTimeoutError,
+    InvalidCrisisRequestError,
+    LiaraError,
+    TemporalUnavailableError,
+)
+
+__all__ = [
+    "CrisisAlreadyExistsError",
+    "CrisisFailedError",
+    "CrisisNotFoundError",
+    "CrisisRecordError",
+    "CrisisWaitTimeoutError",
+    "InvalidCrisisRequestError",
+    "LiaraError",
+    "TemporalUnavailableError",
+]

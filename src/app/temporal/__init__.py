@@ -1,0 +1,1 @@
+"""Engine of the Liara Temporal Agency: workflows, activities, workers, client and records."""

@@ -1,0 +1,124 @@
+"""The five activities of a crisis. Each one is safe to retry: records are upserted by id."""
+
+from __future__ import annotations
+
+import logging
+
+from pydantic import ValidationError
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from app.temporal.models import (
+    INVALID_REQUEST_ERROR,
+    AgentReport,
+    CrisisCompletion,
+    CrisisRequest,
+    CrisisStart,
+    MissionPhase,
+    PhaseAssignment,
+    PhaseLogEntry,
+    PhaseStatus,
+)
+from app.temporal.records import CrisisRecordStore
+
+logger = logging.getLogger("liara.activities")
+
+
+def describe_validation_error(err: ValidationError) -> str:
+    """Pydantic's errors as ``field.path: message; ...`` (one line, field-level)."""
+    parts = []
+    for problem in err.errors():
+        location = ".".join(str(part) for part in problem["loc"]) or "request"
+        parts.append(f"{location}: {problem['msg']}")
+    return "; ".join(parts)
+
+
+class CrisisActivities:
+    """Activities bound to the record store they write to."""
+
+    def __init__(self, store: CrisisRecordStore) -> None:
+        self.store = store
+
+    @activity.defn(name="validate_crisis_request")
+    def validate_crisis_request(self, request: CrisisRequest) -> list[MissionPhase]:
+        """Check the request again on the worker and return the phases in execution order.
+
+        A request that breaks a rule fails at once (non-retryable): retrying cannot fix it.
+        """
+        try:
+            checked = CrisisRequest.model_validate(request.model_dump())
+        except ValidationError as err:
+            raise ApplicationError(
+                f"invalid crisis request: {describe_validation_error(err)}",
+                type=INVALID_REQUEST_ERROR,
+                non_retryable=True,
+            ) from err
+        return checked.ordered_missions()
+
+    @activity.defn(name="initialize_crisis_response")
+    def initialize_crisis_response(self, start: CrisisStart) -> None:
+        self.store.create(
+            crisis_id=start.crisis_id,
+            workflow_id=start.workflow_id,
+            run_id=start.run_id,
+            target=start.target,
+            initiated_by=start.initiated_by,
+            started_at=start.started_at,
+            phases=start.phases,
+        )
+        logger.info("Crisis %s initialized: %d phases against %s", start.crisis_id, len(start.phases), start.target)
+
+    @activity.defn(name="perform_agent_mission")
+    async def perform_agent_mission(self, assignment: PhaseAssignment) -> AgentReport:
+        phase = assignment.phase
+        attempt = activity.info().attempt
+        if attempt > 1:
+            logger.warning("Retrying mission phase %s (attempt %d)", phase.phase_id, attempt)
+        logger.info(
+            "AGENT DEPLOYMENT - Phase: %s | Agent: %s | Action: %s | Target: %s",
+            phase.phase_id,
+            phase.agent_id,
+            phase.action,
+            phase.target,
+        )
+        logger.info("Agent %s deployed successfully for mission phase %s", phase.agent_id, phase.phase_id)
+        return AgentReport(phase_id=phase.phase_id, agent_id=phase.agent_id, attempt=attempt)
+
+    @activity.defn(name="log_mission_phase")
+    def log_mission_phase(self, entry: PhaseLogEntry) -> None:
+        outcome = entry.outcome
+        self.store.upsert_phase(entry.crisis_id, outcome)
+        if outcome.status == PhaseStatus.COMPLETED:
+            logger.info("Mission phase %s completed (crisis %s)", outcome.phase_id, entry.crisis_id)
+        else:
+            logger.warning("Mission phase %s failed (crisis %s): %s", outcome.phase_id, entry.crisis_id, outcome.error)
+
+    @activity.defn(name="finalize_crisis_response")
+    def finalize_crisis_response(self, completion: CrisisCompletion) -> str:
+        """Write the final record; return its absolute path."""
+        record = self.store.finalize(
+            completion.crisis_id,
+            status=completion.status,
+            completed_at=completion.completed_at,
+            phases=completion.phases,
+        )
+        summary = record["summary"]
+        logger.info(
+            "Crisis %s %s: %d of %d phases completed, %d failed",
+            completion.crisis_id,
+            completion.status,
+            summary["completed_phases"],
+            summary["total_phases"],
+            summary["failed_phases"],
+        )
+        return str(self.store.path_for(completion.crisis_id).resolve())
+
+    def all(self) -> list:
+        """The five activities, for registering on a worker."""
+        return [
+            self.validate_crisis_request,
+            self.initialize_crisis_response,
+            self.perform_agent_mission,
+            self.log_mission_phase,
+            self.finalize_crisis_response,
+        ]

@@ -1,0 +1,106 @@
+"""The one place that turns connection settings into a Temporal ``Client``.
+
+Settings come, strongest first, from explicit arguments, then the SDK's environment
+configuration (``TEMPORAL_ADDRESS``, ``TEMPORAL_NAMESPACE``, ``TEMPORAL_API_KEY``,
+``TEMPORAL_TLS_*``, ``TEMPORAL_PROFILE`` and ``temporal.toml`` profiles), then the defaults of
+the embedded server. Every entry point (workers, agency, CLI, scripts) connects through here.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.envconfig import ClientConfigProfile
+from temporalio.service import RPCError, RPCStatusCode, TLSConfig
+
+from app.temporal.errors import LiaraError, TemporalUnavailableError
+
+DEFAULT_ADDRESS = "localhost:7233"
+DEFAULT_NAMESPACE = "default"
+DEFAULT_TASK_QUEUE = "liara-crisis-tasks"
+TASK_QUEUE_ENV = "LIARA_TASK_QUEUE"
+
+START_SERVER_HINT = "start it with `python scripts/setup_temporal.py start` or point TEMPORAL_ADDRESS at a running server"
+
+
+class ConnectionSettingsError(LiaraError, ValueError):
+    """The connection settings (environment or profile file) cannot be used."""
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    address: str = DEFAULT_ADDRESS
+    namespace: str = DEFAULT_NAMESPACE
+    task_queue: str = DEFAULT_TASK_QUEUE
+    api_key: str | None = field(default=None, repr=False)
+    tls: bool | TLSConfig | None = None
+    rpc_metadata: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def resolve(
+        cls,
+        *,
+        address: str | None = None,
+        namespace: str | None = None,
+        task_queue: str | None = None,
+        api_key: str | None = None,
+        tls: bool | TLSConfig | None = None,
+        profile: str | None = None,
+        config_file: str | None = None,
+    ) -> ConnectionSettings:
+        """Merge explicit arguments over the environment configuration over the defaults."""
+        try:
+            loaded: dict[str, Any] = dict(
+                ClientConfigProfile.load(profile=profile, config_source=config_file).to_client_connect_config()
+            )
+        except Exception as err:  # the SDK raises plain errors for unreadable profiles
+            raise ConnectionSettingsError(
+                f"Cannot load the Temporal connection settings ({err}): fix the TEMPORAL_* variables or temporal.toml"
+            ) from err
+        if api_key is not None and tls is None:
+            tls = True
+        return cls(
+            address=address or loaded.get("target_host") or DEFAULT_ADDRESS,
+            namespace=namespace or loaded.get("namespace") or DEFAULT_NAMESPACE,
+            task_queue=task_queue or os.environ.get(TASK_QUEUE_ENV) or DEFAULT_TASK_QUEUE,
+            api_key=api_key if api_key is not None else loaded.get("api_key"),
+            tls=tls if tls is not None else loaded.get("tls"),
+            rpc_metadata=dict(loaded.get("rpc_metadata") or {}),
+        )
+
+
+async def connect(settings: ConnectionSettings, **client_options: Any) -> Client:
+    """Connect with the pydantic data converter; a failure is a ``TemporalUnavailableError``."""
+    try:
+        client = await Client.connect(
+            settings.address,
+            namespace=settings.namespace,
+            api_key=settings.api_key,
+            tls=settings.tls,
+            rpc_metadata=settings.rpc_metadata,
+            data_converter=pydantic_data_converter,
+            **client_options,
+        )
+    except RuntimeError as err:
+        raise TemporalUnavailableError(
+            f"Cannot reach the Temporal server at {settings.address}: {START_SERVER_HINT}."
+        ) from err
+    try:
+        await client.workflow_service.describe_namespace(DescribeNamespaceRequest(namespace=settings.namespace))
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise TemporalUnavailableError(
+                f"Namespace {settings.namespace!r} does not exist on the Temporal server at {settings.address}: "
+                f"create it with `temporal operator namespace create {settings.namespace}` or set TEMPORAL_NAMESPACE."
+            ) from err
+        if err.status == RPCStatusCode.UNAVAILABLE:
+            raise TemporalUnavailableError(
+                f"Cannot reach the Temporal server at {settings.address}: {START_SERVER_HINT}."
+            ) from err
+        # Permission to describe namespaces is not needed to run crises; carry on.
+    return client

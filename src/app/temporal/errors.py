@@ -1,0 +1,46 @@
+"""Typed errors of the Liara Temporal Agency. Each message is one sentence a user can act on."""
+
+from __future__ import annotations
+
+
+class LiaraError(Exception):
+    """Base class of every error the agency raises for a problem a user can fix."""
+
+
+class InvalidCrisisRequestError(LiaraError, ValueError):
+    """The crisis request breaks a rule; nothing was started."""
+
+
+class TemporalUnavailableError(LiaraError, ConnectionError):
+    """The Temporal server cannot be reached or refused the connection settings."""
+
+
+class CrisisNotFoundError(LiaraError, LookupError):
+    """No crisis workflow with this id exists in the namespace."""
+
+
+class CrisisAlreadyExistsError(LiaraError):
+    """A crisis with this id was already started; crisis ids are never reused."""
+
+
+class CrisisWaitTimeoutError(LiaraError, TimeoutError):
+    """The crisis did not finish within the time the caller was willing to wait."""
+
+
+class CrisisFailedError(LiaraError):
+    """The crisis workflow itself ended without a result (failed, cancelled, terminated, timed out)."""
+
+    def __init__(self, message: str, status: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class CrisisRecordError(LiaraError, OSError):
+    """A crisis record cannot be read or written."""
+
+
+def innermost_message(err: BaseException) -> str:
+    """The message of the root cause of a chain: for a failed activity, the agent's own error."""
+    while err.__cause__ is not None:
+        err = err.__cause__
+    return str(err) or type(err).__name__

@@ -1,0 +1,199 @@
+"""Data models shared by the crisis workflow, its activities and the agency.
+
+They live outside ``workflows.py`` so the workflow sandbox can pass them through instead of
+rebuilding every pydantic model on each workflow run; ``workflows.py`` re-exports them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from temporalio.common import RetryPolicy
+
+#: Ids that become file names or workflow ids: a letter or digit, then letters, digits, ``.``,
+#: ``_`` or ``-``. No ``/``, no whitespace, no NUL, and never ``.`` or ``..`` on their own.
+SAFE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+MAX_ID_LENGTH = 128
+MAX_PHASES = 1000
+
+SafeId = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=SAFE_ID_PATTERN)]
+
+#: The non-retryable failure type of a request that can never succeed.
+INVALID_REQUEST_ERROR = "InvalidCrisisRequest"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class MissionPhase(_Model):
+    """One step of a crisis: an agent performing an action against a target."""
+
+    phase_id: SafeId
+    agent_id: SafeId
+    action: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")]
+    target: SafeId
+    priority: Annotated[int, Field(ge=0, strict=True)] = Field(
+        default=1, description="Lower runs first; equal priorities keep their given order."
+    )
+
+
+class RetrySettings(_Model):
+    """Retry policy of each ``perform_agent_mission`` call (the spec's defaults)."""
+
+    maximum_attempts: Annotated[int, Field(ge=1, le=100)] = 3
+    initial_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 2.0
+    maximum_interval_seconds: Annotated[float, Field(gt=0, le=86400)] = 30.0
+    backoff_coefficient: Annotated[float, Field(ge=1, le=10)] = 2.0
+
+    @model_validator(mode="after")
+    def _interval_order(self) -> RetrySettings:
+        if self.maximum_interval_seconds < self.initial_interval_seconds:
+            raise ValueError("maximum_interval_seconds must not be less than initial_interval_seconds")
+        return self
+
+    def to_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            maximum_attempts=self.maximum_attempts,
+            initial_interval=timedelta(seconds=self.initial_interval_seconds),
+            maximum_interval=timedelta(seconds=self.maximum_interval_seconds),
+            backoff_coefficient=self.backoff_coefficient,
+            non_retryable_error_types=[INVALID_REQUEST_ERROR],
+        )
+
+
+class CrisisRequest(_Model):
+    """The single input of ``CrisisResponseWorkflow``."""
+
+    crisis_id: SafeId
+    target_member: SafeId
+    missions: list[MissionPhase] = Field(min_length=1, max_length=MAX_PHASES)
+    initiated_by: Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)] = "unknown"
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    phase_timeout_seconds: Annotated[float, Field(gt=0, le=86400)] = 300.0
+
+    @field_validator("missions")
+    @classmethod
+    def _unique_phase_ids(cls, missions: list[MissionPhase]) -> list[MissionPhase]:
+        seen: set[str] = set()
+        for phase in missions:
+            if phase.phase_id in seen:
+                raise ValueError(f"phase_id {phase.phase_id!r} appears more than once")
+            seen.add(phase.phase_id)
+        return missions
+
+    def ordered_missions(self) -> list[MissionPhase]:
+        """Phases in execution order: by priority, ties in the order given."""
+        return sorted(self.missions, key=lambda phase: phase.priority)
+
+
+class PhaseStatus(str, Enum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class PhaseOutcome(_Model):
+    """How one phase ended (or stands, while the crisis runs)."""
+
+    phase_id: str
+    agent_id: str
+    action: str
+    status: PhaseStatus = PhaseStatus.PENDING
+    attempts: int | None = Field(default=None, description="Attempts made, where known.")
+    error: str | None = None
+    timestamp: datetime | None = None
+
+
+class CrisisSummary(_Model):
+    completed_phases: int
+    failed_phases: int
+    total_phases: int
+
+    @classmethod
+    def of(cls, statuses: Iterable[str]) -> CrisisSummary:
+        counted = [PhaseStatus(status) for status in statuses]
+        return cls(
+            completed_phases=counted.count(PhaseStatus.COMPLETED),
+            failed_phases=counted.count(PhaseStatus.FAILED),
+            total_phases=len(counted),
+        )
+
+
+class CrisisProgress(_Model):
+    """Answer of the workflow's ``progress`` query."""
+
+    crisis_id: str
+    target: str
+    stage: str
+    current_phase: str | None
+    phases: list[PhaseOutcome]
+    summary: CrisisSummary
+
+
+class CrisisResult(_Model):
+    """What ``CrisisResponseWorkflow`` returns."""
+
+    crisis_id: str
+    target: str
+    success: bool
+    status: str
+    started_at: datetime
+    completed_at: datetime
+    phases: list[PhaseOutcome]
+    summary: CrisisSummary
+    failed_phases: list[str]
+    record_path: str | None = Field(default=None, description="The crisis record on the worker that finalized it.")
+
+
+# Activity inputs and outputs: one object each.
+
+
+class PhaseAssignment(_Model):
+    """Input of ``perform_agent_mission``."""
+
+    crisis_id: str
+    workflow_id: str
+    phase: MissionPhase
+
+
+class AgentReport(_Model):
+    """Output of ``perform_agent_mission``."""
+
+    phase_id: str
+    agent_id: str
+    attempt: int
+
+
+class CrisisStart(_Model):
+    """Input of ``initialize_crisis_response``."""
+
+    crisis_id: str
+    workflow_id: str
+    run_id: str
+    target: str
+    initiated_by: str
+    started_at: datetime
+    phases: list[PhaseOutcome]
+
+
+class PhaseLogEntry(_Model):
+    """Input of ``log_mission_phase``."""
+
+    crisis_id: str
+    target: str
+    outcome: PhaseOutcome
+
+
+class CrisisCompletion(_Model):
+    """Input of ``finalize_crisis_response``."""
+
+    crisis_id: str
+    status: str
+    completed_at: datetime
+    phases: list[PhaseOutcome]

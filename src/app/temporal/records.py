@@ -1,0 +1,163 @@
+"""The crisis record store: one JSON file per crisis at ``<directory>/<crisis_id>.json``.
+
+Every write goes to a temporary file in the same directory, is fsynced, then renamed over the
+record, so a reader (or a crash) never sees half a record. Phase entries are upserted by phase
+id, so a retried activity rewrites its entry instead of adding a second one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from app.temporal.errors import CrisisRecordError
+from app.temporal.models import MAX_ID_LENGTH, SAFE_ID_PATTERN, CrisisSummary, PhaseOutcome
+
+#: Environment variable naming the record directory; relative paths are taken from the
+#: worker's working directory.
+RECORD_DIR_ENV = "LIARA_CRISIS_DIR"
+DEFAULT_RECORD_DIR = Path("data") / "crises"
+
+_SAFE_ID = re.compile(SAFE_ID_PATTERN)
+
+
+def format_timestamp(moment: datetime) -> str:
+    """``2026-01-16T10:30:00.000Z``: UTC with milliseconds, as in the records."""
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _phase_entry(outcome: PhaseOutcome) -> dict[str, Any]:
+    return {
+        "phase_id": outcome.phase_id,
+        "status": outcome.status.value,
+        "timestamp": format_timestamp(outcome.timestamp) if outcome.timestamp else None,
+        "agent_id": outcome.agent_id,
+        "action": outcome.action,
+        "attempts": outcome.attempts,
+        "error": outcome.error,
+    }
+
+
+def _summary(phases: list[dict[str, Any]]) -> dict[str, int]:
+    return CrisisSummary.of(p["status"] for p in phases).model_dump()
+
+
+@dataclass(frozen=True)
+class CrisisRecordStore:
+    directory: Path
+
+    @classmethod
+    def from_environment(cls) -> CrisisRecordStore:
+        return cls(Path(os.environ.get(RECORD_DIR_ENV) or DEFAULT_RECORD_DIR))
+
+    def path_for(self, crisis_id: str) -> Path:
+        if len(crisis_id) > MAX_ID_LENGTH or not _SAFE_ID.match(crisis_id):
+            raise CrisisRecordError(f"crisis id {crisis_id!r} is not a safe file name")
+        return self.directory / f"{crisis_id}.json"
+
+    def read(self, crisis_id: str) -> dict[str, Any] | None:
+        path = self.path_for(crisis_id)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except OSError as err:
+            raise CrisisRecordError(f"cannot read crisis record {path}: {err.strerror}") from err
+        try:
+            record = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise CrisisRecordError(f"crisis record {path} is not valid JSON ({err.msg}); move it aside") from err
+        if not isinstance(record, dict) or not isinstance(record.get("phases"), list):
+            raise CrisisRecordError(f"crisis record {path} is not a crisis record; move it aside")
+        return record
+
+    def create(
+        self,
+        *,
+        crisis_id: str,
+        workflow_id: str,
+        run_id: str,
+        target: str,
+        initiated_by: str,
+        started_at: datetime,
+        phases: list[PhaseOutcome],
+    ) -> dict[str, Any]:
+        """Create the record of a crisis run; a repeated call for the same run keeps what is there."""
+        existing = self.read(crisis_id)
+        if existing is not None and existing.get("run_id") == run_id:
+            return existing
+        entries = [_phase_entry(p) for p in phases]
+        record = {
+            "crisis_id": crisis_id,
+            "target": target,
+            "status": "running",
+            "started_at": format_timestamp(started_at),
+            "completed_at": None,
+            "phases": entries,
+            "summary": _summary(entries),
+            "initiated_by": initiated_by,
+            "workflow_id": workflow_id,
+            "run_id": run_id,
+        }
+        self._write(crisis_id, record)
+        return record
+
+    def upsert_phase(self, crisis_id: str, outcome: PhaseOutcome) -> dict[str, Any]:
+        """Replace the entry of ``outcome.phase_id`` (or append it) and refresh the summary."""
+        record = self._require(crisis_id)
+        entry = _phase_entry(outcome)
+        phases = record["phases"]
+        for index, existing in enumerate(phases):
+            if existing.get("phase_id") == outcome.phase_id:
+                phases[index] = entry
+                break
+        else:
+            phases.append(entry)
+        record["summary"] = _summary(phases)
+        self._write(crisis_id, record)
+        return record
+
+    def finalize(self, crisis_id: str, *, status: str, completed_at: datetime, phases: list[PhaseOutcome]) -> dict[str, Any]:
+        """Write the final state: every phase as the workflow saw it, the status and the end time."""
+        record = self._require(crisis_id)
+        record["phases"] = [_phase_entry(p) for p in phases]
+        record["summary"] = _summary(record["phases"])
+        record["status"] = status
+        record["completed_at"] = format_timestamp(completed_at)
+        self._write(crisis_id, record)
+        return record
+
+    def _require(self, crisis_id: str) -> dict[str, Any]:
+        record = self.read(crisis_id)
+        if record is None:
+            raise CrisisRecordError(f"crisis record {self.path_for(crisis_id)} does not exist")
+        return record
+
+    def _write(self, crisis_id: str, record: dict[str, Any]) -> None:
+        path = self.path_for(crisis_id)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{crisis_id}.", suffix=".tmp", dir=self.directory)
+        except OSError as err:
+            raise CrisisRecordError(f"cannot write crisis records to {self.directory}: {err.strerror}") from err
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(record, handle, indent=2)
+                handle.write("\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp_name, path)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+        dir_fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)

@@ -1,0 +1,117 @@
+"""Main worker: every workflow and activity of the project on the crisis task queue.
+
+Run it with ``python src/app/temporal/worker.py``. Ctrl+C or SIGTERM stops polling, gives
+running activities a grace period to finish, and exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Annotated
+
+import typer
+from temporalio import workflow
+from temporalio.worker import Worker
+
+from app.temporal.activities import CrisisActivities
+from app.temporal.client import ConnectionSettings, connect
+from app.temporal.errors import LiaraError
+from app.temporal.records import CrisisRecordStore
+from app.temporal.workflows import CrisisResponseWorkflow
+
+logger = logging.getLogger("liara.worker")
+
+#: Every workflow of the project; the dedicated Liara worker runs only the crisis workflow.
+ALL_WORKFLOWS: list[type] = [CrisisResponseWorkflow]
+#: Sync activities (record writes) run on this many threads; it also caps concurrent activities.
+MAX_CONCURRENT_ACTIVITIES = 100
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """``LEVEL - message`` lines, as the quick reference shows them."""
+    logging.basicConfig(level=level.upper(), format="%(levelname)s - %(message)s", force=True)
+    # The ids are in our own messages already; the SDK would append its whole info dict.
+    workflow.logger.workflow_info_on_message = False
+
+
+async def serve(
+    settings: ConnectionSettings,
+    workflows: Sequence[type],
+    *,
+    graceful_shutdown: timedelta = timedelta(seconds=10),
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run a worker until ``stop`` is set or the process gets SIGINT/SIGTERM."""
+    logger.info("Starting Liara Temporal Agency Worker")
+    client = await connect(settings)
+    logger.info("Connected to Temporal server")
+    store = CrisisRecordStore.from_environment()
+    activities = CrisisActivities(store).all()
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    with ThreadPoolExecutor(max_workers=MAX_CONCURRENT_ACTIVITIES) as executor:
+        worker = Worker(
+            client,
+            task_queue=settings.task_queue,
+            workflows=list(workflows),
+            activities=activities,
+            activity_executor=executor,
+            max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
+            graceful_shutdown_timeout=graceful_shutdown,
+        )
+        logger.info("Liara worker created with %d workflows and %d activities", len(workflows), len(activities))
+        logger.info("Task queue: %s", settings.task_queue)
+        logger.info("Crisis records: %s", store.directory)
+        async with worker:
+            logger.info("Liara worker is running. Press Ctrl+C to stop.")
+            await stop.wait()
+            logger.info("Shutting down: running activities get %s to finish", graceful_shutdown)
+    logger.info("Liara worker stopped")
+
+
+def worker_command(workflows: Sequence[type], description: str) -> Callable[..., None]:
+    """A Typer command running a worker for ``workflows``; shared by every worker entry point."""
+
+    def command(
+        address: Annotated[
+            str | None, typer.Option(help="Temporal frontend host:port (env TEMPORAL_ADDRESS; default localhost:7233)")
+        ] = None,
+        namespace: Annotated[str | None, typer.Option(help="Temporal namespace (env TEMPORAL_NAMESPACE; default default)")] = None,
+        task_queue: Annotated[
+            str | None, typer.Option(help="Task queue to poll (env LIARA_TASK_QUEUE; default liara-crisis-tasks)")
+        ] = None,
+        profile: Annotated[str | None, typer.Option(help="Profile of temporal.toml to use (env TEMPORAL_PROFILE)")] = None,
+        graceful_shutdown: Annotated[
+            float, typer.Option(min=0, help="Seconds running activities get to finish after Ctrl+C or SIGTERM")
+        ] = 10.0,
+        log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR")] = "INFO",
+    ) -> None:
+        configure_logging(log_level)
+        try:
+            settings = ConnectionSettings.resolve(
+                address=address, namespace=namespace, task_queue=task_queue, profile=profile
+            )
+            asyncio.run(serve(settings, workflows, graceful_shutdown=timedelta(seconds=graceful_shutdown)))
+        except LiaraError as err:
+            logger.error("%s", err)
+            raise typer.Exit(1) from None
+
+    command.__doc__ = description
+    return command
+
+
+def main() -> None:
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    app.command()(worker_command(ALL_WORKFLOWS, "Run the main worker: every workflow and activity of the project."))
+    app()
+
+
+if __name__ == "__main__":
+    main()
