@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
-import sys
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
@@ -17,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from app.temporal.client import run_and_exit
 from app.temporal.errors import CrisisFailedError, LiaraError
 from cognition.liara.agency import LiaraTemporalAgency, missions_from_actions
 from cognition.liara.worker import liara_worker_command
@@ -225,8 +225,8 @@ def wait(
 
 
 def main() -> None:
-    app()
+    run_and_exit(app)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import typer
 
+from app.temporal.client import run_and_exit
 from app.temporal.worker import worker_command
 from app.temporal.workflows import CrisisResponseWorkflow
 
@@ -21,7 +22,7 @@ liara_worker_command = worker_command(
 def main() -> None:
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     app.command()(liara_worker_command)
-    app()
+    run_and_exit(app)
 
 
 if __name__ == "__main__":

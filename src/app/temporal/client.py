@@ -8,9 +8,12 @@ the embedded server. Every entry point (workers, agency, CLI, scripts) connects 
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
@@ -104,3 +107,23 @@ async def connect(settings: ConnectionSettings, **client_options: Any) -> Client
             ) from err
         # Permission to describe namespaces is not needed to run crises; carry on.
     return client
+
+
+def run_and_exit(main: Callable[[], object]) -> NoReturn:
+    """Run a command's ``main`` and end the process without interpreter finalization.
+
+    The SDK's Rust runtime keeps threads that can crash a finalizing interpreter (SIGSEGV or
+    SIGABRT on exit, temporalio/sdk-python#300), turning a successful command into a failed
+    one; flushing and calling ``os._exit`` skips that teardown.
+    """
+    code = 0
+    try:
+        main()
+    except SystemExit as stop:
+        if isinstance(stop.code, str):
+            print(stop.code, file=sys.stderr)
+        code = stop.code if isinstance(stop.code, int) else int(stop.code is not None)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

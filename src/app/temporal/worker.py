@@ -19,7 +19,7 @@ from temporalio import workflow
 from temporalio.worker import Worker
 
 from app.temporal.activities import CrisisActivities
-from app.temporal.client import ConnectionSettings, connect
+from app.temporal.client import ConnectionSettings, connect, run_and_exit
 from app.temporal.errors import LiaraError
 from app.temporal.records import CrisisRecordStore
 from app.temporal.workflows import CrisisResponseWorkflow
@@ -110,7 +110,7 @@ def worker_command(workflows: Sequence[type], description: str) -> Callable[...,
 def main() -> None:
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     app.command()(worker_command(ALL_WORKFLOWS, "Run the main worker: every workflow and activity of the project."))
-    app()
+    run_and_exit(app)
 
 
 if __name__ == "__main__":

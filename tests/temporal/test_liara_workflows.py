@@ -1,0 +1,134 @@
+"""Crisis workflow tests.
+
+Unit tests run the workflow on the time-skipping test server with in-process workers; the
+``integration`` tests drive the CLI and worker scripts as subprocesses on a real dev server and
+read the record files they write.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
+from temporalio.worker import Worker
+
+from app.temporal.activities import CrisisActivities
+from app.temporal.models import AgentReport, CrisisRequest, CrisisResult, PhaseAssignment
+from app.temporal.records import CrisisRecordStore
+from app.temporal.workflows import CrisisResponseWorkflow
+from cognition.liara.agency import missions_from_actions
+from tests.conftest import WorkerProcess, run_cli
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> CrisisRecordStore:
+    return CrisisRecordStore(tmp_path / "crises")
+
+
+@pytest.fixture
+def executor() -> Iterator[ThreadPoolExecutor]:
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        yield pool
+
+
+@asynccontextmanager
+async def crisis_worker(client: Client, task_queue: str, store: CrisisRecordStore, executor, mission=None):
+    """An in-process worker with the real activities, or ``mission`` standing in for the agent."""
+    real = CrisisActivities(store)
+    activities = [
+        real.validate_crisis_request,
+        real.initialize_crisis_response,
+        mission or real.perform_agent_mission,
+        real.log_mission_phase,
+        real.finalize_crisis_response,
+    ]
+    async with Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[CrisisResponseWorkflow],
+        activities=activities,
+        activity_executor=executor,
+    ):
+        yield
+
+
+def crisis_request(crisis_id: str = "crisis-test-1", actions: tuple[str, ...] = ("recon", "secure", "extract", "cleanup"), **extra: Any) -> CrisisRequest:
+    return CrisisRequest(
+        crisis_id=crisis_id,
+        target_member="target-alpha",
+        missions=missions_from_actions("target-alpha", actions),
+        initiated_by="tester",
+        **extra,
+    )
+
+
+async def test_crisis_runs_every_phase_in_order_and_writes_the_record(time_skipping_env, task_queue, store, executor):
+    request = crisis_request()
+    async with crisis_worker(time_skipping_env.client, task_queue, store, executor):
+        result: CrisisResult = await time_skipping_env.client.execute_workflow(
+            CrisisResponseWorkflow.run, request, id=f"crisis-workflow-{request.crisis_id}", task_queue=task_queue
+        )
+    assert result.success
+    assert [p.phase_id for p in result.phases] == ["recon-phase-1", "secure-phase-2", "extract-phase-3", "cleanup-phase-4"]
+    record = json.loads((store.directory / "crisis-test-1.json").read_text())
+    assert record["status"] == "completed"
+    assert record["summary"] == {"completed_phases": 4, "failed_phases": 0, "total_phases": 4}
+    assert result.record_path == str((store.directory / "crisis-test-1.json").resolve())
+
+
+async def test_a_phase_that_keeps_failing_is_recorded_and_the_rest_continue(time_skipping_env, task_queue, store, executor):
+    attempts: dict[str, int] = {}
+
+    @activity.defn(name="perform_agent_mission")
+    async def secure_always_fails(assignment: PhaseAssignment) -> AgentReport:
+        phase = assignment.phase
+        attempts[phase.phase_id] = attempts.get(phase.phase_id, 0) + 1
+        if phase.action == "secure":
+            raise ApplicationError("perimeter breached")
+        return AgentReport(phase_id=phase.phase_id, agent_id=phase.agent_id, attempt=activity.info().attempt)
+
+    request = crisis_request("crisis-test-2")
+    async with crisis_worker(time_skipping_env.client, task_queue, store, executor, secure_always_fails):
+        result: CrisisResult = await time_skipping_env.client.execute_workflow(
+            CrisisResponseWorkflow.run, request, id=f"crisis-workflow-{request.crisis_id}", task_queue=task_queue
+        )
+    assert not result.success
+    assert result.failed_phases == ["secure-phase-2"]
+    assert attempts == {"recon-phase-1": 1, "secure-phase-2": 3, "extract-phase-3": 1, "cleanup-phase-4": 1}
+    failed = result.phases[1]
+    assert (failed.status.value, failed.attempts, failed.error) == ("failed", 3, "perimeter breached")
+    record = json.loads((store.directory / "crisis-test-2.json").read_text())
+    assert record["status"] == "failed"
+    assert record["summary"] == {"completed_phases": 3, "failed_phases": 1, "total_phases": 4}
+    assert record["phases"][1]["error"] == "perimeter breached"
+
+
+@pytest.mark.integration
+def test_cli_trigger_then_wait_runs_the_spec_crisis_on_a_worker_process(liara_env, liara_worker: WorkerProcess, tmp_path):
+    started = run_cli(liara_env, tmp_path, "trigger", "target-alpha", "recon", "secure", "extract", "cleanup")
+    assert started.returncode == 0, started.stderr
+    workflow_id = started.stdout.strip()
+    assert workflow_id.startswith("crisis-workflow-crisis-target-alpha-")
+
+    waited = run_cli(liara_env, tmp_path, "wait", workflow_id, "--json")
+    assert waited.returncode == 0, waited.stderr
+    result = json.loads(waited.stdout)
+    assert result["success"] is True
+
+    crisis_id = workflow_id.removeprefix("crisis-workflow-")
+    record = json.loads((Path(liara_env["LIARA_CRISIS_DIR"]) / f"{crisis_id}.json").read_text())
+    assert record["status"] == "completed"
+    assert [p["phase_id"] for p in record["phases"]] == ["recon-phase-1", "secure-phase-2", "extract-phase-3", "cleanup-phase-4"]
+    assert (
+        "AGENT DEPLOYMENT - Phase: recon-phase-1 | Agent: recon-agent-001 | Action: reconnaissance | Target: target-alpha"
+        in liara_worker.output
+    )
+    assert "Agent recon-agent-001 deployed successfully for mission phase recon-phase-1" in liara_worker.output
