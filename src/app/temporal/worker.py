@@ -72,7 +72,7 @@ async def serve(
         async with worker:
             logger.info("Liara worker is running. Press Ctrl+C to stop.")
             await stop.wait()
-            logger.info("Shutting down: running activities get %s to finish", graceful_shutdown)
+            logger.info("Shutting down: running activities get %g s to finish", graceful_shutdown.total_seconds())
     logger.info("Liara worker stopped")
 
 

@@ -1,0 +1,32 @@
+# Quick start: `make demo` runs a crisis end to end on the embedded Temporal server;
+# `make test` installs everything and runs the whole suite (integration tests included).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: install demo test server-start server-stop clean
+
+$(INSTALLED): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "Python 3.11 or newer is needed: run make with PYTHON=/path/to/python3.11"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	@touch $@
+
+install: $(INSTALLED)
+
+demo: $(INSTALLED)
+	$(BIN)/python scripts/demo.py
+
+test: $(INSTALLED)
+	$(BIN)/pytest
+
+server-start: $(INSTALLED)
+	$(BIN)/python scripts/setup_temporal.py start
+
+server-stop: $(INSTALLED)
+	$(BIN)/python scripts/setup_temporal.py stop
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache
