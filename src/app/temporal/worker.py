@@ -12,6 +12,7 @@ import signal
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from enum import Enum
 from typing import Annotated
 
 import typer
@@ -30,6 +31,13 @@ logger = logging.getLogger("liara.worker")
 ALL_WORKFLOWS: list[type] = [CrisisResponseWorkflow]
 #: Sync activities (record writes) run on this many threads; it also caps concurrent activities.
 MAX_CONCURRENT_ACTIVITIES = 100
+
+
+class LogLevel(str, Enum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -91,9 +99,9 @@ def worker_command(workflows: Sequence[type], description: str) -> Callable[...,
         graceful_shutdown: Annotated[
             float, typer.Option(min=0, help="Seconds running activities get to finish after Ctrl+C or SIGTERM")
         ] = 10.0,
-        log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR")] = "INFO",
+        log_level: Annotated[LogLevel, typer.Option(case_sensitive=False, help="Least severe level to log")] = LogLevel.INFO,
     ) -> None:
-        configure_logging(log_level)
+        configure_logging(log_level.value)
         try:
             settings = ConnectionSettings.resolve(
                 address=address, namespace=namespace, task_queue=task_queue, profile=profile

@@ -1,0 +1,31 @@
+"""Replay recorded crisis histories against today's workflow code.
+
+A change to ``CrisisResponseWorkflow`` that would break crises already in flight makes these
+fail: guard such changes with ``workflow.patched`` and record new histories
+(``python -m tests.temporal.record_histories``) beside the old ones.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from app.temporal.workflows import CrisisResponseWorkflow
+
+HISTORIES = sorted((Path(__file__).resolve().parent / "histories").glob("*.json"))
+
+
+def test_histories_are_recorded() -> None:
+    assert {path.stem for path in HISTORIES} >= {"crisis_completed", "crisis_phase_failed"}
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[path.stem for path in HISTORIES])
+async def test_recorded_history_replays_deterministically(path: Path) -> None:
+    history = WorkflowHistory.from_json(f"crisis-workflow-{path.stem}", path.read_text())
+    replayer = Replayer(workflows=[CrisisResponseWorkflow], data_converter=pydantic_data_converter)
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is None, f"{path.name} no longer replays: {result.replay_failure}"
