@@ -1,8 +1,8 @@
 """Start, stop or check the embedded Temporal server (SQLite under data/temporal/).
 
-    python scripts/setup_temporal.py start    # returns once the server answers
-    python scripts/setup_temporal.py status
-    python scripts/setup_temporal.py stop
+python scripts/setup_temporal.py start    # returns once the server answers
+python scripts/setup_temporal.py status
+python scripts/setup_temporal.py stop
 """
 
 from __future__ import annotations

@@ -274,7 +274,9 @@ class LiaraTemporalAgency:
             result = await handle.result()
         except WorkflowFailureError as err:
             status = _END_STATES.get(type(err.cause), "failed")
-            raise CrisisFailedError(f"Crisis workflow {handle.id} ended as {status}: {innermost_message(err)}", status) from None
+            raise CrisisFailedError(
+                f"Crisis workflow {handle.id} ended as {status}: {innermost_message(err)}", status
+            ) from None
         except RPCError as err:
             raise self._rpc_error(err, handle.id) from None
         return result.model_dump(mode="json") if hasattr(result, "model_dump") else result
@@ -288,9 +290,7 @@ class LiaraTemporalAgency:
 
     async def _running_details(self, handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
         try:
-            progress = await handle.query(
-                CrisisResponseWorkflow.progress, rpc_timeout=PROGRESS_QUERY_TIMEOUT
-            )
+            progress = await handle.query(CrisisResponseWorkflow.progress, rpc_timeout=PROGRESS_QUERY_TIMEOUT)
         except (WorkflowQueryFailedError, RPCError):
             workers = await self.pollers()
             note = (
@@ -310,6 +310,7 @@ class LiaraTemporalAgency:
                 "check the id printed by `liara trigger`."
             )
         if err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
-            return TemporalUnavailableError(f"Lost the Temporal server at {self.settings.address}: {START_SERVER_HINT}.")
+            return TemporalUnavailableError(
+                f"Lost the Temporal server at {self.settings.address}: {START_SERVER_HINT}."
+            )
         return err
-

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from app.temporal.client import run_and_exit
 from app.temporal.errors import CrisisFailedError, LiaraError
+from app.temporal.worker import AddressOption, NamespaceOption, ProfileOption, TaskQueueOption
 from cognition.liara.agency import LiaraTemporalAgency, missions_from_actions
 from cognition.liara.worker import liara_worker_command
 
@@ -71,14 +72,10 @@ class Connection:
 @app.callback()
 def connection_options(
     ctx: typer.Context,
-    address: Annotated[
-        str | None, typer.Option(help="Temporal frontend host:port (env TEMPORAL_ADDRESS; default localhost:7233)")
-    ] = None,
-    namespace: Annotated[str | None, typer.Option(help="Temporal namespace (env TEMPORAL_NAMESPACE; default default)")] = None,
-    task_queue: Annotated[
-        str | None, typer.Option(help="Crisis task queue (env LIARA_TASK_QUEUE; default liara-crisis-tasks)")
-    ] = None,
-    profile: Annotated[str | None, typer.Option(help="Profile of temporal.toml to use (env TEMPORAL_PROFILE)")] = None,
+    address: AddressOption = None,
+    namespace: NamespaceOption = None,
+    task_queue: TaskQueueOption = None,
+    profile: ProfileOption = None,
 ) -> None:
     ctx.obj = Connection(address, namespace, task_queue, profile)
 
@@ -153,7 +150,9 @@ def trigger(
     initiated_by: Annotated[str | None, typer.Option(help="Who starts the crisis. Default: your user name")] = None,
     max_attempts: Annotated[int | None, typer.Option(min=1, help="Attempts per phase (default 3)")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for the result and print it")] = False,
-    timeout: Annotated[float | None, typer.Option(min=0, help="With --wait: give up waiting after this many seconds")] = None,
+    timeout: Annotated[
+        float | None, typer.Option(min=0, help="With --wait: give up waiting after this many seconds")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts")] = False,
 ) -> None:
     """Start a crisis with one phase per ACTION against TARGET and print its workflow id."""
@@ -170,8 +169,7 @@ def trigger(
         if not as_json:
             print(workflow_id, flush=True)
             err_console.print(
-                f"Started crisis on {target} with {len(actions)} phases. "
-                f"Follow it with: liara status {workflow_id}",
+                f"Started crisis on {target} with {len(actions)} phases. Follow it with: liara status {workflow_id}",
                 highlight=False,
             )
         result = await _wait_with_progress(agency, workflow_id, timeout) if wait else None

@@ -18,10 +18,28 @@ from cognition.liara.agency import LiaraTemporalAgency
 
 TARGET = "target-alpha"
 MISSIONS = [
-    {"phase_id": "recon-phase-1", "agent_id": "recon-agent-001", "action": "reconnaissance", "target": TARGET, "priority": 1},
+    {
+        "phase_id": "recon-phase-1",
+        "agent_id": "recon-agent-001",
+        "action": "reconnaissance",
+        "target": TARGET,
+        "priority": 1,
+    },
     {"phase_id": "secure-phase-2", "agent_id": "secure-agent-001", "action": "secure", "target": TARGET, "priority": 2},
-    {"phase_id": "extract-phase-3", "agent_id": "extract-agent-001", "action": "extract", "target": TARGET, "priority": 3},
-    {"phase_id": "cleanup-phase-4", "agent_id": "cleanup-agent-001", "action": "cleanup", "target": TARGET, "priority": 4},
+    {
+        "phase_id": "extract-phase-3",
+        "agent_id": "extract-agent-001",
+        "action": "extract",
+        "target": TARGET,
+        "priority": 3,
+    },
+    {
+        "phase_id": "cleanup-phase-4",
+        "agent_id": "cleanup-agent-001",
+        "action": "cleanup",
+        "target": TARGET,
+        "priority": 4,
+    },
 ]
 
 

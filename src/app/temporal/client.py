@@ -28,7 +28,9 @@ DEFAULT_NAMESPACE = "default"
 DEFAULT_TASK_QUEUE = "liara-crisis-tasks"
 TASK_QUEUE_ENV = "LIARA_TASK_QUEUE"
 
-START_SERVER_HINT = "start it with `python scripts/setup_temporal.py start` or point TEMPORAL_ADDRESS at a running server"
+START_SERVER_HINT = (
+    "start it with `python scripts/setup_temporal.py start` or point TEMPORAL_ADDRESS at a running server"
+)
 
 
 class ConnectionSettingsError(LiaraError, ValueError):

@@ -12,7 +12,7 @@ import os
 import re
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ _SAFE_ID = re.compile(SAFE_ID_PATTERN)
 
 def format_timestamp(moment: datetime) -> str:
     """``2026-01-16T10:30:00.000Z``: UTC with milliseconds, as in the records."""
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _phase_entry(outcome: PhaseOutcome) -> dict[str, Any]:
@@ -123,7 +123,9 @@ class CrisisRecordStore:
         self._write(crisis_id, record)
         return record
 
-    def finalize(self, crisis_id: str, *, status: str, completed_at: datetime, phases: list[PhaseOutcome]) -> dict[str, Any]:
+    def finalize(
+        self, crisis_id: str, *, status: str, completed_at: datetime, phases: list[PhaseOutcome]
+    ) -> dict[str, Any]:
         """Write the final state: every phase as the workflow saw it, the status and the end time."""
         record = self._require(crisis_id)
         record["phases"] = [_phase_entry(p) for p in phases]

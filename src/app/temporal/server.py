@@ -123,8 +123,8 @@ class EmbeddedServer:
             if process.poll() is not None:
                 self.pid_file.unlink(missing_ok=True)
                 raise EmbeddedServerError(
-                    f"The Temporal server exited at start (code {process.returncode}); its log {self.log_file} ends with: "
-                    f"{self.log_tail()}"
+                    f"The Temporal server exited at start (code {process.returncode}); "
+                    f"its log {self.log_file} ends with: {self.log_tail()}"
                 )
             if self.answers():
                 return process.pid

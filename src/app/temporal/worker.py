@@ -12,7 +12,7 @@ import signal
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -33,7 +33,20 @@ ALL_WORKFLOWS: list[type] = [CrisisResponseWorkflow]
 MAX_CONCURRENT_ACTIVITIES = 100
 
 
-class LogLevel(str, Enum):
+# Connection options of every command line (workers and `liara`); see app.temporal.client.
+AddressOption = Annotated[
+    str | None, typer.Option(help="Temporal frontend host:port (env TEMPORAL_ADDRESS; default localhost:7233)")
+]
+NamespaceOption = Annotated[
+    str | None, typer.Option(help="Temporal namespace (env TEMPORAL_NAMESPACE; default default)")
+]
+TaskQueueOption = Annotated[
+    str | None, typer.Option(help="Crisis task queue (env LIARA_TASK_QUEUE; default liara-crisis-tasks)")
+]
+ProfileOption = Annotated[str | None, typer.Option(help="Profile of temporal.toml to use (env TEMPORAL_PROFILE)")]
+
+
+class LogLevel(StrEnum):
     DEBUG = "DEBUG"
     INFO = "INFO"
     WARNING = "WARNING"
@@ -88,18 +101,16 @@ def worker_command(workflows: Sequence[type], description: str) -> Callable[...,
     """A Typer command running a worker for ``workflows``; shared by every worker entry point."""
 
     def command(
-        address: Annotated[
-            str | None, typer.Option(help="Temporal frontend host:port (env TEMPORAL_ADDRESS; default localhost:7233)")
-        ] = None,
-        namespace: Annotated[str | None, typer.Option(help="Temporal namespace (env TEMPORAL_NAMESPACE; default default)")] = None,
-        task_queue: Annotated[
-            str | None, typer.Option(help="Task queue to poll (env LIARA_TASK_QUEUE; default liara-crisis-tasks)")
-        ] = None,
-        profile: Annotated[str | None, typer.Option(help="Profile of temporal.toml to use (env TEMPORAL_PROFILE)")] = None,
+        address: AddressOption = None,
+        namespace: NamespaceOption = None,
+        task_queue: TaskQueueOption = None,
+        profile: ProfileOption = None,
         graceful_shutdown: Annotated[
             float, typer.Option(min=0, help="Seconds running activities get to finish after Ctrl+C or SIGTERM")
         ] = 10.0,
-        log_level: Annotated[LogLevel, typer.Option(case_sensitive=False, help="Least severe level to log")] = LogLevel.INFO,
+        log_level: Annotated[
+            LogLevel, typer.Option(case_sensitive=False, help="Least severe level to log")
+        ] = LogLevel.INFO,
     ) -> None:
         configure_logging(log_level.value)
         try:

@@ -104,7 +104,9 @@ class CrisisResponseWorkflow:
         completed_at = workflow.now()
         record_path: str = await workflow.execute_activity_method(
             CrisisActivities.finalize_crisis_response,
-            CrisisCompletion(crisis_id=request.crisis_id, status=status, completed_at=completed_at, phases=self._phases),
+            CrisisCompletion(
+                crisis_id=request.crisis_id, status=status, completed_at=completed_at, phases=self._phases
+            ),
             start_to_close_timeout=BOOKKEEPING_TIMEOUT,
             retry_policy=BOOKKEEPING_RETRY,
         )
