@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 from temporalio.common import RetryPolicy
 
 #: Ids that become file names or workflow ids: a letter or digit, then letters, digits, ``.``,
@@ -21,6 +21,8 @@ MAX_ID_LENGTH = 128
 MAX_PHASES = 1000
 
 SafeId = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=SAFE_ID_PATTERN)]
+ActionName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")]
+Seconds = Annotated[float, Field(gt=0, le=86400)]
 
 #: The non-retryable failure type of a request that can never succeed.
 INVALID_REQUEST_ERROR = "InvalidCrisisRequest"
@@ -28,18 +30,6 @@ INVALID_REQUEST_ERROR = "InvalidCrisisRequest"
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-class MissionPhase(_Model):
-    """One step of a crisis: an agent performing an action against a target."""
-
-    phase_id: SafeId
-    agent_id: SafeId
-    action: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")]
-    target: SafeId
-    priority: Annotated[int, Field(ge=0, strict=True)] = Field(
-        default=1, description="Lower runs first; equal priorities keep their given order."
-    )
 
 
 class RetrySettings(_Model):
@@ -66,6 +56,28 @@ class RetrySettings(_Model):
         )
 
 
+class MissionPhase(_Model):
+    """One step of a crisis: an agent performing an action against a target."""
+
+    phase_id: SafeId
+    agent_id: SafeId
+    action: ActionName
+    target: SafeId
+    priority: Annotated[int, Field(ge=0, strict=True)] = Field(
+        default=1, description="Lower runs first; equal priorities keep their given order."
+    )
+    params: dict[str, JsonValue] = Field(default_factory=dict, description="Parameters for the phase's executor.")
+    timeout: Seconds | None = Field(default=None, description="Seconds one attempt may take (crisis default if unset).")
+    retry: RetrySettings | None = Field(default=None, description="Retry policy of this phase (crisis default if unset).")
+    compensate_action: ActionName | None = Field(
+        default=None, description="Action that undoes this phase when the crisis is aborted or cancelled."
+    )
+    requires_approval: bool = Field(default=False, description="Wait for an approve or reject signal before running.")
+    approval_timeout: Seconds | None = Field(
+        default=None, description="Seconds to wait for approval before the phase fails (forever if unset)."
+    )
+
+
 class CrisisRequest(_Model):
     """The single input of ``CrisisResponseWorkflow``."""
 
@@ -74,7 +86,7 @@ class CrisisRequest(_Model):
     missions: list[MissionPhase] = Field(min_length=1, max_length=MAX_PHASES)
     initiated_by: Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)] = "unknown"
     retry: RetrySettings = Field(default_factory=RetrySettings)
-    phase_timeout_seconds: Annotated[float, Field(gt=0, le=86400)] = 300.0
+    phase_timeout_seconds: Seconds = 300.0
 
     @field_validator("missions")
     @classmethod
@@ -93,9 +105,12 @@ class CrisisRequest(_Model):
 
 class PhaseStatus(StrEnum):
     PENDING = "pending"
+    AWAITING_APPROVAL = "awaiting_approval"
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
 
 
 class PhaseOutcome(_Model):
@@ -108,6 +123,8 @@ class PhaseOutcome(_Model):
     attempts: int | None = Field(default=None, description="Attempts made, where known.")
     error: str | None = None
     timestamp: datetime | None = None
+    output: JsonValue = Field(default=None, description="What the agent reported (small JSON).")
+    approved_by: str | None = None
 
 
 class CrisisSummary(_Model):

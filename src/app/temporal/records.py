@@ -41,6 +41,8 @@ def _phase_entry(outcome: PhaseOutcome) -> dict[str, Any]:
         "action": outcome.action,
         "attempts": outcome.attempts,
         "error": outcome.error,
+        "output": outcome.output,
+        "approved_by": outcome.approved_by,
     }
 
 
