@@ -7,12 +7,16 @@ python scripts/setup_temporal.py stop
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from app.temporal.client import run_and_exit
+from app.temporal.errors import LiaraError
 from app.temporal.server import DEFAULT_DATA_DIR, EmbeddedServer, EmbeddedServerError
+from cognition.liara.agency import LiaraTemporalAgency
 
 app = typer.Typer(
     add_completion=False,
@@ -41,6 +45,9 @@ def start(
     if pid is not None or server.answers():
         owner = f" (pid {pid})" if pid else " (not started by this script)"
         typer.echo(f"Temporal server already running on {server.address}{owner}; Web UI at {server.ui_url}")
+        added = asyncio.run(_register_search_attributes(server.address))
+        if added:
+            typer.echo(f"Registered search attributes: {', '.join(added)}")
         return
     try:
         pid = server.start()
@@ -49,6 +56,16 @@ def start(
         raise typer.Exit(1) from None
     typer.echo(f"Temporal server started on {server.address} (pid {pid}); Web UI at {server.ui_url}")
     typer.echo(f"Database: {server.db_file}; log: {server.log_file}")
+
+
+async def _register_search_attributes(address: str) -> list[str]:
+    """A server started elsewhere, or by an older version, may lack the crisis search attributes."""
+    try:
+        async with LiaraTemporalAgency(temporal_host=address) as agency:
+            return await agency.register_search_attributes()
+    except LiaraError as err:
+        typer.echo(f"Error: {err}", err=True)
+        raise typer.Exit(1) from None
 
 
 @app.command()
@@ -75,4 +92,4 @@ def status(data_dir: DataDir = DEFAULT_DATA_DIR, port: Port = 7233, ui_port: UiP
 
 
 if __name__ == "__main__":
-    app()
+    run_and_exit(app)

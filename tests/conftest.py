@@ -23,6 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 from app.temporal.client import ConnectionSettings, connect
 from app.temporal.errors import TemporalUnavailableError
 from app.temporal.server import temporal_binary, tuned_arguments
+from app.temporal.visibility import CRISIS_SEARCH_ATTRIBUTES, register_search_attributes
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WORKER_READY_LINE = "Liara worker is running. Press Ctrl+C to stop."
@@ -60,6 +61,7 @@ async def dev_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[
     except TemporalUnavailableError:
         pass
     else:
+        await register_search_attributes(client, settings.namespace)
         yield DevServer(settings.address, client)
         return
     database = tmp_path_factory.mktemp("temporal") / "temporal.db"
@@ -68,6 +70,7 @@ async def dev_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[
         dev_server_existing_path=temporal_binary(),
         dev_server_database_filename=str(database),
         dev_server_extra_args=tuned_arguments(),
+        search_attributes=CRISIS_SEARCH_ATTRIBUTES,
     )
     yield DevServer(env.client.service_client.config.target_host, env.client)
     await env.shutdown()

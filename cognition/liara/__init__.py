@@ -4,10 +4,12 @@ from app.temporal.errors import (
     CrisisAlreadyExistsError,
     CrisisFailedError,
     CrisisNotFoundError,
+    CrisisNotRunningError,
     CrisisRecordError,
     CrisisWaitTimeoutError,
     InvalidCrisisRequestError,
     LiaraError,
+    TemporalSetupError,
     TemporalUnavailableError,
 )
 
@@ -15,9 +17,11 @@ __all__ = [
     "CrisisAlreadyExistsError",
     "CrisisFailedError",
     "CrisisNotFoundError",
+    "CrisisNotRunningError",
     "CrisisRecordError",
     "CrisisWaitTimeoutError",
     "InvalidCrisisRequestError",
     "LiaraError",
+    "TemporalSetupError",
     "TemporalUnavailableError",
 ]

@@ -11,6 +11,7 @@ Results and statuses are plain JSON-ready dicts. Every failure a caller can fix 
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 import time
 from collections.abc import Iterable, Mapping
@@ -18,7 +19,7 @@ from datetime import timedelta
 from types import TracebackType
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
@@ -28,6 +29,7 @@ from temporalio.client import (
     WorkflowFailureError,
     WorkflowHandle,
     WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
 )
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import CancelledError, TerminatedError, WorkflowAlreadyStartedError
@@ -40,12 +42,31 @@ from app.temporal.errors import (
     CrisisAlreadyExistsError,
     CrisisFailedError,
     CrisisNotFoundError,
+    CrisisNotRunningError,
     CrisisWaitTimeoutError,
     InvalidCrisisRequestError,
+    TemporalSetupError,
     TemporalUnavailableError,
     innermost_message,
 )
-from app.temporal.models import MAX_ID_LENGTH, CrisisProgress, CrisisRequest, MissionPhase, RetrySettings
+from app.temporal.models import (
+    MAX_ID_LENGTH,
+    SAFE_ID_PATTERN,
+    ApprovalDecision,
+    CrisisProgress,
+    CrisisRequest,
+    MissionPhase,
+    PhaseStatus,
+)
+from app.temporal.visibility import (
+    CRISIS_INITIATED_BY,
+    CRISIS_SEARCH_ATTRIBUTES,
+    CRISIS_STATUS,
+    CRISIS_STATUSES,
+    CRISIS_TARGET,
+    register_search_attributes,
+    start_attributes,
+)
 from app.temporal.workflows import CrisisResponseWorkflow
 
 WORKFLOW_ID_PREFIX = "crisis-workflow-"
@@ -83,13 +104,14 @@ def new_crisis_id(target_member: str) -> str:
 ACTION_ALIASES = {"recon": "reconnaissance"}
 
 
-def missions_from_actions(target_member: str, actions: Iterable[str]) -> list[dict[str, Any]]:
+def missions_from_actions(target_member: str, actions: Iterable[str], first_position: int = 1) -> list[dict[str, Any]]:
     """One phase per action word, in order: ``recon`` becomes phase ``recon-phase-1`` run by
     agent ``recon-agent-001`` with action ``reconnaissance``; a repeated word gets the next agent.
+    ``first_position`` numbers phases appended to a running crisis after its existing ones.
     """
     missions = []
     per_word: dict[str, int] = {}
-    for position, word in enumerate(actions, start=1):
+    for position, word in enumerate(actions, start=first_position):
         per_word[word] = per_word.get(word, 0) + 1
         missions.append(
             {
@@ -109,25 +131,37 @@ def build_request(
     missions: Iterable[MissionPhase | Mapping[str, Any]],
     initiated_by: str = "unknown",
     crisis_id: str | None = None,
-    retry: RetrySettings | Mapping[str, Any] | None = None,
-    phase_timeout_seconds: float | None = None,
+    **options: Any,
 ) -> CrisisRequest:
-    """Validate everything a crisis needs; raise ``InvalidCrisisRequestError`` naming each bad field."""
+    """Validate everything a crisis needs; raise ``InvalidCrisisRequestError`` naming each bad field.
+
+    ``options`` are further ``CrisisRequest`` fields: ``retry``, ``phase_timeout_seconds``,
+    ``heartbeat_timeout_seconds``, ``failure_policy``.
+    """
     fields: dict[str, Any] = {
         "target_member": target_member,
-        "missions": [m.model_dump() if isinstance(m, MissionPhase) else m for m in missions],
+        "missions": [_plain(m) for m in missions],
         "initiated_by": initiated_by,
+        **{name: _plain(value) for name, value in options.items() if value is not None},
     }
-    if retry is not None:
-        fields["retry"] = retry.model_dump() if isinstance(retry, RetrySettings) else retry
-    if phase_timeout_seconds is not None:
-        fields["phase_timeout_seconds"] = phase_timeout_seconds
     try:
         # Check the target first so a generated crisis id is built from a valid one.
         CrisisRequest.model_validate({**fields, "crisis_id": "check"})
         return CrisisRequest.model_validate({**fields, "crisis_id": crisis_id or new_crisis_id(target_member.strip())})
     except ValidationError as err:
         raise InvalidCrisisRequestError(f"Invalid crisis request: {describe_validation_error(err)}.") from None
+
+
+def build_phases(missions: Iterable[MissionPhase | Mapping[str, Any]]) -> list[MissionPhase]:
+    """Validate phases to add to a running crisis."""
+    try:
+        return [MissionPhase.model_validate(_plain(m)) for m in missions]
+    except ValidationError as err:
+        raise InvalidCrisisRequestError(f"Invalid mission phase: {describe_validation_error(err)}.") from None
+
+
+def _plain(value: Any) -> Any:
+    return value.model_dump() if isinstance(value, BaseModel) else value
 
 
 class LiaraTemporalAgency:
@@ -176,21 +210,17 @@ class LiaraTemporalAgency:
         initiated_by: str = "unknown",
         *,
         crisis_id: str | None = None,
-        retry: RetrySettings | Mapping[str, Any] | None = None,
-        phase_timeout_seconds: float | None = None,
+        **options: Any,
     ) -> str:
         """Validate and start a crisis; return its workflow id (``crisis-workflow-<crisis_id>``).
 
+        ``options``: ``retry`` (e.g. ``{"maximum_attempts": 5}``), ``phase_timeout_seconds``,
+        ``heartbeat_timeout_seconds``, ``failure_policy`` (``"continue"`` or ``"abort"``).
         Nothing is started if the request is invalid. A crisis id is never reused: starting
         one that exists (running or finished) raises ``CrisisAlreadyExistsError``.
         """
         request = build_request(
-            target_member=target_member,
-            missions=missions,
-            initiated_by=initiated_by,
-            crisis_id=crisis_id,
-            retry=retry,
-            phase_timeout_seconds=phase_timeout_seconds,
+            target_member=target_member, missions=missions, initiated_by=initiated_by, crisis_id=crisis_id, **options
         )
         client = await self.connect()
         workflow_id = workflow_id_for(request.crisis_id)
@@ -201,14 +231,98 @@ class LiaraTemporalAgency:
                 id=workflow_id,
                 task_queue=self.settings.task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                search_attributes=start_attributes(request.target_member, request.initiated_by),
             )
         except WorkflowAlreadyStartedError:
             raise CrisisAlreadyExistsError(
                 f"Crisis {request.crisis_id!r} already exists (workflow {workflow_id}): choose another crisis id."
             ) from None
         except RPCError as err:
+            if err.status == RPCStatusCode.INVALID_ARGUMENT and "search attribute" in err.message.lower():
+                raise TemporalSetupError(
+                    f"Namespace {self.settings.namespace!r} lacks the crisis search attributes "
+                    f"({', '.join(k.name for k in CRISIS_SEARCH_ATTRIBUTES)}): register them with `liara setup`."
+                ) from None
             raise self._rpc_error(err, workflow_id) from None
         return workflow_id
+
+    async def register_search_attributes(self) -> list[str]:
+        """Register the crisis search attributes the namespace lacks; return the names added."""
+        client = await self.connect()
+        try:
+            return await register_search_attributes(client, self.settings.namespace)
+        except RPCError as err:
+            names = ", ".join(key.name for key in CRISIS_SEARCH_ATTRIBUTES)
+            raise TemporalSetupError(
+                f"Cannot register the crisis search attributes on namespace {self.settings.namespace!r} "
+                f"({err.message}): ask its operator to add {names} as Keyword attributes."
+            ) from None
+
+    async def cancel_crisis(self, workflow_id: str) -> None:
+        """Ask a running crisis to stop: its running phase is cancelled, the rest skipped, and
+        completed phases with a ``compensate_action`` are compensated. Returns once requested.
+        """
+        handle = await self._running_handle(workflow_id, "cancel")
+        try:
+            await handle.cancel()
+        except RPCError as err:
+            raise self._rpc_error(err, workflow_id) from None
+
+    async def approve_phase(self, workflow_id: str, phase_id: str, approved_by: str) -> None:
+        """Let a phase that requires approval run; ``approved_by`` is recorded."""
+        await self._decide(workflow_id, ApprovalDecision(phase_id=phase_id, approved=True, decided_by=approved_by))
+
+    async def reject_phase(self, workflow_id: str, phase_id: str, rejected_by: str, reason: str | None = None) -> None:
+        """Fail a phase that requires approval without running it (then the failure policy applies)."""
+        await self._decide(
+            workflow_id, ApprovalDecision(phase_id=phase_id, approved=False, decided_by=rejected_by, reason=reason)
+        )
+
+    async def add_phases(
+        self, workflow_id: str, missions: Iterable[MissionPhase | Mapping[str, Any]]
+    ) -> dict[str, Any]:
+        """Append phases to a running crisis; return its progress. Refused once phases are over."""
+        phases = build_phases(missions)
+        handle = await self._running_handle(workflow_id, "add phases to")
+        try:
+            progress = await handle.execute_update(CrisisResponseWorkflow.add_phases, phases)
+        except WorkflowUpdateFailedError as err:
+            raise CrisisNotRunningError(f"Cannot add phases to {workflow_id}: {innermost_message(err)}.") from None
+        except RPCError as err:
+            raise self._rpc_error(err, workflow_id) from None
+        return progress.model_dump(mode="json")
+
+    async def list_crises(
+        self, *, target: str | None = None, status: str | None = None, limit: int = 20
+    ) -> list[dict[str, Any]]:
+        """The newest crises first, filtered by the ``CrisisTarget`` and ``CrisisStatus`` search attributes."""
+        clauses = [f"WorkflowType = '{CrisisResponseWorkflow.__name__}'"]
+        if target is not None:
+            if not re.fullmatch(SAFE_ID_PATTERN, target):
+                raise InvalidCrisisRequestError(f"Invalid target {target!r}: use letters, digits, '.', '_' and '-'.")
+            clauses.append(f"{CRISIS_TARGET.name} = '{target}'")
+        if status is not None:
+            if status not in CRISIS_STATUSES:
+                raise InvalidCrisisRequestError(f"Unknown status {status!r}: use one of {', '.join(CRISIS_STATUSES)}.")
+            clauses.append(f"{CRISIS_STATUS.name} = '{status}'")
+        client = await self.connect()
+        rows = []
+        try:
+            async for execution in client.list_workflows(" AND ".join(clauses), limit=limit):
+                attributes = execution.typed_search_attributes
+                rows.append(
+                    {
+                        "workflow_id": execution.id,
+                        "target": attributes.get(CRISIS_TARGET),
+                        "crisis_status": attributes.get(CRISIS_STATUS),
+                        "initiated_by": attributes.get(CRISIS_INITIATED_BY),
+                        "status": _STATUS_NAMES.get(execution.status, "unknown") if execution.status else "unknown",
+                        "started_at": execution.start_time.isoformat(),
+                    }
+                )
+        except RPCError as err:
+            raise self._rpc_error(err, "") from None
+        return rows
 
     async def get_crisis_status(self, workflow_id: str) -> dict[str, Any]:
         """Where a crisis stands, without waiting for it.
@@ -269,6 +383,44 @@ class LiaraTemporalAgency:
         client = await self.connect()
         return client.get_workflow_handle(workflow_id)
 
+    async def _running_handle(self, workflow_id: str, action: str) -> WorkflowHandle[Any, Any]:
+        """The handle of a running crisis; a clear error if it is unknown or has ended."""
+        handle = await self._handle(workflow_id)
+        try:
+            description = await handle.describe()
+        except RPCError as err:
+            raise self._rpc_error(err, workflow_id) from None
+        if description.status != WorkflowExecutionStatus.RUNNING:
+            state = _STATUS_NAMES.get(description.status, "unknown") if description.status else "unknown"
+            raise CrisisNotRunningError(f"Cannot {action} crisis workflow {workflow_id}: it has already {state}.")
+        return handle
+
+    async def _decide(self, workflow_id: str, decision: ApprovalDecision) -> None:
+        handle = await self._running_handle(workflow_id, "decide on a phase of")
+        progress = await self._progress(handle)
+        phase = next((p for p in progress.phases if p.phase_id == decision.phase_id), None)
+        if phase is None or not phase.requires_approval:
+            raise InvalidCrisisRequestError(
+                f"Crisis workflow {workflow_id} has no phase {decision.phase_id!r} that requires approval."
+            )
+        if phase.status not in (PhaseStatus.PENDING, PhaseStatus.AWAITING_APPROVAL):
+            raise CrisisNotRunningError(
+                f"Phase {decision.phase_id!r} of {workflow_id} is already {phase.status}; it can no longer be decided."
+            )
+        try:
+            await handle.signal(CrisisResponseWorkflow.decide_approval, decision)
+        except RPCError as err:
+            raise self._rpc_error(err, workflow_id) from None
+
+    async def _progress(self, handle: WorkflowHandle[Any, Any]) -> CrisisProgress:
+        try:
+            progress = await handle.query(CrisisResponseWorkflow.progress, rpc_timeout=PROGRESS_QUERY_TIMEOUT)
+        except (WorkflowQueryFailedError, RPCError) as err:
+            raise TemporalUnavailableError(
+                f"No worker answered for {handle.id}: start one with `python cognition/liara/worker.py`."
+            ) from err
+        return progress
+
     async def _result(self, handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
         try:
             result = await handle.result()
@@ -290,8 +442,8 @@ class LiaraTemporalAgency:
 
     async def _running_details(self, handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
         try:
-            progress = await handle.query(CrisisResponseWorkflow.progress, rpc_timeout=PROGRESS_QUERY_TIMEOUT)
-        except (WorkflowQueryFailedError, RPCError):
+            progress = await self._progress(handle)
+        except TemporalUnavailableError:
             workers = await self.pollers()
             note = (
                 f"queued: no worker polls task queue {self.settings.task_queue!r}; start one with "
@@ -300,7 +452,6 @@ class LiaraTemporalAgency:
                 else "no worker answered the progress query in time"
             )
             return {"stage": "unknown", "note": note, "workers_polling": workers}
-        assert isinstance(progress, CrisisProgress)
         return progress.model_dump(mode="json")
 
     def _rpc_error(self, err: RPCError, workflow_id: str) -> Exception:

@@ -10,14 +10,18 @@ import asyncio
 import getpass
 import json
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from app.temporal.client import run_and_exit
-from app.temporal.errors import CrisisFailedError, LiaraError
+from app.temporal.errors import CrisisFailedError, CrisisNotRunningError, InvalidCrisisRequestError, LiaraError
+from app.temporal.models import FailurePolicy
+from app.temporal.visibility import CRISIS_STATUSES
 from app.temporal.worker import AddressOption, NamespaceOption, ProfileOption, TaskQueueOption
 from cognition.liara.agency import LiaraTemporalAgency, missions_from_actions
 from cognition.liara.worker import liara_worker_command
@@ -25,7 +29,7 @@ from cognition.liara.worker import liara_worker_command
 EXIT_ERROR = 1
 EXIT_CRISIS_UNSUCCESSFUL = 3
 #: Seconds between progress polls while waiting on a terminal.
-PROGRESS_POLL_SECONDS = 1.0
+PROGRESS_POLL_SECONDS = 0.5
 
 app = typer.Typer(
     add_completion=False,
@@ -42,6 +46,9 @@ app.command("worker")(liara_worker_command)
 
 out = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
+for _console in (out, err_console):
+    if not _console.is_terminal:
+        _console.width = 500  # piped output: never cut table cells to an 80-column guess
 T = TypeVar("T")
 
 
@@ -81,7 +88,10 @@ def connection_options(
 
 
 def _print_json(value: Any) -> None:
-    out.print_json(json.dumps(value)) if out.is_terminal else print(json.dumps(value, indent=2))
+    if out.is_terminal:
+        out.print_json(json.dumps(value))
+    else:
+        print(json.dumps(value, indent=2))
 
 
 def _phase_table(phases: list[dict[str, Any]]) -> Table:
@@ -102,38 +112,84 @@ def _print_result(result: dict[str, Any]) -> None:
     summary = result["summary"]
     out.print(f"Crisis {result['crisis_id']} on {result['target']}: {result['status']}", highlight=False)
     out.print(_phase_table(result["phases"]))
+    if result.get("compensations"):
+        out.print("Compensations:")
+        out.print(_phase_table(result["compensations"]))
     out.print(
         f"Success: {result['success']} ({summary['completed_phases']} of {summary['total_phases']} phases completed, "
         f"{summary['failed_phases']} failed)",
         highlight=False,
     )
     if result.get("record_path"):
-        out.print(f"Record: {result['record_path']}", highlight=False, soft_wrap=True)
+        out.print(f"Record: {result['record_path']}", highlight=False)
 
 
-async def _wait_with_progress(agency: LiaraTemporalAgency, workflow_id: str, timeout: float | None) -> dict[str, Any]:
-    """Wait for the result; on a terminal, show the phase the crisis is on while waiting."""
+def _progress_line(status: dict[str, Any]) -> tuple[str, int, int] | None:
+    """``(description, phases done, phases in all)`` of a running crisis, if a worker answered."""
+    if status["status"] != "running" or "summary" not in status:
+        return None
+    summary = status["summary"]
+    current = status.get("current_phase")
+    description = f"{status['stage']}" + (f": {current}" if current else "")
+    return description, summary["completed_phases"] + summary["failed_phases"], summary["total_phases"]
+
+
+async def _follow(
+    agency: LiaraTemporalAgency, workflow_id: str, timeout: float | None, console: Console, *, lines: bool = False
+) -> dict[str, Any]:
+    """Wait for the result while showing progress: a live bar on a terminal, else (with
+    ``lines``) one line per change, else nothing.
+    """
     waiting = asyncio.ensure_future(agency.wait_for_crisis_completion(workflow_id, timeout))
-    if not err_console.is_terminal:
+    if not console.is_terminal and not lines:
         return await waiting
-    with err_console.status(f"Waiting for {workflow_id}") as spinner:
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, disable=not console.is_terminal) as progress:
+        task = progress.add_task(workflow_id, total=None)
+        last = None
         while not waiting.done():
-            status = await agency.get_crisis_status(workflow_id)
-            if status["status"] == "running":
-                summary = status.get("summary") or {}
-                spinner.update(
-                    f"{workflow_id}: phase {status.get('current_phase') or '-'} "
-                    f"({summary.get('completed_phases', 0) + summary.get('failed_phases', 0)}"
-                    f"/{summary.get('total_phases', '?')} done)"
-                )
+            line = _progress_line(await agency.get_crisis_status(workflow_id))
+            if line is not None:
+                description, done, total = line
+                progress.update(task, description=description, completed=done, total=total)
+                if not console.is_terminal and line != last:
+                    console.print(f"{description} ({done}/{total} phases done)", highlight=False)
+                last = line
             await asyncio.wait([waiting], timeout=PROGRESS_POLL_SECONDS)
     return await waiting
 
 
 def _finish(result: dict[str, Any], as_json: bool) -> None:
-    _print_json(result) if as_json else _print_result(result)
+    if as_json:
+        _print_json(result)
+    else:
+        _print_result(result)
     if not result["success"]:
         raise typer.Exit(EXIT_CRISIS_UNSUCCESSFUL)
+
+
+def _missions_from_file(path: Path) -> list[Any]:
+    """A JSON list of mission phases (the Python API's ``missions``)."""
+    try:
+        missions = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise InvalidCrisisRequestError(f"Cannot read missions file {path}: {err.strerror}.") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InvalidCrisisRequestError(f"Missions file {path} is not valid JSON ({err}).") from None
+    if not isinstance(missions, list):
+        raise InvalidCrisisRequestError(f"Missions file {path} must hold a JSON list of phases.")
+    return missions
+
+
+WorkflowId = Annotated[str, typer.Argument(help="The id printed by `liara trigger`")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts")]
+Timeout = Annotated[float | None, typer.Option(min=0, help="Give up waiting after this many seconds")]
 
 
 @app.command()
@@ -141,38 +197,47 @@ def trigger(
     ctx: typer.Context,
     target: Annotated[str, typer.Argument(help="The target member, e.g. target-alpha")],
     actions: Annotated[
-        list[str],
+        list[str] | None,
         typer.Argument(help="One phase per action, run in this order, e.g. recon secure extract cleanup"),
-    ],
+    ] = None,
+    missions_file: Annotated[
+        Path | None,
+        typer.Option(help="JSON list of phases (phase_id, agent_id, action, target, ...) instead of ACTIONS"),
+    ] = None,
     crisis_id: Annotated[
         str | None, typer.Option(help="Your own crisis id (letters, digits, . _ -); never reused. Default: generated")
     ] = None,
     initiated_by: Annotated[str | None, typer.Option(help="Who starts the crisis. Default: your user name")] = None,
     max_attempts: Annotated[int | None, typer.Option(min=1, help="Attempts per phase (default 3)")] = None,
+    failure_policy: Annotated[
+        FailurePolicy, typer.Option(help="continue: run the other phases; abort: stop at the first failed phase")
+    ] = FailurePolicy.CONTINUE,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for the result and print it")] = False,
-    timeout: Annotated[
-        float | None, typer.Option(min=0, help="With --wait: give up waiting after this many seconds")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts")] = False,
+    timeout: Timeout = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Start a crisis with one phase per ACTION against TARGET and print its workflow id."""
     connection: Connection = ctx.obj
+    if bool(actions) == bool(missions_file):
+        raise typer.BadParameter("give either ACTIONS or --missions-file", param_hint="ACTIONS")
 
     async def start(agency: LiaraTemporalAgency) -> tuple[str, dict[str, Any] | None]:
+        missions = _missions_from_file(missions_file) if missions_file else missions_from_actions(target, actions or [])
         workflow_id = await agency.trigger_crisis_response(
             target_member=target,
-            missions=missions_from_actions(target, actions),
+            missions=missions,
             initiated_by=initiated_by or getpass.getuser(),
             crisis_id=crisis_id,
             retry=None if max_attempts is None else {"maximum_attempts": max_attempts},
+            failure_policy=failure_policy,
         )
         if not as_json:
             print(workflow_id, flush=True)
             err_console.print(
-                f"Started crisis on {target} with {len(actions)} phases. Follow it with: liara status {workflow_id}",
+                f"Started crisis on {target} with {len(missions)} phases. Follow it with: liara watch {workflow_id}",
                 highlight=False,
             )
-        result = await _wait_with_progress(agency, workflow_id, timeout) if wait else None
+        result = await _follow(agency, workflow_id, timeout, err_console) if wait else None
         return workflow_id, result
 
     workflow_id, result = connection.run(start)
@@ -185,11 +250,7 @@ def trigger(
 
 
 @app.command()
-def status(
-    ctx: typer.Context,
-    workflow_id: Annotated[str, typer.Argument(help="The id printed by `liara trigger`")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts")] = False,
-) -> None:
+def status(ctx: typer.Context, workflow_id: WorkflowId, as_json: JsonFlag = False) -> None:
     """Show where a crisis stands (never waits): its state, current phase and every phase so far."""
     connection: Connection = ctx.obj
     report = connection.run(lambda agency: agency.get_crisis_status(workflow_id))
@@ -203,6 +264,9 @@ def status(
         else:
             out.print(f"Stage: {report['stage']}; current phase: {report['current_phase'] or '-'}", highlight=False)
             out.print(_phase_table(report["phases"]))
+            if report.get("compensations"):
+                out.print("Compensations:")
+                out.print(_phase_table(report["compensations"]))
     elif "result" in report:
         _print_result(report["result"])
     else:
@@ -210,16 +274,128 @@ def status(
 
 
 @app.command()
-def wait(
-    ctx: typer.Context,
-    workflow_id: Annotated[str, typer.Argument(help="The id printed by `liara trigger`")],
-    timeout: Annotated[float | None, typer.Option(min=0, help="Give up waiting after this many seconds")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts")] = False,
-) -> None:
-    """Wait until a crisis finishes and print its result (exit 3 if a phase failed)."""
+def wait(ctx: typer.Context, workflow_id: WorkflowId, timeout: Timeout = None, as_json: JsonFlag = False) -> None:
+    """Wait until a crisis finishes and print its result (exit 3 if a phase failed).
+
+    On a terminal a progress bar shows the current phase; piped, it stays quiet.
+    """
     connection: Connection = ctx.obj
-    result = connection.run(lambda agency: _wait_with_progress(agency, workflow_id, timeout))
+    result = connection.run(lambda agency: _follow(agency, workflow_id, timeout, err_console))
     _finish(result, as_json)
+
+
+@app.command()
+def watch(ctx: typer.Context, workflow_id: WorkflowId, timeout: Timeout = None) -> None:
+    """Show live progress (a bar and the current phase) until the crisis ends, then its result."""
+    connection: Connection = ctx.obj
+    result = connection.run(lambda agency: _follow(agency, workflow_id, timeout, out, lines=True))
+    _finish(result, as_json=False)
+
+
+@app.command()
+def cancel(ctx: typer.Context, workflow_id: WorkflowId) -> None:
+    """Cancel a running crisis: stop its running phase, skip the rest, compensate completed phases."""
+    connection: Connection = ctx.obj
+    connection.run(lambda agency: agency.cancel_crisis(workflow_id))
+    out.print(f"Cancellation requested for {workflow_id}; follow it with: liara watch {workflow_id}", highlight=False)
+
+
+@app.command()
+def approve(
+    ctx: typer.Context,
+    workflow_id: WorkflowId,
+    phase_id: Annotated[str, typer.Argument(help="The phase that waits for approval")],
+    by: Annotated[str | None, typer.Option(help="Who approves (recorded). Default: your user name")] = None,
+) -> None:
+    """Approve a phase that requires approval, so it runs."""
+    connection: Connection = ctx.obj
+    approver = by or getpass.getuser()
+    connection.run(lambda agency: agency.approve_phase(workflow_id, phase_id, approved_by=approver))
+    out.print(f"Phase {phase_id} of {workflow_id} approved by {approver}", highlight=False)
+
+
+@app.command()
+def reject(
+    ctx: typer.Context,
+    workflow_id: WorkflowId,
+    phase_id: Annotated[str, typer.Argument(help="The phase that waits for approval")],
+    reason: Annotated[str | None, typer.Option(help="Why (recorded as the phase's error)")] = None,
+    by: Annotated[str | None, typer.Option(help="Who rejects (recorded). Default: your user name")] = None,
+) -> None:
+    """Reject a phase that requires approval: it fails without running."""
+    connection: Connection = ctx.obj
+    rejecter = by or getpass.getuser()
+    connection.run(lambda agency: agency.reject_phase(workflow_id, phase_id, rejected_by=rejecter, reason=reason))
+    out.print(f"Phase {phase_id} of {workflow_id} rejected by {rejecter}", highlight=False)
+
+
+@app.command("add-phases")
+def add_phases(
+    ctx: typer.Context,
+    workflow_id: WorkflowId,
+    actions: Annotated[list[str] | None, typer.Argument(help="One new phase per action, appended in order")] = None,
+    missions_file: Annotated[Path | None, typer.Option(help="JSON list of phases instead of ACTIONS")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Append phases to a running crisis (refused once its phases are over)."""
+    connection: Connection = ctx.obj
+    if bool(actions) == bool(missions_file):
+        raise typer.BadParameter("give either ACTIONS or --missions-file", param_hint="ACTIONS")
+
+    async def add(agency: LiaraTemporalAgency) -> dict[str, Any]:
+        if missions_file:
+            missions = _missions_from_file(missions_file)
+        else:
+            current = await agency.get_crisis_status(workflow_id)
+            if "phases" not in current:
+                raise CrisisNotRunningError(f"Cannot add phases to {workflow_id}: it is {current['status']}.")
+            missions = missions_from_actions(
+                current["target"], actions or [], first_position=len(current["phases"]) + 1
+            )
+        return await agency.add_phases(workflow_id, missions)
+
+    progress = connection.run(add)
+    if as_json:
+        _print_json(progress)
+    else:
+        out.print(f"Crisis workflow {workflow_id} now has {len(progress['phases'])} phases:", highlight=False)
+        out.print(_phase_table(progress["phases"]))
+
+
+@app.command("list")
+def list_crises(
+    ctx: typer.Context,
+    target: Annotated[str | None, typer.Option(help="Only crises against this target")] = None,
+    status_filter: Annotated[
+        str | None, typer.Option("--status", help=f"Only crises in this state: {', '.join(CRISIS_STATUSES)}")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many, newest first")] = 20,
+    as_json: JsonFlag = False,
+) -> None:
+    """List crises, newest first, from the CrisisTarget / CrisisStatus search attributes."""
+    connection: Connection = ctx.obj
+    rows = connection.run(lambda agency: agency.list_crises(target=target, status=status_filter, limit=limit))
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("workflow id", "target", "crisis status", "initiated by", "started", box=None)
+    for row in rows:
+        table.add_row(
+            row["workflow_id"],
+            row["target"] or "",
+            row["crisis_status"] or "",
+            row["initiated_by"] or "",
+            row["started_at"],
+        )
+    out.print(table if rows else "No crises match.")
+
+
+@app.command()
+def setup(ctx: typer.Context) -> None:
+    """Register the crisis search attributes on the namespace (once per cluster or namespace)."""
+    connection: Connection = ctx.obj
+    added = connection.run(lambda agency: agency.register_search_attributes())
+    out.print(f"Registered: {', '.join(added)}" if added else "The crisis search attributes are already registered.")
 
 
 def main() -> None:

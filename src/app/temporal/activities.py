@@ -87,11 +87,14 @@ class CrisisActivities:
     @activity.defn(name="log_mission_phase")
     def log_mission_phase(self, entry: PhaseLogEntry) -> None:
         outcome = entry.outcome
-        self.store.upsert_phase(entry.crisis_id, outcome)
+        self.store.upsert_phase(entry.crisis_id, outcome, compensation=entry.compensation)
+        kind = "Compensation of mission phase" if entry.compensation else "Mission phase"
         if outcome.status == PhaseStatus.COMPLETED:
-            logger.info("Mission phase %s completed (crisis %s)", outcome.phase_id, entry.crisis_id)
+            logger.info("%s %s completed (crisis %s)", kind, outcome.phase_id, entry.crisis_id)
         else:
-            logger.warning("Mission phase %s failed (crisis %s): %s", outcome.phase_id, entry.crisis_id, outcome.error)
+            logger.warning(
+                "%s %s %s (crisis %s): %s", kind, outcome.phase_id, outcome.status, entry.crisis_id, outcome.error
+            )
 
     @activity.defn(name="finalize_crisis_response")
     def finalize_crisis_response(self, completion: CrisisCompletion) -> str:
@@ -101,6 +104,7 @@ class CrisisActivities:
             status=completion.status,
             completed_at=completion.completed_at,
             phases=completion.phases,
+            compensations=completion.compensations,
         )
         summary = record["summary"]
         logger.info(

@@ -15,6 +15,14 @@ class TemporalUnavailableError(LiaraError, ConnectionError):
     """The Temporal server cannot be reached or refused the connection settings."""
 
 
+class TemporalSetupError(LiaraError):
+    """The Temporal namespace lacks something crises need (such as their search attributes)."""
+
+
+class CrisisNotRunningError(LiaraError):
+    """The crisis has ended (or its phases are over), so it can no longer be changed."""
+
+
 class CrisisNotFoundError(LiaraError, LookupError):
     """No crisis workflow with this id exists in the namespace."""
 

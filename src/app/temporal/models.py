@@ -68,7 +68,9 @@ class MissionPhase(_Model):
     )
     params: dict[str, JsonValue] = Field(default_factory=dict, description="Parameters for the phase's executor.")
     timeout: Seconds | None = Field(default=None, description="Seconds one attempt may take (crisis default if unset).")
-    retry: RetrySettings | None = Field(default=None, description="Retry policy of this phase (crisis default if unset).")
+    retry: RetrySettings | None = Field(
+        default=None, description="Retry policy of this phase (crisis default if unset)."
+    )
     compensate_action: ActionName | None = Field(
         default=None, description="Action that undoes this phase when the crisis is aborted or cancelled."
     )
@@ -76,6 +78,11 @@ class MissionPhase(_Model):
     approval_timeout: Seconds | None = Field(
         default=None, description="Seconds to wait for approval before the phase fails (forever if unset)."
     )
+
+
+class FailurePolicy(StrEnum):
+    CONTINUE = "continue"
+    ABORT = "abort"
 
 
 class CrisisRequest(_Model):
@@ -87,6 +94,12 @@ class CrisisRequest(_Model):
     initiated_by: Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)] = "unknown"
     retry: RetrySettings = Field(default_factory=RetrySettings)
     phase_timeout_seconds: Seconds = 300.0
+    heartbeat_timeout_seconds: Seconds = Field(
+        default=10.0, description="A phase whose worker is silent this long is retried on another worker."
+    )
+    failure_policy: FailurePolicy = Field(
+        default=FailurePolicy.CONTINUE, description="continue: run the remaining phases; abort: stop and compensate."
+    )
 
     @field_validator("missions")
     @classmethod
@@ -124,6 +137,7 @@ class PhaseOutcome(_Model):
     error: str | None = None
     timestamp: datetime | None = None
     output: JsonValue = Field(default=None, description="What the agent reported (small JSON).")
+    requires_approval: bool = False
     approved_by: str | None = None
 
 
@@ -151,6 +165,16 @@ class CrisisProgress(_Model):
     current_phase: str | None
     phases: list[PhaseOutcome]
     summary: CrisisSummary
+    compensations: list[PhaseOutcome] = Field(default_factory=list)
+
+
+class ApprovalDecision(_Model):
+    """Signal input: approve or reject a phase that requires approval."""
+
+    phase_id: SafeId
+    approved: bool
+    decided_by: Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
+    reason: Annotated[str, Field(max_length=1000)] | None = None
 
 
 class CrisisResult(_Model):
@@ -166,17 +190,19 @@ class CrisisResult(_Model):
     summary: CrisisSummary
     failed_phases: list[str]
     record_path: str | None = Field(default=None, description="The crisis record on the worker that finalized it.")
+    compensations: list[PhaseOutcome] = Field(default_factory=list)
 
 
 # Activity inputs and outputs: one object each.
 
 
 class PhaseAssignment(_Model):
-    """Input of ``perform_agent_mission``."""
+    """Input of ``perform_agent_mission``: a phase, or the compensation of one."""
 
     crisis_id: str
     workflow_id: str
     phase: MissionPhase
+    compensation: bool = False
 
 
 class AgentReport(_Model):
@@ -185,6 +211,7 @@ class AgentReport(_Model):
     phase_id: str
     agent_id: str
     attempt: int
+    output: JsonValue = None
 
 
 class CrisisStart(_Model):
@@ -205,6 +232,7 @@ class PhaseLogEntry(_Model):
     crisis_id: str
     target: str
     outcome: PhaseOutcome
+    compensation: bool = False
 
 
 class CrisisCompletion(_Model):
@@ -214,3 +242,4 @@ class CrisisCompletion(_Model):
     status: str
     completed_at: datetime
     phases: list[PhaseOutcome]
+    compensations: list[PhaseOutcome] = Field(default_factory=list)

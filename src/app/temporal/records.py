@@ -11,6 +11,7 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -103,6 +104,7 @@ class CrisisRecordStore:
             "completed_at": None,
             "phases": entries,
             "summary": _summary(entries),
+            "compensations": [],
             "initiated_by": initiated_by,
             "workflow_id": workflow_id,
             "run_id": run_id,
@@ -110,27 +112,37 @@ class CrisisRecordStore:
         self._write(crisis_id, record)
         return record
 
-    def upsert_phase(self, crisis_id: str, outcome: PhaseOutcome) -> dict[str, Any]:
-        """Replace the entry of ``outcome.phase_id`` (or append it) and refresh the summary."""
+    def upsert_phase(self, crisis_id: str, outcome: PhaseOutcome, *, compensation: bool = False) -> dict[str, Any]:
+        """Replace the entry of ``outcome.phase_id`` (or append it) and refresh the summary.
+
+        Compensations go to their own list, ``compensations``, keyed the same way.
+        """
         record = self._require(crisis_id)
         entry = _phase_entry(outcome)
-        phases = record["phases"]
+        phases = record.setdefault("compensations", []) if compensation else record["phases"]
         for index, existing in enumerate(phases):
             if existing.get("phase_id") == outcome.phase_id:
                 phases[index] = entry
                 break
         else:
             phases.append(entry)
-        record["summary"] = _summary(phases)
+        record["summary"] = _summary(record["phases"])
         self._write(crisis_id, record)
         return record
 
     def finalize(
-        self, crisis_id: str, *, status: str, completed_at: datetime, phases: list[PhaseOutcome]
+        self,
+        crisis_id: str,
+        *,
+        status: str,
+        completed_at: datetime,
+        phases: list[PhaseOutcome],
+        compensations: Sequence[PhaseOutcome] = (),
     ) -> dict[str, Any]:
         """Write the final state: every phase as the workflow saw it, the status and the end time."""
         record = self._require(crisis_id)
         record["phases"] = [_phase_entry(p) for p in phases]
+        record["compensations"] = [_phase_entry(p) for p in compensations]
         record["summary"] = _summary(record["phases"])
         record["status"] = status
         record["completed_at"] = format_timestamp(completed_at)

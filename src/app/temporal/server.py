@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 
 from app.temporal.errors import LiaraError
+from app.temporal.visibility import server_arguments
 
 #: WAL journaling with normal sync: about 3x the workflows/s of SQLite's default on 2 cores,
 #: at the cost of possibly losing the last transactions on power loss (not on a process crash).
@@ -89,6 +90,7 @@ class EmbeddedServer:
             "--ui-port", str(self.ui_port),
             "--db-filename", str(self.db_file),
             "--log-level", "warn",
+            *server_arguments(),
             *(tuned_arguments() if self.tuned else []),
             *extra,
         ]  # fmt: skip

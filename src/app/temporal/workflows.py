@@ -1,17 +1,25 @@
 """CrisisResponseWorkflow: validate, initialize, run each mission phase in order, finalize.
 
-A phase that still fails after its retries is recorded as failed and the remaining phases go
-on; the result says which phases failed and why. Workflow code stays deterministic: time comes
-from ``workflow.now()`` and all I/O happens in activities.
+A phase that still fails after its retries is recorded as failed; with the ``continue`` failure
+policy (the default) the remaining phases go on, with ``abort`` they are skipped and the
+completed phases that declare a ``compensate_action`` are compensated in reverse order. A
+cancelled crisis stops its running phase, skips the rest and compensates the same way. Phases
+that require approval wait for an ``approve`` / ``reject`` signal; phases can be added while
+the crisis runs (``add_phases`` update). Workflow code stays deterministic: time comes from
+``workflow.now()`` and all I/O happens in activities.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, RetryState
+from temporalio.exceptions import ActivityError, RetryState, is_cancelled_exception
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
@@ -19,19 +27,23 @@ with workflow.unsafe.imports_passed_through():
     from app.temporal.activities import CrisisActivities
     from app.temporal.errors import innermost_message
     from app.temporal.models import (
+        MAX_PHASES,
         AgentReport,
+        ApprovalDecision,
         CrisisCompletion,
         CrisisProgress,
         CrisisRequest,
         CrisisResult,
         CrisisStart,
         CrisisSummary,
+        FailurePolicy,
         MissionPhase,
         PhaseAssignment,
         PhaseLogEntry,
         PhaseOutcome,
         PhaseStatus,
     )
+    from app.temporal.visibility import CRISIS_STATUS, CRISIS_TARGET
 
 __all__ = ["CrisisResponseWorkflow", "CrisisRequest", "CrisisResult", "MissionPhase"]
 
@@ -39,6 +51,10 @@ __all__ = ["CrisisResponseWorkflow", "CrisisRequest", "CrisisResult", "MissionPh
 #: is back, so a full disk pauses a crisis instead of losing it.
 BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
 BOOKKEEPING_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
+#: Patch guarding the upserts of ``CrisisStatus``; histories from before it replay without them.
+STATUS_SEARCH_ATTRIBUTE_PATCH = "crisis-status-search-attribute"
+
+_FINISHED_STAGES = ("compensating", "finalizing", "done")
 
 
 @workflow.defn(failure_exception_types=[ValidationError])
@@ -48,7 +64,10 @@ class CrisisResponseWorkflow:
         self._target = ""
         self._stage = "validating"
         self._current_phase: str | None = None
+        self._plan: list[MissionPhase] = []
         self._phases: list[PhaseOutcome] = []
+        self._compensations: list[PhaseOutcome] = []
+        self._decisions: dict[str, ApprovalDecision] = {}
 
     @workflow.run
     async def run(self, request: CrisisRequest) -> CrisisResult:
@@ -59,17 +78,13 @@ class CrisisResponseWorkflow:
             "Crisis %s started for %s with %d phases", request.crisis_id, request.target_member, len(request.missions)
         )
 
-        ordered: list[MissionPhase] = await workflow.execute_activity_method(
-            CrisisActivities.validate_crisis_request,
-            request,
-            start_to_close_timeout=BOOKKEEPING_TIMEOUT,
-            retry_policy=BOOKKEEPING_RETRY,
-        )
-        self._phases = [PhaseOutcome(phase_id=p.phase_id, agent_id=p.agent_id, action=p.action) for p in ordered]
+        ordered: list[MissionPhase] = await self._bookkeeping(CrisisActivities.validate_crisis_request, request)
+        # Phases added by update while validation ran come after the requested ones.
+        self._plan = ordered + self._plan
+        self._phases = [_pending(p) for p in ordered] + self._phases
 
         self._stage = "initializing"
-        started_at = info.start_time
-        await workflow.execute_activity_method(
+        await self._bookkeeping(
             CrisisActivities.initialize_crisis_response,
             CrisisStart(
                 crisis_id=request.crisis_id,
@@ -77,77 +92,189 @@ class CrisisResponseWorkflow:
                 run_id=info.run_id,
                 target=request.target_member,
                 initiated_by=request.initiated_by,
-                started_at=started_at,
+                started_at=info.start_time,
                 phases=self._phases,
             ),
-            start_to_close_timeout=BOOKKEEPING_TIMEOUT,
-            retry_policy=BOOKKEEPING_RETRY,
         )
 
+        cancelled = False
         self._stage = "running"
-        for index, phase in enumerate(ordered):
-            self._current_phase = phase.phase_id
-            self._phases[index] = self._phases[index].model_copy(update={"status": PhaseStatus.RUNNING})
-            self._phases[index] = await self._run_phase(request, phase)
-            await workflow.execute_activity_method(
-                CrisisActivities.log_mission_phase,
-                PhaseLogEntry(crisis_id=request.crisis_id, target=request.target_member, outcome=self._phases[index]),
-                start_to_close_timeout=BOOKKEEPING_TIMEOUT,
-                retry_policy=BOOKKEEPING_RETRY,
-            )
+        try:
+            aborted = await self._run_phases(request)
+        except asyncio.CancelledError:
+            workflow.logger.warning("Crisis %s cancelled", request.crisis_id)
+            cancelled, aborted = True, False
         self._current_phase = None
+        self._close_unfinished(PhaseStatus.CANCELLED if cancelled else PhaseStatus.SKIPPED)
+
+        if cancelled or aborted:
+            await self._compensate(request)
 
         self._stage = "finalizing"
         summary = CrisisSummary.of(p.status for p in self._phases)
-        success = summary.failed_phases == 0
-        status = "completed" if success else "failed"
+        success = not cancelled and summary.completed_phases == summary.total_phases
+        status = "cancelled" if cancelled else "completed" if success else "failed"
+        self._set_status_attribute(status)
         completed_at = workflow.now()
-        record_path: str = await workflow.execute_activity_method(
+        record_path: str = await self._bookkeeping(
             CrisisActivities.finalize_crisis_response,
             CrisisCompletion(
-                crisis_id=request.crisis_id, status=status, completed_at=completed_at, phases=self._phases
+                crisis_id=request.crisis_id,
+                status=status,
+                completed_at=completed_at,
+                phases=self._phases,
+                compensations=self._compensations,
             ),
-            start_to_close_timeout=BOOKKEEPING_TIMEOUT,
-            retry_policy=BOOKKEEPING_RETRY,
         )
         self._stage = "done"
+        if cancelled:
+            raise asyncio.CancelledError(f"crisis {request.crisis_id} was cancelled")
         return CrisisResult(
             crisis_id=request.crisis_id,
             target=request.target_member,
             success=success,
             status=status,
-            started_at=started_at,
+            started_at=info.start_time,
             completed_at=completed_at,
             phases=self._phases,
             summary=summary,
             failed_phases=[p.phase_id for p in self._phases if p.status == PhaseStatus.FAILED],
             record_path=record_path,
+            compensations=self._compensations,
         )
 
-    async def _run_phase(self, request: CrisisRequest, phase: MissionPhase) -> PhaseOutcome:
-        outcome = PhaseOutcome(phase_id=phase.phase_id, agent_id=phase.agent_id, action=phase.action)
+    async def _run_phases(self, request: CrisisRequest) -> bool:
+        """Run the plan (which may grow while it runs); return True if a failure aborted it."""
+        index = 0
+        while index < len(self._plan):
+            phase = self._plan[index]
+            self._current_phase = phase.phase_id
+            outcome = await self._run_phase(request, index, phase)
+            self._phases[index] = outcome
+            await self._log(request, outcome)
+            index += 1
+            if outcome.status == PhaseStatus.FAILED and request.failure_policy == FailurePolicy.ABORT:
+                workflow.logger.warning("Crisis %s aborted after phase %s failed", request.crisis_id, phase.phase_id)
+                return True
+        return False
+
+    async def _run_phase(self, request: CrisisRequest, index: int, phase: MissionPhase) -> PhaseOutcome:
+        outcome = _pending(phase)
+        if phase.requires_approval:
+            self._phases[index] = outcome.model_copy(update={"status": PhaseStatus.AWAITING_APPROVAL})
+            self._set_status_attribute("awaiting_approval")
+            decision = await self._await_decision(phase)
+            self._set_status_attribute("running")
+            if decision is None:
+                return _failed(outcome, f"approval timed out after {phase.approval_timeout:g} s", attempts=0)
+            if not decision.approved:
+                reason = f": {decision.reason}" if decision.reason else ""
+                return _failed(outcome, f"rejected by {decision.decided_by}{reason}", attempts=0)
+            outcome = outcome.model_copy(update={"approved_by": decision.decided_by})
+        self._phases[index] = outcome.model_copy(update={"status": PhaseStatus.RUNNING})
         try:
-            report: AgentReport = await workflow.execute_activity_method(
-                CrisisActivities.perform_agent_mission,
-                PhaseAssignment(crisis_id=request.crisis_id, workflow_id=workflow.info().workflow_id, phase=phase),
-                start_to_close_timeout=timedelta(seconds=request.phase_timeout_seconds),
-                retry_policy=request.retry.to_policy(),
-            )
+            report = await self._perform(request, phase, compensation=False)
         except ActivityError as err:
-            error = innermost_message(err)
-            workflow.logger.warning("Mission phase %s failed: %s", phase.phase_id, error)
-            exhausted = err.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED
-            return outcome.model_copy(
-                update={
-                    "status": PhaseStatus.FAILED,
-                    "attempts": request.retry.maximum_attempts if exhausted else None,
-                    "error": error,
-                    "timestamp": workflow.now(),
-                }
-            )
+            if is_cancelled_exception(err):
+                raise asyncio.CancelledError from err
+            return self._phase_failure(request, phase, outcome, err)
         return outcome.model_copy(
-            update={"status": PhaseStatus.COMPLETED, "attempts": report.attempt, "timestamp": workflow.now()}
+            update={
+                "status": PhaseStatus.COMPLETED,
+                "attempts": report.attempt,
+                "output": report.output,
+                "timestamp": workflow.now(),
+            }
         )
+
+    async def _await_decision(self, phase: MissionPhase) -> ApprovalDecision | None:
+        timeout = timedelta(seconds=phase.approval_timeout) if phase.approval_timeout else None
+        try:
+            await workflow.wait_condition(lambda: phase.phase_id in self._decisions, timeout=timeout)
+        except TimeoutError:
+            return None
+        return self._decisions[phase.phase_id]
+
+    async def _perform(self, request: CrisisRequest, phase: MissionPhase, *, compensation: bool) -> AgentReport:
+        return await workflow.execute_activity_method(
+            CrisisActivities.perform_agent_mission,
+            PhaseAssignment(
+                crisis_id=request.crisis_id,
+                workflow_id=workflow.info().workflow_id,
+                phase=phase,
+                compensation=compensation,
+            ),
+            start_to_close_timeout=timedelta(seconds=phase.timeout or request.phase_timeout_seconds),
+            heartbeat_timeout=timedelta(seconds=request.heartbeat_timeout_seconds),
+            retry_policy=(phase.retry or request.retry).to_policy(),
+            # Wait for the agent to stop before moving on: a cancelled phase must not run on.
+            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+        )
+
+    def _phase_failure(
+        self, request: CrisisRequest, phase: MissionPhase, outcome: PhaseOutcome, err: ActivityError
+    ) -> PhaseOutcome:
+        error = innermost_message(err)
+        workflow.logger.warning("Mission phase %s failed: %s", phase.phase_id, error)
+        exhausted = err.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED
+        attempts = (phase.retry or request.retry).maximum_attempts if exhausted else None
+        return _failed(outcome, error, attempts=attempts)
+
+    def _close_unfinished(self, status: PhaseStatus) -> None:
+        """After an abort or cancel: the phase that was running and those never started."""
+        now = workflow.now()
+        for index, outcome in enumerate(self._phases):
+            if outcome.status in (PhaseStatus.PENDING, PhaseStatus.AWAITING_APPROVAL, PhaseStatus.RUNNING):
+                closed = status if outcome.status != PhaseStatus.PENDING else PhaseStatus.SKIPPED
+                self._phases[index] = outcome.model_copy(update={"status": closed, "timestamp": now})
+
+    async def _compensate(self, request: CrisisRequest) -> None:
+        """Undo completed phases that declare a compensation, last first; record each one."""
+        self._stage = "compensating"
+        self._set_status_attribute("compensating")
+        completed = {p.phase_id for p in self._phases if p.status == PhaseStatus.COMPLETED}
+        for phase in reversed(self._plan):
+            if phase.phase_id not in completed or not phase.compensate_action:
+                continue
+            undo = phase.model_copy(update={"action": phase.compensate_action, "requires_approval": False})
+            self._current_phase = phase.phase_id
+            outcome = _pending(undo)
+            try:
+                report = await self._perform(request, undo, compensation=True)
+            except ActivityError as err:
+                outcome = self._phase_failure(request, undo, outcome, err)
+            else:
+                outcome = outcome.model_copy(
+                    update={
+                        "status": PhaseStatus.COMPLETED,
+                        "attempts": report.attempt,
+                        "output": report.output,
+                        "timestamp": workflow.now(),
+                    }
+                )
+            self._compensations.append(outcome)
+            await self._log(request, outcome, compensation=True)
+        self._current_phase = None
+
+    async def _log(self, request: CrisisRequest, outcome: PhaseOutcome, *, compensation: bool = False) -> None:
+        await self._bookkeeping(
+            CrisisActivities.log_mission_phase,
+            PhaseLogEntry(
+                crisis_id=request.crisis_id, target=request.target_member, outcome=outcome, compensation=compensation
+            ),
+        )
+
+    async def _bookkeeping(self, activity: Callable[..., Any], argument: Any) -> Any:
+        return await workflow.execute_activity_method(
+            activity, argument, start_to_close_timeout=BOOKKEEPING_TIMEOUT, retry_policy=BOOKKEEPING_RETRY
+        )
+
+    def _set_status_attribute(self, status: str) -> None:
+        """Keep ``CrisisStatus`` current for crises the agency started with search attributes."""
+        if workflow.info().typed_search_attributes.get(CRISIS_TARGET) is None:
+            return
+        if workflow.patched(STATUS_SEARCH_ATTRIBUTE_PATCH):
+            workflow.upsert_search_attributes([CRISIS_STATUS.value_set(status)])
 
     @workflow.query
     def progress(self) -> CrisisProgress:
@@ -159,4 +286,45 @@ class CrisisResponseWorkflow:
             current_phase=self._current_phase,
             phases=self._phases,
             summary=CrisisSummary.of(p.status for p in self._phases),
+            compensations=self._compensations,
         )
+
+    @workflow.signal
+    def decide_approval(self, decision: ApprovalDecision) -> None:
+        """Approve or reject a phase that requires approval; the first decision counts."""
+        self._decisions.setdefault(decision.phase_id, decision)
+
+    @workflow.update
+    def add_phases(self, phases: list[MissionPhase]) -> CrisisProgress:
+        """Append phases (in priority order among themselves) to a crisis that is still running."""
+        added = sorted(phases, key=lambda phase: phase.priority)
+        self._plan.extend(added)
+        self._phases.extend(_pending(p) for p in added)
+        workflow.logger.info("Crisis %s: %d phases added", self._crisis_id, len(added))
+        return self.progress()
+
+    @add_phases.validator
+    def _check_added_phases(self, phases: list[MissionPhase]) -> None:
+        if self._stage in _FINISHED_STAGES:
+            raise ValueError(f"crisis {self._crisis_id} has finished running phases; start a new crisis")
+        if not phases:
+            raise ValueError("give at least one phase to add")
+        known = {p.phase_id for p in self._plan}
+        for phase in phases:
+            if phase.phase_id in known:
+                raise ValueError(f"phase_id {phase.phase_id!r} is already part of the crisis")
+            known.add(phase.phase_id)
+        if len(known) > MAX_PHASES:
+            raise ValueError(f"a crisis has at most {MAX_PHASES} phases")
+
+
+def _pending(phase: MissionPhase) -> PhaseOutcome:
+    return PhaseOutcome(
+        phase_id=phase.phase_id, agent_id=phase.agent_id, action=phase.action, requires_approval=phase.requires_approval
+    )
+
+
+def _failed(outcome: PhaseOutcome, error: str, *, attempts: int | None) -> PhaseOutcome:
+    return outcome.model_copy(
+        update={"status": PhaseStatus.FAILED, "attempts": attempts, "error": error, "timestamp": workflow.now()}
+    )
