@@ -11,6 +11,7 @@ import sys
 import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +75,13 @@ async def dev_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[
     )
     yield DevServer(env.client.service_client.config.target_host, env.client)
     await env.shutdown()
+
+
+@pytest.fixture
+def executor() -> Iterator[ThreadPoolExecutor]:
+    """Threads for the sync (record-writing) activities of in-process workers."""
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        yield pool
 
 
 @pytest.fixture

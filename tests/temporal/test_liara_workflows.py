@@ -8,8 +8,6 @@ read the record files they write.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -31,12 +29,6 @@ from tests.conftest import WorkerProcess, run_cli
 @pytest.fixture
 def store(tmp_path: Path) -> CrisisRecordStore:
     return CrisisRecordStore(tmp_path / "crises")
-
-
-@pytest.fixture
-def executor() -> Iterator[ThreadPoolExecutor]:
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        yield pool
 
 
 @asynccontextmanager
