@@ -441,18 +441,19 @@ class LiaraTemporalAgency:
         return ""
 
     async def _running_details(self, handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
-        try:
-            progress = await self._progress(handle)
-        except TemporalUnavailableError:
-            workers = await self.pollers()
+        # With nobody polling, a query would only wait out its timeout: say so at once.
+        workers = await self.pollers()
+        if workers:
+            try:
+                return (await self._progress(handle)).model_dump(mode="json")
+            except TemporalUnavailableError:
+                note = "no worker answered the progress query in time"
+        else:
             note = (
                 f"queued: no worker polls task queue {self.settings.task_queue!r}; start one with "
                 "`python cognition/liara/worker.py`"
-                if workers == 0
-                else "no worker answered the progress query in time"
             )
-            return {"stage": "unknown", "note": note, "workers_polling": workers}
-        return progress.model_dump(mode="json")
+        return {"stage": "unknown", "note": note, "workers_polling": workers}
 
     def _rpc_error(self, err: RPCError, workflow_id: str) -> Exception:
         if err.status == RPCStatusCode.NOT_FOUND:

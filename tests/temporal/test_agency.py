@@ -1,0 +1,235 @@
+"""The Python API (``LiaraTemporalAgency``) on the dev server, with a worker process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
+
+from cognition.liara import (
+    CrisisAlreadyExistsError,
+    CrisisFailedError,
+    CrisisNotFoundError,
+    CrisisWaitTimeoutError,
+    InvalidCrisisRequestError,
+    TemporalUnavailableError,
+)
+from cognition.liara.agency import LiaraTemporalAgency, missions_from_actions
+from tests.conftest import assert_eventually
+
+pytestmark = pytest.mark.integration
+
+SPEC_ACTIONS = ("recon", "secure", "extract", "cleanup")
+
+# Verbatim from "Method 3: Python Code" of the quick reference.
+SPEC_SNIPPET = """\
+import asyncio
+from cognition.liara.agency import LiaraTemporalAgency
+
+async def main():
+    async with LiaraTemporalAgency() as agency:
+        missions = [
+            {
+                "phase_id": "phase-1",
+                "agent_id": "agent-001",
+                "action": "deploy",
+                "target": "target-alpha",
+                "priority": 1,
+            }
+        ]
+        
+        workflow_id = await agency.trigger_crisis_response(
+            target_member="target-alpha",
+            missions=missions,
+            initiated_by="user-123",
+        )
+        
+        result = await agency.wait_for_crisis_completion(workflow_id)
+        print(f"Success: {result['success']}")
+
+asyncio.run(main())
+"""  # (the spec's blank lines inside main() carry indentation; kept as they are)
+
+
+@pytest.fixture
+async def agency(dev_server, task_queue) -> AsyncIterator[LiaraTemporalAgency]:
+    async with LiaraTemporalAgency(temporal_host=dev_server.address, task_queue=task_queue) as connected:
+        yield connected
+
+
+def unique_crisis_id(name: str) -> str:
+    """Crisis ids are never reused and the shared server may keep earlier runs' crises."""
+    return f"{name}-{uuid.uuid4().hex[:8]}"
+
+
+async def assert_not_started(dev_server, workflow_id: str) -> None:
+    with pytest.raises(RPCError) as raised:
+        await dev_server.client.get_workflow_handle(workflow_id).describe()
+    assert raised.value.status == RPCStatusCode.NOT_FOUND
+
+
+async def test_trigger_and_wait_return_the_successful_result(agency, liara_env, liara_worker):
+    workflow_id = await agency.trigger_crisis_response(
+        target_member="target-alpha",
+        missions=missions_from_actions("target-alpha", SPEC_ACTIONS),
+        initiated_by="user-123",
+    )
+    assert workflow_id.startswith("crisis-workflow-crisis-target-alpha-")
+
+    result = await agency.wait_for_crisis_completion(workflow_id, timeout=60)
+
+    assert isinstance(result, dict)
+    assert result["success"] is True
+    assert result["status"] == "completed"
+    assert f"crisis-workflow-{result['crisis_id']}" == workflow_id
+    assert [p["phase_id"] for p in result["phases"]] == [
+        "recon-phase-1",
+        "secure-phase-2",
+        "extract-phase-3",
+        "cleanup-phase-4",
+    ]
+    assert result["summary"] == {"completed_phases": 4, "failed_phases": 0, "total_phases": 4}
+    assert result["failed_phases"] == []
+    json.dumps(result)  # plain JSON-ready values
+    record = json.loads((Path(liara_env["LIARA_CRISIS_DIR"]) / f"{result['crisis_id']}.json").read_text())
+    assert record["status"] == "completed"
+
+    status = await agency.get_crisis_status(workflow_id)
+    assert status["status"] == "completed"
+    assert status["result"] == result
+
+
+async def test_waiting_with_a_timeout_and_no_worker_raises_and_the_crisis_goes_on(dev_server, agency):
+    workflow_id = await agency.trigger_crisis_response(
+        "target-alpha", missions_from_actions("target-alpha", ["recon"]), "tester"
+    )
+    try:
+        with pytest.raises(CrisisWaitTimeoutError) as raised:
+            await agency.wait_for_crisis_completion(workflow_id, timeout=0.5)
+        assert workflow_id in str(raised.value) and "keeps running" in str(raised.value)
+        assert isinstance(raised.value, TimeoutError)
+        description = await dev_server.client.get_workflow_handle(workflow_id).describe()
+        assert description.status == WorkflowExecutionStatus.RUNNING
+    finally:
+        await dev_server.client.get_workflow_handle(workflow_id).terminate("test cleanup: no worker on this queue")
+
+
+async def test_status_of_an_unknown_crisis_raises_not_found(agency):
+    with pytest.raises(CrisisNotFoundError) as raised:
+        await agency.get_crisis_status("crisis-workflow-does-not-exist")
+    assert "crisis-workflow-does-not-exist" in str(raised.value)
+    with pytest.raises(CrisisNotFoundError):
+        await agency.wait_for_crisis_completion("crisis-workflow-does-not-exist", timeout=10)
+
+
+async def test_a_crisis_id_cannot_be_started_twice(agency, liara_worker):
+    crisis_id = unique_crisis_id("my-crisis-1")
+    missions = missions_from_actions("target-alpha", ["recon"])
+    workflow_id = await agency.trigger_crisis_response("target-alpha", missions, "tester", crisis_id=crisis_id)
+    assert workflow_id == f"crisis-workflow-{crisis_id}"
+
+    with pytest.raises(CrisisAlreadyExistsError) as raised:
+        await agency.trigger_crisis_response("target-alpha", missions, "tester", crisis_id=crisis_id)
+    assert "already exists" in str(raised.value)
+
+    # Not even once the first one has finished.
+    assert (await agency.wait_for_crisis_completion(workflow_id, timeout=60))["success"] is True
+    with pytest.raises(CrisisAlreadyExistsError):
+        await agency.trigger_crisis_response("target-beta", missions, "tester", crisis_id=crisis_id)
+
+
+GOOD = {"phase_id": "p1", "agent_id": "agent-001", "action": "deploy", "target": "target-alpha"}
+
+
+@pytest.mark.parametrize(
+    ("target", "missions", "field"),
+    [
+        ("target-alpha", [], "missions"),
+        ("bad/target", [GOOD], "target_member"),
+        ("target-alpha", [{**GOOD, "action": "9lives"}], "missions.0.action"),
+        ("target-alpha", [{k: v for k, v in GOOD.items() if k != "agent_id"}], "missions.0.agent_id"),
+        ("target-alpha", [GOOD, {**GOOD, "agent_id": "agent-002"}], "appears more than once"),
+        ("target-alpha", [{**GOOD, "priority": -1}], "missions.0.priority"),
+        ("target-alpha", [{**GOOD, "unknown_field": 1}], "missions.0.unknown_field"),
+    ],
+    ids=["no-missions", "bad-target", "bad-action", "no-agent", "duplicate-phase", "negative-priority", "extra-field"],
+)
+async def test_an_invalid_request_raises_and_starts_nothing(dev_server, agency, target, missions, field):
+    crisis_id = unique_crisis_id("invalid")
+
+    with pytest.raises(InvalidCrisisRequestError) as raised:
+        await agency.trigger_crisis_response(target, missions, "tester", crisis_id=crisis_id)
+
+    assert field in str(raised.value)
+    assert isinstance(raised.value, ValueError)
+    await assert_not_started(dev_server, f"crisis-workflow-{crisis_id}")
+
+
+async def test_an_unreachable_server_raises_temporal_unavailable_on_enter():
+    agency = LiaraTemporalAgency(temporal_host="127.0.0.1:1")
+    with pytest.raises(TemporalUnavailableError) as raised:
+        async with agency:
+            pytest.fail("entered without a server")
+    assert "127.0.0.1:1" in str(raised.value)
+    assert "python scripts/setup_temporal.py start" in str(raised.value)
+
+
+async def test_a_namespace_that_does_not_exist_raises_temporal_unavailable(dev_server, task_queue):
+    namespace = f"no-such-namespace-{uuid.uuid4().hex[:8]}"
+    with pytest.raises(TemporalUnavailableError) as raised:
+        async with LiaraTemporalAgency(temporal_host=dev_server.address, namespace=namespace, task_queue=task_queue):
+            pytest.fail("entered a namespace that does not exist")
+    assert repr(namespace) in str(raised.value)
+
+
+async def test_a_terminated_crisis_reports_terminated(dev_server, agency):
+    # No worker: the crisis is certainly still running when it is terminated.
+    workflow_id = await agency.trigger_crisis_response(
+        "target-alpha", missions_from_actions("target-alpha", SPEC_ACTIONS), "tester"
+    )
+    await dev_server.client.get_workflow_handle(workflow_id).terminate("operator stopped it")
+
+    status = await agency.get_crisis_status(workflow_id)
+    assert status["status"] == "terminated"
+    assert status["closed_at"] is not None
+    assert "terminated" in status["error"]
+    with pytest.raises(CrisisFailedError) as raised:
+        await agency.wait_for_crisis_completion(workflow_id, timeout=10)
+    assert raised.value.status == "terminated"
+    assert workflow_id in str(raised.value)
+
+
+async def test_the_spec_python_snippet_prints_success(liara_env, liara_worker, tmp_path):
+    snippet = tmp_path / "spec_snippet.py"
+    snippet.write_text(SPEC_SNIPPET)
+    # The snippet runs unchanged; run_and_exit only ends the process without interpreter
+    # finalization, which can crash after the SDK was used (temporalio/sdk-python#300).
+    runner = (
+        "import runpy; from app.temporal.client import run_and_exit; "
+        f"run_and_exit(lambda: runpy.run_path({str(snippet)!r}, run_name='__main__'))"
+    )
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", runner],
+        env=liara_env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "Success: True"
+
+    async def deployed_by_the_worker() -> bool:
+        return "Agent agent-001 deployed successfully for mission phase phase-1" in liara_worker.output
+
+    await assert_eventually(deployed_by_the_worker)

@@ -1,0 +1,243 @@
+"""The ``liara`` command line end to end: ``python cognition/liara/cli.py`` (and the installed
+``liara`` script) as subprocesses against the dev server, with a worker process where needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from temporalio.service import RPCError, RPCStatusCode
+
+from tests.conftest import REPO_ROOT, WorkerProcess, assert_eventually, run_cli
+
+pytestmark = pytest.mark.integration
+
+SPEC_ACTIONS = ("recon", "secure", "extract", "cleanup")
+SPEC_PHASES = ["recon-phase-1", "secure-phase-2", "extract-phase-3", "cleanup-phase-4"]
+
+
+async def cli(env: dict[str, str], cwd: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """``run_cli`` off the event loop, so the session's Temporal client stays responsive."""
+    return await asyncio.to_thread(run_cli, env, cwd, *args, timeout=timeout)
+
+
+def assert_one_sentence_error(stderr: str) -> str:
+    """The CLI's failure contract: one ``Error: ...`` line, no traceback."""
+    assert "Traceback" not in stderr, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("Error: "), stderr
+    return lines[0]
+
+
+async def assert_not_started(dev_server, workflow_id: str) -> None:
+    with pytest.raises(RPCError) as raised:
+        await dev_server.client.get_workflow_handle(workflow_id).describe()
+    assert raised.value.status == RPCStatusCode.NOT_FOUND
+
+
+async def test_trigger_wait_json_returns_the_successful_result(liara_env, liara_worker, task_queue, tmp_path):
+    done = await cli(liara_env, tmp_path, "trigger", "target-alpha", *SPEC_ACTIONS, "--wait", "--json")
+
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["success"] is True
+    assert result["status"] == "completed"
+    assert result["workflow_id"] == f"crisis-workflow-{result['crisis_id']}"
+    assert result["crisis_id"].startswith("crisis-target-alpha-")
+    assert [p["phase_id"] for p in result["phases"]] == SPEC_PHASES
+    assert {p["status"] for p in result["phases"]} == {"completed"}
+    assert result["summary"] == {"completed_phases": 4, "failed_phases": 0, "total_phases": 4}
+    record = Path(liara_env["LIARA_CRISIS_DIR"]) / f"{result['crisis_id']}.json"
+    assert json.loads(record.read_text())["status"] == "completed"
+
+
+async def test_status_of_a_finished_crisis_shows_completed_and_each_phase(liara_env, liara_worker, tmp_path):
+    done = await cli(liara_env, tmp_path, "trigger", "target-alpha", *SPEC_ACTIONS, "--wait", "--json")
+    assert done.returncode == 0, done.stderr
+    workflow_id = json.loads(done.stdout)["workflow_id"]
+
+    shown = await cli(liara_env, tmp_path, "status", workflow_id)
+
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0] == f"Crisis workflow {workflow_id}: completed"
+    agents = ("recon-agent-001", "secure-agent-001", "extract-agent-001", "cleanup-agent-001")
+    for phase_id, agent_id in zip(SPEC_PHASES, agents, strict=True):
+        row = next((line for line in lines if line.strip().startswith(phase_id)), None)
+        assert row is not None, f"no row for {phase_id} in:\n{shown.stdout}"
+        assert agent_id in row and "completed" in row, row
+    assert "Success: True (4 of 4 phases completed, 0 failed)" in shown.stdout
+
+
+async def test_status_json_has_the_state_the_queue_and_the_result(liara_env, liara_worker, task_queue, tmp_path):
+    done = await cli(liara_env, tmp_path, "trigger", "target-alpha", "recon", "cleanup", "--wait", "--json")
+    assert done.returncode == 0, done.stderr
+    workflow_id = json.loads(done.stdout)["workflow_id"]
+
+    shown = await cli(liara_env, tmp_path, "status", workflow_id, "--json")
+
+    assert shown.returncode == 0, shown.stderr
+    report = json.loads(shown.stdout)
+    assert report["workflow_id"] == workflow_id
+    assert report["status"] == "completed"
+    assert report["task_queue"] == task_queue
+    assert report["started_at"] and report["closed_at"]
+    assert report["closed_at"] >= report["started_at"]
+    assert report["result"]["success"] is True
+    assert [p["phase_id"] for p in report["result"]["phases"]] == ["recon-phase-1", "cleanup-phase-2"]
+
+
+async def test_a_crisis_id_is_never_reused(liara_env, liara_worker, tmp_path):
+    # Unique per run: the shared server may keep crises of earlier runs, and ids are never reused.
+    crisis_id = f"my-crisis-1-{uuid.uuid4().hex[:8]}"
+    first = await cli(liara_env, tmp_path, "trigger", "--crisis-id", crisis_id, "target-alpha", "recon")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip() == f"crisis-workflow-{crisis_id}"
+
+    second = await cli(liara_env, tmp_path, "trigger", "--crisis-id", crisis_id, "target-alpha", "recon")
+
+    assert second.returncode == 1
+    assert second.stdout == ""
+    message = assert_one_sentence_error(second.stderr)
+    assert "already exists" in message and crisis_id in message
+    # The first crisis is untouched and completes.
+    waited = await cli(liara_env, tmp_path, "wait", f"crisis-workflow-{crisis_id}", "--json")
+    assert waited.returncode == 0, waited.stderr
+    assert json.loads(waited.stdout)["success"] is True
+
+
+async def test_status_of_an_unknown_crisis_is_a_one_sentence_error(liara_env, tmp_path):
+    shown = await cli(liara_env, tmp_path, "status", "crisis-workflow-does-not-exist")
+
+    assert shown.returncode == 1
+    message = assert_one_sentence_error(shown.stderr)
+    assert "crisis-workflow-does-not-exist" in message
+
+
+async def test_an_invalid_target_starts_nothing(dev_server, liara_env, task_queue, tmp_path):
+    crisis_id = f"bad-target-{uuid.uuid4().hex[:8]}"
+    refused = await cli(liara_env, tmp_path, "trigger", "--crisis-id", crisis_id, "bad/target", "recon")
+
+    assert refused.returncode == 1
+    assert refused.stdout == ""
+    message = assert_one_sentence_error(refused.stderr)
+    assert "target_member" in message
+    await assert_not_started(dev_server, f"crisis-workflow-{crisis_id}")
+    assert not Path(liara_env["LIARA_CRISIS_DIR"]).exists()
+
+    async def started_on_queue() -> list[str]:
+        return [w.id async for w in dev_server.client.list_workflows(f"TaskQueue = '{task_queue}'")]
+
+    assert await started_on_queue() == []
+    # The same listing does see a crisis on this queue once one is really started.
+    started = await cli(liara_env, tmp_path, "trigger", "target-alpha", "recon")
+    assert started.returncode == 0, started.stderr
+    workflow_id = started.stdout.strip()
+    try:
+
+        async def listed() -> bool:
+            return await started_on_queue() == [workflow_id]
+
+        await assert_eventually(listed)
+    finally:
+        await dev_server.client.get_workflow_handle(workflow_id).terminate("test cleanup: no worker on this queue")
+
+
+async def test_an_unreachable_server_says_how_to_start_one(liara_env, tmp_path):
+    env = {**liara_env, "TEMPORAL_ADDRESS": "127.0.0.1:1"}
+    for args in (("trigger", "target-alpha", "recon"), ("status", "crisis-workflow-x"), ("wait", "crisis-workflow-x")):
+        failed = await cli(env, tmp_path, *args)
+
+        assert failed.returncode == 1, args
+        message = assert_one_sentence_error(failed.stderr)
+        assert "127.0.0.1:1" in message
+        assert "`python scripts/setup_temporal.py start`" in message
+
+
+async def test_a_queued_crisis_waits_for_a_worker_then_completes(dev_server, liara_env, task_queue, tmp_path):
+    # No liara_worker fixture: nothing polls this test's queue until the worker below starts.
+    started = await cli(liara_env, tmp_path, "trigger", "target-alpha", *SPEC_ACTIONS)
+    assert started.returncode == 0, started.stderr
+    workflow_id = started.stdout.strip()
+
+    gave_up = await cli(liara_env, tmp_path, "wait", workflow_id, "--timeout", "1")
+    assert gave_up.returncode == 1
+    message = assert_one_sentence_error(gave_up.stderr)
+    assert "keeps running" in message and workflow_id in message
+
+    shown = await cli(liara_env, tmp_path, "status", workflow_id)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines()[0] == f"Crisis workflow {workflow_id}: running"
+    assert f"no worker polls task queue '{task_queue}'" in shown.stdout
+    assert "python cognition/liara/worker.py" in shown.stdout
+
+    shown_json = await cli(liara_env, tmp_path, "status", workflow_id, "--json")
+    assert shown_json.returncode == 0, shown_json.stderr
+    report = json.loads(shown_json.stdout)
+    assert (report["status"], report["workers_polling"]) == ("running", 0)
+    assert report["note"].startswith("queued: no worker polls")
+
+    worker = await asyncio.to_thread(WorkerProcess, "cognition/liara/worker.py", liara_env, tmp_path)
+    try:
+        waited = await cli(liara_env, tmp_path, "wait", workflow_id, "--json")
+    finally:
+        assert worker.stop() == 0, worker.output
+    assert waited.returncode == 0, waited.stderr
+    result = json.loads(waited.stdout)
+    assert result["success"] is True
+    assert [p["phase_id"] for p in result["phases"]] == SPEC_PHASES
+
+
+@pytest.mark.parametrize("command", [(), ("trigger",), ("status",), ("wait",), ("worker",)], ids=" ".join)
+def test_help_of_liara_and_each_command(command, tmp_path):
+    # --help needs no server: run without any Temporal settings.
+    shown = run_cli({**_plain_env(), "TEMPORAL_ADDRESS": "127.0.0.1:1"}, tmp_path, *command, "--help")
+
+    assert shown.returncode == 0, shown.stderr
+    assert "Usage:" in shown.stdout
+    assert "Traceback" not in shown.stderr
+    if command:
+        assert command[0] in shown.stdout
+    else:
+        for name in ("trigger", "status", "wait", "worker"):
+            assert name in shown.stdout
+
+
+def _plain_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "LIARA_"))}
+
+
+async def test_the_installed_liara_script_works_like_cli_py(liara_env, liara_worker, tmp_path):
+    liara = Path(sys.executable).parent / "liara"
+    assert liara.exists(), "the liara console script is not installed: pip install -e ."
+    commands = {"cli.py": [sys.executable, str(REPO_ROOT / "cognition/liara/cli.py")], "liara": [str(liara)]}
+    outputs = {}
+    for name, command in commands.items():
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [*command, "trigger", "target-alpha", "recon", "secure", "--wait"],
+            env=liara_env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, f"{name}: {done.stderr}"
+        outputs[name] = done.stdout.splitlines()
+
+    for name, lines in outputs.items():
+        workflow_id = lines[0]
+        assert workflow_id.startswith("crisis-workflow-crisis-target-alpha-"), name
+        assert lines[1] == f"Crisis {workflow_id.removeprefix('crisis-workflow-')} on target-alpha: completed", name
+        assert "Success: True (2 of 2 phases completed, 0 failed)" in lines, name
+    # Same output apart from the generated ids and the record paths.
+    assert len(outputs["liara"]) == len(outputs["cli.py"])
+    assert outputs["liara"][0] != outputs["cli.py"][0]

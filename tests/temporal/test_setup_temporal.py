@@ -1,0 +1,170 @@
+"""``scripts/setup_temporal.py start|status|stop``: the embedded server on free ports and its own
+data directory, so it never meets the session's dev server (or one a developer runs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from temporalio.client import WorkflowExecutionStatus
+
+from app.temporal.server import EmbeddedServer
+from cognition.liara.agency import LiaraTemporalAgency, missions_from_actions
+from tests.conftest import REPO_ROOT, WorkerProcess
+
+pytestmark = pytest.mark.integration
+
+#: Starting waits for the server to answer (up to 60 s in the script).
+START_TIMEOUT = 120
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def process_runs(pid: int) -> bool:
+    """Whether ``pid`` is a live (not zombie) process."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+@dataclass(frozen=True)
+class ServerDir:
+    data_dir: Path
+    port: int
+    ui_port: int
+
+    @property
+    def address(self) -> str:
+        return f"localhost:{self.port}"
+
+    def run(self, command: str, *, ports: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        args = [command, "--data-dir", str(self.data_dir)]
+        if ports:
+            args += ["--port", str(self.port), "--ui-port", str(self.ui_port)]
+        return subprocess.run(
+            [sys.executable, str(REPO_ROOT / "scripts/setup_temporal.py"), *args],
+            env={k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "LIARA_"))},
+            cwd=self.data_dir.parent,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def start(self) -> subprocess.CompletedProcess[str]:
+        return self.run("start", timeout=START_TIMEOUT)
+
+    def stop(self) -> subprocess.CompletedProcess[str]:
+        return self.run("stop", ports=False)
+
+    def status(self) -> subprocess.CompletedProcess[str]:
+        return self.run("status")
+
+    def pid(self) -> int:
+        return int((self.data_dir / "temporal.pid").read_text())
+
+
+@pytest.fixture
+def server_dir(tmp_path: Path) -> Iterator[ServerDir]:
+    """A data directory and free ports; whatever server the test started there is stopped after it."""
+    ui_port = free_port()
+    port = free_port()
+    while port == ui_port:
+        port = free_port()
+    server = ServerDir(tmp_path / "temporal", port, ui_port)
+    yield server
+    EmbeddedServer(data_dir=server.data_dir).stop()
+
+
+def test_start_status_stop_lifecycle(server_dir: ServerDir):
+    started = server_dir.start()
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert f"Temporal server started on {server_dir.address}" in started.stdout
+    pid = server_dir.pid()
+    assert process_runs(pid)
+
+    api = httpx.get(f"http://localhost:{server_dir.ui_port}/api/v1/namespaces/default", timeout=10)
+    assert api.status_code == 200
+    assert api.json()["namespaceInfo"]["name"] == "default"
+
+    again = server_dir.start()
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "already running" in again.stdout and f"pid {pid}" in again.stdout
+    assert server_dir.pid() == pid
+
+    status = server_dir.status()
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert f"running on {server_dir.address} (pid {pid})" in status.stdout
+
+    assert (server_dir.data_dir / "temporal.db").is_file()
+    assert (server_dir.data_dir / "temporal.db").stat().st_size > 0
+
+    stopped = server_dir.stop()
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    assert f"stopped (pid {pid})" in stopped.stdout
+    assert not process_runs(pid)
+    assert not (server_dir.data_dir / "temporal.pid").exists()
+
+    status = server_dir.status()
+    assert status.returncode == 1
+    assert "not running" in status.stdout and "python scripts/setup_temporal.py start" in status.stdout
+
+    stopped_again = server_dir.stop()
+    assert stopped_again.returncode == 0, stopped_again.stdout + stopped_again.stderr
+    assert "not running" in stopped_again.stdout
+
+
+async def test_a_completed_crisis_survives_a_server_restart(server_dir: ServerDir, tmp_path: Path):
+    started = await asyncio.to_thread(server_dir.start)
+    assert started.returncode == 0, started.stdout + started.stderr
+    task_queue = f"liara-test-{uuid.uuid4()}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "LIARA_"))}
+    env.update(
+        TEMPORAL_ADDRESS=server_dir.address,
+        LIARA_TASK_QUEUE=task_queue,
+        LIARA_CRISIS_DIR=str(tmp_path / "crises"),
+        PYTHONUNBUFFERED="1",
+    )
+
+    worker = await asyncio.to_thread(WorkerProcess, "cognition/liara/worker.py", env, tmp_path)
+    try:
+        async with LiaraTemporalAgency(temporal_host=server_dir.address, task_queue=task_queue) as agency:
+            workflow_id = await agency.trigger_crisis_response(
+                "target-alpha", missions_from_actions("target-alpha", ["recon", "secure"]), "tester"
+            )
+            before = await agency.wait_for_crisis_completion(workflow_id, timeout=60)
+    finally:
+        assert await asyncio.to_thread(worker.stop) == 0, worker.output
+    assert before["success"] is True
+
+    old_pid = server_dir.pid()
+    stopped = await asyncio.to_thread(server_dir.stop)
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    assert not process_runs(old_pid)
+    restarted = await asyncio.to_thread(server_dir.start)
+    assert restarted.returncode == 0, restarted.stdout + restarted.stderr
+    assert "Temporal server started" in restarted.stdout
+    assert server_dir.pid() != old_pid
+
+    async with LiaraTemporalAgency(temporal_host=server_dir.address, task_queue=task_queue) as agency:
+        description = await agency.client.get_workflow_handle(workflow_id).describe()
+        assert description.status == WorkflowExecutionStatus.COMPLETED
+        assert description.task_queue == task_queue
+        status = await agency.get_crisis_status(workflow_id)
+    assert status["status"] == "completed"
+    assert status["result"] == before

@@ -1,0 +1,197 @@
+"""Worker processes: the dedicated Liara worker and the main worker as a user runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHandle
+
+from cognition.liara.agency import LiaraTemporalAgency, missions_from_actions
+from tests.conftest import REPO_ROOT, WorkerProcess, run_cli
+
+pytestmark = pytest.mark.integration
+
+WORKER_SCRIPTS = ["cognition/liara/worker.py", "src/app/temporal/worker.py"]
+SPEC_ACTIONS = ("recon", "secure", "extract", "cleanup")
+
+
+def spec_lines(task_queue: str) -> list[str]:
+    """The quick reference's expected worker output, with the test's own task queue."""
+    return [
+        "INFO - Starting Liara Temporal Agency Worker",
+        "INFO - Connected to Temporal server",
+        "INFO - Liara worker created with 1 workflows and 5 activities",
+        f"INFO - Task queue: {task_queue}",
+        "INFO - Liara worker is running. Press Ctrl+C to stop.",
+    ]
+
+
+def in_order(expected: list[str], lines: list[str]) -> bool:
+    """Whether ``expected`` are whole lines of ``lines``, in this order (other lines may come between)."""
+    remaining = iter(lines)
+    return all(any(line == wanted for line in remaining) for wanted in expected)
+
+
+@pytest.fixture
+def spawn() -> Iterator[Callable[[str, dict[str, str], Path], WorkerProcess]]:
+    """Start worker processes; any a test leaves running (say, after a failed assertion) is killed."""
+    started: list[WorkerProcess] = []
+
+    def start(script: str, env: dict[str, str], cwd: Path) -> WorkerProcess:
+        worker = WorkerProcess(script, env, cwd)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        if worker.process.poll() is None:
+            worker.stop(signal.SIGKILL)
+
+
+async def stop_worker(worker: WorkerProcess, signum: int = signal.SIGTERM) -> int:
+    return await asyncio.to_thread(worker.stop, signum)
+
+
+def identities(history_events) -> set[str]:
+    """Identities of the workers that completed workflow tasks or started activities."""
+    found = set()
+    for event in history_events:
+        if event.HasField("workflow_task_completed_event_attributes"):
+            found.add(event.workflow_task_completed_event_attributes.identity)
+        if event.HasField("activity_task_started_event_attributes"):
+            found.add(event.activity_task_started_event_attributes.identity)
+    return found
+
+
+async def worker_identities(handle: WorkflowHandle) -> set[str]:
+    return identities([event async for event in handle.fetch_history_events()])
+
+
+def identity_of(worker: WorkerProcess) -> str:
+    """The SDK's default worker identity is ``<pid>@<host>``; the pid is enough to tell workers apart."""
+    return str(worker.process.pid)
+
+
+def pid_part(identity: str) -> str:
+    return identity.split("@", 1)[0]
+
+
+@pytest.mark.parametrize("script", WORKER_SCRIPTS)
+def test_worker_prints_the_spec_lines_in_order(script, spawn, liara_env, task_queue, tmp_path):
+    worker = spawn(script, liara_env, tmp_path)
+    try:
+        assert worker.process.poll() is None, worker.output
+        assert worker.lines[0] == "INFO - Starting Liara Temporal Agency Worker", worker.output
+        assert in_order(spec_lines(task_queue), worker.lines), worker.output
+    finally:
+        assert worker.stop() == 0, worker.output
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("script", WORKER_SCRIPTS)
+def test_idle_worker_exits_0_on_a_stop_signal(script, signum, spawn, liara_env, tmp_path):
+    worker = spawn(script, liara_env, tmp_path)
+
+    assert worker.stop(signum) == 0, worker.output
+    assert worker.lines[-1] == "INFO - Liara worker stopped", worker.output
+    assert "Traceback" not in worker.output
+
+
+@pytest.mark.parametrize("script", WORKER_SCRIPTS)
+def test_worker_against_an_unreachable_server_exits_1_with_one_sentence(script, liara_env, tmp_path):
+    env = {**liara_env, "TEMPORAL_ADDRESS": "127.0.0.1:1"}
+    done = subprocess.run(
+        [sys.executable, str(REPO_ROOT / script)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert "Traceback" not in output
+    errors = [line for line in output.splitlines() if line.startswith("ERROR - ")]
+    assert len(errors) == 1, output
+    assert errors[0].endswith("."), errors[0]
+    assert "127.0.0.1:1" in errors[0]
+    assert "`python scripts/setup_temporal.py start`" in errors[0]
+    assert "Liara worker is running" not in output
+
+
+async def test_two_workers_on_one_queue_share_the_crises(dev_server, spawn, liara_env, task_queue, tmp_path):
+    first = await asyncio.to_thread(spawn, "cognition/liara/worker.py", liara_env, tmp_path)
+    second = await asyncio.to_thread(spawn, "src/app/temporal/worker.py", liara_env, tmp_path)
+    workers = {identity_of(first): first, identity_of(second): second}
+    try:
+        async with LiaraTemporalAgency(temporal_host=dev_server.address, task_queue=task_queue) as agency:
+
+            async def run_crisis() -> tuple[dict, set[str]]:
+                workflow_id = await agency.trigger_crisis_response(
+                    "target-alpha", missions_from_actions("target-alpha", SPEC_ACTIONS), "tester"
+                )
+                result = await agency.wait_for_crisis_completion(workflow_id)
+                used = await worker_identities(dev_server.client.get_workflow_handle(workflow_id))
+                return result, {pid_part(identity) for identity in used}
+
+            batch = await asyncio.gather(*(run_crisis() for _ in range(6)))
+            assert all(result["success"] for result, _ in batch)
+            work = Counter(pid for _, used in batch for pid in used)
+            assert set(work) <= set(workers), work
+
+            # Stop whichever worker did most of the batch; the other one carries on alone.
+            busiest = work.most_common(1)[0][0]
+            assert await stop_worker(workers[busiest]) == 0, workers[busiest].output
+            result, used = await run_crisis()
+            assert result["success"] is True
+            (other,) = set(workers) - {busiest}
+            assert used == {other}
+            assert set(work) | used == set(workers)
+    finally:
+        codes = [await stop_worker(worker) for worker in workers.values()]
+        assert codes == [0, 0], "\n\n".join(worker.output for worker in workers.values())
+
+
+async def test_a_crisis_started_while_no_worker_runs_completes_after_a_restart(
+    dev_server, spawn, liara_env, task_queue, tmp_path
+):
+    before = await asyncio.to_thread(spawn, "cognition/liara/worker.py", liara_env, tmp_path)
+    assert await stop_worker(before, signal.SIGTERM) == 0, before.output
+
+    started = await asyncio.to_thread(run_cli, liara_env, tmp_path, "trigger", "target-alpha", *SPEC_ACTIONS)
+    assert started.returncode == 0, started.stderr
+    workflow_id = started.stdout.strip()
+    crisis_id = workflow_id.removeprefix("crisis-workflow-")
+    record_path = Path(liara_env["LIARA_CRISIS_DIR"]) / f"{crisis_id}.json"
+    assert not record_path.exists()
+
+    after = await asyncio.to_thread(spawn, "cognition/liara/worker.py", liara_env, tmp_path)
+    try:
+        async with LiaraTemporalAgency(temporal_host=dev_server.address, task_queue=task_queue) as agency:
+            result = await agency.wait_for_crisis_completion(workflow_id, timeout=60)
+    finally:
+        assert await stop_worker(after) == 0, after.output
+    assert result["success"] is True
+    used = await worker_identities(dev_server.client.get_workflow_handle(workflow_id))
+    assert {pid_part(identity) for identity in used} == {identity_of(after)}
+
+    record = json.loads(record_path.read_text())
+    assert record["status"] == "completed"
+    assert record["completed_at"]
+    assert [p["phase_id"] for p in record["phases"]] == [
+        "recon-phase-1",
+        "secure-phase-2",
+        "extract-phase-3",
+        "cleanup-phase-4",
+    ]
+    assert {p["status"] for p in record["phases"]} == {"completed"}
+    assert record["summary"] == {"completed_phases": 4, "failed_phases": 0, "total_phases": 4}
