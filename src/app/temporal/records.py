@@ -60,7 +60,7 @@ class CrisisRecordStore:
         return cls(Path(os.environ.get(RECORD_DIR_ENV) or DEFAULT_RECORD_DIR))
 
     def path_for(self, crisis_id: str) -> Path:
-        if len(crisis_id) > MAX_ID_LENGTH or not _SAFE_ID.match(crisis_id):
+        if len(crisis_id) > MAX_ID_LENGTH or not _SAFE_ID.fullmatch(crisis_id):
             raise CrisisRecordError(f"crisis id {crisis_id!r} is not a safe file name")
         return self.directory / f"{crisis_id}.json"
 
@@ -169,11 +169,14 @@ class CrisisRecordStore:
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp_name, path)
+            dir_fd = os.open(self.directory, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as err:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise CrisisRecordError(f"cannot write crisis record {path}: {err.strerror or err}") from err
         except BaseException:
             Path(tmp_name).unlink(missing_ok=True)
             raise
-        dir_fd = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)

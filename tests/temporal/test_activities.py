@@ -1,0 +1,238 @@
+"""The crisis activities run directly in an ``ActivityEnvironment`` (no Temporal server)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from app.temporal.activities import CrisisActivities
+from app.temporal.models import (
+    INVALID_REQUEST_ERROR,
+    CrisisCompletion,
+    CrisisRequest,
+    CrisisStart,
+    MissionPhase,
+    PhaseAssignment,
+    PhaseLogEntry,
+    PhaseOutcome,
+    PhaseStatus,
+)
+from app.temporal.records import CrisisRecordStore
+from cognition.liara.agency import missions_from_actions
+
+STARTED = datetime(2026, 1, 16, 10, 30, tzinfo=UTC)
+ACTIONS = ("recon", "secure", "extract", "cleanup")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> CrisisRecordStore:
+    return CrisisRecordStore(tmp_path / "crises")
+
+
+@pytest.fixture
+def activities(store: CrisisRecordStore) -> CrisisActivities:
+    return CrisisActivities(store)
+
+
+@pytest.fixture
+def env() -> ActivityEnvironment:
+    return ActivityEnvironment()
+
+
+def spec_phases() -> list[MissionPhase]:
+    return [MissionPhase.model_validate(m) for m in missions_from_actions("target-alpha", ACTIONS)]
+
+
+def outcome(phase: MissionPhase, status: PhaseStatus = PhaseStatus.PENDING, **extra: object) -> PhaseOutcome:
+    return PhaseOutcome(phase_id=phase.phase_id, agent_id=phase.agent_id, action=phase.action, status=status, **extra)
+
+
+def start(activities: CrisisActivities, env: ActivityEnvironment, crisis_id: str = "crisis-1") -> None:
+    env.run(
+        activities.initialize_crisis_response,
+        CrisisStart(
+            crisis_id=crisis_id,
+            workflow_id=f"crisis-workflow-{crisis_id}",
+            run_id="run-1",
+            target="target-alpha",
+            initiated_by="tester",
+            started_at=STARTED,
+            phases=[outcome(p) for p in spec_phases()],
+        ),
+    )
+
+
+def test_validate_returns_the_phases_in_priority_order(activities: CrisisActivities, env: ActivityEnvironment) -> None:
+    missions = [
+        {**m, "priority": priority}
+        for m, priority in zip(missions_from_actions("target-alpha", ACTIONS), (3, 1, 3, 0), strict=True)
+    ]
+    request = CrisisRequest(crisis_id="crisis-1", target_member="target-alpha", missions=missions)
+
+    ordered = env.run(activities.validate_crisis_request, request)
+
+    assert [p.phase_id for p in ordered] == ["cleanup-phase-4", "secure-phase-2", "recon-phase-1", "extract-phase-3"]
+    assert all(isinstance(p, MissionPhase) for p in ordered)
+
+
+def test_validate_fails_an_invalid_request_without_retry(
+    activities: CrisisActivities, env: ActivityEnvironment
+) -> None:
+    recon = spec_phases()[0]
+    request = CrisisRequest.model_construct(crisis_id="crisis-1", target_member="target-alpha", missions=[recon, recon])
+
+    with pytest.raises(ApplicationError) as caught:
+        env.run(activities.validate_crisis_request, request)
+
+    err = caught.value
+    assert err.non_retryable is True
+    assert err.type == INVALID_REQUEST_ERROR == "InvalidCrisisRequest"
+    assert "missions: " in err.message
+    assert "'recon-phase-1' appears more than once" in err.message
+
+
+def test_validate_names_each_bad_field(activities: CrisisActivities, env: ActivityEnvironment) -> None:
+    bad_phase = MissionPhase.model_construct(**{**spec_phases()[0].model_dump(), "phase_id": "../escape"})
+    request = CrisisRequest.model_construct(crisis_id="a/b", target_member="target-alpha", missions=[bad_phase])
+
+    with pytest.raises(ApplicationError) as caught:
+        env.run(activities.validate_crisis_request, request)
+
+    assert caught.value.message.startswith("invalid crisis request: crisis_id: ")
+    assert "missions.0.phase_id: " in caught.value.message
+
+
+async def test_perform_agent_mission_logs_the_deployment(
+    activities: CrisisActivities, env: ActivityEnvironment, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="liara.activities")
+    recon = spec_phases()[0]
+    assignment = PhaseAssignment(crisis_id="crisis-1", workflow_id="crisis-workflow-crisis-1", phase=recon)
+
+    report = await env.run(activities.perform_agent_mission, assignment)
+
+    assert (report.phase_id, report.agent_id, report.attempt) == ("recon-phase-1", "recon-agent-001", 1)
+    assert [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "liara.activities"] == [
+        (
+            "INFO",
+            "AGENT DEPLOYMENT - Phase: recon-phase-1 | Agent: recon-agent-001 | Action: reconnaissance | "
+            "Target: target-alpha",
+        ),
+        ("INFO", "Agent recon-agent-001 deployed successfully for mission phase recon-phase-1"),
+    ]
+
+
+async def test_perform_agent_mission_warns_on_a_retry(
+    activities: CrisisActivities, env: ActivityEnvironment, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="liara.activities")
+    env.info = dataclasses.replace(env.info, attempt=3)
+    secure = spec_phases()[1]
+
+    report = await env.run(
+        activities.perform_agent_mission, PhaseAssignment(crisis_id="crisis-1", workflow_id="wf", phase=secure)
+    )
+
+    assert report.attempt == 3
+    messages = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "liara.activities"]
+    assert messages[0] == ("WARNING", "Retrying mission phase secure-phase-2 (attempt 3)")
+    assert len(messages) == 3
+
+
+def test_initialize_creates_the_record(
+    activities: CrisisActivities, env: ActivityEnvironment, store: CrisisRecordStore
+) -> None:
+    start(activities, env)
+    record = json.loads((store.directory / "crisis-1.json").read_text())
+    assert record["status"] == "running"
+    assert [p["phase_id"] for p in record["phases"]] == [
+        "recon-phase-1",
+        "secure-phase-2",
+        "extract-phase-3",
+        "cleanup-phase-4",
+    ]
+
+
+def test_log_mission_phase_twice_keeps_one_entry(
+    activities: CrisisActivities, env: ActivityEnvironment, store: CrisisRecordStore
+) -> None:
+    start(activities, env)
+    recon = spec_phases()[0]
+    entry = PhaseLogEntry(
+        crisis_id="crisis-1",
+        target="target-alpha",
+        outcome=outcome(recon, PhaseStatus.COMPLETED, attempts=1, timestamp=STARTED + timedelta(seconds=1)),
+    )
+
+    env.run(activities.log_mission_phase, entry)
+    after_first = (store.directory / "crisis-1.json").read_text()
+    env.run(activities.log_mission_phase, entry)  # the same activity, retried
+
+    assert (store.directory / "crisis-1.json").read_text() == after_first
+    record = json.loads(after_first)
+    assert [p["phase_id"] for p in record["phases"]].count("recon-phase-1") == 1
+    assert (record["phases"][0]["status"], record["phases"][0]["timestamp"]) == (
+        "completed",
+        "2026-01-16T10:30:01.000Z",
+    )
+    assert record["summary"] == {"completed_phases": 1, "failed_phases": 0, "total_phases": 4}
+
+
+def test_log_mission_phase_records_a_failure_with_its_error(
+    activities: CrisisActivities, env: ActivityEnvironment, store: CrisisRecordStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="liara.activities")
+    start(activities, env)
+    secure = spec_phases()[1]
+    failed = outcome(secure, PhaseStatus.FAILED, attempts=3, error="perimeter breached", timestamp=STARTED)
+
+    env.run(activities.log_mission_phase, PhaseLogEntry(crisis_id="crisis-1", target="target-alpha", outcome=failed))
+
+    record = json.loads((store.directory / "crisis-1.json").read_text())
+    assert (record["phases"][1]["status"], record["phases"][1]["error"]) == ("failed", "perimeter breached")
+    assert record["summary"] == {"completed_phases": 0, "failed_phases": 1, "total_phases": 4}
+    assert ("WARNING", "Mission phase secure-phase-2 failed (crisis crisis-1): perimeter breached") in [
+        (r.levelname, r.getMessage()) for r in caplog.records if r.name == "liara.activities"
+    ]
+
+
+def test_finalize_returns_the_absolute_record_path(
+    env: ActivityEnvironment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    activities = CrisisActivities(CrisisRecordStore(Path("relative") / "crises"))
+    start(activities, env)
+    phases = [
+        outcome(p, PhaseStatus.COMPLETED, attempts=1, timestamp=STARTED + timedelta(seconds=1)) for p in spec_phases()
+    ]
+
+    path = env.run(
+        activities.finalize_crisis_response,
+        CrisisCompletion(
+            crisis_id="crisis-1", status="completed", completed_at=STARTED + timedelta(seconds=2), phases=phases
+        ),
+    )
+
+    assert Path(path).is_absolute()
+    assert path == str((tmp_path / "relative" / "crises" / "crisis-1.json").resolve())
+    record = json.loads(Path(path).read_text())
+    assert (record["status"], record["completed_at"]) == ("completed", "2026-01-16T10:30:02.000Z")
+    assert record["summary"] == {"completed_phases": 4, "failed_phases": 0, "total_phases": 4}
+
+
+def test_all_lists_the_five_activities_by_their_spec_names(activities: CrisisActivities) -> None:
+    names = [fn.__temporal_activity_definition.name for fn in activities.all()]  # type: ignore[attr-defined]
+    assert names == [
+        "validate_crisis_request",
+        "initialize_crisis_response",
+        "perform_agent_mission",
+        "log_mission_phase",
+        "finalize_crisis_response",
+    ]
