@@ -293,14 +293,25 @@ class LiaraTemporalAgency:
         return progress.model_dump(mode="json")
 
     async def list_crises(
-        self, *, target: str | None = None, status: str | None = None, limit: int = 20
+        self,
+        *,
+        target: str | None = None,
+        status: str | None = None,
+        initiated_by: str | None = None,
+        limit: int = 20,
     ) -> list[dict[str, Any]]:
-        """The newest crises first, filtered by the ``CrisisTarget`` and ``CrisisStatus`` search attributes."""
+        """The newest crises first, filtered by the ``CrisisTarget``, ``CrisisStatus`` and
+        ``CrisisInitiatedBy`` search attributes.
+        """
         clauses = [f"WorkflowType = '{CrisisResponseWorkflow.__name__}'"]
-        if target is not None:
-            if not re.fullmatch(SAFE_ID_PATTERN, target):
-                raise InvalidCrisisRequestError(f"Invalid target {target!r}: use letters, digits, '.', '_' and '-'.")
-            clauses.append(f"{CRISIS_TARGET.name} = '{target}'")
+        for key, value in ((CRISIS_TARGET, target), (CRISIS_INITIATED_BY, initiated_by)):
+            if value is None:
+                continue
+            if not re.fullmatch(SAFE_ID_PATTERN, value):
+                raise InvalidCrisisRequestError(
+                    f"Invalid {key.name} filter {value!r}: use letters, digits, '.', '_' and '-'."
+                )
+            clauses.append(f"{key.name} = '{value}'")
         if status is not None:
             if status not in CRISIS_STATUSES:
                 raise InvalidCrisisRequestError(f"Unknown status {status!r}: use one of {', '.join(CRISIS_STATUSES)}.")

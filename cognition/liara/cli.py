@@ -369,12 +369,15 @@ def list_crises(
     status_filter: Annotated[
         str | None, typer.Option("--status", help=f"Only crises in this state: {', '.join(CRISIS_STATUSES)}")
     ] = None,
+    initiated_by: Annotated[str | None, typer.Option(help="Only crises started by this user")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many, newest first")] = 20,
     as_json: JsonFlag = False,
 ) -> None:
-    """List crises, newest first, from the CrisisTarget / CrisisStatus search attributes."""
+    """List crises, newest first, from the CrisisTarget / CrisisStatus / CrisisInitiatedBy search attributes."""
     connection: Connection = ctx.obj
-    rows = connection.run(lambda agency: agency.list_crises(target=target, status=status_filter, limit=limit))
+    rows = connection.run(
+        lambda agency: agency.list_crises(target=target, status=status_filter, initiated_by=initiated_by, limit=limit)
+    )
     if as_json:
         _print_json(rows)
         return

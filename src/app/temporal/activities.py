@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from pydantic import ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from app.temporal.config import SIMULATE, ExecutorRegistry
+from app.temporal.executors import Mission, SimulateExecutor
 from app.temporal.models import (
     INVALID_REQUEST_ERROR,
     AgentReport,
@@ -23,6 +26,9 @@ from app.temporal.records import CrisisRecordStore
 
 logger = logging.getLogger("liara.activities")
 
+#: Longest pause between heartbeats of a running agent (a quarter of its heartbeat timeout if shorter).
+HEARTBEAT_INTERVAL_SECONDS = 1.0
+
 
 def describe_validation_error(err: ValidationError) -> str:
     """Pydantic's errors as ``field.path: message; ...`` (one line, field-level)."""
@@ -34,10 +40,11 @@ def describe_validation_error(err: ValidationError) -> str:
 
 
 class CrisisActivities:
-    """Activities bound to the record store they write to."""
+    """Activities bound to the record store they write to and the agents they dispatch to."""
 
-    def __init__(self, store: CrisisRecordStore) -> None:
+    def __init__(self, store: CrisisRecordStore, executors: ExecutorRegistry | None = None) -> None:
         self.store = store
+        self.executors = executors or ExecutorRegistry({SIMULATE: SimulateExecutor()})
 
     @activity.defn(name="validate_crisis_request")
     def validate_crisis_request(self, request: CrisisRequest) -> list[MissionPhase]:
@@ -70,10 +77,15 @@ class CrisisActivities:
 
     @activity.defn(name="perform_agent_mission")
     async def perform_agent_mission(self, assignment: PhaseAssignment) -> AgentReport:
+        """Run the phase's agent through the executor configured for its action.
+
+        The agent runs as a task while this heartbeats, so a dead worker is noticed within the
+        heartbeat timeout and a cancelled phase stops its agent before the cancel completes.
+        """
         phase = assignment.phase
-        attempt = activity.info().attempt
-        if attempt > 1:
-            logger.warning("Retrying mission phase %s (attempt %d)", phase.phase_id, attempt)
+        info = activity.info()
+        if info.attempt > 1:
+            logger.warning("Retrying mission phase %s (attempt %d)", phase.phase_id, info.attempt)
         logger.info(
             "AGENT DEPLOYMENT - Phase: %s | Agent: %s | Action: %s | Target: %s",
             phase.phase_id,
@@ -81,8 +93,29 @@ class CrisisActivities:
             phase.action,
             phase.target,
         )
+        mission = Mission(
+            crisis_id=assignment.crisis_id,
+            workflow_id=assignment.workflow_id,
+            phase=phase,
+            attempt=info.attempt,
+            compensation=assignment.compensation,
+        )
+        agent = asyncio.ensure_future(self.executors.executor_for(phase.action).run(mission))
+        interval = HEARTBEAT_INTERVAL_SECONDS
+        if info.heartbeat_timeout:
+            interval = min(interval, info.heartbeat_timeout.total_seconds() / 4)
+        try:
+            while not agent.done():
+                await asyncio.wait({agent}, timeout=interval)
+                activity.heartbeat()
+        except asyncio.CancelledError:
+            agent.cancel()
+            await asyncio.gather(agent, return_exceptions=True)
+            logger.warning("Mission phase %s cancelled; agent %s stopped", phase.phase_id, phase.agent_id)
+            raise
+        output = agent.result()
         logger.info("Agent %s deployed successfully for mission phase %s", phase.agent_id, phase.phase_id)
-        return AgentReport(phase_id=phase.phase_id, agent_id=phase.agent_id, attempt=attempt)
+        return AgentReport(phase_id=phase.phase_id, agent_id=phase.agent_id, attempt=info.attempt, output=output)
 
     @activity.defn(name="log_mission_phase")
     def log_mission_phase(self, entry: PhaseLogEntry) -> None:

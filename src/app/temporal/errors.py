@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from temporalio.exceptions import FailureError
+
 
 class LiaraError(Exception):
     """Base class of every error the agency raises for a problem a user can fix."""
@@ -51,4 +53,6 @@ def innermost_message(err: BaseException) -> str:
     """The message of the root cause of a chain: for a failed activity, the agent's own error."""
     while err.__cause__ is not None:
         err = err.__cause__
-    return str(err) or type(err).__name__
+    # A Temporal failure's str() prefixes its error type; the message alone reads better.
+    message = err.message if isinstance(err, FailureError) else str(err)
+    return message or type(err).__name__

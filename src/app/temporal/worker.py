@@ -21,6 +21,7 @@ from temporalio.worker import Worker
 
 from app.temporal.activities import CrisisActivities
 from app.temporal.client import ConnectionSettings, connect, run_and_exit
+from app.temporal.config import ExecutorRegistry, load_executor_registry
 from app.temporal.errors import LiaraError
 from app.temporal.records import CrisisRecordStore
 from app.temporal.workflows import CrisisResponseWorkflow
@@ -72,7 +73,8 @@ async def serve(
     client = await connect(settings)
     logger.info("Connected to Temporal server")
     store = CrisisRecordStore.from_environment()
-    activities = CrisisActivities(store).all()
+    executors = load_executor_registry()
+    activities = CrisisActivities(store, executors).all()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -86,15 +88,29 @@ async def serve(
             activity_executor=executor,
             max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
             graceful_shutdown_timeout=graceful_shutdown,
+            # Heartbeats carry cancellation back to a running agent: send them promptly.
+            max_heartbeat_throttle_interval=timedelta(seconds=1),
         )
         logger.info("Liara worker created with %d workflows and %d activities", len(workflows), len(activities))
         logger.info("Task queue: %s", settings.task_queue)
         logger.info("Crisis records: %s", store.directory)
-        async with worker:
-            logger.info("Liara worker is running. Press Ctrl+C to stop.")
-            await stop.wait()
-            logger.info("Shutting down: running activities get %g s to finish", graceful_shutdown.total_seconds())
+        logger.info("Agent executors: %s", _describe_executors(executors))
+        try:
+            async with worker:
+                logger.info("Liara worker is running. Press Ctrl+C to stop.")
+                await stop.wait()
+                logger.info("Shutting down: running activities get %g s to finish", graceful_shutdown.total_seconds())
+        finally:
+            await executors.aclose()
     logger.info("Liara worker stopped")
+
+
+def _describe_executors(executors: ExecutorRegistry) -> str:
+    described = executors.describe()
+    actions = {**described["actions"], **described["environment_overrides"]}
+    mapping = ", ".join(f"{action} -> {name}" for action, name in actions.items())
+    source = described["source"] or "built-in defaults"
+    return f"default {described['default']}" + (f"; {mapping}" if mapping else "") + f" ({source})"
 
 
 def worker_command(workflows: Sequence[type], description: str) -> Callable[..., None]:

@@ -1,0 +1,317 @@
+"""Executor configuration: which agent executor performs each action.
+
+Read once at worker start from ``liara.toml`` (or the file in ``LIARA_CONFIG``) plus environment
+overrides, and checked completely then, so a typo stops the worker with one sentence instead of
+failing phases later. Without a file every action is simulated, which keeps a fresh checkout
+runnable end to end.
+
+    [agents]
+    default = "simulate"                 # executor of actions not listed
+    [agents.actions]
+    reconnaissance = "recon-api"         # action -> executor name
+    [executors.recon-api]
+    type = "http"                        # simulate | http | command | <liara.executors entry point>
+    url = "http://127.0.0.1:9000/missions"
+
+Precedence for an action: ``LIARA_EXECUTOR_<ACTION>``, then ``[agents.actions]``, then
+``LIARA_DEFAULT_EXECUTOR``, then ``[agents] default``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from importlib.metadata import EntryPoint
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import ErrorDetails
+
+from app.temporal.errors import LiaraError
+from app.temporal.executors import (
+    AgentExecutor,
+    ExecutorFactory,
+    SimulateExecutor,
+    build_executor,
+    builtin_factories,
+    load_factory,
+    plugin_entry_points,
+)
+from app.temporal.models import ActionName
+
+CONFIG_ENV = "LIARA_CONFIG"
+DEFAULT_CONFIG_FILE = Path("liara.toml")
+DEFAULT_EXECUTOR_ENV = "LIARA_DEFAULT_EXECUTOR"
+ACTION_EXECUTOR_ENV_PREFIX = "LIARA_EXECUTOR_"
+#: Needs no ``[executors]`` entry and cannot be redefined.
+SIMULATE = "simulate"
+
+ExecutorName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+_ACTION_ENV_KEY = re.compile(r"^[A-Z][A-Z0-9_]*$")
+
+
+class ConfigError(LiaraError, ValueError):
+    """The executor configuration (file or environment) is unusable; the worker must not start."""
+
+
+def action_env_var(action: str) -> str:
+    """``LIARA_EXECUTOR_<ACTION>``: upper-cased, ``-`` as ``_`` (environment names allow no dashes)."""
+    return ACTION_EXECUTOR_ENV_PREFIX + action.upper().replace("-", "_")
+
+
+# --- file schema ------------------------------------------------------------------------------
+
+
+class _Strict(BaseModel):
+    # strict: TOML already has types; "30" for a number is a mistake worth reporting.
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class _AgentsTable(_Strict):
+    default: ExecutorName = SIMULATE
+    actions: dict[ActionName, ExecutorName] = Field(default_factory=dict)
+
+
+class _ExecutorTable(BaseModel):
+    """``type`` plus whatever that type takes (checked against the type's own settings below)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    type: Annotated[str, Field(min_length=1)]
+
+
+class _ConfigFile(_Strict):
+    agents: _AgentsTable = Field(default_factory=_AgentsTable)
+    executors: dict[ExecutorName, _ExecutorTable] = Field(default_factory=dict)
+
+
+class _SimulateSettings(_Strict):
+    pass
+
+
+class _HttpSettings(_Strict):
+    url: str
+    timeout_seconds: Annotated[float, Field(gt=0, le=86400)] = 30.0
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("url")
+    @classmethod
+    def _absolute_http(cls, url: str) -> str:
+        try:
+            parsed = httpx.URL(url)
+        except httpx.InvalidURL as err:
+            raise ValueError(f"not a URL ({err})") from None
+        if parsed.scheme not in ("http", "https") or not parsed.host:
+            raise ValueError("must be an absolute http:// or https:// URL")
+        return url
+
+
+class _CommandSettings(_Strict):
+    argv: Annotated[list[str], Field(min_length=1)]
+    timeout_seconds: Annotated[float, Field(gt=0, le=86400)] | None = None
+    cwd: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    non_retryable_exit_codes: list[int] = Field(default_factory=list)
+
+    @field_validator("argv")
+    @classmethod
+    def _program_named(cls, argv: list[str]) -> list[str]:
+        if not argv[0]:
+            raise ValueError("the first element must name the program")
+        return argv
+
+
+_BUILTIN_SETTINGS: dict[str, type[BaseModel]] = {
+    "simulate": _SimulateSettings,
+    "http": _HttpSettings,
+    "command": _CommandSettings,
+}
+
+
+# --- registry ---------------------------------------------------------------------------------
+
+
+class ExecutorRegistry:
+    """Executors by name and the action mapping; ``executor_for(action)`` is all a worker needs."""
+
+    def __init__(
+        self,
+        executors: Mapping[str, AgentExecutor],
+        default: str = SIMULATE,
+        actions: Mapping[str, str] | None = None,
+        *,
+        env_overrides: Mapping[str, str] | None = None,
+        source: Path | None = None,
+    ) -> None:
+        """``env_overrides`` maps ``LIARA_EXECUTOR_<ACTION>`` variable names to executor names."""
+        self._executors = dict(executors)
+        self._default = default
+        self._actions = dict(actions or {})
+        self._env_overrides = dict(env_overrides or {})
+        self.source = source
+        for name in [default, *self._actions.values(), *self._env_overrides.values()]:
+            if name not in self._executors:
+                raise ConfigError(f"Executor {name!r} is mapped to an action but not defined.")
+
+    def name_for(self, action: str) -> str:
+        """The executor name that performs ``action``."""
+        overridden = self._env_overrides.get(action_env_var(action))
+        return overridden or self._actions.get(action) or self._default
+
+    def executor_for(self, action: str) -> AgentExecutor:
+        return self._executors[self.name_for(action)]
+
+    def describe(self) -> dict[str, Any]:
+        """The mapping, for one log line at worker start (no settings: headers may hold secrets)."""
+        return {
+            "source": str(self.source) if self.source else None,
+            "default": self._default,
+            "actions": dict(self._actions),
+            "environment_overrides": dict(self._env_overrides),
+            "executors": {name: type(executor).__name__ for name, executor in self._executors.items()},
+        }
+
+    async def aclose(self) -> None:
+        """Release what executors hold (HTTP connection pools); call at worker shutdown."""
+        for executor in self._executors.values():
+            close = getattr(executor, "aclose", None)
+            if close is not None:
+                await close()
+
+
+def load_executor_registry(
+    path: Path | None = None,
+    environ: Mapping[str, str] = os.environ,
+    *,
+    entry_points: Iterable[EntryPoint] | None = None,
+) -> ExecutorRegistry:
+    """Read and check the configuration and build every executor it defines.
+
+    ``path`` (or ``LIARA_CONFIG``) must exist; the default ``liara.toml`` may be absent (all
+    simulated). ``entry_points`` replaces discovery of installed ``liara.executors`` plugins.
+    """
+    source = _config_path(path, environ)
+    config = _read(source) if source is not None else _ConfigFile()
+    where = f"Executor configuration {source}" if source is not None else "The executor configuration"
+
+    executors: dict[str, AgentExecutor] = {SIMULATE: SimulateExecutor()}
+    plugins: dict[str, EntryPoint] | None = None
+    for name, table in config.executors.items():
+        key = f"executors.{name}"
+        if name == SIMULATE:
+            raise ConfigError(f"{where} redefines {key}, but {SIMULATE!r} is built in; choose another name.")
+        settings = table.model_extra or {}
+        if table.type in _BUILTIN_SETTINGS:
+            factory = builtin_factories()[table.type]
+            kwargs = _builtin_kwargs(table.type, settings, where, key, source)
+        else:
+            plugins = plugins if plugins is not None else plugin_entry_points(entry_points)
+            factory = _plugin_factory(table.type, plugins, where, key)
+            kwargs = dict(settings)
+        try:
+            executors[name] = build_executor(factory, kwargs)
+        except Exception as err:  # a plugin may raise anything; the worker must say which entry broke
+            raise ConfigError(f"{where} has an unusable {key}: {err}.") from err
+
+    def defined(name: str, origin: str) -> str:
+        if name not in executors:
+            raise ConfigError(f"{where} maps {origin} to executor {name!r}, which is not defined under [executors].")
+        return name
+
+    actions = {action: defined(name, f"agents.actions.{action}") for action, name in config.agents.actions.items()}
+    default = defined(config.agents.default, "agents.default")
+    if environ.get(DEFAULT_EXECUTOR_ENV):
+        default = defined(environ[DEFAULT_EXECUTOR_ENV], f"the environment variable {DEFAULT_EXECUTOR_ENV}")
+    overrides: dict[str, str] = {}
+    for variable, name in sorted(environ.items()):
+        if not variable.startswith(ACTION_EXECUTOR_ENV_PREFIX) or not name:
+            continue
+        if not _ACTION_ENV_KEY.match(variable.removeprefix(ACTION_EXECUTOR_ENV_PREFIX)):
+            raise ConfigError(
+                f"Environment variable {variable} does not name an action (expected {ACTION_EXECUTOR_ENV_PREFIX}"
+                "<ACTION> in upper case with '_' for '-')."
+            )
+        overrides[variable] = defined(name, f"the environment variable {variable}")
+    return ExecutorRegistry(executors, default, actions, env_overrides=overrides, source=source)
+
+
+def _config_path(path: Path | None, environ: Mapping[str, str]) -> Path | None:
+    """The file to read, or None for built-in defaults; an explicitly named file must exist."""
+    if path is None and environ.get(CONFIG_ENV):
+        path = Path(environ[CONFIG_ENV])
+        if not path.is_file():
+            raise ConfigError(f"{CONFIG_ENV} names {path}, which is not an existing file.")
+    if path is None:
+        return DEFAULT_CONFIG_FILE.resolve() if DEFAULT_CONFIG_FILE.is_file() else None
+    if not path.is_file():
+        raise ConfigError(f"Executor configuration {path} is not an existing file.")
+    return path.resolve()
+
+
+def _read(source: Path) -> _ConfigFile:
+    try:
+        with source.open("rb") as file:
+            raw = tomllib.load(file)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"Executor configuration {source} is not valid TOML: {err}.") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"Executor configuration {source} is not UTF-8 text.") from None
+    except OSError as err:
+        raise ConfigError(f"Executor configuration {source} cannot be read: {err.strerror or err}.") from None
+    try:
+        return _ConfigFile.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_describe(err, f"Executor configuration {source}")) from None
+
+
+def _builtin_kwargs(kind: str, settings: dict[str, Any], where: str, key: str, source: Path | None) -> dict[str, Any]:
+    try:
+        checked = _BUILTIN_SETTINGS[kind].model_validate(settings)
+    except ValidationError as err:
+        raise ConfigError(_describe(err, where, prefix=key)) from None
+    kwargs = checked.model_dump()
+    if kind == "command" and kwargs["cwd"] is not None and source is not None:
+        kwargs["cwd"] = source.parent / kwargs["cwd"]  # relative to the file, like every path in it
+    return kwargs
+
+
+def _plugin_factory(kind: str, plugins: Mapping[str, EntryPoint], where: str, key: str) -> ExecutorFactory:
+    if kind not in plugins:
+        installed = ", ".join(sorted(plugins)) or "none"
+        raise ConfigError(
+            f"{where} sets {key}.type to unknown executor type {kind!r} "
+            f"(built in: {', '.join(_BUILTIN_SETTINGS)}; installed plugins: {installed})."
+        )
+    point = plugins[kind]
+    try:
+        return load_factory(point)
+    except Exception as err:  # importing third-party code can fail in any way
+        raise ConfigError(
+            f"{where} sets {key}.type to plugin {kind!r} ({point.value}), which cannot be loaded: {err}."
+        ) from err
+
+
+def _describe(err: ValidationError, where: str, prefix: str = "") -> str:
+    """The first problem as one sentence naming the key (and how many more there are)."""
+    problems = err.errors()
+    first = problems[0]
+    more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+    return f"{where} {_problem(first, prefix)}{more}."
+
+
+def _problem(problem: ErrorDetails, prefix: str) -> str:
+    loc = [str(part) for part in problem["loc"]]
+    is_key = bool(loc) and loc[-1] == "[key]"
+    parts = loc[:-1] if is_key else loc
+    key = ".".join(part for part in [prefix, *parts] if part) or "top level"
+    if is_key:
+        return f"has an invalid name {problem['input']!r} under {key.rpartition('.')[0] or 'top level'}"
+    if problem["type"] == "missing":
+        return f"is missing {key}"
+    if problem["type"] == "extra_forbidden":
+        return f"has an unknown key {key}"
+    return f"has an invalid {key}: {problem['msg']}"
