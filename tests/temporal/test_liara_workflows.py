@@ -22,7 +22,7 @@ from app.temporal.activities import CrisisActivities
 from app.temporal.models import AgentReport, CrisisRequest, CrisisResult, PhaseAssignment
 from app.temporal.records import CrisisRecordStore
 from app.temporal.workflows import CrisisResponseWorkflow
-from cognition.liara.agency import missions_from_actions
+from cognition.liara.agency import LiaraTemporalAgency, missions_from_actions
 from tests.conftest import WorkerProcess, run_cli
 
 
@@ -138,3 +138,31 @@ def test_cli_trigger_then_wait_runs_the_spec_crisis_on_a_worker_process(
     deployment = "Phase: recon-phase-1 | Agent: recon-agent-001 | Action: reconnaissance | Target: target-alpha"
     assert f"INFO - AGENT DEPLOYMENT - {deployment}" in liara_worker.output
     assert "Agent recon-agent-001 deployed successfully for mission phase recon-phase-1" in liara_worker.output
+
+
+@pytest.mark.integration
+async def test_main_worker_records_a_failed_phase_with_its_retries_and_runs_the_rest(liara_env, task_queue, tmp_path):
+    """The Python API against ``src/app/temporal/worker.py``: a phase whose agent keeps failing
+    is retried per its policy, recorded as failed with the agent's error, and the crisis goes on.
+    """
+    worker = WorkerProcess("src/app/temporal/worker.py", liara_env, tmp_path)
+    quick_retry = {"maximum_attempts": 2, "initial_interval_seconds": 0.1, "maximum_interval_seconds": 0.1}
+    missions = missions_from_actions("target-alpha", ["recon", "secure", "extract"])
+    missions[1]["params"] = {"fail": "always"}
+    try:
+        async with LiaraTemporalAgency(temporal_host=liara_env["TEMPORAL_ADDRESS"], task_queue=task_queue) as agency:
+            workflow_id = await agency.trigger_crisis_response(
+                target_member="target-alpha", missions=missions, initiated_by="tester", retry=quick_retry
+            )
+            result = await agency.wait_for_crisis_completion(workflow_id, timeout=60)
+    finally:
+        assert worker.stop() == 0
+    assert (result["success"], result["failed_phases"]) == (False, ["secure-phase-2"])
+    secure = result["phases"][1]
+    assert (secure["status"], secure["attempts"]) == ("failed", 2)
+    assert [p["status"] for p in result["phases"]] == ["completed", "failed", "completed"]
+    record = json.loads(Path(result["record_path"]).read_text())
+    assert record["status"] == "failed"
+    assert record["summary"] == {"completed_phases": 2, "failed_phases": 1, "total_phases": 3}
+    assert record["phases"][1]["error"] == secure["error"]
+    assert "Retrying mission phase secure-phase-2 (attempt 2)" in worker.output
