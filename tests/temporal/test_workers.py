@@ -15,7 +15,7 @@ import pytest
 from temporalio.client import WorkflowHandle
 
 from cognition.liara.agency import LiaraTemporalAgency, missions_from_actions
-from tests.conftest import REPO_ROOT, WorkerProcess, run_cli
+from tests.conftest import REPO_ROOT, WorkerProcess, assert_eventually, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -41,19 +41,21 @@ def in_order(expected: list[str], lines: list[str]) -> bool:
 
 
 @pytest.fixture
-def spawn() -> Iterator[Callable[[str, dict[str, str], Path], WorkerProcess]]:
-    """Start worker processes; any a test leaves running (say, after a failed assertion) is killed."""
+def spawn() -> Iterator[Callable[..., WorkerProcess]]:
+    """Start worker processes; any a test leaves running (say, after a failed assertion) is stopped
+    (SIGTERM, which a multi-process worker passes on to its children).
+    """
     started: list[WorkerProcess] = []
 
-    def start(script: str, env: dict[str, str], cwd: Path) -> WorkerProcess:
-        worker = WorkerProcess(script, env, cwd)
+    def start(script: str, env: dict[str, str], cwd: Path, *args: str) -> WorkerProcess:
+        worker = WorkerProcess(script, env, cwd, *args)
         started.append(worker)
         return worker
 
     yield start
     for worker in started:
         if worker.process.poll() is None:
-            worker.stop(signal.SIGKILL)
+            worker.stop(signal.SIGTERM)
 
 
 async def stop_worker(worker: WorkerProcess, signum: int = signal.SIGTERM) -> int:
@@ -195,3 +197,30 @@ async def test_a_crisis_started_while_no_worker_runs_completes_after_a_restart(
     ]
     assert {p["status"] for p in record["phases"]} == {"completed"}
     assert record["summary"] == {"completed_phases": 4, "failed_phases": 0, "total_phases": 4}
+
+
+async def test_processes_option_runs_several_workers_that_share_the_crises(liara_env, task_queue, tmp_path, spawn):
+    worker = spawn("cognition/liara/worker.py", liara_env, tmp_path, "--processes", "2")
+    ready = "Liara worker is running. Press Ctrl+C to stop."
+
+    async def both_ready() -> bool:
+        return all(f"[worker-{n}] {ready}" in worker.output for n in (1, 2))
+
+    await assert_eventually(both_ready, timeout=60)
+    async with LiaraTemporalAgency(temporal_host=liara_env["TEMPORAL_ADDRESS"], task_queue=task_queue) as agency:
+        workflow_ids = await asyncio.gather(
+            *(
+                agency.trigger_crisis_response(
+                    target_member="target-alpha", missions=missions_from_actions("target-alpha", ["recon", "secure"])
+                )
+                for _ in range(12)
+            )
+        )
+        results = await asyncio.gather(*(agency.wait_for_crisis_completion(w, timeout=60) for w in workflow_ids))
+        handles = [agency.client.get_workflow_handle(w) for w in workflow_ids]
+        seen = set().union(*[await worker_identities(handle) for handle in handles])
+    assert all(result["success"] for result in results)
+    assert len({pid_part(identity) for identity in seen}) >= 2, seen
+    assert await stop_worker(worker) == 0
+    assert "[worker-1] Liara worker stopped" in worker.output
+    assert "[worker-2] Liara worker stopped" in worker.output

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
+import os
 import signal
+import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -55,8 +58,12 @@ class LogLevel(StrEnum):
 
 
 def configure_logging(level: str = "INFO") -> None:
-    """``LEVEL - message`` lines, as the quick reference shows them."""
-    logging.basicConfig(level=level.upper(), format="%(levelname)s - %(message)s", force=True)
+    """``LEVEL - message`` lines, as the quick reference shows them (prefixed by the worker
+    process's name when several run side by side).
+    """
+    child = multiprocessing.parent_process() is not None
+    layout = "%(levelname)s - [%(processName)s] %(message)s" if child else "%(levelname)s - %(message)s"
+    logging.basicConfig(level=level.upper(), format=layout, force=True)
     # The ids are in our own messages already; the SDK would append its whole info dict.
     workflow.logger.workflow_info_on_message = False
 
@@ -113,6 +120,57 @@ def _describe_executors(executors: ExecutorRegistry) -> str:
     return f"default {described['default']}" + (f"; {mapping}" if mapping else "") + f" ({source})"
 
 
+def run_worker(
+    settings: ConnectionSettings, workflows: Sequence[type], graceful_shutdown: timedelta, log_level: str
+) -> int:
+    """One worker in this process; returns the exit code (1 with one sentence for a user error)."""
+    configure_logging(log_level)
+    try:
+        asyncio.run(serve(settings, workflows, graceful_shutdown=graceful_shutdown))
+    except LiaraError as err:
+        logger.error("%s", err)
+        return 1
+    return 0
+
+
+def _worker_process(
+    settings: ConnectionSettings, workflows: Sequence[type], graceful_shutdown: timedelta, log_level: str
+) -> None:
+    # Runs in a spawned child: its exit code is the worker's.
+    sys.exit(run_worker(settings, workflows, graceful_shutdown, log_level))
+
+
+def run_worker_processes(
+    count: int, settings: ConnectionSettings, workflows: Sequence[type], graceful_shutdown: timedelta, log_level: str
+) -> int:
+    """``count`` worker processes on the same task queue; SIGINT/SIGTERM stop them all gracefully.
+
+    Each process has its own worker identity (pid@host), so Temporal spreads crises between them.
+    """
+    context = multiprocessing.get_context("spawn")
+    children = [
+        context.Process(
+            target=_worker_process,
+            args=(settings, list(workflows), graceful_shutdown, log_level),
+            name=f"worker-{index}",
+        )
+        for index in range(1, count + 1)
+    ]
+    for child in children:
+        child.start()
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            if child.is_alive() and child.pid:
+                os.kill(child.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    for child in children:
+        child.join()
+    return 0 if all(child.exitcode == 0 for child in children) else 1
+
+
 def worker_command(workflows: Sequence[type], description: str) -> Callable[..., None]:
     """A Typer command running a worker for ``workflows``; shared by every worker entry point."""
 
@@ -121,6 +179,9 @@ def worker_command(workflows: Sequence[type], description: str) -> Callable[...,
         namespace: NamespaceOption = None,
         task_queue: TaskQueueOption = None,
         profile: ProfileOption = None,
+        processes: Annotated[
+            int, typer.Option(min=1, max=64, help="Worker processes to run on this machine (each its own worker)")
+        ] = 1,
         graceful_shutdown: Annotated[
             float, typer.Option(min=0, help="Seconds running activities get to finish after Ctrl+C or SIGTERM")
         ] = 10.0,
@@ -133,10 +194,15 @@ def worker_command(workflows: Sequence[type], description: str) -> Callable[...,
             settings = ConnectionSettings.resolve(
                 address=address, namespace=namespace, task_queue=task_queue, profile=profile
             )
-            asyncio.run(serve(settings, workflows, graceful_shutdown=timedelta(seconds=graceful_shutdown)))
         except LiaraError as err:
             logger.error("%s", err)
             raise typer.Exit(1) from None
+        grace = timedelta(seconds=graceful_shutdown)
+        if processes == 1:
+            code = run_worker(settings, workflows, grace, log_level.value)
+        else:
+            code = run_worker_processes(processes, settings, workflows, grace, log_level.value)
+        raise typer.Exit(code)
 
     command.__doc__ = description
     return command
