@@ -24,6 +24,7 @@ from app.temporal.models import FailurePolicy
 from app.temporal.visibility import CRISIS_STATUSES
 from app.temporal.worker import AddressOption, NamespaceOption, ProfileOption, TaskQueueOption
 from cognition.liara.agency import LiaraTemporalAgency, missions_from_actions
+from cognition.liara.doctor import diagnose
 from cognition.liara.worker import liara_worker_command
 
 EXIT_ERROR = 1
@@ -58,10 +59,10 @@ class Connection:
     def __init__(self, address: str | None, namespace: str | None, task_queue: str | None, profile: str | None):
         self.options = {"temporal_host": address, "namespace": namespace, "task_queue": task_queue, "profile": profile}
 
-    def run(self, ctx_fn: Callable[[LiaraTemporalAgency], Awaitable[T]]) -> T:
+    def run(self, command: Callable[[LiaraTemporalAgency], Awaitable[T]]) -> T:
         async def with_agency() -> T:
-            async with LiaraTemporalAgency(**self.options) as agency:
-                return await ctx_fn(agency)
+            # The agency connects on first use, so `doctor` can report a failed connection itself.
+            return await command(LiaraTemporalAgency(**self.options))
 
         try:
             return asyncio.run(with_agency())
@@ -391,6 +392,26 @@ def list_crises(
             row["started_at"],
         )
     out.print(table if rows else "No crises match.")
+
+
+@app.command()
+def doctor(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Check the server, namespace, search attributes, workers, backlog and local setup; say what to fix.
+
+    Exit 0 when every check passes, 1 otherwise.
+    """
+    connection: Connection = ctx.obj
+    checks = connection.run(diagnose)
+    if as_json:
+        _print_json([check.as_dict() for check in checks])
+    else:
+        for check in checks:
+            mark = "[green]ok[/green]  " if check.ok else "[red]FAIL[/red]"
+            out.print(f"{mark} {check.name}: {check.detail}", highlight=False)
+            if check.fix:
+                out.print(f"      fix: {check.fix}", highlight=False, markup=False)
+    if not all(check.ok for check in checks):
+        raise typer.Exit(EXIT_ERROR)
 
 
 @app.command()
