@@ -11,7 +11,7 @@ import pytest
 
 from app.temporal import records
 from app.temporal.errors import CrisisRecordError
-from app.temporal.models import PhaseOutcome, PhaseStatus
+from app.temporal.models import CrisisCompletion, CrisisStart, PhaseOutcome, PhaseStatus
 from app.temporal.records import DEFAULT_RECORD_DIR, RECORD_DIR_ENV, CrisisRecordStore, format_timestamp
 
 STARTED = datetime(2026, 1, 16, 10, 30, tzinfo=UTC)
@@ -36,13 +36,15 @@ def ended(phase_id: str, status: PhaseStatus, seconds: float, **extra: Any) -> P
 
 def create(store: CrisisRecordStore, crisis_id: str = "crisis-1", run_id: str = "run-1") -> dict[str, Any]:
     return store.create(
-        crisis_id=crisis_id,
-        workflow_id=f"crisis-workflow-{crisis_id}",
-        run_id=run_id,
-        target="target-alpha",
-        initiated_by="user-123",
-        started_at=STARTED,
-        phases=[pending(p) for p in PHASE_IDS],
+        CrisisStart(
+            crisis_id=crisis_id,
+            workflow_id=f"crisis-workflow-{crisis_id}",
+            run_id=run_id,
+            target="target-alpha",
+            initiated_by="user-123",
+            started_at=STARTED,
+            phases=[pending(p) for p in PHASE_IDS],
+        )
     )
 
 
@@ -147,7 +149,9 @@ def test_finalize_sets_the_status_the_end_time_and_every_phase(store: CrisisReco
     phases = [ended(p, PhaseStatus.COMPLETED, i + 1, attempts=1) for i, p in enumerate(PHASE_IDS)]
 
     returned = store.finalize(
-        "crisis-1", status="completed", completed_at=STARTED + timedelta(seconds=5), phases=phases
+        CrisisCompletion(
+            crisis_id="crisis-1", status="completed", completed_at=STARTED + timedelta(seconds=5), phases=phases
+        )
     )
 
     record = on_disk(store)
@@ -167,7 +171,11 @@ def test_writes_leave_no_temporary_files(store: CrisisRecordStore) -> None:
     create(store)
     create(store, "crisis-2")
     store.upsert_phase("crisis-1", ended("recon-phase-1", PhaseStatus.COMPLETED, 1))
-    store.finalize("crisis-1", status="failed", completed_at=STARTED, phases=[pending(p) for p in PHASE_IDS])
+    store.finalize(
+        CrisisCompletion(
+            crisis_id="crisis-1", status="failed", completed_at=STARTED, phases=[pending(p) for p in PHASE_IDS]
+        )
+    )
     assert sorted(p.name for p in store.directory.iterdir()) == ["crisis-1.json", "crisis-2.json"]
 
 
@@ -200,7 +208,7 @@ def test_a_write_failing_before_the_rename_keeps_the_previous_record(
 
     monkeypatch.setattr(records.os, "fsync", fsync_fails)
     with pytest.raises(OSError, match="Input/output error"):
-        store.finalize("crisis-1", status="completed", completed_at=STARTED, phases=[])
+        store.finalize(CrisisCompletion(crisis_id="crisis-1", status="completed", completed_at=STARTED, phases=[]))
     monkeypatch.undo()
 
     assert (store.directory / "crisis-1.json").read_bytes() == before

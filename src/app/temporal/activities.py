@@ -64,15 +64,7 @@ class CrisisActivities:
 
     @activity.defn(name="initialize_crisis_response")
     def initialize_crisis_response(self, start: CrisisStart) -> None:
-        self.store.create(
-            crisis_id=start.crisis_id,
-            workflow_id=start.workflow_id,
-            run_id=start.run_id,
-            target=start.target,
-            initiated_by=start.initiated_by,
-            started_at=start.started_at,
-            phases=start.phases,
-        )
+        self.store.create(start)
         logger.info("Crisis %s initialized: %d phases against %s", start.crisis_id, len(start.phases), start.target)
 
     @activity.defn(name="perform_agent_mission")
@@ -132,13 +124,7 @@ class CrisisActivities:
     @activity.defn(name="finalize_crisis_response")
     def finalize_crisis_response(self, completion: CrisisCompletion) -> str:
         """Write the final record; return its absolute path."""
-        record = self.store.finalize(
-            completion.crisis_id,
-            status=completion.status,
-            completed_at=completion.completed_at,
-            phases=completion.phases,
-            compensations=completion.compensations,
-        )
+        record = self.store.finalize(completion)
         summary = record["summary"]
         logger.info(
             "Crisis %s %s: %d of %d phases completed, %d failed",

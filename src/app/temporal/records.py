@@ -11,14 +11,20 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from app.temporal.errors import CrisisRecordError
-from app.temporal.models import MAX_ID_LENGTH, SAFE_ID_PATTERN, CrisisSummary, PhaseOutcome
+from app.temporal.models import (
+    MAX_ID_LENGTH,
+    SAFE_ID_PATTERN,
+    CrisisCompletion,
+    CrisisStart,
+    CrisisSummary,
+    PhaseOutcome,
+)
 
 #: Environment variable naming the record directory; relative paths are taken from the
 #: worker's working directory.
@@ -80,36 +86,26 @@ class CrisisRecordStore:
             raise CrisisRecordError(f"crisis record {path} is not a crisis record; move it aside")
         return record
 
-    def create(
-        self,
-        *,
-        crisis_id: str,
-        workflow_id: str,
-        run_id: str,
-        target: str,
-        initiated_by: str,
-        started_at: datetime,
-        phases: list[PhaseOutcome],
-    ) -> dict[str, Any]:
+    def create(self, start: CrisisStart) -> dict[str, Any]:
         """Create the record of a crisis run; a repeated call for the same run keeps what is there."""
-        existing = self.read(crisis_id)
-        if existing is not None and existing.get("run_id") == run_id:
+        existing = self.read(start.crisis_id)
+        if existing is not None and existing.get("run_id") == start.run_id:
             return existing
-        entries = [_phase_entry(p) for p in phases]
+        entries = [_phase_entry(p) for p in start.phases]
         record = {
-            "crisis_id": crisis_id,
-            "target": target,
+            "crisis_id": start.crisis_id,
+            "target": start.target,
             "status": "running",
-            "started_at": format_timestamp(started_at),
+            "started_at": format_timestamp(start.started_at),
             "completed_at": None,
             "phases": entries,
             "summary": _summary(entries),
             "compensations": [],
-            "initiated_by": initiated_by,
-            "workflow_id": workflow_id,
-            "run_id": run_id,
+            "initiated_by": start.initiated_by,
+            "workflow_id": start.workflow_id,
+            "run_id": start.run_id,
         }
-        self._write(crisis_id, record)
+        self._write(start.crisis_id, record)
         return record
 
     def upsert_phase(self, crisis_id: str, outcome: PhaseOutcome, *, compensation: bool = False) -> dict[str, Any]:
@@ -130,23 +126,15 @@ class CrisisRecordStore:
         self._write(crisis_id, record)
         return record
 
-    def finalize(
-        self,
-        crisis_id: str,
-        *,
-        status: str,
-        completed_at: datetime,
-        phases: list[PhaseOutcome],
-        compensations: Sequence[PhaseOutcome] = (),
-    ) -> dict[str, Any]:
+    def finalize(self, completion: CrisisCompletion) -> dict[str, Any]:
         """Write the final state: every phase as the workflow saw it, the status and the end time."""
-        record = self._require(crisis_id)
-        record["phases"] = [_phase_entry(p) for p in phases]
-        record["compensations"] = [_phase_entry(p) for p in compensations]
+        record = self._require(completion.crisis_id)
+        record["phases"] = [_phase_entry(p) for p in completion.phases]
+        record["compensations"] = [_phase_entry(p) for p in completion.compensations]
         record["summary"] = _summary(record["phases"])
-        record["status"] = status
-        record["completed_at"] = format_timestamp(completed_at)
-        self._write(crisis_id, record)
+        record["status"] = completion.status
+        record["completed_at"] = format_timestamp(completion.completed_at)
+        self._write(completion.crisis_id, record)
         return record
 
     def _require(self, crisis_id: str) -> dict[str, Any]:
