@@ -35,8 +35,9 @@ def ended(phase_id: str, status: PhaseStatus, seconds: float, **extra: Any) -> P
 
 
 def create(store: CrisisRecordStore, crisis_id: str = "crisis-1", run_id: str = "run-1") -> dict[str, Any]:
+    # Unvalidated on purpose: the store must refuse unsafe ids however the input was built.
     return store.create(
-        CrisisStart(
+        CrisisStart.model_construct(
             crisis_id=crisis_id,
             workflow_id=f"crisis-workflow-{crisis_id}",
             run_id=run_id,
