@@ -378,13 +378,13 @@ class LiaraTemporalAgency:
                 f"check it with `liara status {workflow_id}`."
             ) from None
 
-    async def pollers(self) -> int:
-        """How many workers poll the crisis task queue for workflow tasks right now."""
+    async def pollers(self, task_queue: str | None = None) -> int:
+        """How many workers poll the crisis task queue (or ``task_queue``) for workflow tasks now."""
         client = await self.connect()
         response = await client.workflow_service.describe_task_queue(
             DescribeTaskQueueRequest(
                 namespace=self.settings.namespace,
-                task_queue=TaskQueue(name=self.settings.task_queue),
+                task_queue=TaskQueue(name=task_queue or self.settings.task_queue),
                 task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
             )
         )

@@ -18,12 +18,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from app.temporal.client import run_and_exit
+from app.temporal.client import DEFAULT_ADDRESS, run_and_exit
 from app.temporal.errors import CrisisFailedError, CrisisNotRunningError, InvalidCrisisRequestError, LiaraError
 from app.temporal.models import FailurePolicy
+from app.temporal.server import EmbeddedServer
 from app.temporal.visibility import CRISIS_STATUSES
 from app.temporal.worker import AddressOption, NamespaceOption, ProfileOption, TaskQueueOption
 from cognition.liara.agency import LiaraTemporalAgency, missions_from_actions
+from cognition.liara.bench import BenchPlan, run_bench, write_results
 from cognition.liara.doctor import diagnose
 from cognition.liara.worker import liara_worker_command
 
@@ -412,6 +414,74 @@ def doctor(ctx: typer.Context, as_json: JsonFlag = False) -> None:
                 out.print(f"      fix: {check.fix}", highlight=False, markup=False)
     if not all(check.ok for check in checks):
         raise typer.Exit(EXIT_ERROR)
+
+
+@app.command()
+def bench(
+    ctx: typer.Context,
+    crises: Annotated[int, typer.Option(min=1, help="Runs per side under load (N)")] = 200,
+    phases: Annotated[int, typer.Option(min=1, max=1000, help="Phases per crisis (P)")] = 4,
+    concurrency: Annotated[int, typer.Option(min=1, help="Runs in flight at once (C)")] = 50,
+    workers: Annotated[int, typer.Option(min=1, max=16, help="Worker processes per side")] = 1,
+    single_runs: Annotated[int, typer.Option(min=2, help="Runs one after another for single-run latency")] = 20,
+    output_dir: Annotated[Path, typer.Option(help="Where the JSON figures (and PNG plot) go")] = Path("bench-results"),
+    as_json: JsonFlag = False,
+) -> None:
+    """Measure crises against a bare workflow of as many no-op activities, on the same server.
+
+    Uses the configured server; on the default address it starts the embedded one if needed.
+    """
+    connection: Connection = ctx.obj
+    settings = LiaraTemporalAgency(**connection.options).settings
+    if settings.address == DEFAULT_ADDRESS and not EmbeddedServer().answers():
+        err_console.print("Starting the embedded Temporal server...")
+        try:
+            EmbeddedServer().start()
+        except LiaraError as err:
+            err_console.print(f"Error: {err}", markup=False, highlight=False)
+            raise typer.Exit(EXIT_ERROR) from None
+    plan = BenchPlan(crises, phases, concurrency, workers, single_runs)
+
+    async def measure(agency: LiaraTemporalAgency) -> dict[str, Any]:
+        with Progress(console=err_console, transient=True) as progress:
+            return await run_bench(agency.settings, plan, progress)
+
+    results = connection.run(measure)
+    files = write_results(results, output_dir)
+    if as_json:
+        _print_json(results)
+        return
+    table = Table("", "baseline", "liara", "liara / baseline", box=None)
+    liara, baseline, ratios = results["liara"], results["baseline"], results["ratios"]
+    table.add_row(
+        "runs/s under load", str(baseline["runs_per_second"]), str(liara["runs_per_second"]), str(ratios["throughput"])
+    )
+    table.add_row("phases/s under load", str(baseline["phases_per_second"]), str(liara["phases_per_second"]), "")
+    for label, key, ratio in (
+        ("single run", "single_latency_ms", "single_p50_latency"),
+        ("under load", "load_latency_ms", "load_p50_latency"),
+    ):
+        for cut in ("p50", "p95", "p99"):
+            table.add_row(
+                f"{label} {cut} ms",
+                str(baseline[key][cut]),
+                str(liara[key][cut]),
+                str(ratios[ratio]) if cut == "p50" else "",
+            )
+    table.add_row(
+        "worker CPU s under load",
+        str(baseline["worker_cpu_seconds"]),
+        str(liara["worker_cpu_seconds"]),
+        str(ratios["cpu"]),
+    )
+    table.add_row("worker peak RSS MiB", str(baseline["worker_peak_rss_mib"]), str(liara["worker_peak_rss_mib"]), "")
+    out.print(
+        f"{plan.crises} runs of {plan.phases} phases at concurrency {plan.concurrency}, "
+        f"{plan.workers} worker process(es) per side, server {results['server']}",
+        highlight=False,
+    )
+    out.print(table)
+    out.print("Written: " + ", ".join(str(path) for path in files), highlight=False)
 
 
 @app.command()

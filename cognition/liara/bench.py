@@ -1,0 +1,246 @@
+"""``liara bench``: what a crisis costs next to a bare Temporal workflow, on the same server.
+
+Each side gets its own worker processes on a fresh task queue: Liara's dedicated worker running
+crises of P simulated phases (zero duration), and the baseline worker running a plain workflow
+of P no-op activities. For each side the benchmark measures the latency of single runs one after
+another, then N runs at concurrency C (latency from start to result, throughput), and the
+workers' CPU time and peak RSS from /proc. It prints the figures with Liara's as ratios of the
+baseline's and writes them as JSON (and a PNG plot when matplotlib is installed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.progress import Progress
+from temporalio.client import Client
+
+from app.temporal.baseline import BaselineWorkflow
+from app.temporal.client import ConnectionSettings
+from cognition.liara.agency import LiaraTemporalAgency
+
+WORKER_COMMANDS = {
+    "liara": [sys.executable, "-m", "cognition.liara.worker", "--log-level", "WARNING"],
+    "baseline": [sys.executable, "-m", "app.temporal.baseline"],
+}
+READY_TIMEOUT_SECONDS = 60.0
+#: One run of one side, from start to result.
+Runner = Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class BenchPlan:
+    crises: int = 200
+    phases: int = 4
+    concurrency: int = 50
+    workers: int = 1
+    single_runs: int = 20
+
+
+@dataclass
+class SideFigures:
+    """What one side (liara or baseline) measured."""
+
+    single_latency_ms: dict[str, float]
+    load_latency_ms: dict[str, float]
+    runs_per_second: float
+    phases_per_second: float
+    worker_cpu_seconds: float
+    worker_peak_rss_mib: float
+    load_latencies_ms: list[float] = field(repr=False)
+
+
+def percentiles(samples_ms: list[float]) -> dict[str, float]:
+    ordered = sorted(samples_ms)
+    cuts = statistics.quantiles(ordered, n=100, method="inclusive") if len(ordered) > 1 else ordered * 99
+    return {"p50": round(cuts[49], 2), "p95": round(cuts[94], 2), "p99": round(cuts[98], 2)}
+
+
+def _proc_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _proc_peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class WorkerGroup:
+    """Worker processes of one side on their own task queue, measured from /proc."""
+
+    def __init__(self, side: str, count: int, settings: ConnectionSettings, records: Path) -> None:
+        self.task_queue = f"bench-{side}-{uuid.uuid4().hex[:8]}"
+        env = {**os.environ, "TEMPORAL_ADDRESS": settings.address, "TEMPORAL_NAMESPACE": settings.namespace}
+        env |= {"LIARA_TASK_QUEUE": self.task_queue, "LIARA_CRISIS_DIR": str(records)}
+        command = [*WORKER_COMMANDS[side], "--task-queue", self.task_queue]
+        self.processes = [
+            subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for _ in range(count)
+        ]
+
+    def cpu_seconds(self) -> float:
+        return sum(_proc_cpu_seconds(p.pid) for p in self.processes)
+
+    def peak_rss_mib(self) -> float:
+        return max(_proc_peak_rss_mib(p.pid) for p in self.processes)
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+async def _measure_side(
+    side: str,
+    run_once: Runner,
+    agency: LiaraTemporalAgency,
+    group: WorkerGroup,
+    plan: BenchPlan,
+    progress: Progress,
+) -> SideFigures:
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    while await agency.pollers(group.task_queue) < len(group.processes):
+        if time.monotonic() > deadline or any(p.poll() is not None for p in group.processes):
+            raise RuntimeError(f"the {side} workers did not start polling {group.task_queue}")
+        await asyncio.sleep(0.2)
+
+    async def timed() -> float:
+        began = time.perf_counter()
+        await run_once()
+        return (time.perf_counter() - began) * 1000
+
+    for _ in range(3):  # warm up caches and connections
+        await timed()
+    task = progress.add_task(f"{side}: single runs", total=plan.single_runs)
+    single = []
+    for _ in range(plan.single_runs):
+        single.append(await timed())
+        progress.advance(task)
+    task = progress.add_task(f"{side}: {plan.crises} runs at concurrency {plan.concurrency}", total=plan.crises)
+    gate = asyncio.Semaphore(plan.concurrency)
+
+    async def limited() -> float:
+        async with gate:
+            elapsed = await timed()
+            progress.advance(task)
+            return elapsed
+
+    cpu_before = group.cpu_seconds()
+    began = time.perf_counter()
+    loaded = await asyncio.gather(*(limited() for _ in range(plan.crises)))
+    wall = time.perf_counter() - began
+    return SideFigures(
+        single_latency_ms=percentiles(single),
+        load_latency_ms=percentiles(list(loaded)),
+        runs_per_second=round(plan.crises / wall, 2),
+        phases_per_second=round(plan.crises * plan.phases / wall, 2),
+        worker_cpu_seconds=round(group.cpu_seconds() - cpu_before, 2),
+        worker_peak_rss_mib=round(group.peak_rss_mib(), 1),
+        load_latencies_ms=[round(value, 2) for value in loaded],
+    )
+
+
+async def run_bench(settings: ConnectionSettings, plan: BenchPlan, progress: Progress) -> dict[str, Any]:
+    """Measure both sides, one after the other, and return every figure plus the ratios."""
+    agency = LiaraTemporalAgency(
+        temporal_host=settings.address, namespace=settings.namespace, task_queue=settings.task_queue
+    )
+    client = await agency.connect()
+    missions = [
+        {"phase_id": f"phase-{i}", "agent_id": f"agent-{i:03d}", "action": "bench", "target": "bench", "priority": i}
+        for i in range(1, plan.phases + 1)
+    ]
+    figures: dict[str, SideFigures] = {}
+    with tempfile.TemporaryDirectory(prefix="liara-bench-") as records:
+        for side in ("baseline", "liara"):
+            group = WorkerGroup(side, plan.workers, settings, Path(records))
+            try:
+                run_once = (
+                    _liara_run(settings, group.task_queue, missions)
+                    if side == "liara"
+                    else _baseline_run(client, group.task_queue, plan.phases)
+                )
+                figures[side] = await _measure_side(side, run_once, agency, group, plan, progress)
+            finally:
+                group.stop()
+    liara, baseline = figures["liara"], figures["baseline"]
+    return {
+        "plan": asdict(plan),
+        "server": settings.address,
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "liara": asdict(liara),
+        "baseline": asdict(baseline),
+        "ratios": {
+            "throughput": round(liara.runs_per_second / baseline.runs_per_second, 3),
+            "single_p50_latency": round(liara.single_latency_ms["p50"] / baseline.single_latency_ms["p50"], 3),
+            "load_p50_latency": round(liara.load_latency_ms["p50"] / baseline.load_latency_ms["p50"], 3),
+            "cpu": round(liara.worker_cpu_seconds / max(baseline.worker_cpu_seconds, 0.01), 3),
+        },
+    }
+
+
+def _liara_run(settings: ConnectionSettings, task_queue: str, missions: list[dict[str, Any]]) -> Runner:
+    crises = LiaraTemporalAgency(temporal_host=settings.address, namespace=settings.namespace, task_queue=task_queue)
+
+    async def run_once() -> None:
+        workflow_id = await crises.trigger_crisis_response("bench", missions, "bench")
+        await crises.wait_for_crisis_completion(workflow_id)
+
+    return run_once
+
+
+def _baseline_run(client: Client, task_queue: str, phases: int) -> Runner:
+    async def run_once() -> None:
+        await client.execute_workflow(
+            BaselineWorkflow.run, phases, id=f"bench-baseline-{uuid.uuid4()}", task_queue=task_queue
+        )
+
+    return run_once
+
+
+def write_results(results: dict[str, Any], output_dir: Path) -> list[Path]:
+    """The JSON figures and, with matplotlib installed, a latency plot; returns the files written."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    stem = output_dir / f"bench-{time.strftime('%Y%m%d-%H%M%S')}"
+    written = [stem.with_suffix(".json")]
+    written[0].write_text(json.dumps(results, indent=2) + "\n")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from matplotlib import pyplot
+    except ImportError:
+        return written
+    figure, axis = pyplot.subplots(figsize=(8, 4.5))
+    for side in ("baseline", "liara"):
+        axis.hist(results[side]["load_latencies_ms"], bins=40, alpha=0.6, label=side)
+    plan = results["plan"]
+    axis.set_title(
+        f"Start-to-result latency: {plan['crises']} runs of {plan['phases']} phases, concurrency {plan['concurrency']}"
+    )
+    axis.set_xlabel("milliseconds")
+    axis.set_ylabel("runs")
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(stem.with_suffix(".png"))
+    written.append(stem.with_suffix(".png"))
+    return written
