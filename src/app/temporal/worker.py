@@ -1,32 +1,40 @@
 """Main worker: every workflow and activity of the project on the crisis task queue.
 
 Run it with ``python src/app/temporal/worker.py``. Ctrl+C or SIGTERM stops polling, gives
-running activities a grace period to finish, and exits 0.
+running activities a grace period to finish, and exits 0. Every worker entry point can serve
+Prometheus metrics (``--metrics-port``, see app.temporal.metrics), trace with OpenTelemetry
+(``--tracing``, see app.temporal.tracing) and log JSON lines (``--log-format json``, see
+app.temporal.logs).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from temporalio import workflow
 from temporalio.worker import Worker
 
 from app.temporal.activities import CrisisActivities
 from app.temporal.client import ConnectionSettings, connect, run_and_exit
 from app.temporal.config import ExecutorRegistry, load_executor_registry
 from app.temporal.errors import LiaraError
+from app.temporal.logs import CrisisLogInterceptor, LogFormat, configure_logging
+from app.temporal.metrics import METRICS_HOST, METRICS_PORT_ENV, worker_runtime, zero_crisis_counters
 from app.temporal.records import CrisisRecordStore
+from app.temporal.tracing import TRACING_ENV, Tracing, start_tracing
 from app.temporal.workflows import CrisisResponseWorkflow
 
 logger = logging.getLogger("liara.worker")
@@ -57,15 +65,17 @@ class LogLevel(StrEnum):
     ERROR = "ERROR"
 
 
-def configure_logging(level: str = "INFO") -> None:
-    """``LEVEL - message`` lines, as the quick reference shows them (prefixed by the worker
-    process's name when several run side by side).
-    """
-    child = multiprocessing.parent_process() is not None
-    layout = "%(levelname)s - [%(processName)s] %(message)s" if child else "%(levelname)s - %(message)s"
-    logging.basicConfig(level=level.upper(), format=layout, force=True)
-    # The ids are in our own messages already; the SDK would append its whole info dict.
-    workflow.logger.workflow_info_on_message = False
+@dataclass(frozen=True)
+class WorkerOptions:
+    """How a worker process runs, beyond where it connects."""
+
+    graceful_shutdown: timedelta = timedelta(seconds=10)
+    log_level: str = "INFO"
+    log_format: str = LogFormat.TEXT.value
+    #: Serve Prometheus metrics on this port (all interfaces); None for no metrics endpoint.
+    metrics_port: int | None = None
+    #: Trace workflows and activities with OpenTelemetry (see app.temporal.tracing).
+    tracing: bool = False
 
 
 async def serve(
@@ -74,10 +84,48 @@ async def serve(
     *,
     graceful_shutdown: timedelta = timedelta(seconds=10),
     stop: asyncio.Event | None = None,
+    metrics_port: int | None = None,
+    tracing: bool = False,
+    forward_core_logs: bool = False,
 ) -> None:
-    """Run a worker until ``stop`` is set or the process gets SIGINT/SIGTERM."""
+    """Run a worker until ``stop`` is set or the process gets SIGINT/SIGTERM.
+
+    ``metrics_port`` serves Prometheus metrics, ``tracing`` traces with OpenTelemetry and
+    ``forward_core_logs`` sends the SDK core's log lines through Python logging.
+    """
     logger.info("Starting Liara Temporal Agency Worker")
-    client = await connect(settings)
+    client_options: dict[str, Any] = {}
+    if metrics_port or forward_core_logs:
+        client_options["runtime"] = worker_runtime(metrics_port, forward_core_logs=forward_core_logs)
+    if metrics_port:
+        if CrisisResponseWorkflow in workflows:
+            zero_crisis_counters(
+                client_options["runtime"],
+                namespace=settings.namespace,
+                task_queue=settings.task_queue,
+                workflow_type=CrisisResponseWorkflow.__name__,
+            )
+        logger.info("Prometheus metrics: http://%s:%d/metrics", METRICS_HOST, metrics_port)
+    traced: Tracing | None = None
+    if tracing:
+        traced = start_tracing()
+        client_options["interceptors"] = [traced.interceptor]
+        logger.info("OpenTelemetry tracing: spans go to %s", traced.destination)
+    try:
+        await _serve(settings, workflows, client_options, graceful_shutdown, stop)
+    finally:
+        if traced:
+            traced.shutdown()
+
+
+async def _serve(
+    settings: ConnectionSettings,
+    workflows: Sequence[type],
+    client_options: dict[str, Any],
+    graceful_shutdown: timedelta,
+    stop: asyncio.Event | None,
+) -> None:
+    client = await connect(settings, **client_options)
     logger.info("Connected to Temporal server")
     store = CrisisRecordStore.from_environment()
     executors = load_executor_registry()
@@ -97,6 +145,8 @@ async def serve(
             graceful_shutdown_timeout=graceful_shutdown,
             # Heartbeats carry cancellation back to a running agent: send them promptly.
             max_heartbeat_throttle_interval=timedelta(seconds=1),
+            # Activity log records carry the crisis, workflow and phase ids (see app.temporal.logs).
+            interceptors=[CrisisLogInterceptor()],
         )
         logger.info("Liara worker created with %d workflows and %d activities", len(workflows), len(activities))
         logger.info("Task queue: %s", settings.task_queue)
@@ -120,54 +170,80 @@ def _describe_executors(executors: ExecutorRegistry) -> str:
     return f"default {described['default']}" + (f"; {mapping}" if mapping else "") + f" ({source})"
 
 
-def run_worker(
-    settings: ConnectionSettings, workflows: Sequence[type], graceful_shutdown: timedelta, log_level: str
-) -> int:
+def run_worker(settings: ConnectionSettings, workflows: Sequence[type], options: WorkerOptions) -> int:
     """One worker in this process; returns the exit code (1 with one sentence for a user error)."""
-    configure_logging(log_level)
+    configure_logging(options.log_level, options.log_format)
     try:
-        asyncio.run(serve(settings, workflows, graceful_shutdown=graceful_shutdown))
+        asyncio.run(
+            serve(
+                settings,
+                workflows,
+                graceful_shutdown=options.graceful_shutdown,
+                metrics_port=options.metrics_port,
+                tracing=options.tracing,
+                # JSON logs stay JSON: the core's lines go through the same handler.
+                forward_core_logs=options.log_format == LogFormat.JSON,
+            )
+        )
     except LiaraError as err:
         logger.error("%s", err)
         return 1
     return 0
 
 
-def _worker_process(
-    settings: ConnectionSettings, workflows: Sequence[type], graceful_shutdown: timedelta, log_level: str
-) -> None:
-    # Runs in a spawned child: its exit code is the worker's.
-    sys.exit(run_worker(settings, workflows, graceful_shutdown, log_level))
+def _worker_process(settings: ConnectionSettings, workflows: Sequence[type], options: WorkerOptions) -> None:
+    # Runs in a spawned child: its exit code is the worker's. The child ends without interpreter
+    # finalization, like every entry point (see run_and_exit): the SDK's runtime threads could
+    # crash it (Fatal Python error in PyGILState_Release) and turn a clean stop into exit 1.
+    run_and_exit(lambda: sys.exit(run_worker(settings, workflows, options)))
 
 
 def run_worker_processes(
-    count: int, settings: ConnectionSettings, workflows: Sequence[type], graceful_shutdown: timedelta, log_level: str
+    count: int, settings: ConnectionSettings, workflows: Sequence[type], options: WorkerOptions
 ) -> int:
     """``count`` worker processes on the same task queue; SIGINT/SIGTERM stop them all gracefully.
 
-    Each process has its own worker identity (pid@host), so Temporal spreads crises between them.
+    Each process has its own worker identity (pid@host), so Temporal spreads crises between them,
+    and with a metrics port its own port: worker-1 the given one, worker-2 the next, and so on.
+    If a worker fails (exits non-zero, say because its metrics port is taken), the others are
+    stopped too and the exit code is 1.
     """
     context = multiprocessing.get_context("spawn")
-    children = [
-        context.Process(
-            target=_worker_process,
-            args=(settings, list(workflows), graceful_shutdown, log_level),
-            name=f"worker-{index}",
+    children = []
+    for index in range(1, count + 1):
+        port = options.metrics_port + index - 1 if options.metrics_port else None
+        children.append(
+            context.Process(
+                target=_worker_process,
+                args=(settings, list(workflows), dataclasses.replace(options, metrics_port=port)),
+                name=f"worker-{index}",
+            )
         )
-        for index in range(1, count + 1)
-    ]
     for child in children:
         child.start()
 
-    def forward(signum: int, _frame: object) -> None:
+    def stop_all() -> None:
         for child in children:
             if child.is_alive() and child.pid:
                 os.kill(child.pid, signal.SIGTERM)
 
+    stopping = False
+
+    def forward(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        stop_all()
+
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
-    for child in children:
-        child.join()
+    running = {child.sentinel: child for child in children}
+    while running:
+        for sentinel in multiprocessing.connection.wait(list(running)):
+            child = running.pop(sentinel)
+            child.join()
+            if child.exitcode != 0 and not stopping:
+                stopping = True
+                stop_all()
     return 0 if all(child.exitcode == 0 for child in children) else 1
 
 
@@ -188,8 +264,42 @@ def worker_command(workflows: Sequence[type], description: str) -> Callable[...,
         log_level: Annotated[
             LogLevel, typer.Option(case_sensitive=False, help="Least severe level to log")
         ] = LogLevel.INFO,
+        log_format: Annotated[
+            LogFormat,
+            typer.Option(
+                case_sensitive=False,
+                envvar="LIARA_LOG_FORMAT",
+                help="text: LEVEL - message lines; json: one JSON object per line, with crisis_id, "
+                "workflow_id and phase_id when known",
+            ),
+        ] = LogFormat.TEXT,
+        metrics_port: Annotated[
+            int,
+            typer.Option(
+                min=0,
+                max=65535,
+                envvar=METRICS_PORT_ENV,
+                help="Serve Prometheus metrics on http://0.0.0.0:PORT/metrics (0: none); "
+                "with --processes N, worker k uses PORT+k-1",
+            ),
+        ] = 0,
+        tracing: Annotated[
+            bool,
+            typer.Option(
+                "--tracing",
+                envvar=TRACING_ENV,
+                help="Trace workflows and activities with OpenTelemetry (to OTEL_EXPORTER_OTLP_ENDPOINT, "
+                "else standard output); needs the tracing extra",
+            ),
+        ] = False,
     ) -> None:
-        configure_logging(log_level.value)
+        configure_logging(log_level.value, log_format.value)
+        if metrics_port and metrics_port + processes - 1 > 65535:
+            raise typer.BadParameter(
+                f"{processes} worker processes need ports {metrics_port} to {metrics_port + processes - 1}; "
+                "choose a lower port.",
+                param_hint="'--metrics-port'",
+            )
         try:
             settings = ConnectionSettings.resolve(
                 address=address, namespace=namespace, task_queue=task_queue, profile=profile
@@ -197,11 +307,17 @@ def worker_command(workflows: Sequence[type], description: str) -> Callable[...,
         except LiaraError as err:
             logger.error("%s", err)
             raise typer.Exit(1) from None
-        grace = timedelta(seconds=graceful_shutdown)
+        options = WorkerOptions(
+            graceful_shutdown=timedelta(seconds=graceful_shutdown),
+            log_level=log_level.value,
+            log_format=log_format.value,
+            metrics_port=metrics_port or None,
+            tracing=tracing,
+        )
         if processes == 1:
-            code = run_worker(settings, workflows, grace, log_level.value)
+            code = run_worker(settings, workflows, options)
         else:
-            code = run_worker_processes(processes, settings, workflows, grace, log_level.value)
+            code = run_worker_processes(processes, settings, workflows, options)
         raise typer.Exit(code)
 
     command.__doc__ = description

@@ -1,0 +1,134 @@
+"""Worker logging: the quick reference's ``LEVEL - message`` lines, or one JSON object per line.
+
+Every record a worker logs carries ``crisis_id``, ``workflow_id`` and ``phase_id`` attributes
+(None when unknown), whatever its format:
+
+- for activities, :class:`CrisisLogInterceptor` (on the worker) sets them for everything logged
+  while one runs, executors included: the crisis id (and phase id) from the activity's input,
+  the workflow id from its info;
+- workflow code passes ``extra={"crisis_id": ...}``; the SDK's workflow logger adds the
+  workflow id (``temporal_workflow``), as its activity logger does (``temporal_activity``).
+
+The text format shows none of them (its lines stay exactly as the quick reference prints them);
+``--log-format json`` writes them as keys of each line when they are known.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from temporalio import activity, workflow
+from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
+
+CRISIS_FIELDS = ("crisis_id", "workflow_id", "phase_id")
+
+_context: ContextVar[Mapping[str, str | None] | None] = ContextVar("liara_crisis_log_context", default=None)
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+@contextmanager
+def crisis_log_context(crisis_id: str | None, *, phase_id: str | None = None) -> Iterator[None]:
+    """Records logged inside carry this crisis (and phase); inside an activity, also its workflow id."""
+    workflow_id = activity.info().workflow_id if activity.in_activity() else None
+    token = _context.set({"crisis_id": crisis_id, "workflow_id": workflow_id, "phase_id": phase_id})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+def crisis_fields_of(argument: object) -> tuple[str | None, str | None]:
+    """``(crisis_id, phase_id)`` of an activity's input: every crisis activity takes a model with
+    a ``crisis_id``; a phase's comes from its ``phase`` (a mission) or ``outcome`` (a log entry).
+    """
+    crisis_id = getattr(argument, "crisis_id", None)
+    phase = getattr(argument, "phase", None) or getattr(argument, "outcome", None)
+    phase_id = getattr(phase, "phase_id", None)
+    return (
+        crisis_id if isinstance(crisis_id, str) else None,
+        phase_id if isinstance(phase_id, str) else None,
+    )
+
+
+class CrisisLogInterceptor(Interceptor):
+    """Worker interceptor: records logged while an activity runs carry its crisis, workflow and phase ids."""
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _CrisisLogActivityInbound(next)
+
+
+class _CrisisLogActivityInbound(ActivityInboundInterceptor):
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        crisis_id, phase_id = crisis_fields_of(input.args[0] if input.args else None)
+        # Sync activities run on threads that inherit this context (the SDK copies it).
+        with crisis_log_context(crisis_id, phase_id=phase_id):
+            return await super().execute_activity(input)
+
+
+class CrisisContextFilter(logging.Filter):
+    """Gives every record ``crisis_id``, ``workflow_id`` and ``phase_id`` attributes (None when unknown)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        known = _context.get() or {}
+        sdk = getattr(record, "temporal_workflow", None) or getattr(record, "temporal_activity", None) or {}
+        for field in CRISIS_FIELDS:
+            if getattr(record, field, None) is None:
+                value = known.get(field)
+                if value is None and field == "workflow_id" and isinstance(sdk, Mapping):
+                    value = sdk.get("workflow_id")
+                setattr(record, field, value)
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, the crisis fields when known."""
+
+    def __init__(self, *, process_name: bool = False) -> None:
+        super().__init__()
+        self.process_name = process_name
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if self.process_name:
+            line["process"] = record.processName
+        for field in CRISIS_FIELDS:
+            value = getattr(record, field, None)
+            if value is not None:
+                line[field] = value
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+def configure_logging(level: str = "INFO", log_format: LogFormat | str = LogFormat.TEXT) -> None:
+    """``LEVEL - message`` lines, as the quick reference shows them (prefixed by the worker
+    process's name when several run side by side), or JSON lines with ``log_format="json"``.
+    """
+    child = multiprocessing.parent_process() is not None
+    handler = logging.StreamHandler()
+    if LogFormat(log_format) == LogFormat.JSON:
+        handler.setFormatter(JsonFormatter(process_name=child))
+    else:
+        layout = "%(levelname)s - [%(processName)s] %(message)s" if child else "%(levelname)s - %(message)s"
+        handler.setFormatter(logging.Formatter(layout))
+    handler.addFilter(CrisisContextFilter())
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    # The ids are in our own messages (and JSON keys) already; the SDK would append its whole info dict.
+    workflow.logger.workflow_info_on_message = False

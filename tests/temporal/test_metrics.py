@@ -1,0 +1,287 @@
+"""Worker metrics end to end: a worker process started with ``--metrics-port`` runs crises on the
+dev server, and its Prometheus endpoint is scraped as Prometheus would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+
+from app.temporal import metrics
+from app.temporal.models import CrisisRequest, PhaseStatus
+from app.temporal.workflows import CrisisResponseWorkflow
+from tests.conftest import REPO_ROOT, WorkerProcess, assert_eventually
+from tests.temporal.test_observability import SDK_DASHBOARD_METRICS
+
+pytestmark = pytest.mark.integration
+
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$")
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+class Scrape:
+    """One scrape of a ``/metrics`` page in the Prometheus text format."""
+
+    def __init__(self, text: str) -> None:
+        self.samples: list[tuple[str, dict[str, str], float]] = []
+        for line in text.splitlines():
+            match = _SAMPLE.match(line)
+            if match and not line.startswith("#"):
+                name, labels, value = match.groups()
+                self.samples.append((name, dict(_LABEL.findall(labels or "")), float(value)))
+
+    @property
+    def families(self) -> set[str]:
+        names = {name for name, _, _ in self.samples}
+        return names | {re.sub(r"_(bucket|sum|count)$", "", name) for name in names}
+
+    def by(self, name: str, *labels: str, **match: str) -> dict[tuple[str, ...], float]:
+        """Values of ``name`` summed by ``labels``, over the samples whose labels include ``match``."""
+        found: dict[tuple[str, ...], float] = defaultdict(float)
+        for sample, sample_labels, value in self.samples:
+            if sample == name and all(sample_labels.get(k) == v for k, v in match.items()):
+                found[tuple(sample_labels.get(label, "") for label in labels)] += value
+        return dict(found)
+
+    def total(self, name: str, **match: str) -> float:
+        return self.by(name, **match).get((), 0.0)
+
+    def series(self, name: str, **match: str) -> list[dict[str, str]]:
+        """Label sets of the samples of ``name`` whose labels include ``match``."""
+        return [labels for sample, labels, _ in self.samples if sample == name and match.items() <= labels.items()]
+
+
+async def scrape(port: int) -> Scrape:
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.get(f"http://127.0.0.1:{port}/metrics")
+    response.raise_for_status()
+    return Scrape(response.text)
+
+
+def free_port(consecutive: int = 1) -> int:
+    """A port with ``consecutive - 1`` free ports after it, free when asked."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind((metrics.METRICS_HOST, 0))
+            port = probe.getsockname()[1]
+        if port + consecutive - 1 > 65535:
+            continue
+        try:
+            for offset in range(1, consecutive):
+                with socket.socket() as follower:
+                    follower.bind((metrics.METRICS_HOST, port + offset))
+        except OSError:
+            continue
+        return port
+    raise AssertionError(f"no {consecutive} consecutive free ports found")
+
+
+@pytest.fixture
+def spawn() -> Iterator[Callable[..., WorkerProcess]]:
+    started: list[WorkerProcess] = []
+
+    def start(*args: str, env: dict[str, str], cwd: Path) -> WorkerProcess:
+        worker = WorkerProcess("cognition/liara/worker.py", env, cwd, *args)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        if worker.process.poll() is None:
+            worker.stop(signal.SIGTERM)
+
+
+def crisis(*phases: dict[str, Any]) -> CrisisRequest:
+    crisis_id = f"crisis-metrics-{uuid.uuid4().hex[:12]}"
+    return CrisisRequest.model_validate(
+        {
+            "crisis_id": crisis_id,
+            "target_member": "target-alpha",
+            "missions": [
+                {"agent_id": f"{p['action']}-agent", "target": "target-alpha", "priority": n, **p}
+                for n, p in enumerate(phases, start=1)
+            ],
+            "heartbeat_timeout_seconds": 5,
+        }
+    )
+
+
+async def start(client: Client, request: CrisisRequest, task_queue: str) -> WorkflowHandle:
+    return await client.start_workflow(
+        CrisisResponseWorkflow.run, request, id=f"crisis-workflow-{request.crisis_id}", task_queue=task_queue
+    )
+
+
+async def test_worker_serves_the_sdk_metrics_and_the_crisis_metrics(dev_server, spawn, liara_env, task_queue, tmp_path):
+    port = free_port()
+    worker = await asyncio.to_thread(spawn, "--metrics-port", str(port), env=liara_env, cwd=tmp_path)
+    assert f"INFO - Prometheus metrics: http://0.0.0.0:{port}/metrics" in worker.lines, worker.output
+    client = dev_server.client
+    queue = {"task_queue": task_queue}
+
+    # The crisis counters are there from the start, at 0, so rate() sees the first crisis.
+    before = await scrape(port)
+    for name in (metrics.CRISES_STARTED, *metrics.CRISES_ENDED.values()):
+        assert before.by(name, "workflow_type", **queue) == {("CrisisResponseWorkflow",): 0}, name
+
+    completed = crisis(
+        {"phase_id": "recon-1", "action": "reconnaissance"}, {"phase_id": "cleanup-2", "action": "cleanup"}
+    )
+    failed = crisis(
+        {"phase_id": "recon-1", "action": "reconnaissance"},
+        {"phase_id": "secure-2", "action": "secure", "params": {"fail": "permanent"}},
+        {
+            "phase_id": "extract-3",
+            "action": "extract",
+            "params": {"fail_attempts": 1},
+            "retry": {"maximum_attempts": 3, "initial_interval_seconds": 0.1},
+        },
+    )
+    cancelled = crisis(
+        {"phase_id": "secure-1", "action": "secure", "compensate_action": "release"},
+        {"phase_id": "extract-2", "action": "extract", "params": {"hang": True}},
+        {"phase_id": "cleanup-3", "action": "cleanup"},
+    )
+    assert (await (await start(client, completed, task_queue)).result()).status == "completed"
+    assert (await (await start(client, failed, task_queue)).result()).status == "failed"
+    handle = await start(client, cancelled, task_queue)
+
+    async def extract_running() -> bool:
+        progress = await handle.query(CrisisResponseWorkflow.progress)
+        return any(p.phase_id == "extract-2" and p.status == PhaseStatus.RUNNING for p in progress.phases)
+
+    await assert_eventually(extract_running, timeout=30)
+    await handle.cancel()
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+
+    page: Scrape | None = None
+
+    async def all_crises_counted() -> bool:
+        nonlocal page
+        page = await scrape(port)
+        return page.total(metrics.CRISES_CANCELLED, **queue) == 1
+
+    await assert_eventually(all_crises_counted)
+    assert page is not None
+
+    # Liara's own metrics: one series each for the crisis counters (the zeroed one, counted on).
+    for name in (metrics.CRISES_STARTED, *metrics.CRISES_ENDED.values()):
+        assert len(page.series(name, **queue)) == 1, page.series(name, **queue)
+    assert page.total(metrics.CRISES_STARTED, **queue) == 3
+    assert page.total(metrics.CRISES_COMPLETED, **queue) == 1
+    assert page.total(metrics.CRISES_FAILED, **queue) == 1
+    assert page.by(metrics.PHASES, "action", "outcome", **queue) == {
+        ("reconnaissance", "completed"): 2,
+        ("cleanup", "completed"): 1,
+        ("secure", "failed"): 1,
+        ("extract", "completed"): 1,
+        ("secure", "completed"): 1,
+        ("extract", "cancelled"): 1,
+        ("cleanup", "skipped"): 1,
+    }
+    assert page.by(metrics.COMPENSATIONS, "action", "outcome", **queue) == {("release", "completed"): 1}
+    assert page.by(metrics.PHASE_RETRIES, "action", **queue) == {("extract",): 1}
+    attempts = page.by(f"{metrics.PHASE_DURATION}_count", "action", "outcome", **queue)
+    assert attempts == {
+        ("reconnaissance", "completed"): 2,
+        ("cleanup", "completed"): 1,
+        ("secure", "failed"): 1,
+        ("extract", "failed"): 1,
+        ("extract", "completed"): 1,
+        ("secure", "completed"): 1,
+        ("extract", "cancelled"): 1,
+        ("release", "completed"): 1,
+    }
+    for (action, outcome), count in attempts.items():
+        series = {**queue, "action": action, "outcome": outcome}
+        buckets = page.by(f"{metrics.PHASE_DURATION}_bucket", "le", **series)
+        bounds = sorted((float(le), value) for (le,), value in buckets.items())
+        assert [bound for bound, _ in bounds] == [*map(float, metrics.PHASE_DURATION_BUCKETS), float("inf")]
+        assert [value for _, value in bounds] == sorted(value for _, value in bounds)  # cumulative
+        assert bounds[-1][1] == count
+        assert page.total(f"{metrics.PHASE_DURATION}_sum", **series) >= 0
+    # The hung agent ran until it was cancelled: its attempt is the longest of all.
+    cancelled_series = {**queue, "action": "extract", "outcome": "cancelled"}
+    assert page.total(f"{metrics.PHASE_DURATION}_sum", **cancelled_series) > page.total(
+        f"{metrics.PHASE_DURATION}_sum", **{**queue, "action": "cleanup", "outcome": "completed"}
+    )
+
+    # The SDK's own metrics, with this worker's task queue and the crisis workflow.
+    assert page.total("temporal_workflow_completed", **queue, workflow_type="CrisisResponseWorkflow") == 2
+    agent_attempts = page.total(
+        "temporal_activity_execution_latency_count", **queue, activity_type="perform_agent_mission"
+    )
+    assert agent_attempts >= sum(attempts.values()) - 1  # the cancelled attempt may not be timed by the SDK
+    assert page.total("temporal_activity_execution_failed", **queue, activity_type="perform_agent_mission") >= 2
+    assert page.total("temporal_workflow_task_schedule_to_start_latency_count", **queue) > 0
+    assert page.total("temporal_worker_task_slots_available", **queue, worker_type="ActivityWorker") > 0
+    assert page.by("temporal_num_pollers", "poller_type", **queue).keys() >= {("workflow_task",), ("activity_task",)}
+    # Every metric the Grafana dashboard reads is there.
+    assert SDK_DASHBOARD_METRICS | set(metrics.LIARA_METRICS) <= page.families
+
+    assert await asyncio.to_thread(worker.stop) == 0, worker.output
+
+
+async def test_each_worker_process_serves_its_own_port(spawn, liara_env, task_queue, tmp_path):
+    port = free_port(consecutive=2)
+    worker = await asyncio.to_thread(
+        spawn, "--processes", "2", "--metrics-port", str(port), env=liara_env, cwd=tmp_path
+    )
+    ready = "Liara worker is running. Press Ctrl+C to stop."
+
+    async def both_ready() -> bool:
+        return all(f"[worker-{n}] {ready}" in worker.output for n in (1, 2))
+
+    await assert_eventually(both_ready, timeout=60)
+    assert f"INFO - [worker-1] Prometheus metrics: http://0.0.0.0:{port}/metrics" in worker.lines, worker.output
+    assert f"INFO - [worker-2] Prometheus metrics: http://0.0.0.0:{port + 1}/metrics" in worker.lines, worker.output
+
+    for served in (port, port + 1):
+        page = await scrape(served)
+        assert page.total("temporal_worker_start", task_queue=task_queue) == 1
+        assert ("workflow_task",) in page.by("temporal_num_pollers", "poller_type", task_queue=task_queue)
+    assert await asyncio.to_thread(worker.stop) == 0, worker.output
+
+
+def test_a_taken_port_stops_every_worker_process_with_exit_1(dev_server, liara_env, tmp_path):
+    port = free_port(consecutive=2)
+    with socket.socket() as taken:
+        taken.bind((metrics.METRICS_HOST, port + 1))
+        taken.listen()
+        done = subprocess.run(
+            [
+                sys.executable,
+                str(REPO_ROOT / "cognition/liara/worker.py"),
+                "--processes",
+                "2",
+                "--metrics-port",
+                str(port),
+            ],
+            env=liara_env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    errors = [line for line in output.splitlines() if line.startswith("ERROR - ")]
+    assert errors == [
+        f"ERROR - [worker-2] Cannot serve metrics on port {port + 1}: it is already in use; "
+        "choose another --metrics-port or stop the process holding it."
+    ], output
+    assert "Traceback" not in output
