@@ -38,6 +38,12 @@ def start(
     untuned: Annotated[
         bool, typer.Option("--untuned", help="Use SQLite's and the server's stock settings (slower; see README)")
     ] = False,
+    ui_codec_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            help="Codec server the Web UI decodes payloads with, e.g. http://localhost:8081 (liara codec-server)"
+        ),
+    ] = None,
 ) -> None:
     """Start the server and return once it answers; succeed if it already runs."""
     server = EmbeddedServer(data_dir=data_dir, port=port, ui_port=ui_port, tuned=not untuned)
@@ -45,12 +51,16 @@ def start(
     if pid is not None or server.answers():
         owner = f" (pid {pid})" if pid else " (not started by this script)"
         typer.echo(f"Temporal server already running on {server.address}{owner}; Web UI at {server.ui_url}")
+        if ui_codec_endpoint:
+            typer.echo(
+                "Note: --ui-codec-endpoint applies when the server starts; stop it and start it again to use it."
+            )
         added = asyncio.run(_register_search_attributes(server.address))
         if added:
             typer.echo(f"Registered search attributes: {', '.join(added)}")
         return
     try:
-        pid = server.start()
+        pid = server.start(["--ui-codec-endpoint", ui_codec_endpoint] if ui_codec_endpoint else [])
     except EmbeddedServerError as err:
         typer.echo(f"Error: {err}", err=True)
         raise typer.Exit(1) from None

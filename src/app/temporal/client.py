@@ -8,25 +8,31 @@ the embedded server. Every entry point (workers, agency, CLI, scripts) connects 
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
 import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NoReturn
 
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.envconfig import ClientConfigProfile
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
+from app.temporal.codec import KeylessCodec, configured_codec
 from app.temporal.errors import LiaraError, TemporalUnavailableError
 
 DEFAULT_ADDRESS = "localhost:7233"
 DEFAULT_NAMESPACE = "default"
 DEFAULT_TASK_QUEUE = "liara-crisis-tasks"
 TASK_QUEUE_ENV = "LIARA_TASK_QUEUE"
+CONFIG_FILE_ENV = "TEMPORAL_CONFIG_FILE"
 
 START_SERVER_HINT = (
     "start it with `python scripts/setup_temporal.py start` or point TEMPORAL_ADDRESS at a running server"
@@ -58,17 +64,32 @@ class ConnectionSettings:
         profile: str | None = None,
         config_file: str | None = None,
     ) -> ConnectionSettings:
-        """Merge explicit arguments over the environment configuration over the defaults."""
+        """Merge explicit arguments over the environment configuration over the defaults.
+
+        ``config_file`` is the path of a ``temporal.toml`` (default: ``TEMPORAL_CONFIG_FILE``,
+        else the SDK's default location); a named file that does not exist is an error.
+        """
+        named_file = config_file or os.environ.get(CONFIG_FILE_ENV)
+        if named_file and not Path(named_file).is_file():
+            source = "config_file" if config_file else CONFIG_FILE_ENV
+            raise ConnectionSettingsError(
+                f"The Temporal config file {named_file} does not exist: fix {source} or create the file."
+            )
         try:
+            # A str config_source is the file's contents to the SDK, so pass the path as a Path.
             loaded: dict[str, Any] = dict(
-                ClientConfigProfile.load(profile=profile, config_source=config_file).to_client_connect_config()
+                ClientConfigProfile.load(
+                    profile=profile, config_source=Path(config_file) if config_file else None
+                ).to_client_connect_config()
             )
         except Exception as err:  # the SDK raises plain errors for unreadable profiles
             raise ConnectionSettingsError(
-                f"Cannot load the Temporal connection settings ({err}): fix the TEMPORAL_* variables or temporal.toml"
+                f"Cannot load the Temporal connection settings ({_one_line(err)}): "
+                "fix the TEMPORAL_* variables or temporal.toml"
             ) from err
         if api_key is not None and tls is None:
-            tls = True
+            # An API key needs TLS; keep the profile's TLS settings (CA, server name) if it has any.
+            tls = loaded["tls"] if "tls" in loaded else True
         return cls(
             address=address or loaded.get("target_host") or DEFAULT_ADDRESS,
             namespace=namespace or loaded.get("namespace") or DEFAULT_NAMESPACE,
@@ -79,8 +100,37 @@ class ConnectionSettings:
         )
 
 
+def _one_line(err: Exception) -> str:
+    """The SDK's configuration error without its multi-line TOML excerpt, e.g.
+    ``TOML parse error at line 1, column 17: unclosed table, expected `]```.
+    """
+    lines = [line.strip() for line in str(err).splitlines()]
+    kept = [line for line in lines if line and not line.startswith("|") and not line.split("|")[0].strip().isdigit()]
+    text = ": ".join(kept) or type(err).__name__
+    return text.removeprefix("Configuration loading error: ")
+
+
+@functools.cache
+def data_converter() -> DataConverter:
+    """The pydantic data converter, encrypting payloads (and failure messages) when encryption
+    keys are configured (see ``app.temporal.codec``); read once per process. Without keys,
+    encrypted payloads are refused with an error saying which variable to set.
+    """
+    codec = configured_codec()
+    if codec is None:
+        return dataclasses.replace(pydantic_data_converter, payload_codec=KeylessCodec())
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_codec=codec,
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
+
+
 async def connect(settings: ConnectionSettings, **client_options: Any) -> Client:
-    """Connect with the pydantic data converter; a failure is a ``TemporalUnavailableError``."""
+    """Connect with the pydantic data converter (encrypting when keys are configured); a failure
+    is a ``TemporalUnavailableError``, bad encryption keys an ``EncryptionConfigError``.
+    """
+    converter = data_converter()
     try:
         client = await Client.connect(
             settings.address,
@@ -88,7 +138,7 @@ async def connect(settings: ConnectionSettings, **client_options: Any) -> Client
             api_key=settings.api_key,
             tls=settings.tls,
             rpc_metadata=settings.rpc_metadata,
-            data_converter=pydantic_data_converter,
+            data_converter=converter,
             **client_options,
         )
     except RuntimeError as err:
@@ -101,7 +151,8 @@ async def connect(settings: ConnectionSettings, **client_options: Any) -> Client
         if err.status == RPCStatusCode.NOT_FOUND:
             raise TemporalUnavailableError(
                 f"Namespace {settings.namespace!r} does not exist on the Temporal server at {settings.address}: "
-                f"create it with `temporal operator namespace create {settings.namespace}` or set TEMPORAL_NAMESPACE."
+                f"create it with `temporal operator namespace create --namespace {settings.namespace}` "
+                "or set TEMPORAL_NAMESPACE."
             ) from err
         if err.status == RPCStatusCode.UNAVAILABLE:
             raise TemporalUnavailableError(
