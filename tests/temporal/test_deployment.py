@@ -1,0 +1,322 @@
+"""The container deployment: docker-compose.yml, Dockerfile and the wheel the image installs.
+
+No Docker engine is needed: the files are parsed and checked against what the quick reference
+promises (`docker-compose up -d temporal temporal-postgresql`, `--scale temporal-worker=5`, the
+Web UI on http://localhost:8233) and against the settings the workers read.
+"""
+
+from __future__ import annotations
+
+import configparser
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from app.temporal.client import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE, TASK_QUEUE_ENV
+from app.temporal.records import RECORD_DIR_ENV
+from app.temporal.visibility import CRISIS_SEARCH_ATTRIBUTES
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
+DOCKERFILE = REPO_ROOT / "Dockerfile"
+DOCKERIGNORE = REPO_ROOT / ".dockerignore"
+
+SPEC_SERVICES = {"temporal", "temporal-postgresql", "temporal-worker"}
+CRISIS_ATTRIBUTE_NAMES = [key.name for key in CRISIS_SEARCH_ATTRIBUTES]
+
+
+def interpolate(value: Any) -> Any:
+    """What Compose makes of a value when no variable is set: `${VAR:-default}` is the default, `$$` is `$`."""
+    if isinstance(value, str):
+        value = re.sub(r"(?<!\$)\$\{[A-Za-z_][A-Za-z0-9_]*:?-([^}]*)\}", r"\1", value)
+        return value.replace("$$", "$")
+    if isinstance(value, list):
+        return [interpolate(item) for item in value]
+    if isinstance(value, dict):
+        return {key: interpolate(item) for key, item in value.items()}
+    return value
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return interpolate(yaml.safe_load(COMPOSE_FILE.read_text()))
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return compose["services"]
+
+
+def environment(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return {key: str(value) for key, value in env.items()}
+
+
+def published_ports(service: dict[str, Any]) -> dict[int, int]:
+    """Host port -> container port, from short (`"8233:8080"`) or long syntax."""
+    ports: dict[int, int] = {}
+    for port in service.get("ports") or []:
+        if isinstance(port, dict):
+            ports[int(port["published"])] = int(port["target"])
+            continue
+        parts = str(port).split(":")  # [IP:]HOST:CONTAINER[/PROTOCOL]
+        assert len(parts) >= 2, f"port {port} is not published on a fixed host port"
+        ports[int(parts[-2])] = int(parts[-1].split("/")[0])
+    return ports
+
+
+def depends_on(service: dict[str, Any]) -> dict[str, str]:
+    deps = service.get("depends_on") or {}
+    if isinstance(deps, list):
+        return dict.fromkeys(deps, "service_started")
+    return {name: (spec or {}).get("condition", "service_started") for name, spec in deps.items()}
+
+
+def command_text(value: Any) -> str:
+    return " ".join(value) if isinstance(value, list) else str(value or "")
+
+
+def seconds(duration: str) -> float:
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", str(duration))
+    assert parts, f"not a Compose duration: {duration!r}"
+    return sum(float(number) * units[unit] for number, unit in parts)
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
+    logical: list[str] = []
+    pending = ""
+    for line in DOCKERFILE.read_text().splitlines():
+        stripped = line.strip()
+        if not pending and (not stripped or stripped.startswith("#")):
+            continue
+        if stripped.endswith("\\"):
+            pending += stripped[:-1] + " "
+            continue
+        logical.append(pending + stripped)
+        pending = ""
+    return [(text.split(None, 1)[0].upper(), text.split(None, 1)[1] if " " in text else "") for text in logical]
+
+
+# docker-compose.yml
+
+
+def test_the_quick_reference_services_exist(services: dict[str, Any]) -> None:
+    assert SPEC_SERVICES <= services.keys()
+    assert "temporal-ui" in services
+
+
+def test_temporal_starts_with_its_database_and_the_web_ui(services: dict[str, Any]) -> None:
+    # `docker-compose up -d temporal temporal-postgresql` starts these two and their dependencies:
+    # the UI comes along so the quick reference's curl of :8233 answers right after.
+    assert depends_on(services["temporal"]) == {
+        "temporal-postgresql": "service_healthy",
+        "temporal-ui": "service_started",
+    }
+    assert depends_on(services["temporal-postgresql"]) == {}
+    assert depends_on(services["temporal-ui"]) == {}
+
+
+def test_temporal_uses_postgresql(services: dict[str, Any]) -> None:
+    temporal, database = environment(services["temporal"]), environment(services["temporal-postgresql"])
+    assert temporal["DB"] == "postgres12"
+    assert temporal["DB_PORT"] == "5432"
+    assert temporal["POSTGRES_SEEDS"] == "temporal-postgresql"
+    assert temporal["POSTGRES_USER"] == database["POSTGRES_USER"]
+    assert temporal["POSTGRES_PWD"] == database["POSTGRES_PASSWORD"]
+    volumes = services["temporal-postgresql"]["volumes"]
+    assert any(str(volume).endswith(":/var/lib/postgresql/data") for volume in volumes)
+
+
+def test_worker_is_built_from_the_dockerfile(services: dict[str, Any]) -> None:
+    build = services["temporal-worker"]["build"]
+    context = REPO_ROOT / (build if isinstance(build, str) else build.get("context", "."))
+    dockerfile = "Dockerfile" if isinstance(build, str) else build.get("dockerfile", "Dockerfile")
+    assert (context / dockerfile).resolve() == DOCKERFILE
+
+
+def test_worker_runs_the_dedicated_worker(services: dict[str, Any]) -> None:
+    worker = services["temporal-worker"]
+    command = command_text(worker.get("command"))
+    assert command in {"liara worker", "python -m cognition.liara.worker"}
+
+
+def test_worker_can_be_scaled(services: dict[str, Any]) -> None:
+    # `--scale temporal-worker=5` needs replicas without a fixed name or a fixed host port.
+    worker = services["temporal-worker"]
+    assert "container_name" not in worker
+    assert not worker.get("ports")
+
+
+def test_worker_settings_point_at_the_temporal_service(services: dict[str, Any]) -> None:
+    env = environment(services["temporal-worker"])
+    host, port = env["TEMPORAL_ADDRESS"].rsplit(":", 1)
+    assert host == "temporal"
+    assert int(port) in published_ports(services["temporal"]).values()
+    assert env["TEMPORAL_NAMESPACE"] == DEFAULT_NAMESPACE
+    assert env[TASK_QUEUE_ENV] == DEFAULT_TASK_QUEUE == "liara-crisis-tasks"
+    assert depends_on(services["temporal-worker"]) == {"temporal": "service_healthy"}
+
+
+def test_workers_share_the_crisis_record_volume(compose: dict[str, Any], services: dict[str, Any]) -> None:
+    worker = services["temporal-worker"]
+    record_dir = environment(worker)[RECORD_DIR_ENV]
+    mounts = {}  # container path -> volume name or host path
+    for volume in worker["volumes"]:
+        source, target = str(volume).split(":")[:2]
+        mounts[target] = source
+    assert record_dir in mounts, f"nothing is mounted at {RECORD_DIR_ENV}={record_dir}"
+    assert mounts[record_dir] in (compose.get("volumes") or {}), "the record volume must be a named volume"
+
+
+def test_worker_stops_gracefully_and_restarts(services: dict[str, Any]) -> None:
+    worker = services["temporal-worker"]
+    assert worker["restart"] == "unless-stopped"
+    # The worker gives running activities 10 s after SIGTERM; Compose must not SIGKILL it sooner.
+    assert seconds(worker["stop_grace_period"]) > 10
+
+
+def test_long_running_services_have_healthchecks(services: dict[str, Any]) -> None:
+    for name, service in services.items():
+        if str(service.get("restart", "no")).startswith(("no", "on-failure")):
+            continue  # a one-shot job
+        healthcheck = service.get("healthcheck") or {}
+        assert healthcheck.get("test") and not healthcheck.get("disable"), f"{name} has no healthcheck"
+
+
+def test_worker_healthcheck_needs_no_port(services: dict[str, Any]) -> None:
+    test = services["temporal-worker"]["healthcheck"]["test"]
+    assert test[:2] == ["CMD", "python"]
+    script = test[-1]
+    assert "http" not in script and "localhost" not in script
+    assert RECORD_DIR_ENV in script, "the check looks at the record directory the worker writes"
+
+
+def test_web_ui_is_on_8233(services: dict[str, Any]) -> None:
+    ui = services["temporal-ui"]
+    assert published_ports(ui) == {8233: 8080}
+    env = environment(ui)
+    assert env["TEMPORAL_ADDRESS"] == "temporal:7233"
+    assert env["TEMPORAL_CORS_ORIGINS"] == "http://localhost:8233"
+
+
+def test_temporal_frontend_is_on_7233(services: dict[str, Any]) -> None:
+    assert published_ports(services["temporal"]) == {7233: 7233}
+
+
+def test_images_are_pinned(services: dict[str, Any]) -> None:
+    for name, service in services.items():
+        if "image" not in service:
+            assert "build" in service, f"{name} has neither image nor build"
+            continue
+        image = service["image"]
+        repository, _, tag = image.rpartition(":")
+        assert repository and "/" not in tag, f"{name}: image {image} has no tag"
+        assert tag != "latest", f"{name}: image {image} is not pinned"
+
+
+def test_crisis_search_attributes_are_registered(services: dict[str, Any]) -> None:
+    temporal = services["temporal"]
+    script = command_text(temporal.get("entrypoint")) + " " + command_text(temporal.get("command"))
+    assert "temporal operator search-attribute create" in script
+    assert "--type Keyword" in script
+    for name in CRISIS_ATTRIBUTE_NAMES:
+        assert re.search(rf"\b{name}\b", script), f"{name} is not registered"
+    # The server still starts the image's way, after the registration is sent to the background.
+    assert script.rstrip().endswith("exec /etc/temporal/entrypoint.sh autosetup")
+    # ... and is only healthy (so workers only start) once every attribute is there.
+    healthcheck = command_text(temporal["healthcheck"]["test"])
+    for name in CRISIS_ATTRIBUTE_NAMES:
+        assert name in healthcheck
+
+
+# Dockerfile
+
+
+def test_dockerfile_uses_a_pinned_slim_python() -> None:
+    base = next(arguments for instruction, arguments in dockerfile_instructions() if instruction == "FROM")
+    image = base.split()[0]
+    assert re.fullmatch(r"python:3\.11(\.\d+)?-slim(-[a-z]+)?", image), image
+
+
+def test_dockerfile_runs_as_a_non_root_user() -> None:
+    users = [arguments.strip() for instruction, arguments in dockerfile_instructions() if instruction == "USER"]
+    assert users, "the image runs as root"
+    user = users[-1].split(":")[0]
+    assert user not in {"root", "0"}
+
+
+def test_dockerfile_installs_the_package_and_runs_the_worker() -> None:
+    instructions = dockerfile_instructions()
+    runs = " ".join(arguments for instruction, arguments in instructions if instruction == "RUN")
+    assert "pip install --no-cache-dir ." in runs
+    assert "-e " not in runs, "the image installs the project non-editable"
+    assert any(instruction == "WORKDIR" for instruction, _ in instructions)
+    cmd = next(arguments for instruction, arguments in reversed(instructions) if instruction == "CMD")
+    assert command_text(yaml.safe_load(cmd)) in {"liara worker", "python -m cognition.liara.worker"}
+
+
+def test_dockerignore_keeps_local_state_out_of_the_image() -> None:
+    ignored = {line.strip().rstrip("/") for line in DOCKERIGNORE.read_text().splitlines()}
+    assert {".venv", ".git", "data"} <= ignored
+    assert {"**/__pycache__", "*.egg-info"} <= ignored
+    for source in copied_sources():
+        assert source not in ignored, f"{source} is copied into the image but ignored"
+
+
+def copied_sources() -> list[str]:
+    sources: list[str] = []
+    for instruction, arguments in dockerfile_instructions():
+        if instruction == "COPY" and "--from" not in arguments:
+            sources += shlex.split(arguments)[:-1]
+    return sources
+
+
+# The wheel the image installs
+
+
+def test_the_image_sources_build_a_complete_wheel(tmp_path: Path) -> None:
+    """Build the wheel from exactly what the Dockerfile copies (not in the working tree)."""
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in copied_sources():
+        origin = REPO_ROOT / name
+        if origin.is_dir():
+            shutil.copytree(origin, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(origin, source / name)
+    wheels = tmp_path / "wheels"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--disable-pip-version-check"]
+        + ["--wheel-dir", str(wheels), str(source)],
+        check=True,
+        capture_output=True,
+        timeout=240,
+    )
+    (wheel,) = wheels.glob("liara_temporal_agency-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        entry_points_file = next(name for name in names if name.endswith(".dist-info/entry_points.txt"))
+        entry_points = configparser.ConfigParser()
+        entry_points.read_string(archive.read(entry_points_file).decode())
+    for module in (
+        "app/temporal/workflows.py",
+        "app/temporal/activities.py",
+        "app/temporal/worker.py",
+        "cognition/liara/cli.py",
+        "cognition/liara/worker.py",
+        "cognition/liara/agency.py",
+    ):
+        assert module in names, f"{module} is missing from the wheel"
+    assert entry_points["console_scripts"]["liara"] == "cognition.liara.cli:main"
