@@ -5,13 +5,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install demo test bench server-start server-stop clean
+.PHONY: install demo test lint bench server-start server-stop clean
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "Python 3.11 or newer is needed: run make with PYTHON=/path/to/python3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,tracing]'
 	@touch $@
 
 install: $(INSTALLED)
@@ -19,11 +19,15 @@ install: $(INSTALLED)
 demo: $(INSTALLED)
 	$(BIN)/python scripts/demo.py
 
-test: $(INSTALLED)
+test: lint
 	$(BIN)/pytest
 
+lint: $(INSTALLED)
+	$(BIN)/ruff check src cognition scripts examples tests
+	$(BIN)/ruff format --check src cognition scripts examples tests
+
 bench: $(INSTALLED)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,bench]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,tracing,bench]'
 	$(BIN)/liara bench
 
 server-start: $(INSTALLED)

@@ -25,6 +25,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import (
     Client,
+    WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
@@ -50,6 +51,8 @@ from app.temporal.errors import (
     innermost_message,
 )
 from app.temporal.models import (
+    ACTION_PATTERN,
+    MAX_ACTION_LENGTH,
     MAX_ID_LENGTH,
     SAFE_ID_PATTERN,
     ApprovalDecision,
@@ -112,6 +115,11 @@ def missions_from_actions(target_member: str, actions: Iterable[str], first_posi
     missions = []
     per_word: dict[str, int] = {}
     for position, word in enumerate(actions, start=first_position):
+        if len(word) > MAX_ACTION_LENGTH or not re.fullmatch(ACTION_PATTERN, word):
+            raise InvalidCrisisRequestError(
+                f"Action {word!r} is not a word: use up to {MAX_ACTION_LENGTH} letters, digits, '_' and '-', "
+                "starting with a letter."
+            )
         per_word[word] = per_word.get(word, 0) + 1
         missions.append(
             {
@@ -140,28 +148,53 @@ def build_request(
     """
     fields: dict[str, Any] = {
         "target_member": target_member,
-        "missions": [_plain(m) for m in missions],
+        "missions": _plain_list(missions, "Invalid crisis request: missions"),
         "initiated_by": initiated_by,
         **{name: _plain(value) for name, value in options.items() if value is not None},
     }
     try:
         # Check the target first so a generated crisis id is built from a valid one.
         CrisisRequest.model_validate({**fields, "crisis_id": "check"})
-        return CrisisRequest.model_validate({**fields, "crisis_id": crisis_id or new_crisis_id(target_member.strip())})
+        # An empty crisis id is refused like any other bad one, not replaced by a generated id.
+        chosen = new_crisis_id(target_member.strip()) if crisis_id is None else crisis_id
+        return CrisisRequest.model_validate({**fields, "crisis_id": chosen})
     except ValidationError as err:
         raise InvalidCrisisRequestError(f"Invalid crisis request: {describe_validation_error(err)}.") from None
 
 
 def build_phases(missions: Iterable[MissionPhase | Mapping[str, Any]]) -> list[MissionPhase]:
     """Validate phases to add to a running crisis."""
+    plain = _plain_list(missions, "Invalid mission phases: the phases to add")
     try:
-        return [MissionPhase.model_validate(_plain(m)) for m in missions]
+        return [MissionPhase.model_validate(m) for m in plain]
     except ValidationError as err:
         raise InvalidCrisisRequestError(f"Invalid mission phase: {describe_validation_error(err)}.") from None
 
 
 def _plain(value: Any) -> Any:
     return value.model_dump() if isinstance(value, BaseModel) else value
+
+
+def _plain_list(missions: Any, what: str) -> list[Any]:
+    """The phases as a list; a string, a mapping or a non-iterable is refused, not iterated."""
+    if isinstance(missions, str | bytes | Mapping | BaseModel) or not isinstance(missions, Iterable):
+        raise InvalidCrisisRequestError(f"{what} must be a list of phases, not {type(missions).__name__}.")
+    return [_plain(m) for m in missions]
+
+
+def _retry_problem(description: WorkflowExecutionDescription) -> str | None:
+    """One sentence on an activity of a running crisis that failed and waits for its next attempt.
+
+    The record activities retry until the record store is usable again (a full disk, an unwritable
+    directory, a corrupt record), so without this the crisis would seem to hang for no reason.
+    """
+    for pending in description.raw_description.pending_activities:
+        if pending.attempt > 1 and pending.HasField("last_failure"):
+            reason = pending.last_failure.message.rstrip(".") or "no message"
+            failures = pending.attempt - 1
+            times = "once" if failures == 1 else f"{failures} times"
+            return f"{pending.activity_type.name} has failed {times} so far: {reason}."
+    return None
 
 
 class LiaraTemporalAgency:
@@ -357,6 +390,9 @@ class LiaraTemporalAgency:
         }
         if status == "running":
             report.update(await self._running_details(handle))
+            problem = _retry_problem(description)
+            if problem:
+                report["problem"] = problem
         elif status == "completed":
             report["result"] = await self._result(handle)
         else:
@@ -373,10 +409,24 @@ class LiaraTemporalAgency:
         try:
             return await asyncio.wait_for(self._result(handle), timeout)
         except TimeoutError:
+            problem = await self._problem(handle)
+            if problem:
+                raise CrisisWaitTimeoutError(
+                    f"Crisis workflow {workflow_id} did not finish within {timeout:g} s; "
+                    f"it keeps running, but {problem}"
+                ) from None
             raise CrisisWaitTimeoutError(
                 f"Crisis workflow {workflow_id} did not finish within {timeout:g} s; it keeps running: "
                 f"check it with `liara status {workflow_id}`."
             ) from None
+
+    async def _problem(self, handle: WorkflowHandle[Any, Any]) -> str | None:
+        """Why a running crisis is stuck, if one of its activities keeps failing (best effort)."""
+        try:
+            description = await handle.describe()
+        except RPCError:
+            return None
+        return _retry_problem(description)
 
     async def pollers(self, task_queue: str | None = None) -> int:
         """How many workers poll the crisis task queue (or ``task_queue``) for workflow tasks now."""
@@ -403,7 +453,9 @@ class LiaraTemporalAgency:
             raise self._rpc_error(err, workflow_id) from None
         if description.status != WorkflowExecutionStatus.RUNNING:
             state = _STATUS_NAMES.get(description.status, "unknown") if description.status else "unknown"
-            raise CrisisNotRunningError(f"Cannot {action} crisis workflow {workflow_id}: it has already {state}.")
+            raise CrisisNotRunningError(
+                f"Cannot {action} crisis workflow {workflow_id}: it has already ended ({state})."
+            )
         return handle
 
     async def _decide(self, workflow_id: str, decision: ApprovalDecision) -> None:

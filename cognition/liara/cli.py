@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -270,6 +271,8 @@ def status(ctx: typer.Context, workflow_id: WorkflowId, as_json: JsonFlag = Fals
             if report.get("compensations"):
                 out.print("Compensations:")
                 out.print(_phase_table(report["compensations"]))
+        if "problem" in report:
+            out.print(f"Problem: {report['problem']}", highlight=False, markup=False)
     elif "result" in report:
         _print_result(report["result"])
     else:
@@ -409,7 +412,7 @@ def doctor(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     else:
         for check in checks:
             mark = "[green]ok[/green]  " if check.ok else "[red]FAIL[/red]"
-            out.print(f"{mark} {check.name}: {check.detail}", highlight=False)
+            out.print(f"{mark} {escape(check.name)}: {escape(check.detail)}", highlight=False)
             if check.fix:
                 out.print(f"      fix: {check.fix}", highlight=False, markup=False)
     if not all(check.ok for check in checks):
@@ -490,6 +493,48 @@ def setup(ctx: typer.Context) -> None:
     connection: Connection = ctx.obj
     added = connection.run(lambda agency: agency.register_search_attributes())
     out.print(f"Registered: {', '.join(added)}" if added else "The crisis search attributes are already registered.")
+
+
+@app.command("codec-server")
+def codec_server(
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on (0: any free port)")] = 8081,
+    host: Annotated[str, typer.Option(help="Interface to listen on; anyone reaching it can decrypt")] = "127.0.0.1",
+    ui_origin: Annotated[
+        list[str] | None,
+        typer.Option(help="Web UI origin allowed by CORS (repeatable). Default: http://localhost:8233"),
+    ] = None,
+) -> None:
+    """Serve POST /encode and /decode with the configured encryption keys, for the Web UI's codec endpoint."""
+    from app.temporal.codec import configured_codec
+    from app.temporal.codec_server import DEFAULT_UI_ORIGIN, serve
+
+    try:
+        codec = configured_codec()
+    except LiaraError as err:
+        err_console.print(f"Error: {err}", markup=False, highlight=False)
+        raise typer.Exit(EXIT_ERROR) from None
+    if codec is None:
+        err_console.print(
+            "Error: No encryption keys are configured: set LIARA_ENCRYPTION_KEYS or LIARA_ENCRYPTION_KEY_FILE.",
+            markup=False,
+            highlight=False,
+        )
+        raise typer.Exit(EXIT_ERROR)
+    serve(codec, host=host, port=port, ui_origins=ui_origin or [DEFAULT_UI_ORIGIN])
+
+
+@app.command("codec-key")
+def codec_key(
+    key_id: Annotated[str | None, typer.Argument(help="Id of the new key. Default: key-<random hex>")] = None,
+) -> None:
+    """Print a new random encryption key line, `id:<base64 of 32 bytes>`, for LIARA_ENCRYPTION_KEYS or a key file."""
+    from app.temporal.codec import new_key_line
+
+    try:
+        print(new_key_line(key_id))
+    except LiaraError as err:
+        err_console.print(f"Error: {err}", markup=False, highlight=False)
+        raise typer.Exit(EXIT_ERROR) from None
 
 
 def main() -> None:

@@ -1,29 +1,36 @@
 """Record the histories that ``test_replay.py`` replays: ``python -m tests.temporal.record_histories``.
 
-Run it after a deliberate, versioned change to the crisis workflow, and commit the new files
-next to the old ones: old histories must keep replaying, since in-flight crises were started
-with them.
+Only histories that have no file yet are recorded, so the ones already committed stay exactly as
+they are: old histories must keep replaying, since in-flight crises were started with them. Run
+it after adding a scenario below, or after a deliberate, versioned change to the crisis workflow
+(then add scenarios under new names, next to the old files). ``--force NAME`` records NAME again.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import shutil
 import sys
 import uuid
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from tempfile import TemporaryDirectory
+from typing import Any
 
 from temporalio import activity
-from temporalio.client import WorkflowFailureError
+from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from app.temporal.models import AgentReport, PhaseAssignment
+from app.temporal.models import AgentReport, ApprovalDecision, CrisisRequest, PhaseAssignment, PhaseStatus
 from app.temporal.records import CrisisRecordStore
 from app.temporal.workflows import CrisisResponseWorkflow
+from tests.conftest import assert_eventually
+from tests.temporal.test_crisis_control import Agents, phase, phase_status, request
 from tests.temporal.test_liara_workflows import crisis_request, crisis_worker
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
@@ -38,22 +45,99 @@ async def secure_fails_twice_then_always(assignment: PhaseAssignment) -> AgentRe
     return AgentReport(phase_id=phase.phase_id, agent_id=phase.agent_id, attempt=attempt)
 
 
-async def record() -> None:
+async def until(handle: WorkflowHandle, phase_id: str, status: PhaseStatus) -> None:
+    async def reached() -> bool:
+        return await phase_status(handle, phase_id) == status
+
+    await assert_eventually(reached)
+
+
+async def cancel_mid_phase(handle: WorkflowHandle) -> None:
+    """Cancel while ``extract-2`` runs: it is stopped, ``cleanup-3`` skipped, ``secure-1`` compensated."""
+    await until(handle, "extract-2", PhaseStatus.RUNNING)
+    await handle.cancel()
+
+
+async def approve_strike(handle: WorkflowHandle) -> None:
+    await until(handle, "strike-2", PhaseStatus.AWAITING_APPROVAL)
+    await handle.signal(
+        CrisisResponseWorkflow.decide_approval,
+        ApprovalDecision(phase_id="strike-2", approved=True, decided_by="commander"),
+    )
+
+
+@dataclass(frozen=True)
+class Scenario:
+    request: CrisisRequest
+    mission: Any = None  # stands in for perform_agent_mission (None: the real, simulating one)
+    steer: Callable[[WorkflowHandle], Awaitable[None]] | None = None  # signals, cancels while it runs
+
+
+def scenarios() -> dict[str, Scenario]:
+    holding = Agents(holding=("extract",))
+    failing = Agents(failing=("extract",))
+    return {
+        "crisis_completed": Scenario(crisis_request("crisis-replay-completed")),
+        "crisis_phase_failed": Scenario(crisis_request("crisis-replay-phase-failed"), secure_fails_twice_then_always),
+        "crisis_cancelled": Scenario(
+            request(
+                "crisis-replay-cancelled",
+                phase("secure-1", "secure", 1, compensate_action="release-perimeter"),
+                phase("extract-2", "extract", 2),
+                phase("cleanup-3", "cleanup", 3),
+                heartbeat_timeout_seconds=5,
+            ),
+            holding.perform,
+            cancel_mid_phase,
+        ),
+        "crisis_approved": Scenario(
+            request(
+                "crisis-replay-approved",
+                phase("recon-1", "reconnaissance", 1),
+                phase("strike-2", "strike", 2, requires_approval=True),
+            ),
+            Agents().perform,
+            approve_strike,
+        ),
+        "crisis_aborted_compensated": Scenario(
+            request(
+                "crisis-replay-aborted",
+                phase("recon-1", "reconnaissance", 1, compensate_action="withdraw-scouts"),
+                phase("secure-2", "secure", 2, compensate_action="release-perimeter"),
+                phase("extract-3", "extract", 3),
+                phase("cleanup-4", "cleanup", 4, compensate_action="never-run"),
+                failure_policy="abort",
+            ),
+            failing.perform,
+        ),
+    }
+
+
+async def record(names: list[str], force: bool) -> None:
+    available = scenarios()
+    unknown = sorted(set(names) - set(available))
+    if unknown:
+        raise SystemExit(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(available)}")
+    chosen = {name: available[name] for name in names or available}
+    if not force:
+        chosen = {name: s for name, s in chosen.items() if not (HISTORIES / f"{name}.json").exists()}
+    if not chosen:
+        print("every history is recorded already (--force NAME records one again)")
+        return
     test_server = shutil.which("temporal-test-server", path=str(Path(sys.executable).parent))
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter, test_server_existing_path=test_server
     )
-    scenarios = {
-        "crisis_completed": (crisis_request("crisis-replay-completed"), None),
-        "crisis_phase_failed": (crisis_request("crisis-replay-phase-failed"), secure_fails_twice_then_always),
-    }
     with TemporaryDirectory() as records, ThreadPoolExecutor() as executor:
-        for name, (request, mission) in scenarios.items():
+        for name, scenario in chosen.items():
             queue = str(uuid.uuid4())
-            async with crisis_worker(env.client, queue, CrisisRecordStore(Path(records)), executor, mission):
+            crisis = scenario.request
+            async with crisis_worker(env.client, queue, CrisisRecordStore(Path(records)), executor, scenario.mission):
                 handle = await env.client.start_workflow(
-                    CrisisResponseWorkflow.run, request, id=f"crisis-workflow-{request.crisis_id}", task_queue=queue
+                    CrisisResponseWorkflow.run, crisis, id=f"crisis-workflow-{crisis.crisis_id}", task_queue=queue
                 )
+                if scenario.steer is not None:
+                    await scenario.steer(handle)
                 try:
                     await handle.result()
                 except WorkflowFailureError:
@@ -64,5 +148,15 @@ async def record() -> None:
     await env.shutdown()
 
 
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help="scenarios to record (default: all that have no file yet)")
+    parser.add_argument("--force", action="store_true", help="record the named scenarios again, replacing their files")
+    args = parser.parse_args()
+    if args.force and not args.names:
+        parser.error("--force needs the names of the histories to record again")
+    asyncio.run(record(args.names, args.force))
+
+
 if __name__ == "__main__":
-    asyncio.run(record())
+    main()

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from datetime import timedelta
 
 from pydantic import ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from app.temporal import metrics
 from app.temporal.config import SIMULATE, ExecutorRegistry
 from app.temporal.executors import Mission, SimulateExecutor
 from app.temporal.models import (
+    ACTION_PATTERN,
     INVALID_REQUEST_ERROR,
+    MAX_PHASES,
+    SAFE_ID_PATTERN,
     AgentReport,
     CrisisCompletion,
     CrisisRequest,
@@ -30,13 +36,36 @@ logger = logging.getLogger("liara.activities")
 HEARTBEAT_INTERVAL_SECONDS = 1.0
 
 
+#: Problems named in one message; a request with thousands of bad phases still gets one line.
+MAX_DESCRIBED_PROBLEMS = 5
+#: What the id and action patterns mean, instead of pydantic's "String should match pattern '^...$'".
+_PATTERN_MEANINGS = {
+    SAFE_ID_PATTERN: "use only letters, digits, '.', '_' and '-', starting with a letter or digit",
+    ACTION_PATTERN: "use a word of letters, digits, '_' and '-', starting with a letter",
+}
+
+
 def describe_validation_error(err: ValidationError) -> str:
-    """Pydantic's errors as ``field.path: message; ...`` (one line, field-level)."""
+    """Pydantic's errors as ``field.path: message; ...`` (one line, field-level, at most
+    ``MAX_DESCRIBED_PROBLEMS`` of them and how many more there are).
+    """
+    problems = err.errors()
     parts = []
-    for problem in err.errors():
+    for problem in problems[:MAX_DESCRIBED_PROBLEMS]:
         location = ".".join(str(part) for part in problem["loc"]) or "request"
-        parts.append(f"{location}: {problem['msg']}")
-    return "; ".join(parts)
+        message = problem["msg"]
+        context = problem.get("ctx") or {}
+        if problem["type"] == "string_pattern_mismatch":
+            message = _PATTERN_MEANINGS.get(str(context.get("pattern")), message)
+        elif problem["type"] == "value_error":
+            message = message.removeprefix("Value error, ")
+        elif problem["loc"] == ("missions",) and problem["type"] in ("too_short", "too_long"):
+            message = f"a crisis has 1 to {MAX_PHASES} phases, not {context.get('actual_length', 0)}"
+        parts.append(f"{location}: {message}")
+    described = "; ".join(parts)
+    if len(problems) > MAX_DESCRIBED_PROBLEMS:
+        described += f" (and {len(problems) - MAX_DESCRIBED_PROBLEMS} more problems)"
+    return described
 
 
 class CrisisActivities:
@@ -73,7 +102,25 @@ class CrisisActivities:
 
         The agent runs as a task while this heartbeats, so a dead worker is noticed within the
         heartbeat timeout and a cancelled phase stops its agent before the cancel completes.
+        Each attempt is measured (``liara_phase_duration`` by action and outcome) and each retry
+        counted (``liara_phase_retries`` by action); see app.temporal.metrics.
         """
+        action = assignment.phase.action
+        if activity.info().attempt > 1:
+            metrics.count_phase_retry(action)
+        started = time.monotonic()
+        outcome = "failed"
+        try:
+            report = await self._perform(assignment)
+            outcome = "completed"
+            return report
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
+        finally:
+            metrics.record_phase_attempt(action, outcome, timedelta(seconds=time.monotonic() - started))
+
+    async def _perform(self, assignment: PhaseAssignment) -> AgentReport:
         phase = assignment.phase
         info = activity.info()
         if info.attempt > 1:

@@ -20,8 +20,12 @@ SAFE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 MAX_ID_LENGTH = 128
 MAX_PHASES = 1000
 
+#: An action is a word: a letter, then letters, digits, ``_`` or ``-``.
+ACTION_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*$"
+MAX_ACTION_LENGTH = 64
+
 SafeId = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=SAFE_ID_PATTERN)]
-ActionName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")]
+ActionName = Annotated[str, Field(min_length=1, max_length=MAX_ACTION_LENGTH, pattern=ACTION_PATTERN)]
 Seconds = Annotated[float, Field(gt=0, le=86400)]
 
 #: The non-retryable failure type of a request that can never succeed.

@@ -2,7 +2,8 @@
 
 Every write goes to a temporary file in the same directory, is fsynced, then renamed over the
 record, so a reader (or a crash) never sees half a record. Phase entries are upserted by phase
-id, so a retried activity rewrites its entry instead of adding a second one.
+id, so a retried activity rewrites its entry instead of adding a second one. Records hold mission
+data, so they are the owner's only: a directory the store creates is 0700, every record 0600.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ from app.temporal.models import (
 #: worker's working directory.
 RECORD_DIR_ENV = "LIARA_CRISIS_DIR"
 DEFAULT_RECORD_DIR = Path("data") / "crises"
+#: Modes of a record directory this store creates and of every record file it writes.
+RECORD_DIR_MODE = 0o700
+RECORD_FILE_MODE = 0o600
 
 _SAFE_ID = re.compile(SAFE_ID_PATTERN)
 
@@ -78,10 +82,12 @@ class CrisisRecordStore:
             return None
         except OSError as err:
             raise CrisisRecordError(f"cannot read crisis record {path}: {err.strerror}") from err
+        except UnicodeDecodeError as err:
+            raise CrisisRecordError(f"crisis record {path} is not UTF-8 text; move it aside") from err
         try:
             record = json.loads(text)
         except json.JSONDecodeError as err:
-            raise CrisisRecordError(f"crisis record {path} is not valid JSON ({err.msg}); move it aside") from err
+            raise CrisisRecordError(f"crisis record {path} is not valid JSON ({err}); move it aside") from err
         if not isinstance(record, dict) or not isinstance(record.get("phases"), list):
             raise CrisisRecordError(f"crisis record {path} is not a crisis record; move it aside")
         return record
@@ -143,15 +149,28 @@ class CrisisRecordStore:
             raise CrisisRecordError(f"crisis record {self.path_for(crisis_id)} does not exist")
         return record
 
+    def _ensure_directory(self) -> None:
+        """Create the record directory owner-only (an existing one keeps its mode)."""
+        if self.directory.is_dir():
+            return
+        self.directory.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.directory.mkdir(mode=RECORD_DIR_MODE)
+        except FileExistsError:
+            return  # another worker created it first
+        os.chmod(self.directory, RECORD_DIR_MODE)  # exactly 0700, whatever the umask
+
     def _write(self, crisis_id: str, record: dict[str, Any]) -> None:
         path = self.path_for(crisis_id)
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            self._ensure_directory()
             fd, tmp_name = tempfile.mkstemp(prefix=f".{crisis_id}.", suffix=".tmp", dir=self.directory)
         except OSError as err:
             raise CrisisRecordError(f"cannot write crisis records to {self.directory}: {err.strerror}") from err
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                # mkstemp made it 0600 already; said explicitly, as os.replace keeps this file's mode.
+                os.fchmod(handle.fileno(), RECORD_FILE_MODE)
                 json.dump(record, handle, indent=2)
                 handle.write("\n")
                 handle.flush()

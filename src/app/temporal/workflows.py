@@ -18,12 +18,13 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, RetryState, is_cancelled_exception
+from temporalio.exceptions import ActivityError, FailureError, RetryState, is_cancelled_exception
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
+    from app.temporal import metrics
     from app.temporal.activities import CrisisActivities
     from app.temporal.errors import innermost_message
     from app.temporal.models import (
@@ -53,6 +54,9 @@ BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
 BOOKKEEPING_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
 #: Patch guarding the upserts of ``CrisisStatus``; histories from before it replay without them.
 STATUS_SEARCH_ATTRIBUTE_PATCH = "crisis-status-search-attribute"
+#: Patch under which a cancel waits for the phase record being written; histories from before it
+#: end at once when cancelled during that write (no compensation, record left running).
+CANCEL_AFTER_LOG_PATCH = "cancel-waits-for-phase-record"
 
 _FINISHED_STAGES = ("compensating", "finalizing", "done")
 
@@ -71,11 +75,29 @@ class CrisisResponseWorkflow:
 
     @workflow.run
     async def run(self, request: CrisisRequest) -> CrisisResult:
+        # Metrics record nothing while a history replays and add no commands to it.
+        metrics.count_crisis_started()
+        try:
+            result = await self._respond(request)
+        except asyncio.CancelledError:
+            metrics.count_crisis_ended("cancelled")
+            raise
+        except (FailureError, ValidationError):  # these fail the workflow (others retry its task)
+            metrics.count_crisis_ended("failed")
+            raise
+        metrics.count_crisis_ended(result.status)
+        return result
+
+    async def _respond(self, request: CrisisRequest) -> CrisisResult:
         info = workflow.info()
         self._crisis_id = request.crisis_id
         self._target = request.target_member
         workflow.logger.info(
-            "Crisis %s started for %s with %d phases", request.crisis_id, request.target_member, len(request.missions)
+            "Crisis %s started for %s with %d phases",
+            request.crisis_id,
+            request.target_member,
+            len(request.missions),
+            extra=self._log_extra(),
         )
 
         ordered: list[MissionPhase] = await self._bookkeeping(CrisisActivities.validate_crisis_request, request)
@@ -102,7 +124,7 @@ class CrisisResponseWorkflow:
         try:
             aborted = await self._run_phases(request)
         except asyncio.CancelledError:
-            workflow.logger.warning("Crisis %s cancelled", request.crisis_id)
+            workflow.logger.warning("Crisis %s cancelled", request.crisis_id, extra=self._log_extra())
             cancelled, aborted = True, False
         self._current_phase = None
         self._close_unfinished(PhaseStatus.CANCELLED if cancelled else PhaseStatus.SKIPPED)
@@ -151,10 +173,16 @@ class CrisisResponseWorkflow:
             self._current_phase = phase.phase_id
             outcome = await self._run_phase(request, index, phase)
             self._phases[index] = outcome
+            metrics.count_phase(outcome.action, outcome.status)
             await self._log(request, outcome)
             index += 1
             if outcome.status == PhaseStatus.FAILED and request.failure_policy == FailurePolicy.ABORT:
-                workflow.logger.warning("Crisis %s aborted after phase %s failed", request.crisis_id, phase.phase_id)
+                workflow.logger.warning(
+                    "Crisis %s aborted after phase %s failed",
+                    request.crisis_id,
+                    phase.phase_id,
+                    extra=self._log_extra(phase.phase_id),
+                )
                 return True
         return False
 
@@ -215,7 +243,9 @@ class CrisisResponseWorkflow:
         self, request: CrisisRequest, phase: MissionPhase, outcome: PhaseOutcome, err: ActivityError
     ) -> PhaseOutcome:
         error = innermost_message(err)
-        workflow.logger.warning("Mission phase %s failed: %s", phase.phase_id, error)
+        workflow.logger.warning(
+            "Mission phase %s failed: %s", phase.phase_id, error, extra=self._log_extra(phase.phase_id)
+        )
         exhausted = err.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED
         attempts = (phase.retry or request.retry).maximum_attempts if exhausted else None
         return _failed(outcome, error, attempts=attempts)
@@ -227,6 +257,7 @@ class CrisisResponseWorkflow:
             if outcome.status in (PhaseStatus.PENDING, PhaseStatus.AWAITING_APPROVAL, PhaseStatus.RUNNING):
                 closed = status if outcome.status != PhaseStatus.PENDING else PhaseStatus.SKIPPED
                 self._phases[index] = outcome.model_copy(update={"status": closed, "timestamp": now})
+                metrics.count_phase(outcome.action, closed)
 
     async def _compensate(self, request: CrisisRequest) -> None:
         """Undo completed phases that declare a compensation, last first; record each one."""
@@ -253,21 +284,38 @@ class CrisisResponseWorkflow:
                     }
                 )
             self._compensations.append(outcome)
+            metrics.count_phase(outcome.action, outcome.status, compensation=True)
             await self._log(request, outcome, compensation=True)
         self._current_phase = None
 
     async def _log(self, request: CrisisRequest, outcome: PhaseOutcome, *, compensation: bool = False) -> None:
-        await self._bookkeeping(
+        writing = self._bookkeeping(
             CrisisActivities.log_mission_phase,
             PhaseLogEntry(
                 crisis_id=request.crisis_id, target=request.target_member, outcome=outcome, compensation=compensation
             ),
         )
+        if not workflow.patched(CANCEL_AFTER_LOG_PATCH):
+            await writing
+            return
+        # A cancel that arrives while a phase is being recorded must not cut the crisis short:
+        # the (quick, idempotent) write finishes, then the cancel takes its usual path
+        # (skip the rest, compensate, finalize the record as cancelled).
+        write = asyncio.ensure_future(writing)
+        try:
+            await asyncio.shield(write)
+        except asyncio.CancelledError:
+            await write
+            raise
 
     async def _bookkeeping(self, activity: Callable[..., Any], argument: Any) -> Any:
         return await workflow.execute_activity_method(
             activity, argument, start_to_close_timeout=BOOKKEEPING_TIMEOUT, retry_policy=BOOKKEEPING_RETRY
         )
+
+    def _log_extra(self, phase_id: str | None = None) -> dict[str, str | None]:
+        """Crisis fields of a log record (the SDK adds the workflow id); see app.temporal.logs."""
+        return {"crisis_id": self._crisis_id, "phase_id": phase_id}
 
     def _set_status_attribute(self, status: str) -> None:
         """Keep ``CrisisStatus`` current for crises the agency started with search attributes."""
@@ -300,7 +348,7 @@ class CrisisResponseWorkflow:
         added = sorted(phases, key=lambda phase: phase.priority)
         self._plan.extend(added)
         self._phases.extend(_pending(p) for p in added)
-        workflow.logger.info("Crisis %s: %d phases added", self._crisis_id, len(added))
+        workflow.logger.info("Crisis %s: %d phases added", self._crisis_id, len(added), extra=self._log_extra())
         return self.progress()
 
     @add_phases.validator

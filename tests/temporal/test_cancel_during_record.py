@@ -1,0 +1,106 @@
+"""A cancel that arrives while a phase is being recorded takes the usual cancel path: the record
+write finishes, the remaining phases are skipped, completed phases are compensated and the record
+is finalized as cancelled (before the fix the crisis ended at once, its record left ``running``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+from temporalio import activity
+from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import CancelledError
+from temporalio.worker import Worker
+
+from app.temporal.activities import CrisisActivities
+from app.temporal.models import AgentReport, PhaseAssignment, PhaseLogEntry
+from app.temporal.records import CrisisRecordStore
+from app.temporal.workflows import CrisisResponseWorkflow
+from tests.conftest import assert_eventually
+from tests.temporal.test_crisis_control import phase, request
+
+pytestmark = pytest.mark.integration
+
+
+async def test_a_cancel_during_a_phase_record_write_still_compensates_and_finalizes(
+    dev_server, task_queue, executor, tmp_path: Path
+):
+    store = CrisisRecordStore(tmp_path / "crises")
+    real = CrisisActivities(store)
+    writing_first_record = asyncio.Event()
+    release = asyncio.Event()
+    calls: list[tuple[str, str]] = []
+
+    @activity.defn(name="log_mission_phase")
+    async def slow_first_log(entry: PhaseLogEntry) -> None:
+        calls.append(("log", entry.outcome.phase_id))
+        if len(calls) == 2:  # the record of the first phase, after its mission
+            writing_first_record.set()
+            await release.wait()
+        await asyncio.to_thread(real.log_mission_phase, entry)
+
+    @activity.defn(name="perform_agent_mission")
+    async def perform(assignment: PhaseAssignment) -> AgentReport:
+        calls.append((assignment.phase.action, assignment.phase.phase_id))
+        return AgentReport(phase_id=assignment.phase.phase_id, agent_id=assignment.phase.agent_id, attempt=1)
+
+    crisis_id = f"crisis-cancel-in-record-{uuid.uuid4().hex[:8]}"
+    crisis = request(
+        crisis_id,
+        phase("secure-1", "secure", 1, compensate_action="release-perimeter"),
+        phase("extract-2", "extract", 2),
+    )
+    activities = [
+        real.validate_crisis_request,
+        real.initialize_crisis_response,
+        perform,
+        slow_first_log,
+        real.finalize_crisis_response,
+    ]
+    async with Worker(
+        dev_server.client,
+        task_queue=task_queue,
+        workflows=[CrisisResponseWorkflow],
+        activities=activities,
+        activity_executor=executor,
+    ):
+        handle = await dev_server.client.start_workflow(
+            CrisisResponseWorkflow.run, crisis, id=f"crisis-workflow-{crisis_id}", task_queue=task_queue
+        )
+        await asyncio.wait_for(writing_first_record.wait(), 60)
+        await handle.cancel()
+
+        async def cancel_seen_by_the_workflow() -> bool:
+            events = [event async for event in handle.fetch_history_events()]
+            requested = [
+                index
+                for index, event in enumerate(events)
+                if event.HasField("workflow_execution_cancel_requested_event_attributes")
+            ]
+            return bool(requested) and any(
+                event.HasField("workflow_task_completed_event_attributes") for event in events[requested[0] :]
+            )
+
+        await assert_eventually(cancel_seen_by_the_workflow, timeout=60)
+        release.set()
+        with pytest.raises(WorkflowFailureError) as failure:
+            await asyncio.wait_for(handle.result(), 60)
+
+    assert isinstance(failure.value.cause, CancelledError)
+    assert calls == [
+        ("secure", "secure-1"),
+        ("log", "secure-1"),
+        ("release-perimeter", "secure-1"),
+        ("log", "secure-1"),
+    ], "the first record write finished, extract-2 never ran, secure-1 was compensated"
+    record = json.loads(store.path_for(crisis_id).read_text())
+    assert record["status"] == "cancelled"
+    assert [(p["phase_id"], p["status"]) for p in record["phases"]] == [
+        ("secure-1", "completed"),
+        ("extract-2", "skipped"),
+    ]
+    assert [(c["action"], c["status"]) for c in record["compensations"]] == [("release-perimeter", "completed")]
