@@ -147,6 +147,24 @@ class WorkerProcess:
 
 
 @pytest.fixture
+def spawn() -> Iterator[Callable[..., WorkerProcess]]:
+    """Start worker scripts: ``spawn(script, env, cwd, *args)``. Any a test leaves running (say,
+    after a failed assertion) is stopped with SIGTERM, which a multi-process worker passes on.
+    """
+    started: list[WorkerProcess] = []
+
+    def start(script: str, env: dict[str, str], cwd: Path, *args: str) -> WorkerProcess:
+        worker = WorkerProcess(script, env, cwd, *args)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        if worker.process.poll() is None:
+            worker.stop(signal.SIGTERM)
+
+
+@pytest.fixture
 def liara_worker(liara_env: dict[str, str], tmp_path: Path) -> Iterator[WorkerProcess]:
     """A dedicated Liara worker process on the test's task queue; stopped with SIGTERM after the test."""
     worker = WorkerProcess("cognition/liara/worker.py", liara_env, tmp_path)
@@ -164,6 +182,20 @@ def run_cli(env: dict[str, str], cwd: Path, *args: str, timeout: float = 60) -> 
         text=True,
         timeout=timeout,
     )
+
+
+async def cli(env: dict[str, str], cwd: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """``run_cli`` off the event loop, so the session's Temporal client stays responsive."""
+    return await asyncio.to_thread(run_cli, env, cwd, *args, timeout=timeout)
+
+
+def assert_one_sentence_error(stderr: str) -> str:
+    """The CLI's failure contract: one ``Error: ...`` line, no traceback."""
+    assert "Traceback" not in stderr, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("Error: "), stderr
+    return lines[0]
 
 
 async def assert_eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20, interval: float = 0.1) -> None:

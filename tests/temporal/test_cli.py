@@ -15,26 +15,12 @@ from pathlib import Path
 import pytest
 from temporalio.service import RPCError, RPCStatusCode
 
-from tests.conftest import REPO_ROOT, WorkerProcess, assert_eventually, run_cli
+from tests.conftest import REPO_ROOT, WorkerProcess, assert_eventually, assert_one_sentence_error, cli, run_cli
 
 pytestmark = pytest.mark.integration
 
 SPEC_ACTIONS = ("recon", "secure", "extract", "cleanup")
 SPEC_PHASES = ["recon-phase-1", "secure-phase-2", "extract-phase-3", "cleanup-phase-4"]
-
-
-async def cli(env: dict[str, str], cwd: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """``run_cli`` off the event loop, so the session's Temporal client stays responsive."""
-    return await asyncio.to_thread(run_cli, env, cwd, *args, timeout=timeout)
-
-
-def assert_one_sentence_error(stderr: str) -> str:
-    """The CLI's failure contract: one ``Error: ...`` line, no traceback."""
-    assert "Traceback" not in stderr, stderr
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1, stderr
-    assert lines[0].startswith("Error: "), stderr
-    return lines[0]
 
 
 async def assert_not_started(dev_server, workflow_id: str) -> None:

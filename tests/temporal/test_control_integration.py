@@ -10,7 +10,6 @@ import getpass
 import json
 import os
 import signal
-import subprocess
 import sys
 import threading
 import uuid
@@ -24,7 +23,7 @@ import pytest_asyncio
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError
 
-from tests.conftest import REPO_ROOT, WorkerProcess, assert_eventually, run_cli
+from tests.conftest import REPO_ROOT, WorkerProcess, assert_eventually, assert_one_sentence_error, cli
 
 pytestmark = pytest.mark.integration
 
@@ -35,20 +34,6 @@ EVENTUALLY = 60
 
 
 # --- helpers ----------------------------------------------------------------------------------
-
-
-async def cli(env: dict[str, str], cwd: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """``run_cli`` off the event loop, so the session's Temporal client stays responsive."""
-    return await asyncio.to_thread(run_cli, env, cwd, *args, timeout=timeout)
-
-
-def assert_one_sentence_error(stderr: str) -> str:
-    """The CLI's failure contract: one ``Error: ...`` line, no traceback."""
-    assert "Traceback" not in stderr, stderr
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1, stderr
-    assert lines[0].startswith("Error: "), stderr
-    return lines[0]
 
 
 def unique(prefix: str) -> str:

@@ -5,7 +5,6 @@ with the keys, and the codec server decodes it for the Web UI's origin (and no o
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import os
@@ -27,7 +26,7 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from app.temporal.codec import new_key_line
-from tests.conftest import REPO_ROOT, WorkerProcess, run_cli
+from tests.conftest import REPO_ROOT, WorkerProcess, cli
 from tests.temporal.test_setup_temporal import START_TIMEOUT, free_port
 
 pytestmark = pytest.mark.integration
@@ -156,10 +155,6 @@ def missions(names: dict[str, str]) -> list[dict[str, Any]]:
             "params": {"fail": "permanent"},
         },
     ]
-
-
-async def cli(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return await asyncio.to_thread(run_cli, env, cwd, *args)
 
 
 @pytest.fixture

@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import re
-import signal
 import socket
 import subprocess
 import sys
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,7 +20,7 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from app.temporal import metrics
 from app.temporal.models import CrisisRequest, PhaseStatus
 from app.temporal.workflows import CrisisResponseWorkflow
-from tests.conftest import REPO_ROOT, WorkerProcess, assert_eventually
+from tests.conftest import REPO_ROOT, assert_eventually
 from tests.temporal.test_observability import SDK_DASHBOARD_METRICS
 
 pytestmark = pytest.mark.integration
@@ -89,21 +86,6 @@ def free_port(consecutive: int = 1) -> int:
     raise AssertionError(f"no {consecutive} consecutive free ports found")
 
 
-@pytest.fixture
-def spawn() -> Iterator[Callable[..., WorkerProcess]]:
-    started: list[WorkerProcess] = []
-
-    def start(*args: str, env: dict[str, str], cwd: Path) -> WorkerProcess:
-        worker = WorkerProcess("cognition/liara/worker.py", env, cwd, *args)
-        started.append(worker)
-        return worker
-
-    yield start
-    for worker in started:
-        if worker.process.poll() is None:
-            worker.stop(signal.SIGTERM)
-
-
 def crisis(*phases: dict[str, Any]) -> CrisisRequest:
     crisis_id = f"crisis-metrics-{uuid.uuid4().hex[:12]}"
     return CrisisRequest.model_validate(
@@ -127,7 +109,9 @@ async def start(client: Client, request: CrisisRequest, task_queue: str) -> Work
 
 async def test_worker_serves_the_sdk_metrics_and_the_crisis_metrics(dev_server, spawn, liara_env, task_queue, tmp_path):
     port = free_port()
-    worker = await asyncio.to_thread(spawn, "--metrics-port", str(port), env=liara_env, cwd=tmp_path)
+    worker = await asyncio.to_thread(
+        spawn, "cognition/liara/worker.py", liara_env, tmp_path, "--metrics-port", str(port)
+    )
     assert f"INFO - Prometheus metrics: http://0.0.0.0:{port}/metrics" in worker.lines, worker.output
     client = dev_server.client
     queue = {"task_queue": task_queue}
@@ -239,7 +223,7 @@ async def test_worker_serves_the_sdk_metrics_and_the_crisis_metrics(dev_server, 
 async def test_each_worker_process_serves_its_own_port(spawn, liara_env, task_queue, tmp_path):
     port = free_port(consecutive=2)
     worker = await asyncio.to_thread(
-        spawn, "--processes", "2", "--metrics-port", str(port), env=liara_env, cwd=tmp_path
+        spawn, "cognition/liara/worker.py", liara_env, tmp_path, "--processes", "2", "--metrics-port", str(port)
     )
     ready = "Liara worker is running. Press Ctrl+C to stop."
 

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,24 +12,9 @@ from temporalio.client import Client
 
 from app.temporal.models import CrisisRequest
 from app.temporal.workflows import CrisisResponseWorkflow
-from tests.conftest import WorkerProcess, assert_eventually
+from tests.conftest import assert_eventually
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def spawn() -> Iterator[Callable[..., WorkerProcess]]:
-    started: list[WorkerProcess] = []
-
-    def start(*args: str, env: dict[str, str], cwd: Path) -> WorkerProcess:
-        worker = WorkerProcess("cognition/liara/worker.py", env, cwd, *args)
-        started.append(worker)
-        return worker
-
-    yield start
-    for worker in started:
-        if worker.process.poll() is None:
-            worker.stop(signal.SIGTERM)
 
 
 def crisis(*actions: str) -> CrisisRequest:
@@ -68,7 +50,7 @@ async def test_a_traced_worker_exports_the_spans_of_a_crisis_in_the_starters_tra
     from temporalio.contrib.opentelemetry import TracingInterceptor
     from temporalio.contrib.pydantic import pydantic_data_converter
 
-    worker = await asyncio.to_thread(spawn, "--tracing", env=liara_env, cwd=tmp_path)
+    worker = await asyncio.to_thread(spawn, "cognition/liara/worker.py", liara_env, tmp_path, "--tracing")
     assert "INFO - OpenTelemetry tracing: spans go to standard output" in worker.lines, worker.output
 
     # The starter traces too, so the worker's spans join the trace of its StartWorkflow span.
@@ -113,7 +95,7 @@ async def test_a_traced_worker_exports_the_spans_of_a_crisis_in_the_starters_tra
 
 
 async def test_json_logs_carry_the_crisis_workflow_and_phase_ids(dev_server, spawn, liara_env, task_queue, tmp_path):
-    worker = await asyncio.to_thread(spawn, "--log-format", "json", env=liara_env, cwd=tmp_path)
+    worker = await asyncio.to_thread(spawn, "cognition/liara/worker.py", liara_env, tmp_path, "--log-format", "json")
     request = crisis("reconnaissance", "secure")
     workflow_id = f"crisis-workflow-{request.crisis_id}"
     result = await dev_server.client.execute_workflow(

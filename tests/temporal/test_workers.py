@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -38,24 +37,6 @@ def in_order(expected: list[str], lines: list[str]) -> bool:
     """Whether ``expected`` are whole lines of ``lines``, in this order (other lines may come between)."""
     remaining = iter(lines)
     return all(any(line == wanted for line in remaining) for wanted in expected)
-
-
-@pytest.fixture
-def spawn() -> Iterator[Callable[..., WorkerProcess]]:
-    """Start worker processes; any a test leaves running (say, after a failed assertion) is stopped
-    (SIGTERM, which a multi-process worker passes on to its children).
-    """
-    started: list[WorkerProcess] = []
-
-    def start(script: str, env: dict[str, str], cwd: Path, *args: str) -> WorkerProcess:
-        worker = WorkerProcess(script, env, cwd, *args)
-        started.append(worker)
-        return worker
-
-    yield start
-    for worker in started:
-        if worker.process.poll() is None:
-            worker.stop(signal.SIGTERM)
 
 
 async def stop_worker(worker: WorkerProcess, signum: int = signal.SIGTERM) -> int:
