@@ -73,11 +73,19 @@ def _proc_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _proc_peak_rss_mib(pid: int) -> float:
+def _proc_status_mib(pid: int, field_name: str) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field_name}:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def _proc_peak_rss_mib(pid: int) -> float:
+    return _proc_status_mib(pid, "VmHWM")
+
+
+def _proc_rss_mib(pid: int) -> float:
+    return _proc_status_mib(pid, "VmRSS")
 
 
 class WorkerGroup:
@@ -117,11 +125,7 @@ async def _measure_side(
     plan: BenchPlan,
     progress: Progress,
 ) -> SideFigures:
-    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    while await agency.pollers(group.task_queue) < len(group.processes):
-        if time.monotonic() > deadline or any(p.poll() is not None for p in group.processes):
-            raise RuntimeError(f"the {side} workers did not start polling {group.task_queue}")
-        await asyncio.sleep(0.2)
+    await _wait_for_pollers(agency, group, side)
 
     async def timed() -> float:
         began = time.perf_counter()
@@ -196,6 +200,70 @@ async def run_bench(settings: ConnectionSettings, plan: BenchPlan, progress: Pro
             "cpu": round(liara.worker_cpu_seconds / max(baseline.worker_cpu_seconds, 0.01), 3),
         },
     }
+
+
+async def measure_gate_memory(settings: ConnectionSettings, crises: int, progress: Progress) -> dict[str, Any]:
+    """Worker RSS with ``crises`` crises in flight, each waiting at an approval gate.
+
+    Every waiting crisis stays in the worker's workflow cache, so this is the memory a worker
+    needs to hold that many open crises. The crises are terminated afterwards.
+    """
+    gate = [
+        {"phase_id": "gate", "agent_id": "agent-001", "action": "bench", "target": "bench", "requires_approval": True}
+    ]
+    with tempfile.TemporaryDirectory(prefix="liara-bench-") as records:
+        group = WorkerGroup("liara", 1, settings, Path(records))
+        agency = LiaraTemporalAgency(
+            temporal_host=settings.address, namespace=settings.namespace, task_queue=group.task_queue
+        )
+        client = await agency.connect()
+        workflow_ids: list[str] = []
+        try:
+            await _wait_for_pollers(agency, group, "liara")
+            rss_idle = _proc_rss_mib(group.processes[0].pid)
+            starting = progress.add_task(f"starting {crises} gated crises", total=crises)
+            limit = asyncio.Semaphore(50)
+
+            async def start_one() -> str:
+                async with limit:
+                    workflow_id = await agency.trigger_crisis_response("bench", gate, "bench")
+                    progress.advance(starting)
+                    return workflow_id
+
+            workflow_ids = list(await asyncio.gather(*(start_one() for _ in range(crises))))
+            waiting = progress.add_task("waiting at the gate", total=crises)
+            query = (
+                f"WorkflowType = 'CrisisResponseWorkflow' AND TaskQueue = '{group.task_queue}' "
+                "AND CrisisStatus = 'awaiting_approval'"
+            )
+            deadline = time.monotonic() + 600
+            while (count := (await client.count_workflows(query)).count) < crises:
+                progress.update(waiting, completed=count)
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"only {count} of {crises} crises reached the approval gate")
+                await asyncio.sleep(0.5)
+            pid = group.processes[0].pid
+            figures = {
+                "gated_crises": crises,
+                "worker_rss_idle_mib": round(rss_idle, 1),
+                "worker_rss_mib": round(_proc_rss_mib(pid), 1),
+                "worker_peak_rss_mib": round(_proc_peak_rss_mib(pid), 1),
+            }
+        finally:
+            await asyncio.gather(
+                *(client.get_workflow_handle(w).terminate("benchmark over") for w in workflow_ids),
+                return_exceptions=True,
+            )
+            group.stop()
+    return figures
+
+
+async def _wait_for_pollers(agency: LiaraTemporalAgency, group: WorkerGroup, side: str) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    while await agency.pollers(group.task_queue) < len(group.processes):
+        if time.monotonic() > deadline or any(p.poll() is not None for p in group.processes):
+            raise RuntimeError(f"the {side} workers did not start polling {group.task_queue}")
+        await asyncio.sleep(0.2)
 
 
 def _liara_run(settings: ConnectionSettings, task_queue: str, missions: list[dict[str, Any]]) -> Runner:

@@ -26,7 +26,7 @@ from app.temporal.server import EmbeddedServer
 from app.temporal.visibility import CRISIS_STATUSES
 from app.temporal.worker import AddressOption, NamespaceOption, ProfileOption, TaskQueueOption
 from cognition.liara.agency import LiaraTemporalAgency, missions_from_actions
-from cognition.liara.bench import BenchPlan, run_bench, write_results
+from cognition.liara.bench import BenchPlan, measure_gate_memory, run_bench, write_results
 from cognition.liara.doctor import diagnose
 from cognition.liara.worker import liara_worker_command
 
@@ -428,11 +428,15 @@ def bench(
     workers: Annotated[int, typer.Option(min=1, max=16, help="Worker processes per side")] = 1,
     single_runs: Annotated[int, typer.Option(min=2, help="Runs one after another for single-run latency")] = 20,
     output_dir: Annotated[Path, typer.Option(help="Where the JSON figures (and PNG plot) go")] = Path("bench-results"),
+    gate: Annotated[
+        int | None, typer.Option(min=1, help="Instead: worker RSS with this many crises waiting at an approval gate")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Measure crises against a bare workflow of as many no-op activities, on the same server.
 
     Uses the configured server; on the default address it starts the embedded one if needed.
+    With --gate N it measures instead how much memory a worker needs to hold N open crises.
     """
     connection: Connection = ctx.obj
     settings = LiaraTemporalAgency(**connection.options).settings
@@ -443,6 +447,23 @@ def bench(
         except LiaraError as err:
             err_console.print(f"Error: {err}", markup=False, highlight=False)
             raise typer.Exit(EXIT_ERROR) from None
+    if gate is not None:
+
+        async def measure_gate(agency: LiaraTemporalAgency) -> dict[str, Any]:
+            with Progress(console=err_console, transient=True) as progress:
+                return await measure_gate_memory(agency.settings, gate, progress)
+
+        figures = connection.run(measure_gate)
+        if as_json:
+            _print_json(figures)
+        else:
+            out.print(
+                f"{figures['gated_crises']} crises waiting at an approval gate: "
+                f"worker RSS {figures['worker_rss_mib']} MiB (idle {figures['worker_rss_idle_mib']} MiB, "
+                f"peak {figures['worker_peak_rss_mib']} MiB)",
+                highlight=False,
+            )
+        return
     plan = BenchPlan(crises, phases, concurrency, workers, single_runs)
 
     async def measure(agency: LiaraTemporalAgency) -> dict[str, Any]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import assert_eventually, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -35,3 +36,18 @@ def test_bench_measures_crises_and_the_baseline_and_writes_its_figures(liara_env
     assert results["ratios"]["throughput"] == pytest.approx(ratio, abs=0.001)
     written = list(out_dir.glob("bench-*.json"))
     assert len(written) == 1 and json.loads(written[0].read_text()) == results
+
+
+async def test_bench_gate_measures_a_worker_holding_crises_at_an_approval_gate(liara_env, dev_server, tmp_path):
+    completed = await asyncio.to_thread(run_cli, liara_env, tmp_path, "bench", "--gate", "5", "--json", timeout=240)
+    assert completed.returncode == 0, completed.stderr
+    figures = json.loads(completed.stdout)
+    assert figures["gated_crises"] == 5
+    assert 0 < figures["worker_rss_idle_mib"] <= figures["worker_peak_rss_mib"]
+    assert figures["worker_rss_mib"] <= figures["worker_peak_rss_mib"]
+
+    async def none_left_running() -> bool:
+        query = "CrisisInitiatedBy = 'bench' AND ExecutionStatus = 'Running'"
+        return (await dev_server.client.count_workflows(query)).count == 0
+
+    await assert_eventually(none_left_running, timeout=30, interval=0.5)
