@@ -24,7 +24,13 @@ from app.temporal.visibility import server_arguments
 TUNED_SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=normal")
 #: The history service's task processors poll at a rate that adds about 40 ms per dispatched
 #: task by default; raised, a workflow finishes faster at the cost of more idle CPU polling.
-TUNED_DYNAMIC_CONFIG = ("history.transferProcessorMaxPollRPS=10000", "history.timerProcessorMaxPollRPS=10000")
+#: Eager activity execution hands an activity to the worker that scheduled it in the same round
+#: trip, when it has a free slot, instead of through the task queue.
+TUNED_DYNAMIC_CONFIG = (
+    "history.transferProcessorMaxPollRPS=10000",
+    "history.timerProcessorMaxPollRPS=10000",
+    "system.enableActivityEagerExecution=true",
+)
 DEFAULT_DATA_DIR = Path("data") / "temporal"
 READY_TIMEOUT_SECONDS = 60.0
 
