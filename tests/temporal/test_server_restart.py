@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from app.temporal.server import EmbeddedServer
 from cognition.liara.agency import LiaraTemporalAgency, missions_from_actions
 from tests.conftest import WorkerProcess, assert_eventually
-from tests.temporal.test_setup_temporal import ServerDir, free_port, process_runs
+from tests.temporal.test_setup_temporal import ServerDir, process_runs, stopped_after
 
 pytestmark = pytest.mark.integration
 
@@ -28,14 +27,7 @@ PHASE_IDS = ["recon-phase-1", "secure-phase-2", "extract-phase-3", "cleanup-phas
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[ServerDir]:
-    """A data directory and free ports of its own; the server is stopped after the test whatever happens."""
-    ui_port = free_port()
-    port = free_port()
-    while port == ui_port:
-        port = free_port()
-    server = ServerDir(tmp_path / "temporal", port, ui_port)
-    yield server
-    EmbeddedServer(data_dir=server.data_dir).stop()
+    yield from stopped_after(tmp_path)
 
 
 def read_records(directory: Path) -> dict[str, dict]:

@@ -79,9 +79,10 @@ class ServerDir:
         return int((self.data_dir / "temporal.pid").read_text())
 
 
-@pytest.fixture
-def server_dir(tmp_path: Path) -> Iterator[ServerDir]:
-    """A data directory and free ports; whatever server the test started there is stopped after it."""
+def stopped_after(tmp_path: Path) -> Iterator[ServerDir]:
+    """A data directory and two distinct free ports; whatever server the test started there is
+    stopped after it, whatever happens.
+    """
     ui_port = free_port()
     port = free_port()
     while port == ui_port:
@@ -89,6 +90,11 @@ def server_dir(tmp_path: Path) -> Iterator[ServerDir]:
     server = ServerDir(tmp_path / "temporal", port, ui_port)
     yield server
     EmbeddedServer(data_dir=server.data_dir).stop()
+
+
+@pytest.fixture
+def server_dir(tmp_path: Path) -> Iterator[ServerDir]:
+    yield from stopped_after(tmp_path)
 
 
 def test_start_status_stop_lifecycle(server_dir: ServerDir):
