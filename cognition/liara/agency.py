@@ -37,7 +37,6 @@ from temporalio.exceptions import CancelledError, TerminatedError, WorkflowAlrea
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
-from app.temporal.activities import describe_validation_error
 from app.temporal.client import START_SERVER_HINT, ConnectionSettings, connect
 from app.temporal.errors import (
     CrisisAlreadyExistsError,
@@ -61,6 +60,7 @@ from app.temporal.models import (
     MissionPhase,
     PhaseStatus,
 )
+from app.temporal.validation import describe_validation_error
 from app.temporal.visibility import (
     CRISIS_INITIATED_BY,
     CRISIS_SEARCH_ATTRIBUTES,

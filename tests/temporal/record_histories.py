@@ -3,7 +3,11 @@
 Only histories that have no file yet are recorded, so the ones already committed stay exactly as
 they are: old histories must keep replaying, since in-flight crises were started with them. Run
 it after adding a scenario below, or after a deliberate, versioned change to the crisis workflow
-(then add scenarios under new names, next to the old files). ``--force NAME`` records NAME again.
+(then raise ``GENERATION`` so every scenario is recorded again under new names, next to the old
+files). ``--force NAME`` records NAME again.
+
+Generations: the files without a suffix were recorded before the ``records-in-worker`` patch
+(validation and record writes as activities); ``*_records_in_worker`` after it.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ from tests.temporal.test_crisis_control import Agents, phase, phase_status, requ
 from tests.temporal.test_liara_workflows import crisis_request, crisis_worker
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
+#: Suffix of the histories the current workflow code records.
+GENERATION = "_records_in_worker"
 
 
 @activity.defn(name="perform_agent_mission")
@@ -66,11 +72,23 @@ async def approve_strike(handle: WorkflowHandle) -> None:
     )
 
 
+async def repair_corrupt_record(handle: WorkflowHandle, record: Path) -> None:
+    """Once the record write has moved to a regular activity that failed, move the record aside."""
+
+    async def retrying_as_activity() -> bool:
+        pending = (await handle.describe()).raw_description.pending_activities
+        return any(activity.attempt > 1 for activity in pending)
+
+    await assert_eventually(retrying_as_activity)
+    record.rename(record.with_suffix(".corrupt"))
+
+
 @dataclass(frozen=True)
 class Scenario:
     request: CrisisRequest
     mission: Any = None  # stands in for perform_agent_mission (None: the real, simulating one)
     steer: Callable[[WorkflowHandle], Awaitable[None]] | None = None  # signals, cancels while it runs
+    corrupt_record: bool = False  # the crisis starts with an unreadable record, repaired while it runs
 
 
 def scenarios() -> dict[str, Scenario]:
@@ -110,11 +128,14 @@ def scenarios() -> dict[str, Scenario]:
             ),
             failing.perform,
         ),
+        "crisis_record_repaired": Scenario(
+            crisis_request("crisis-replay-record-repaired", ("recon",)), corrupt_record=True
+        ),
     }
 
 
 async def record(names: list[str], force: bool) -> None:
-    available = scenarios()
+    available = {f"{name}{GENERATION}": scenario for name, scenario in scenarios().items()}
     unknown = sorted(set(names) - set(available))
     if unknown:
         raise SystemExit(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(available)}")
@@ -132,12 +153,17 @@ async def record(names: list[str], force: bool) -> None:
         for name, scenario in chosen.items():
             queue = str(uuid.uuid4())
             crisis = scenario.request
-            async with crisis_worker(env.client, queue, CrisisRecordStore(Path(records)), executor, scenario.mission):
+            store = CrisisRecordStore(Path(records))
+            if scenario.corrupt_record:
+                store.path_for(crisis.crisis_id).write_text('{"crisis_id": "corr')
+            async with crisis_worker(env.client, queue, store, executor, scenario.mission):
                 handle = await env.client.start_workflow(
                     CrisisResponseWorkflow.run, crisis, id=f"crisis-workflow-{crisis.crisis_id}", task_queue=queue
                 )
                 if scenario.steer is not None:
                     await scenario.steer(handle)
+                if scenario.corrupt_record:
+                    await repair_corrupt_record(handle, store.path_for(crisis.crisis_id))
                 try:
                     await handle.result()
                 except WorkflowFailureError:

@@ -146,6 +146,41 @@ async def test_perform_agent_mission_warns_on_a_retry(
     assert len(messages) == 3
 
 
+async def test_perform_agent_mission_records_its_completed_phase_when_asked(
+    activities: CrisisActivities, env: ActivityEnvironment, store: CrisisRecordStore
+) -> None:
+    start(activities, env)
+    secure = spec_phases()[1]
+    env.info = dataclasses.replace(env.info, attempt=2)
+    entry = outcome(secure, approved_by="commander")
+    assignment = PhaseAssignment(crisis_id="crisis-1", workflow_id="wf", phase=secure, record_as=entry)
+
+    report = await env.run(activities.perform_agent_mission, assignment)
+
+    assert report.recorded is True
+    recorded = store.read("crisis-1")["phases"][1]
+    assert recorded["phase_id"] == "secure-phase-2"
+    assert (recorded["status"], recorded["attempts"], recorded["approved_by"]) == ("completed", 2, "commander")
+    assert recorded["timestamp"] is not None
+    assert [p["status"] for p in store.read("crisis-1")["phases"]] == ["pending", "completed", "pending", "pending"]
+
+
+async def test_perform_agent_mission_leaves_the_record_to_the_workflow_when_the_store_fails(
+    activities: CrisisActivities, env: ActivityEnvironment, store: CrisisRecordStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    start(activities, env)
+    store.path_for("crisis-1").write_text("{not json")
+    recon = spec_phases()[0]
+    assignment = PhaseAssignment(crisis_id="crisis-1", workflow_id="wf", phase=recon, record_as=outcome(recon))
+
+    report = await env.run(activities.perform_agent_mission, assignment)
+
+    assert (report.phase_id, report.recorded) == ("recon-phase-1", False)  # the agent's success stands
+    assert store.path_for("crisis-1").read_text() == "{not json"
+    warning = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name == "liara.activities"]
+    assert len(warning) == 1 and "recon-phase-1 completed but is not recorded yet" in warning[0], warning
+
+
 def test_initialize_creates_the_record(
     activities: CrisisActivities, env: ActivityEnvironment, store: CrisisRecordStore
 ) -> None:

@@ -83,6 +83,35 @@ async def test_crisis_runs_every_phase_in_order_and_writes_the_record(time_skipp
     assert result.record_path == str((store.directory / "crisis-test-1.json").resolve())
 
 
+async def test_the_server_runs_one_activity_per_phase_and_the_worker_writes_the_records(
+    time_skipping_env, task_queue, store, executor
+):
+    """The request check and the record writes stay in the worker: local activities."""
+    request = crisis_request("crisis-lean")
+    async with crisis_worker(time_skipping_env.client, task_queue, store, executor):
+        handle = await time_skipping_env.client.start_workflow(
+            CrisisResponseWorkflow.run, request, id=f"crisis-workflow-{request.crisis_id}", task_queue=task_queue
+        )
+        await handle.result()
+    events = (await handle.fetch_history()).events
+    scheduled = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    ]
+    assert scheduled == ["perform_agent_mission"] * 4
+    local = [
+        e
+        for e in events
+        if e.HasField("marker_recorded_event_attributes")
+        and e.marker_recorded_event_attributes.marker_name == "core_local_activity"
+    ]
+    assert len(local) == 2  # the record created, then finalized; each phase is written by its own activity
+    record = json.loads(store.path_for("crisis-lean").read_text())
+    assert record["status"] == "completed"
+    assert [p["status"] for p in record["phases"]] == ["completed"] * 4
+
+
 async def test_a_phase_that_keeps_failing_is_recorded_and_the_rest_continue(
     time_skipping_env, task_queue, store, executor
 ):

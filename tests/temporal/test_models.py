@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from app.temporal.activities import describe_validation_error
 from app.temporal.errors import InvalidCrisisRequestError
 from app.temporal.models import INVALID_REQUEST_ERROR, CrisisRequest, MissionPhase, RetrySettings
+from app.temporal.validation import describe_validation_error
 from cognition.liara import agency
 from cognition.liara.agency import build_request, missions_from_actions, new_crisis_id
 

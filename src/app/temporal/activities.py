@@ -5,20 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
-from pydantic import ValidationError
+from pydantic import JsonValue
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from app.temporal import metrics
 from app.temporal.config import SIMULATE, ExecutorRegistry
+from app.temporal.errors import CrisisRecordError
 from app.temporal.executors import Mission, SimulateExecutor
 from app.temporal.models import (
-    ACTION_PATTERN,
-    INVALID_REQUEST_ERROR,
-    MAX_PHASES,
-    SAFE_ID_PATTERN,
     AgentReport,
     CrisisCompletion,
     CrisisRequest,
@@ -29,43 +25,12 @@ from app.temporal.models import (
     PhaseStatus,
 )
 from app.temporal.records import CrisisRecordStore
+from app.temporal.validation import check_crisis_request
 
 logger = logging.getLogger("liara.activities")
 
 #: Longest pause between heartbeats of a running agent (a quarter of its heartbeat timeout if shorter).
 HEARTBEAT_INTERVAL_SECONDS = 1.0
-
-
-#: Problems named in one message; a request with thousands of bad phases still gets one line.
-MAX_DESCRIBED_PROBLEMS = 5
-#: What the id and action patterns mean, instead of pydantic's "String should match pattern '^...$'".
-_PATTERN_MEANINGS = {
-    SAFE_ID_PATTERN: "use only letters, digits, '.', '_' and '-', starting with a letter or digit",
-    ACTION_PATTERN: "use a word of letters, digits, '_' and '-', starting with a letter",
-}
-
-
-def describe_validation_error(err: ValidationError) -> str:
-    """Pydantic's errors as ``field.path: message; ...`` (one line, field-level, at most
-    ``MAX_DESCRIBED_PROBLEMS`` of them and how many more there are).
-    """
-    problems = err.errors()
-    parts = []
-    for problem in problems[:MAX_DESCRIBED_PROBLEMS]:
-        location = ".".join(str(part) for part in problem["loc"]) or "request"
-        message = problem["msg"]
-        context = problem.get("ctx") or {}
-        if problem["type"] == "string_pattern_mismatch":
-            message = _PATTERN_MEANINGS.get(str(context.get("pattern")), message)
-        elif problem["type"] == "value_error":
-            message = message.removeprefix("Value error, ")
-        elif problem["loc"] == ("missions",) and problem["type"] in ("too_short", "too_long"):
-            message = f"a crisis has 1 to {MAX_PHASES} phases, not {context.get('actual_length', 0)}"
-        parts.append(f"{location}: {message}")
-    described = "; ".join(parts)
-    if len(problems) > MAX_DESCRIBED_PROBLEMS:
-        described += f" (and {len(problems) - MAX_DESCRIBED_PROBLEMS} more problems)"
-    return described
 
 
 class CrisisActivities:
@@ -77,19 +42,10 @@ class CrisisActivities:
 
     @activity.defn(name="validate_crisis_request")
     def validate_crisis_request(self, request: CrisisRequest) -> list[MissionPhase]:
-        """Check the request again on the worker and return the phases in execution order.
-
-        A request that breaks a rule fails at once (non-retryable): retrying cannot fix it.
+        """The request checked and its phases in execution order (crises started before the
+        workflow ran this check itself still call it).
         """
-        try:
-            checked = CrisisRequest.model_validate(request.model_dump())
-        except ValidationError as err:
-            raise ApplicationError(
-                f"invalid crisis request: {describe_validation_error(err)}",
-                type=INVALID_REQUEST_ERROR,
-                non_retryable=True,
-            ) from err
-        return checked.ordered_missions()
+        return check_crisis_request(request)
 
     @activity.defn(name="initialize_crisis_response")
     def initialize_crisis_response(self, start: CrisisStart) -> None:
@@ -144,8 +100,8 @@ class CrisisActivities:
         if info.heartbeat_timeout:
             interval = min(interval, info.heartbeat_timeout.total_seconds() / 4)
         try:
-            while not agent.done():
-                await asyncio.wait({agent}, timeout=interval)
+            # Heartbeat only while the agent runs: a quick agent costs the server no heartbeat.
+            while not (await asyncio.wait({agent}, timeout=interval))[0]:
                 activity.heartbeat()
         except asyncio.CancelledError:
             agent.cancel()
@@ -154,10 +110,50 @@ class CrisisActivities:
             raise
         output = agent.result()
         logger.info("Agent %s deployed successfully for mission phase %s", phase.agent_id, phase.phase_id)
-        return AgentReport(phase_id=phase.phase_id, agent_id=phase.agent_id, attempt=info.attempt, output=output)
+        recorded = await self._record_success(assignment, info.attempt, output)
+        return AgentReport(
+            phase_id=phase.phase_id, agent_id=phase.agent_id, attempt=info.attempt, output=output, recorded=recorded
+        )
+
+    async def _record_success(self, assignment: PhaseAssignment, attempt: int, output: JsonValue) -> bool:
+        """Write the completed phase to the crisis record if the workflow asked for it; True if written.
+
+        The write runs to its end even if the activity is cancelled meanwhile, so no late write
+        can land after the record is finalized. A store that fails here does not fail the phase
+        (the agent did its work): the workflow then writes the entry itself.
+        """
+        if assignment.record_as is None:
+            return False
+        completed = assignment.record_as.model_copy(
+            update={
+                "status": PhaseStatus.COMPLETED,
+                "attempts": attempt,
+                "output": output,
+                "timestamp": datetime.now(UTC),
+            }
+        )
+        entry = PhaseLogEntry(
+            crisis_id=assignment.crisis_id,
+            target=assignment.phase.target,
+            outcome=completed,
+            compensation=assignment.compensation,
+        )
+        write = asyncio.ensure_future(asyncio.to_thread(self._record_phase, entry))
+        try:
+            await asyncio.shield(write)
+        except asyncio.CancelledError:
+            await asyncio.gather(write, return_exceptions=True)
+            raise
+        except CrisisRecordError as err:
+            logger.warning("Mission phase %s completed but is not recorded yet: %s", completed.phase_id, err)
+            return False
+        return True
 
     @activity.defn(name="log_mission_phase")
     def log_mission_phase(self, entry: PhaseLogEntry) -> None:
+        self._record_phase(entry)
+
+    def _record_phase(self, entry: PhaseLogEntry) -> None:
         outcome = entry.outcome
         self.store.upsert_phase(entry.crisis_id, outcome, compensation=entry.compensation)
         kind = "Compensation of mission phase" if entry.compensation else "Mission phase"

@@ -207,6 +207,10 @@ class PhaseAssignment(_Model):
     workflow_id: str
     phase: MissionPhase
     compensation: bool = False
+    record_as: PhaseOutcome | None = Field(
+        default=None,
+        description="When given, the activity writes this entry, completed, to the record once the agent succeeds.",
+    )
 
 
 class AgentReport(_Model):
@@ -216,6 +220,7 @@ class AgentReport(_Model):
     agent_id: str
     attempt: int
     output: JsonValue = None
+    recorded: bool = Field(default=False, description="Whether the completed phase is in the crisis record already.")
 
 
 class CrisisStart(_Model):

@@ -7,6 +7,14 @@ cancelled crisis stops its running phase, skips the rest and compensates the sam
 that require approval wait for an ``approve`` / ``reject`` signal; phases can be added while
 the crisis runs (``add_phases`` update). Workflow code stays deterministic: time comes from
 ``workflow.now()`` and all I/O happens in activities.
+
+Bookkeeping costs the server no round trips of its own: the workflow checks the request itself
+(deterministic), the agent's activity writes its completed phase to the record before it
+reports, and the other record writes are local activities, run in the worker inside its
+workflow task. So a phase costs the server one activity, as a bare workflow's would, and each
+record write is still atomic, idempotent and done before the crisis moves on. A write that keeps
+failing in the worker (a full disk, a corrupt record) moves to a regular activity, which retries
+until the store is usable again and whose failures ``liara status`` shows.
 """
 
 from __future__ import annotations
@@ -44,6 +52,7 @@ with workflow.unsafe.imports_passed_through():
         PhaseOutcome,
         PhaseStatus,
     )
+    from app.temporal.validation import check_crisis_request
     from app.temporal.visibility import CRISIS_STATUS, CRISIS_TARGET
 
 __all__ = ["CrisisResponseWorkflow", "CrisisRequest", "CrisisResult", "MissionPhase"]
@@ -52,11 +61,17 @@ __all__ = ["CrisisResponseWorkflow", "CrisisRequest", "CrisisResult", "MissionPh
 #: is back, so a full disk pauses a crisis instead of losing it.
 BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
 BOOKKEEPING_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
+#: A record write in the worker gets three quick tries before it moves to a regular activity.
+LOCAL_BOOKKEEPING_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=3)
 #: Patch guarding the upserts of ``CrisisStatus``; histories from before it replay without them.
 STATUS_SEARCH_ATTRIBUTE_PATCH = "crisis-status-search-attribute"
 #: Patch under which a cancel waits for the phase record being written; histories from before it
 #: end at once when cancelled during that write (no compensation, record left running).
 CANCEL_AFTER_LOG_PATCH = "cancel-waits-for-phase-record"
+#: Patch under which the workflow checks the request itself, the agent's activity records its
+#: completed phase and the other record writes are local activities; histories from before it
+#: replay with a regular activity for each step.
+RECORDS_IN_WORKER_PATCH = "records-in-worker"
 
 _FINISHED_STAGES = ("compensating", "finalizing", "done")
 
@@ -72,6 +87,7 @@ class CrisisResponseWorkflow:
         self._phases: list[PhaseOutcome] = []
         self._compensations: list[PhaseOutcome] = []
         self._decisions: dict[str, ApprovalDecision] = {}
+        self._records_in_worker = False
 
     @workflow.run
     async def run(self, request: CrisisRequest) -> CrisisResult:
@@ -100,7 +116,11 @@ class CrisisResponseWorkflow:
             extra=self._log_extra(),
         )
 
-        ordered: list[MissionPhase] = await self._bookkeeping(CrisisActivities.validate_crisis_request, request)
+        self._records_in_worker = workflow.patched(RECORDS_IN_WORKER_PATCH)
+        if self._records_in_worker:
+            ordered = check_crisis_request(request)  # deterministic: no activity needed
+        else:
+            ordered = await self._activity(CrisisActivities.validate_crisis_request, request)
         # Phases added by update while validation ran come after the requested ones.
         self._plan = ordered + self._plan
         self._phases = [_pending(p) for p in ordered] + self._phases
@@ -171,10 +191,11 @@ class CrisisResponseWorkflow:
         while index < len(self._plan):
             phase = self._plan[index]
             self._current_phase = phase.phase_id
-            outcome = await self._run_phase(request, index, phase)
+            outcome, recorded = await self._run_phase(request, index, phase)
             self._phases[index] = outcome
             metrics.count_phase(outcome.action, outcome.status)
-            await self._log(request, outcome)
+            if not recorded:
+                await self._log(request, outcome)
             index += 1
             if outcome.status == PhaseStatus.FAILED and request.failure_policy == FailurePolicy.ABORT:
                 workflow.logger.warning(
@@ -186,7 +207,8 @@ class CrisisResponseWorkflow:
                 return True
         return False
 
-    async def _run_phase(self, request: CrisisRequest, index: int, phase: MissionPhase) -> PhaseOutcome:
+    async def _run_phase(self, request: CrisisRequest, index: int, phase: MissionPhase) -> tuple[PhaseOutcome, bool]:
+        """How the phase ended, and whether its activity has recorded it already."""
         outcome = _pending(phase)
         if phase.requires_approval:
             self._phases[index] = outcome.model_copy(update={"status": PhaseStatus.AWAITING_APPROVAL})
@@ -194,26 +216,18 @@ class CrisisResponseWorkflow:
             decision = await self._await_decision(phase)
             self._set_status_attribute("running")
             if decision is None:
-                return _failed(outcome, f"approval timed out after {phase.approval_timeout:g} s", attempts=0)
+                return _failed(outcome, f"approval timed out after {phase.approval_timeout:g} s", attempts=0), False
             if not decision.approved:
                 reason = f": {decision.reason}" if decision.reason else ""
-                return _failed(outcome, f"rejected by {decision.decided_by}{reason}", attempts=0)
+                return _failed(outcome, f"rejected by {decision.decided_by}{reason}", attempts=0), False
             outcome = outcome.model_copy(update={"approved_by": decision.decided_by})
         self._phases[index] = outcome.model_copy(update={"status": PhaseStatus.RUNNING})
         try:
-            report = await self._perform(request, phase, compensation=False)
+            return await self._perform(request, phase, outcome, compensation=False)
         except ActivityError as err:
             if is_cancelled_exception(err):
                 raise asyncio.CancelledError from err
-            return self._phase_failure(request, phase, outcome, err)
-        return outcome.model_copy(
-            update={
-                "status": PhaseStatus.COMPLETED,
-                "attempts": report.attempt,
-                "output": report.output,
-                "timestamp": workflow.now(),
-            }
-        )
+            return self._phase_failure(request, phase, outcome, err), False
 
     async def _await_decision(self, phase: MissionPhase) -> ApprovalDecision | None:
         timeout = timedelta(seconds=phase.approval_timeout) if phase.approval_timeout else None
@@ -223,14 +237,19 @@ class CrisisResponseWorkflow:
             return None
         return self._decisions[phase.phase_id]
 
-    async def _perform(self, request: CrisisRequest, phase: MissionPhase, *, compensation: bool) -> AgentReport:
-        return await workflow.execute_activity_method(
+    async def _perform(
+        self, request: CrisisRequest, phase: MissionPhase, outcome: PhaseOutcome, *, compensation: bool
+    ) -> tuple[PhaseOutcome, bool]:
+        """Run the phase's agent: the completed outcome, and whether the activity recorded it."""
+        report: AgentReport = await workflow.execute_activity_method(
             CrisisActivities.perform_agent_mission,
             PhaseAssignment(
                 crisis_id=request.crisis_id,
                 workflow_id=workflow.info().workflow_id,
                 phase=phase,
                 compensation=compensation,
+                # The agent's success and its record entry in one activity: one server round trip.
+                record_as=outcome if self._records_in_worker else None,
             ),
             start_to_close_timeout=timedelta(seconds=phase.timeout or request.phase_timeout_seconds),
             heartbeat_timeout=timedelta(seconds=request.heartbeat_timeout_seconds),
@@ -238,6 +257,15 @@ class CrisisResponseWorkflow:
             # Wait for the agent to stop before moving on: a cancelled phase must not run on.
             cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
         )
+        completed = outcome.model_copy(
+            update={
+                "status": PhaseStatus.COMPLETED,
+                "attempts": report.attempt,
+                "output": report.output,
+                "timestamp": workflow.now(),
+            }
+        )
+        return completed, report.recorded
 
     def _phase_failure(
         self, request: CrisisRequest, phase: MissionPhase, outcome: PhaseOutcome, err: ActivityError
@@ -269,23 +297,14 @@ class CrisisResponseWorkflow:
                 continue
             undo = phase.model_copy(update={"action": phase.compensate_action, "requires_approval": False})
             self._current_phase = phase.phase_id
-            outcome = _pending(undo)
             try:
-                report = await self._perform(request, undo, compensation=True)
+                outcome, recorded = await self._perform(request, undo, _pending(undo), compensation=True)
             except ActivityError as err:
-                outcome = self._phase_failure(request, undo, outcome, err)
-            else:
-                outcome = outcome.model_copy(
-                    update={
-                        "status": PhaseStatus.COMPLETED,
-                        "attempts": report.attempt,
-                        "output": report.output,
-                        "timestamp": workflow.now(),
-                    }
-                )
+                outcome, recorded = self._phase_failure(request, undo, _pending(undo), err), False
             self._compensations.append(outcome)
             metrics.count_phase(outcome.action, outcome.status, compensation=True)
-            await self._log(request, outcome, compensation=True)
+            if not recorded:
+                await self._log(request, outcome, compensation=True)
         self._current_phase = None
 
     async def _log(self, request: CrisisRequest, outcome: PhaseOutcome, *, compensation: bool = False) -> None:
@@ -309,6 +328,27 @@ class CrisisResponseWorkflow:
             raise
 
     async def _bookkeeping(self, activity: Callable[..., Any], argument: Any) -> Any:
+        """Write the record: in the worker (a local activity) if it can, else as a regular
+        activity, visible to ``liara status`` and retried until the store is usable again.
+        """
+        if not self._records_in_worker:
+            return await self._activity(activity, argument)
+        try:
+            return await workflow.execute_local_activity_method(
+                activity, argument, start_to_close_timeout=BOOKKEEPING_TIMEOUT, retry_policy=LOCAL_BOOKKEEPING_RETRY
+            )
+        except FailureError as err:  # a local activity's own failure, not wrapped in an ActivityError
+            if is_cancelled_exception(err):
+                raise
+            workflow.logger.warning(
+                "Record write %s keeps failing in the worker (%s); retrying it as an activity",
+                activity.__name__,
+                innermost_message(err),
+                extra=self._log_extra(),
+            )
+        return await self._activity(activity, argument)
+
+    async def _activity(self, activity: Callable[..., Any], argument: Any) -> Any:
         return await workflow.execute_activity_method(
             activity, argument, start_to_close_timeout=BOOKKEEPING_TIMEOUT, retry_policy=BOOKKEEPING_RETRY
         )
