@@ -70,7 +70,7 @@ STATUS_SEARCH_ATTRIBUTE_PATCH = "crisis-status-search-attribute"
 CANCEL_AFTER_LOG_PATCH = "cancel-waits-for-phase-record"
 #: Patch under which the workflow checks the request itself, the agent's activity records its
 #: completed phase and the other record writes are local activities; histories from before it
-#: replay with a regular activity for each step.
+#: replay with a regular activity for each step. It implies the two patches above.
 RECORDS_IN_WORKER_PATCH = "records-in-worker"
 
 _FINISHED_STAGES = ("compensating", "finalizing", "done")
@@ -314,7 +314,7 @@ class CrisisResponseWorkflow:
                 crisis_id=request.crisis_id, target=request.target_member, outcome=outcome, compensation=compensation
             ),
         )
-        if not workflow.patched(CANCEL_AFTER_LOG_PATCH):
+        if not self._earlier_patch(CANCEL_AFTER_LOG_PATCH):
             await writing
             return
         # A cancel that arrives while a phase is being recorded must not cut the crisis short:
@@ -353,6 +353,12 @@ class CrisisResponseWorkflow:
             activity, argument, start_to_close_timeout=BOOKKEEPING_TIMEOUT, retry_policy=BOOKKEEPING_RETRY
         )
 
+    def _earlier_patch(self, patch_id: str) -> bool:
+        """An earlier patch: always on for crises started under ``records-in-worker``, so those
+        do not record a marker (and a ``TemporalChangeVersion`` upsert) for it.
+        """
+        return self._records_in_worker or workflow.patched(patch_id)
+
     def _log_extra(self, phase_id: str | None = None) -> dict[str, str | None]:
         """Crisis fields of a log record (the SDK adds the workflow id); see app.temporal.logs."""
         return {"crisis_id": self._crisis_id, "phase_id": phase_id}
@@ -361,7 +367,7 @@ class CrisisResponseWorkflow:
         """Keep ``CrisisStatus`` current for crises the agency started with search attributes."""
         if workflow.info().typed_search_attributes.get(CRISIS_TARGET) is None:
             return
-        if workflow.patched(STATUS_SEARCH_ATTRIBUTE_PATCH):
+        if self._earlier_patch(STATUS_SEARCH_ATTRIBUTE_PATCH):
             workflow.upsert_search_attributes([CRISIS_STATUS.value_set(status)])
 
     @workflow.query
