@@ -28,6 +28,8 @@ lint: $(INSTALLED)
 
 bench: $(INSTALLED)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,tracing,bench]'
+	@# Bytecode as a wheel install has it: the sandbox re-imports each workflow module per run.
+	$(BIN)/python -m compileall -q src cognition
 	$(BIN)/liara bench
 
 server-start: $(INSTALLED)

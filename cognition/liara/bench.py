@@ -4,8 +4,9 @@ Each side gets its own worker processes on a fresh task queue: Liara's dedicated
 crises of P simulated phases (zero duration), and the baseline worker running a plain workflow
 of P no-op activities. For each side the benchmark measures the latency of single runs one after
 another, then N runs at concurrency C (latency from start to result, throughput), and the
-workers' CPU time and peak RSS from /proc. It prints the figures with Liara's as ratios of the
-baseline's and writes them as JSON (and a PNG plot when matplotlib is installed).
+workers' CPU time and peak RSS from /proc; then, on the same workers, throughput at each
+concurrency and each phase count of the sweeps. It prints the figures with Liara's as ratios of
+the baseline's and writes them as JSON (and a PNG plot when matplotlib is installed).
 """
 
 from __future__ import annotations
@@ -36,8 +37,10 @@ WORKER_COMMANDS = {
     "baseline": [sys.executable, "-m", "app.temporal.baseline"],
 }
 READY_TIMEOUT_SECONDS = 60.0
-#: One run of one side, from start to result.
-Runner = Callable[[], Awaitable[None]]
+#: One run of one side with P phases, from start to result.
+Runner = Callable[[int], Awaitable[None]]
+#: How each sweep varies the plan: by concurrency (at P phases) or by phases (at concurrency C).
+SWEEPS = ("concurrency", "phases")
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,28 @@ class BenchPlan:
     concurrency: int = 50
     workers: int = 1
     single_runs: int = 20
+    sweep_concurrency: tuple[int, ...] = (1, 10, 50)
+    sweep_phases: tuple[int, ...] = (1, 4, 16)
+    sweep_runs: int = 60
+
+    def sweep_points(self) -> list[tuple[str, int, int]]:
+        """``(sweep, phases, concurrency)`` of every sweep point, in the order they run."""
+        return [("concurrency", self.phases, c) for c in self.sweep_concurrency] + [
+            ("phases", p, self.concurrency) for p in self.sweep_phases
+        ]
+
+
+@dataclass(frozen=True)
+class Load:
+    """Runs at a given concurrency: each one's latency, the wall time, the workers' CPU time."""
+
+    latencies_ms: list[float]
+    wall_seconds: float
+    cpu_seconds: float
+
+    @property
+    def runs_per_second(self) -> float:
+        return round(len(self.latencies_ms) / self.wall_seconds, 2)
 
 
 @dataclass
@@ -60,6 +85,7 @@ class SideFigures:
     worker_cpu_seconds: float
     worker_peak_rss_mib: float
     load_latencies_ms: list[float] = field(repr=False)
+    sweeps: list[dict[str, Any]] = field(default_factory=list)
 
 
 def percentiles(samples_ms: list[float]) -> dict[str, float]:
@@ -117,6 +143,31 @@ class WorkerGroup:
                 process.kill()
 
 
+async def _timed(run_once: Runner, phases: int) -> float:
+    began = time.perf_counter()
+    await run_once(phases)
+    return (time.perf_counter() - began) * 1000
+
+
+async def _load(
+    run_once: Runner, runs: int, phases: int, concurrency: int, group: WorkerGroup, progress: Progress, label: str
+) -> Load:
+    task = progress.add_task(f"{label}: {runs} runs of {phases} phases at concurrency {concurrency}", total=runs)
+    gate = asyncio.Semaphore(concurrency)
+
+    async def limited() -> float:
+        async with gate:
+            elapsed = await _timed(run_once, phases)
+            progress.advance(task)
+            return elapsed
+
+    cpu_before = group.cpu_seconds()
+    began = time.perf_counter()
+    latencies = await asyncio.gather(*(limited() for _ in range(runs)))
+    wall = time.perf_counter() - began
+    return Load([round(value, 2) for value in latencies], wall, group.cpu_seconds() - cpu_before)
+
+
 async def _measure_side(
     side: str,
     run_once: Runner,
@@ -126,40 +177,35 @@ async def _measure_side(
     progress: Progress,
 ) -> SideFigures:
     await _wait_for_pollers(agency, group, side)
-
-    async def timed() -> float:
-        began = time.perf_counter()
-        await run_once()
-        return (time.perf_counter() - began) * 1000
-
     for _ in range(3):  # warm up caches and connections
-        await timed()
+        await _timed(run_once, plan.phases)
     task = progress.add_task(f"{side}: single runs", total=plan.single_runs)
     single = []
     for _ in range(plan.single_runs):
-        single.append(await timed())
+        single.append(await _timed(run_once, plan.phases))
         progress.advance(task)
-    task = progress.add_task(f"{side}: {plan.crises} runs at concurrency {plan.concurrency}", total=plan.crises)
-    gate = asyncio.Semaphore(plan.concurrency)
-
-    async def limited() -> float:
-        async with gate:
-            elapsed = await timed()
-            progress.advance(task)
-            return elapsed
-
-    cpu_before = group.cpu_seconds()
-    began = time.perf_counter()
-    loaded = await asyncio.gather(*(limited() for _ in range(plan.crises)))
-    wall = time.perf_counter() - began
+    loaded = await _load(run_once, plan.crises, plan.phases, plan.concurrency, group, progress, side)
+    sweeps = []
+    for sweep, phases, concurrency in plan.sweep_points():
+        point = await _load(run_once, plan.sweep_runs, phases, concurrency, group, progress, f"{side} sweep")
+        sweeps.append(
+            {
+                "sweep": sweep,
+                "phases": phases,
+                "concurrency": concurrency,
+                "runs_per_second": point.runs_per_second,
+                "worker_cpu_ms_per_run": round(point.cpu_seconds * 1000 / plan.sweep_runs, 2),
+            }
+        )
     return SideFigures(
         single_latency_ms=percentiles(single),
-        load_latency_ms=percentiles(list(loaded)),
-        runs_per_second=round(plan.crises / wall, 2),
-        phases_per_second=round(plan.crises * plan.phases / wall, 2),
-        worker_cpu_seconds=round(group.cpu_seconds() - cpu_before, 2),
+        load_latency_ms=percentiles(loaded.latencies_ms),
+        runs_per_second=loaded.runs_per_second,
+        phases_per_second=round(plan.crises * plan.phases / loaded.wall_seconds, 2),
+        worker_cpu_seconds=round(loaded.cpu_seconds, 2),
         worker_peak_rss_mib=round(group.peak_rss_mib(), 1),
-        load_latencies_ms=[round(value, 2) for value in loaded],
+        load_latencies_ms=loaded.latencies_ms,
+        sweeps=sweeps,
     )
 
 
@@ -169,19 +215,15 @@ async def run_bench(settings: ConnectionSettings, plan: BenchPlan, progress: Pro
         temporal_host=settings.address, namespace=settings.namespace, task_queue=settings.task_queue
     )
     client = await agency.connect()
-    missions = [
-        {"phase_id": f"phase-{i}", "agent_id": f"agent-{i:03d}", "action": "bench", "target": "bench", "priority": i}
-        for i in range(1, plan.phases + 1)
-    ]
     figures: dict[str, SideFigures] = {}
     with tempfile.TemporaryDirectory(prefix="liara-bench-") as records:
         for side in ("baseline", "liara"):
             group = WorkerGroup(side, plan.workers, settings, Path(records))
             try:
                 run_once = (
-                    _liara_run(settings, group.task_queue, missions)
+                    _liara_run(settings, group.task_queue)
                     if side == "liara"
-                    else _baseline_run(client, group.task_queue, plan.phases)
+                    else _baseline_run(client, group.task_queue)
                 )
                 figures[side] = await _measure_side(side, run_once, agency, group, plan, progress)
             finally:
@@ -199,6 +241,17 @@ async def run_bench(settings: ConnectionSettings, plan: BenchPlan, progress: Pro
             "load_p50_latency": round(liara.load_latency_ms["p50"] / baseline.load_latency_ms["p50"], 3),
             "cpu": round(liara.worker_cpu_seconds / max(baseline.worker_cpu_seconds, 0.01), 3),
         },
+        "sweeps": [
+            {
+                **{key: ours[key] for key in ("sweep", "phases", "concurrency")},
+                "baseline_runs_per_second": theirs["runs_per_second"],
+                "liara_runs_per_second": ours["runs_per_second"],
+                "throughput_ratio": round(ours["runs_per_second"] / theirs["runs_per_second"], 3),
+                "baseline_worker_cpu_ms_per_run": theirs["worker_cpu_ms_per_run"],
+                "liara_worker_cpu_ms_per_run": ours["worker_cpu_ms_per_run"],
+            }
+            for ours, theirs in zip(liara.sweeps, baseline.sweeps, strict=True)
+        ],
     }
 
 
@@ -266,18 +319,25 @@ async def _wait_for_pollers(agency: LiaraTemporalAgency, group: WorkerGroup, sid
         await asyncio.sleep(0.2)
 
 
-def _liara_run(settings: ConnectionSettings, task_queue: str, missions: list[dict[str, Any]]) -> Runner:
+def bench_missions(phases: int) -> list[dict[str, Any]]:
+    return [
+        {"phase_id": f"phase-{i}", "agent_id": f"agent-{i:03d}", "action": "bench", "target": "bench", "priority": i}
+        for i in range(1, phases + 1)
+    ]
+
+
+def _liara_run(settings: ConnectionSettings, task_queue: str) -> Runner:
     crises = LiaraTemporalAgency(temporal_host=settings.address, namespace=settings.namespace, task_queue=task_queue)
 
-    async def run_once() -> None:
-        workflow_id = await crises.trigger_crisis_response("bench", missions, "bench")
+    async def run_once(phases: int) -> None:
+        workflow_id = await crises.trigger_crisis_response("bench", bench_missions(phases), "bench")
         await crises.wait_for_crisis_completion(workflow_id)
 
     return run_once
 
 
-def _baseline_run(client: Client, task_queue: str, phases: int) -> Runner:
-    async def run_once() -> None:
+def _baseline_run(client: Client, task_queue: str) -> Runner:
+    async def run_once(phases: int) -> None:
         await client.execute_workflow(
             BaselineWorkflow.run, phases, id=f"bench-baseline-{uuid.uuid4()}", task_queue=task_queue
         )
@@ -298,16 +358,29 @@ def write_results(results: dict[str, Any], output_dir: Path) -> list[Path]:
         from matplotlib import pyplot
     except ImportError:
         return written
-    figure, axis = pyplot.subplots(figsize=(8, 4.5))
+    sweeps = results["sweeps"]
+    panels = 1 + sum(1 for sweep in SWEEPS if any(point["sweep"] == sweep for point in sweeps))
+    figure, axes = pyplot.subplots(1, panels, figsize=(6 * panels, 4.5), squeeze=False)
+    histogram = axes[0][0]
     for side in ("baseline", "liara"):
-        axis.hist(results[side]["load_latencies_ms"], bins=40, alpha=0.6, label=side)
+        histogram.hist(results[side]["load_latencies_ms"], bins=40, alpha=0.6, label=side)
     plan = results["plan"]
-    axis.set_title(
-        f"Start-to-result latency: {plan['crises']} runs of {plan['phases']} phases, concurrency {plan['concurrency']}"
-    )
-    axis.set_xlabel("milliseconds")
-    axis.set_ylabel("runs")
-    axis.legend()
+    histogram.set_title(f"Latency: {plan['crises']} runs of P={plan['phases']} at C={plan['concurrency']}")
+    histogram.set_xlabel("start to result, ms")
+    histogram.set_ylabel("runs")
+    histogram.legend()
+    for axis, sweep in zip(axes[0][1:], [s for s in SWEEPS if any(p["sweep"] == s for p in sweeps)], strict=True):
+        points = [point for point in sweeps if point["sweep"] == sweep]
+        for side in ("baseline", "liara"):
+            axis.plot([p[sweep] for p in points], [p[f"{side}_runs_per_second"] for p in points], "o-", label=side)
+        fixed = "phases" if sweep == "concurrency" else "concurrency"
+        axis.set_title(f"Throughput against {sweep} ({fixed} {points[0][fixed]})")
+        axis.set_xscale("log", base=2)
+        axis.set_xlabel(sweep)
+        axis.set_ylabel("runs/s")
+        if sweep == "phases":
+            axis.set_yscale("log")  # cost linear in P: a straight line of slope -1
+        axis.legend()
     figure.tight_layout()
     figure.savefig(stem.with_suffix(".png"))
     written.append(stem.with_suffix(".png"))

@@ -21,7 +21,7 @@ from rich.table import Table
 
 from app.temporal.client import DEFAULT_ADDRESS, run_and_exit
 from app.temporal.errors import CrisisFailedError, CrisisNotRunningError, InvalidCrisisRequestError, LiaraError
-from app.temporal.models import FailurePolicy
+from app.temporal.models import MAX_PHASES, FailurePolicy
 from app.temporal.server import EmbeddedServer
 from app.temporal.visibility import CRISIS_STATUSES
 from app.temporal.worker import AddressOption, NamespaceOption, ProfileOption, TaskQueueOption
@@ -419,6 +419,21 @@ def doctor(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         raise typer.Exit(EXIT_ERROR)
 
 
+#: Beyond this the benchmark client, not the worker, is what gets measured.
+MAX_SWEEP_CONCURRENCY = 1000
+
+
+def _counts(text: str, maximum: int) -> tuple[int, ...]:
+    """``"1,10,50"`` as ``(1, 10, 50)``; an empty text is no sweep."""
+    try:
+        counts = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a comma-separated list of whole numbers, e.g. 1,10,50") from None
+    if any(count < 1 or count > maximum for count in counts):
+        raise typer.BadParameter(f"each value must be between 1 and {maximum}, not {text!r}")
+    return counts
+
+
 @app.command()
 def bench(
     ctx: typer.Context,
@@ -428,6 +443,13 @@ def bench(
     workers: Annotated[int, typer.Option(min=1, max=16, help="Worker processes per side")] = 1,
     single_runs: Annotated[int, typer.Option(min=2, help="Runs one after another for single-run latency")] = 20,
     output_dir: Annotated[Path, typer.Option(help="Where the JSON figures (and PNG plot) go")] = Path("bench-results"),
+    sweep_concurrency: Annotated[
+        str, typer.Option(help="Then throughput at each of these concurrencies, at P phases ('' for none)")
+    ] = "1,10,50",
+    sweep_phases: Annotated[
+        str, typer.Option(help="Then throughput at each of these phase counts, at concurrency C ('' for none)")
+    ] = "1,4,16",
+    sweep_runs: Annotated[int, typer.Option(min=2, help="Runs per side at each sweep point")] = 60,
     gate: Annotated[
         int | None, typer.Option(min=1, help="Instead: worker RSS with this many crises waiting at an approval gate")
     ] = None,
@@ -436,8 +458,19 @@ def bench(
     """Measure crises against a bare workflow of as many no-op activities, on the same server.
 
     Uses the configured server; on the default address it starts the embedded one if needed.
+    The plot shows the latency distribution and throughput against concurrency and against P.
     With --gate N it measures instead how much memory a worker needs to hold N open crises.
     """
+    plan = BenchPlan(
+        crises,
+        phases,
+        concurrency,
+        workers,
+        single_runs,
+        sweep_concurrency=_counts(sweep_concurrency, MAX_SWEEP_CONCURRENCY),
+        sweep_phases=_counts(sweep_phases, MAX_PHASES),
+        sweep_runs=sweep_runs,
+    )
     connection: Connection = ctx.obj
     settings = LiaraTemporalAgency(**connection.options).settings
     if settings.address == DEFAULT_ADDRESS and not EmbeddedServer().answers():
@@ -464,7 +497,6 @@ def bench(
                 highlight=False,
             )
         return
-    plan = BenchPlan(crises, phases, concurrency, workers, single_runs)
 
     async def measure(agency: LiaraTemporalAgency) -> dict[str, Any]:
         with Progress(console=err_console, transient=True) as progress:
@@ -505,6 +537,18 @@ def bench(
         highlight=False,
     )
     out.print(table)
+    if results["sweeps"]:
+        sweeps = Table("sweep", "P", "C", "baseline runs/s", "liara runs/s", "liara / baseline", box=None)
+        for point in results["sweeps"]:
+            sweeps.add_row(
+                point["sweep"],
+                str(point["phases"]),
+                str(point["concurrency"]),
+                str(point["baseline_runs_per_second"]),
+                str(point["liara_runs_per_second"]),
+                str(point["throughput_ratio"]),
+            )
+        out.print(sweeps)
     out.print("Written: " + ", ".join(str(path) for path in files), highlight=False)
 
 

@@ -19,12 +19,22 @@ def test_bench_measures_crises_and_the_baseline_and_writes_its_figures(liara_env
         tmp_path,
         "bench",
         "--crises", "6", "--phases", "2", "--concurrency", "3", "--single-runs", "2",
+        "--sweep-concurrency", "1,2", "--sweep-phases", "3", "--sweep-runs", "2",
         "--output-dir", str(out_dir), "--json",
         timeout=240,
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr
     results = json.loads(completed.stdout)
-    assert results["plan"] == {"crises": 6, "phases": 2, "concurrency": 3, "workers": 1, "single_runs": 2}
+    assert results["plan"] == {
+        "crises": 6,
+        "phases": 2,
+        "concurrency": 3,
+        "workers": 1,
+        "single_runs": 2,
+        "sweep_concurrency": [1, 2],
+        "sweep_phases": [3],
+        "sweep_runs": 2,
+    }
     for side in ("liara", "baseline"):
         figures = results[side]
         assert len(figures["load_latencies_ms"]) == 6
@@ -34,6 +44,17 @@ def test_bench_measures_crises_and_the_baseline_and_writes_its_figures(liara_env
         assert figures["worker_peak_rss_mib"] > 0
     ratio = results["liara"]["runs_per_second"] / results["baseline"]["runs_per_second"]
     assert results["ratios"]["throughput"] == pytest.approx(ratio, abs=0.001)
+    sweeps = results["sweeps"]
+    assert [(p["sweep"], p["phases"], p["concurrency"]) for p in sweeps] == [
+        ("concurrency", 2, 1),
+        ("concurrency", 2, 2),
+        ("phases", 3, 3),
+    ]
+    for point in sweeps:
+        assert point["liara_runs_per_second"] > 0 and point["baseline_runs_per_second"] > 0
+        ratio = point["liara_runs_per_second"] / point["baseline_runs_per_second"]
+        assert point["throughput_ratio"] == pytest.approx(ratio, abs=0.001)
+        assert point["liara_worker_cpu_ms_per_run"] >= 0
     written = list(out_dir.glob("bench-*.json"))
     assert len(written) == 1 and json.loads(written[0].read_text()) == results
 
@@ -51,3 +72,11 @@ async def test_bench_gate_measures_a_worker_holding_crises_at_an_approval_gate(l
         return (await dev_server.client.count_workflows(query)).count == 0
 
     await assert_eventually(none_left_running, timeout=30, interval=0.5)
+
+
+def test_bench_refuses_a_sweep_that_is_not_a_list_of_counts(liara_env, tmp_path):
+    completed = run_cli(liara_env, tmp_path, "bench", "--sweep-phases", "1,four", timeout=60)
+    assert completed.returncode == 2
+    assert "'1,four' is not a comma-separated list of whole numbers" in completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert not (tmp_path / "bench-results").exists()
