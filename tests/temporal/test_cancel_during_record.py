@@ -1,4 +1,4 @@
-"""A cancel that arrives while a phase is being recorded takes the usual cancel path: the record
+"""A cancel that arrives while a record is being written takes the usual cancel path: the record
 write finishes, the remaining phases are skipped, completed phases are compensated and the record
 is finalized as cancelled (before the fix the crisis ended at once, its record left ``running``).
 """
@@ -8,22 +8,35 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from temporalio import activity
-from temporalio.client import WorkflowFailureError
+from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import CancelledError
 from temporalio.worker import Worker
 
 from app.temporal.activities import CrisisActivities
-from app.temporal.models import AgentReport, PhaseAssignment, PhaseLogEntry
+from app.temporal.models import AgentReport, CrisisStart, PhaseAssignment, PhaseLogEntry
 from app.temporal.records import CrisisRecordStore
 from app.temporal.workflows import CrisisResponseWorkflow
 from tests.conftest import assert_eventually
 from tests.temporal.test_crisis_control import phase, request
 
 pytestmark = pytest.mark.integration
+
+
+async def cancel_seen_by_the_workflow(handle: WorkflowHandle) -> bool:
+    events = [event async for event in handle.fetch_history_events()]
+    requested = [
+        index
+        for index, event in enumerate(events)
+        if event.HasField("workflow_execution_cancel_requested_event_attributes")
+    ]
+    return bool(requested) and any(
+        event.HasField("workflow_task_completed_event_attributes") for event in events[requested[0] :]
+    )
 
 
 async def test_a_cancel_during_a_phase_record_write_still_compensates_and_finalizes(
@@ -74,18 +87,7 @@ async def test_a_cancel_during_a_phase_record_write_still_compensates_and_finali
         await asyncio.wait_for(writing_first_record.wait(), 60)
         await handle.cancel()
 
-        async def cancel_seen_by_the_workflow() -> bool:
-            events = [event async for event in handle.fetch_history_events()]
-            requested = [
-                index
-                for index, event in enumerate(events)
-                if event.HasField("workflow_execution_cancel_requested_event_attributes")
-            ]
-            return bool(requested) and any(
-                event.HasField("workflow_task_completed_event_attributes") for event in events[requested[0] :]
-            )
-
-        await assert_eventually(cancel_seen_by_the_workflow, timeout=60)
+        await assert_eventually(lambda: cancel_seen_by_the_workflow(handle), timeout=60)
         release.set()
         with pytest.raises(WorkflowFailureError) as failure:
             await asyncio.wait_for(handle.result(), 60)
@@ -104,3 +106,58 @@ async def test_a_cancel_during_a_phase_record_write_still_compensates_and_finali
         ("extract-2", "skipped"),
     ]
     assert [(c["action"], c["status"]) for c in record["compensations"]] == [("release-perimeter", "completed")]
+
+
+async def test_a_cancel_while_the_record_is_created_ends_the_crisis_before_its_phases_with_the_record_final(
+    dev_server, task_queue, executor, tmp_path: Path
+):
+    store = CrisisRecordStore(tmp_path / "crises")
+    real = CrisisActivities(store)
+    creating = asyncio.Event()
+    release = asyncio.Event()
+    missions: list[str] = []
+
+    @activity.defn(name="initialize_crisis_response")
+    async def slow_initialize(start: CrisisStart) -> None:
+        creating.set()
+        await release.wait()
+        await asyncio.to_thread(real.initialize_crisis_response, start)
+
+    @activity.defn(name="perform_agent_mission")
+    async def perform(assignment: PhaseAssignment) -> AgentReport:
+        missions.append(assignment.phase.phase_id)
+        return AgentReport(phase_id=assignment.phase.phase_id, agent_id=assignment.phase.agent_id, attempt=1)
+
+    crisis_id = f"crisis-cancel-in-create-{uuid.uuid4().hex[:8]}"
+    crisis = request(crisis_id, phase("secure-1", "secure", 1, compensate_action="release-perimeter"))
+    activities = [slow_initialize, perform, real.log_mission_phase, real.finalize_crisis_response]
+    async with Worker(
+        dev_server.client,
+        task_queue=task_queue,
+        workflows=[CrisisResponseWorkflow],
+        activities=activities,
+        activity_executor=executor,
+    ):
+        handle = await dev_server.client.start_workflow(
+            CrisisResponseWorkflow.run,
+            crisis,
+            id=f"crisis-workflow-{crisis_id}",
+            task_queue=task_queue,
+            # The record is created by a local activity, inside a workflow task: a short task
+            # timeout makes the worker heartbeat that task, and so see the cancel, sooner.
+            task_timeout=timedelta(seconds=2),
+        )
+        await asyncio.wait_for(creating.wait(), 60)
+        await handle.cancel()
+        await assert_eventually(lambda: cancel_seen_by_the_workflow(handle), timeout=60)
+        release.set()
+        with pytest.raises(WorkflowFailureError) as failure:
+            await asyncio.wait_for(handle.result(), 60)
+
+    assert isinstance(failure.value.cause, CancelledError)
+    assert missions == [], "no phase ran"
+    record = json.loads(store.path_for(crisis_id).read_text())
+    assert record["status"] == "cancelled"
+    assert record["completed_at"] is not None
+    assert [(p["phase_id"], p["status"]) for p in record["phases"]] == [("secure-1", "skipped")]
+    assert record["compensations"] == []

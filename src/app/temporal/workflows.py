@@ -20,7 +20,7 @@ until the store is usable again and whose failures ``liara status`` shows.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -126,7 +126,7 @@ class CrisisResponseWorkflow:
         self._phases = [_pending(p) for p in ordered] + self._phases
 
         self._stage = "initializing"
-        await self._bookkeeping(
+        initializing = self._bookkeeping(
             CrisisActivities.initialize_crisis_response,
             CrisisStart(
                 crisis_id=request.crisis_id,
@@ -138,14 +138,23 @@ class CrisisResponseWorkflow:
                 phases=self._phases,
             ),
         )
+        cancelled = aborted = False
+        if self._records_in_worker:
+            try:  # a cancel meanwhile lets the record be created, then ends the crisis before its phases
+                await _uninterrupted(initializing)
+            except asyncio.CancelledError:
+                cancelled = True
+        else:
+            await initializing
 
-        cancelled = False
         self._stage = "running"
-        try:
-            aborted = await self._run_phases(request)
-        except asyncio.CancelledError:
+        if not cancelled:
+            try:
+                aborted = await self._run_phases(request)
+            except asyncio.CancelledError:
+                cancelled = True
+        if cancelled:
             workflow.logger.warning("Crisis %s cancelled", request.crisis_id, extra=self._log_extra())
-            cancelled, aborted = True, False
         self._current_phase = None
         self._close_unfinished(PhaseStatus.CANCELLED if cancelled else PhaseStatus.SKIPPED)
 
@@ -320,12 +329,7 @@ class CrisisResponseWorkflow:
         # A cancel that arrives while a phase is being recorded must not cut the crisis short:
         # the (quick, idempotent) write finishes, then the cancel takes its usual path
         # (skip the rest, compensate, finalize the record as cancelled).
-        write = asyncio.ensure_future(writing)
-        try:
-            await asyncio.shield(write)
-        except asyncio.CancelledError:
-            await write
-            raise
+        await _uninterrupted(writing)
 
     async def _bookkeeping(self, activity: Callable[..., Any], argument: Any) -> Any:
         """Write the record: in the worker (a local activity) if it can, else as a regular
@@ -410,6 +414,18 @@ class CrisisResponseWorkflow:
             known.add(phase.phase_id)
         if len(known) > MAX_PHASES:
             raise ValueError(f"a crisis has at most {MAX_PHASES} phases")
+
+
+async def _uninterrupted(awaitable: Awaitable[Any]) -> Any:
+    """Await ``awaitable`` to its end even if the crisis is cancelled meanwhile, then let the
+    cancel through: a record write is never cut short.
+    """
+    task = asyncio.ensure_future(awaitable)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await task
+        raise
 
 
 def _pending(phase: MissionPhase) -> PhaseOutcome:
