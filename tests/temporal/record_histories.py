@@ -30,10 +30,12 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
+from app.temporal.client import run_and_exit
 from app.temporal.models import AgentReport, ApprovalDecision, CrisisRequest, PhaseAssignment, PhaseStatus
 from app.temporal.records import CrisisRecordStore
 from app.temporal.workflows import CrisisResponseWorkflow
 from tests.conftest import assert_eventually
+from tests.temporal.test_cancel_during_record import cancel_seen_by_the_workflow
 from tests.temporal.test_crisis_control import Agents, phase, phase_status, request
 from tests.temporal.test_liara_workflows import crisis_request, crisis_worker
 
@@ -72,14 +74,26 @@ async def approve_strike(handle: WorkflowHandle) -> None:
     )
 
 
-async def repair_corrupt_record(handle: WorkflowHandle, record: Path) -> None:
-    """Once the record write has moved to a regular activity that failed, move the record aside."""
+async def retrying_as_activity(handle: WorkflowHandle) -> None:
+    """Until the record write has moved to a regular activity, and that has failed once."""
 
-    async def retrying_as_activity() -> bool:
+    async def retrying() -> bool:
         pending = (await handle.describe()).raw_description.pending_activities
         return any(activity.attempt > 1 for activity in pending)
 
-    await assert_eventually(retrying_as_activity)
+    await assert_eventually(retrying)
+
+
+async def repair_corrupt_record(handle: WorkflowHandle, record: Path) -> None:
+    await retrying_as_activity(handle)
+    record.rename(record.with_suffix(".corrupt"))
+
+
+async def cancel_then_repair(handle: WorkflowHandle, record: Path) -> None:
+    """Cancel while the record cannot be created, then repair it: the crisis ends before its phases."""
+    await retrying_as_activity(handle)
+    await handle.cancel()
+    await assert_eventually(lambda: cancel_seen_by_the_workflow(handle))
     record.rename(record.with_suffix(".corrupt"))
 
 
@@ -88,7 +102,8 @@ class Scenario:
     request: CrisisRequest
     mission: Any = None  # stands in for perform_agent_mission (None: the real, simulating one)
     steer: Callable[[WorkflowHandle], Awaitable[None]] | None = None  # signals, cancels while it runs
-    corrupt_record: bool = False  # the crisis starts with an unreadable record, repaired while it runs
+    # The crisis starts with an unreadable record; this repairs it while the crisis runs.
+    repair: Callable[[WorkflowHandle, Path], Awaitable[None]] | None = None
 
 
 def scenarios() -> dict[str, Scenario]:
@@ -129,7 +144,10 @@ def scenarios() -> dict[str, Scenario]:
             failing.perform,
         ),
         "crisis_record_repaired": Scenario(
-            crisis_request("crisis-replay-record-repaired", ("recon",)), corrupt_record=True
+            crisis_request("crisis-replay-record-repaired", ("recon",)), repair=repair_corrupt_record
+        ),
+        "crisis_cancelled_while_created": Scenario(
+            crisis_request("crisis-replay-cancelled-while-created", ("recon",)), repair=cancel_then_repair
         ),
     }
 
@@ -154,7 +172,7 @@ async def record(names: list[str], force: bool) -> None:
             queue = str(uuid.uuid4())
             crisis = scenario.request
             store = CrisisRecordStore(Path(records))
-            if scenario.corrupt_record:
+            if scenario.repair is not None:
                 store.path_for(crisis.crisis_id).write_text('{"crisis_id": "corr')
             async with crisis_worker(env.client, queue, store, executor, scenario.mission):
                 handle = await env.client.start_workflow(
@@ -162,8 +180,8 @@ async def record(names: list[str], force: bool) -> None:
                 )
                 if scenario.steer is not None:
                     await scenario.steer(handle)
-                if scenario.corrupt_record:
-                    await repair_corrupt_record(handle, store.path_for(crisis.crisis_id))
+                if scenario.repair is not None:
+                    await scenario.repair(handle, store.path_for(crisis.crisis_id))
                 try:
                     await handle.result()
                 except WorkflowFailureError:
@@ -185,4 +203,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_and_exit(main)  # skips interpreter finalization, where the SDK can crash (sdk-python#300)

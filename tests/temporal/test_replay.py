@@ -23,7 +23,8 @@ HISTORIES = sorted((Path(__file__).resolve().parent / "histories").glob("*.json"
 #: Every path through the workflow that a crisis in flight may be on: completed, a phase failed
 #: after retries, cancelled mid-phase (with compensation), a phase approved by signal, and an
 #: abort with compensations; since the ``records-in-worker`` patch also a record write that moved
-#: from the worker to a regular activity. Each generation of the workflow code keeps its files.
+#: from the worker to a regular activity, and a cancel while the record is being created. Each
+#: generation of the workflow code keeps its files.
 BEFORE_RECORDS_IN_WORKER = {
     "crisis_completed",
     "crisis_phase_failed",
@@ -32,7 +33,8 @@ BEFORE_RECORDS_IN_WORKER = {
     "crisis_aborted_compensated",
 }
 REQUIRED = BEFORE_RECORDS_IN_WORKER | {
-    f"{name}{GENERATION}" for name in [*BEFORE_RECORDS_IN_WORKER, "crisis_record_repaired"]
+    f"{name}{GENERATION}"
+    for name in [*BEFORE_RECORDS_IN_WORKER, "crisis_record_repaired", "crisis_cancelled_while_created"]
 }
 
 
