@@ -2,11 +2,12 @@
 
 Each side gets its own worker processes on a fresh task queue: Liara's dedicated worker running
 crises of P simulated phases (zero duration), and the baseline worker running a plain workflow
-of P no-op activities. For each side the benchmark measures the latency of single runs one after
-another, then N runs at concurrency C (latency from start to result, throughput), and the
-workers' CPU time and peak RSS from /proc; then, on the same workers, throughput at each
-concurrency and each phase count of the sweeps. It prints the figures with Liara's as ratios of
-the baseline's and writes them as JSON (and a PNG plot when matplotlib is installed).
+of P no-op activities. In each round, and for each side in turn, the benchmark measures the
+latency of single runs one after another, then N runs at concurrency C (latency from start to
+result, throughput) and the workers' CPU time; then, on the same workers, throughput at each
+concurrency and each phase count of the sweeps, and the workers' peak RSS from /proc. It prints
+the figures with Liara's as ratios of the baseline's and writes them as JSON (and a PNG plot
+when matplotlib is installed).
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ READY_TIMEOUT_SECONDS = 60.0
 Runner = Callable[[int], Awaitable[None]]
 #: How each sweep varies the plan: by concurrency (at P phases) or by phases (at concurrency C).
 SWEEPS = ("concurrency", "phases")
+#: The two sides, in the order of the odd rounds.
+SIDES = ("baseline", "liara")
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class BenchPlan:
     concurrency: int = 50
     workers: int = 1
     single_runs: int = 20
+    rounds: int = 3
     sweep_concurrency: tuple[int, ...] = (1, 10, 50)
     sweep_phases: tuple[int, ...] = (1, 4, 16)
     sweep_runs: int = 60
@@ -168,27 +172,33 @@ async def _load(
     return Load([round(value, 2) for value in latencies], wall, group.cpu_seconds() - cpu_before)
 
 
-async def _measure_side(
-    side: str,
-    run_once: Runner,
-    agency: LiaraTemporalAgency,
-    group: WorkerGroup,
-    plan: BenchPlan,
-    progress: Progress,
-) -> SideFigures:
-    await _wait_for_pollers(agency, group, side)
-    for _ in range(3):  # warm up caches and connections
-        await _timed(run_once, plan.phases)
-    task = progress.add_task(f"{side}: single runs", total=plan.single_runs)
+@dataclass(frozen=True)
+class Round:
+    """One side in one round: single runs one after another, then N runs at concurrency C."""
+
+    single_ms: list[float]
+    load: Load
+
+
+async def _measure_round(
+    side: str, run_once: Runner, group: WorkerGroup, plan: BenchPlan, progress: Progress, number: int
+) -> Round:
+    task = progress.add_task(f"{side}, round {number}: single runs", total=plan.single_runs)
     single = []
     for _ in range(plan.single_runs):
         single.append(await _timed(run_once, plan.phases))
         progress.advance(task)
-    loaded = await _load(run_once, plan.crises, plan.phases, plan.concurrency, group, progress, side)
-    sweeps = []
+    loaded = await _load(
+        run_once, plan.crises, plan.phases, plan.concurrency, group, progress, f"{side}, round {number}"
+    )
+    return Round(single, loaded)
+
+
+async def _sweep(side: str, run_once: Runner, group: WorkerGroup, plan: BenchPlan, progress: Progress) -> list[dict]:
+    points = []
     for sweep, phases, concurrency in plan.sweep_points():
         point = await _load(run_once, plan.sweep_runs, phases, concurrency, group, progress, f"{side} sweep")
-        sweeps.append(
+        points.append(
             {
                 "sweep": sweep,
                 "phases": phases,
@@ -197,47 +207,89 @@ async def _measure_side(
                 "worker_cpu_ms_per_run": round(point.cpu_seconds * 1000 / plan.sweep_runs, 2),
             }
         )
+    return points
+
+
+def _side_figures(rounds: list[Round], plan: BenchPlan, group: WorkerGroup, sweeps: list[dict]) -> SideFigures:
+    """All rounds of a side together: latencies pooled, throughput and CPU the median round's."""
+    runs_per_second = statistics.median(r.load.runs_per_second for r in rounds)
     return SideFigures(
-        single_latency_ms=percentiles(single),
-        load_latency_ms=percentiles(loaded.latencies_ms),
-        runs_per_second=loaded.runs_per_second,
-        phases_per_second=round(plan.crises * plan.phases / loaded.wall_seconds, 2),
-        worker_cpu_seconds=round(loaded.cpu_seconds, 2),
+        single_latency_ms=percentiles([ms for r in rounds for ms in r.single_ms]),
+        load_latency_ms=percentiles([ms for r in rounds for ms in r.load.latencies_ms]),
+        runs_per_second=round(runs_per_second, 2),
+        phases_per_second=round(runs_per_second * plan.phases, 2),
+        worker_cpu_seconds=round(statistics.median(r.load.cpu_seconds for r in rounds), 2),
         worker_peak_rss_mib=round(group.peak_rss_mib(), 1),
-        load_latencies_ms=loaded.latencies_ms,
+        load_latencies_ms=[ms for r in rounds for ms in r.load.latencies_ms],
         sweeps=sweeps,
     )
 
 
+def _round_ratios(number: int, first: str, liara: Round, baseline: Round) -> dict[str, Any]:
+    liara_p50, baseline_p50 = statistics.median(liara.single_ms), statistics.median(baseline.single_ms)
+    return {
+        "round": number,
+        "first": first,
+        "baseline_runs_per_second": baseline.load.runs_per_second,
+        "liara_runs_per_second": liara.load.runs_per_second,
+        "throughput_ratio": round(liara.load.runs_per_second / baseline.load.runs_per_second, 3),
+        "baseline_single_p50_ms": round(baseline_p50, 2),
+        "liara_single_p50_ms": round(liara_p50, 2),
+        "single_p50_ratio": round(liara_p50 / baseline_p50, 3),
+    }
+
+
 async def run_bench(settings: ConnectionSettings, plan: BenchPlan, progress: Progress) -> dict[str, Any]:
-    """Measure both sides, one after the other, and return every figure plus the ratios."""
+    """Measure both sides in alternating rounds, then sweep each; return every figure and ratio.
+
+    Both sides' workers run for the whole benchmark, and the side that goes first alternates
+    from round to round, so a drift of the shared server (its database grows, SQLite
+    checkpoints) weighs on both sides alike. The headline ratios are medians of the rounds'.
+    """
     agency = LiaraTemporalAgency(
         temporal_host=settings.address, namespace=settings.namespace, task_queue=settings.task_queue
     )
     client = await agency.connect()
-    figures: dict[str, SideFigures] = {}
     with tempfile.TemporaryDirectory(prefix="liara-bench-") as records:
-        for side in ("baseline", "liara"):
-            group = WorkerGroup(side, plan.workers, settings, Path(records))
-            try:
-                run_once = (
-                    _liara_run(settings, group.task_queue)
-                    if side == "liara"
-                    else _baseline_run(client, group.task_queue)
-                )
-                figures[side] = await _measure_side(side, run_once, agency, group, plan, progress)
-            finally:
+        groups = {side: WorkerGroup(side, plan.workers, settings, Path(records)) for side in SIDES}
+        try:
+            runners = {
+                "baseline": _baseline_run(client, groups["baseline"].task_queue),
+                "liara": _liara_run(settings, groups["liara"].task_queue),
+            }
+            for side in SIDES:
+                await _wait_for_pollers(agency, groups[side], side)
+                for _ in range(3):  # warm up caches and connections
+                    await _timed(runners[side], plan.phases)
+            rounds: dict[str, list[Round]] = {side: [] for side in SIDES}
+            orders = []
+            for number in range(1, plan.rounds + 1):
+                order = SIDES if number % 2 else SIDES[::-1]
+                orders.append(order[0])
+                for side in order:
+                    rounds[side].append(await _measure_round(side, runners[side], groups[side], plan, progress, number))
+            sweeps = {side: await _sweep(side, runners[side], groups[side], plan, progress) for side in SIDES}
+            figures = {side: _side_figures(rounds[side], plan, groups[side], sweeps[side]) for side in SIDES}
+        finally:
+            for group in groups.values():
                 group.stop()
     liara, baseline = figures["liara"], figures["baseline"]
+    per_round = [
+        _round_ratios(number, first, ours, theirs)
+        for number, first, ours, theirs in zip(
+            range(1, plan.rounds + 1), orders, rounds["liara"], rounds["baseline"], strict=True
+        )
+    ]
     return {
         "plan": asdict(plan),
         "server": settings.address,
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
         "liara": asdict(liara),
         "baseline": asdict(baseline),
+        "rounds": per_round,
         "ratios": {
-            "throughput": round(liara.runs_per_second / baseline.runs_per_second, 3),
-            "single_p50_latency": round(liara.single_latency_ms["p50"] / baseline.single_latency_ms["p50"], 3),
+            "throughput": round(statistics.median(r["throughput_ratio"] for r in per_round), 3),
+            "single_p50_latency": round(statistics.median(r["single_p50_ratio"] for r in per_round), 3),
             "load_p50_latency": round(liara.load_latency_ms["p50"] / baseline.load_latency_ms["p50"], 3),
             "cpu": round(liara.worker_cpu_seconds / max(baseline.worker_cpu_seconds, 0.01), 3),
         },

@@ -442,6 +442,9 @@ def bench(
     concurrency: Annotated[int, typer.Option(min=1, help="Runs in flight at once (C)")] = 50,
     workers: Annotated[int, typer.Option(min=1, max=16, help="Worker processes per side")] = 1,
     single_runs: Annotated[int, typer.Option(min=2, help="Runs one after another for single-run latency")] = 20,
+    rounds: Annotated[
+        int, typer.Option(min=1, help="Rounds in which the two sides take turns; ratios are the rounds' median")
+    ] = 3,
     output_dir: Annotated[Path, typer.Option(help="Where the JSON figures (and PNG plot) go")] = Path("bench-results"),
     sweep_concurrency: Annotated[
         str, typer.Option(help="Then throughput at each of these concurrencies, at P phases ('' for none)")
@@ -467,6 +470,7 @@ def bench(
         concurrency,
         workers,
         single_runs,
+        rounds,
         sweep_concurrency=_counts(sweep_concurrency, MAX_SWEEP_CONCURRENCY),
         sweep_phases=_counts(sweep_phases, MAX_PHASES),
         sweep_runs=sweep_runs,
@@ -533,10 +537,23 @@ def bench(
     table.add_row("worker peak RSS MiB", str(baseline["worker_peak_rss_mib"]), str(liara["worker_peak_rss_mib"]), "")
     out.print(
         f"{plan.crises} runs of {plan.phases} phases at concurrency {plan.concurrency}, "
-        f"{plan.workers} worker process(es) per side, server {results['server']}",
+        f"{plan.workers} worker process(es) per side, {plan.rounds} round(s), server {results['server']}; "
+        "runs/s and CPU are the median round's, ratios the median of the rounds' ratios",
         highlight=False,
     )
     out.print(table)
+    if len(results["rounds"]) > 1:
+        per_round = Table("round", "first", "baseline runs/s", "liara runs/s", "ratio", "single p50 ratio", box=None)
+        for entry in results["rounds"]:
+            per_round.add_row(
+                str(entry["round"]),
+                entry["first"],
+                str(entry["baseline_runs_per_second"]),
+                str(entry["liara_runs_per_second"]),
+                str(entry["throughput_ratio"]),
+                str(entry["single_p50_ratio"]),
+            )
+        out.print(per_round)
     if results["sweeps"]:
         sweeps = Table("sweep", "P", "C", "baseline runs/s", "liara runs/s", "liara / baseline", box=None)
         for point in results["sweeps"]:
