@@ -8,17 +8,18 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from concurrent.futures import Executor
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from temporalio import activity
-from temporalio.client import WorkflowFailureError, WorkflowHandle
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import CancelledError
 from temporalio.worker import Worker
 
 from app.temporal.activities import CrisisActivities
-from app.temporal.models import AgentReport, CrisisStart, PhaseAssignment, PhaseLogEntry
+from app.temporal.models import AgentReport, CrisisRequest, CrisisStart, PhaseAssignment, PhaseLogEntry
 from app.temporal.records import CrisisRecordStore
 from app.temporal.workflows import CrisisResponseWorkflow
 from tests.conftest import assert_eventually
@@ -37,6 +38,42 @@ async def cancel_seen_by_the_workflow(handle: WorkflowHandle) -> bool:
     return bool(requested) and any(
         event.HasField("workflow_task_completed_event_attributes") for event in events[requested[0] :]
     )
+
+
+async def cancel_while_writing(
+    client: Client,
+    task_queue: str,
+    executor: Executor,
+    activities: list,
+    crisis: CrisisRequest,
+    writing: asyncio.Event,
+    release: asyncio.Event,
+    task_timeout: timedelta | None = None,
+) -> WorkflowFailureError:
+    """Run ``crisis``; once a record write has begun (``writing``), cancel it, let the workflow
+    see the cancel, then let the write finish (``release``); return how the crisis failed.
+    """
+    async with Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[CrisisResponseWorkflow],
+        activities=activities,
+        activity_executor=executor,
+    ):
+        handle = await client.start_workflow(
+            CrisisResponseWorkflow.run,
+            crisis,
+            id=f"crisis-workflow-{crisis.crisis_id}",
+            task_queue=task_queue,
+            task_timeout=task_timeout,
+        )
+        await asyncio.wait_for(writing.wait(), 60)
+        await handle.cancel()
+        await assert_eventually(lambda: cancel_seen_by_the_workflow(handle), timeout=60)
+        release.set()
+        with pytest.raises(WorkflowFailureError) as failure:
+            await asyncio.wait_for(handle.result(), 60)
+    return failure.value
 
 
 async def test_a_cancel_during_a_phase_record_write_still_compensates_and_finalizes(
@@ -74,25 +111,11 @@ async def test_a_cancel_during_a_phase_record_write_still_compensates_and_finali
         slow_first_log,
         real.finalize_crisis_response,
     ]
-    async with Worker(
-        dev_server.client,
-        task_queue=task_queue,
-        workflows=[CrisisResponseWorkflow],
-        activities=activities,
-        activity_executor=executor,
-    ):
-        handle = await dev_server.client.start_workflow(
-            CrisisResponseWorkflow.run, crisis, id=f"crisis-workflow-{crisis_id}", task_queue=task_queue
-        )
-        await asyncio.wait_for(writing_first_record.wait(), 60)
-        await handle.cancel()
+    failure = await cancel_while_writing(
+        dev_server.client, task_queue, executor, activities, crisis, writing_first_record, release
+    )
 
-        await assert_eventually(lambda: cancel_seen_by_the_workflow(handle), timeout=60)
-        release.set()
-        with pytest.raises(WorkflowFailureError) as failure:
-            await asyncio.wait_for(handle.result(), 60)
-
-    assert isinstance(failure.value.cause, CancelledError)
+    assert isinstance(failure.cause, CancelledError)
     assert calls == [
         ("secure", "secure-1"),
         ("log", "secure-1"),
@@ -131,30 +154,13 @@ async def test_a_cancel_while_the_record_is_created_ends_the_crisis_before_its_p
     crisis_id = f"crisis-cancel-in-create-{uuid.uuid4().hex[:8]}"
     crisis = request(crisis_id, phase("secure-1", "secure", 1, compensate_action="release-perimeter"))
     activities = [slow_initialize, perform, real.log_mission_phase, real.finalize_crisis_response]
-    async with Worker(
-        dev_server.client,
-        task_queue=task_queue,
-        workflows=[CrisisResponseWorkflow],
-        activities=activities,
-        activity_executor=executor,
-    ):
-        handle = await dev_server.client.start_workflow(
-            CrisisResponseWorkflow.run,
-            crisis,
-            id=f"crisis-workflow-{crisis_id}",
-            task_queue=task_queue,
-            # The record is created by a local activity, inside a workflow task: a short task
-            # timeout makes the worker heartbeat that task, and so see the cancel, sooner.
-            task_timeout=timedelta(seconds=2),
-        )
-        await asyncio.wait_for(creating.wait(), 60)
-        await handle.cancel()
-        await assert_eventually(lambda: cancel_seen_by_the_workflow(handle), timeout=60)
-        release.set()
-        with pytest.raises(WorkflowFailureError) as failure:
-            await asyncio.wait_for(handle.result(), 60)
+    # The record is created by a local activity, inside a workflow task: a short task timeout
+    # makes the worker heartbeat that task, and so see the cancel, sooner.
+    failure = await cancel_while_writing(
+        dev_server.client, task_queue, executor, activities, crisis, creating, release, timedelta(seconds=2)
+    )
 
-    assert isinstance(failure.value.cause, CancelledError)
+    assert isinstance(failure.cause, CancelledError)
     assert missions == [], "no phase ran"
     record = json.loads(store.path_for(crisis_id).read_text())
     assert record["status"] == "cancelled"
