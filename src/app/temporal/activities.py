@@ -25,6 +25,7 @@ from app.temporal.models import (
     PhaseStatus,
 )
 from app.temporal.records import CrisisRecordStore
+from app.temporal.uninterrupted import uninterrupted
 from app.temporal.validation import check_crisis_request
 
 logger = logging.getLogger("liara.activities")
@@ -138,12 +139,8 @@ class CrisisActivities:
             outcome=completed,
             compensation=assignment.compensation,
         )
-        write = asyncio.ensure_future(asyncio.to_thread(self._record_phase, entry))
         try:
-            await asyncio.shield(write)
-        except asyncio.CancelledError:
-            await asyncio.gather(write, return_exceptions=True)
-            raise
+            await uninterrupted(asyncio.to_thread(self._record_phase, entry))
         except CrisisRecordError as err:
             logger.warning("Mission phase %s completed but is not recorded yet: %s", completed.phase_id, err)
             return False

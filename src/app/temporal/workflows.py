@@ -20,7 +20,7 @@ until the store is usable again and whose failures ``liara status`` shows.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -52,6 +52,7 @@ with workflow.unsafe.imports_passed_through():
         PhaseOutcome,
         PhaseStatus,
     )
+    from app.temporal.uninterrupted import uninterrupted
     from app.temporal.validation import check_crisis_request
     from app.temporal.visibility import CRISIS_STATUS, CRISIS_TARGET
 
@@ -141,7 +142,7 @@ class CrisisResponseWorkflow:
         cancelled = aborted = False
         if self._records_in_worker:
             try:  # a cancel meanwhile lets the record be created, then ends the crisis before its phases
-                await _uninterrupted(initializing)
+                await uninterrupted(initializing)
             except asyncio.CancelledError:
                 cancelled = True
         else:
@@ -329,7 +330,7 @@ class CrisisResponseWorkflow:
         # A cancel that arrives while a phase is being recorded must not cut the crisis short:
         # the (quick, idempotent) write finishes, then the cancel takes its usual path
         # (skip the rest, compensate, finalize the record as cancelled).
-        await _uninterrupted(writing)
+        await uninterrupted(writing)
 
     async def _bookkeeping(self, activity: Callable[..., Any], argument: Any) -> Any:
         """Write the record: in the worker (a local activity) if it can, else as a regular
@@ -414,18 +415,6 @@ class CrisisResponseWorkflow:
             known.add(phase.phase_id)
         if len(known) > MAX_PHASES:
             raise ValueError(f"a crisis has at most {MAX_PHASES} phases")
-
-
-async def _uninterrupted(awaitable: Awaitable[Any]) -> Any:
-    """Await ``awaitable`` to its end even if the crisis is cancelled meanwhile, then let the
-    cancel through: a record write is never cut short.
-    """
-    task = asyncio.ensure_future(awaitable)
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        await task
-        raise
 
 
 def _pending(phase: MissionPhase) -> PhaseOutcome:
