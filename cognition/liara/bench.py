@@ -213,14 +213,15 @@ async def _sweep(side: str, run_once: Runner, group: WorkerGroup, plan: BenchPla
 def _side_figures(rounds: list[Round], plan: BenchPlan, group: WorkerGroup, sweeps: list[dict]) -> SideFigures:
     """All rounds of a side together: latencies pooled, throughput and CPU the median round's."""
     runs_per_second = statistics.median(r.load.runs_per_second for r in rounds)
+    loaded_ms = [ms for r in rounds for ms in r.load.latencies_ms]
     return SideFigures(
         single_latency_ms=percentiles([ms for r in rounds for ms in r.single_ms]),
-        load_latency_ms=percentiles([ms for r in rounds for ms in r.load.latencies_ms]),
+        load_latency_ms=percentiles(loaded_ms),
         runs_per_second=round(runs_per_second, 2),
         phases_per_second=round(runs_per_second * plan.phases, 2),
         worker_cpu_seconds=round(statistics.median(r.load.cpu_seconds for r in rounds), 2),
         worker_peak_rss_mib=round(group.peak_rss_mib(), 1),
-        load_latencies_ms=[ms for r in rounds for ms in r.load.latencies_ms],
+        load_latencies_ms=loaded_ms,
         sweeps=sweeps,
     )
 
