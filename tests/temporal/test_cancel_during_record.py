@@ -16,7 +16,6 @@ import pytest
 from temporalio import activity
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import CancelledError
-from temporalio.worker import Worker
 
 from app.temporal.activities import CrisisActivities
 from app.temporal.models import AgentReport, CrisisRequest, CrisisStart, PhaseAssignment, PhaseLogEntry
@@ -24,6 +23,7 @@ from app.temporal.records import CrisisRecordStore
 from app.temporal.workflows import CrisisResponseWorkflow
 from tests.conftest import assert_eventually
 from tests.temporal.test_crisis_control import phase, request
+from tests.temporal.test_liara_workflows import crisis_workflow_worker
 
 pytestmark = pytest.mark.integration
 
@@ -53,13 +53,7 @@ async def cancel_while_writing(
     """Run ``crisis``; once a record write has begun (``writing``), cancel it, let the workflow
     see the cancel, then let the write finish (``release``); return how the crisis failed.
     """
-    async with Worker(
-        client,
-        task_queue=task_queue,
-        workflows=[CrisisResponseWorkflow],
-        activities=activities,
-        activity_executor=executor,
-    ):
+    async with crisis_workflow_worker(client, task_queue, executor, activities):
         handle = await client.start_workflow(
             CrisisResponseWorkflow.run,
             crisis,

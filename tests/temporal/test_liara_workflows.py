@@ -42,14 +42,19 @@ async def crisis_worker(client: Client, task_queue: str, store: CrisisRecordStor
         real.log_mission_phase,
         real.finalize_crisis_response,
     ]
-    async with Worker(
+    async with crisis_workflow_worker(client, task_queue, executor, activities):
+        yield
+
+
+def crisis_workflow_worker(client: Client, task_queue: str, executor, activities: list) -> Worker:
+    """An in-process worker of the crisis workflow with exactly ``activities``."""
+    return Worker(
         client,
         task_queue=task_queue,
         workflows=[CrisisResponseWorkflow],
         activities=activities,
         activity_executor=executor,
-    ):
-        yield
+    )
 
 
 def crisis_request(
