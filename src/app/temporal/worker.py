@@ -25,8 +25,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
-from temporalio.worker import Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from app.temporal.activities import CrisisActivities
 from app.temporal.client import ConnectionSettings, connect, run_and_exit
@@ -44,14 +43,13 @@ logger = logging.getLogger("liara.worker")
 ALL_WORKFLOWS: list[type] = [CrisisResponseWorkflow]
 #: Sync activities (record writes) run on this many threads; it also caps concurrent activities.
 MAX_CONCURRENT_ACTIVITIES = 100
-#: The sandbox imports the crisis workflow module once per worker, not once per crisis (measured:
-#: 12% less worker CPU; see BENCHMARKS.md). That module keeps no state of its own and the sandbox
-#: still refuses I/O builtins in it; the import-level guard against other nondeterministic calls
-#: (clock, random) is kept where it catches mistakes: workflow tests and replays run the workflow
-#: fully sandboxed.
-WORKFLOW_RUNNER = SandboxedWorkflowRunner(
-    restrictions=SandboxRestrictions.default.with_passthrough_modules(CrisisResponseWorkflow.__module__)
-)
+#: The worker runs workflows outside the SDK's sandbox. In the sandbox every payload of every
+#: activation looks up its serialization context by running code inside the sandbox, which cost
+#: 15% of the worker's CPU per crisis (measured; see BENCHMARKS.md). The sandbox's guard against
+#: nondeterministic calls (clock, random, I/O) stays where it catches mistakes: the workflow tests
+#: and the replays of recorded histories run the workflow fully sandboxed, with the SDK's
+#: default runner. The crisis workflow module keeps no state of its own between crises.
+WORKFLOW_RUNNER = UnsandboxedWorkflowRunner()
 
 
 # Connection options of every command line (workers and `liara`); see app.temporal.client.
