@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
@@ -31,7 +32,14 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from app.temporal.client import run_and_exit
-from app.temporal.models import AgentReport, ApprovalDecision, CrisisRequest, PhaseAssignment, PhaseStatus
+from app.temporal.models import (
+    AgentReport,
+    ApprovalDecision,
+    CrisisRequest,
+    MissionPhase,
+    PhaseAssignment,
+    PhaseStatus,
+)
 from app.temporal.records import CrisisRecordStore
 from app.temporal.workflows import CrisisResponseWorkflow
 from tests.conftest import assert_eventually
@@ -74,6 +82,14 @@ async def approve_strike(handle: WorkflowHandle) -> None:
     )
 
 
+async def add_a_phase_to_the_last(agents: Agents, handle: WorkflowHandle) -> None:
+    """While ``secure-1``, the only phase, runs, add ``extract-2``; then let ``secure-1`` finish."""
+    await until(handle, "secure-1", PhaseStatus.RUNNING)
+    added = MissionPhase.model_validate(phase("extract-2", "extract", 2))
+    await handle.execute_update(CrisisResponseWorkflow.add_phases, [added])
+    agents.release.set()
+
+
 async def retrying_as_activity(handle: WorkflowHandle) -> None:
     """Until the record write has moved to a regular activity, and that has failed once."""
 
@@ -108,6 +124,7 @@ class Scenario:
 
 def scenarios() -> dict[str, Scenario]:
     holding = Agents(holding=("extract",))
+    adding = Agents(holding=("secure",))
     failing = Agents(failing=("extract",))
     return {
         "crisis_completed": Scenario(crisis_request("crisis-replay-completed")),
@@ -142,6 +159,11 @@ def scenarios() -> dict[str, Scenario]:
                 failure_policy="abort",
             ),
             failing.perform,
+        ),
+        "crisis_phases_added_to_the_last": Scenario(
+            request("crisis-replay-added", phase("secure-1", "secure", 1)),
+            adding.perform,
+            partial(add_a_phase_to_the_last, adding),
         ),
         "crisis_record_repaired": Scenario(
             crisis_request("crisis-replay-record-repaired", ("recon",)), repair=repair_corrupt_record

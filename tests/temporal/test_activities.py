@@ -54,8 +54,8 @@ def outcome(phase: MissionPhase, status: PhaseStatus = PhaseStatus.PENDING, **ex
     return PhaseOutcome(phase_id=phase.phase_id, agent_id=phase.agent_id, action=phase.action, status=status, **extra)
 
 
-def start(activities: CrisisActivities, env: ActivityEnvironment, crisis_id: str = "crisis-1") -> None:
-    env.run(
+async def start(activities: CrisisActivities, env: ActivityEnvironment, crisis_id: str = "crisis-1") -> None:
+    await env.run(
         activities.initialize_crisis_response,
         CrisisStart(
             crisis_id=crisis_id,
@@ -69,27 +69,29 @@ def start(activities: CrisisActivities, env: ActivityEnvironment, crisis_id: str
     )
 
 
-def test_validate_returns_the_phases_in_priority_order(activities: CrisisActivities, env: ActivityEnvironment) -> None:
+async def test_validate_returns_the_phases_in_priority_order(
+    activities: CrisisActivities, env: ActivityEnvironment
+) -> None:
     missions = [
         {**m, "priority": priority}
         for m, priority in zip(missions_from_actions("target-alpha", ACTIONS), (3, 1, 3, 0), strict=True)
     ]
     request = CrisisRequest(crisis_id="crisis-1", target_member="target-alpha", missions=missions)
 
-    ordered = env.run(activities.validate_crisis_request, request)
+    ordered = await env.run(activities.validate_crisis_request, request)
 
     assert [p.phase_id for p in ordered] == ["cleanup-phase-4", "secure-phase-2", "recon-phase-1", "extract-phase-3"]
     assert all(isinstance(p, MissionPhase) for p in ordered)
 
 
-def test_validate_fails_an_invalid_request_without_retry(
+async def test_validate_fails_an_invalid_request_without_retry(
     activities: CrisisActivities, env: ActivityEnvironment
 ) -> None:
     recon = spec_phases()[0]
     request = CrisisRequest.model_construct(crisis_id="crisis-1", target_member="target-alpha", missions=[recon, recon])
 
     with pytest.raises(ApplicationError) as caught:
-        env.run(activities.validate_crisis_request, request)
+        await env.run(activities.validate_crisis_request, request)
 
     err = caught.value
     assert err.non_retryable is True
@@ -98,12 +100,12 @@ def test_validate_fails_an_invalid_request_without_retry(
     assert "'recon-phase-1' appears more than once" in err.message
 
 
-def test_validate_names_each_bad_field(activities: CrisisActivities, env: ActivityEnvironment) -> None:
+async def test_validate_names_each_bad_field(activities: CrisisActivities, env: ActivityEnvironment) -> None:
     bad_phase = MissionPhase.model_construct(**{**spec_phases()[0].model_dump(), "phase_id": "../escape"})
     request = CrisisRequest.model_construct(crisis_id="a/b", target_member="target-alpha", missions=[bad_phase])
 
     with pytest.raises(ApplicationError) as caught:
-        env.run(activities.validate_crisis_request, request)
+        await env.run(activities.validate_crisis_request, request)
 
     assert caught.value.message.startswith("invalid crisis request: crisis_id: ")
     assert "missions.0.phase_id: " in caught.value.message
@@ -149,7 +151,7 @@ async def test_perform_agent_mission_warns_on_a_retry(
 async def test_perform_agent_mission_records_its_completed_phase_when_asked(
     activities: CrisisActivities, env: ActivityEnvironment, store: CrisisRecordStore
 ) -> None:
-    start(activities, env)
+    await start(activities, env)
     secure = spec_phases()[1]
     env.info = dataclasses.replace(env.info, attempt=2)
     entry = outcome(secure, approved_by="commander")
@@ -168,7 +170,7 @@ async def test_perform_agent_mission_records_its_completed_phase_when_asked(
 async def test_perform_agent_mission_leaves_the_record_to_the_workflow_when_the_store_fails(
     activities: CrisisActivities, env: ActivityEnvironment, store: CrisisRecordStore, caplog: pytest.LogCaptureFixture
 ) -> None:
-    start(activities, env)
+    await start(activities, env)
     store.path_for("crisis-1").write_text("{not json")
     recon = spec_phases()[0]
     assignment = PhaseAssignment(crisis_id="crisis-1", workflow_id="wf", phase=recon, record_as=outcome(recon))
@@ -181,10 +183,10 @@ async def test_perform_agent_mission_leaves_the_record_to_the_workflow_when_the_
     assert len(warning) == 1 and "recon-phase-1 completed but is not recorded yet" in warning[0], warning
 
 
-def test_initialize_creates_the_record(
+async def test_initialize_creates_the_record(
     activities: CrisisActivities, env: ActivityEnvironment, store: CrisisRecordStore
 ) -> None:
-    start(activities, env)
+    await start(activities, env)
     record = json.loads((store.directory / "crisis-1.json").read_text())
     assert record["status"] == "running"
     assert [p["phase_id"] for p in record["phases"]] == [
@@ -195,10 +197,10 @@ def test_initialize_creates_the_record(
     ]
 
 
-def test_log_mission_phase_twice_keeps_one_entry(
+async def test_log_mission_phase_twice_keeps_one_entry(
     activities: CrisisActivities, env: ActivityEnvironment, store: CrisisRecordStore
 ) -> None:
-    start(activities, env)
+    await start(activities, env)
     recon = spec_phases()[0]
     entry = PhaseLogEntry(
         crisis_id="crisis-1",
@@ -206,9 +208,9 @@ def test_log_mission_phase_twice_keeps_one_entry(
         outcome=outcome(recon, PhaseStatus.COMPLETED, attempts=1, timestamp=STARTED + timedelta(seconds=1)),
     )
 
-    env.run(activities.log_mission_phase, entry)
+    await env.run(activities.log_mission_phase, entry)
     after_first = (store.directory / "crisis-1.json").read_text()
-    env.run(activities.log_mission_phase, entry)  # the same activity, retried
+    await env.run(activities.log_mission_phase, entry)  # the same activity, retried
 
     assert (store.directory / "crisis-1.json").read_text() == after_first
     record = json.loads(after_first)
@@ -220,15 +222,17 @@ def test_log_mission_phase_twice_keeps_one_entry(
     assert record["summary"] == {"completed_phases": 1, "failed_phases": 0, "total_phases": 4}
 
 
-def test_log_mission_phase_records_a_failure_with_its_error(
+async def test_log_mission_phase_records_a_failure_with_its_error(
     activities: CrisisActivities, env: ActivityEnvironment, store: CrisisRecordStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="liara.activities")
-    start(activities, env)
+    await start(activities, env)
     secure = spec_phases()[1]
     failed = outcome(secure, PhaseStatus.FAILED, attempts=3, error="perimeter breached", timestamp=STARTED)
 
-    env.run(activities.log_mission_phase, PhaseLogEntry(crisis_id="crisis-1", target="target-alpha", outcome=failed))
+    await env.run(
+        activities.log_mission_phase, PhaseLogEntry(crisis_id="crisis-1", target="target-alpha", outcome=failed)
+    )
 
     record = json.loads((store.directory / "crisis-1.json").read_text())
     assert (record["phases"][1]["status"], record["phases"][1]["error"]) == ("failed", "perimeter breached")
@@ -238,17 +242,17 @@ def test_log_mission_phase_records_a_failure_with_its_error(
     ]
 
 
-def test_finalize_returns_the_absolute_record_path(
+async def test_finalize_returns_the_absolute_record_path(
     env: ActivityEnvironment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
     activities = CrisisActivities(CrisisRecordStore(Path("relative") / "crises"))
-    start(activities, env)
+    await start(activities, env)
     phases = [
         outcome(p, PhaseStatus.COMPLETED, attempts=1, timestamp=STARTED + timedelta(seconds=1)) for p in spec_phases()
     ]
 
-    path = env.run(
+    path = await env.run(
         activities.finalize_crisis_response,
         CrisisCompletion(
             crisis_id="crisis-1", status="completed", completed_at=STARTED + timedelta(seconds=2), phases=phases

@@ -85,7 +85,7 @@ async def test_a_cancel_during_a_phase_record_write_still_compensates_and_finali
         if len(calls) == 2:  # the record of the first phase, after its mission
             writing_first_record.set()
             await release.wait()
-        await asyncio.to_thread(real.log_mission_phase, entry)
+        await real.log_mission_phase(entry)
 
     @activity.defn(name="perform_agent_mission")
     async def perform(assignment: PhaseAssignment) -> AgentReport:
@@ -138,7 +138,7 @@ async def test_a_cancel_while_the_record_is_created_ends_the_crisis_before_its_p
     async def slow_initialize(start: CrisisStart) -> None:
         creating.set()
         await release.wait()
-        await asyncio.to_thread(real.initialize_crisis_response, start)
+        await real.initialize_crisis_response(start)
 
     @activity.defn(name="perform_agent_mission")
     async def perform(assignment: PhaseAssignment) -> AgentReport:

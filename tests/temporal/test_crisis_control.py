@@ -57,7 +57,15 @@ class Agents:
                 raise
         if phase.action in self.failing:
             raise ApplicationError(f"{phase.action} went wrong", non_retryable=True)
-        return AgentReport(phase_id=phase.phase_id, agent_id=phase.agent_id, attempt=1, output={"done": phase.action})
+        # Writes nothing: "not recorded" when asked to record, "not asked" otherwise, as the real one says.
+        recorded = None if assignment.record_as is None else False
+        return AgentReport(
+            phase_id=phase.phase_id,
+            agent_id=phase.agent_id,
+            attempt=1,
+            output={"done": phase.action},
+            recorded=recorded,
+        )
 
 
 def phase(phase_id: str, action: str, priority: int, **extra: object) -> dict[str, object]:

@@ -23,7 +23,8 @@ HISTORIES = sorted((Path(__file__).resolve().parent / "histories").glob("*.json"
 #: Every path through the workflow that a crisis in flight may be on: completed, a phase failed
 #: after retries, cancelled mid-phase (with compensation), a phase approved by signal, and an
 #: abort with compensations; since the ``records-in-worker`` patch also a record write that moved
-#: from the worker to a regular activity, and a cancel while the record is being created. Each
+#: from the worker to a regular activity, a cancel while the record is being created, and a phase
+#: added while the last one runs (whose entry the final write would otherwise include). Each
 #: generation of the workflow code keeps its files.
 BEFORE_RECORDS_IN_WORKER = {
     "crisis_completed",
@@ -34,7 +35,12 @@ BEFORE_RECORDS_IN_WORKER = {
 }
 REQUIRED = BEFORE_RECORDS_IN_WORKER | {
     f"{name}{GENERATION}"
-    for name in [*BEFORE_RECORDS_IN_WORKER, "crisis_record_repaired", "crisis_cancelled_while_created"]
+    for name in [
+        *BEFORE_RECORDS_IN_WORKER,
+        "crisis_record_repaired",
+        "crisis_cancelled_while_created",
+        "crisis_phases_added_to_the_last",
+    ]
 }
 
 

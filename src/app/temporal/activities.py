@@ -1,4 +1,9 @@
-"""The five activities of a crisis. Each one is safe to retry: records are upserted by id."""
+"""The five activities of a crisis. Each one is safe to retry: records are upserted by id.
+
+Record writes run on the worker's event loop, not on a thread: a record is a few KB on local
+disk (0.2-0.7 ms with its fsyncs), and handing each write to a thread and back cost the worker
+more CPU than the write itself (see BENCHMARKS.md). Keep the record directory on a local disk.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +30,6 @@ from app.temporal.models import (
     PhaseStatus,
 )
 from app.temporal.records import CrisisRecordStore
-from app.temporal.uninterrupted import uninterrupted
 from app.temporal.validation import check_crisis_request
 
 logger = logging.getLogger("liara.activities")
@@ -42,14 +46,14 @@ class CrisisActivities:
         self.executors = executors or ExecutorRegistry({SIMULATE: SimulateExecutor()})
 
     @activity.defn(name="validate_crisis_request")
-    def validate_crisis_request(self, request: CrisisRequest) -> list[MissionPhase]:
+    async def validate_crisis_request(self, request: CrisisRequest) -> list[MissionPhase]:
         """The request checked and its phases in execution order (crises started before the
         workflow ran this check itself still call it).
         """
         return check_crisis_request(request)
 
     @activity.defn(name="initialize_crisis_response")
-    def initialize_crisis_response(self, start: CrisisStart) -> None:
+    async def initialize_crisis_response(self, start: CrisisStart) -> None:
         self.store.create(start)
         logger.info("Crisis %s initialized: %d phases against %s", start.crisis_id, len(start.phases), start.target)
 
@@ -111,20 +115,21 @@ class CrisisActivities:
             raise
         output = agent.result()
         logger.info("Agent %s deployed successfully for mission phase %s", phase.agent_id, phase.phase_id)
-        recorded = await self._record_success(assignment, info.attempt, output)
+        recorded = self._record_success(assignment, info.attempt, output)
         return AgentReport(
             phase_id=phase.phase_id, agent_id=phase.agent_id, attempt=info.attempt, output=output, recorded=recorded
         )
 
-    async def _record_success(self, assignment: PhaseAssignment, attempt: int, output: JsonValue) -> bool:
-        """Write the completed phase to the crisis record if the workflow asked for it; True if written.
+    def _record_success(self, assignment: PhaseAssignment, attempt: int, output: JsonValue) -> bool | None:
+        """Write the completed phase to the crisis record if the workflow asked for it: True if
+        written, False if the store failed, None if not asked.
 
-        The write runs to its end even if the activity is cancelled meanwhile, so no late write
-        can land after the record is finalized. A store that fails here does not fail the phase
-        (the agent did its work): the workflow then writes the entry itself.
+        The write has no await, so a cancel cannot cut it short: no late write can land after the
+        record is finalized. A store that fails here does not fail the phase (the agent did its
+        work): the workflow then writes the entry itself.
         """
         if assignment.record_as is None:
-            return False
+            return None
         completed = assignment.record_as.model_copy(
             update={
                 "status": PhaseStatus.COMPLETED,
@@ -140,14 +145,14 @@ class CrisisActivities:
             compensation=assignment.compensation,
         )
         try:
-            await uninterrupted(asyncio.to_thread(self._record_phase, entry))
+            self._record_phase(entry)
         except CrisisRecordError as err:
             logger.warning("Mission phase %s completed but is not recorded yet: %s", completed.phase_id, err)
             return False
         return True
 
     @activity.defn(name="log_mission_phase")
-    def log_mission_phase(self, entry: PhaseLogEntry) -> None:
+    async def log_mission_phase(self, entry: PhaseLogEntry) -> None:
         self._record_phase(entry)
 
     def _record_phase(self, entry: PhaseLogEntry) -> None:
@@ -162,7 +167,7 @@ class CrisisActivities:
             )
 
     @activity.defn(name="finalize_crisis_response")
-    def finalize_crisis_response(self, completion: CrisisCompletion) -> str:
+    async def finalize_crisis_response(self, completion: CrisisCompletion) -> str:
         """Write the final record; return its absolute path."""
         record = self.store.finalize(completion)
         summary = record["summary"]

@@ -220,7 +220,11 @@ class AgentReport(_Model):
     agent_id: str
     attempt: int
     output: JsonValue = None
-    recorded: bool = Field(default=False, description="Whether the completed phase is in the crisis record already.")
+    recorded: bool | None = Field(
+        default=False,
+        description="Whether the completed phase is in the crisis record already; None when the workflow did not "
+        "ask for it (the last phase, which the final record write includes).",
+    )
 
 
 class CrisisStart(_Model):

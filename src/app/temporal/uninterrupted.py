@@ -13,8 +13,8 @@ async def uninterrupted(awaitable: Awaitable[T]) -> T:
     """Await ``awaitable`` to its end; if the caller is cancelled meanwhile, let the awaitable
     finish first, then let the cancel through (it wins over the awaitable's own outcome).
 
-    Used for record writes, in the workflow (deterministic: only asyncio tasks of its own loop)
-    and in activities, so that a write is never cut short and none lands after a cancel is over.
+    Used by the workflow for its record writes (deterministic: only asyncio tasks of its own
+    loop), so that a write is never cut short and none lands after a cancel is over.
     """
     task = asyncio.ensure_future(awaitable)
     try:

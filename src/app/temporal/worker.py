@@ -18,7 +18,6 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -41,7 +40,7 @@ logger = logging.getLogger("liara.worker")
 
 #: Every workflow of the project; the dedicated Liara worker runs only the crisis workflow.
 ALL_WORKFLOWS: list[type] = [CrisisResponseWorkflow]
-#: Sync activities (record writes) run on this many threads; it also caps concurrent activities.
+#: Activities (agents and record writes, all async) a worker runs at once.
 MAX_CONCURRENT_ACTIVITIES = 100
 #: The worker runs workflows outside the SDK's sandbox. In the sandbox every payload of every
 #: activation looks up its serialization context by running code inside the sandbox, which cost
@@ -141,32 +140,30 @@ async def _serve(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    with ThreadPoolExecutor(max_workers=MAX_CONCURRENT_ACTIVITIES) as executor:
-        worker = Worker(
-            client,
-            task_queue=settings.task_queue,
-            workflows=list(workflows),
-            activities=activities,
-            activity_executor=executor,
-            max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
-            graceful_shutdown_timeout=graceful_shutdown,
-            # Heartbeats carry cancellation back to a running agent: send them promptly.
-            max_heartbeat_throttle_interval=timedelta(seconds=1),
-            # Activity log records carry the crisis, workflow and phase ids (see app.temporal.logs).
-            interceptors=[CrisisLogInterceptor()],
-            workflow_runner=WORKFLOW_RUNNER,
-        )
-        logger.info("Liara worker created with %d workflows and %d activities", len(workflows), len(activities))
-        logger.info("Task queue: %s", settings.task_queue)
-        logger.info("Crisis records: %s", store.directory)
-        logger.info("Agent executors: %s", _describe_executors(executors))
-        try:
-            async with worker:
-                logger.info("Liara worker is running. Press Ctrl+C to stop.")
-                await stop.wait()
-                logger.info("Shutting down: running activities get %g s to finish", graceful_shutdown.total_seconds())
-        finally:
-            await executors.aclose()
+    worker = Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=list(workflows),
+        activities=activities,
+        max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
+        graceful_shutdown_timeout=graceful_shutdown,
+        # Heartbeats carry cancellation back to a running agent: send them promptly.
+        max_heartbeat_throttle_interval=timedelta(seconds=1),
+        # Activity log records carry the crisis, workflow and phase ids (see app.temporal.logs).
+        interceptors=[CrisisLogInterceptor()],
+        workflow_runner=WORKFLOW_RUNNER,
+    )
+    logger.info("Liara worker created with %d workflows and %d activities", len(workflows), len(activities))
+    logger.info("Task queue: %s", settings.task_queue)
+    logger.info("Crisis records: %s", store.directory)
+    logger.info("Agent executors: %s", _describe_executors(executors))
+    try:
+        async with worker:
+            logger.info("Liara worker is running. Press Ctrl+C to stop.")
+            await stop.wait()
+            logger.info("Shutting down: running activities get %g s to finish", graceful_shutdown.total_seconds())
+    finally:
+        await executors.aclose()
     logger.info("Liara worker stopped")
 
 

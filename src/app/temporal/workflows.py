@@ -10,11 +10,12 @@ the crisis runs (``add_phases`` update). Workflow code stays deterministic: time
 
 Bookkeeping costs the server no round trips of its own: the workflow checks the request itself
 (deterministic), the agent's activity writes its completed phase to the record before it
-reports, and the other record writes are local activities, run in the worker inside its
-workflow task. So a phase costs the server one activity, as a bare workflow's would, and each
-record write is still atomic, idempotent and done before the crisis moves on. A write that keeps
-failing in the worker (a full disk, a corrupt record) moves to a regular activity, which retries
-until the store is usable again and whose failures ``liara status`` shows.
+reports (the last phase's entry goes in with the final write instead), and the other record
+writes are local activities, run in the worker inside its workflow task. So a phase costs the
+server one activity, as a bare workflow's would, and each record write is still atomic,
+idempotent and done before the crisis moves on. A write that keeps failing in the worker (a full
+disk, a corrupt record) moves to a regular activity, which retries until the store is usable
+again and whose failures ``liara status`` shows.
 """
 
 from __future__ import annotations
@@ -204,9 +205,11 @@ class CrisisResponseWorkflow:
             outcome, recorded = await self._run_phase(request, index, phase)
             self._phases[index] = outcome
             metrics.count_phase(outcome.action, outcome.status)
-            if not recorded:
-                await self._log(request, outcome)
             index += 1
+            # Not asked to record (None): the last phase, which the final record write includes,
+            # unless phases were added while it ran.
+            if recorded is False or (recorded is None and index < len(self._plan)):
+                await self._log(request, outcome)
             if outcome.status == PhaseStatus.FAILED and request.failure_policy == FailurePolicy.ABORT:
                 workflow.logger.warning(
                     "Crisis %s aborted after phase %s failed",
@@ -217,8 +220,10 @@ class CrisisResponseWorkflow:
                 return True
         return False
 
-    async def _run_phase(self, request: CrisisRequest, index: int, phase: MissionPhase) -> tuple[PhaseOutcome, bool]:
-        """How the phase ended, and whether its activity has recorded it already."""
+    async def _run_phase(
+        self, request: CrisisRequest, index: int, phase: MissionPhase
+    ) -> tuple[PhaseOutcome, bool | None]:
+        """How the phase ended, and whether its activity has recorded it (see ``_perform``)."""
         outcome = _pending(phase)
         if phase.requires_approval:
             self._phases[index] = outcome.model_copy(update={"status": PhaseStatus.AWAITING_APPROVAL})
@@ -233,7 +238,8 @@ class CrisisResponseWorkflow:
             outcome = outcome.model_copy(update={"approved_by": decision.decided_by})
         self._phases[index] = outcome.model_copy(update={"status": PhaseStatus.RUNNING})
         try:
-            return await self._perform(request, phase, outcome, compensation=False)
+            last = index == len(self._plan) - 1
+            return await self._perform(request, phase, outcome, compensation=False, record=not last)
         except ActivityError as err:
             if is_cancelled_exception(err):
                 raise asyncio.CancelledError from err
@@ -248,9 +254,11 @@ class CrisisResponseWorkflow:
         return self._decisions[phase.phase_id]
 
     async def _perform(
-        self, request: CrisisRequest, phase: MissionPhase, outcome: PhaseOutcome, *, compensation: bool
-    ) -> tuple[PhaseOutcome, bool]:
-        """Run the phase's agent: the completed outcome, and whether the activity recorded it."""
+        self, request: CrisisRequest, phase: MissionPhase, outcome: PhaseOutcome, *, compensation: bool, record: bool
+    ) -> tuple[PhaseOutcome, bool | None]:
+        """Run the phase's agent: the completed outcome, and whether the activity recorded it
+        (None if ``record`` is false: it was not asked to).
+        """
         report: AgentReport = await workflow.execute_activity_method(
             CrisisActivities.perform_agent_mission,
             PhaseAssignment(
@@ -259,7 +267,7 @@ class CrisisResponseWorkflow:
                 phase=phase,
                 compensation=compensation,
                 # The agent's success and its record entry in one activity: one server round trip.
-                record_as=outcome if self._records_in_worker else None,
+                record_as=outcome if self._records_in_worker and record else None,
             ),
             start_to_close_timeout=timedelta(seconds=phase.timeout or request.phase_timeout_seconds),
             heartbeat_timeout=timedelta(seconds=request.heartbeat_timeout_seconds),
@@ -308,7 +316,7 @@ class CrisisResponseWorkflow:
             undo = phase.model_copy(update={"action": phase.compensate_action, "requires_approval": False})
             self._current_phase = phase.phase_id
             try:
-                outcome, recorded = await self._perform(request, undo, _pending(undo), compensation=True)
+                outcome, recorded = await self._perform(request, undo, _pending(undo), compensation=True, record=True)
             except ActivityError as err:
                 outcome, recorded = self._phase_failure(request, undo, _pending(undo), err), False
             self._compensations.append(outcome)

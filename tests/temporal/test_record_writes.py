@@ -1,0 +1,109 @@
+"""Which write puts each completed phase in the crisis record.
+
+A phase's own activity writes its entry before it reports, except the last phase's: the final
+record write includes it. Phases added while that last phase runs make it an ordinary phase
+again, so the workflow writes its entry before the added phases run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from app.temporal.activities import CrisisActivities
+from app.temporal.config import SIMULATE, ExecutorRegistry
+from app.temporal.executors import Mission
+from app.temporal.models import MissionPhase, PhaseOutcome, PhaseStatus
+from app.temporal.records import CrisisRecordStore
+from app.temporal.workflows import CrisisResponseWorkflow
+from tests.conftest import assert_eventually
+from tests.temporal.test_crisis_control import phase, request, start
+from tests.temporal.test_liara_workflows import crisis_request, crisis_workflow_worker
+from tests.temporal.test_workflow_behaviour import read_record, run_crisis
+
+
+@dataclass(frozen=True)
+class CountingStore(CrisisRecordStore):
+    """The real store, remembering the phase entries it upserted (before the final write)."""
+
+    upserted: list[str] = field(default_factory=list)
+
+    def upsert_phase(self, crisis_id: str, outcome: PhaseOutcome, *, compensation: bool = False) -> dict[str, Any]:
+        self.upserted.append(outcome.phase_id)
+        return super().upsert_phase(crisis_id, outcome, compensation=compensation)
+
+
+class HeldAgent:
+    """Completes every phase at once, except ``held``, which waits for ``release``."""
+
+    def __init__(self, held: str) -> None:
+        self.held = held
+        self.running = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def run(self, mission: Mission) -> None:
+        if mission.phase.phase_id == self.held:
+            self.running.set()
+            await self.release.wait()
+
+
+def activities_of(store: CrisisRecordStore, agent: HeldAgent | None = None) -> list:
+    executors = ExecutorRegistry({SIMULATE: agent}) if agent else None
+    return CrisisActivities(store, executors).all()
+
+
+async def test_the_last_phase_is_recorded_by_the_final_write(time_skipping_env, task_queue, executor, tmp_path: Path):
+    store = CountingStore(tmp_path / "crises")
+    crisis = crisis_request("crisis-last-phase")
+    async with crisis_workflow_worker(time_skipping_env.client, task_queue, executor, activities_of(store)):
+        result = await run_crisis(time_skipping_env, task_queue, crisis)
+
+    assert result.status == "completed"
+    assert store.upserted == ["recon-phase-1", "secure-phase-2", "extract-phase-3"], "each by its own activity"
+    record = read_record(store, "crisis-last-phase")
+    assert [(p["phase_id"], p["status"]) for p in record["phases"]][-1] == ("cleanup-phase-4", "completed")
+    assert record["summary"] == {"completed_phases": 4, "failed_phases": 0, "total_phases": 4}
+
+
+async def test_a_last_phase_followed_by_added_phases_is_recorded_before_they_run(
+    time_skipping_env, task_queue, executor, tmp_path: Path
+):
+    store = CountingStore(tmp_path / "crises")
+    agent = HeldAgent(held="secure-1")
+    crisis = request("crisis-grown", phase("secure-1", "secure", 1))
+    async with crisis_workflow_worker(time_skipping_env.client, task_queue, executor, activities_of(store, agent)):
+        handle = await start(time_skipping_env, task_queue, crisis)
+        await asyncio.wait_for(agent.running.wait(), 30)
+        await handle.execute_update(
+            CrisisResponseWorkflow.add_phases, [MissionPhase.model_validate(phase("extract-2", "extract", 2))]
+        )
+        agent.release.set()
+        result = await handle.result()
+
+    assert result.status == "completed"
+    assert store.upserted == ["secure-1"], "secure-1 by the workflow, once extract-2 made it not the last"
+    assert [(p["phase_id"], p["status"]) for p in read_record(store, "crisis-grown")["phases"]] == [
+        ("secure-1", PhaseStatus.COMPLETED.value),
+        ("extract-2", PhaseStatus.COMPLETED.value),
+    ]
+
+
+async def test_the_record_shows_a_completed_phase_while_the_next_one_runs(
+    time_skipping_env, task_queue, executor, tmp_path: Path
+):
+    store = CountingStore(tmp_path / "crises")
+    agent = HeldAgent(held="extract-phase-3")
+    crisis = crisis_request("crisis-progress")
+    async with crisis_workflow_worker(time_skipping_env.client, task_queue, executor, activities_of(store, agent)):
+        handle = await start(time_skipping_env, task_queue, crisis)
+        await asyncio.wait_for(agent.running.wait(), 30)
+
+        async def first_two_completed() -> bool:
+            statuses = [p["status"] for p in read_record(store, "crisis-progress")["phases"]]
+            return statuses == ["completed", "completed", "pending", "pending"]
+
+        await assert_eventually(first_two_completed)
+        agent.release.set()
+        assert (await handle.result()).status == "completed"
