@@ -607,8 +607,9 @@ async def test_a_record_corrupted_mid_crisis_pauses_it_until_it_is_repaired(sand
             approved = await sandbox.acli("approve", workflow_id, "secure-phase-2", "--by", "tester")
             assert approved.returncode == 0, approved.stderr
 
+            # secure-phase-2 is the last phase: the final write records it, and pauses on the record.
             await assert_paused_with_one_sentence(
-                sandbox, agency, workflow_id, "log_mission_phase", f"crisis record {record} is not valid JSON ("
+                sandbox, agency, workflow_id, "finalize_crisis_response", f"crisis record {record} is not valid JSON ("
             )
             sandbox.assert_untouched()  # the product never overwrites a record it cannot read
             record.write_bytes(good)  # repaired, say from a backup
