@@ -25,11 +25,16 @@ TUNED_SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=normal")
 #: The history service's task processors poll at a rate that adds about 40 ms per dispatched
 #: task by default; raised, a workflow finishes faster at the cost of more idle CPU polling.
 #: Eager activity execution hands an activity to the worker that scheduled it in the same round
-#: trip, when it has a free slot, instead of through the task queue.
+#: trip, when it has a free slot, instead of through the task queue. One partition per task
+#: queue instead of four: with a few workers, a task written to a partition nobody polls at that
+#: moment waited there for seconds (the under-load latency tail in BENCHMARKS.md); one server
+#: on one machine needs no more matching throughput than one partition gives.
 TUNED_DYNAMIC_CONFIG = (
     "history.transferProcessorMaxPollRPS=10000",
     "history.timerProcessorMaxPollRPS=10000",
     "system.enableActivityEagerExecution=true",
+    "matching.numTaskqueueReadPartitions=1",
+    "matching.numTaskqueueWritePartitions=1",
 )
 DEFAULT_DATA_DIR = Path("data") / "temporal"
 READY_TIMEOUT_SECONDS = 60.0
