@@ -8,9 +8,12 @@ again, so the workflow writes its entry before the added phases run.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from app.temporal.activities import CrisisActivities
 from app.temporal.config import SIMULATE, ExecutorRegistry
@@ -54,11 +57,20 @@ def activities_of(store: CrisisRecordStore, agent: HeldAgent | None = None) -> l
     return CrisisActivities(store, executors).all()
 
 
-async def test_the_last_phase_is_recorded_by_the_final_write(time_skipping_env, task_queue, executor, tmp_path: Path):
+async def test_the_last_phase_is_recorded_by_the_final_write(
+    time_skipping_env, task_queue, executor, tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    caplog.set_level(logging.INFO)
     store = CountingStore(tmp_path / "crises")
     crisis = crisis_request("crisis-last-phase")
     async with crisis_workflow_worker(time_skipping_env.client, task_queue, executor, activities_of(store)):
         result = await run_crisis(time_skipping_env, task_queue, crisis)
+
+    phase_ids = ["recon-phase-1", "secure-phase-2", "extract-phase-3", "cleanup-phase-4"]
+    completion_lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Mission phase ")]
+    for phase_id in phase_ids:  # the log says each completion once, the last one's included
+        line = f"Mission phase {phase_id} completed (crisis crisis-last-phase)"
+        assert sum(line in message for message in completion_lines) == 1, (phase_id, completion_lines)
 
     assert result.status == "completed"
     assert store.upserted == ["recon-phase-1", "secure-phase-2", "extract-phase-3"], "each by its own activity"

@@ -210,6 +210,13 @@ class CrisisResponseWorkflow:
             # unless phases were added while it ran.
             if recorded is False or (recorded is None and index < len(self._plan)):
                 await self._log(request, outcome)
+            elif recorded is None:
+                workflow.logger.info(
+                    "Mission phase %s completed (crisis %s)",
+                    phase.phase_id,
+                    request.crisis_id,
+                    extra=self._log_extra(phase.phase_id),
+                )
             if outcome.status == PhaseStatus.FAILED and request.failure_policy == FailurePolicy.ABORT:
                 workflow.logger.warning(
                     "Crisis %s aborted after phase %s failed",
