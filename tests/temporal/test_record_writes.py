@@ -33,9 +33,9 @@ class CountingStore(CrisisRecordStore):
 
     upserted: list[str] = field(default_factory=list)
 
-    def upsert_phase(self, crisis_id: str, outcome: PhaseOutcome, *, compensation: bool = False) -> dict[str, Any]:
+    def upsert_phase(self, crisis_id: str, outcome: PhaseOutcome, **options: Any) -> dict[str, Any]:
         self.upserted.append(outcome.phase_id)
-        return super().upsert_phase(crisis_id, outcome, compensation=compensation)
+        return super().upsert_phase(crisis_id, outcome, **options)
 
 
 class HeldAgent:

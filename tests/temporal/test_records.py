@@ -257,6 +257,52 @@ def test_a_missing_record_reads_as_none_and_cannot_be_updated(store: CrisisRecor
     assert str(store.directory / "crisis-1.json") in str(caught.value)
 
 
+def crisis_now(*phases: PhaseOutcome) -> CrisisStart:
+    """The crisis as a workflow sees it, phases as given."""
+    return CrisisStart(
+        crisis_id="crisis-1",
+        workflow_id="crisis-workflow-crisis-1",
+        run_id="run-1",
+        target="target-alpha",
+        initiated_by="user-123",
+        started_at=STARTED,
+        phases=list(phases),
+    )
+
+
+def test_a_missing_record_is_rebuilt_from_the_crisis_a_phase_write_carries(store: CrisisRecordStore) -> None:
+    create(store)
+    (store.directory / "crisis-1.json").rename(store.directory / "crisis-1.json.corrupt")  # moved aside
+    recon = ended("recon-phase-1", PhaseStatus.COMPLETED, 10)
+    secure = ended("secure-phase-2", PhaseStatus.FAILED, 20, error="perimeter breached")
+    rest = [pending(p) for p in PHASE_IDS[2:]]
+
+    store.upsert_phase("crisis-1", secure, crisis=crisis_now(recon, pending("secure-phase-2"), *rest))
+
+    record = on_disk(store)
+    assert (record["status"], record["target"], record["run_id"]) == ("running", "target-alpha", "run-1")
+    assert [p["status"] for p in record["phases"]] == ["completed", "failed", "pending", "pending"]
+    assert record["summary"] == {"completed_phases": 1, "failed_phases": 1, "total_phases": 4}
+
+
+def test_a_missing_record_is_rebuilt_by_the_final_write(store: CrisisRecordStore) -> None:
+    phases = [ended(p, PhaseStatus.COMPLETED, 10 * i) for i, p in enumerate(PHASE_IDS, 1)]
+    store.finalize(
+        CrisisCompletion(
+            crisis_id="crisis-1",
+            status="completed",
+            completed_at=STARTED + timedelta(minutes=5),
+            phases=phases,
+            crisis=crisis_now(*phases),
+        )
+    )
+
+    record = on_disk(store)
+    assert (record["status"], record["completed_at"]) == ("completed", "2026-01-16T10:35:00.000Z")
+    assert (record["started_at"], record["initiated_by"]) == ("2026-01-16T10:30:00.000Z", "user-123")
+    assert [p["phase_id"] for p in record["phases"]] == list(PHASE_IDS)
+
+
 def test_from_environment_honours_liara_crisis_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv(RECORD_DIR_ENV, str(tmp_path / "elsewhere"))
     store = CrisisRecordStore.from_environment()

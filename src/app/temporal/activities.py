@@ -157,7 +157,7 @@ class CrisisActivities:
 
     def _record_phase(self, entry: PhaseLogEntry) -> None:
         outcome = entry.outcome
-        self.store.upsert_phase(entry.crisis_id, outcome, compensation=entry.compensation)
+        self.store.upsert_phase(entry.crisis_id, outcome, compensation=entry.compensation, crisis=entry.crisis)
         kind = "Compensation of mission phase" if entry.compensation else "Mission phase"
         if outcome.status == PhaseStatus.COMPLETED:
             logger.info("%s %s completed (crisis %s)", kind, outcome.phase_id, entry.crisis_id)

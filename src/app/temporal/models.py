@@ -246,6 +246,9 @@ class PhaseLogEntry(_Model):
     target: str
     outcome: PhaseOutcome
     compensation: bool = False
+    crisis: CrisisStart | None = Field(
+        default=None, description="The whole crisis as the workflow sees it: rebuilds a record that is missing."
+    )
 
 
 class CrisisCompletion(_Model):
@@ -256,3 +259,6 @@ class CrisisCompletion(_Model):
     completed_at: datetime
     phases: list[PhaseOutcome]
     compensations: list[PhaseOutcome] = Field(default_factory=list)
+    crisis: CrisisStart | None = Field(
+        default=None, description="The crisis as it started (header fields used): rebuilds a record that is missing."
+    )

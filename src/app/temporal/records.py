@@ -2,7 +2,9 @@
 
 Every write goes to a temporary file in the same directory, is fsynced, then renamed over the
 record, so a reader (or a crash) never sees half a record. Phase entries are upserted by phase
-id, so a retried activity rewrites its entry instead of adding a second one. Records hold mission
+id, so a retried activity rewrites its entry instead of adding a second one. A write that is
+given the whole crisis (the workflow's view of it) writes the record afresh when it is missing,
+say moved aside because it was corrupt: records are derived from the workflow. Records hold mission
 data, so they are the owner's only: a directory the store creates is 0700, every record 0600.
 """
 
@@ -61,6 +63,24 @@ def _summary(phases: list[dict[str, Any]]) -> dict[str, int]:
     return CrisisSummary.of(p["status"] for p in phases).model_dump()
 
 
+def _new_record(crisis: CrisisStart) -> dict[str, Any]:
+    """A running crisis's record, its phases as given."""
+    entries = [_phase_entry(p) for p in crisis.phases]
+    return {
+        "crisis_id": crisis.crisis_id,
+        "target": crisis.target,
+        "status": "running",
+        "started_at": format_timestamp(crisis.started_at),
+        "completed_at": None,
+        "phases": entries,
+        "summary": _summary(entries),
+        "compensations": [],
+        "initiated_by": crisis.initiated_by,
+        "workflow_id": crisis.workflow_id,
+        "run_id": crisis.run_id,
+    }
+
+
 @dataclass(frozen=True)
 class CrisisRecordStore:
     directory: Path
@@ -97,29 +117,19 @@ class CrisisRecordStore:
         existing = self.read(start.crisis_id)
         if existing is not None and existing.get("run_id") == start.run_id:
             return existing
-        entries = [_phase_entry(p) for p in start.phases]
-        record = {
-            "crisis_id": start.crisis_id,
-            "target": start.target,
-            "status": "running",
-            "started_at": format_timestamp(start.started_at),
-            "completed_at": None,
-            "phases": entries,
-            "summary": _summary(entries),
-            "compensations": [],
-            "initiated_by": start.initiated_by,
-            "workflow_id": start.workflow_id,
-            "run_id": start.run_id,
-        }
+        record = _new_record(start)
         self._write(start.crisis_id, record)
         return record
 
-    def upsert_phase(self, crisis_id: str, outcome: PhaseOutcome, *, compensation: bool = False) -> dict[str, Any]:
+    def upsert_phase(
+        self, crisis_id: str, outcome: PhaseOutcome, *, compensation: bool = False, crisis: CrisisStart | None = None
+    ) -> dict[str, Any]:
         """Replace the entry of ``outcome.phase_id`` (or append it) and refresh the summary.
 
-        Compensations go to their own list, ``compensations``, keyed the same way.
+        Compensations go to their own list, ``compensations``, keyed the same way. ``crisis``
+        rebuilds a missing record first.
         """
-        record = self._require(crisis_id)
+        record = self._require(crisis_id, crisis)
         entry = _phase_entry(outcome)
         phases = record.setdefault("compensations", []) if compensation else record["phases"]
         for index, existing in enumerate(phases):
@@ -134,7 +144,7 @@ class CrisisRecordStore:
 
     def finalize(self, completion: CrisisCompletion) -> dict[str, Any]:
         """Write the final state: every phase as the workflow saw it, the status and the end time."""
-        record = self._require(completion.crisis_id)
+        record = self._require(completion.crisis_id, completion.crisis)
         record["phases"] = [_phase_entry(p) for p in completion.phases]
         record["compensations"] = [_phase_entry(p) for p in completion.compensations]
         record["summary"] = _summary(record["phases"])
@@ -143,11 +153,14 @@ class CrisisRecordStore:
         self._write(completion.crisis_id, record)
         return record
 
-    def _require(self, crisis_id: str) -> dict[str, Any]:
+    def _require(self, crisis_id: str, crisis: CrisisStart | None = None) -> dict[str, Any]:
+        """The record to update: as read, else rebuilt from ``crisis`` if given."""
         record = self.read(crisis_id)
-        if record is None:
+        if record is not None:
+            return record
+        if crisis is None:
             raise CrisisRecordError(f"crisis record {self.path_for(crisis_id)} does not exist")
-        return record
+        return _new_record(crisis)
 
     def _ensure_directory(self) -> None:
         """Create the record directory owner-only (an existing one keeps its mode)."""

@@ -128,18 +128,7 @@ class CrisisResponseWorkflow:
         self._phases = [_pending(p) for p in ordered] + self._phases
 
         self._stage = "initializing"
-        initializing = self._bookkeeping(
-            CrisisActivities.initialize_crisis_response,
-            CrisisStart(
-                crisis_id=request.crisis_id,
-                workflow_id=info.workflow_id,
-                run_id=info.run_id,
-                target=request.target_member,
-                initiated_by=request.initiated_by,
-                started_at=info.start_time,
-                phases=self._phases,
-            ),
-        )
+        initializing = self._bookkeeping(CrisisActivities.initialize_crisis_response, self._crisis(request))
         cancelled = aborted = False
         if self._records_in_worker:
             try:  # a cancel meanwhile lets the record be created, then ends the crisis before its phases
@@ -177,6 +166,7 @@ class CrisisResponseWorkflow:
                 completed_at=completed_at,
                 phases=self._phases,
                 compensations=self._compensations,
+                crisis=self._crisis(request),
             ),
         )
         self._stage = "done"
@@ -336,7 +326,11 @@ class CrisisResponseWorkflow:
         writing = self._bookkeeping(
             CrisisActivities.log_mission_phase,
             PhaseLogEntry(
-                crisis_id=request.crisis_id, target=request.target_member, outcome=outcome, compensation=compensation
+                crisis_id=request.crisis_id,
+                target=request.target_member,
+                outcome=outcome,
+                compensation=compensation,
+                crisis=self._crisis(request),
             ),
         )
         if not self._earlier_patch(CANCEL_AFTER_LOG_PATCH):
@@ -371,6 +365,19 @@ class CrisisResponseWorkflow:
     async def _activity(self, activity: Callable[..., Any], argument: Any) -> Any:
         return await workflow.execute_activity_method(
             activity, argument, start_to_close_timeout=BOOKKEEPING_TIMEOUT, retry_policy=BOOKKEEPING_RETRY
+        )
+
+    def _crisis(self, request: CrisisRequest) -> CrisisStart:
+        """The crisis as the workflow sees it now: creates its record, or rebuilds a missing one."""
+        info = workflow.info()
+        return CrisisStart(
+            crisis_id=request.crisis_id,
+            workflow_id=info.workflow_id,
+            run_id=info.run_id,
+            target=request.target_member,
+            initiated_by=request.initiated_by,
+            started_at=info.start_time,
+            phases=self._phases,
         )
 
     def _earlier_patch(self, patch_id: str) -> bool:
