@@ -172,16 +172,23 @@ def liara_worker(liara_env: dict[str, str], tmp_path: Path) -> Iterator[WorkerPr
     worker.stop()
 
 
-def run_cli(env: dict[str, str], cwd: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """``python cognition/liara/cli.py ARGS`` as a user would run it."""
+def run_script(
+    script: str, env: dict[str, str], cwd: Path, *args: str, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """``python SCRIPT ARGS`` (a path in the repository) as a user would run it, to its end."""
     return subprocess.run(
-        [sys.executable, str(REPO_ROOT / "cognition/liara/cli.py"), *args],
+        [sys.executable, str(REPO_ROOT / script), *args],
         env=env,
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout,
     )
+
+
+def run_cli(env: dict[str, str], cwd: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """``python cognition/liara/cli.py ARGS`` as a user would run it."""
+    return run_script("cognition/liara/cli.py", env, cwd, *args, timeout=timeout)
 
 
 async def cli(env: dict[str, str], cwd: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
-import subprocess
-import sys
 import uuid
 from collections import defaultdict
 from typing import Any
@@ -20,8 +18,8 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from app.temporal import metrics
 from app.temporal.models import CrisisRequest, PhaseStatus
 from app.temporal.workflows import CrisisResponseWorkflow
-from tests.conftest import REPO_ROOT, assert_eventually
-from tests.temporal.test_observability import SDK_DASHBOARD_METRICS
+from tests.conftest import assert_eventually, run_script
+from tests.temporal.test_observability import PORT_IN_USE_ADVICE, SDK_DASHBOARD_METRICS
 
 pytestmark = pytest.mark.integration
 
@@ -246,26 +244,18 @@ def test_a_taken_port_stops_every_worker_process_with_exit_1(dev_server, liara_e
     with socket.socket() as taken:
         taken.bind((metrics.METRICS_HOST, port + 1))
         taken.listen()
-        done = subprocess.run(
-            [
-                sys.executable,
-                str(REPO_ROOT / "cognition/liara/worker.py"),
-                "--processes",
-                "2",
-                "--metrics-port",
-                str(port),
-            ],
-            env=liara_env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
+        done = run_script(
+            "cognition/liara/worker.py",
+            liara_env,
+            tmp_path,
+            "--processes",
+            "2",
+            "--metrics-port",
+            str(port),
             timeout=120,
         )
     output = done.stdout + done.stderr
     assert done.returncode == 1, output
     errors = [line for line in output.splitlines() if line.startswith("ERROR - ")]
-    assert errors == [
-        f"ERROR - [worker-2] Cannot serve metrics on port {port + 1}: it is already in use; "
-        "choose another --metrics-port or stop the process holding it."
-    ], output
+    assert errors == [f"ERROR - [worker-2] Cannot serve metrics on port {port + 1}: {PORT_IN_USE_ADVICE}"], output
     assert "Traceback" not in output

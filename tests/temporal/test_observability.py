@@ -12,8 +12,6 @@ import json
 import logging
 import re
 import socket
-import subprocess
-import sys
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -39,7 +37,7 @@ from app.temporal.models import CrisisRequest, PhaseAssignment, PhaseLogEntry, P
 from app.temporal.records import CrisisRecordStore
 from app.temporal.tracing import INSTALL_HINT, TracingUnavailableError, start_tracing
 from app.temporal.workflows import CrisisResponseWorkflow
-from tests.conftest import REPO_ROOT, assert_eventually
+from tests.conftest import REPO_ROOT, assert_eventually, run_script
 from tests.temporal.test_liara_workflows import crisis_worker
 
 DASHBOARD = REPO_ROOT / "deploy/grafana/liara-dashboard.json"
@@ -248,34 +246,22 @@ def test_worker_with_a_port_in_use_exits_1_before_connecting(tmp_path: Path) -> 
         taken.bind((metrics.METRICS_HOST, 0))
         taken.listen()
         port = taken.getsockname()[1]
-        done = subprocess.run(
-            [sys.executable, str(REPO_ROOT / "cognition/liara/worker.py"), "--metrics-port", str(port)],
-            env={"PATH": "/usr/bin:/bin", "TEMPORAL_ADDRESS": "127.0.0.1:1", "LIARA_CRISIS_DIR": str(tmp_path)},
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        env = {"PATH": "/usr/bin:/bin", "TEMPORAL_ADDRESS": "127.0.0.1:1", "LIARA_CRISIS_DIR": str(tmp_path)}
+        done = run_script("cognition/liara/worker.py", env, tmp_path, "--metrics-port", str(port))
     output = done.stdout + done.stderr
     assert done.returncode == 1, output
     errors = [line for line in output.splitlines() if line.startswith("ERROR - ")]
-    assert errors == [f"ERROR - Cannot serve metrics on port {port}: {_in_use_tail()}"], output
+    assert errors == [f"ERROR - Cannot serve metrics on port {port}: {PORT_IN_USE_ADVICE}"], output
     assert "Traceback" not in output
 
 
-def _in_use_tail() -> str:
-    return "it is already in use; choose another --metrics-port or stop the process holding it."
+#: How a worker ends the sentence about a metrics port that another process holds.
+PORT_IN_USE_ADVICE = "it is already in use; choose another --metrics-port or stop the process holding it."
 
 
 def test_metrics_port_range_must_fit_every_process(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "cognition/liara/worker.py"), "--processes", "3", "--metrics-port", "65534"],
-        env={"PATH": "/usr/bin:/bin", "TEMPORAL_ADDRESS": "127.0.0.1:1"},
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    env = {"PATH": "/usr/bin:/bin", "TEMPORAL_ADDRESS": "127.0.0.1:1"}
+    done = run_script("cognition/liara/worker.py", env, tmp_path, "--processes", "3", "--metrics-port", "65534")
     assert done.returncode == 2, done.stdout + done.stderr
     assert "choose a lower port" in done.stderr
 

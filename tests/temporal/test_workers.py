@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -14,7 +12,7 @@ import pytest
 from temporalio.client import WorkflowHandle
 
 from cognition.liara.agency import LiaraTemporalAgency, missions_from_actions
-from tests.conftest import REPO_ROOT, WorkerProcess, assert_eventually, run_cli
+from tests.conftest import WorkerProcess, assert_eventually, run_cli, run_script
 
 pytestmark = pytest.mark.integration
 
@@ -91,14 +89,7 @@ def test_idle_worker_exits_0_on_a_stop_signal(script, signum, spawn, liara_env, 
 @pytest.mark.parametrize("script", WORKER_SCRIPTS)
 def test_worker_against_an_unreachable_server_exits_1_with_one_sentence(script, liara_env, tmp_path):
     env = {**liara_env, "TEMPORAL_ADDRESS": "127.0.0.1:1"}
-    done = subprocess.run(
-        [sys.executable, str(REPO_ROOT / script)],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_script(script, env, tmp_path)
 
     output = done.stdout + done.stderr
     assert done.returncode == 1, output
