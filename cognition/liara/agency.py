@@ -20,9 +20,11 @@ from types import TracebackType
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.failure.v1 import Failure
 from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest, GetWorkflowExecutionHistoryReverseRequest
 from temporalio.client import (
     Client,
     WorkflowExecutionDescription,
@@ -31,6 +33,7 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import CancelledError, TerminatedError, WorkflowAlreadyStartedError
@@ -44,7 +47,9 @@ from app.temporal.errors import (
     CrisisNotFoundError,
     CrisisNotRunningError,
     CrisisWaitTimeoutError,
+    DecisionRefusedError,
     InvalidCrisisRequestError,
+    LiaraError,
     TemporalSetupError,
     TemporalUnavailableError,
     innermost_message,
@@ -53,20 +58,19 @@ from app.temporal.models import (
     ACTION_PATTERN,
     MAX_ACTION_LENGTH,
     MAX_ID_LENGTH,
-    SAFE_ID_PATTERN,
     ApprovalDecision,
     CrisisProgress,
     CrisisRequest,
     MissionPhase,
-    PhaseStatus,
+    strict_input,
 )
 from app.temporal.validation import describe_validation_error
 from app.temporal.visibility import (
     CRISIS_INITIATED_BY,
     CRISIS_SEARCH_ATTRIBUTES,
     CRISIS_STATUS,
-    CRISIS_STATUSES,
     CRISIS_TARGET,
+    crisis_list_query,
     register_search_attributes,
     start_attributes,
 )
@@ -75,6 +79,10 @@ from app.temporal.workflows import CrisisResponseWorkflow
 WORKFLOW_ID_PREFIX = "crisis-workflow-"
 #: How long a status call waits for a worker to answer the progress query.
 PROGRESS_QUERY_TIMEOUT = timedelta(seconds=3)
+#: How long a change to a running crisis (a decision, added phases) waits for a worker to take it.
+WORKER_WAIT_SECONDS = 10.0
+#: Longest cause of a failing workflow task quoted by a status.
+_PROBLEM_CHARS = 300
 
 _STATUS_NAMES = {
     WorkflowExecutionStatus.RUNNING: "running",
@@ -154,10 +162,10 @@ def build_request(
     }
     try:
         # Check the target first so a generated crisis id is built from a valid one.
-        CrisisRequest.model_validate({**fields, "crisis_id": "check"})
+        strict_input(CrisisRequest, {**fields, "crisis_id": "check"})
         # An empty crisis id is refused like any other bad one, not replaced by a generated id.
         chosen = new_crisis_id(target_member.strip()) if crisis_id is None else crisis_id
-        return CrisisRequest.model_validate({**fields, "crisis_id": chosen})
+        return strict_input(CrisisRequest, {**fields, "crisis_id": chosen})
     except ValidationError as err:
         raise InvalidCrisisRequestError(f"Invalid crisis request: {describe_validation_error(err)}.") from None
 
@@ -166,7 +174,7 @@ def build_phases(missions: Iterable[MissionPhase | Mapping[str, Any]]) -> list[M
     """Validate phases to add to a running crisis."""
     plain = _plain_list(missions, "Invalid mission phases: the phases to add")
     try:
-        return [MissionPhase.model_validate(m) for m in plain]
+        return [strict_input(MissionPhase, m) for m in plain]
     except ValidationError as err:
         raise InvalidCrisisRequestError(f"Invalid mission phase: {describe_validation_error(err)}.") from None
 
@@ -191,10 +199,25 @@ def _retry_problem(description: WorkflowExecutionDescription) -> str | None:
     for pending in description.raw_description.pending_activities:
         if pending.attempt > 1 and pending.HasField("last_failure"):
             reason = pending.last_failure.message.rstrip(".") or "no message"
-            failures = pending.attempt - 1
-            times = "once" if failures == 1 else f"{failures} times"
-            return f"{pending.activity_type.name} has failed {times} so far: {reason}."
+            return f"{pending.activity_type.name} has failed {_times(pending.attempt - 1)} so far: {reason}."
     return None
+
+
+def _times(count: int) -> str:
+    return "once" if count == 1 else f"{count} times"
+
+
+#: Parts of a pydantic message that say nothing to an operator (and may quote the payload).
+_PYDANTIC_NOISE = re.compile(r"\s*\[type=[^\]]*\]|\s*For further information visit \S+")
+
+
+def _root_message(failure: Failure) -> str:
+    """The message of a failure's innermost cause, on one line."""
+    while failure.HasField("cause"):
+        failure = failure.cause
+    lines = [line.strip() for line in _PYDANTIC_NOISE.sub("", failure.message).splitlines() if line.strip()]
+    line = ": ".join(lines) or "no message"
+    return line if len(line) <= _PROBLEM_CHARS else line[: _PROBLEM_CHARS - 1] + "…"
 
 
 class LiaraTemporalAgency:
@@ -295,34 +318,70 @@ class LiaraTemporalAgency:
         """Ask a running crisis to stop: its running phase is cancelled, the rest skipped, and
         completed phases with a ``compensate_action`` are compensated. Returns once requested.
         """
-        handle = await self._running_handle(workflow_id, "cancel")
+        handle, _ = await self._running_handle(workflow_id, "cancel")
         try:
             await handle.cancel()
         except RPCError as err:
             raise self._rpc_error(err, workflow_id) from None
 
-    async def approve_phase(self, workflow_id: str, phase_id: str, approved_by: str) -> None:
-        """Let a phase that requires approval run; ``approved_by`` is recorded."""
-        await self._decide(workflow_id, ApprovalDecision(phase_id=phase_id, approved=True, decided_by=approved_by))
+    async def approve_phase(
+        self, workflow_id: str, phase_id: str, approved_by: str, *, timeout: float = WORKER_WAIT_SECONDS
+    ) -> dict[str, Any]:
+        """Let a phase that awaits approval run; ``approved_by`` is recorded. Returns the decision.
 
-    async def reject_phase(self, workflow_id: str, phase_id: str, rejected_by: str, reason: str | None = None) -> None:
-        """Fail a phase that requires approval without running it (then the failure policy applies)."""
-        await self._decide(
-            workflow_id, ApprovalDecision(phase_id=phase_id, approved=False, decided_by=rejected_by, reason=reason)
+        Exactly one decision per phase takes effect: if another was taken first, the approval
+        timed out or the phase is not awaiting approval, ``DecisionRefusedError`` says so.
+        """
+        return await self._decide(
+            workflow_id, {"phase_id": phase_id, "approved": True, "decided_by": approved_by}, timeout
         )
 
+    async def reject_phase(
+        self,
+        workflow_id: str,
+        phase_id: str,
+        rejected_by: str,
+        reason: str | None = None,
+        *,
+        timeout: float = WORKER_WAIT_SECONDS,
+    ) -> dict[str, Any]:
+        """Fail a phase that awaits approval without running it (then the failure policy applies)."""
+        return await self._decide(
+            workflow_id, {"phase_id": phase_id, "approved": False, "decided_by": rejected_by, "reason": reason}, timeout
+        )
+
+    async def _decide(self, workflow_id: str, fields: dict[str, Any], timeout: float) -> dict[str, Any]:
+        try:
+            decision = strict_input(ApprovalDecision, fields)
+        except ValidationError as err:
+            raise InvalidCrisisRequestError(f"Invalid decision: {describe_validation_error(err)}.") from None
+        recorded = await self._update(
+            workflow_id,
+            CrisisResponseWorkflow.decide_approval,
+            decision,
+            action=f"decide on phase {decision.phase_id!r} of",
+            timeout=timeout,
+            refused=DecisionRefusedError,
+        )
+        return recorded.model_dump(mode="json")
+
     async def add_phases(
-        self, workflow_id: str, missions: Iterable[MissionPhase | Mapping[str, Any]]
+        self,
+        workflow_id: str,
+        missions: Iterable[MissionPhase | Mapping[str, Any]],
+        *,
+        timeout: float = WORKER_WAIT_SECONDS,
     ) -> dict[str, Any]:
         """Append phases to a running crisis; return its progress. Refused once phases are over."""
         phases = build_phases(missions)
-        handle = await self._running_handle(workflow_id, "add phases to")
-        try:
-            progress = await handle.execute_update(CrisisResponseWorkflow.add_phases, phases)
-        except WorkflowUpdateFailedError as err:
-            raise CrisisNotRunningError(f"Cannot add phases to {workflow_id}: {innermost_message(err)}.") from None
-        except RPCError as err:
-            raise self._rpc_error(err, workflow_id) from None
+        progress = await self._update(
+            workflow_id,
+            CrisisResponseWorkflow.add_phases,
+            phases,
+            action="add phases to",
+            timeout=timeout,
+            refused=CrisisNotRunningError,
+        )
         return progress.model_dump(mode="json")
 
     async def list_crises(
@@ -336,23 +395,11 @@ class LiaraTemporalAgency:
         """The newest crises first, filtered by the ``CrisisTarget``, ``CrisisStatus`` and
         ``CrisisInitiatedBy`` search attributes.
         """
-        clauses = [f"WorkflowType = '{CrisisResponseWorkflow.__name__}'"]
-        for key, value in ((CRISIS_TARGET, target), (CRISIS_INITIATED_BY, initiated_by)):
-            if value is None:
-                continue
-            if not re.fullmatch(SAFE_ID_PATTERN, value):
-                raise InvalidCrisisRequestError(
-                    f"Invalid {key.name} filter {value!r}: use letters, digits, '.', '_' and '-'."
-                )
-            clauses.append(f"{key.name} = '{value}'")
-        if status is not None:
-            if status not in CRISIS_STATUSES:
-                raise InvalidCrisisRequestError(f"Unknown status {status!r}: use one of {', '.join(CRISIS_STATUSES)}.")
-            clauses.append(f"{CRISIS_STATUS.name} = '{status}'")
+        query = crisis_list_query(target=target, status=status, initiated_by=initiated_by)
         client = await self.connect()
         rows = []
         try:
-            async for execution in client.list_workflows(" AND ".join(clauses), limit=limit):
+            async for execution in client.list_workflows(query, limit=limit):
                 attributes = execution.typed_search_attributes
                 rows.append(
                     {
@@ -390,7 +437,7 @@ class LiaraTemporalAgency:
         }
         if status == "running":
             report.update(await self._running_details(handle))
-            problem = _retry_problem(description)
+            problem = _retry_problem(description) or await self._workflow_task_problem(handle, description)
             if problem:
                 report["problem"] = problem
         elif status == "completed":
@@ -421,12 +468,38 @@ class LiaraTemporalAgency:
             ) from None
 
     async def _problem(self, handle: WorkflowHandle[Any, Any]) -> str | None:
-        """Why a running crisis is stuck, if one of its activities keeps failing (best effort)."""
+        """Why a running crisis is stuck, if an activity or workflow task keeps failing (best effort)."""
         try:
             description = await handle.describe()
+            return _retry_problem(description) or await self._workflow_task_problem(handle, description)
         except RPCError:
             return None
-        return _retry_problem(description)
+
+    async def _workflow_task_problem(
+        self, handle: WorkflowHandle[Any, Any], description: WorkflowExecutionDescription
+    ) -> str | None:
+        """One sentence on a workflow task that fails and is retried: say, a worker of another
+        release sent something this worker cannot decode. The crisis waits; nothing is lost.
+        """
+        pending = description.raw_description.pending_workflow_task
+        if pending.attempt <= 1:
+            return None
+        client = await self.connect()
+        response = await client.workflow_service.get_workflow_execution_history_reverse(
+            GetWorkflowExecutionHistoryReverseRequest(
+                namespace=self.settings.namespace,
+                execution=WorkflowExecution(workflow_id=handle.id, run_id=description.run_id),
+                maximum_page_size=100,
+            )
+        )
+        for event in response.history.events:
+            if event.HasField("workflow_task_failed_event_attributes"):
+                reason = _root_message(event.workflow_task_failed_event_attributes.failure).rstrip(".")
+                return (
+                    f"the workflow task has failed {_times(pending.attempt - 1)} and is retried: {reason}. "
+                    "Check that every worker runs the same release."
+                )
+        return f"the workflow task has failed {_times(pending.attempt - 1)} and is retried."
 
     async def pollers(self, task_queue: str | None = None) -> int:
         """How many workers poll the crisis task queue (or ``task_queue``) for workflow tasks now."""
@@ -444,8 +517,10 @@ class LiaraTemporalAgency:
         client = await self.connect()
         return client.get_workflow_handle(workflow_id)
 
-    async def _running_handle(self, workflow_id: str, action: str) -> WorkflowHandle[Any, Any]:
-        """The handle of a running crisis; a clear error if it is unknown or has ended."""
+    async def _running_handle(
+        self, workflow_id: str, action: str
+    ) -> tuple[WorkflowHandle[Any, Any], WorkflowExecutionDescription]:
+        """The handle of a running crisis and its description; a clear error if it is unknown or has ended."""
         handle = await self._handle(workflow_id)
         try:
             description = await handle.describe()
@@ -456,22 +531,38 @@ class LiaraTemporalAgency:
             raise CrisisNotRunningError(
                 f"Cannot {action} crisis workflow {workflow_id}: it has already ended ({state})."
             )
-        return handle
+        return handle, description
 
-    async def _decide(self, workflow_id: str, decision: ApprovalDecision) -> None:
-        handle = await self._running_handle(workflow_id, "decide on a phase of")
-        progress = await self._progress(handle)
-        phase = next((p for p in progress.phases if p.phase_id == decision.phase_id), None)
-        if phase is None or not phase.requires_approval:
-            raise InvalidCrisisRequestError(
-                f"Crisis workflow {workflow_id} has no phase {decision.phase_id!r} that requires approval."
-            )
-        if phase.status not in (PhaseStatus.PENDING, PhaseStatus.AWAITING_APPROVAL):
-            raise CrisisNotRunningError(
-                f"Phase {decision.phase_id!r} of {workflow_id} is already {phase.status}; it can no longer be decided."
+    async def _update(
+        self,
+        workflow_id: str,
+        update: Any,
+        argument: Any,
+        *,
+        action: str,
+        timeout: float,
+        refused: type[LiaraError],
+    ) -> Any:
+        """Send an update to a running crisis and return its result: a worker must take it within
+        ``timeout`` seconds; a refusal by the workflow's validator raises ``refused``.
+        """
+        handle, description = await self._running_handle(workflow_id, action)
+        task_queue = description.task_queue or self.settings.task_queue
+        if not await self.pollers(task_queue):
+            # Sent now, the update would wait for a worker and might take effect long after.
+            raise TemporalUnavailableError(
+                f"Cannot {action} {workflow_id}: no worker polls task queue {task_queue!r}; "
+                "start one with `python cognition/liara/worker.py`."
             )
         try:
-            await handle.signal(CrisisResponseWorkflow.decide_approval, decision)
+            return await handle.execute_update(update, argument, rpc_timeout=timedelta(seconds=timeout))
+        except WorkflowUpdateRPCTimeoutOrCancelledError:
+            raise CrisisWaitTimeoutError(
+                f"Cannot {action} {workflow_id}: no worker answered within {timeout:g} s; "
+                f"check the workers with `liara doctor`, then the crisis with `liara status {workflow_id}`."
+            ) from None
+        except WorkflowUpdateFailedError as err:
+            raise refused(f"Cannot {action} {workflow_id}: {innermost_message(err)}.") from None
         except RPCError as err:
             raise self._rpc_error(err, workflow_id) from None
 
@@ -519,6 +610,8 @@ class LiaraTemporalAgency:
         return {"stage": "unknown", "note": note, "workers_polling": workers}
 
     def _rpc_error(self, err: RPCError, workflow_id: str) -> Exception:
+        if err.status == RPCStatusCode.NOT_FOUND and "completed" in err.message.lower():
+            return CrisisNotRunningError(f"Crisis workflow {workflow_id} has already ended.")
         if err.status == RPCStatusCode.NOT_FOUND:
             return CrisisNotFoundError(
                 f"No crisis workflow {workflow_id!r} in namespace {self.settings.namespace!r}: "

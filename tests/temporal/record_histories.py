@@ -1,13 +1,10 @@
 """Record the histories that ``test_replay.py`` replays: ``python -m tests.temporal.record_histories``.
 
 Only histories that have no file yet are recorded, so the ones already committed stay exactly as
-they are: old histories must keep replaying, since in-flight crises were started with them. Run
-it after adding a scenario below, or after a deliberate, versioned change to the crisis workflow
-(then raise ``GENERATION`` so every scenario is recorded again under new names, next to the old
-files). ``--force NAME`` records NAME again.
-
-Generations: the files without a suffix were recorded before the ``records-in-worker`` patch
-(validation and record writes as activities); ``*_records_in_worker`` after it.
+they are. Until the first release that promises in-flight crises survive an upgrade (see
+CHANGELOG.md), the workflow is changed directly and every history is recorded again
+(``--force``, with no names for all of them); from that release on, old histories must keep replaying: record
+new scenarios next to them and guard changes with ``workflow.patched``.
 """
 
 from __future__ import annotations
@@ -37,19 +34,18 @@ from app.temporal.models import (
     ApprovalDecision,
     CrisisRequest,
     MissionPhase,
+    OutputRef,
     PhaseAssignment,
     PhaseStatus,
 )
 from app.temporal.records import CrisisRecordStore
 from app.temporal.workflows import CrisisResponseWorkflow
 from tests.conftest import assert_eventually
-from tests.temporal.test_cancel_during_record import cancel_seen_by_the_workflow
+from tests.temporal.test_cancel_stages import cancel_seen_by_the_workflow
 from tests.temporal.test_crisis_control import Agents, phase, phase_status, request
 from tests.temporal.test_liara_workflows import crisis_request, crisis_worker
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
-#: Suffix of the histories the current workflow code records.
-GENERATION = "_records_in_worker"
 
 
 @activity.defn(name="perform_agent_mission")
@@ -59,6 +55,14 @@ async def secure_fails_twice_then_always(assignment: PhaseAssignment) -> AgentRe
     if phase.action == "secure" or (phase.action == "extract" and attempt == 1):
         raise ApplicationError(f"{phase.action} failed on attempt {attempt}")
     return AgentReport(phase_id=phase.phase_id, agent_id=phase.agent_id, attempt=attempt)
+
+
+@activity.defn(name="perform_agent_mission")
+async def reports_past_the_budget(assignment: PhaseAssignment) -> AgentReport:
+    """An output too large to carry inline: written to the record, a reference reported."""
+    phase = assignment.phase
+    reference = OutputRef(crisis_id=assignment.crisis_id, phase_id=phase.phase_id, size_bytes=60_000)
+    return AgentReport(phase_id=phase.phase_id, agent_id=phase.agent_id, attempt=1, output_ref=reference, recorded=True)
 
 
 async def until(handle: WorkflowHandle, phase_id: str, status: PhaseStatus) -> None:
@@ -74,9 +78,26 @@ async def cancel_mid_phase(handle: WorkflowHandle) -> None:
     await handle.cancel()
 
 
+async def cancel_while_compensating(agents: Agents, handle: WorkflowHandle) -> None:
+    """Cancel an aborted crisis while its compensation runs: recorded, not obeyed."""
+
+    async def compensating() -> bool:
+        return (await handle.query(CrisisResponseWorkflow.progress)).stage == "compensating"
+
+    await assert_eventually(compensating)
+    await handle.cancel()
+    await assert_eventually(lambda: cancel_seen_by_the_workflow(handle))
+    agents.release.set()
+
+
+async def cancel_awaiting_approval(handle: WorkflowHandle) -> None:
+    await until(handle, "strike-2", PhaseStatus.AWAITING_APPROVAL)
+    await handle.cancel()
+
+
 async def approve_strike(handle: WorkflowHandle) -> None:
     await until(handle, "strike-2", PhaseStatus.AWAITING_APPROVAL)
-    await handle.signal(
+    await handle.execute_update(
         CrisisResponseWorkflow.decide_approval,
         ApprovalDecision(phase_id="strike-2", approved=True, decided_by="commander"),
     )
@@ -126,6 +147,7 @@ def scenarios() -> dict[str, Scenario]:
     holding = Agents(holding=("extract",))
     adding = Agents(holding=("secure",))
     failing = Agents(failing=("extract",))
+    undo_held = Agents(failing=("extract",), holding=("release-perimeter",))
     return {
         "crisis_completed": Scenario(crisis_request("crisis-replay-completed")),
         "crisis_phase_failed": Scenario(crisis_request("crisis-replay-phase-failed"), secure_fails_twice_then_always),
@@ -165,6 +187,29 @@ def scenarios() -> dict[str, Scenario]:
             adding.perform,
             partial(add_a_phase_to_the_last, adding),
         ),
+        "crisis_cancelled_while_compensating": Scenario(
+            request(
+                "crisis-replay-cancelled-compensating",
+                phase("secure-1", "secure", 1, compensate_action="release-perimeter"),
+                phase("extract-2", "extract", 2),
+                failure_policy="abort",
+                heartbeat_timeout_seconds=5,
+            ),
+            undo_held.perform,
+            partial(cancel_while_compensating, undo_held),
+        ),
+        "crisis_cancelled_awaiting_approval": Scenario(
+            request(
+                "crisis-replay-cancelled-awaiting",
+                phase("recon-1", "reconnaissance", 1, compensate_action="withdraw-scouts"),
+                phase("strike-2", "strike", 2, requires_approval=True),
+            ),
+            Agents().perform,
+            cancel_awaiting_approval,
+        ),
+        "crisis_output_kept_in_record": Scenario(
+            crisis_request("crisis-replay-output-in-record", ("recon", "secure")), reports_past_the_budget
+        ),
         "crisis_record_repaired": Scenario(
             crisis_request("crisis-replay-record-repaired", ("recon",)), repair=repair_corrupt_record
         ),
@@ -175,7 +220,7 @@ def scenarios() -> dict[str, Scenario]:
 
 
 async def record(names: list[str], force: bool) -> None:
-    available = {f"{name}{GENERATION}": scenario for name, scenario in scenarios().items()}
+    available = scenarios()
     unknown = sorted(set(names) - set(available))
     if unknown:
         raise SystemExit(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(available)}")
@@ -217,10 +262,8 @@ async def record(names: list[str], force: bool) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help="scenarios to record (default: all that have no file yet)")
-    parser.add_argument("--force", action="store_true", help="record the named scenarios again, replacing their files")
+    parser.add_argument("--force", action="store_true", help="record the scenarios again, replacing their files")
     args = parser.parse_args()
-    if args.force and not args.names:
-        parser.error("--force needs the names of the histories to record again")
     asyncio.run(record(args.names, args.force))
 
 

@@ -17,14 +17,14 @@ from app.temporal.models import (
     INVALID_REQUEST_ERROR,
     CrisisCompletion,
     CrisisRequest,
-    CrisisStart,
+    CrisisSnapshot,
     MissionPhase,
     PhaseAssignment,
     PhaseLogEntry,
     PhaseOutcome,
     PhaseStatus,
 )
-from app.temporal.records import CrisisRecordStore
+from app.temporal.records import CrisisRecordStore, format_timestamp
 from cognition.liara.agency import missions_from_actions
 
 STARTED = datetime(2026, 1, 16, 10, 30, tzinfo=UTC)
@@ -57,7 +57,7 @@ def outcome(phase: MissionPhase, status: PhaseStatus = PhaseStatus.PENDING, **ex
 async def start(activities: CrisisActivities, env: ActivityEnvironment, crisis_id: str = "crisis-1") -> None:
     await env.run(
         activities.initialize_crisis_response,
-        CrisisStart(
+        CrisisSnapshot(
             crisis_id=crisis_id,
             workflow_id=f"crisis-workflow-{crisis_id}",
             run_id="run-1",
@@ -155,7 +155,7 @@ async def test_perform_agent_mission_records_its_completed_phase_when_asked(
     secure = spec_phases()[1]
     env.info = dataclasses.replace(env.info, attempt=2)
     entry = outcome(secure, approved_by="commander")
-    assignment = PhaseAssignment(crisis_id="crisis-1", workflow_id="wf", phase=secure, record_as=entry)
+    assignment = PhaseAssignment(crisis_id="crisis-1", workflow_id="wf", phase=secure, entry=entry, record=True)
 
     report = await env.run(activities.perform_agent_mission, assignment)
 
@@ -163,7 +163,9 @@ async def test_perform_agent_mission_records_its_completed_phase_when_asked(
     recorded = store.read("crisis-1")["phases"][1]
     assert recorded["phase_id"] == "secure-phase-2"
     assert (recorded["status"], recorded["attempts"], recorded["approved_by"]) == ("completed", 2, "commander")
-    assert recorded["timestamp"] is not None
+    # One clock: the attempt's start on the server plus the agent's run time, in the record and the report.
+    assert env.info.started_time <= report.finished_at < env.info.started_time + timedelta(seconds=5)
+    assert recorded["timestamp"] == format_timestamp(report.finished_at)
     assert [p["status"] for p in store.read("crisis-1")["phases"]] == ["pending", "completed", "pending", "pending"]
 
 
@@ -173,7 +175,7 @@ async def test_perform_agent_mission_leaves_the_record_to_the_workflow_when_the_
     await start(activities, env)
     store.path_for("crisis-1").write_text("{not json")
     recon = spec_phases()[0]
-    assignment = PhaseAssignment(crisis_id="crisis-1", workflow_id="wf", phase=recon, record_as=outcome(recon))
+    assignment = PhaseAssignment(crisis_id="crisis-1", workflow_id="wf", phase=recon, entry=outcome(recon), record=True)
 
     report = await env.run(activities.perform_agent_mission, assignment)
 

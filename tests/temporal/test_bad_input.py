@@ -29,7 +29,7 @@ from app.temporal.errors import (
     LiaraError,
     TemporalUnavailableError,
 )
-from app.temporal.models import CrisisCompletion, CrisisStart, PhaseOutcome, PhaseStatus
+from app.temporal.models import CrisisCompletion, CrisisSnapshot, PhaseOutcome, PhaseStatus
 from app.temporal.records import CrisisRecordStore
 from cognition.liara.agency import LiaraTemporalAgency, missions_from_actions
 from tests.conftest import WorkerProcess, assert_eventually, run_cli
@@ -120,7 +120,7 @@ def write_earlier_record(data_dir: Path) -> None:
         timestamp=moment,
     )
     store.create(
-        CrisisStart(
+        CrisisSnapshot(
             crisis_id="crisis-earlier",
             workflow_id="crisis-workflow-crisis-earlier",
             run_id="run-earlier",

@@ -57,15 +57,8 @@ class Agents:
                 raise
         if phase.action in self.failing:
             raise ApplicationError(f"{phase.action} went wrong", non_retryable=True)
-        # Writes nothing: "not recorded" when asked to record, "not asked" otherwise, as the real one says.
-        recorded = None if assignment.record_as is None else False
-        return AgentReport(
-            phase_id=phase.phase_id,
-            agent_id=phase.agent_id,
-            attempt=1,
-            output={"done": phase.action},
-            recorded=recorded,
-        )
+        # Writes nothing, so the workflow writes each entry itself.
+        return AgentReport(phase_id=phase.phase_id, agent_id=phase.agent_id, attempt=1, output={"done": phase.action})
 
 
 def phase(phase_id: str, action: str, priority: int, **extra: object) -> dict[str, object]:
@@ -116,7 +109,7 @@ async def test_an_approved_phase_runs_and_records_its_approver(time_skipping_env
         handle = await start(time_skipping_env, task_queue, crisis)
         await assert_eventually(lambda: _is(handle, "strike-1", PhaseStatus.AWAITING_APPROVAL))
         assert agents.calls == []
-        await handle.signal(
+        await handle.execute_update(
             CrisisResponseWorkflow.decide_approval,
             ApprovalDecision(phase_id="strike-1", approved=True, decided_by="commander"),
         )
@@ -134,7 +127,8 @@ async def test_a_rejected_phase_fails_without_running(time_skipping_env, task_qu
     )
     async with crisis_worker(time_skipping_env.client, task_queue, store, executor, agents.perform):
         handle = await start(time_skipping_env, task_queue, crisis)
-        await handle.signal(
+        await assert_eventually(lambda: _is(handle, "strike-1", PhaseStatus.AWAITING_APPROVAL))
+        await handle.execute_update(
             CrisisResponseWorkflow.decide_approval,
             ApprovalDecision(phase_id="strike-1", approved=False, decided_by="commander", reason="too risky"),
         )

@@ -11,7 +11,14 @@ import pytest
 from pydantic import ValidationError
 
 from app.temporal.errors import InvalidCrisisRequestError
-from app.temporal.models import INVALID_REQUEST_ERROR, CrisisRequest, MissionPhase, RetrySettings
+from app.temporal.models import (
+    INVALID_REQUEST_ERROR,
+    AgentReport,
+    CrisisRequest,
+    MissionPhase,
+    RetrySettings,
+    strict_input,
+)
 from app.temporal.validation import describe_validation_error
 from cognition.liara import agency
 from cognition.liara.agency import build_request, missions_from_actions, new_crisis_id
@@ -128,10 +135,34 @@ def test_priority_zero_is_accepted() -> None:
         (RetrySettings, {"max_attempts": 5}, "max_attempts"),
     ],
 )
-def test_unknown_fields_are_rejected(model: type[Any], fields: dict[str, Any], location: str) -> None:
+def test_unknown_fields_are_rejected_in_what_people_type(
+    model: type[Any], fields: dict[str, Any], location: str
+) -> None:
     with pytest.raises(ValidationError) as caught:
-        model.model_validate(fields)
+        strict_input(model, fields)
     assert problems(caught.value) == {location: "Extra inputs are not permitted"}
+
+
+@pytest.mark.parametrize(
+    ("model", "fields"),
+    [
+        (CrisisRequest, request_fields(urgency="high")),
+        (MissionPhase, phase(urgency="high")),
+        (RetrySettings, {"max_attempts": 5}),
+        (AgentReport, {"phase_id": "p", "agent_id": "a", "attempt": 1, "confidence": 0.9}),
+    ],
+)
+def test_unknown_fields_are_ignored_on_the_wire(model: type[Any], fields: dict[str, Any]) -> None:
+    """What a worker or agency of another release sends: the fields this one knows still count."""
+    decoded = model.model_validate(fields)
+    assert not hasattr(decoded, "urgency") and not hasattr(decoded, "max_attempts")
+    assert decoded.model_dump().keys() == model.model_fields.keys()
+
+
+def test_a_nested_unknown_field_is_an_error_in_what_people_type() -> None:
+    with pytest.raises(ValidationError) as caught:
+        strict_input(CrisisRequest, request_fields(missions=[phase(urgency="high")]))
+    assert problems(caught.value) == {"missions.0.urgency": "Extra inputs are not permitted"}
 
 
 # RetrySettings

@@ -19,7 +19,7 @@ from app.temporal.activities import CrisisActivities
 from app.temporal.config import SIMULATE, ExecutorRegistry
 from app.temporal.executors import Mission
 from app.temporal.models import MissionPhase, PhaseOutcome, PhaseStatus
-from app.temporal.records import CrisisRecordStore
+from app.temporal.records import CrisisRecordStore, format_timestamp
 from app.temporal.workflows import CrisisResponseWorkflow
 from tests.conftest import assert_eventually
 from tests.temporal.test_crisis_control import phase, request, start
@@ -119,3 +119,22 @@ async def test_the_record_shows_a_completed_phase_while_the_next_one_runs(
         await assert_eventually(first_two_completed)
         agent.release.set()
         assert (await handle.result()).status == "completed"
+
+
+async def test_a_phase_keeps_the_timestamp_it_was_first_recorded_with(
+    time_skipping_env, task_queue, executor, tmp_path: Path
+):
+    """One clock: the entry the phase's activity writes, the result and the final record agree."""
+    store = CountingStore(tmp_path / "crises")
+    agent = HeldAgent(held="secure-phase-2")
+    crisis = crisis_request("crisis-one-clock", ("recon", "secure"))
+    async with crisis_workflow_worker(time_skipping_env.client, task_queue, executor, activities_of(store, agent)):
+        handle = await start(time_skipping_env, task_queue, crisis)
+        await asyncio.wait_for(agent.running.wait(), 30)
+        first_written = read_record(store, "crisis-one-clock")["phases"][0]
+        agent.release.set()
+        result = await handle.result()
+
+    assert first_written["status"] == "completed"
+    assert first_written["timestamp"] == format_timestamp(result.phases[0].timestamp)
+    assert read_record(store, "crisis-one-clock")["phases"][0]["timestamp"] == first_written["timestamp"]

@@ -11,8 +11,8 @@ import pytest
 
 from app.temporal import records
 from app.temporal.errors import CrisisRecordError
-from app.temporal.models import CrisisCompletion, CrisisStart, PhaseOutcome, PhaseStatus
-from app.temporal.records import DEFAULT_RECORD_DIR, RECORD_DIR_ENV, CrisisRecordStore, format_timestamp
+from app.temporal.models import CrisisCompletion, CrisisSnapshot, OutputRef, PhaseOutcome, PhaseStatus
+from app.temporal.records import DEFAULT_RECORD_DIR, RECORD_DIR_ENV, CrisisRecordStore, CrisisRun, format_timestamp
 
 STARTED = datetime(2026, 1, 16, 10, 30, tzinfo=UTC)
 PHASE_IDS = ("recon-phase-1", "secure-phase-2", "extract-phase-3", "cleanup-phase-4")
@@ -37,7 +37,7 @@ def ended(phase_id: str, status: PhaseStatus, seconds: float, **extra: Any) -> P
 def create(store: CrisisRecordStore, crisis_id: str = "crisis-1", run_id: str = "run-1") -> dict[str, Any]:
     # Unvalidated on purpose: the store must refuse unsafe ids however the input was built.
     return store.create(
-        CrisisStart.model_construct(
+        CrisisSnapshot.model_construct(
             crisis_id=crisis_id,
             workflow_id=f"crisis-workflow-{crisis_id}",
             run_id=run_id,
@@ -257,9 +257,9 @@ def test_a_missing_record_reads_as_none_and_cannot_be_updated(store: CrisisRecor
     assert str(store.directory / "crisis-1.json") in str(caught.value)
 
 
-def crisis_now(*phases: PhaseOutcome) -> CrisisStart:
+def crisis_now(*phases: PhaseOutcome) -> CrisisSnapshot:
     """The crisis as a workflow sees it, phases as given."""
-    return CrisisStart(
+    return CrisisSnapshot(
         crisis_id="crisis-1",
         workflow_id="crisis-workflow-crisis-1",
         run_id="run-1",
@@ -319,3 +319,87 @@ def test_from_environment_defaults_to_data_crises(monkeypatch: pytest.MonkeyPatc
     else:
         monkeypatch.setenv(RECORD_DIR_ENV, value)
     assert CrisisRecordStore.from_environment().directory == DEFAULT_RECORD_DIR == Path("data/crises")
+
+
+# --- no stale writer changes a record ------------------------------------------------------------
+
+RUN_1 = CrisisRun(namespace="default", workflow_id="crisis-workflow-crisis-1", run_id="run-1")
+
+
+def finalize(store: CrisisRecordStore, run: CrisisRun = RUN_1, status: str = "completed") -> dict[str, Any] | None:
+    phases = [ended(p, PhaseStatus.COMPLETED, 10 * i) for i, p in enumerate(PHASE_IDS, 1)]
+    completion = CrisisCompletion(
+        crisis_id="crisis-1", status=status, completed_at=STARTED + timedelta(minutes=5), phases=phases
+    )
+    return store.finalize(completion, run=run)
+
+
+def test_a_record_names_its_namespace_and_run(store: CrisisRecordStore) -> None:
+    store.create(crisis_now(*[pending(p) for p in PHASE_IDS]), run=RUN_1)
+    store.upsert_phase("crisis-1", ended("recon-phase-1", PhaseStatus.COMPLETED, 1), run=RUN_1)
+    record = on_disk(store)
+    assert (record["namespace"], record["workflow_id"], record["run_id"]) == (
+        "default",
+        "crisis-workflow-crisis-1",
+        "run-1",
+    )
+    assert record["phases"][0]["status"] == "completed"
+
+
+def test_a_late_phase_write_after_the_record_is_final_is_dropped(store: CrisisRecordStore) -> None:
+    create(store)
+    finalize(store)
+    final = on_disk(store)
+
+    late = ended("recon-phase-1", PhaseStatus.FAILED, 400, error="worker resumed after a pause")
+    assert store.upsert_phase("crisis-1", late, run=RUN_1) is None
+    assert store.upsert_phase("crisis-1", late, compensation=True, run=RUN_1) is None
+
+    assert on_disk(store) == final
+
+
+def test_a_write_from_another_namespace_or_workflow_is_refused(store: CrisisRecordStore) -> None:
+    store.create(crisis_now(*[pending(p) for p in PHASE_IDS]), run=RUN_1)
+    before = on_disk(store)
+    other_namespace = CrisisRun(namespace="staging", workflow_id=RUN_1.workflow_id, run_id="run-9")
+    other_workflow = CrisisRun(namespace="default", workflow_id="someone-elses-workflow", run_id="run-9")
+    for run, field in ((other_namespace, "namespace 'default'"), (other_workflow, "workflow_id")):
+        with pytest.raises(CrisisRecordError, match=f"belongs to {field}"):
+            store.upsert_phase("crisis-1", ended("recon-phase-1", PhaseStatus.COMPLETED, 1), run=run)
+        with pytest.raises(CrisisRecordError, match="belongs to"):
+            finalize(store, run=run)
+    assert on_disk(store) == before
+
+
+def test_a_reset_run_takes_the_record_over_and_the_replaced_run_can_no_longer_write(store: CrisisRecordStore) -> None:
+    store.create(crisis_now(*[pending(p) for p in PHASE_IDS]), run=RUN_1)
+    finalize(store, status="failed")
+    reset = CrisisRun(namespace="default", workflow_id=RUN_1.workflow_id, run_id="run-2")
+
+    store.upsert_phase("crisis-1", ended("recon-phase-1", PhaseStatus.COMPLETED, 500), run=reset)
+    taken_over = on_disk(store)
+    assert (taken_over["run_id"], taken_over["superseded_run_ids"]) == ("run-2", ["run-1"])
+    assert (taken_over["status"], taken_over["completed_at"]) == ("running", None)
+
+    stale = ended("secure-phase-2", PhaseStatus.FAILED, 600, error="from the replaced run")
+    assert store.upsert_phase("crisis-1", stale, run=RUN_1) is None
+    assert finalize(store, run=RUN_1, status="failed") is None
+    assert on_disk(store) == taken_over
+
+    finalize(store, run=reset)
+    assert (on_disk(store)["status"], on_disk(store)["run_id"]) == ("completed", "run-2")
+
+
+def test_an_output_kept_in_the_record_only_survives_the_final_write(store: CrisisRecordStore) -> None:
+    create(store)
+    blob = {"report": "x" * 1000}
+    store.upsert_phase("crisis-1", ended("recon-phase-1", PhaseStatus.COMPLETED, 1, output=blob), run=RUN_1)
+    reference = OutputRef(crisis_id="crisis-1", phase_id="recon-phase-1", size_bytes=1015)
+    phases = [ended(p, PhaseStatus.COMPLETED, 10 * i) for i, p in enumerate(PHASE_IDS, 1)]
+    phases[0] = phases[0].model_copy(update={"output_ref": reference})
+
+    store.finalize(
+        CrisisCompletion(crisis_id="crisis-1", status="completed", completed_at=STARTED, phases=phases), run=RUN_1
+    )
+
+    assert on_disk(store)["phases"][0]["output"] == blob

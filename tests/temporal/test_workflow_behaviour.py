@@ -20,7 +20,15 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from app.temporal.models import AgentReport, CrisisRequest, CrisisResult, MissionPhase, PhaseAssignment, PhaseStatus
+from app.temporal.models import (
+    INVALID_REQUEST_ERROR,
+    AgentReport,
+    CrisisRequest,
+    CrisisResult,
+    MissionPhase,
+    PhaseAssignment,
+    PhaseStatus,
+)
 from app.temporal.records import CrisisRecordStore
 from app.temporal.workflows import CrisisResponseWorkflow
 from cognition.liara.agency import missions_from_actions
@@ -207,8 +215,9 @@ async def test_an_invalid_request_that_bypasses_client_validation_fails_the_cris
 
     cause = caught.value.cause
     assert isinstance(cause, ApplicationError), repr(cause)
-    assert cause.type == "ValidationError"
-    assert "appears more than once" in str(cause)
+    assert (cause.type, cause.non_retryable) == (INVALID_REQUEST_ERROR, True)
+    # The one-line message the agency gives, not pydantic's (which quotes the input).
+    assert cause.message == "invalid crisis request: missions: phase_id 'recon-phase-1' appears more than once"
     assert missions == []
     assert not (store.directory / "crisis-invalid.json").exists()
 

@@ -8,28 +8,33 @@ more CPU than the write itself (see BENCHMARKS.md). Keep the record directory on
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from pydantic import JsonValue
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from app.temporal import metrics
 from app.temporal.config import SIMULATE, ExecutorRegistry
 from app.temporal.errors import CrisisRecordError
-from app.temporal.executors import Mission, SimulateExecutor
+from app.temporal.executors import AGENT_FAILURE_ERROR, Mission, SimulateExecutor
 from app.temporal.models import (
+    MAX_OUTPUT_BYTES,
     AgentReport,
     CrisisCompletion,
     CrisisRequest,
-    CrisisStart,
+    CrisisSnapshot,
     MissionPhase,
+    OutputRef,
     PhaseAssignment,
     PhaseLogEntry,
+    PhaseOutcome,
     PhaseStatus,
 )
-from app.temporal.records import CrisisRecordStore
+from app.temporal.records import CrisisRecordStore, CrisisRun
 from app.temporal.validation import check_crisis_request
 
 logger = logging.getLogger("liara.activities")
@@ -47,15 +52,15 @@ class CrisisActivities:
 
     @activity.defn(name="validate_crisis_request")
     async def validate_crisis_request(self, request: CrisisRequest) -> list[MissionPhase]:
-        """The request checked and its phases in execution order (crises started before the
-        workflow ran this check itself still call it).
+        """The request checked and its phases in execution order. The crisis workflow runs the
+        same check itself (it is deterministic); this activity offers it to other workflows.
         """
-        return check_crisis_request(request)
+        return check_crisis_request(request).ordered_missions()
 
     @activity.defn(name="initialize_crisis_response")
-    async def initialize_crisis_response(self, start: CrisisStart) -> None:
-        self.store.create(start)
-        logger.info("Crisis %s initialized: %d phases against %s", start.crisis_id, len(start.phases), start.target)
+    async def initialize_crisis_response(self, crisis: CrisisSnapshot) -> None:
+        self.store.create(crisis, run=_current_run())
+        logger.info("Crisis %s initialized: %d phases against %s", crisis.crisis_id, len(crisis.phases), crisis.target)
 
     @activity.defn(name="perform_agent_mission")
     async def perform_agent_mission(self, assignment: PhaseAssignment) -> AgentReport:
@@ -104,6 +109,7 @@ class CrisisActivities:
         interval = HEARTBEAT_INTERVAL_SECONDS
         if info.heartbeat_timeout:
             interval = min(interval, info.heartbeat_timeout.total_seconds() / 4)
+        began = time.monotonic()
         try:
             # Heartbeat only while the agent runs: a quick agent costs the server no heartbeat.
             while not (await asyncio.wait({agent}, timeout=interval))[0]:
@@ -114,39 +120,67 @@ class CrisisActivities:
             logger.warning("Mission phase %s cancelled; agent %s stopped", phase.phase_id, phase.agent_id)
             raise
         output = agent.result()
+        # The server's clock: when the attempt started there, plus how long the agent ran here.
+        finished_at = info.started_time + timedelta(seconds=time.monotonic() - began)
         logger.info("Agent %s deployed successfully for mission phase %s", phase.agent_id, phase.phase_id)
-        recorded = self._record_success(assignment, info.attempt, output)
-        return AgentReport(
-            phase_id=phase.phase_id, agent_id=phase.agent_id, attempt=info.attempt, output=output, recorded=recorded
+        report = AgentReport(
+            phase_id=phase.phase_id, agent_id=phase.agent_id, attempt=info.attempt, finished_at=finished_at
         )
+        size = 0 if output is None else len(json.dumps(output, separators=(",", ":")))
+        if size > MAX_OUTPUT_BYTES:
+            raise ApplicationError(
+                f"Agent {phase.agent_id} reported {size} bytes of output for phase {phase.phase_id}, "
+                f"more than the {MAX_OUTPUT_BYTES} a phase may report.",
+                type=AGENT_FAILURE_ERROR,
+                non_retryable=True,
+            )
+        if size <= assignment.inline_output_bytes:
+            report.output, report.output_bytes = output, size
+        else:
+            report.output_ref = OutputRef(
+                crisis_id=assignment.crisis_id,
+                phase_id=phase.phase_id,
+                compensation=assignment.compensation,
+                size_bytes=size,
+            )
+        if assignment.record or report.output_ref is not None:
+            report.recorded = self._record_success(assignment, report, output)
+        return report
 
-    def _record_success(self, assignment: PhaseAssignment, attempt: int, output: JsonValue) -> bool | None:
-        """Write the completed phase to the crisis record if the workflow asked for it: True if
-        written, False if the store failed, None if not asked.
+    def _record_success(self, assignment: PhaseAssignment, report: AgentReport, output: JsonValue) -> bool:
+        """Write the completed phase to the crisis record: True if written, False if the store failed.
 
-        The write has no await, so a cancel cannot cut it short: no late write can land after the
-        record is finalized. A store that fails here does not fail the phase (the agent did its
-        work): the workflow then writes the entry itself.
+        The write has no await, so a cancel cannot cut it short. A store that fails here does not
+        fail the phase (the agent did its work): the workflow then writes the entry itself. Only
+        an output too large to carry back inline has nowhere else to go: then the attempt fails
+        (retryable), so that nothing the agent said is lost.
         """
-        if assignment.record_as is None:
-            return None
-        completed = assignment.record_as.model_copy(
+        entry = assignment.entry or PhaseOutcome(
+            phase_id=assignment.phase.phase_id, agent_id=assignment.phase.agent_id, action=assignment.phase.action
+        )
+        completed = entry.model_copy(
             update={
                 "status": PhaseStatus.COMPLETED,
-                "attempts": attempt,
+                "attempts": report.attempt,
                 "output": output,
-                "timestamp": datetime.now(UTC),
+                "timestamp": report.finished_at,
             }
         )
-        entry = PhaseLogEntry(
+        log_entry = PhaseLogEntry(
             crisis_id=assignment.crisis_id,
             target=assignment.phase.target,
             outcome=completed,
             compensation=assignment.compensation,
         )
         try:
-            self._record_phase(entry)
+            self._record_phase(log_entry)
         except CrisisRecordError as err:
+            if report.output_ref is not None:
+                raise ApplicationError(
+                    f"Mission phase {completed.phase_id} returned {report.output_ref.size_bytes} bytes of output, "
+                    f"more than the crisis can carry inline, and the record that would keep them failed: {err}",
+                    type="OutputNotRecorded",
+                ) from None
             logger.warning("Mission phase %s completed but is not recorded yet: %s", completed.phase_id, err)
             return False
         return True
@@ -157,7 +191,11 @@ class CrisisActivities:
 
     def _record_phase(self, entry: PhaseLogEntry) -> None:
         outcome = entry.outcome
-        self.store.upsert_phase(entry.crisis_id, outcome, compensation=entry.compensation, crisis=entry.crisis)
+        written = self.store.upsert_phase(
+            entry.crisis_id, outcome, compensation=entry.compensation, crisis=entry.crisis, run=_current_run()
+        )
+        if written is None:
+            return
         kind = "Compensation of mission phase" if entry.compensation else "Mission phase"
         if outcome.status == PhaseStatus.COMPLETED:
             logger.info("%s %s completed (crisis %s)", kind, outcome.phase_id, entry.crisis_id)
@@ -169,7 +207,9 @@ class CrisisActivities:
     @activity.defn(name="finalize_crisis_response")
     async def finalize_crisis_response(self, completion: CrisisCompletion) -> str:
         """Write the final record; return its absolute path."""
-        record = self.store.finalize(completion)
+        record = self.store.finalize(completion, run=_current_run())
+        if record is None:
+            return str(self.store.path_for(completion.crisis_id).resolve())
         summary = record["summary"]
         logger.info(
             "Crisis %s %s: %d of %d phases completed, %d failed",
@@ -190,3 +230,9 @@ class CrisisActivities:
             self.log_mission_phase,
             self.finalize_crisis_response,
         ]
+
+
+def _current_run() -> CrisisRun:
+    """The workflow run this activity works for, as Temporal says."""
+    info = activity.info()
+    return CrisisRun(namespace=info.workflow_namespace, workflow_id=info.workflow_id, run_id=info.workflow_run_id)

@@ -25,6 +25,12 @@ class CrisisNotRunningError(LiaraError):
     """The crisis has ended (or its phases are over), so it can no longer be changed."""
 
 
+class DecisionRefusedError(LiaraError):
+    """An approve or reject that the crisis refused: another decision came first, the approval
+    timed out, or the phase does not await approval. Exactly one decision per phase counts.
+    """
+
+
 class CrisisNotFoundError(LiaraError, LookupError):
     """No crisis workflow with this id exists in the namespace."""
 

@@ -2,6 +2,11 @@
 
 They live outside ``workflows.py`` so the workflow sandbox can pass them through instead of
 rebuilding every pydantic model on each workflow run; ``workflows.py`` re-exports them.
+
+On the wire every model ignores fields it does not know: during a rolling deploy a worker of
+one release reads what a worker or agency of another release wrote. What people type is
+checked strictly instead: the agency validates requests with ``strict_input`` (unknown fields
+are errors), before anything starts.
 """
 
 from __future__ import annotations
@@ -9,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 from temporalio.common import RetryPolicy
@@ -24,16 +29,37 @@ MAX_PHASES = 1000
 ACTION_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*$"
 MAX_ACTION_LENGTH = 64
 
+#: Who starts or decides (a user name, an e-mail address): anything Temporal's visibility queries
+#: can match, so ``liara list --initiated-by`` finds every value a crisis can carry. No ``"``, no
+#: backslash, no control character (Temporal's SQL visibility stores re-escape them, so no query
+#: matches them), and no ``'`` at either end (the server strips those off a query's literal).
+PERSON_PATTERN = r"^[^'\"\\\x00-\x1f]([^\"\\\x00-\x1f]*[^'\"\\\x00-\x1f])?$"
+
 SafeId = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=SAFE_ID_PATTERN)]
+Person = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=PERSON_PATTERN)]
 ActionName = Annotated[str, Field(min_length=1, max_length=MAX_ACTION_LENGTH, pattern=ACTION_PATTERN)]
 Seconds = Annotated[float, Field(gt=0, le=86400)]
 
 #: The non-retryable failure type of a request that can never succeed.
 INVALID_REQUEST_ERROR = "InvalidCrisisRequest"
 
+#: Largest output one phase's agent may report (JSON bytes); executors refuse more.
+MAX_OUTPUT_BYTES = 64 * 1024
+#: Outputs a crisis carries in its workflow state, result and progress, in all (JSON bytes).
+#: Outputs past this budget are kept in the crisis record only, and the phase says so with an
+#: ``output_ref``: the result stays far below Temporal's 2 MiB payload limit whatever agents say.
+OUTPUT_BUDGET_BYTES = 512 * 1024
+#: An error message longer than this is cut (agents may raise anything).
+MAX_ERROR_CHARS = 500
+
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+
+def strict_input(model: type[_Model], data: Any) -> Any:
+    """``model`` validated from what a person typed: a field it does not know is an error."""
+    return model.model_validate(data, extra="forbid")
 
 
 class RetrySettings(_Model):
@@ -78,7 +104,7 @@ class MissionPhase(_Model):
     compensate_action: ActionName | None = Field(
         default=None, description="Action that undoes this phase when the crisis is aborted or cancelled."
     )
-    requires_approval: bool = Field(default=False, description="Wait for an approve or reject signal before running.")
+    requires_approval: bool = Field(default=False, description="Wait for an approve or reject decision before running.")
     approval_timeout: Seconds | None = Field(
         default=None, description="Seconds to wait for approval before the phase fails (forever if unset)."
     )
@@ -95,7 +121,7 @@ class CrisisRequest(_Model):
     crisis_id: SafeId
     target_member: SafeId
     missions: list[MissionPhase] = Field(min_length=1, max_length=MAX_PHASES)
-    initiated_by: Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)] = "unknown"
+    initiated_by: Person = "unknown"
     retry: RetrySettings = Field(default_factory=RetrySettings)
     phase_timeout_seconds: Seconds = 300.0
     heartbeat_timeout_seconds: Seconds = Field(
@@ -130,6 +156,16 @@ class PhaseStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+class OutputRef(_Model):
+    """Where an output past the crisis's output budget is kept: its phase entry in the record."""
+
+    store: str = "record"
+    crisis_id: str
+    phase_id: str
+    compensation: bool = False
+    size_bytes: int
+
+
 class PhaseOutcome(_Model):
     """How one phase ended (or stands, while the crisis runs)."""
 
@@ -141,6 +177,9 @@ class PhaseOutcome(_Model):
     error: str | None = None
     timestamp: datetime | None = None
     output: JsonValue = Field(default=None, description="What the agent reported (small JSON).")
+    output_ref: OutputRef | None = Field(
+        default=None, description="Set when the output is kept in the crisis record only (past the output budget)."
+    )
     requires_approval: bool = False
     approved_by: str | None = None
 
@@ -160,6 +199,16 @@ class CrisisSummary(_Model):
         )
 
 
+class CancelNote(_Model):
+    """A cancel request the crisis saw: when, at which stage, and whether it was obeyed (one that
+    arrives once the crisis winds down, compensating or finalizing, is recorded, not obeyed).
+    """
+
+    requested_at: datetime
+    stage: str
+    obeyed: bool
+
+
 class CrisisProgress(_Model):
     """Answer of the workflow's ``progress`` query."""
 
@@ -170,15 +219,22 @@ class CrisisProgress(_Model):
     phases: list[PhaseOutcome]
     summary: CrisisSummary
     compensations: list[PhaseOutcome] = Field(default_factory=list)
+    cancel_requests: list[CancelNote] = Field(default_factory=list)
 
 
 class ApprovalDecision(_Model):
-    """Signal input: approve or reject a phase that requires approval."""
+    """Input of the ``decide_approval`` update: approve or reject a phase that awaits approval."""
 
     phase_id: SafeId
     approved: bool
-    decided_by: Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
+    decided_by: Person
     reason: Annotated[str, Field(max_length=1000)] | None = None
+
+
+class RecordedDecision(ApprovalDecision):
+    """A decision the crisis took: what ``decide_approval`` returns."""
+
+    decided_at: datetime
 
 
 class CrisisResult(_Model):
@@ -195,6 +251,7 @@ class CrisisResult(_Model):
     failed_phases: list[str]
     record_path: str | None = Field(default=None, description="The crisis record on the worker that finalized it.")
     compensations: list[PhaseOutcome] = Field(default_factory=list)
+    cancel_requests: list[CancelNote] = Field(default_factory=list)
 
 
 # Activity inputs and outputs: one object each.
@@ -207,9 +264,13 @@ class PhaseAssignment(_Model):
     workflow_id: str
     phase: MissionPhase
     compensation: bool = False
-    record_as: PhaseOutcome | None = Field(
-        default=None,
-        description="When given, the activity writes this entry, completed, to the record once the agent succeeds.",
+    entry: PhaseOutcome | None = Field(
+        default=None, description="The phase's record entry as it stands; the activity completes it when it writes."
+    )
+    record: bool = Field(default=False, description="Write the completed entry to the crisis record before reporting.")
+    inline_output_bytes: int = Field(
+        default=MAX_OUTPUT_BYTES,
+        description="Largest output to report inline; a larger one is kept in the crisis record only.",
     )
 
 
@@ -220,15 +281,16 @@ class AgentReport(_Model):
     agent_id: str
     attempt: int
     output: JsonValue = None
-    recorded: bool | None = Field(
-        default=False,
-        description="Whether the completed phase is in the crisis record already; None when the workflow did not "
-        "ask for it (the last phase, which the final record write includes).",
+    output_ref: OutputRef | None = None
+    output_bytes: int = Field(default=0, description="Size of the inline output as JSON.")
+    recorded: bool = Field(default=False, description="Whether the completed phase is in the crisis record already.")
+    finished_at: datetime | None = Field(
+        default=None, description="When the agent finished, on the Temporal server's clock (see the README)."
     )
 
 
-class CrisisStart(_Model):
-    """Input of ``initialize_crisis_response``."""
+class CrisisSnapshot(_Model):
+    """The crisis as the workflow sees it now: creates its record, or rebuilds one that is missing."""
 
     crisis_id: str
     workflow_id: str
@@ -236,7 +298,7 @@ class CrisisStart(_Model):
     target: str
     initiated_by: str
     started_at: datetime
-    phases: list[PhaseOutcome]
+    phases: list[PhaseOutcome] = Field(default_factory=list)
 
 
 class PhaseLogEntry(_Model):
@@ -246,7 +308,7 @@ class PhaseLogEntry(_Model):
     target: str
     outcome: PhaseOutcome
     compensation: bool = False
-    crisis: CrisisStart | None = Field(
+    crisis: CrisisSnapshot | None = Field(
         default=None, description="The whole crisis as the workflow sees it: rebuilds a record that is missing."
     )
 
@@ -259,6 +321,7 @@ class CrisisCompletion(_Model):
     completed_at: datetime
     phases: list[PhaseOutcome]
     compensations: list[PhaseOutcome] = Field(default_factory=list)
-    crisis: CrisisStart | None = Field(
-        default=None, description="The crisis as it started (header fields used): rebuilds a record that is missing."
+    cancel_requests: list[CancelNote] = Field(default_factory=list)
+    crisis: CrisisSnapshot | None = Field(
+        default=None, description="The crisis's header (its phases are above): rebuilds a record that is missing."
     )

@@ -1,17 +1,17 @@
-"""Checking a crisis request: what is wrong with it, in one line, and the check the worker runs."""
+"""Checking a crisis request: what is wrong with it, in one line, and the check the workflow runs."""
 
 from __future__ import annotations
 
-from pydantic import ValidationError
+from pydantic import JsonValue, ValidationError
 from temporalio.exceptions import ApplicationError
 
 from app.temporal.models import (
     ACTION_PATTERN,
     INVALID_REQUEST_ERROR,
     MAX_PHASES,
+    PERSON_PATTERN,
     SAFE_ID_PATTERN,
     CrisisRequest,
-    MissionPhase,
 )
 
 #: Problems named in one message; a request with thousands of bad phases still gets one line.
@@ -20,6 +20,7 @@ MAX_DESCRIBED_PROBLEMS = 5
 _PATTERN_MEANINGS = {
     SAFE_ID_PATTERN: "use only letters, digits, '.', '_' and '-', starting with a letter or digit",
     ACTION_PATTERN: "use a word of letters, digits, '_' and '-', starting with a letter",
+    PERSON_PATTERN: "use no '\"', backslash or control character, and no quote (') at either end",
 }
 
 
@@ -46,19 +47,27 @@ def describe_validation_error(err: ValidationError) -> str:
     return described
 
 
-def check_crisis_request(request: CrisisRequest) -> list[MissionPhase]:
-    """Check the request again on the worker and return the phases in execution order.
+#: The workflow's input as the converter decodes it: a ``CrisisRequest``, or any other JSON
+#: (a request that breaks a rule), which the workflow refuses with the reasons in one line
+#: instead of failing its task over and over on a raw pydantic message.
+CrisisInput = CrisisRequest | JsonValue
+
+
+def check_crisis_request(request: CrisisInput) -> CrisisRequest:
+    """The workflow's input as a valid ``CrisisRequest``.
 
     A request that breaks a rule (one built by hand, bypassing the agency) fails its crisis at
-    once with a non-retryable ``InvalidCrisisRequest``: retrying cannot fix it. Deterministic, so
-    the workflow can run it itself.
+    once with a non-retryable ``InvalidCrisisRequest``: retrying cannot fix it. Fields this
+    release does not know (sent by a newer agency) are ignored. Deterministic, so the workflow
+    runs it itself.
     """
+    # Checked again even when decoded as one: an in-process caller may hand over an unchecked model.
+    fields = request.model_dump() if isinstance(request, CrisisRequest) else request
     try:
-        checked = CrisisRequest.model_validate(request.model_dump())
+        return CrisisRequest.model_validate(fields)
     except ValidationError as err:
         raise ApplicationError(
             f"invalid crisis request: {describe_validation_error(err)}",
             type=INVALID_REQUEST_ERROR,
             non_retryable=True,
-        ) from err
-    return checked.ordered_missions()
+        ) from None

@@ -5,10 +5,15 @@ The agency sets all three when it starts a crisis; the workflow keeps ``CrisisSt
 
 from __future__ import annotations
 
+import re
+
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+
+from app.temporal.errors import InvalidCrisisRequestError
+from app.temporal.models import MAX_ID_LENGTH, PERSON_PATTERN, SAFE_ID_PATTERN
 
 CRISIS_TARGET = SearchAttributeKey.for_keyword("CrisisTarget")
 CRISIS_STATUS = SearchAttributeKey.for_keyword("CrisisStatus")
@@ -17,6 +22,9 @@ CRISIS_SEARCH_ATTRIBUTES = (CRISIS_TARGET, CRISIS_STATUS, CRISIS_INITIATED_BY)
 
 #: Values of ``CrisisStatus``.
 CRISIS_STATUSES = ("running", "awaiting_approval", "compensating", "completed", "failed", "cancelled")
+#: The workflow type of a crisis (``CrisisResponseWorkflow.__name__``; not imported, to keep the
+#: workflow module out of this one).
+CRISIS_WORKFLOW_TYPE = "CrisisResponseWorkflow"
 
 
 def start_attributes(target: str, initiated_by: str) -> TypedSearchAttributes:
@@ -53,3 +61,47 @@ async def register_search_attributes(client: Client, namespace: str) -> list[str
             )
         )
     return missing
+
+
+def quote_literal(value: str) -> str:
+    """``value`` as a string literal of Temporal's visibility query language: in single quotes,
+    each ``'`` doubled (``O'Brien`` is ``'O''Brien'``).
+    """
+    return "'" + value.replace("'", "''") + "'"
+
+
+def crisis_list_query(*, target: str | None, status: str | None, initiated_by: str | None) -> str:
+    """The visibility query of ``liara list``: crises, filtered by target, crisis status and who
+    started them; raise ``InvalidCrisisRequestError`` (one sentence) for a filter no crisis can have
+    or no query can express.
+
+    ``initiated_by`` may be anything a crisis can be started with (1 to 128 characters, surrounding
+    whitespace dropped as when it is stored), except what Temporal's visibility cannot match: a
+    ``"``, a ``\\`` or a control character anywhere, or a ``'`` at either end (the server strips
+    those off the literal before it compares).
+    """
+    clauses = [f"WorkflowType = {quote_literal(CRISIS_WORKFLOW_TYPE)}"]
+    if target is not None:
+        if not re.fullmatch(SAFE_ID_PATTERN, target):
+            raise InvalidCrisisRequestError(
+                f"Invalid {CRISIS_TARGET.name} filter {target!r}: use letters, digits, '.', '_' and '-'."
+            )
+        clauses.append(f"{CRISIS_TARGET.name} = {quote_literal(target)}")
+    if initiated_by is not None:
+        clauses.append(f"{CRISIS_INITIATED_BY.name} = {quote_literal(_initiated_by_filter(initiated_by))}")
+    if status is not None:
+        if status not in CRISIS_STATUSES:
+            raise InvalidCrisisRequestError(f"Unknown status {status!r}: use one of {', '.join(CRISIS_STATUSES)}.")
+        clauses.append(f"{CRISIS_STATUS.name} = {quote_literal(status)}")
+    return " AND ".join(clauses)
+
+
+def _initiated_by_filter(value: str) -> str:
+    """The ``initiated_by`` filter as it is stored (stripped), or why no crisis can carry it."""
+    stripped = value.strip()
+    if len(stripped) > MAX_ID_LENGTH or not re.fullmatch(PERSON_PATTERN, stripped):
+        raise InvalidCrisisRequestError(
+            f"Invalid {CRISIS_INITIATED_BY.name} filter {value!r}: no crisis can be started by it; give 1 to "
+            f"{MAX_ID_LENGTH} characters with no '\"', backslash or control character, and no quote (') at either end."
+        )
+    return stripped

@@ -1,21 +1,29 @@
-"""CrisisResponseWorkflow: validate, initialize, run each mission phase in order, finalize.
+"""CrisisResponseWorkflow: check the request, create the record, run each mission phase in
+order, wind down (compensate if needed) and finalize.
 
 A phase that still fails after its retries is recorded as failed; with the ``continue`` failure
 policy (the default) the remaining phases go on, with ``abort`` they are skipped and the
-completed phases that declare a ``compensate_action`` are compensated in reverse order. A
-cancelled crisis stops its running phase, skips the rest and compensates the same way. Phases
-that require approval wait for an ``approve`` / ``reject`` signal; phases can be added while
-the crisis runs (``add_phases`` update). Workflow code stays deterministic: time comes from
+completed phases that declare a ``compensate_action`` are compensated in reverse order. Phases
+that require approval wait for a ``decide_approval`` update; phases can be added while the
+crisis runs (``add_phases`` update). Workflow code stays deterministic: time comes from
 ``workflow.now()`` and all I/O happens in activities.
+
+Cancel, at every stage, follows one rule: a cancel that arrives before the crisis winds down
+(validating, initializing, running, awaiting approval) stops the running phase, skips the rest,
+compensates completed phases and finalizes the record as ``cancelled``. Once the crisis winds
+down (compensating, finalizing) it runs to its end: a cancel then is recorded in
+``cancel_requests``, not obeyed. Record writes are never cut short by a cancel.
 
 Bookkeeping costs the server no round trips of its own: the workflow checks the request itself
 (deterministic), the agent's activity writes its completed phase to the record before it
 reports (the last phase's entry goes in with the final write instead), and the other record
-writes are local activities, run in the worker inside its workflow task. So a phase costs the
-server one activity, as a bare workflow's would, and each record write is still atomic,
-idempotent and done before the crisis moves on. A write that keeps failing in the worker (a full
-disk, a corrupt record) moves to a regular activity, which retries until the store is usable
-again and whose failures ``liara status`` shows.
+writes are local activities, run in the worker inside its workflow task. A write that keeps
+failing in the worker (a full disk, a corrupt record) moves to a regular activity, which retries
+until the store is usable again and whose failures ``liara status`` shows.
+
+What the crisis carries stays inside Temporal's payload limits whatever its agents report: its
+phases' outputs share a budget (``OUTPUT_BUDGET_BYTES``); an output past it is kept in the
+crisis record only and the phase carries an ``output_ref`` instead.
 """
 
 from __future__ import annotations
@@ -27,24 +35,26 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, FailureError, RetryState, is_cancelled_exception
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError, RetryState, is_cancelled_exception
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import ValidationError
-
     from app.temporal import metrics
     from app.temporal.activities import CrisisActivities
     from app.temporal.errors import innermost_message
     from app.temporal.models import (
+        MAX_ERROR_CHARS,
+        MAX_OUTPUT_BYTES,
         MAX_PHASES,
+        OUTPUT_BUDGET_BYTES,
         AgentReport,
         ApprovalDecision,
+        CancelNote,
         CrisisCompletion,
         CrisisProgress,
         CrisisRequest,
         CrisisResult,
-        CrisisStart,
+        CrisisSnapshot,
         CrisisSummary,
         FailurePolicy,
         MissionPhase,
@@ -52,9 +62,10 @@ with workflow.unsafe.imports_passed_through():
         PhaseLogEntry,
         PhaseOutcome,
         PhaseStatus,
+        RecordedDecision,
     )
     from app.temporal.uninterrupted import uninterrupted
-    from app.temporal.validation import check_crisis_request
+    from app.temporal.validation import CrisisInput, check_crisis_request
     from app.temporal.visibility import CRISIS_STATUS, CRISIS_TARGET
 
 __all__ = ["CrisisResponseWorkflow", "CrisisRequest", "CrisisResult", "MissionPhase"]
@@ -65,51 +76,56 @@ BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
 BOOKKEEPING_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
 #: A record write in the worker gets three quick tries before it moves to a regular activity.
 LOCAL_BOOKKEEPING_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=3)
-#: Patch guarding the upserts of ``CrisisStatus``; histories from before it replay without them.
-STATUS_SEARCH_ATTRIBUTE_PATCH = "crisis-status-search-attribute"
-#: Patch under which a cancel waits for the phase record being written; histories from before it
-#: end at once when cancelled during that write (no compensation, record left running).
-CANCEL_AFTER_LOG_PATCH = "cancel-waits-for-phase-record"
-#: Patch under which the workflow checks the request itself, the agent's activity records its
-#: completed phase and the other record writes are local activities; histories from before it
-#: replay with a regular activity for each step. It implies the two patches above.
-RECORDS_IN_WORKER_PATCH = "records-in-worker"
 
-_FINISHED_STAGES = ("compensating", "finalizing", "done")
+#: Stages once the crisis winds down: no phase starts, a cancel is recorded and not obeyed.
+_WINDING_DOWN = ("compensating", "finalizing", "done")
 
 
-@workflow.defn(failure_exception_types=[ValidationError])
+@workflow.defn
 class CrisisResponseWorkflow:
-    def __init__(self) -> None:
-        self._crisis_id = ""
-        self._target = ""
+    @workflow.init
+    def __init__(self, request: CrisisInput) -> None:
+        # Built here, not in run: update and query handlers can run before run starts.
         self._stage = "validating"
         self._current_phase: str | None = None
-        self._plan: list[MissionPhase] = []
-        self._phases: list[PhaseOutcome] = []
         self._compensations: list[PhaseOutcome] = []
-        self._decisions: dict[str, ApprovalDecision] = {}
-        self._records_in_worker = False
+        self._decisions: dict[str, RecordedDecision] = {}
+        self._cancel_requests: list[CancelNote] = []
+        self._inline_output_bytes = 0
+        self._invalid: ApplicationError | None = None
+        try:
+            self._request = check_crisis_request(request)
+        except ApplicationError as err:
+            self._invalid = err
+            raw = request if isinstance(request, dict) else {}
+            self._request = CrisisRequest.model_construct(
+                crisis_id=str(raw.get("crisis_id", "")), target_member=str(raw.get("target_member", ""))
+            )
+            self._plan: list[MissionPhase] = []
+        else:
+            self._plan = self._request.ordered_missions()
+        self._phases = [_pending(p) for p in self._plan]
 
     @workflow.run
-    async def run(self, request: CrisisRequest) -> CrisisResult:
+    async def run(self, request: CrisisInput) -> CrisisResult:
         # Metrics record nothing while a history replays and add no commands to it.
         metrics.count_crisis_started()
         try:
-            result = await self._respond(request)
+            result = await self._respond()
         except asyncio.CancelledError:
             metrics.count_crisis_ended("cancelled")
             raise
-        except (FailureError, ValidationError):  # these fail the workflow (others retry its task)
+        except FailureError:  # fails the workflow (anything else retries its task)
             metrics.count_crisis_ended("failed")
             raise
         metrics.count_crisis_ended(result.status)
         return result
 
-    async def _respond(self, request: CrisisRequest) -> CrisisResult:
-        info = workflow.info()
-        self._crisis_id = request.crisis_id
-        self._target = request.target_member
+    async def _respond(self) -> CrisisResult:
+        request = self._request
+        if self._invalid is not None:
+            self._set_status_attribute("failed")
+            raise self._invalid
         workflow.logger.info(
             "Crisis %s started for %s with %d phases",
             request.crisis_id,
@@ -117,40 +133,37 @@ class CrisisResponseWorkflow:
             len(request.missions),
             extra=self._log_extra(),
         )
-
-        self._records_in_worker = workflow.patched(RECORDS_IN_WORKER_PATCH)
-        if self._records_in_worker:
-            ordered = check_crisis_request(request)  # deterministic: no activity needed
-        else:
-            ordered = await self._activity(CrisisActivities.validate_crisis_request, request)
-        # Phases added by update while validation ran come after the requested ones.
-        self._plan = ordered + self._plan
-        self._phases = [_pending(p) for p in ordered] + self._phases
-
-        self._stage = "initializing"
-        initializing = self._bookkeeping(CrisisActivities.initialize_crisis_response, self._crisis(request))
         cancelled = aborted = False
-        if self._records_in_worker:
-            try:  # a cancel meanwhile lets the record be created, then ends the crisis before its phases
-                await uninterrupted(initializing)
-            except asyncio.CancelledError:
-                cancelled = True
-        else:
-            await initializing
-
-        self._stage = "running"
-        if not cancelled:
-            try:
-                aborted = await self._run_phases(request)
-            except asyncio.CancelledError:
-                cancelled = True
-        if cancelled:
+        try:
+            self._stage = "initializing"
+            # A cancel meanwhile lets the record be created, then ends the crisis before its phases.
+            await uninterrupted(self._bookkeeping(CrisisActivities.initialize_crisis_response, self._snapshot()))
+            self._stage = "running"
+            aborted = await self._run_phases()
+        except asyncio.CancelledError:
+            cancelled = True
+            self._note_cancel(obeyed=True)
             workflow.logger.warning("Crisis %s cancelled", request.crisis_id, extra=self._log_extra())
+        # From here the crisis runs to its end: a cancel is noted, never lets it stop half-way.
+        self._stage = "compensating" if cancelled or aborted else "finalizing"
+        winding_down = asyncio.ensure_future(self._wind_down(cancelled=cancelled, aborted=aborted))
+        while True:
+            try:
+                result = await asyncio.shield(winding_down)
+                break
+            except asyncio.CancelledError:
+                self._note_cancel(obeyed=False)
+        if cancelled:
+            raise asyncio.CancelledError(f"crisis {request.crisis_id} was cancelled")
+        return result
+
+    async def _wind_down(self, *, cancelled: bool, aborted: bool) -> CrisisResult:
+        """Close unfinished phases, compensate if the crisis was cancelled or aborted, finalize."""
+        request = self._request
         self._current_phase = None
         self._close_unfinished(PhaseStatus.CANCELLED if cancelled else PhaseStatus.SKIPPED)
-
         if cancelled or aborted:
-            await self._compensate(request)
+            await self._compensate()
 
         self._stage = "finalizing"
         summary = CrisisSummary.of(p.status for p in self._phases)
@@ -166,41 +179,42 @@ class CrisisResponseWorkflow:
                 completed_at=completed_at,
                 phases=self._phases,
                 compensations=self._compensations,
-                crisis=self._crisis(request),
+                cancel_requests=self._cancel_requests,
+                crisis=self._snapshot(with_phases=False),
             ),
         )
         self._stage = "done"
-        if cancelled:
-            raise asyncio.CancelledError(f"crisis {request.crisis_id} was cancelled")
         return CrisisResult(
             crisis_id=request.crisis_id,
             target=request.target_member,
             success=success,
             status=status,
-            started_at=info.start_time,
+            started_at=workflow.info().start_time,
             completed_at=completed_at,
             phases=self._phases,
             summary=summary,
             failed_phases=[p.phase_id for p in self._phases if p.status == PhaseStatus.FAILED],
             record_path=record_path,
             compensations=self._compensations,
+            cancel_requests=self._cancel_requests,
         )
 
-    async def _run_phases(self, request: CrisisRequest) -> bool:
+    async def _run_phases(self) -> bool:
         """Run the plan (which may grow while it runs); return True if a failure aborted it."""
+        request = self._request
         index = 0
         while index < len(self._plan):
             phase = self._plan[index]
             self._current_phase = phase.phase_id
-            outcome, recorded = await self._run_phase(request, index, phase)
+            outcome, recorded = await self._run_phase(index, phase)
             self._phases[index] = outcome
             metrics.count_phase(outcome.action, outcome.status)
             index += 1
-            # Not asked to record (None): the last phase, which the final record write includes,
-            # unless phases were added while it ran.
-            if recorded is False or (recorded is None and index < len(self._plan)):
-                await self._log(request, outcome)
-            elif recorded is None:
+            last_completed = outcome.status == PhaseStatus.COMPLETED and index == len(self._plan)
+            if not recorded and not last_completed:
+                await self._log(outcome)
+            elif last_completed and not recorded:
+                # The final record write includes the last phase (one write fewer per crisis).
                 workflow.logger.info(
                     "Mission phase %s completed (crisis %s)",
                     phase.phase_id,
@@ -217,11 +231,9 @@ class CrisisResponseWorkflow:
                 return True
         return False
 
-    async def _run_phase(
-        self, request: CrisisRequest, index: int, phase: MissionPhase
-    ) -> tuple[PhaseOutcome, bool | None]:
-        """How the phase ended, and whether its activity has recorded it (see ``_perform``)."""
-        outcome = _pending(phase)
+    async def _run_phase(self, index: int, phase: MissionPhase) -> tuple[PhaseOutcome, bool]:
+        """How the phase ended, and whether its activity has recorded it."""
+        outcome = self._phases[index]
         if phase.requires_approval:
             self._phases[index] = outcome.model_copy(update={"status": PhaseStatus.AWAITING_APPROVAL})
             self._set_status_attribute("awaiting_approval")
@@ -235,27 +247,28 @@ class CrisisResponseWorkflow:
             outcome = outcome.model_copy(update={"approved_by": decision.decided_by})
         self._phases[index] = outcome.model_copy(update={"status": PhaseStatus.RUNNING})
         try:
-            last = index == len(self._plan) - 1
-            return await self._perform(request, phase, outcome, compensation=False, record=not last)
+            # Not the last phase: its activity records it (the last one goes in with the final write).
+            record = index < len(self._plan) - 1
+            return await self._perform(phase, outcome, compensation=False, record=record)
         except ActivityError as err:
             if is_cancelled_exception(err):
                 raise asyncio.CancelledError from err
-            return self._phase_failure(request, phase, outcome, err), False
+            return self._phase_failure(phase, outcome, err), False
 
-    async def _await_decision(self, phase: MissionPhase) -> ApprovalDecision | None:
+    async def _await_decision(self, phase: MissionPhase) -> RecordedDecision | None:
+        """The decision on ``phase``, or None if its approval timed out first."""
         timeout = timedelta(seconds=phase.approval_timeout) if phase.approval_timeout else None
         try:
             await workflow.wait_condition(lambda: phase.phase_id in self._decisions, timeout=timeout)
         except TimeoutError:
-            return None
-        return self._decisions[phase.phase_id]
+            pass  # a decision accepted in the same workflow task as the timeout still counts
+        return self._decisions.get(phase.phase_id)
 
     async def _perform(
-        self, request: CrisisRequest, phase: MissionPhase, outcome: PhaseOutcome, *, compensation: bool, record: bool
-    ) -> tuple[PhaseOutcome, bool | None]:
-        """Run the phase's agent: the completed outcome, and whether the activity recorded it
-        (None if ``record`` is false: it was not asked to).
-        """
+        self, phase: MissionPhase, outcome: PhaseOutcome, *, compensation: bool, record: bool
+    ) -> tuple[PhaseOutcome, bool]:
+        """Run the phase's agent: the completed outcome, and whether the activity recorded it."""
+        request = self._request
         report: AgentReport = await workflow.execute_activity_method(
             CrisisActivities.perform_agent_mission,
             PhaseAssignment(
@@ -263,8 +276,10 @@ class CrisisResponseWorkflow:
                 workflow_id=workflow.info().workflow_id,
                 phase=phase,
                 compensation=compensation,
+                entry=outcome,
                 # The agent's success and its record entry in one activity: one server round trip.
-                record_as=outcome if self._records_in_worker and record else None,
+                record=record,
+                inline_output_bytes=max(0, min(MAX_OUTPUT_BYTES, OUTPUT_BUDGET_BYTES - self._inline_output_bytes)),
             ),
             start_to_close_timeout=timedelta(seconds=phase.timeout or request.phase_timeout_seconds),
             heartbeat_timeout=timedelta(seconds=request.heartbeat_timeout_seconds),
@@ -272,25 +287,27 @@ class CrisisResponseWorkflow:
             # Wait for the agent to stop before moving on: a cancelled phase must not run on.
             cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
         )
+        self._inline_output_bytes += report.output_bytes
         completed = outcome.model_copy(
             update={
                 "status": PhaseStatus.COMPLETED,
                 "attempts": report.attempt,
                 "output": report.output,
-                "timestamp": workflow.now(),
+                "output_ref": report.output_ref,
+                "timestamp": report.finished_at or workflow.now(),
             }
         )
         return completed, report.recorded
 
-    def _phase_failure(
-        self, request: CrisisRequest, phase: MissionPhase, outcome: PhaseOutcome, err: ActivityError
-    ) -> PhaseOutcome:
+    def _phase_failure(self, phase: MissionPhase, outcome: PhaseOutcome, err: ActivityError) -> PhaseOutcome:
         error = innermost_message(err)
+        if len(error) > MAX_ERROR_CHARS:
+            error = error[: MAX_ERROR_CHARS - 1] + "…"
         workflow.logger.warning(
             "Mission phase %s failed: %s", phase.phase_id, error, extra=self._log_extra(phase.phase_id)
         )
         exhausted = err.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED
-        attempts = (phase.retry or request.retry).maximum_attempts if exhausted else None
+        attempts = (phase.retry or self._request.retry).maximum_attempts if exhausted else None
         return _failed(outcome, error, attempts=attempts)
 
     def _close_unfinished(self, status: PhaseStatus) -> None:
@@ -302,7 +319,7 @@ class CrisisResponseWorkflow:
                 self._phases[index] = outcome.model_copy(update={"status": closed, "timestamp": now})
                 metrics.count_phase(outcome.action, closed)
 
-    async def _compensate(self, request: CrisisRequest) -> None:
+    async def _compensate(self) -> None:
         """Undo completed phases that declare a compensation, last first; record each one."""
         self._stage = "compensating"
         self._set_status_attribute("compensating")
@@ -313,40 +330,41 @@ class CrisisResponseWorkflow:
             undo = phase.model_copy(update={"action": phase.compensate_action, "requires_approval": False})
             self._current_phase = phase.phase_id
             try:
-                outcome, recorded = await self._perform(request, undo, _pending(undo), compensation=True, record=True)
+                outcome, recorded = await self._perform(undo, _pending(undo), compensation=True, record=True)
             except ActivityError as err:
-                outcome, recorded = self._phase_failure(request, undo, _pending(undo), err), False
+                outcome, recorded = self._phase_failure(undo, _pending(undo), err), False
             self._compensations.append(outcome)
             metrics.count_phase(outcome.action, outcome.status, compensation=True)
             if not recorded:
-                await self._log(request, outcome, compensation=True)
+                await self._log(outcome, compensation=True)
         self._current_phase = None
 
-    async def _log(self, request: CrisisRequest, outcome: PhaseOutcome, *, compensation: bool = False) -> None:
-        writing = self._bookkeeping(
-            CrisisActivities.log_mission_phase,
-            PhaseLogEntry(
-                crisis_id=request.crisis_id,
-                target=request.target_member,
-                outcome=outcome,
-                compensation=compensation,
-                crisis=self._crisis(request),
-            ),
-        )
-        if not self._earlier_patch(CANCEL_AFTER_LOG_PATCH):
-            await writing
-            return
-        # A cancel that arrives while a phase is being recorded must not cut the crisis short:
-        # the (quick, idempotent) write finishes, then the cancel takes its usual path
-        # (skip the rest, compensate, finalize the record as cancelled).
-        await uninterrupted(writing)
-
-    async def _bookkeeping(self, activity: Callable[..., Any], argument: Any) -> Any:
-        """Write the record: in the worker (a local activity) if it can, else as a regular
-        activity, visible to ``liara status`` and retried until the store is usable again.
+    async def _log(self, outcome: PhaseOutcome, *, compensation: bool = False) -> None:
+        """Record a phase's entry. A cancel meanwhile lets the (quick, idempotent) write finish,
+        then takes its usual path.
         """
-        if not self._records_in_worker:
-            return await self._activity(activity, argument)
+        entry = PhaseLogEntry(
+            crisis_id=self._request.crisis_id,
+            target=self._request.target_member,
+            outcome=outcome,
+            compensation=compensation,
+        )
+        await uninterrupted(
+            self._bookkeeping(
+                CrisisActivities.log_mission_phase,
+                entry,
+                # Only the regular activity gets the whole crisis, to rebuild a record that is missing.
+                fallback=lambda: entry.model_copy(update={"crisis": self._snapshot()}),
+            )
+        )
+
+    async def _bookkeeping(
+        self, activity: Callable[..., Any], argument: Any, fallback: Callable[[], Any] | None = None
+    ) -> Any:
+        """Write the record: in the worker (a local activity) if it can, else as a regular
+        activity (with ``fallback()`` as its argument if given), visible to ``liara status`` and
+        retried until the store is usable again.
+        """
         try:
             return await workflow.execute_local_activity_method(
                 activity, argument, start_to_close_timeout=BOOKKEEPING_TIMEOUT, retry_policy=LOCAL_BOOKKEEPING_RETRY
@@ -360,60 +378,91 @@ class CrisisResponseWorkflow:
                 innermost_message(err),
                 extra=self._log_extra(),
             )
-        return await self._activity(activity, argument)
-
-    async def _activity(self, activity: Callable[..., Any], argument: Any) -> Any:
         return await workflow.execute_activity_method(
-            activity, argument, start_to_close_timeout=BOOKKEEPING_TIMEOUT, retry_policy=BOOKKEEPING_RETRY
+            activity,
+            fallback() if fallback else argument,
+            start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+            retry_policy=BOOKKEEPING_RETRY,
         )
 
-    def _crisis(self, request: CrisisRequest) -> CrisisStart:
+    def _snapshot(self, *, with_phases: bool = True) -> CrisisSnapshot:
         """The crisis as the workflow sees it now: creates its record, or rebuilds a missing one."""
         info = workflow.info()
-        return CrisisStart(
-            crisis_id=request.crisis_id,
+        return CrisisSnapshot(
+            crisis_id=self._request.crisis_id,
             workflow_id=info.workflow_id,
             run_id=info.run_id,
-            target=request.target_member,
-            initiated_by=request.initiated_by,
+            target=self._request.target_member,
+            initiated_by=self._request.initiated_by,
             started_at=info.start_time,
-            phases=self._phases,
+            phases=self._phases if with_phases else [],
         )
 
-    def _earlier_patch(self, patch_id: str) -> bool:
-        """An earlier patch: always on for crises started under ``records-in-worker``, so those
-        do not record a marker (and a ``TemporalChangeVersion`` upsert) for it.
-        """
-        return self._records_in_worker or workflow.patched(patch_id)
+    def _note_cancel(self, *, obeyed: bool) -> None:
+        self._cancel_requests.append(CancelNote(requested_at=workflow.now(), stage=self._stage, obeyed=obeyed))
+        if not obeyed:
+            workflow.logger.warning(
+                "Crisis %s: cancel requested while %s; it runs to its end",
+                self._request.crisis_id,
+                self._stage,
+                extra=self._log_extra(),
+            )
 
     def _log_extra(self, phase_id: str | None = None) -> dict[str, str | None]:
         """Crisis fields of a log record (the SDK adds the workflow id); see app.temporal.logs."""
-        return {"crisis_id": self._crisis_id, "phase_id": phase_id}
+        return {"crisis_id": self._request.crisis_id, "phase_id": phase_id}
 
     def _set_status_attribute(self, status: str) -> None:
         """Keep ``CrisisStatus`` current for crises the agency started with search attributes."""
-        if workflow.info().typed_search_attributes.get(CRISIS_TARGET) is None:
-            return
-        if self._earlier_patch(STATUS_SEARCH_ATTRIBUTE_PATCH):
+        if workflow.info().typed_search_attributes.get(CRISIS_TARGET) is not None:
             workflow.upsert_search_attributes([CRISIS_STATUS.value_set(status)])
 
     @workflow.query
     def progress(self) -> CrisisProgress:
         """Where the crisis stands: its stage, the phase running now and how each phase ended."""
         return CrisisProgress(
-            crisis_id=self._crisis_id,
-            target=self._target,
+            crisis_id=self._request.crisis_id,
+            target=self._request.target_member,
             stage=self._stage,
             current_phase=self._current_phase,
             phases=self._phases,
             summary=CrisisSummary.of(p.status for p in self._phases),
             compensations=self._compensations,
+            cancel_requests=self._cancel_requests,
         )
 
-    @workflow.signal
-    def decide_approval(self, decision: ApprovalDecision) -> None:
-        """Approve or reject a phase that requires approval; the first decision counts."""
-        self._decisions.setdefault(decision.phase_id, decision)
+    @workflow.update
+    def decide_approval(self, decision: ApprovalDecision) -> RecordedDecision:
+        """Approve or reject a phase that awaits approval. Exactly one decision per phase takes
+        effect; the validator refuses every other (and any after the approval timed out).
+        """
+        recorded = RecordedDecision(**decision.model_dump(), decided_at=workflow.now())
+        self._decisions[decision.phase_id] = recorded
+        verb = "approved" if decision.approved else "rejected"
+        workflow.logger.info(
+            "Mission phase %s %s by %s", decision.phase_id, verb, decision.decided_by, extra=self._log_extra()
+        )
+        return recorded
+
+    @decide_approval.validator
+    def _check_decision(self, decision: ApprovalDecision) -> None:
+        self._refuse_if_invalid()
+        phase_id = decision.phase_id
+        outcome = next((p for p in self._phases if p.phase_id == phase_id), None)
+        if outcome is None or not outcome.requires_approval:
+            raise ValueError(f"crisis {self._request.crisis_id} has no phase {phase_id!r} that requires approval")
+        earlier = self._decisions.get(phase_id)
+        if earlier is not None:
+            verb = "approved" if earlier.approved else "rejected"
+            raise ValueError(
+                f"phase {phase_id!r} was already {verb} by {earlier.decided_by} at "
+                f"{earlier.decided_at.isoformat(timespec='seconds')}"
+            )
+        if outcome.status == PhaseStatus.PENDING:
+            raise ValueError(f"phase {phase_id!r} is not awaiting approval yet; decide once it waits for it")
+        if outcome.status != PhaseStatus.AWAITING_APPROVAL:
+            why = f" ({outcome.error})" if outcome.error else ""
+            raise ValueError(f"phase {phase_id!r} is {outcome.status.value}{why}; it can no longer be decided")
 
     @workflow.update
     def add_phases(self, phases: list[MissionPhase]) -> CrisisProgress:
@@ -421,13 +470,14 @@ class CrisisResponseWorkflow:
         added = sorted(phases, key=lambda phase: phase.priority)
         self._plan.extend(added)
         self._phases.extend(_pending(p) for p in added)
-        workflow.logger.info("Crisis %s: %d phases added", self._crisis_id, len(added), extra=self._log_extra())
+        workflow.logger.info("Crisis %s: %d phases added", self._request.crisis_id, len(added), extra=self._log_extra())
         return self.progress()
 
     @add_phases.validator
     def _check_added_phases(self, phases: list[MissionPhase]) -> None:
-        if self._stage in _FINISHED_STAGES:
-            raise ValueError(f"crisis {self._crisis_id} has finished running phases; start a new crisis")
+        self._refuse_if_invalid()
+        if self._stage in _WINDING_DOWN:
+            raise ValueError(f"crisis {self._request.crisis_id} has finished running phases; start a new crisis")
         if not phases:
             raise ValueError("give at least one phase to add")
         known = {p.phase_id for p in self._plan}
@@ -437,6 +487,10 @@ class CrisisResponseWorkflow:
             known.add(phase.phase_id)
         if len(known) > MAX_PHASES:
             raise ValueError(f"a crisis has at most {MAX_PHASES} phases")
+
+    def _refuse_if_invalid(self) -> None:
+        if self._invalid is not None:
+            raise ValueError(f"the crisis request is invalid and runs no phases ({self._invalid.message})")
 
 
 def _pending(phase: MissionPhase) -> PhaseOutcome:

@@ -1,0 +1,211 @@
+"""Approval decisions are workflow updates with a validator: exactly one decision per phase takes
+effect and every other caller hears why not. Also: changes sent before any worker has run the
+crisis see its whole plan. On the dev server, with an in-process worker and the agency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateStage
+
+from app.temporal.activities import CrisisActivities
+from app.temporal.errors import CrisisWaitTimeoutError, DecisionRefusedError, TemporalUnavailableError
+from app.temporal.models import MissionPhase, PhaseStatus
+from app.temporal.records import CrisisRecordStore
+from app.temporal.workflows import CrisisResponseWorkflow
+from cognition.liara.agency import LiaraTemporalAgency
+from tests.conftest import assert_eventually, cli
+from tests.temporal.test_crisis_control import phase
+from tests.temporal.test_liara_workflows import crisis_workflow_worker
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def agency(dev_server, task_queue):
+    async with LiaraTemporalAgency(temporal_host=dev_server.address, task_queue=task_queue) as connected:
+        yield connected
+
+
+def worker(dev_server, task_queue: str, executor, tmp_path: Path):
+    real = CrisisActivities(CrisisRecordStore(tmp_path / "crises"))
+    activities = [
+        real.initialize_crisis_response,
+        real.perform_agent_mission,
+        real.log_mission_phase,
+        real.finalize_crisis_response,
+    ]
+    return crisis_workflow_worker(dev_server.client, task_queue, executor, activities)
+
+
+async def gated_crisis(agency: LiaraTemporalAgency, *phases: dict) -> str:
+    return await agency.trigger_crisis_response(
+        "target-alpha", list(phases), initiated_by="tester", crisis_id=f"crisis-gate-{uuid.uuid4().hex[:8]}"
+    )
+
+
+async def until(agency: LiaraTemporalAgency, workflow_id: str, phase_id: str, status: PhaseStatus) -> None:
+    async def reached() -> bool:
+        report = await agency.get_crisis_status(workflow_id)
+        return any(p["phase_id"] == phase_id and p["status"] == status for p in report.get("phases", []))
+
+    await assert_eventually(reached, timeout=60)
+
+
+async def test_an_approve_and_a_reject_at_once_one_takes_effect_and_the_other_is_told_who_decided(
+    dev_server, task_queue, executor, tmp_path, agency
+):
+    async with worker(dev_server, task_queue, executor, tmp_path):
+        workflow_id = await gated_crisis(agency, phase("strike-1", "strike", 1, requires_approval=True))
+        await until(agency, workflow_id, "strike-1", PhaseStatus.AWAITING_APPROVAL)
+        outcomes = await asyncio.gather(
+            agency.approve_phase(workflow_id, "strike-1", approved_by="alice"),
+            agency.reject_phase(workflow_id, "strike-1", rejected_by="bob", reason="too risky"),
+            return_exceptions=True,
+        )
+        result = await agency.wait_for_crisis_completion(workflow_id, timeout=60)
+
+    decided = [o for o in outcomes if isinstance(o, dict)]
+    refused = [o for o in outcomes if isinstance(o, DecisionRefusedError)]
+    assert len(decided) == 1 and len(refused) == 1, outcomes
+    winner = decided[0]
+    verb = "approved" if winner["approved"] else "rejected"
+    assert f"phase 'strike-1' was already {verb} by {winner['decided_by']} at " in str(refused[0])
+    strike = result["phases"][0]
+    if winner["approved"]:
+        assert (strike["status"], strike["approved_by"]) == ("completed", "alice")
+    else:
+        assert (strike["status"], strike["error"]) == ("failed", "rejected by bob: too risky")
+
+
+async def test_a_decision_after_the_approval_timed_out_is_refused(dev_server, task_queue, executor, tmp_path, agency):
+    async with worker(dev_server, task_queue, executor, tmp_path):
+        workflow_id = await gated_crisis(
+            agency,
+            phase("strike-1", "strike", 1, requires_approval=True, approval_timeout=1),
+            phase("hold-2", "hold", 2, requires_approval=True),
+        )
+        await until(agency, workflow_id, "strike-1", PhaseStatus.FAILED)
+        with pytest.raises(DecisionRefusedError) as refused:
+            await agency.approve_phase(workflow_id, "strike-1", approved_by="late-alice")
+        assert str(refused.value) == (
+            f"Cannot decide on phase 'strike-1' of {workflow_id}: phase 'strike-1' is failed "
+            "(approval timed out after 1 s); it can no longer be decided."
+        )
+        await agency.cancel_crisis(workflow_id)
+
+
+async def test_a_decision_for_a_phase_that_does_not_await_approval_is_refused(
+    dev_server, task_queue, executor, tmp_path, agency
+):
+    async with worker(dev_server, task_queue, executor, tmp_path):
+        workflow_id = await gated_crisis(
+            agency,
+            phase("recon-1", "recon", 1),
+            phase("strike-2", "strike", 2, requires_approval=True),
+            phase("strike-3", "strike", 3, requires_approval=True),
+        )
+        await until(agency, workflow_id, "strike-2", PhaseStatus.AWAITING_APPROVAL)
+        with pytest.raises(DecisionRefusedError, match="has no phase 'recon-1' that requires approval"):
+            await agency.approve_phase(workflow_id, "recon-1", approved_by="alice")
+        with pytest.raises(DecisionRefusedError, match="phase 'strike-3' is not awaiting approval yet"):
+            await agency.approve_phase(workflow_id, "strike-3", approved_by="alice")
+        with pytest.raises(DecisionRefusedError, match="has no phase 'strike-9' that requires approval"):
+            await agency.reject_phase(workflow_id, "strike-9", rejected_by="alice")
+        await agency.cancel_crisis(workflow_id)
+
+
+async def test_the_cli_says_who_decided_first_and_exits_1(
+    dev_server, task_queue, executor, tmp_path, agency, liara_env
+):
+    async with worker(dev_server, task_queue, executor, tmp_path):
+        workflow_id = await gated_crisis(
+            agency,
+            phase("strike-1", "strike", 1, requires_approval=True),
+            phase("hold-2", "hold", 2, requires_approval=True),
+        )
+        await until(agency, workflow_id, "strike-1", PhaseStatus.AWAITING_APPROVAL)
+        first = await cli(liara_env, tmp_path, "reject", workflow_id, "strike-1", "--by", "bob", "--reason", "no")
+        second = await cli(liara_env, tmp_path, "approve", workflow_id, "strike-1", "--by", "alice")
+        await agency.cancel_crisis(workflow_id)
+
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 1
+    assert "Traceback" not in second.stderr
+    assert second.stderr.startswith(
+        f"Error: Cannot decide on phase 'strike-1' of {workflow_id}: phase 'strike-1' was already rejected by bob at "
+    ), second.stderr
+
+
+async def test_a_change_with_no_worker_running_is_refused_at_once(agency):
+    workflow_id = await gated_crisis(agency, phase("strike-1", "strike", 1, requires_approval=True))
+    with pytest.raises(TemporalUnavailableError, match="no worker polls task queue"):
+        await agency.approve_phase(workflow_id, "strike-1", approved_by="alice")
+    with pytest.raises(TemporalUnavailableError, match="no worker polls task queue"):
+        await agency.add_phases(workflow_id, [phase("extra-2", "extract", 2)])
+    await agency.cancel_crisis(workflow_id)
+
+
+async def test_a_change_no_worker_takes_in_time_gives_up_with_one_sentence(
+    dev_server, task_queue, executor, tmp_path, agency
+):
+    """A worker polls the queue but never gets to the update: say so instead of hanging."""
+    async with worker(dev_server, task_queue, executor, tmp_path):
+        workflow_id = await gated_crisis(agency, phase("strike-1", "strike", 1, requires_approval=True))
+        await until(agency, workflow_id, "strike-1", PhaseStatus.AWAITING_APPROVAL)
+        with pytest.raises(CrisisWaitTimeoutError, match="no worker answered within 0.001 s"):
+            await agency.add_phases(workflow_id, [phase("extra-2", "extract", 2)], timeout=0.001)
+        await agency.cancel_crisis(workflow_id)
+
+
+# --- before the first workflow task -------------------------------------------------------------
+
+
+def send_without_a_worker(handle, phases: list[MissionPhase]) -> asyncio.Future:
+    """Send ``add_phases`` now; its outcome once a worker takes it (with the crisis's first task)."""
+
+    async def outcome():
+        update = await handle.start_update(
+            CrisisResponseWorkflow.add_phases, phases, wait_for_stage=WorkflowUpdateStage.ACCEPTED
+        )
+        return await update.result()
+
+    return asyncio.ensure_future(outcome())
+
+
+async def test_phases_added_before_any_worker_ran_the_crisis_are_checked_against_its_plan(
+    dev_server, task_queue, executor, tmp_path, agency
+):
+    workflow_id = await gated_crisis(agency, phase("recon-1", "recon", 1), phase("strike-2", "strike", 2))
+    handle = dev_server.client.get_workflow_handle(workflow_id)
+    duplicate = MissionPhase.model_validate(phase("recon-1", "recon", 3))
+    fresh = MissionPhase.model_validate(phase("extract-3", "extract", 3))
+    refused = send_without_a_worker(handle, [duplicate])
+    accepted = send_without_a_worker(handle, [fresh])
+    await asyncio.sleep(1)
+    async with worker(dev_server, task_queue, executor, tmp_path):
+        with pytest.raises(WorkflowUpdateFailedError) as failure:
+            await asyncio.wait_for(refused, 60)
+        assert "phase_id 'recon-1' is already part of the crisis" in str(failure.value.cause)
+        await asyncio.wait_for(accepted, 60)
+        result = await agency.wait_for_crisis_completion(workflow_id, timeout=60)
+    assert [p["phase_id"] for p in result["phases"]] == ["recon-1", "strike-2", "extract-3"]
+
+
+async def test_the_phase_cap_holds_for_phases_added_before_the_first_workflow_task(
+    dev_server, task_queue, executor, tmp_path, agency
+):
+    workflow_id = await gated_crisis(agency, *(phase(f"p-{i}", "scan", 1) for i in range(1000)))
+    handle = dev_server.client.get_workflow_handle(workflow_id)
+    one_more = MissionPhase.model_validate(phase("p-1000", "scan", 1))
+    refused = send_without_a_worker(handle, [one_more])
+    await asyncio.sleep(1)
+    async with worker(dev_server, task_queue, executor, tmp_path):
+        with pytest.raises(WorkflowUpdateFailedError) as failure:
+            await asyncio.wait_for(refused, 60)
+        await handle.terminate("test over")
+    assert "a crisis has at most 1000 phases" in str(failure.value.cause)

@@ -1,0 +1,93 @@
+"""Whatever its agents report, a crisis stays inside Temporal's payload limits and completes.
+
+Phase outputs share a per-crisis budget in the workflow (its state, result, progress query and
+``add_phases`` answer); outputs past it are kept in the crisis record only, and the phase says
+where with an ``output_ref``. Run on the dev server, which enforces the 2 MiB payload limit.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+from pydantic import JsonValue
+
+from app.temporal.activities import CrisisActivities
+from app.temporal.config import SIMULATE, ExecutorRegistry
+from app.temporal.executors import Mission, SimulateExecutor
+from app.temporal.models import OUTPUT_BUDGET_BYTES, CrisisResult, PhaseStatus
+from app.temporal.records import CrisisRecordStore
+from app.temporal.workflows import CrisisResponseWorkflow
+from tests.temporal.test_crisis_control import phase, request
+from tests.temporal.test_liara_workflows import crisis_workflow_worker
+
+pytestmark = pytest.mark.integration
+
+#: Temporal refuses a payload larger than this.
+PAYLOAD_LIMIT = 2 * 1024 * 1024
+BLOB = 60 * 1024
+
+
+class ReportsSixtyKilobytes:
+    """An agent whose output is 60 KB: within the per-phase cap, too much for 40 phases inline."""
+
+    async def run(self, mission: Mission) -> JsonValue:
+        return {"phase": mission.phase.phase_id, "blob": "x" * (BLOB - 40)}
+
+
+def activities(store: CrisisRecordStore, executor=None) -> list:
+    real = CrisisActivities(store, ExecutorRegistry({SIMULATE: executor or SimulateExecutor()}))
+    return [
+        real.initialize_crisis_response,
+        real.perform_agent_mission,
+        real.log_mission_phase,
+        real.finalize_crisis_response,
+    ]
+
+
+async def test_forty_phases_of_sixty_kilobytes_complete_with_the_outputs_past_the_budget_in_the_record(
+    dev_server, task_queue, executor, tmp_path: Path
+):
+    store = CrisisRecordStore(tmp_path / "crises")
+    crisis = request(f"crisis-big-{uuid.uuid4().hex[:8]}", *(phase(f"p-{i:02d}", "scan", i) for i in range(40)))
+    async with crisis_workflow_worker(
+        dev_server.client, task_queue, executor, activities(store, ReportsSixtyKilobytes())
+    ):
+        handle = await dev_server.client.start_workflow(
+            CrisisResponseWorkflow.run, crisis, id=f"crisis-workflow-{crisis.crisis_id}", task_queue=task_queue
+        )
+        result: CrisisResult = await handle.result()
+        progress = await handle.query(CrisisResponseWorkflow.progress)
+
+    assert result.success and result.summary.completed_phases == 40
+    inline = [p for p in result.phases if p.output_ref is None]
+    kept = [p for p in result.phases if p.output_ref is not None]
+    assert inline and kept, "some outputs inline, those past the budget in the record"
+    assert sum(len(json.dumps(p.output)) for p in inline) <= OUTPUT_BUDGET_BYTES
+    assert all(p.output is None and p.output_ref.size_bytes > BLOB - 100 for p in kept)
+    assert len(result.model_dump_json()) < PAYLOAD_LIMIT / 2
+    assert len(progress.model_dump_json()) < PAYLOAD_LIMIT / 2
+
+    record = json.loads(store.path_for(crisis.crisis_id).read_text())
+    assert record["status"] == "completed"
+    # Every output is in the record, those kept there only as well as the inline ones.
+    assert [p["output"]["phase"] for p in record["phases"]] == [f"p-{i:02d}" for i in range(40)]
+    assert all(len(p["output"]["blob"]) == BLOB - 40 for p in record["phases"])
+
+
+async def test_a_thousand_small_phases_complete(dev_server, task_queue, executor, tmp_path: Path):
+    store = CrisisRecordStore(tmp_path / "crises")
+    crisis = request(f"crisis-many-{uuid.uuid4().hex[:8]}", *(phase(f"p-{i:04d}", "scan", 1) for i in range(1000)))
+    async with crisis_workflow_worker(dev_server.client, task_queue, executor, activities(store)):
+        handle = await dev_server.client.start_workflow(
+            CrisisResponseWorkflow.run, crisis, id=f"crisis-workflow-{crisis.crisis_id}", task_queue=task_queue
+        )
+        result: CrisisResult = await handle.result()
+
+    assert result.success and result.summary.completed_phases == 1000
+    assert all(p.status == PhaseStatus.COMPLETED and p.output == {"simulated": True} for p in result.phases)
+    assert len(result.model_dump_json()) < PAYLOAD_LIMIT / 2
+    record = json.loads(store.path_for(crisis.crisis_id).read_text())
+    assert record["summary"] == {"completed_phases": 1000, "failed_phases": 0, "total_phases": 1000}

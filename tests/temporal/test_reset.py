@@ -1,0 +1,68 @@
+"""A reset crisis: the new run takes its record over, and the replaced run can no longer write it."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
+
+from app.temporal.activities import CrisisActivities
+from app.temporal.models import PhaseStatus
+from app.temporal.records import CrisisRecordStore, CrisisRun
+from cognition.liara.agency import LiaraTemporalAgency
+from tests.temporal.test_crisis_control import phase
+from tests.temporal.test_liara_workflows import crisis_workflow_worker
+from tests.temporal.test_records import ended
+
+pytestmark = pytest.mark.integration
+
+
+async def test_a_reset_run_takes_the_record_over(dev_server, task_queue, executor, tmp_path: Path):
+    store = CrisisRecordStore(tmp_path / "crises")
+    real = CrisisActivities(store)
+    activities = [
+        real.initialize_crisis_response,
+        real.perform_agent_mission,
+        real.log_mission_phase,
+        real.finalize_crisis_response,
+    ]
+    crisis_id = f"crisis-reset-{uuid.uuid4().hex[:8]}"
+    async with (
+        LiaraTemporalAgency(temporal_host=dev_server.address, task_queue=task_queue) as agency,
+        crisis_workflow_worker(dev_server.client, task_queue, executor, activities),
+    ):
+        workflow_id = await agency.trigger_crisis_response(
+            "target-alpha", [phase("recon-1", "recon", 1), phase("secure-2", "secure", 2)], crisis_id=crisis_id
+        )
+        await agency.wait_for_crisis_completion(workflow_id, timeout=60)
+        handle = dev_server.client.get_workflow_handle(workflow_id)
+        first_run = (await handle.describe()).run_id
+        events = [event async for event in handle.fetch_history_events()]
+        # Back to just after the first workflow task: the record was created, no phase has run.
+        first_task = next(e.event_id for e in events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)
+        reset = await dev_server.client.workflow_service.reset_workflow_execution(
+            ResetWorkflowExecutionRequest(
+                namespace=dev_server.client.namespace,
+                workflow_execution=WorkflowExecution(workflow_id=workflow_id, run_id=first_run),
+                reason="test: run it again",
+                workflow_task_finish_event_id=first_task,
+                request_id=str(uuid.uuid4()),
+            )
+        )
+        result = await agency.wait_for_crisis_completion(workflow_id, timeout=60)
+
+    assert result["success"]
+    record = json.loads(store.path_for(crisis_id).read_text())
+    assert (record["run_id"], record["superseded_run_ids"]) == (reset.run_id, [first_run])
+    assert (record["status"], [p["status"] for p in record["phases"]]) == ("completed", ["completed", "completed"])
+
+    # A write that the replaced run's abandoned attempt still makes is dropped.
+    replaced = CrisisRun(namespace=dev_server.client.namespace, workflow_id=workflow_id, run_id=first_run)
+    late = ended("secure-2", PhaseStatus.FAILED, 1, error="an abandoned attempt of the replaced run")
+    assert store.upsert_phase(crisis_id, late, run=replaced) is None
+    assert json.loads(store.path_for(crisis_id).read_text()) == record
