@@ -15,19 +15,25 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from app.temporal.client import DEFAULT_ADDRESS, run_and_exit
-from app.temporal.errors import CrisisFailedError, CrisisNotRunningError, InvalidCrisisRequestError, LiaraError
+from app.temporal.errors import (
+    CrisisFailedError,
+    CrisisNotRunningError,
+    InvalidCrisisRequestError,
+    LiaraError,
+    TemporalUnavailableError,
+)
 from app.temporal.models import MAX_PHASES, FailurePolicy
 from app.temporal.server import EmbeddedServer
 from app.temporal.visibility import CRISIS_STATUSES
 from app.temporal.worker import AddressOption, NamespaceOption, ProfileOption, TaskQueueOption
 from cognition.liara.agency import LiaraTemporalAgency, missions_from_actions
 from cognition.liara.bench import BenchPlan, measure_gate_memory, run_bench, write_results
-from cognition.liara.doctor import diagnose
+from cognition.liara.doctor import Check, diagnose
 from cognition.liara.worker import liara_worker_command
 
 EXIT_ERROR = 1
@@ -70,13 +76,13 @@ class Connection:
         try:
             return asyncio.run(with_agency())
         except CrisisFailedError as err:
-            err_console.print(f"Error: {err}", markup=False, highlight=False)
+            say(f"Error: {err}", err_console)
             raise typer.Exit(EXIT_CRISIS_UNSUCCESSFUL) from None
         except LiaraError as err:
-            err_console.print(f"Error: {err}", markup=False, highlight=False)
+            say(f"Error: {err}", err_console)
             raise typer.Exit(EXIT_ERROR) from None
         except KeyboardInterrupt:
-            err_console.print("Interrupted; the crisis goes on in Temporal.")
+            say("Interrupted; the crisis goes on in Temporal.", err_console)
             raise typer.Exit(130) from None
 
 
@@ -98,34 +104,96 @@ def _print_json(value: Any) -> None:
         print(json.dumps(value, indent=2))
 
 
-def _phase_table(phases: list[dict[str, Any]]) -> Table:
-    table = Table("phase", "agent", "action", "status", "attempts", "error", box=None)
-    for phase in phases:
-        table.add_row(
-            phase["phase_id"],
-            phase["agent_id"],
-            phase["action"],
-            phase["status"],
-            "" if phase.get("attempts") is None else str(phase["attempts"]),
-            phase.get("error") or "",
-        )
+def say(message: str, console: Console | None = None) -> None:
+    """Print a message as it is: user data in it (ids, errors, names) is never Rich markup or emoji codes."""
+    (console or out).print(message, markup=False, emoji=False, highlight=False)
+
+
+def cell(value: object) -> Text:
+    """A table cell showing ``value`` literally (Rich would parse a ``str`` cell as markup)."""
+    return Text("" if value is None else str(value))
+
+
+def table_of(headers: tuple[str, ...], rows: list[tuple[object, ...]]) -> Table:
+    """A borderless table whose every cell is shown literally."""
+    table = Table(*headers, box=None)
+    for row in rows:
+        table.add_row(*(cell(value) for value in row))
     return table
 
 
-def _print_result(result: dict[str, Any]) -> None:
+def _phase_table(phases: list[dict[str, Any]]) -> Table:
+    return table_of(
+        ("phase", "agent", "action", "status", "attempts", "error"),
+        [
+            (
+                phase["phase_id"],
+                phase["agent_id"],
+                phase["action"],
+                phase["status"],
+                phase.get("attempts"),
+                phase.get("error") or "",
+            )
+            for phase in phases
+        ],
+    )
+
+
+def _crisis_table(rows: list[dict[str, Any]]) -> Table:
+    return table_of(
+        ("workflow id", "target", "crisis status", "initiated by", "started"),
+        [
+            (row["workflow_id"], row["target"], row["crisis_status"], row["initiated_by"], row["started_at"])
+            for row in rows
+        ],
+    )
+
+
+def _print_phases(phases: list[dict[str, Any]], compensations: list[dict[str, Any]] | None, console: Console) -> None:
+    console.print(_phase_table(phases))
+    if compensations:
+        say("Compensations:", console)
+        console.print(_phase_table(compensations))
+
+
+def _print_result(result: dict[str, Any], console: Console | None = None) -> None:
+    console = console or out
     summary = result["summary"]
-    out.print(f"Crisis {result['crisis_id']} on {result['target']}: {result['status']}", highlight=False)
-    out.print(_phase_table(result["phases"]))
-    if result.get("compensations"):
-        out.print("Compensations:")
-        out.print(_phase_table(result["compensations"]))
-    out.print(
+    say(f"Crisis {result['crisis_id']} on {result['target']}: {result['status']}", console)
+    _print_phases(result["phases"], result.get("compensations"), console)
+    say(
         f"Success: {result['success']} ({summary['completed_phases']} of {summary['total_phases']} phases completed, "
         f"{summary['failed_phases']} failed)",
-        highlight=False,
+        console,
     )
     if result.get("record_path"):
-        out.print(f"Record: {result['record_path']}", highlight=False)
+        say(f"Record: {result['record_path']}", console)
+
+
+def _print_status(workflow_id: str, report: dict[str, Any], console: Console | None = None) -> None:
+    console = console or out
+    say(f"Crisis workflow {workflow_id}: {report['status']}", console)
+    if report["status"] == "running":
+        if "note" in report:
+            say(report["note"], console)
+        else:
+            say(f"Stage: {report['stage']}; current phase: {report['current_phase'] or '-'}", console)
+            _print_phases(report["phases"], report.get("compensations"), console)
+        if "problem" in report:
+            say(f"Problem: {report['problem']}", console)
+    elif "result" in report:
+        _print_result(report["result"], console)
+    else:
+        say(report.get("error", ""), console)
+
+
+def _print_checks(checks: list[Check], console: Console | None = None) -> None:
+    console = console or out
+    for check in checks:
+        mark = Text("ok  ", style="green") if check.ok else Text("FAIL", style="red")
+        console.print(Text.assemble(mark, f" {check.name}: {check.detail}"))
+        if check.fix:
+            say(f"      fix: {check.fix}", console)
 
 
 def _progress_line(status: dict[str, Any]) -> tuple[str, int, int] | None:
@@ -149,7 +217,7 @@ async def _follow(
         return await waiting
     columns = (
         SpinnerColumn(),
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -163,7 +231,7 @@ async def _follow(
                 description, done, total = line
                 progress.update(task, description=description, completed=done, total=total)
                 if not console.is_terminal and line != last:
-                    console.print(f"{description} ({done}/{total} phases done)", highlight=False)
+                    say(f"{description} ({done}/{total} phases done)", console)
                 last = line
             await asyncio.wait([waiting], timeout=PROGRESS_POLL_SECONDS)
     return await waiting
@@ -192,6 +260,14 @@ def _missions_from_file(path: Path) -> list[Any]:
 
 
 WorkflowId = Annotated[str, typer.Argument(help="The id printed by `liara trigger`")]
+#: How long approve, reject and add-phases wait for a worker to take the change.
+WORKER_TIMEOUT_SECONDS = 10.0
+WorkerTimeout = Annotated[
+    float,
+    typer.Option(
+        "--timeout", min=0, metavar="SECONDS", help="Give up after this many seconds if no worker takes the change"
+    ),
+]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts")]
 Timeout = Annotated[float | None, typer.Option(min=0, help="Give up waiting after this many seconds")]
 
@@ -213,17 +289,47 @@ def trigger(
     ] = None,
     initiated_by: Annotated[str | None, typer.Option(help="Who starts the crisis. Default: your user name")] = None,
     max_attempts: Annotated[int | None, typer.Option(min=1, help="Attempts per phase (default 3)")] = None,
+    retry_initial_interval: Annotated[
+        float | None, typer.Option(metavar="SECONDS", help="Wait before a phase's second attempt (default 2)")
+    ] = None,
+    retry_maximum_interval: Annotated[
+        float | None, typer.Option(metavar="SECONDS", help="Longest wait between attempts (default 30)")
+    ] = None,
+    retry_backoff: Annotated[
+        float | None, typer.Option(metavar="COEFFICIENT", help="Each wait is this many times the last (default 2)")
+    ] = None,
+    phase_timeout: Annotated[
+        float | None, typer.Option(metavar="SECONDS", help="Seconds one attempt of a phase may take (default 300)")
+    ] = None,
+    heartbeat_timeout: Annotated[
+        float | None,
+        typer.Option(metavar="SECONDS", help="A phase whose worker is silent this long is retried (default 10)"),
+    ] = None,
     failure_policy: Annotated[
         FailurePolicy, typer.Option(help="continue: run the other phases; abort: stop at the first failed phase")
     ] = FailurePolicy.CONTINUE,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for the result and print it")] = False,
-    timeout: Timeout = None,
+    timeout: Annotated[
+        float | None, typer.Option(min=0, help="With --wait: give up waiting after this many seconds")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Start a crisis with one phase per ACTION against TARGET and print its workflow id."""
     connection: Connection = ctx.obj
     if bool(actions) == bool(missions_file):
         raise typer.BadParameter("give either ACTIONS or --missions-file", param_hint="ACTIONS")
+    if timeout is not None and not wait:
+        raise typer.BadParameter("it only limits --wait: add --wait, or leave --timeout out", param_hint="'--timeout'")
+    retry = {
+        name: value
+        for name, value in (
+            ("maximum_attempts", max_attempts),
+            ("initial_interval_seconds", retry_initial_interval),
+            ("maximum_interval_seconds", retry_maximum_interval),
+            ("backoff_coefficient", retry_backoff),
+        )
+        if value is not None
+    }
 
     async def start(agency: LiaraTemporalAgency) -> tuple[str, dict[str, Any] | None]:
         missions = _missions_from_file(missions_file) if missions_file else missions_from_actions(target, actions or [])
@@ -232,14 +338,16 @@ def trigger(
             missions=missions,
             initiated_by=initiated_by or getpass.getuser(),
             crisis_id=crisis_id,
-            retry=None if max_attempts is None else {"maximum_attempts": max_attempts},
+            retry=retry or None,
+            phase_timeout_seconds=phase_timeout,
+            heartbeat_timeout_seconds=heartbeat_timeout,
             failure_policy=failure_policy,
         )
         if not as_json:
             print(workflow_id, flush=True)
-            err_console.print(
+            say(
                 f"Started crisis on {target} with {len(missions)} phases. Follow it with: liara watch {workflow_id}",
-                highlight=False,
+                err_console,
             )
         result = await _follow(agency, workflow_id, timeout, err_console) if wait else None
         return workflow_id, result
@@ -260,23 +368,8 @@ def status(ctx: typer.Context, workflow_id: WorkflowId, as_json: JsonFlag = Fals
     report = connection.run(lambda agency: agency.get_crisis_status(workflow_id))
     if as_json:
         _print_json(report)
-        return
-    out.print(f"Crisis workflow {workflow_id}: {report['status']}", highlight=False)
-    if report["status"] == "running":
-        if "note" in report:
-            out.print(report["note"], highlight=False)
-        else:
-            out.print(f"Stage: {report['stage']}; current phase: {report['current_phase'] or '-'}", highlight=False)
-            out.print(_phase_table(report["phases"]))
-            if report.get("compensations"):
-                out.print("Compensations:")
-                out.print(_phase_table(report["compensations"]))
-        if "problem" in report:
-            out.print(f"Problem: {report['problem']}", highlight=False, markup=False)
-    elif "result" in report:
-        _print_result(report["result"])
     else:
-        out.print(report.get("error", ""), highlight=False)
+        _print_status(workflow_id, report)
 
 
 @app.command()
@@ -303,7 +396,7 @@ def cancel(ctx: typer.Context, workflow_id: WorkflowId) -> None:
     """Cancel a running crisis: stop its running phase, skip the rest, compensate completed phases."""
     connection: Connection = ctx.obj
     connection.run(lambda agency: agency.cancel_crisis(workflow_id))
-    out.print(f"Cancellation requested for {workflow_id}; follow it with: liara watch {workflow_id}", highlight=False)
+    say(f"Cancellation requested for {workflow_id}; follow it with: liara watch {workflow_id}")
 
 
 @app.command()
@@ -312,12 +405,13 @@ def approve(
     workflow_id: WorkflowId,
     phase_id: Annotated[str, typer.Argument(help="The phase that waits for approval")],
     by: Annotated[str | None, typer.Option(help="Who approves (recorded). Default: your user name")] = None,
+    timeout: WorkerTimeout = WORKER_TIMEOUT_SECONDS,
 ) -> None:
     """Approve a phase that requires approval, so it runs."""
     connection: Connection = ctx.obj
     approver = by or getpass.getuser()
-    connection.run(lambda agency: agency.approve_phase(workflow_id, phase_id, approved_by=approver))
-    out.print(f"Phase {phase_id} of {workflow_id} approved by {approver}", highlight=False)
+    connection.run(lambda agency: agency.approve_phase(workflow_id, phase_id, approved_by=approver, timeout=timeout))
+    say(f"Phase {phase_id} of {workflow_id} approved by {approver}")
 
 
 @app.command()
@@ -327,12 +421,15 @@ def reject(
     phase_id: Annotated[str, typer.Argument(help="The phase that waits for approval")],
     reason: Annotated[str | None, typer.Option(help="Why (recorded as the phase's error)")] = None,
     by: Annotated[str | None, typer.Option(help="Who rejects (recorded). Default: your user name")] = None,
+    timeout: WorkerTimeout = WORKER_TIMEOUT_SECONDS,
 ) -> None:
     """Reject a phase that requires approval: it fails without running."""
     connection: Connection = ctx.obj
     rejecter = by or getpass.getuser()
-    connection.run(lambda agency: agency.reject_phase(workflow_id, phase_id, rejected_by=rejecter, reason=reason))
-    out.print(f"Phase {phase_id} of {workflow_id} rejected by {rejecter}", highlight=False)
+    connection.run(
+        lambda agency: agency.reject_phase(workflow_id, phase_id, rejected_by=rejecter, reason=reason, timeout=timeout)
+    )
+    say(f"Phase {phase_id} of {workflow_id} rejected by {rejecter}")
 
 
 @app.command("add-phases")
@@ -341,6 +438,7 @@ def add_phases(
     workflow_id: WorkflowId,
     actions: Annotated[list[str] | None, typer.Argument(help="One new phase per action, appended in order")] = None,
     missions_file: Annotated[Path | None, typer.Option(help="JSON list of phases instead of ACTIONS")] = None,
+    timeout: WorkerTimeout = WORKER_TIMEOUT_SECONDS,
     as_json: JsonFlag = False,
 ) -> None:
     """Append phases to a running crisis (refused once its phases are over)."""
@@ -354,17 +452,19 @@ def add_phases(
         else:
             current = await agency.get_crisis_status(workflow_id)
             if "phases" not in current:
+                if "note" in current:  # running, but no worker answered: nothing to number the phases from
+                    raise TemporalUnavailableError(f"Cannot add phases to {workflow_id} now: {current['note']}.")
                 raise CrisisNotRunningError(f"Cannot add phases to {workflow_id}: it is {current['status']}.")
             missions = missions_from_actions(
                 current["target"], actions or [], first_position=len(current["phases"]) + 1
             )
-        return await agency.add_phases(workflow_id, missions)
+        return await agency.add_phases(workflow_id, missions, timeout=timeout)
 
     progress = connection.run(add)
     if as_json:
         _print_json(progress)
     else:
-        out.print(f"Crisis workflow {workflow_id} now has {len(progress['phases'])} phases:", highlight=False)
+        say(f"Crisis workflow {workflow_id} now has {len(progress['phases'])} phases:")
         out.print(_phase_table(progress["phases"]))
 
 
@@ -387,16 +487,10 @@ def list_crises(
     if as_json:
         _print_json(rows)
         return
-    table = Table("workflow id", "target", "crisis status", "initiated by", "started", box=None)
-    for row in rows:
-        table.add_row(
-            row["workflow_id"],
-            row["target"] or "",
-            row["crisis_status"] or "",
-            row["initiated_by"] or "",
-            row["started_at"],
-        )
-    out.print(table if rows else "No crises match.")
+    if rows:
+        out.print(_crisis_table(rows))
+    else:
+        say("No crises match.")
 
 
 @app.command()
@@ -410,11 +504,7 @@ def doctor(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     if as_json:
         _print_json([check.as_dict() for check in checks])
     else:
-        for check in checks:
-            mark = "[green]ok[/green]  " if check.ok else "[red]FAIL[/red]"
-            out.print(f"{mark} {escape(check.name)}: {escape(check.detail)}", highlight=False)
-            if check.fix:
-                out.print(f"      fix: {check.fix}", highlight=False, markup=False)
+        _print_checks(checks)
     if not all(check.ok for check in checks):
         raise typer.Exit(EXIT_ERROR)
 
@@ -478,11 +568,11 @@ def bench(
     connection: Connection = ctx.obj
     settings = LiaraTemporalAgency(**connection.options).settings
     if settings.address == DEFAULT_ADDRESS and not EmbeddedServer().answers():
-        err_console.print("Starting the embedded Temporal server...")
+        say("Starting the embedded Temporal server...", err_console)
         try:
             EmbeddedServer().start()
         except LiaraError as err:
-            err_console.print(f"Error: {err}", markup=False, highlight=False)
+            say(f"Error: {err}", err_console)
             raise typer.Exit(EXIT_ERROR) from None
     if gate is not None:
 
@@ -494,11 +584,10 @@ def bench(
         if as_json:
             _print_json(figures)
         else:
-            out.print(
+            say(
                 f"{figures['gated_crises']} crises waiting at an approval gate: "
                 f"worker RSS {figures['worker_rss_mib']} MiB (idle {figures['worker_rss_idle_mib']} MiB, "
-                f"peak {figures['worker_peak_rss_mib']} MiB)",
-                highlight=False,
+                f"peak {figures['worker_peak_rss_mib']} MiB)"
             )
         return
 
@@ -511,62 +600,56 @@ def bench(
     if as_json:
         _print_json(results)
         return
-    table = Table("", "baseline", "liara", "liara / baseline", box=None)
     liara, baseline, ratios = results["liara"], results["baseline"], results["ratios"]
-    table.add_row(
-        "runs/s under load", str(baseline["runs_per_second"]), str(liara["runs_per_second"]), str(ratios["throughput"])
-    )
-    table.add_row("phases/s under load", str(baseline["phases_per_second"]), str(liara["phases_per_second"]), "")
+    rows: list[tuple[object, ...]] = [
+        ("runs/s under load", baseline["runs_per_second"], liara["runs_per_second"], ratios["throughput"]),
+        ("phases/s under load", baseline["phases_per_second"], liara["phases_per_second"], ""),
+    ]
     for label, key, ratio in (
         ("single run", "single_latency_ms", "single_p50_latency"),
         ("under load", "load_latency_ms", "load_p50_latency"),
     ):
         for cut in ("p50", "p95", "p99"):
-            table.add_row(
-                f"{label} {cut} ms",
-                str(baseline[key][cut]),
-                str(liara[key][cut]),
-                str(ratios[ratio]) if cut == "p50" else "",
+            rows.append(
+                (f"{label} {cut} ms", baseline[key][cut], liara[key][cut], ratios[ratio] if cut == "p50" else "")
             )
-    table.add_row(
-        "worker CPU s under load",
-        str(baseline["worker_cpu_seconds"]),
-        str(liara["worker_cpu_seconds"]),
-        str(ratios["cpu"]),
-    )
-    table.add_row("worker peak RSS MiB", str(baseline["worker_peak_rss_mib"]), str(liara["worker_peak_rss_mib"]), "")
-    out.print(
+    rows.append(("worker CPU s under load", baseline["worker_cpu_seconds"], liara["worker_cpu_seconds"], ratios["cpu"]))
+    rows.append(("worker peak RSS MiB", baseline["worker_peak_rss_mib"], liara["worker_peak_rss_mib"], ""))
+    say(
         f"{plan.crises} runs of {plan.phases} phases at concurrency {plan.concurrency}, "
         f"{plan.workers} worker process(es) per side, {plan.rounds} round(s), server {results['server']}; "
-        "runs/s and CPU are the median round's, ratios the median of the rounds' ratios",
-        highlight=False,
+        "runs/s and CPU are the median round's, ratios the median of the rounds' ratios"
     )
-    out.print(table)
+    out.print(table_of(("", "baseline", "liara", "liara / baseline"), rows))
     if len(results["rounds"]) > 1:
-        per_round = Table("round", "first", "baseline runs/s", "liara runs/s", "ratio", "single p50 ratio", box=None)
-        for entry in results["rounds"]:
-            per_round.add_row(
-                str(entry["round"]),
+        headers = ("round", "first", "baseline runs/s", "liara runs/s", "ratio", "single p50 ratio")
+        per_round = [
+            (
+                entry["round"],
                 entry["first"],
-                str(entry["baseline_runs_per_second"]),
-                str(entry["liara_runs_per_second"]),
-                str(entry["throughput_ratio"]),
-                str(entry["single_p50_ratio"]),
+                entry["baseline_runs_per_second"],
+                entry["liara_runs_per_second"],
+                entry["throughput_ratio"],
+                entry["single_p50_ratio"],
             )
-        out.print(per_round)
+            for entry in results["rounds"]
+        ]
+        out.print(table_of(headers, per_round))
     if results["sweeps"]:
-        sweeps = Table("sweep", "P", "C", "baseline runs/s", "liara runs/s", "liara / baseline", box=None)
-        for point in results["sweeps"]:
-            sweeps.add_row(
+        headers = ("sweep", "P", "C", "baseline runs/s", "liara runs/s", "liara / baseline")
+        sweeps = [
+            (
                 point["sweep"],
-                str(point["phases"]),
-                str(point["concurrency"]),
-                str(point["baseline_runs_per_second"]),
-                str(point["liara_runs_per_second"]),
-                str(point["throughput_ratio"]),
+                point["phases"],
+                point["concurrency"],
+                point["baseline_runs_per_second"],
+                point["liara_runs_per_second"],
+                point["throughput_ratio"],
             )
-        out.print(sweeps)
-    out.print("Written: " + ", ".join(str(path) for path in files), highlight=False)
+            for point in results["sweeps"]
+        ]
+        out.print(table_of(headers, sweeps))
+    say("Written: " + ", ".join(str(path) for path in files))
 
 
 @app.command()
@@ -574,24 +657,36 @@ def setup(ctx: typer.Context) -> None:
     """Register the crisis search attributes on the namespace (once per cluster or namespace)."""
     connection: Connection = ctx.obj
     added = connection.run(lambda agency: agency.register_search_attributes())
-    out.print(f"Registered: {', '.join(added)}" if added else "The crisis search attributes are already registered.")
+    say(f"Registered: {', '.join(added)}" if added else "The crisis search attributes are already registered.")
 
 
 @app.command("codec-server")
 def codec_server(
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on (0: any free port)")] = 8081,
-    host: Annotated[str, typer.Option(help="Interface to listen on; anyone reaching it can decrypt")] = "127.0.0.1",
+    host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0: every interface)")] = "127.0.0.1",
     ui_origin: Annotated[
         list[str] | None,
         typer.Option(help="Web UI origin allowed by CORS (repeatable). Default: http://localhost:8233"),
     ] = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Host name clients reach the server by, besides localhost, 127.0.0.1, [::1] and --host "
+            "(repeatable); requests with any other Host header are refused"
+        ),
+    ] = None,
 ) -> None:
-    """Serve POST /encode and /decode with the configured encryption keys, for the Web UI's codec endpoint."""
+    """Serve POST /encode and /decode with the configured encryption keys, for the Web UI's codec endpoint.
+
+    Every request needs `Authorization: Bearer <token>` with a token from LIARA_CODEC_SERVER_TOKENS
+    (comma-separated) or LIARA_CODEC_SERVER_TOKEN_FILE (one per line).
+    """
     from app.temporal.codec import configured_codec
-    from app.temporal.codec_server import DEFAULT_UI_ORIGIN, serve
+    from app.temporal.codec_server import DEFAULT_UI_ORIGIN, serve, tokens_from_environment
 
     try:
         codec = configured_codec()
+        tokens = tokens_from_environment() if codec is not None else ()
     except LiaraError as err:
         err_console.print(f"Error: {err}", markup=False, highlight=False)
         raise typer.Exit(EXIT_ERROR) from None
@@ -602,7 +697,14 @@ def codec_server(
             highlight=False,
         )
         raise typer.Exit(EXIT_ERROR)
-    serve(codec, host=host, port=port, ui_origins=ui_origin or [DEFAULT_UI_ORIGIN])
+    serve(
+        codec,
+        host=host,
+        port=port,
+        ui_origins=ui_origin or [DEFAULT_UI_ORIGIN],
+        tokens=tokens,
+        allowed_hosts=allowed_host or [],
+    )
 
 
 @app.command("codec-key")

@@ -15,10 +15,12 @@ from datetime import timedelta
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
-from temporalio.service import RPCError
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
+from app.temporal.client import START_SERVER_HINT, ConnectionSettings
 from app.temporal.config import load_executor_registry
-from app.temporal.errors import LiaraError
+from app.temporal.errors import LiaraError, TemporalUnavailableError
 from app.temporal.records import CrisisRecordStore
 from app.temporal.visibility import missing_search_attributes
 from cognition.liara.agency import LiaraTemporalAgency
@@ -26,6 +28,10 @@ from cognition.liara.agency import LiaraTemporalAgency
 #: A task waiting longer than this for a worker means the workers cannot keep up.
 BACKLOG_AGE_WARNING = timedelta(seconds=30)
 START_WORKER_HINT = "start one with `python cognition/liara/worker.py` (or `liara worker --processes N`)"
+CONNECTION_FIX = (
+    "start the server (`python scripts/setup_temporal.py start`), or point --address / TEMPORAL_ADDRESS and "
+    "--namespace / TEMPORAL_NAMESPACE at a running server and an existing namespace"
+)
 
 
 @dataclass(frozen=True)
@@ -45,24 +51,53 @@ async def diagnose(agency: LiaraTemporalAgency) -> list[Check]:
     try:
         client = await agency.connect()
     except LiaraError as err:
-        return [Check("connection", False, str(err)), *_local_checks()]
+        fix = CONNECTION_FIX if isinstance(err, TemporalUnavailableError) else "fix what the message names"
+        return [Check("connection", False, str(err), fix), *_local_checks()]
     checks = [
-        Check("connection", True, f"Temporal server at {settings.address} answers; namespace {settings.namespace!r}")
+        Check("connection", True, f"Temporal server at {settings.address} answers; namespace {settings.namespace!r}"),
+        await _search_attributes_check(client, settings),
     ]
-    try:
-        missing = await missing_search_attributes(client, settings.namespace)
-    except RPCError as err:
-        checks.append(Check("search attributes", False, f"cannot list them: {err.message}", "run `liara setup`"))
-    else:
-        checks.append(
-            Check("search attributes", False, f"missing: {', '.join(missing)}", "run `liara setup`")
-            if missing
-            else Check("search attributes", True, "CrisisTarget, CrisisStatus and CrisisInitiatedBy are registered")
-        )
     for kind, label in (
         (TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, "workflow"),
         (TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY, "activity"),
     ):
+        checks += await _task_queue_checks(client, settings, kind, label)
+    return [*checks, *_local_checks()]
+
+
+def _server_fix(err: RPCError, settings: ConnectionSettings, otherwise: str) -> str:
+    """What to do about a server call that failed, by how it failed; ``otherwise`` for the rest."""
+    if err.status == RPCStatusCode.NOT_FOUND:
+        return (
+            f"create namespace {settings.namespace!r} (`temporal operator namespace create --namespace "
+            f"{settings.namespace}`) or point --namespace / TEMPORAL_NAMESPACE at an existing one"
+        )
+    if err.status in (RPCStatusCode.PERMISSION_DENIED, RPCStatusCode.UNAUTHENTICATED):
+        return (
+            f"connect with credentials (TEMPORAL_API_KEY, a TLS client certificate or --profile) allowed to read "
+            f"namespace {settings.namespace!r}"
+        )
+    if err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+        return f"the server at {settings.address} stopped answering: {START_SERVER_HINT}"
+    return otherwise
+
+
+async def _search_attributes_check(client: Client, settings: ConnectionSettings) -> Check:
+    name = "search attributes"
+    try:
+        missing = await missing_search_attributes(client, settings.namespace)
+    except RPCError as err:
+        return Check(name, False, f"cannot list them: {err.message}", _server_fix(err, settings, "run `liara setup`"))
+    if missing:
+        return Check(name, False, f"missing: {', '.join(missing)}", "run `liara setup`")
+    return Check(name, True, "CrisisTarget, CrisisStatus and CrisisInitiatedBy are registered")
+
+
+async def _task_queue_checks(
+    client: Client, settings: ConnectionSettings, kind: TaskQueueType.ValueType, label: str
+) -> list[Check]:
+    """The workers and backlog checks of one kind of task on the crisis task queue."""
+    try:
         response = await client.workflow_service.describe_task_queue(
             DescribeTaskQueueRequest(
                 namespace=settings.namespace,
@@ -71,16 +106,26 @@ async def diagnose(agency: LiaraTemporalAgency) -> list[Check]:
                 report_stats=True,
             )
         )
-        checks.append(_pollers_check(label, settings.task_queue, len(response.pollers)))
-        checks.append(
-            _backlog_check(
-                label,
-                response.stats.approximate_backlog_count,
-                response.stats.approximate_backlog_age.ToTimedelta(),
-                len(response.pollers),
-            )
+    except RPCError as err:
+        detail = f"cannot describe task queue {settings.task_queue!r}: {err.message}"
+        fix = _server_fix(
+            err,
+            settings,
+            "point --task-queue / LIARA_TASK_QUEUE at the queue the workers poll"
+            if err.status == RPCStatusCode.INVALID_ARGUMENT
+            else f"see the Temporal server's log for why it refused ({err.status.name})",
         )
-    return [*checks, *_local_checks()]
+        return [Check(f"{label} workers", False, detail, fix), Check(f"{label} backlog", False, detail, fix)]
+    pollers = len(response.pollers)
+    return [
+        _pollers_check(label, settings.task_queue, pollers),
+        _backlog_check(
+            label,
+            response.stats.approximate_backlog_count,
+            response.stats.approximate_backlog_age.ToTimedelta(),
+            pollers,
+        ),
+    ]
 
 
 def _pollers_check(label: str, task_queue: str, pollers: int) -> Check:
@@ -110,9 +155,10 @@ def _local_checks() -> list[Check]:
     else:
         source = registry.describe()["source"] or "built-in defaults (every action simulated)"
         checks.append(Check("executor configuration", True, f"loads from {source}"))
-    directory = CrisisRecordStore.from_environment().directory
+    store = CrisisRecordStore.from_environment()
+    directory = store.directory
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        store.ensure_directory()  # owner-only, as the worker's store creates it
         with tempfile.TemporaryFile(dir=directory):
             pass
     except OSError as err:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from temporalio.service import RPCError, RPCStatusCode
 
+from cognition.liara.agency import LiaraTemporalAgency
 from tests.conftest import REPO_ROOT, WorkerProcess, assert_eventually, assert_one_sentence_error, cli, run_cli
 
 pytestmark = pytest.mark.integration
@@ -227,3 +228,173 @@ async def test_the_installed_liara_script_works_like_cli_py(liara_env, liara_wor
     # Same output apart from the generated ids and the record paths.
     assert len(outputs["liara"]) == len(outputs["cli.py"])
     assert outputs["liara"][0] != outputs["cli.py"][0]
+
+
+# --- user data is printed as it is ------------------------------------------------------------
+
+#: What Rich would parse as markup (``[/docs]`` alone is a MarkupError) or emoji codes.
+MARKUP_LIKE = "ops[/docs] [bold]x[/] :thumbs_up:"
+
+
+def _missions_file(directory: Path, *phases: dict) -> Path:
+    path = directory / f"missions-{uuid.uuid4().hex[:8]}.json"
+    path.write_text(json.dumps(list(phases)), encoding="utf-8")
+    return path
+
+
+def _phase(phase_id: str, target: str, **extra) -> dict:
+    return {"phase_id": phase_id, "agent_id": f"{phase_id}-agent", "action": "deploy", "target": target, **extra}
+
+
+async def test_user_data_in_status_wait_and_list_is_printed_literally(
+    dev_server, liara_env, liara_worker, task_queue, tmp_path
+):
+    target = f"target-markup-{uuid.uuid4().hex[:8]}"
+    gate = _missions_file(tmp_path, _phase("gate-1", target, requires_approval=True))
+    started = await cli(
+        liara_env, tmp_path, "trigger", target, "--missions-file", str(gate), "--initiated-by", MARKUP_LIKE
+    )
+    assert started.returncode == 0, started.stderr
+    workflow_id = started.stdout.strip()
+    async with LiaraTemporalAgency(temporal_host=dev_server.address, task_queue=task_queue) as agency:
+
+        async def gate_reached() -> bool:
+            status = await agency.get_crisis_status(workflow_id)
+            return any(p["status"] == "awaiting_approval" for p in status.get("phases", []))
+
+        await assert_eventually(gate_reached)
+        await agency.reject_phase(workflow_id, "gate-1", "[red]lead[/red]", "see [/docs] and [bold]x[/]")
+    error = "rejected by [red]lead[/red]: see [/docs] and [bold]x[/]"
+
+    waited = await cli(liara_env, tmp_path, "wait", workflow_id)
+    assert waited.returncode == 3, waited.stderr
+    assert "Traceback" not in waited.stderr
+    assert error in waited.stdout
+
+    shown = await cli(liara_env, tmp_path, "status", workflow_id)
+    assert shown.returncode == 0, shown.stderr
+    row = next(line for line in shown.stdout.splitlines() if line.strip().startswith("gate-1"))
+    assert row.rstrip().endswith(error), shown.stdout
+
+    async def listed_literally() -> bool:
+        listed = await cli(liara_env, tmp_path, "list", "--target", target)
+        assert listed.returncode == 0, listed.stderr
+        return workflow_id in listed.stdout and MARKUP_LIKE in listed.stdout
+
+    await assert_eventually(listed_literally, timeout=30, interval=0.5)
+
+
+async def test_a_queued_crisis_on_a_bracketed_task_queue_shows_its_note_literally(dev_server, liara_env, tmp_path):
+    queue = f"liara-test-[/docs]-{uuid.uuid4().hex[:8]}"
+    env = {**liara_env, "LIARA_TASK_QUEUE": queue}
+    started = await cli(env, tmp_path, "trigger", "target-alpha", "recon", "--initiated-by", MARKUP_LIKE)
+    assert started.returncode == 0, started.stderr
+    workflow_id = started.stdout.strip()
+    try:
+        shown = await cli(env, tmp_path, "status", workflow_id)
+        assert shown.returncode == 0, shown.stderr
+        assert "Traceback" not in shown.stderr
+        assert f"no worker polls task queue {queue!r}" in shown.stdout
+    finally:
+        await dev_server.client.get_workflow_handle(workflow_id).terminate("test over: no worker on this queue")
+
+
+# --- crisis options ---------------------------------------------------------------------------
+
+
+async def _scheduled_activity(dev_server, workflow_id: str):
+    """The first ``perform_agent_mission`` scheduled by the crisis: its retry policy and timeouts."""
+    async for event in dev_server.client.get_workflow_handle(workflow_id).fetch_history_events():
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            scheduled = event.activity_task_scheduled_event_attributes
+            if scheduled.activity_type.name == "perform_agent_mission":
+                return scheduled
+    raise AssertionError(f"{workflow_id} scheduled no perform_agent_mission")
+
+
+async def test_trigger_options_reach_the_phases(dev_server, liara_env, liara_worker, tmp_path):
+    flaky = _missions_file(tmp_path, _phase("flaky-1", "target-alpha", params={"fail_attempts": 2}))
+    options = ("--max-attempts", "3", "--retry-initial-interval", "0.1", "--retry-maximum-interval", "0.2")
+    options += ("--retry-backoff", "1.5", "--phase-timeout", "7", "--heartbeat-timeout", "4")
+
+    done = await cli(
+        liara_env, tmp_path, "trigger", "target-alpha", "--missions-file", str(flaky), *options, "--wait", "--json"
+    )
+
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    (flaky_phase,) = result["phases"]
+    assert (flaky_phase["status"], flaky_phase["attempts"]) == ("completed", 3)
+    scheduled = await _scheduled_activity(dev_server, result["workflow_id"])
+    retry = scheduled.retry_policy
+    assert retry.maximum_attempts == 3
+    assert retry.initial_interval.ToTimedelta().total_seconds() == 0.1
+    assert retry.maximum_interval.ToTimedelta().total_seconds() == 0.2
+    assert retry.backoff_coefficient == 1.5
+    assert scheduled.start_to_close_timeout.ToTimedelta().total_seconds() == 7
+    assert scheduled.heartbeat_timeout.ToTimedelta().total_seconds() == 4
+
+
+async def test_max_attempts_1_ends_a_failing_phase_after_one_attempt(liara_env, liara_worker, tmp_path):
+    failing = _missions_file(tmp_path, _phase("failing-1", "target-alpha", params={"fail": "always"}))
+    options = ("--max-attempts", "1", "--retry-initial-interval", "0.1")
+
+    done = await cli(
+        liara_env, tmp_path, "trigger", "target-alpha", "--missions-file", str(failing), *options, "--wait", "--json"
+    )
+
+    assert done.returncode == 3, done.stderr
+    (failed,) = json.loads(done.stdout)["phases"]
+    assert (failed["status"], failed["attempts"]) == ("failed", 1)
+    assert "on attempt 1" in failed["error"]
+
+
+async def test_phase_timeout_fails_a_phase_that_takes_longer(liara_env, liara_worker, tmp_path):
+    slow = _missions_file(tmp_path, _phase("slow-1", "target-alpha", params={"duration": 5}))
+    options = ("--phase-timeout", "1", "--max-attempts", "1")
+
+    done = await cli(
+        liara_env, tmp_path, "trigger", "target-alpha", "--missions-file", str(slow), *options, "--wait", "--json"
+    )
+
+    assert done.returncode == 3, done.stderr
+    result = json.loads(done.stdout)
+    (slow_phase,) = result["phases"]
+    assert slow_phase["status"] == "failed"
+    assert "timeout" in slow_phase["error"].lower(), slow_phase["error"]
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        (("--retry-maximum-interval", "1", "--retry-initial-interval", "5"), "retry: maximum_interval_seconds"),
+        (("--retry-backoff", "0.5"), "retry.backoff_coefficient"),
+        (("--retry-initial-interval", "0"), "retry.initial_interval_seconds"),
+        (("--phase-timeout", "0"), "phase_timeout_seconds"),
+        (("--heartbeat-timeout", "-1"), "heartbeat_timeout_seconds"),
+    ],
+    ids=lambda value: " ".join(value) if isinstance(value, tuple) else value,
+)
+async def test_a_bad_crisis_option_is_a_one_sentence_error_and_starts_nothing(
+    dev_server, liara_env, task_queue, tmp_path, options, field
+):
+    refused = await cli(liara_env, tmp_path, "trigger", "target-alpha", "recon", *options)
+
+    assert refused.returncode == 1
+    assert refused.stdout == ""
+    message = assert_one_sentence_error(refused.stderr)
+    assert message.startswith("Error: Invalid crisis request: ") and field in message, message
+    started = [w.id async for w in dev_server.client.list_workflows(f"TaskQueue = '{task_queue}'")]
+    assert started == []
+
+
+def test_timeout_without_wait_is_a_usage_error(tmp_path):
+    # Refused before anything connects: the address answers nothing.
+    env = {**_plain_env(), "TEMPORAL_ADDRESS": "127.0.0.1:1"}
+
+    refused = run_cli(env, tmp_path, "trigger", "target-alpha", "recon", "--timeout", "5")
+
+    assert refused.returncode == 2
+    assert refused.stdout == ""
+    assert "Traceback" not in refused.stderr
+    assert "'--timeout'" in refused.stderr and "--wait" in refused.stderr

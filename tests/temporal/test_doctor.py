@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import stat
 from pathlib import Path
 
 import pytest
 
 from cognition.liara.agency import LiaraTemporalAgency, missions_from_actions
+from cognition.liara.doctor import diagnose
 from tests.conftest import WorkerProcess, assert_eventually, run_cli
 
 pytestmark = pytest.mark.integration
@@ -73,3 +75,69 @@ def test_a_broken_executor_configuration_is_reported(liara_env, liara_worker: Wo
     assert not checks["executor configuration"]["ok"]
     assert str(config) in checks["executor configuration"]["detail"]
     assert checks["connection"]["ok"]
+
+
+def _failed_checks_have_fixes(checks: dict[str, dict]) -> None:
+    failed = [check for check in checks.values() if not check["ok"]]
+    assert failed, checks
+    assert all(check["fix"] for check in failed), failed
+
+
+def test_a_namespace_that_does_not_exist_fails_with_its_fix(liara_env, tmp_path):
+    shown = run_cli(liara_env, tmp_path, "--namespace", "no-such-ns", "doctor")
+
+    assert shown.returncode == 1
+    assert "Traceback" not in shown.stdout + shown.stderr
+    lines = shown.stdout.splitlines()
+    failed = next(i for i, line in enumerate(lines) if line.startswith("FAIL connection: "))
+    assert "Namespace 'no-such-ns' does not exist" in lines[failed]
+    assert lines[failed + 1].startswith("      fix: ") and "TEMPORAL_NAMESPACE" in lines[failed + 1]
+    code, checks = doctor({**liara_env, "TEMPORAL_NAMESPACE": "no-such-ns"}, tmp_path)
+    assert code == 1
+    _failed_checks_have_fixes(checks)
+    assert {"executor configuration", "crisis records"} <= set(checks)  # the local checks still run
+
+
+def test_a_task_queue_the_server_refuses_fails_its_checks_with_a_fix(liara_env, tmp_path):
+    # The server answers describe_task_queue with INVALID_ARGUMENT for a reserved queue name.
+    code, checks = doctor({**liara_env, "LIARA_TASK_QUEUE": "/_sys/liara"}, tmp_path)
+
+    assert code == 1
+    assert checks["connection"]["ok"] and checks["search attributes"]["ok"]
+    for name in ("workflow workers", "workflow backlog", "activity workers", "activity backlog"):
+        assert not checks[name]["ok"], checks[name]
+        assert checks[name]["detail"].startswith("cannot describe task queue '/_sys/liara': "), checks[name]
+        assert "--task-queue" in checks[name]["fix"]
+    assert checks["executor configuration"]["ok"] and checks["crisis records"]["ok"]
+    shown = run_cli({**liara_env, "LIARA_TASK_QUEUE": "/_sys/liara"}, tmp_path, "doctor")
+    assert shown.returncode == 1
+    assert "Traceback" not in shown.stdout + shown.stderr
+    assert any(line.startswith("FAIL workflow workers: cannot describe") for line in shown.stdout.splitlines())
+
+
+async def test_diagnose_turns_each_server_error_into_a_failed_check(dev_server, task_queue, tmp_path, monkeypatch):
+    # A real client connected to the default namespace, asked about one the server does not have:
+    # every server call the checks make fails with NOT_FOUND.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LIARA_CRISIS_DIR", str(tmp_path / "crises"))
+    agency = LiaraTemporalAgency(
+        temporal_host=dev_server.address, namespace="no-such-ns", task_queue=task_queue, client=dev_server.client
+    )
+
+    checks = {check.name: check for check in await diagnose(agency)}
+
+    assert checks["connection"].ok
+    for name in ("search attributes", "workflow workers", "workflow backlog", "activity workers", "activity backlog"):
+        assert not checks[name].ok, checks[name]
+        assert "no-such-ns" in checks[name].detail, checks[name]
+        assert "temporal operator namespace create --namespace no-such-ns" in (checks[name].fix or ""), checks[name]
+    assert checks["executor configuration"].ok and checks["crisis records"].ok
+
+
+def test_the_record_directory_doctor_creates_is_owner_only(liara_env, tmp_path):
+    """Doctor checks the directory by creating it as the worker's store would: 0700, whatever the umask."""
+    directory = tmp_path / "fresh" / "crises"
+    env = {**liara_env, "LIARA_CRISIS_DIR": str(directory), "TEMPORAL_ADDRESS": "127.0.0.1:1"}
+    run_cli(env, tmp_path, "doctor", "--json")
+    assert directory.is_dir()
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700

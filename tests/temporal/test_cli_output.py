@@ -1,0 +1,148 @@
+"""How the ``liara`` command line prints: user data (ids, names, errors, notes) is shown as it is,
+never parsed as Rich markup or emoji codes. Rendered into a string, no server needed.
+"""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from rich.console import Console
+
+from cognition.liara.cli import _crisis_table, _phase_table, _print_checks, _print_result, _print_status, say
+from cognition.liara.doctor import Check
+
+#: Text that Rich would take for markup (an unmatched closing tag raises MarkupError), styles, emoji.
+TRICKY = ("see [/docs]", "[bold]x[/]", "[red]ops[/red]", "[/]", "a [link=file:///etc]b[/link]", ":thumbs_up:")
+
+
+def console() -> Console:
+    return Console(file=io.StringIO(), width=500)
+
+
+def printed(target: Console) -> str:
+    assert isinstance(target.file, io.StringIO)
+    return target.file.getvalue()
+
+
+def phase(phase_id: str, status: str = "failed", error: str | None = None, attempts: int | None = 1) -> dict:
+    return {
+        "phase_id": phase_id,
+        "agent_id": f"{phase_id}-agent",
+        "action": "reconnaissance",
+        "status": status,
+        "attempts": attempts,
+        "error": error,
+    }
+
+
+def result(error: str) -> dict:
+    return {
+        "crisis_id": "crisis-1",
+        "target": "target-alpha",
+        "status": "completed",
+        "success": False,
+        "phases": [phase("recon-phase-1", error=error), phase("secure-phase-2", "completed", attempts=None)],
+        "compensations": [phase("undo-recon-phase-1", error=f"compensation: {error}")],
+        "summary": {"completed_phases": 1, "failed_phases": 1, "total_phases": 2},
+        "record_path": "/data/[crises]/crisis-1.json",
+    }
+
+
+@pytest.mark.parametrize("text", TRICKY)
+def test_say_prints_a_message_as_it_is(text):
+    out = console()
+    say(f"Phase p-1 of crisis-workflow-x rejected by {text}", out)
+    assert printed(out) == f"Phase p-1 of crisis-workflow-x rejected by {text}\n"
+
+
+@pytest.mark.parametrize("text", TRICKY)
+def test_phase_table_cells_are_literal(text):
+    out = console()
+    out.print(_phase_table([phase("recon-phase-1", error=f"rejected by ops: {text}"), phase("p-2", attempts=None)]))
+    lines = printed(out).splitlines()
+    assert lines[0].split() == ["phase", "agent", "action", "status", "attempts", "error"]
+    assert lines[1].split()[:5] == ["recon-phase-1", "recon-phase-1-agent", "reconnaissance", "failed", "1"]
+    assert lines[1].rstrip().endswith(f"rejected by ops: {text}")
+    assert lines[2].split() == ["p-2", "p-2-agent", "reconnaissance", "failed"]
+
+
+@pytest.mark.parametrize("text", TRICKY)
+def test_crisis_list_cells_are_literal(text):
+    rows = [
+        {
+            "workflow_id": "crisis-workflow-1",
+            "target": "target-alpha",
+            "crisis_status": "completed",
+            "initiated_by": f"ops{text}",
+            "started_at": "2025-01-01T00:00:00+00:00",
+        },
+        {
+            "workflow_id": "crisis-workflow-2",
+            "target": None,
+            "crisis_status": None,
+            "initiated_by": None,
+            "started_at": "2025-01-01T00:00:01+00:00",
+        },
+    ]
+    out = console()
+    out.print(_crisis_table(rows))
+    lines = printed(out).splitlines()
+    assert f"ops{text}" in lines[1]
+    assert lines[2].split() == ["crisis-workflow-2", "2025-01-01T00:00:01+00:00"]
+
+
+@pytest.mark.parametrize("text", TRICKY)
+def test_a_result_prints_its_errors_and_record_path_literally(text):
+    out = console()
+    _print_result(result(text), out)
+    shown = printed(out)
+    assert shown.startswith("Crisis crisis-1 on target-alpha: completed\n")
+    assert shown.count(text) == 2  # the phase's error and its compensation's
+    assert "Compensations:" in shown
+    assert "Success: False (1 of 2 phases completed, 1 failed)" in shown
+    assert shown.endswith("Record: /data/[crises]/crisis-1.json\n")
+
+
+@pytest.mark.parametrize("text", TRICKY)
+def test_a_status_prints_notes_problems_and_errors_literally(text):
+    queued = {"status": "running", "stage": "unknown", "note": f"queued: no worker polls task queue 'q{text}'"}
+    running = {
+        "status": "running",
+        "stage": "executing",
+        "current_phase": "recon-phase-1",
+        "phases": [phase("recon-phase-1", "running", attempts=None)],
+        "compensations": [],
+        "problem": f"log_mission_phase has failed 3 times so far: record /x/{text}.json is not valid JSON.",
+    }
+    ended = {"status": "cancelled", "error": f"Crisis workflow w ended as cancelled: {text}"}
+    finished = {"status": "completed", "result": result(text)}
+    for report, expected in (
+        (queued, queued["note"]),
+        (running, f"Problem: {running['problem']}"),
+        (ended, ended["error"]),
+        (finished, text),
+    ):
+        out = console()
+        _print_status("crisis-workflow-w", report, out)
+        shown = printed(out)
+        assert shown.startswith(f"Crisis workflow crisis-workflow-w: {report['status']}\n")
+        assert expected in shown, shown
+    out = console()
+    _print_status("crisis-workflow-w", running, out)
+    assert "Stage: executing; current phase: recon-phase-1" in printed(out)
+
+
+@pytest.mark.parametrize("text", TRICKY)
+def test_doctor_checks_print_details_and_fixes_literally(text):
+    checks = [
+        Check("connection", True, f"Temporal server at host{text}:7233 answers; namespace 'default'"),
+        Check("workflow workers", False, f"no worker polls 'q{text}' for workflow tasks", f"start one {text}"),
+    ]
+    out = console()
+    _print_checks(checks, out)
+    assert printed(out).splitlines() == [
+        f"ok   connection: Temporal server at host{text}:7233 answers; namespace 'default'",
+        f"FAIL workflow workers: no worker polls 'q{text}' for workflow tasks",
+        f"      fix: start one {text}",
+    ]
