@@ -19,10 +19,11 @@ COPY src ./src
 COPY cognition ./cognition
 RUN pip install --no-cache-dir . && rm -rf /tmp/liara
 
-# /data/crises holds the crisis records (docker-compose mounts the shared volume there; a new
-# named volume takes this directory's owner). /app is the working directory, where a worker
-# looks for liara.toml (or set LIARA_CONFIG).
-RUN mkdir -p /data/crises /app && chown liara:liara /data/crises /app
+# /data/crises holds the crisis records, which are not encrypted: owner-only (0700), as the
+# record store creates it (docker-compose mounts the shared volume there; a new named volume
+# takes this directory's owner and mode). /app is the working directory, where a worker looks
+# for liara.toml (or set LIARA_CONFIG).
+RUN mkdir -p /data/crises /app && chown liara:liara /data/crises /app && chmod 700 /data/crises
 WORKDIR /app
 USER 10001:10001
 

@@ -41,7 +41,8 @@ def start(
     ui_codec_endpoint: Annotated[
         str | None,
         typer.Option(
-            help="Codec server the Web UI decodes payloads with, e.g. http://localhost:8081 (liara codec-server)"
+            help="Codec endpoint the Web UI decodes payloads with: an https:// proxy in front of `liara codec-server` "
+            "that adds its token (see README)"
         ),
     ] = None,
 ) -> None:

@@ -24,7 +24,13 @@ from app.temporal.codec import (
     PayloadDecryptionError,
     new_key_line,
 )
-from app.temporal.codec_server import MAX_BODY_BYTES, create_app
+from app.temporal.codec_server import (
+    MAX_BODY_BYTES,
+    CodecServerConfigError,
+    create_app,
+    host_name,
+    tokens_from_environment,
+)
 from app.temporal.errors import LiaraError
 from app.temporal.models import CrisisRequest, MissionPhase
 
@@ -273,9 +279,16 @@ def test_connect_encrypts_payloads_and_failure_messages_only_when_keys_are_confi
 # --- the codec server's app, in process -----------------------------------------------------
 
 
+CODEC_TOKEN = "test-codec-token-0123456789"
+
+
 def codec_app_client(encryption: EncryptionCodec) -> httpx.AsyncClient:
-    app = create_app(encryption, ["http://localhost:8233"])
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://codec")
+    app = create_app(encryption, ["http://localhost:8233"], tokens=[CODEC_TOKEN])
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://localhost:8081",
+        headers={"Authorization": f"Bearer {CODEC_TOKEN}"},
+    )
 
 
 def as_json(*payloads: Payload) -> dict[str, list[dict[str, object]]]:
@@ -310,3 +323,71 @@ async def test_codec_server_refuses_unknown_keys_and_bad_bodies_with_one_sentenc
     assert not_json.json()["error"].startswith('The body is not {"payloads": [...]} in proto-JSON form')
     assert too_large.status_code == 413
     assert wrong_method.status_code == 405
+
+
+# --- the codec server's tokens and host names ---------------------------------------------------
+
+
+def test_codec_server_tokens_from_the_environment_or_a_file(tmp_path: Path) -> None:
+    first, second = "a" * 16, "Zm9vYmFyLWJhei0xMjM0NTY3OA=="
+    assert tokens_from_environment({"LIARA_CODEC_SERVER_TOKENS": f" {first}, {second},"}) == (first, second)
+    token_file = tmp_path / "tokens"
+    token_file.write_text(f"# the Web UI proxy\n{second}\n\n  {first}  \n")
+    assert tokens_from_environment({"LIARA_CODEC_SERVER_TOKEN_FILE": str(token_file)}) == (second, first)
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({}, "No codec server token is configured: set LIARA_CODEC_SERVER_TOKENS or LIARA_CODEC_SERVER_TOKEN_FILE"),
+        ({"LIARA_CODEC_SERVER_TOKENS": " , "}, "No codec server token is configured"),
+        ({"LIARA_CODEC_SERVER_TOKENS": "short-secret"}, "Token 1 of LIARA_CODEC_SERVER_TOKENS is not at least 16"),
+        (
+            {"LIARA_CODEC_SERVER_TOKENS": "a" * 16 + ",has spaces in it, really"},
+            "Token 2 of LIARA_CODEC_SERVER_TOKENS is not at least 16",
+        ),
+        (
+            {"LIARA_CODEC_SERVER_TOKENS": "a" * 16, "LIARA_CODEC_SERVER_TOKEN_FILE": "/tokens"},
+            "Both LIARA_CODEC_SERVER_TOKENS and LIARA_CODEC_SERVER_TOKEN_FILE are set",
+        ),
+        ({"LIARA_CODEC_SERVER_TOKEN_FILE": "/nonexistent/liara-tokens"}, "Cannot read the codec server token file"),
+    ],
+    ids=["unset", "empty", "short", "spaces", "both", "no-file"],
+)
+def test_bad_codec_server_tokens_are_one_sentence_errors(environ: dict[str, str], expected: str) -> None:
+    with pytest.raises(CodecServerConfigError) as raised:
+        tokens_from_environment(environ)
+    message = str(raised.value)
+    assert message.startswith(expected), message
+    assert isinstance(raised.value, LiaraError)
+    assert "\n" not in message and message.endswith("."), message
+    assert "short-secret" not in message and "really" not in message  # tokens are never echoed
+
+
+def test_an_empty_token_file_is_an_error(tmp_path: Path) -> None:
+    token_file = tmp_path / "tokens"
+    token_file.write_text("# nothing yet\n")
+    with pytest.raises(CodecServerConfigError, match=r"^No tokens found in the token file .*tokens: make one"):
+        tokens_from_environment({"LIARA_CODEC_SERVER_TOKEN_FILE": str(token_file)})
+
+
+@pytest.mark.parametrize(
+    ("host", "name"),
+    [
+        ("localhost:8081", "localhost"),
+        ("LocalHost.", "localhost"),
+        ("127.0.0.1:8081", "127.0.0.1"),
+        ("[::1]:8081", "[::1]"),
+        ("::1", "[::1]"),
+        ("codec.example.org", "codec.example.org"),
+        ("localhost:abc", "localhost:abc"),
+        ("", ""),
+    ],
+)
+def test_host_names_ignore_the_port_and_case(host: str, name: str) -> None:
+    assert host_name(host) == name
+
+
+def test_the_codec_server_app_needs_a_token() -> None:
+    with pytest.raises(ValueError, match="at least one token"):
+        create_app(codec(("k1", KEY_1)), tokens=[])

@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from app.temporal.client import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE, TASK_QUEUE_ENV
+from app.temporal.metrics import METRICS_HOST_ENV
 from app.temporal.records import RECORD_DIR_ENV
 from app.temporal.visibility import CRISIS_SEARCH_ATTRIBUTES
 
@@ -169,6 +170,12 @@ def test_worker_settings_point_at_the_temporal_service(services: dict[str, Any])
     assert depends_on(services["temporal-worker"]) == {"temporal": "service_healthy"}
 
 
+def test_worker_metrics_listen_on_every_interface_of_the_container(services: dict[str, Any]) -> None:
+    # Outside a container a worker's metrics stay on 127.0.0.1; in one, Prometheus scrapes the
+    # container's address, so the workers there listen on every interface.
+    assert environment(services["temporal-worker"])[METRICS_HOST_ENV] == "0.0.0.0"
+
+
 def test_workers_share_the_crisis_record_volume(compose: dict[str, Any], services: dict[str, Any]) -> None:
     worker = services["temporal-worker"]
     record_dir = environment(worker)[RECORD_DIR_ENV]
@@ -255,6 +262,58 @@ def test_dockerfile_runs_as_a_non_root_user() -> None:
     assert users, "the image runs as root"
     user = users[-1].split(":")[0]
     assert user not in {"root", "0"}
+
+
+def dockerfile_env() -> dict[str, str]:
+    """The ``ENV`` settings of the Dockerfile (``KEY=VALUE`` form)."""
+    settings: dict[str, str] = {}
+    for instruction, arguments in dockerfile_instructions():
+        if instruction == "ENV":
+            settings.update(item.split("=", 1) for item in shlex.split(arguments) if "=" in item)
+    return settings
+
+
+def shell_steps() -> list[list[str]]:
+    """Every simple command of every ``RUN``, in order, split into words."""
+    steps = []
+    for instruction, arguments in dockerfile_instructions():
+        if instruction == "RUN":
+            steps += [shlex.split(step) for step in re.split(r"&&|;", arguments) if step.strip()]
+    return steps
+
+
+def test_dockerfile_creates_the_record_directory_owner_only() -> None:
+    # Crisis records are not encrypted: like the record store, the image makes their directory
+    # 0700 (a named volume mounted there starts with this owner and mode).
+    record_dir = dockerfile_env()[RECORD_DIR_ENV]
+    assert record_dir == "/data/crises"
+    steps = shell_steps()
+    created = [n for n, step in enumerate(steps) if step[0] in {"mkdir", "install"} and record_dir in step]
+    assert created, f"no RUN creates {record_dir}"
+    modes = [
+        (n, step[1])
+        for n, step in enumerate(steps)
+        if step[0] == "chmod" and record_dir in step[2:] and not step[1].startswith("-")
+    ]
+    modes += [(n, step[step.index("-m") + 1]) for n, step in enumerate(steps) if step[0] in {"mkdir", "install"}
+              and record_dir in step and "-m" in step]  # fmt: skip
+    assert modes, f"{record_dir} keeps the default mode (0755): chmod 700 it"
+    last, mode = max(modes)
+    assert last >= created[-1] and mode in {"700", "0700", "u=rwx,go="}, (mode, steps)
+    owned = [n for n, step in enumerate(steps) if step[0] == "chown" and record_dir in step]
+    assert owned and owned[-1] >= created[-1], "the worker's user must own the record directory"
+
+
+def test_compose_leaves_the_record_directory_to_the_image(services: dict[str, Any]) -> None:
+    # The record volume is a named volume (it takes the image's 0700 directory); nothing in the
+    # worker's command or entrypoint creates the directory with another mode.
+    worker = services["temporal-worker"]
+    record_dir = environment(worker)[RECORD_DIR_ENV]
+    for part in ("command", "entrypoint"):
+        text = command_text(worker.get(part))
+        assert "mkdir" not in text and "chmod" not in text and "install -d" not in text, text
+    sources = {str(volume).split(":")[1]: str(volume).split(":")[0] for volume in worker["volumes"]}
+    assert not sources[record_dir].startswith((".", "/", "~")), "a bind mount would keep the host's mode"
 
 
 def test_dockerfile_installs_the_package_and_runs_the_worker() -> None:

@@ -1,10 +1,12 @@
 """Payload encryption end to end: a crisis run by a worker process and the ``liara`` command line
 with encryption keys leaves only ciphertext in the server's history, reads back in clear text
-with the keys, and the codec server decodes it for the Web UI's origin (and no other).
+with the keys, and the codec server decodes it for holders of its token, for the Web UI's origin
+(and no other) and for requests to the host names it serves (and no other).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -26,7 +28,9 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from app.temporal.codec import new_key_line
-from tests.conftest import REPO_ROOT, WorkerProcess, cli
+from app.temporal.codec_server import TOKENS_ENV
+from app.temporal.server import temporal_binary
+from tests.conftest import REPO_ROOT, WorkerProcess, assert_one_sentence_error, cli, run_cli
 from tests.temporal.test_setup_temporal import START_TIMEOUT, free_port
 
 pytestmark = pytest.mark.integration
@@ -34,6 +38,8 @@ pytestmark = pytest.mark.integration
 UI_ORIGIN = "http://localhost:8233"
 CODEC_READY = "Codec server listening on "
 SECRET_OUTPUT = "launch-code-4711"
+CODEC_TOKEN = "codec-token-for-tests-4f1e2d3c"
+AUTHORIZED = {"Authorization": f"Bearer {CODEC_TOKEN}"}
 
 
 @pytest.fixture(scope="module")
@@ -104,8 +110,16 @@ class CodecServer:
 
 
 @pytest.fixture
-def codec_server(keyed_env: dict[str, str], tmp_path: Path) -> Iterator[CodecServer]:
-    server = CodecServer(keyed_env, tmp_path)
+def codec_env(key_lines: tuple[str, str]) -> dict[str, str]:
+    """The codec server's environment: the keys and one token (no Temporal server needed)."""
+    old, current = key_lines
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("TEMPORAL_", "LIARA_"))}
+    return {**env, "LIARA_ENCRYPTION_KEYS": f"{current},{old}", TOKENS_ENV: f"{CODEC_TOKEN},second-token-abcdefgh"}
+
+
+@pytest.fixture
+def codec_server(codec_env: dict[str, str], tmp_path: Path) -> Iterator[CodecServer]:
+    server = CodecServer(codec_env, tmp_path)
     yield server
     assert server.stop() == 0, "\n".join(server.lines)
 
@@ -248,7 +262,7 @@ async def test_the_codec_server_decodes_history_payloads_for_the_web_ui(codec_se
     stored = event_payloads(history)
     body = {"payloads": [json_format.MessageToDict(p) for p in (*stored["input"], *stored["failure"])]}
 
-    async with httpx.AsyncClient(base_url=codec_server.url, timeout=30) as http:
+    async with httpx.AsyncClient(base_url=codec_server.url, timeout=30, headers=AUTHORIZED) as http:
         decoded = await http.post("/decode", json=body, headers={"Origin": UI_ORIGIN, "X-Namespace": "any-namespace"})
         assert decoded.status_code == 200, decoded.text
         assert decoded.headers["access-control-allow-origin"] == UI_ORIGIN
@@ -271,21 +285,157 @@ async def test_the_codec_server_decodes_history_payloads_for_the_web_ui(codec_se
         assert again.json()["payloads"] == payloads
 
 
-async def test_the_codec_server_allows_cors_from_the_ui_origin_only(codec_server) -> None:
-    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type,x-namespace"}
+#: What a browser asks before the Web UI's POST (it sends the token, JSON and the namespace).
+PREFLIGHT = {
+    "Access-Control-Request-Method": "POST",
+    "Access-Control-Request-Headers": "authorization,content-type,x-namespace",
+}
+
+
+async def test_the_codec_server_allows_cors_with_the_token_from_the_ui_origin_only(codec_server) -> None:
+    payload = json_format.MessageToDict(pydantic_data_converter.payload_converter.to_payloads([SECRET_OUTPUT])[0])
+    as_ui = {"Origin": UI_ORIGIN, "X-Namespace": "default", **AUTHORIZED}
     async with httpx.AsyncClient(base_url=codec_server.url, timeout=30) as http:
-        allowed = await http.options("/decode", headers={"Origin": UI_ORIGIN, **preflight})
-        refused = await http.options("/decode", headers={"Origin": "http://evil.example", **preflight})
-        foreign_post = await http.post("/decode", json={"payloads": []}, headers={"Origin": "http://evil.example"})
+        allowed = await http.options("/decode", headers={"Origin": UI_ORIGIN, **PREFLIGHT})
+        encoded = await http.post("/encode", json={"payloads": [payload]}, headers=as_ui)
+        decoded = await http.post("/decode", json=encoded.json(), headers=as_ui)
+        refused = await http.options("/decode", headers={"Origin": "http://evil.example", **PREFLIGHT})
+        foreign = {"Origin": "http://evil.example", **AUTHORIZED}
+        foreign_post = await http.post("/decode", json=encoded.json(), headers=foreign)
 
     assert allowed.status_code == 200, allowed.text
     assert allowed.headers["access-control-allow-origin"] == UI_ORIGIN
     assert "POST" in allowed.headers["access-control-allow-methods"]
     allowed_headers = {h.strip().lower() for h in allowed.headers["access-control-allow-headers"].split(",")}
-    assert {"content-type", "x-namespace"} <= allowed_headers
+    assert {"authorization", "content-type", "x-namespace"} <= allowed_headers
+    assert encoded.status_code == 200, encoded.text
+    assert encoded.headers["access-control-allow-origin"] == UI_ORIGIN
+    [sealed] = encoded.json()["payloads"]
+    assert base64.b64decode(sealed["metadata"]["encoding"]) == b"binary/encrypted"
+    assert SECRET_OUTPUT.encode() not in base64.b64decode(sealed["data"])
+    assert decoded.status_code == 200, decoded.text
+    assert decoded.headers["access-control-allow-origin"] == UI_ORIGIN
+    assert decoded.json()["payloads"] == [payload]
     assert "access-control-allow-origin" not in refused.headers
     assert refused.status_code >= 400
-    assert "access-control-allow-origin" not in foreign_post.headers  # a browser would not let the page read it
+    # Answered (the token is right) but without CORS headers: a browser keeps it from the page.
+    assert "access-control-allow-origin" not in foreign_post.headers
+
+
+def assert_json_error(response: httpx.Response, status: int) -> str:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    message = response.json()["error"]
+    assert set(response.json()) == {"error"}
+    assert "\n" not in message and message.endswith(".") and message.count(". ") == 0, message
+    return message
+
+
+async def test_the_codec_server_refuses_requests_without_the_token(codec_server) -> None:
+    body = {"payloads": []}
+    async with httpx.AsyncClient(base_url=codec_server.url, timeout=30) as http:
+        missing = await http.post("/decode", json=body, headers={"Origin": UI_ORIGIN})
+        wrong = await http.post(
+            "/decode", json=body, headers={"Authorization": "Bearer codec-token-for-tests-4f1e2d3d"}
+        )
+        not_bearer = await http.post("/encode", json=body, headers={"Authorization": f"Basic {CODEC_TOKEN}"})
+        empty = await http.post("/encode", json=body, headers={"Authorization": "Bearer"})
+        second = await http.post("/decode", json=body, headers={"Authorization": "Bearer second-token-abcdefgh"})
+
+    assert "Authorization: Bearer <token>" in assert_json_error(missing, 401)
+    assert missing.headers["www-authenticate"].startswith("Bearer ")
+    assert missing.headers["access-control-allow-origin"] == UI_ORIGIN  # the UI can show why
+    assert "not one of this codec server's tokens" in assert_json_error(wrong, 401)
+    assert wrong.headers["www-authenticate"].startswith("Bearer ")
+    assert 'error="invalid_token"' in wrong.headers["www-authenticate"]
+    for refused in (not_bearer, empty):
+        assert_json_error(refused, 401)
+        assert refused.headers["www-authenticate"].startswith("Bearer ")
+    assert second.status_code == 200, second.text  # every configured token works
+    assert second.json() == {}  # no payloads in, none out (proto-JSON leaves the empty list out)
+
+
+async def test_the_codec_server_refuses_hosts_it_was_not_told_to_serve(codec_server, codec_env, tmp_path) -> None:
+    port = codec_server.url.rsplit(":", 1)[1]
+    body = {"payloads": []}
+    async with httpx.AsyncClient(base_url=codec_server.url, timeout=30, headers=AUTHORIZED) as http:
+        rebound = await http.post("/decode", json=body, headers={"Host": f"evil.example:{port}"})
+        rebound_preflight = await http.options(
+            "/decode", headers={"Host": "evil.example", "Origin": UI_ORIGIN, **PREFLIGHT}
+        )
+        by_name = {name: await http.post("/decode", json=body, headers={"Host": name}) for name in (
+            f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}", "LOCALHOST",
+        )}  # fmt: skip
+    assert "'evil.example:" in assert_json_error(rebound, 400)
+    assert "--allowed-host" in rebound.json()["error"]
+    assert_json_error(rebound_preflight, 400)
+    assert "access-control-allow-origin" not in rebound_preflight.headers
+    for name, answer in by_name.items():
+        assert answer.status_code == 200, (name, answer.text)
+
+    named = CodecServer(codec_env, tmp_path, "--allowed-host", "codec.example.test", "--allowed-host", "ops.example")
+    try:
+        async with httpx.AsyncClient(base_url=named.url, timeout=30, headers=AUTHORIZED) as http:
+            served = await http.post("/decode", json=body, headers={"Host": "codec.example.test:8443"})
+            other = await http.post("/decode", json=body, headers={"Host": "evil.example"})
+    finally:
+        assert named.stop() == 0, "\n".join(named.lines)
+    assert served.status_code == 200, served.text
+    assert_json_error(other, 400)
+
+
+@pytest.mark.parametrize(
+    ("tokens", "expected"),
+    [
+        (
+            None,
+            "Error: No codec server token is configured: set LIARA_CODEC_SERVER_TOKENS or LIARA_CODEC_SERVER_TOKEN_",
+        ),
+        ("too-short", "Error: Token 1 of LIARA_CODEC_SERVER_TOKENS is not at least 16"),
+    ],
+    ids=["none", "short"],
+)
+def test_the_codec_server_does_not_start_without_a_usable_token(codec_env, tmp_path, tokens, expected) -> None:
+    env = {key: value for key, value in codec_env.items() if key != TOKENS_ENV}
+    if tokens is not None:
+        env[TOKENS_ENV] = tokens
+    done = run_cli(env, tmp_path, "codec-server", "--port", "0", timeout=60)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert assert_one_sentence_error(done.stderr).startswith(expected), done.stderr
+    assert CODEC_READY not in done.stdout
+
+
+async def test_the_temporal_cli_reads_an_encrypted_crisis_through_the_codec_server(
+    codec_server, dev_server, encrypted_crisis, tmp_path
+) -> None:
+    workflow_id, _ = encrypted_crisis
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("TEMPORAL_", "LIARA_"))}
+    show = [temporal_binary(), "workflow", "show", "-w", workflow_id, "--address", dev_server.address]
+    show += ["--output", "json", "--codec-endpoint", codec_server.url]
+
+    def run(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*show, *extra], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+
+    with_token = await asyncio.to_thread(run, "--codec-auth", f"Bearer {CODEC_TOKEN}")
+    without = await asyncio.to_thread(run)
+
+    assert with_token.returncode == 0, with_token.stderr
+    assert SECRET_OUTPUT.encode() in b"".join(payload_data(json.loads(with_token.stdout)))
+    # Without the token the codec server answers 401 and the CLI shows nothing.
+    assert without.returncode != 0, without.stdout
+    assert SECRET_OUTPUT not in without.stdout + without.stderr
+
+
+def payload_data(value: Any) -> Iterator[bytes]:
+    """The decoded ``data`` of every payload in ``temporal workflow show --output json``."""
+    if isinstance(value, dict):
+        if set(value) >= {"metadata", "data"} and isinstance(value["data"], str):
+            yield base64.b64decode(value["data"])
+        for item in value.values():
+            yield from payload_data(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from payload_data(item)
 
 
 def test_setup_temporal_start_points_the_web_ui_at_the_codec_server(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import os
 import socket
 import sys
 import threading
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,6 +21,7 @@ import pytest
 from pydantic import JsonValue
 from temporalio.exceptions import ApplicationError
 
+from app.temporal.codec import new_key_line
 from app.temporal.config import (
     ConfigError,
     ExecutorRegistry,
@@ -28,6 +30,7 @@ from app.temporal.config import (
 from app.temporal.errors import LiaraError
 from app.temporal.executors import (
     AGENT_FAILURE_ERROR,
+    INHERITED_ENV,
     MAX_OUTPUT_BYTES,
     AgentExecutor,
     CommandExecutor,
@@ -36,6 +39,7 @@ from app.temporal.executors import (
     SimulateExecutor,
 )
 from app.temporal.models import MissionPhase
+from tests.conftest import WorkerProcess, cli
 
 #: Upper bound of every wait in this module: a hang fails the test instead of stalling the suite.
 BOUND_SECONDS = 30
@@ -381,6 +385,82 @@ async def test_command_timeout_kills_it_and_is_retryable(tmp_path: Path) -> None
 def test_command_rejects_empty_argv() -> None:
     with pytest.raises(ValueError, match="argv"):
         CommandExecutor([])
+
+
+#: Prints the agent's whole environment as JSON, as an agent running ``env`` would show it.
+PRINT_ENVIRONMENT = "import json, os; print(json.dumps(dict(os.environ)))"
+
+#: Secrets a worker's environment holds, none of which an agent may see.
+WORKER_SECRETS = {
+    "LIARA_ENCRYPTION_KEYS": "k1:c2VjcmV0LWVuY3J5cHRpb24ta2V5LW5vdC1mb3ItYWdlbnRz",
+    "TEMPORAL_API_KEY": "secret-temporal-api-key",
+    "TEMPORAL_TLS_CLIENT_KEY_DATA": "-----BEGIN PRIVATE KEY-----secret",
+    "OTEL_EXPORTER_OTLP_HEADERS": "authorization=Bearer secret-collector-token",
+    "LIARA_TEST_UNRELATED_VARIABLE": "not-for-agents",
+}
+
+
+async def test_command_gets_only_path_locale_its_env_and_the_key_not_the_worker_secrets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in WORKER_SECRETS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("LC_TIME", "C.UTF-8")
+    monkeypatch.setenv("TZ", "UTC")
+    mission = make_mission()
+
+    seen = await run_bounded(python(PRINT_ENVIRONMENT, env={"AGENT_MODE": "test", "TZ": "Europe/Paris"}), mission)
+
+    assert isinstance(seen, dict)
+    for name, value in WORKER_SECRETS.items():
+        assert name not in seen, name
+        assert not any(value in str(found) for found in seen.values()), name
+    assert seen["PATH"] == os.environ["PATH"]
+    assert seen["LC_TIME"] == "C.UTF-8"
+    assert seen["AGENT_MODE"] == "test"
+    assert seen["TZ"] == "Europe/Paris"  # the executor's env wins over the worker's
+    assert seen["LIARA_IDEMPOTENCY_KEY"] == mission.idempotency_key
+    # Nothing but the allowlist, the executor's env and the key.
+    unexpected = {name for name in seen if not name.startswith("LC_")} - INHERITED_ENV
+    assert unexpected == {"AGENT_MODE", "LIARA_IDEMPOTENCY_KEY"}, unexpected
+
+
+@pytest.mark.integration
+async def test_a_worker_process_keeps_its_secrets_from_a_command_agent(liara_env, tmp_path: Path) -> None:
+    """Through a real worker process: the agent's output (the phase's output, in the result and the
+    record) holds none of the worker's secrets. Only those that leave the worker's own connection
+    alone are set here: TEMPORAL_API_KEY and TLS keys would change how it connects.
+    """
+    secrets = {name: WORKER_SECRETS[name] for name in ("OTEL_EXPORTER_OTLP_HEADERS", "LIARA_TEST_UNRELATED_VARIABLE")}
+    keys = new_key_line("agent-test")
+    config = write_config(
+        tmp_path,
+        '[agents.actions]\nreveal = "env-printer"\n[executors.env-printer]\ntype = "command"\n'
+        f"argv = {json.dumps([sys.executable, '-c', PRINT_ENVIRONMENT])}\n"
+        'env = { AGENT_MODE = "worker-test" }\n',
+    )
+    env = {**liara_env, **secrets, "LIARA_ENCRYPTION_KEYS": keys, "LIARA_CONFIG": str(config)}
+    crisis_id = f"crisis-env-{uuid.uuid4().hex[:8]}"
+    worker = await asyncio.to_thread(WorkerProcess, "cognition/liara/worker.py", env, tmp_path)
+    try:
+        assert "reveal -> env-printer" in worker.output
+        started = await cli(env, tmp_path, "trigger", "target-env", "reveal", "--crisis-id", crisis_id, "--json")
+        assert started.returncode == 0, started.stderr
+        workflow_id = json.loads(started.stdout)["workflow_id"]
+        waited = await cli(env, tmp_path, "wait", workflow_id, "--json")
+    finally:
+        assert await asyncio.to_thread(worker.stop) == 0, worker.output
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    [phase] = json.loads(waited.stdout)["phases"]
+    record = (Path(env["LIARA_CRISIS_DIR"]) / f"{crisis_id}.json").read_text()
+    seen = phase["output"]
+    assert seen["AGENT_MODE"] == "worker-test" and seen["PATH"] == env["PATH"]
+    assert seen["LIARA_IDEMPOTENCY_KEY"] == f"{workflow_id}/{phase['phase_id']}"
+    for name, value in {**secrets, "LIARA_ENCRYPTION_KEYS": keys}.items():
+        assert name not in seen, name
+        assert value not in waited.stdout and value not in record, name
+    for name in ("TEMPORAL_ADDRESS", "LIARA_TASK_QUEUE", "LIARA_CRISIS_DIR", "LIARA_CONFIG"):
+        assert name not in seen, name
 
 
 # --- simulate ---------------------------------------------------------------------------------

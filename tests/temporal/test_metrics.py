@@ -9,6 +9,7 @@ import re
 import socket
 import uuid
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -66,18 +67,18 @@ async def scrape(port: int) -> Scrape:
     return Scrape(response.text)
 
 
-def free_port(consecutive: int = 1) -> int:
-    """A port with ``consecutive - 1`` free ports after it, free when asked."""
+def free_port(consecutive: int = 1, host: str = metrics.METRICS_HOST) -> int:
+    """A port of ``host`` with ``consecutive - 1`` free ports after it, free when asked."""
     for _ in range(50):
         with socket.socket() as probe:
-            probe.bind((metrics.METRICS_HOST, 0))
+            probe.bind((host, 0))
             port = probe.getsockname()[1]
         if port + consecutive - 1 > 65535:
             continue
         try:
             for offset in range(1, consecutive):
                 with socket.socket() as follower:
-                    follower.bind((metrics.METRICS_HOST, port + offset))
+                    follower.bind((host, port + offset))
         except OSError:
             continue
         return port
@@ -110,7 +111,7 @@ async def test_worker_serves_the_sdk_metrics_and_the_crisis_metrics(dev_server, 
     worker = await asyncio.to_thread(
         spawn, "cognition/liara/worker.py", liara_env, tmp_path, "--metrics-port", str(port)
     )
-    assert f"INFO - Prometheus metrics: http://0.0.0.0:{port}/metrics" in worker.lines, worker.output
+    assert f"INFO - Prometheus metrics: http://127.0.0.1:{port}/metrics" in worker.lines, worker.output
     client = dev_server.client
     queue = {"task_queue": task_queue}
 
@@ -229,8 +230,8 @@ async def test_each_worker_process_serves_its_own_port(spawn, liara_env, task_qu
         return all(f"[worker-{n}] {ready}" in worker.output for n in (1, 2))
 
     await assert_eventually(both_ready, timeout=60)
-    assert f"INFO - [worker-1] Prometheus metrics: http://0.0.0.0:{port}/metrics" in worker.lines, worker.output
-    assert f"INFO - [worker-2] Prometheus metrics: http://0.0.0.0:{port + 1}/metrics" in worker.lines, worker.output
+    assert f"INFO - [worker-1] Prometheus metrics: http://127.0.0.1:{port}/metrics" in worker.lines, worker.output
+    assert f"INFO - [worker-2] Prometheus metrics: http://127.0.0.1:{port + 1}/metrics" in worker.lines, worker.output
 
     for served in (port, port + 1):
         page = await scrape(served)
@@ -259,3 +260,126 @@ def test_a_taken_port_stops_every_worker_process_with_exit_1(dev_server, liara_e
     errors = [line for line in output.splitlines() if line.startswith("ERROR - ")]
     assert errors == [f"ERROR - [worker-2] Cannot serve metrics on port {port + 1}: {PORT_IN_USE_ADVICE}"], output
     assert "Traceback" not in output
+
+
+# --- where the endpoint listens ----------------------------------------------------------------
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Local IPv4 and IPv6 addresses with a socket listening on ``port``, from /proc/net/tcp{,6}."""
+    found = set()
+    for table, family in (("/proc/net/tcp", socket.AF_INET), ("/proc/net/tcp6", socket.AF_INET6)):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            address, _, hex_port = local.partition(":")
+            if state != "0A" or int(hex_port, 16) != port:  # 0A: LISTEN
+                continue
+            raw = bytes.fromhex(address)
+            # The kernel prints each 32-bit word in host byte order (little-endian here).
+            words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+            found.add(socket.inet_ntop(family, words))
+    return found
+
+
+def non_loopback_address() -> str | None:
+    """An IPv4 address of this machine that is not loopback (None if it has none)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: no packet is sent, only a route chosen
+        except OSError:
+            return None
+        address = probe.getsockname()[0]
+    return None if address.startswith("127.") or address == "0.0.0.0" else address
+
+
+def connects(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=5):
+            return True
+    except OSError:
+        return False
+
+
+async def test_metrics_listen_on_loopback_only_unless_a_host_is_given(spawn, liara_env, tmp_path):
+    port = free_port(host="0.0.0.0")
+    worker = await asyncio.to_thread(
+        spawn, "cognition/liara/worker.py", liara_env, tmp_path, "--metrics-port", str(port)
+    )
+    assert f"INFO - Prometheus metrics: http://127.0.0.1:{port}/metrics" in worker.lines, worker.output
+    assert listening_addresses(port) == {"127.0.0.1"}
+    assert (await scrape(port)).total("temporal_worker_start", task_queue=liara_env["LIARA_TASK_QUEUE"]) == 1
+    outside = non_loopback_address()
+    if outside:
+        assert not connects(outside, port), f"{outside}:{port} answers"
+    assert await asyncio.to_thread(worker.stop) == 0, worker.output
+
+    everywhere = free_port(host="0.0.0.0")
+    env = {**liara_env, metrics.METRICS_HOST_ENV: "0.0.0.0"}
+    worker = await asyncio.to_thread(
+        spawn, "cognition/liara/worker.py", env, tmp_path, "--metrics-port", str(everywhere)
+    )
+    assert f"INFO - Prometheus metrics: http://0.0.0.0:{everywhere}/metrics" in worker.lines, worker.output
+    assert listening_addresses(everywhere) == {"0.0.0.0"}
+    if outside:
+        assert connects(outside, everywhere), f"{outside}:{everywhere} does not answer"
+    assert await asyncio.to_thread(worker.stop) == 0, worker.output
+
+
+def test_a_metrics_host_that_is_not_an_ip_address_is_one_sentence(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "TEMPORAL_ADDRESS": "127.0.0.1:1", "LIARA_CRISIS_DIR": str(tmp_path)}
+    args = ("--metrics-port", str(free_port()), "--metrics-host", "localhost")
+    done = run_script("cognition/liara/worker.py", env, tmp_path, *args)
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    errors = [line for line in output.splitlines() if line.startswith("ERROR - ")]
+    assert errors == [
+        "ERROR - Metrics host 'localhost' is not an IP address: give --metrics-host an address such as "
+        "127.0.0.1 (this machine only) or 0.0.0.0 (every interface)."
+    ], output
+    assert "Traceback" not in output
+
+
+# --- the action label is capped ----------------------------------------------------------------
+
+
+async def test_actions_past_the_first_hundred_are_labelled_other(dev_server, spawn, liara_env, task_queue, tmp_path):
+    """A fresh worker process (its own first hundred) runs one crisis with 103 distinct actions:
+    the first 100 keep their label on every crisis metric, the last three share ``other``."""
+    count = metrics.MAX_ACTION_LABELS + 3
+    actions = [f"act-{n:03d}" for n in range(count)]
+    quick_retry = {"maximum_attempts": 2, "initial_interval_seconds": 0.1}
+    phases = [{"phase_id": f"phase-{n:03d}", "action": action} for n, action in enumerate(actions)]
+    # One retried phase among the labelled ones and one among the others.
+    phases[0].update(params={"fail_attempts": 1}, retry=quick_retry)
+    phases[-1].update(params={"fail_attempts": 1}, retry=quick_retry)
+    port = free_port()
+    worker = await asyncio.to_thread(
+        spawn, "cognition/liara/worker.py", liara_env, tmp_path, "--metrics-port", str(port)
+    )
+    queue = {"task_queue": task_queue}
+
+    result = await (await start(dev_server.client, crisis(*phases), task_queue)).result()
+    assert result.status == "completed", result
+
+    page: Scrape | None = None
+
+    async def crisis_counted() -> bool:
+        nonlocal page
+        page = await scrape(port)
+        return page.total(metrics.CRISES_COMPLETED, **queue) == 1
+
+    await assert_eventually(crisis_counted)
+    assert page is not None
+    kept = {(action, "completed"): 1 for action in actions[: metrics.MAX_ACTION_LABELS]}
+    assert page.by(metrics.PHASES, "action", "outcome", **queue) == {**kept, ("other", "completed"): 3}
+    assert page.by(metrics.PHASE_RETRIES, "action", **queue) == {("act-000",): 1, ("other",): 1}
+    attempts = page.by(f"{metrics.PHASE_DURATION}_count", "action", "outcome", **queue)
+    assert attempts == {**kept, ("act-000", "failed"): 1, ("other", "completed"): 3, ("other", "failed"): 1}
+    labels = {labels["action"] for name, labels, _ in page.samples if name.startswith("liara_") and "action" in labels}
+    assert len(labels) == metrics.MAX_ACTION_LABELS + 1
+    assert not set(actions[metrics.MAX_ACTION_LABELS :]) & labels
+    assert await asyncio.to_thread(worker.stop) == 0, worker.output

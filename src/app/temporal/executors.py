@@ -32,7 +32,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 from temporalio.exceptions import ApplicationError
 
-from app.temporal.models import MissionPhase
+from app.temporal.models import MAX_OUTPUT_BYTES, MissionPhase
 
 logger = logging.getLogger("liara.executors")
 
@@ -40,8 +40,6 @@ logger = logging.getLogger("liara.executors")
 AGENT_FAILURE_ERROR = "AgentFailure"
 #: Entry-point group of third-party executor factories: ``factory(**settings) -> AgentExecutor``.
 ENTRY_POINT_GROUP = "liara.executors"
-#: Outputs are stored in workflow history and crisis records, so they must stay small.
-MAX_OUTPUT_BYTES = 64 * 1024
 #: How long to wait for a killed command to be reaped before giving up on it.
 _REAP_TIMEOUT_SECONDS = 10.0
 _STDERR_LINE_CHARS = 300
@@ -258,11 +256,27 @@ class HttpExecutor:
 # --- command ----------------------------------------------------------------------------------
 
 
+#: The only variables of the worker's environment a command agent inherits (besides the ``LC_*``
+#: locale ones): what finding programs, files, the locale and the time zone needs. Everything
+#: else an agent needs goes in its executor's ``env``.
+INHERITED_ENV = frozenset({"PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "USER", "LOGNAME"})
+
+
+def inherited_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The part of ``environ`` (default: the worker's) that a command agent gets."""
+    environ = os.environ if environ is None else environ
+    return {name: value for name, value in environ.items() if name in INHERITED_ENV or name.startswith("LC_")}
+
+
 class CommandExecutor:
     """Runs a local program (no shell) with the mission JSON on stdin; its stdout is the output.
 
     The program runs in its own session, so killing it on cancellation or timeout also kills
-    whatever it started. It gets ``LIARA_IDEMPOTENCY_KEY`` in its environment.
+    whatever it started. Its environment is built, not inherited: the worker's variables named
+    by :data:`INHERITED_ENV` (``PATH``, locale, home and the like), then the executor's ``env``,
+    then ``LIARA_IDEMPOTENCY_KEY``. The worker's secrets (encryption keys, Temporal API key and
+    TLS key, OpenTelemetry headers, anything else) never reach an agent, which could otherwise
+    print them into the phase's output, the history and the record.
     """
 
     def __init__(
@@ -280,7 +294,7 @@ class CommandExecutor:
         self.argv = list(argv)
         self.timeout_seconds = timeout_seconds
         self.cwd = Path(cwd) if cwd is not None else None
-        #: Added to (not replacing) the worker's environment, so PATH and friends still work.
+        #: Added to the few variables taken from the worker's environment (see INHERITED_ENV).
         self.env = dict(env or {})
         self.non_retryable_exit_codes = frozenset(non_retryable_exit_codes)
 
@@ -313,7 +327,7 @@ class CommandExecutor:
         return value if parsed else {"stdout": stdout.decode("utf-8", errors="replace")}
 
     async def _start(self, mission: Mission) -> asyncio.subprocess.Process:
-        env = {**os.environ, **self.env, "LIARA_IDEMPOTENCY_KEY": mission.idempotency_key}
+        env = {**inherited_environment(), **self.env, "LIARA_IDEMPOTENCY_KEY": mission.idempotency_key}
         try:
             return await asyncio.create_subprocess_exec(
                 *self.argv,

@@ -1,7 +1,9 @@
 """Prometheus metrics of a worker: the SDK's own runtime telemetry plus the crisis metrics of Liara.
 
 A worker started with ``--metrics-port PORT`` (or ``LIARA_METRICS_PORT``) runs on a Temporal
-``Runtime`` that serves every metric on ``http://0.0.0.0:PORT/metrics``. Durations are in seconds.
+``Runtime`` that serves every metric on ``http://127.0.0.1:PORT/metrics``: this machine only,
+unless ``--metrics-host`` (``LIARA_METRICS_HOST``) names another interface, such as ``0.0.0.0``
+for Prometheus scraping a worker in a container or on another host. Durations are in seconds.
 Without such a runtime the SDK's metric meter is a no-op, so the helpers below cost nothing.
 
 Crisis metrics (every one also carries the SDK's ``namespace`` and ``task_queue`` attributes):
@@ -15,11 +17,20 @@ Crisis metrics (every one also carries the SDK's ``namespace`` and ``task_queue`
 - in ``perform_agent_mission``, through ``activity.metric_meter()``, once per attempt:
   ``liara_phase_duration`` (histogram, seconds) by ``action`` and ``outcome`` (``completed``,
   ``failed``, ``cancelled``) and ``liara_phase_retries`` by ``action`` (attempts after the first).
+
+Actions come from users, so the ``action`` label is capped: the first :data:`MAX_ACTION_LABELS`
+distinct actions a process labels keep their own value, any later new one is labelled
+:data:`OTHER_ACTION` (``other``), which keeps every metric's series count bounded. The choice
+is per process (a worker restarted, or another worker, may keep a different first hundred; a
+replayed crisis takes no slot) and never feeds back into workflow code: :func:`action_label`
+only decides a label.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import threading
 from datetime import timedelta
 
 from temporalio import activity, workflow
@@ -36,8 +47,13 @@ from temporalio.runtime import (
 from app.temporal.errors import LiaraError
 
 METRICS_PORT_ENV = "LIARA_METRICS_PORT"
-#: Every interface, so that Prometheus can scrape a worker in a container or on another host.
-METRICS_HOST = "0.0.0.0"
+METRICS_HOST_ENV = "LIARA_METRICS_HOST"
+#: This machine only; ``--metrics-host 0.0.0.0`` (as docker-compose.yml sets) for every interface.
+METRICS_HOST = "127.0.0.1"
+
+#: Distinct ``action`` label values a process exports; later new actions are labelled ``other``.
+MAX_ACTION_LABELS = 100
+OTHER_ACTION = "other"
 
 CRISES_STARTED = "liara_crises_started"
 CRISES_COMPLETED = "liara_crises_completed"
@@ -78,7 +94,27 @@ LIARA_METRICS = (
 
 
 class MetricsUnavailableError(LiaraError):
-    """The metrics endpoint cannot be served (port in use, bad port)."""
+    """The metrics endpoint cannot be served (port in use, bad port, host not an IP address)."""
+
+
+_labelled_actions: set[str] = set()
+_labelled_actions_lock = threading.Lock()
+
+
+def action_label(action: str) -> str:
+    """``action`` itself if it is one of the first :data:`MAX_ACTION_LABELS` this process labelled,
+    else :data:`OTHER_ACTION`, for the life of the process. Workflow code calls this (through
+    :func:`count_phase`, not while replaying) and activities do; it only picks a metric label,
+    and nothing the workflow does depends on it. Thread-safe: workflows and activities of a
+    worker run on several threads.
+    """
+    with _labelled_actions_lock:
+        if action in _labelled_actions:
+            return action
+        if len(_labelled_actions) < MAX_ACTION_LABELS:
+            _labelled_actions.add(action)
+            return action
+    return OTHER_ACTION
 
 
 def worker_runtime(metrics_port: int | None, *, host: str = METRICS_HOST, forward_core_logs: bool = False) -> Runtime:
@@ -94,8 +130,15 @@ def worker_runtime(metrics_port: int | None, *, host: str = METRICS_HOST, forwar
         )
     config = None
     if metrics_port:
+        try:
+            address = ipaddress.ip_address(host.removeprefix("[").removesuffix("]"))
+        except ValueError:
+            raise MetricsUnavailableError(
+                f"Metrics host {host!r} is not an IP address: give --metrics-host an address such as "
+                "127.0.0.1 (this machine only) or 0.0.0.0 (every interface)."
+            ) from None
         config = PrometheusConfig(
-            bind_address=f"{host}:{metrics_port}",
+            bind_address=f"[{address}]:{metrics_port}" if address.version == 6 else f"{address}:{metrics_port}",
             durations_as_seconds=True,
             histogram_bucket_overrides={PHASE_DURATION: list(PHASE_DURATION_BUCKETS)},
         )
@@ -108,7 +151,8 @@ def worker_runtime(metrics_port: int | None, *, host: str = METRICS_HOST, forwar
                 "choose another --metrics-port or stop the process holding it."
             ) from err
         raise MetricsUnavailableError(
-            f"Cannot serve metrics on {host}:{metrics_port} ({err}): choose another --metrics-port."
+            f"Cannot serve metrics on {host} port {metrics_port} ({err}): "
+            "choose another --metrics-host or --metrics-port."
         ) from err
 
 
@@ -144,7 +188,11 @@ def count_crisis_ended(status: str) -> None:
 
 def count_phase(action: str, outcome: str, *, compensation: bool = False) -> None:
     """A phase (or a compensation) ended with ``outcome``, its final status."""
-    _workflow_counter(COMPENSATIONS if compensation else PHASES).add(1, {"action": action, "outcome": str(outcome)})
+    if workflow.unsafe.is_replaying():
+        return  # the meter would drop it anyway; the action must not take a label slot either
+    _workflow_counter(COMPENSATIONS if compensation else PHASES).add(
+        1, {"action": action_label(action), "outcome": str(outcome)}
+    )
 
 
 # --- in perform_agent_mission -----------------------------------------------------------------
@@ -152,7 +200,9 @@ def count_phase(action: str, outcome: str, *, compensation: bool = False) -> Non
 
 def count_phase_retry(action: str) -> None:
     """An attempt after the first of a phase."""
-    activity.metric_meter().create_counter(PHASE_RETRIES, _DESCRIPTIONS[PHASE_RETRIES]).add(1, {"action": action})
+    activity.metric_meter().create_counter(PHASE_RETRIES, _DESCRIPTIONS[PHASE_RETRIES]).add(
+        1, {"action": action_label(action)}
+    )
 
 
 def record_phase_attempt(action: str, outcome: str, duration: timedelta) -> None:
@@ -161,5 +211,5 @@ def record_phase_attempt(action: str, outcome: str, duration: timedelta) -> None
     Recorded as float seconds: the SDK's timedelta histograms round to whole milliseconds.
     """
     activity.metric_meter().create_histogram_float(PHASE_DURATION, _DESCRIPTIONS[PHASE_DURATION], "s").record(
-        duration.total_seconds(), {"action": action, "outcome": outcome}
+        duration.total_seconds(), {"action": action_label(action), "outcome": outcome}
     )

@@ -2,9 +2,9 @@
 
 Run it with ``python src/app/temporal/worker.py``. Ctrl+C or SIGTERM stops polling, gives
 running activities a grace period to finish, and exits 0. Every worker entry point can serve
-Prometheus metrics (``--metrics-port``, see app.temporal.metrics), trace with OpenTelemetry
-(``--tracing``, see app.temporal.tracing) and log JSON lines (``--log-format json``, see
-app.temporal.logs).
+Prometheus metrics (``--metrics-port`` and ``--metrics-host``, see app.temporal.metrics), trace
+with OpenTelemetry (``--tracing``, see app.temporal.tracing) and log JSON lines
+(``--log-format json``, see app.temporal.logs).
 """
 
 from __future__ import annotations
@@ -31,7 +31,13 @@ from app.temporal.client import ConnectionSettings, connect, run_and_exit
 from app.temporal.config import ExecutorRegistry, load_executor_registry
 from app.temporal.errors import LiaraError
 from app.temporal.logs import CrisisLogInterceptor, LogFormat, configure_logging
-from app.temporal.metrics import METRICS_HOST, METRICS_PORT_ENV, worker_runtime, zero_crisis_counters
+from app.temporal.metrics import (
+    METRICS_HOST,
+    METRICS_HOST_ENV,
+    METRICS_PORT_ENV,
+    worker_runtime,
+    zero_crisis_counters,
+)
 from app.temporal.records import CrisisRecordStore
 from app.temporal.tracing import TRACING_ENV, Tracing, start_tracing
 from app.temporal.workflows import CrisisResponseWorkflow
@@ -78,8 +84,10 @@ class WorkerOptions:
     graceful_shutdown: timedelta = timedelta(seconds=10)
     log_level: str = "INFO"
     log_format: str = LogFormat.TEXT.value
-    #: Serve Prometheus metrics on this port (all interfaces); None for no metrics endpoint.
+    #: Serve Prometheus metrics on this port; None for no metrics endpoint.
     metrics_port: int | None = None
+    #: Interface of the metrics endpoint: this machine only by default, 0.0.0.0 for every one.
+    metrics_host: str = METRICS_HOST
     #: Trace workflows and activities with OpenTelemetry (see app.temporal.tracing).
     tracing: bool = False
 
@@ -91,18 +99,19 @@ async def serve(
     graceful_shutdown: timedelta = timedelta(seconds=10),
     stop: asyncio.Event | None = None,
     metrics_port: int | None = None,
+    metrics_host: str = METRICS_HOST,
     tracing: bool = False,
     forward_core_logs: bool = False,
 ) -> None:
     """Run a worker until ``stop`` is set or the process gets SIGINT/SIGTERM.
 
-    ``metrics_port`` serves Prometheus metrics, ``tracing`` traces with OpenTelemetry and
-    ``forward_core_logs`` sends the SDK core's log lines through Python logging.
+    ``metrics_port`` serves Prometheus metrics on ``metrics_host``, ``tracing`` traces with
+    OpenTelemetry and ``forward_core_logs`` sends the SDK core's log lines through Python logging.
     """
     logger.info("Starting Liara Temporal Agency Worker")
     client_options: dict[str, Any] = {}
     if metrics_port or forward_core_logs:
-        client_options["runtime"] = worker_runtime(metrics_port, forward_core_logs=forward_core_logs)
+        client_options["runtime"] = worker_runtime(metrics_port, host=metrics_host, forward_core_logs=forward_core_logs)
     if metrics_port:
         if CrisisResponseWorkflow in workflows:
             zero_crisis_counters(
@@ -111,7 +120,7 @@ async def serve(
                 task_queue=settings.task_queue,
                 workflow_type=CrisisResponseWorkflow.__name__,
             )
-        logger.info("Prometheus metrics: http://%s:%d/metrics", METRICS_HOST, metrics_port)
+        logger.info("Prometheus metrics: http://%s:%d/metrics", _url_host(metrics_host), metrics_port)
     traced: Tracing | None = None
     if tracing:
         traced = start_tracing()
@@ -167,6 +176,11 @@ async def _serve(
     logger.info("Liara worker stopped")
 
 
+def _url_host(host: str) -> str:
+    """``host`` as it goes in a URL: an IPv6 address in brackets."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
 def _describe_executors(executors: ExecutorRegistry) -> str:
     described = executors.describe()
     actions = {**described["actions"], **described["environment_overrides"]}
@@ -185,6 +199,7 @@ def run_worker(settings: ConnectionSettings, workflows: Sequence[type], options:
                 workflows,
                 graceful_shutdown=options.graceful_shutdown,
                 metrics_port=options.metrics_port,
+                metrics_host=options.metrics_host,
                 tracing=options.tracing,
                 # JSON logs stay JSON: the core's lines go through the same handler.
                 forward_core_logs=options.log_format == LogFormat.JSON,
@@ -284,10 +299,18 @@ def worker_command(workflows: Sequence[type], description: str) -> Callable[...,
                 min=0,
                 max=65535,
                 envvar=METRICS_PORT_ENV,
-                help="Serve Prometheus metrics on http://0.0.0.0:PORT/metrics (0: none); "
+                help="Serve Prometheus metrics on http://HOST:PORT/metrics (0: none); "
                 "with --processes N, worker k uses PORT+k-1",
             ),
         ] = 0,
+        metrics_host: Annotated[
+            str,
+            typer.Option(
+                envvar=METRICS_HOST_ENV,
+                help="Interface the metrics endpoint listens on: 127.0.0.1 is this machine only, "
+                "0.0.0.0 every interface (for a Prometheus elsewhere or a container)",
+            ),
+        ] = METRICS_HOST,
         tracing: Annotated[
             bool,
             typer.Option(
@@ -317,6 +340,7 @@ def worker_command(workflows: Sequence[type], description: str) -> Callable[...,
             log_level=log_level.value,
             log_format=log_format.value,
             metrics_port=metrics_port or None,
+            metrics_host=metrics_host,
             tracing=tracing,
         )
         if processes == 1:
