@@ -229,7 +229,7 @@ def test_an_empty_key_file_is_an_error(tmp_path: Path) -> None:
     key_file = tmp_path / "keys"
     key_file.write_text("# nothing yet\n")
 
-    with pytest.raises(EncryptionConfigError, match=r"^No keys found in the key file .*: create one"):
+    with pytest.raises(EncryptionConfigError, match=r"^No keys found in the encryption key file .*: create one"):
         Keyring.from_environment({"LIARA_ENCRYPTION_KEY_FILE": str(key_file)})
 
 
@@ -367,7 +367,7 @@ def test_bad_codec_server_tokens_are_one_sentence_errors(environ: dict[str, str]
 def test_an_empty_token_file_is_an_error(tmp_path: Path) -> None:
     token_file = tmp_path / "tokens"
     token_file.write_text("# nothing yet\n")
-    with pytest.raises(CodecServerConfigError, match=r"^No tokens found in the token file .*tokens: make one"):
+    with pytest.raises(CodecServerConfigError, match=r"^No tokens found in the codec server token file .*tokens: make one"):
         tokens_from_environment({"LIARA_CODEC_SERVER_TOKEN_FILE": str(token_file)})
 
 

@@ -30,7 +30,6 @@ import re
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -38,6 +37,7 @@ from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
 from app.temporal.errors import LiaraError
+from app.temporal.secret_sources import SecretSource
 
 KEYS_ENV = "LIARA_ENCRYPTION_KEYS"
 KEY_FILE_ENV = "LIARA_ENCRYPTION_KEY_FILE"
@@ -111,24 +111,11 @@ class Keyring:
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Keyring | None:
         """The keyring the environment configures, or None when encryption is off."""
         environ = os.environ if environ is None else environ
-        inline = environ.get(KEYS_ENV, "").strip()
-        key_file = environ.get(KEY_FILE_ENV, "").strip()
         current_id = environ.get(KEY_ID_ENV, "").strip() or None
-        if inline and key_file:
-            raise EncryptionConfigError(f"Both {KEYS_ENV} and {KEY_FILE_ENV} are set: keep only one of them.")
-        if inline:
-            entries = [entry for entry in inline.split(",") if entry.strip()]
-            return cls.parse(entries, source=KEYS_ENV, current_id=current_id)
-        if key_file:
-            try:
-                text = Path(key_file).read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as err:
-                reason = getattr(err, "strerror", None) or "not UTF-8 text"
-                raise EncryptionConfigError(
-                    f"Cannot read the encryption key file {key_file} ({reason}): fix {KEY_FILE_ENV}."
-                ) from None
-            lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-            return cls.parse(lines, source=f"the key file {key_file}", current_id=current_id)
+        configured = SecretSource(KEYS_ENV, KEY_FILE_ENV, "encryption key", EncryptionConfigError).entries(environ)
+        if configured is not None:
+            entries, source = configured
+            return cls.parse(entries, source=source, current_id=current_id)
         if current_id:
             raise EncryptionConfigError(
                 f"{KEY_ID_ENV} is set but no keys are configured: set {KEYS_ENV} or {KEY_FILE_ENV}."

@@ -26,12 +26,10 @@ from __future__ import annotations
 import contextlib
 import hmac
 import logging
-import os
 import re
 import signal
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from pathlib import Path
 
 import uvicorn
 from google.protobuf import json_format
@@ -46,6 +44,7 @@ from temporalio.api.common.v1 import Payloads
 
 from app.temporal.codec import EncryptionCodec, PayloadDecryptionError
 from app.temporal.errors import LiaraError
+from app.temporal.secret_sources import SecretSource
 
 DEFAULT_PORT = 8081
 DEFAULT_UI_ORIGIN = "http://localhost:8233"
@@ -75,30 +74,14 @@ class _BodyTooLarge(Exception):
 
 def tokens_from_environment(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
     """The bearer tokens the environment configures; at least one, or CodecServerConfigError."""
-    environ = os.environ if environ is None else environ
-    inline = environ.get(TOKENS_ENV, "").strip()
-    token_file = environ.get(TOKEN_FILE_ENV, "").strip()
-    if inline and token_file:
-        raise CodecServerConfigError(f"Both {TOKENS_ENV} and {TOKEN_FILE_ENV} are set: keep only one of them.")
-    if token_file:
-        try:
-            text = Path(token_file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as err:
-            reason = getattr(err, "strerror", None) or "not UTF-8 text"
-            raise CodecServerConfigError(
-                f"Cannot read the codec server token file {token_file} ({reason}): fix {TOKEN_FILE_ENV}."
-            ) from None
-        entries = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-        source = f"the token file {token_file}"
-        if not entries:
-            raise CodecServerConfigError(f"No tokens found in {source}: {_NEW_TOKEN_HINT} and add it.")
-    else:
-        entries = [entry.strip() for entry in inline.split(",") if entry.strip()]
-        source = TOKENS_ENV
-        if not entries:
-            raise CodecServerConfigError(
-                f"No codec server token is configured: set {TOKENS_ENV} or {TOKEN_FILE_ENV} ({_NEW_TOKEN_HINT})."
-            )
+    configured = SecretSource(TOKENS_ENV, TOKEN_FILE_ENV, "codec server token", CodecServerConfigError).entries(environ)
+    if configured is None or configured == ([], TOKENS_ENV):
+        raise CodecServerConfigError(
+            f"No codec server token is configured: set {TOKENS_ENV} or {TOKEN_FILE_ENV} ({_NEW_TOKEN_HINT})."
+        )
+    entries, source = configured
+    if not entries:
+        raise CodecServerConfigError(f"No tokens found in {source}: {_NEW_TOKEN_HINT} and add it.")
     for number, token in enumerate(entries, start=1):
         if len(token) < MIN_TOKEN_CHARS or not _TOKEN.fullmatch(token):
             raise CodecServerConfigError(
