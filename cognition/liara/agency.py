@@ -1,4 +1,5 @@
-"""LiaraTemporalAgency: start crises, see where they stand, wait for their results.
+"""LiaraTemporalAgency, the Python API: start crises, see where they stand, steer them, wait for
+their results.
 
     async with LiaraTemporalAgency() as agency:
         workflow_id = await agency.trigger_crisis_response(target_member="target-alpha", missions=[...])
@@ -11,20 +12,15 @@ Results and statuses are plain JSON-ready dicts. Every failure a caller can fix 
 from __future__ import annotations
 
 import asyncio
-import re
-import secrets
-import time
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from types import TracebackType
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
-from temporalio.api.common.v1 import WorkflowExecution
+from pydantic import ValidationError
 from temporalio.api.enums.v1 import TaskQueueType
-from temporalio.api.failure.v1 import Failure
 from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest, GetWorkflowExecutionHistoryReverseRequest
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import (
     Client,
     WorkflowExecutionDescription,
@@ -55,12 +51,8 @@ from app.temporal.errors import (
     innermost_message,
 )
 from app.temporal.models import (
-    ACTION_PATTERN,
-    MAX_ACTION_LENGTH,
-    MAX_ID_LENGTH,
     ApprovalDecision,
     CrisisProgress,
-    CrisisRequest,
     MissionPhase,
     strict_input,
 )
@@ -75,14 +67,13 @@ from app.temporal.visibility import (
     start_attributes,
 )
 from app.temporal.workflows import CrisisResponseWorkflow
+from cognition.liara.crisis_requests import build_phases, build_request, workflow_id_for
+from cognition.liara.diagnostics import waiting_problem
 
-WORKFLOW_ID_PREFIX = "crisis-workflow-"
 #: How long a status call waits for a worker to answer the progress query.
 PROGRESS_QUERY_TIMEOUT = timedelta(seconds=3)
 #: How long a change to a running crisis (a decision, added phases) waits for a worker to take it.
 WORKER_WAIT_SECONDS = 10.0
-#: Longest cause of a failing workflow task quoted by a status.
-_PROBLEM_CHARS = 300
 
 _STATUS_NAMES = {
     WorkflowExecutionStatus.RUNNING: "running",
@@ -99,125 +90,6 @@ _END_STATES: dict[type[BaseException], str] = {
     TerminatedError: "terminated",
     TemporalTimeoutError: "timed_out",
 }
-
-
-def workflow_id_for(crisis_id: str) -> str:
-    return f"{WORKFLOW_ID_PREFIX}{crisis_id}"
-
-
-def new_crisis_id(target_member: str) -> str:
-    """``crisis-<target>-<unix seconds>-<random>``: unique even for one target within a second."""
-    suffix = f"{int(time.time())}-{secrets.token_hex(4)}"
-    return f"crisis-{target_member[: MAX_ID_LENGTH - len(suffix) - 8]}-{suffix}"
-
-
-#: Short action words the CLI accepts, and the action each stands for.
-ACTION_ALIASES = {"recon": "reconnaissance"}
-
-
-def missions_from_actions(target_member: str, actions: Iterable[str], first_position: int = 1) -> list[dict[str, Any]]:
-    """One phase per action word, in order: ``recon`` becomes phase ``recon-phase-1`` run by
-    agent ``recon-agent-001`` with action ``reconnaissance``; a repeated word gets the next agent.
-    ``first_position`` numbers phases appended to a running crisis after its existing ones.
-    """
-    missions = []
-    per_word: dict[str, int] = {}
-    for position, word in enumerate(actions, start=first_position):
-        if len(word) > MAX_ACTION_LENGTH or not re.fullmatch(ACTION_PATTERN, word):
-            raise InvalidCrisisRequestError(
-                f"Action {word!r} is not a word: use up to {MAX_ACTION_LENGTH} letters, digits, '_' and '-', "
-                "starting with a letter."
-            )
-        per_word[word] = per_word.get(word, 0) + 1
-        missions.append(
-            {
-                "phase_id": f"{word}-phase-{position}",
-                "agent_id": f"{word}-agent-{per_word[word]:03d}",
-                "action": ACTION_ALIASES.get(word, word),
-                "target": target_member,
-                "priority": position,
-            }
-        )
-    return missions
-
-
-def build_request(
-    *,
-    target_member: str,
-    missions: Iterable[MissionPhase | Mapping[str, Any]],
-    initiated_by: str = "unknown",
-    crisis_id: str | None = None,
-    **options: Any,
-) -> CrisisRequest:
-    """Validate everything a crisis needs; raise ``InvalidCrisisRequestError`` naming each bad field.
-
-    ``options`` are further ``CrisisRequest`` fields: ``retry``, ``phase_timeout_seconds``,
-    ``heartbeat_timeout_seconds``, ``failure_policy``.
-    """
-    fields: dict[str, Any] = {
-        "target_member": target_member,
-        "missions": _plain_list(missions, "Invalid crisis request: missions"),
-        "initiated_by": initiated_by,
-        **{name: _plain(value) for name, value in options.items() if value is not None},
-    }
-    try:
-        # Check the target first so a generated crisis id is built from a valid one.
-        strict_input(CrisisRequest, {**fields, "crisis_id": "check"})
-        # An empty crisis id is refused like any other bad one, not replaced by a generated id.
-        chosen = new_crisis_id(target_member.strip()) if crisis_id is None else crisis_id
-        return strict_input(CrisisRequest, {**fields, "crisis_id": chosen})
-    except ValidationError as err:
-        raise InvalidCrisisRequestError(f"Invalid crisis request: {describe_validation_error(err)}.") from None
-
-
-def build_phases(missions: Iterable[MissionPhase | Mapping[str, Any]]) -> list[MissionPhase]:
-    """Validate phases to add to a running crisis."""
-    plain = _plain_list(missions, "Invalid mission phases: the phases to add")
-    try:
-        return [strict_input(MissionPhase, m) for m in plain]
-    except ValidationError as err:
-        raise InvalidCrisisRequestError(f"Invalid mission phase: {describe_validation_error(err)}.") from None
-
-
-def _plain(value: Any) -> Any:
-    return value.model_dump() if isinstance(value, BaseModel) else value
-
-
-def _plain_list(missions: Any, what: str) -> list[Any]:
-    """The phases as a list; a string, a mapping or a non-iterable is refused, not iterated."""
-    if isinstance(missions, str | bytes | Mapping | BaseModel) or not isinstance(missions, Iterable):
-        raise InvalidCrisisRequestError(f"{what} must be a list of phases, not {type(missions).__name__}.")
-    return [_plain(m) for m in missions]
-
-
-def _retry_problem(description: WorkflowExecutionDescription) -> str | None:
-    """One sentence on an activity of a running crisis that failed and waits for its next attempt.
-
-    The record activities retry until the record store is usable again (a full disk, an unwritable
-    directory, a corrupt record), so without this the crisis would seem to hang for no reason.
-    """
-    for pending in description.raw_description.pending_activities:
-        if pending.attempt > 1 and pending.HasField("last_failure"):
-            reason = pending.last_failure.message.rstrip(".") or "no message"
-            return f"{pending.activity_type.name} has failed {_times(pending.attempt - 1)} so far: {reason}."
-    return None
-
-
-def _times(count: int) -> str:
-    return "once" if count == 1 else f"{count} times"
-
-
-#: Parts of a pydantic message that say nothing to an operator (and may quote the payload).
-_PYDANTIC_NOISE = re.compile(r"\s*\[type=[^\]]*\]|\s*For further information visit \S+")
-
-
-def _root_message(failure: Failure) -> str:
-    """The message of a failure's innermost cause, on one line."""
-    while failure.HasField("cause"):
-        failure = failure.cause
-    lines = [line.strip() for line in _PYDANTIC_NOISE.sub("", failure.message).splitlines() if line.strip()]
-    line = ": ".join(lines) or "no message"
-    return line if len(line) <= _PROBLEM_CHARS else line[: _PROBLEM_CHARS - 1] + "…"
 
 
 class LiaraTemporalAgency:
@@ -437,7 +309,7 @@ class LiaraTemporalAgency:
         }
         if status == "running":
             report.update(await self._running_details(handle))
-            problem = _retry_problem(description) or await self._workflow_task_problem(handle, description)
+            problem = await waiting_problem(self.client, description)
             if problem:
                 report["problem"] = problem
         elif status == "completed":
@@ -470,36 +342,9 @@ class LiaraTemporalAgency:
     async def _problem(self, handle: WorkflowHandle[Any, Any]) -> str | None:
         """Why a running crisis is stuck, if an activity or workflow task keeps failing (best effort)."""
         try:
-            description = await handle.describe()
-            return _retry_problem(description) or await self._workflow_task_problem(handle, description)
+            return await waiting_problem(self.client, await handle.describe())
         except RPCError:
             return None
-
-    async def _workflow_task_problem(
-        self, handle: WorkflowHandle[Any, Any], description: WorkflowExecutionDescription
-    ) -> str | None:
-        """One sentence on a workflow task that fails and is retried: say, a worker of another
-        release sent something this worker cannot decode. The crisis waits; nothing is lost.
-        """
-        pending = description.raw_description.pending_workflow_task
-        if pending.attempt <= 1:
-            return None
-        client = await self.connect()
-        response = await client.workflow_service.get_workflow_execution_history_reverse(
-            GetWorkflowExecutionHistoryReverseRequest(
-                namespace=self.settings.namespace,
-                execution=WorkflowExecution(workflow_id=handle.id, run_id=description.run_id),
-                maximum_page_size=100,
-            )
-        )
-        for event in response.history.events:
-            if event.HasField("workflow_task_failed_event_attributes"):
-                reason = _root_message(event.workflow_task_failed_event_attributes.failure).rstrip(".")
-                return (
-                    f"the workflow task has failed {_times(pending.attempt - 1)} and is retried: {reason}. "
-                    "Check that every worker runs the same release."
-                )
-        return f"the workflow task has failed {_times(pending.attempt - 1)} and is retried."
 
     async def pollers(self, task_queue: str | None = None) -> int:
         """How many workers poll the crisis task queue (or ``task_queue``) for workflow tasks now."""

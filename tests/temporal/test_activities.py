@@ -25,7 +25,7 @@ from app.temporal.models import (
     PhaseStatus,
 )
 from app.temporal.records import CrisisRecordStore, format_timestamp
-from cognition.liara.agency import missions_from_actions
+from cognition.liara.actions import missions_from_actions
 
 STARTED = datetime(2026, 1, 16, 10, 30, tzinfo=UTC)
 ACTIONS = ("recon", "secure", "extract", "cleanup")

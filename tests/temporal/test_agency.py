@@ -22,7 +22,8 @@ from cognition.liara import (
     InvalidCrisisRequestError,
     TemporalUnavailableError,
 )
-from cognition.liara.agency import LiaraTemporalAgency, missions_from_actions
+from cognition.liara.actions import missions_from_actions
+from cognition.liara.agency import LiaraTemporalAgency
 from tests.conftest import assert_eventually
 
 pytestmark = pytest.mark.integration

@@ -31,7 +31,8 @@ from app.temporal.errors import (
 )
 from app.temporal.models import CrisisCompletion, CrisisSnapshot, PhaseOutcome, PhaseStatus
 from app.temporal.records import CrisisRecordStore
-from cognition.liara.agency import LiaraTemporalAgency, missions_from_actions
+from cognition.liara.actions import missions_from_actions
+from cognition.liara.agency import LiaraTemporalAgency
 from tests.conftest import WorkerProcess, assert_eventually, run_cli
 
 pytestmark = pytest.mark.integration

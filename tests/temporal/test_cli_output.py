@@ -9,7 +9,7 @@ import io
 import pytest
 from rich.console import Console
 
-from cognition.liara.cli import _crisis_table, _phase_table, _print_checks, _print_result, _print_status, say
+from cognition.liara.commands.output import crisis_table, phase_table, print_checks, print_result, print_status, say
 from cognition.liara.doctor import Check
 
 #: Text that Rich would take for markup (an unmatched closing tag raises MarkupError), styles, emoji.
@@ -59,7 +59,7 @@ def test_say_prints_a_message_as_it_is(text):
 @pytest.mark.parametrize("text", TRICKY)
 def test_phase_table_cells_are_literal(text):
     out = console()
-    out.print(_phase_table([phase("recon-phase-1", error=f"rejected by ops: {text}"), phase("p-2", attempts=None)]))
+    out.print(phase_table([phase("recon-phase-1", error=f"rejected by ops: {text}"), phase("p-2", attempts=None)]))
     lines = printed(out).splitlines()
     assert lines[0].split() == ["phase", "agent", "action", "status", "attempts", "error"]
     assert lines[1].split()[:5] == ["recon-phase-1", "recon-phase-1-agent", "reconnaissance", "failed", "1"]
@@ -86,7 +86,7 @@ def test_crisis_list_cells_are_literal(text):
         },
     ]
     out = console()
-    out.print(_crisis_table(rows))
+    out.print(crisis_table(rows))
     lines = printed(out).splitlines()
     assert f"ops{text}" in lines[1]
     assert lines[2].split() == ["crisis-workflow-2", "2025-01-01T00:00:01+00:00"]
@@ -95,7 +95,7 @@ def test_crisis_list_cells_are_literal(text):
 @pytest.mark.parametrize("text", TRICKY)
 def test_a_result_prints_its_errors_and_record_path_literally(text):
     out = console()
-    _print_result(result(text), out)
+    print_result(result(text), out)
     shown = printed(out)
     assert shown.startswith("Crisis crisis-1 on target-alpha: completed\n")
     assert shown.count(text) == 2  # the phase's error and its compensation's
@@ -124,12 +124,12 @@ def test_a_status_prints_notes_problems_and_errors_literally(text):
         (finished, text),
     ):
         out = console()
-        _print_status("crisis-workflow-w", report, out)
+        print_status("crisis-workflow-w", report, out)
         shown = printed(out)
         assert shown.startswith(f"Crisis workflow crisis-workflow-w: {report['status']}\n")
         assert expected in shown, shown
     out = console()
-    _print_status("crisis-workflow-w", running, out)
+    print_status("crisis-workflow-w", running, out)
     assert "Stage: executing; current phase: recon-phase-1" in printed(out)
 
 
@@ -140,7 +140,7 @@ def test_doctor_checks_print_details_and_fixes_literally(text):
         Check("workflow workers", False, f"no worker polls 'q{text}' for workflow tasks", f"start one {text}"),
     ]
     out = console()
-    _print_checks(checks, out)
+    print_checks(checks, out)
     assert printed(out).splitlines() == [
         f"ok   connection: Temporal server at host{text}:7233 answers; namespace 'default'",
         f"FAIL workflow workers: no worker polls 'q{text}' for workflow tasks",

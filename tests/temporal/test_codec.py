@@ -367,7 +367,7 @@ def test_bad_codec_server_tokens_are_one_sentence_errors(environ: dict[str, str]
 def test_an_empty_token_file_is_an_error(tmp_path: Path) -> None:
     token_file = tmp_path / "tokens"
     token_file.write_text("# nothing yet\n")
-    with pytest.raises(CodecServerConfigError, match=r"^No tokens found in the codec server token file .*tokens: make one"):
+    with pytest.raises(CodecServerConfigError, match=r"^No tokens found in the codec server token file .*: make"):
         tokens_from_environment({"LIARA_CODEC_SERVER_TOKEN_FILE": str(token_file)})
 
 

@@ -22,7 +22,8 @@ from app.temporal.activities import CrisisActivities
 from app.temporal.models import AgentReport, CrisisRequest, CrisisResult, PhaseAssignment
 from app.temporal.records import CrisisRecordStore
 from app.temporal.workflows import CrisisResponseWorkflow
-from cognition.liara.agency import LiaraTemporalAgency, missions_from_actions
+from cognition.liara.actions import missions_from_actions
+from cognition.liara.agency import LiaraTemporalAgency
 from tests.conftest import WorkerProcess, run_cli
 
 

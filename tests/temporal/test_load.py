@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from cognition.liara.agency import LiaraTemporalAgency, missions_from_actions
+from cognition.liara.actions import missions_from_actions
+from cognition.liara.agency import LiaraTemporalAgency
 from tests.conftest import WORKER_READY_LINE, WorkerProcess, assert_eventually
 
 pytestmark = pytest.mark.integration

@@ -20,8 +20,9 @@ from app.temporal.models import (
     strict_input,
 )
 from app.temporal.validation import describe_validation_error
-from cognition.liara import agency
-from cognition.liara.agency import build_request, missions_from_actions, new_crisis_id
+from cognition.liara import crisis_requests
+from cognition.liara.actions import missions_from_actions
+from cognition.liara.crisis_requests import build_request, new_crisis_id
 
 UNSAFE_IDS = [
     pytest.param("", id="empty"),
@@ -282,7 +283,7 @@ def test_build_request_passes_options_through() -> None:
 
 
 def test_generated_crisis_ids_are_unique_within_one_second(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(agency, "time", SimpleNamespace(time=lambda: 1768559400.25))
+    monkeypatch.setattr(crisis_requests, "time", SimpleNamespace(time=lambda: 1768559400.25))
     ids = [build_request(target_member="target-alpha", missions=[phase()]).crisis_id for _ in range(1000)]
     assert all(i.startswith("crisis-target-alpha-1768559400-") for i in ids)
     assert len(set(ids)) == 1000

@@ -27,7 +27,7 @@ from app.temporal.models import (
     PhaseStatus,
 )
 from app.temporal.records import CrisisRecordStore
-from cognition.liara.agency import build_request, new_crisis_id
+from cognition.liara.crisis_requests import build_request, new_crisis_id
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 SAFE_CHARS = string.ascii_letters + string.digits + "._-"

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from cognition.liara.agency import LiaraTemporalAgency, missions_from_actions
+from cognition.liara.actions import missions_from_actions
+from cognition.liara.agency import LiaraTemporalAgency
 from tests.conftest import WorkerProcess, assert_eventually
 from tests.temporal.test_setup_temporal import ServerDir, process_runs, stopped_after
 

@@ -19,7 +19,8 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus
 
 from app.temporal.server import EmbeddedServer
-from cognition.liara.agency import LiaraTemporalAgency, missions_from_actions
+from cognition.liara.actions import missions_from_actions
+from cognition.liara.agency import LiaraTemporalAgency
 from tests.conftest import REPO_ROOT, WorkerProcess
 
 pytestmark = pytest.mark.integration

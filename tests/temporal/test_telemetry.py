@@ -43,11 +43,10 @@ def json_lines(lines: list[str]) -> list[dict[str, Any]]:
 async def test_a_traced_worker_exports_the_spans_of_a_crisis_in_the_starters_trace(
     dev_server, spawn, liara_env, task_queue, tmp_path
 ):
-    pytest.importorskip("opentelemetry.sdk", reason="tracing needs the tracing extra")
-    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry import trace
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-    from temporalio.contrib.opentelemetry import TracingInterceptor
+    from temporalio.contrib.opentelemetry import OpenTelemetryPlugin, create_tracer_provider
     from temporalio.contrib.pydantic import pydantic_data_converter
 
     worker = await asyncio.to_thread(spawn, "cognition/liara/worker.py", liara_env, tmp_path, "--tracing")
@@ -55,12 +54,13 @@ async def test_a_traced_worker_exports_the_spans_of_a_crisis_in_the_starters_tra
 
     # The starter traces too, so the worker's spans join the trace of its StartWorkflow span.
     exporter = InMemorySpanExporter()
-    provider = TracerProvider()
+    provider = create_tracer_provider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
     starter = await Client.connect(
         dev_server.address,
         data_converter=pydantic_data_converter,
-        interceptors=[TracingInterceptor(provider.get_tracer("test"))],
+        plugins=[OpenTelemetryPlugin(add_temporal_spans=True)],
     )
     request = crisis("reconnaissance", "secure")
     workflow_id = f"crisis-workflow-{request.crisis_id}"
@@ -77,7 +77,7 @@ async def test_a_traced_worker_exports_the_spans_of_a_crisis_in_the_starters_tra
         ]
 
     async def finished() -> bool:
-        return any(span["name"] == "CompleteWorkflow:CrisisResponseWorkflow" for span in spans())
+        return any(span["name"] == "RunWorkflow:CrisisResponseWorkflow" for span in spans())
 
     await assert_eventually(finished)
     traced = spans()

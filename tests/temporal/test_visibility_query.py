@@ -17,7 +17,9 @@ from app.temporal.visibility import (
     start_attributes,
 )
 from app.temporal.workflows import CrisisResponseWorkflow
-from cognition.liara.agency import LiaraTemporalAgency, build_request, missions_from_actions
+from cognition.liara.actions import missions_from_actions
+from cognition.liara.agency import LiaraTemporalAgency
+from cognition.liara.crisis_requests import build_request
 from tests.conftest import assert_eventually
 
 pytestmark = pytest.mark.integration

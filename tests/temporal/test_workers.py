@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from temporalio.client import WorkflowHandle
 
-from cognition.liara.agency import LiaraTemporalAgency, missions_from_actions
+from cognition.liara.actions import missions_from_actions
+from cognition.liara.agency import LiaraTemporalAgency
 from tests.conftest import WorkerProcess, assert_eventually, run_cli, run_script
 
 pytestmark = pytest.mark.integration

@@ -31,7 +31,7 @@ from app.temporal.models import (
 )
 from app.temporal.records import CrisisRecordStore
 from app.temporal.workflows import CrisisResponseWorkflow
-from cognition.liara.agency import missions_from_actions
+from cognition.liara.actions import missions_from_actions
 from tests.conftest import assert_eventually
 from tests.temporal.test_liara_workflows import crisis_request, crisis_worker
 

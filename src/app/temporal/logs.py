@@ -1,13 +1,14 @@
 """Worker logging: the quick reference's ``LEVEL - message`` lines, or one JSON object per line.
 
 Every record a worker logs carries ``crisis_id``, ``workflow_id`` and ``phase_id`` attributes
-(None when unknown), whatever its format:
+(None when unknown), whatever its format. The workflow id is the SDK's: the ``temporal_workflow``
+details its workflow logger adds, or, for anything logged while an activity runs (executors
+included, whatever logger they use), the activity's own info. Liara adds only what the SDK does
+not know:
 
-- for activities, :class:`CrisisLogInterceptor` (on the worker) sets them for everything logged
-  while one runs, executors included: the crisis id (and phase id) from the activity's input,
-  the workflow id from its info;
-- workflow code passes ``extra={"crisis_id": ...}``; the SDK's workflow logger adds the
-  workflow id (``temporal_workflow``), as its activity logger does (``temporal_activity``).
+- for activities, :class:`CrisisLogInterceptor` (on the worker) keeps the crisis id and phase id
+  of the activity's input for everything logged while it runs;
+- workflow code passes ``extra={"crisis_id": ..., "phase_id": ...}`` to ``workflow.logger``.
 
 The text format shows none of them (its lines stay exactly as the quick reference prints them);
 ``--log-format json`` writes them as keys of each line when they are known.
@@ -30,6 +31,7 @@ from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, 
 
 CRISIS_FIELDS = ("crisis_id", "workflow_id", "phase_id")
 
+#: The crisis and phase of the activity running in this context.
 _context: ContextVar[Mapping[str, str | None] | None] = ContextVar("liara_crisis_log_context", default=None)
 
 
@@ -40,9 +42,8 @@ class LogFormat(StrEnum):
 
 @contextmanager
 def crisis_log_context(crisis_id: str | None, *, phase_id: str | None = None) -> Iterator[None]:
-    """Records logged inside carry this crisis (and phase); inside an activity, also its workflow id."""
-    workflow_id = activity.info().workflow_id if activity.in_activity() else None
-    token = _context.set({"crisis_id": crisis_id, "workflow_id": workflow_id, "phase_id": phase_id})
+    """Records logged inside carry this crisis (and phase)."""
+    token = _context.set({"crisis_id": crisis_id, "phase_id": phase_id})
     try:
         yield
     finally:
@@ -72,7 +73,6 @@ class CrisisLogInterceptor(Interceptor):
 class _CrisisLogActivityInbound(ActivityInboundInterceptor):
     async def execute_activity(self, input: ExecuteActivityInput) -> Any:
         crisis_id, phase_id = crisis_fields_of(input.args[0] if input.args else None)
-        # Sync activities run on threads that inherit this context (the SDK copies it).
         with crisis_log_context(crisis_id, phase_id=phase_id):
             return await super().execute_activity(input)
 
@@ -81,15 +81,19 @@ class CrisisContextFilter(logging.Filter):
     """Gives every record ``crisis_id``, ``workflow_id`` and ``phase_id`` attributes (None when unknown)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        known = _context.get() or {}
-        sdk = getattr(record, "temporal_workflow", None) or getattr(record, "temporal_activity", None) or {}
+        known = {**(_context.get() or {}), "workflow_id": _workflow_id(record)}
         for field in CRISIS_FIELDS:
             if getattr(record, field, None) is None:
-                value = known.get(field)
-                if value is None and field == "workflow_id" and isinstance(sdk, Mapping):
-                    value = sdk.get("workflow_id")
-                setattr(record, field, value)
+                setattr(record, field, known.get(field))
         return True
+
+
+def _workflow_id(record: logging.LogRecord) -> str | None:
+    """The workflow a record is about, as the SDK knows it."""
+    details = getattr(record, "temporal_workflow", None) or getattr(record, "temporal_activity", None)
+    if isinstance(details, Mapping) and details.get("workflow_id"):
+        return details["workflow_id"]
+    return activity.info().workflow_id if activity.in_activity() else None
 
 
 class JsonFormatter(logging.Formatter):

@@ -1,12 +1,13 @@
 """Optional OpenTelemetry tracing of a worker (``--tracing`` or ``LIARA_TRACING=1``).
 
-The SDK's ``TracingInterceptor`` records a span for each workflow run (``RunWorkflow:...``) and
-completion (``CompleteWorkflow:...``), each activity the workflow schedules (``StartActivity:...``)
-and each activity execution (``RunActivity:...``, a child of its ``StartActivity``); every span
-carries ``temporalWorkflowID`` and ``temporalRunID``. When the client that started the crisis
-traces too (its ``StartWorkflow:...`` span travels in the workflow's headers), all of a crisis's
-spans form one trace under it; otherwise each workflow step is a trace of its own, found by
-``temporalWorkflowID``.
+The SDK's ``OpenTelemetryPlugin`` (with its Temporal spans on) records a span for each workflow
+run (``RunWorkflow:...``, from its start to its end), each activity the workflow schedules
+(``StartActivity:...``), each activity execution (``RunActivity:...``, a child of its
+``StartActivity``) and each update and query handled; the spans carry ``temporalWorkflowID``
+and ``temporalRunID``. Spans made in workflow code come from a replay-safe tracer provider, so a
+replayed history exports nothing twice. When the client that started the crisis traces too (its
+``StartWorkflow:...`` span travels in the workflow's headers), all of a crisis's spans form one
+trace under it.
 
 Spans go to an OTLP collector over HTTP (protobuf, e.g. ``http://collector:4318``) when
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) is set, else to
@@ -39,9 +40,9 @@ class TracingUnavailableError(LiaraError):
 
 @dataclass
 class Tracing:
-    """The interceptor to give the client, and the provider to flush when the worker stops."""
+    """The plugin to give the client (and so its workers), and the provider to flush when the worker stops."""
 
-    interceptor: Any
+    plugin: Any
     provider: Any
     destination: str
 
@@ -51,15 +52,14 @@ class Tracing:
 
 
 def start_tracing() -> Tracing:
-    """Set up an OpenTelemetry tracer provider (also the global one) and the SDK's tracing
-    interceptor, for a worker's or a starter's ``connect(settings, interceptors=[...])``.
+    """Set up a replay-safe OpenTelemetry tracer provider (also the global one) and the SDK's
+    tracing plugin, for a worker's or a starter's ``connect(settings, plugins=[...])``.
     """
     try:
         from opentelemetry import trace
         from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-        from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor
-        from temporalio.contrib.opentelemetry import TracingInterceptor
+        from temporalio.contrib.opentelemetry import OpenTelemetryPlugin, create_tracer_provider
     except ImportError:
         raise TracingUnavailableError(
             f"Tracing needs the OpenTelemetry SDK, which is not installed: run `{INSTALL_HINT}` "
@@ -68,7 +68,7 @@ def start_tracing() -> Tracing:
 
     endpoint = next((os.environ[name] for name in _OTLP_ENDPOINT_VARIABLES if os.environ.get(name)), None)
     attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: DEFAULT_SERVICE_NAME}
-    provider = TracerProvider(resource=Resource.create(attributes))
+    provider = create_tracer_provider(resource=Resource.create(attributes))
     if endpoint:
         try:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -86,5 +86,4 @@ def start_tracing() -> Tracing:
         destination = "standard output"
     trace.set_tracer_provider(provider)
     # Crises are usually started by clients without tracing: trace the workflow all the same.
-    interceptor = TracingInterceptor(provider.get_tracer("liara"), always_create_workflow_spans=True)
-    return Tracing(interceptor=interceptor, provider=provider, destination=destination)
+    return Tracing(plugin=OpenTelemetryPlugin(add_temporal_spans=True), provider=provider, destination=destination)

@@ -124,7 +124,7 @@ async def serve(
     traced: Tracing | None = None
     if tracing:
         traced = start_tracing()
-        client_options["interceptors"] = [traced.interceptor]
+        client_options["plugins"] = [traced.plugin]
         logger.info("OpenTelemetry tracing: spans go to %s", traced.destination)
     try:
         await _serve(settings, workflows, client_options, graceful_shutdown, stop)

@@ -1,22 +1,10 @@
-"""``liara bench``: what a crisis costs next to a bare Temporal workflow, on the same server.
-
-Each side gets its own worker processes on a fresh task queue: Liara's dedicated worker running
-crises of P simulated phases (zero duration), and the baseline worker running a plain workflow
-of P no-op activities. In each round, and for each side in turn, the benchmark measures the
-latency of single runs one after another, then N runs at concurrency C (latency from start to
-result, throughput) and the workers' CPU time; then, on the same workers, throughput at each
-concurrency and each phase count of the sweeps, and the workers' peak RSS from /proc. It prints
-the figures with Liara's as ratios of the baseline's and writes them as JSON (and a PNG plot
-when matplotlib is installed).
-"""
+"""Both sides measured in alternating rounds, then swept over concurrency and phase count."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,15 +17,11 @@ from typing import Any
 from rich.progress import Progress
 from temporalio.client import Client
 
-from app.temporal.baseline import BaselineWorkflow
 from app.temporal.client import ConnectionSettings
 from cognition.liara.agency import LiaraTemporalAgency
+from cognition.liara.bench.baseline import BaselineWorkflow
+from cognition.liara.bench.workers import WorkerGroup, wait_for_pollers
 
-WORKER_COMMANDS = {
-    "liara": [sys.executable, "-m", "cognition.liara.worker", "--log-level", "WARNING"],
-    "baseline": [sys.executable, "-m", "app.temporal.baseline"],
-}
-READY_TIMEOUT_SECONDS = 60.0
 #: One run of one side with P phases, from start to result.
 Runner = Callable[[int], Awaitable[None]]
 #: How each sweep varies the plan: by concurrency (at P phases) or by phases (at concurrency C).
@@ -96,55 +80,6 @@ def percentiles(samples_ms: list[float]) -> dict[str, float]:
     ordered = sorted(samples_ms)
     cuts = statistics.quantiles(ordered, n=100, method="inclusive") if len(ordered) > 1 else ordered * 99
     return {"p50": round(cuts[49], 2), "p95": round(cuts[94], 2), "p99": round(cuts[98], 2)}
-
-
-def _proc_cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _proc_status_mib(pid: int, field_name: str) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field_name}:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def _proc_peak_rss_mib(pid: int) -> float:
-    return _proc_status_mib(pid, "VmHWM")
-
-
-def _proc_rss_mib(pid: int) -> float:
-    return _proc_status_mib(pid, "VmRSS")
-
-
-class WorkerGroup:
-    """Worker processes of one side on their own task queue, measured from /proc."""
-
-    def __init__(self, side: str, count: int, settings: ConnectionSettings, records: Path) -> None:
-        self.task_queue = f"bench-{side}-{uuid.uuid4().hex[:8]}"
-        env = {**os.environ, "TEMPORAL_ADDRESS": settings.address, "TEMPORAL_NAMESPACE": settings.namespace}
-        env |= {"LIARA_TASK_QUEUE": self.task_queue, "LIARA_CRISIS_DIR": str(records)}
-        command = [*WORKER_COMMANDS[side], "--task-queue", self.task_queue]
-        self.processes = [
-            subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            for _ in range(count)
-        ]
-
-    def cpu_seconds(self) -> float:
-        return sum(_proc_cpu_seconds(p.pid) for p in self.processes)
-
-    def peak_rss_mib(self) -> float:
-        return max(_proc_peak_rss_mib(p.pid) for p in self.processes)
-
-    def stop(self) -> None:
-        for process in self.processes:
-            process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
 
 
 async def _timed(run_once: Runner, phases: int) -> float:
@@ -259,7 +194,7 @@ async def run_bench(settings: ConnectionSettings, plan: BenchPlan, progress: Pro
                 "liara": _liara_run(settings, groups["liara"].task_queue),
             }
             for side in SIDES:
-                await _wait_for_pollers(agency, groups[side], side)
+                await wait_for_pollers(agency, groups[side], side)
                 for _ in range(3):  # warm up caches and connections
                     await _timed(runners[side], plan.phases)
             rounds: dict[str, list[Round]] = {side: [] for side in SIDES}
@@ -308,70 +243,6 @@ async def run_bench(settings: ConnectionSettings, plan: BenchPlan, progress: Pro
     }
 
 
-async def measure_gate_memory(settings: ConnectionSettings, crises: int, progress: Progress) -> dict[str, Any]:
-    """Worker RSS with ``crises`` crises in flight, each waiting at an approval gate.
-
-    Every waiting crisis stays in the worker's workflow cache, so this is the memory a worker
-    needs to hold that many open crises. The crises are terminated afterwards.
-    """
-    gate = [
-        {"phase_id": "gate", "agent_id": "agent-001", "action": "bench", "target": "bench", "requires_approval": True}
-    ]
-    with tempfile.TemporaryDirectory(prefix="liara-bench-") as records:
-        group = WorkerGroup("liara", 1, settings, Path(records))
-        agency = LiaraTemporalAgency(
-            temporal_host=settings.address, namespace=settings.namespace, task_queue=group.task_queue
-        )
-        client = await agency.connect()
-        workflow_ids: list[str] = []
-        try:
-            await _wait_for_pollers(agency, group, "liara")
-            rss_idle = _proc_rss_mib(group.processes[0].pid)
-            starting = progress.add_task(f"starting {crises} gated crises", total=crises)
-            limit = asyncio.Semaphore(50)
-
-            async def start_one() -> str:
-                async with limit:
-                    workflow_id = await agency.trigger_crisis_response("bench", gate, "bench")
-                    progress.advance(starting)
-                    return workflow_id
-
-            workflow_ids = list(await asyncio.gather(*(start_one() for _ in range(crises))))
-            waiting = progress.add_task("waiting at the gate", total=crises)
-            query = (
-                f"WorkflowType = 'CrisisResponseWorkflow' AND TaskQueue = '{group.task_queue}' "
-                "AND CrisisStatus = 'awaiting_approval'"
-            )
-            deadline = time.monotonic() + 600
-            while (count := (await client.count_workflows(query)).count) < crises:
-                progress.update(waiting, completed=count)
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"only {count} of {crises} crises reached the approval gate")
-                await asyncio.sleep(0.5)
-            pid = group.processes[0].pid
-            figures = {
-                "gated_crises": crises,
-                "worker_rss_idle_mib": round(rss_idle, 1),
-                "worker_rss_mib": round(_proc_rss_mib(pid), 1),
-                "worker_peak_rss_mib": round(_proc_peak_rss_mib(pid), 1),
-            }
-        finally:
-            await asyncio.gather(
-                *(client.get_workflow_handle(w).terminate("benchmark over") for w in workflow_ids),
-                return_exceptions=True,
-            )
-            group.stop()
-    return figures
-
-
-async def _wait_for_pollers(agency: LiaraTemporalAgency, group: WorkerGroup, side: str) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    while await agency.pollers(group.task_queue) < len(group.processes):
-        if time.monotonic() > deadline or any(p.poll() is not None for p in group.processes):
-            raise RuntimeError(f"the {side} workers did not start polling {group.task_queue}")
-        await asyncio.sleep(0.2)
-
-
 def bench_missions(phases: int) -> list[dict[str, Any]]:
     return [
         {"phase_id": f"phase-{i}", "agent_id": f"agent-{i:03d}", "action": "bench", "target": "bench", "priority": i}
@@ -396,45 +267,3 @@ def _baseline_run(client: Client, task_queue: str) -> Runner:
         )
 
     return run_once
-
-
-def write_results(results: dict[str, Any], output_dir: Path) -> list[Path]:
-    """The JSON figures and, with matplotlib installed, a latency plot; returns the files written."""
-    output_dir.mkdir(parents=True, exist_ok=True)
-    stem = output_dir / f"bench-{time.strftime('%Y%m%d-%H%M%S')}"
-    written = [stem.with_suffix(".json")]
-    written[0].write_text(json.dumps(results, indent=2) + "\n")
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        from matplotlib import pyplot
-    except ImportError:
-        return written
-    sweeps = results["sweeps"]
-    panels = 1 + sum(1 for sweep in SWEEPS if any(point["sweep"] == sweep for point in sweeps))
-    figure, axes = pyplot.subplots(1, panels, figsize=(6 * panels, 4.5), squeeze=False)
-    histogram = axes[0][0]
-    for side in ("baseline", "liara"):
-        histogram.hist(results[side]["load_latencies_ms"], bins=40, alpha=0.6, label=side)
-    plan = results["plan"]
-    histogram.set_title(f"Latency: {plan['crises']} runs of P={plan['phases']} at C={plan['concurrency']}")
-    histogram.set_xlabel("start to result, ms")
-    histogram.set_ylabel("runs")
-    histogram.legend()
-    for axis, sweep in zip(axes[0][1:], [s for s in SWEEPS if any(p["sweep"] == s for p in sweeps)], strict=True):
-        points = [point for point in sweeps if point["sweep"] == sweep]
-        for side in ("baseline", "liara"):
-            axis.plot([p[sweep] for p in points], [p[f"{side}_runs_per_second"] for p in points], "o-", label=side)
-        fixed = "phases" if sweep == "concurrency" else "concurrency"
-        axis.set_title(f"Throughput against {sweep} ({fixed} {points[0][fixed]})")
-        axis.set_xscale("log", base=2)
-        axis.set_xlabel(sweep)
-        axis.set_ylabel("runs/s")
-        if sweep == "phases":
-            axis.set_yscale("log")  # cost linear in P: a straight line of slope -1
-        axis.legend()
-    figure.tight_layout()
-    figure.savefig(stem.with_suffix(".png"))
-    written.append(stem.with_suffix(".png"))
-    return written

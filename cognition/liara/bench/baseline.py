@@ -2,7 +2,7 @@
 
 It is what a crisis of P phases would cost with no records, no validation and no agents, on the
 same server and the same kind of worker process, so the benchmark can report Liara's overhead as
-a ratio. Run its worker with ``python -m app.temporal.baseline --task-queue Q``.
+a ratio. Run its worker with ``python -m cognition.liara.bench.baseline --task-queue Q``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""The commands of ``liara``, grouped by what they act on; ``cognition/liara/cli.py`` assembles them."""

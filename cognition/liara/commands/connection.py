@@ -1,0 +1,57 @@
+"""The connection options every command shares, and how a command's errors become exit codes.
+
+Exit codes: 0 success, 1 an error you can fix (the message says how), 2 a usage error,
+3 the crisis finished but did not succeed, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import typer
+
+from app.temporal.errors import CrisisFailedError, LiaraError
+from app.temporal.worker import AddressOption, NamespaceOption, ProfileOption, TaskQueueOption
+from cognition.liara.agency import LiaraTemporalAgency
+from cognition.liara.commands.output import err_console, say
+
+EXIT_ERROR = 1
+EXIT_CRISIS_UNSUCCESSFUL = 3
+T = TypeVar("T")
+
+
+class Connection:
+    """Connection options given before the command; turned into an agency per command."""
+
+    def __init__(self, address: str | None, namespace: str | None, task_queue: str | None, profile: str | None):
+        self.options = {"temporal_host": address, "namespace": namespace, "task_queue": task_queue, "profile": profile}
+
+    def run(self, command: Callable[[LiaraTemporalAgency], Awaitable[T]]) -> T:
+        async def with_agency() -> T:
+            # The agency connects on first use, so `doctor` can report a failed connection itself.
+            return await command(LiaraTemporalAgency(**self.options))
+
+        try:
+            return asyncio.run(with_agency())
+        except CrisisFailedError as err:
+            say(f"Error: {err}", err_console)
+            raise typer.Exit(EXIT_CRISIS_UNSUCCESSFUL) from None
+        except LiaraError as err:
+            say(f"Error: {err}", err_console)
+            raise typer.Exit(EXIT_ERROR) from None
+        except KeyboardInterrupt:
+            say("Interrupted; the crisis goes on in Temporal.", err_console)
+            raise typer.Exit(130) from None
+
+
+def connection_options(
+    ctx: typer.Context,
+    address: AddressOption = None,
+    namespace: NamespaceOption = None,
+    task_queue: TaskQueueOption = None,
+    profile: ProfileOption = None,
+) -> None:
+    """The options before the command (``liara --address host:7233 status ID``)."""
+    ctx.obj = Connection(address, namespace, task_queue, profile)

@@ -1,0 +1,309 @@
+"""Commands on crises: start, follow, steer and list them."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from app.temporal.errors import CrisisNotRunningError, InvalidCrisisRequestError, TemporalUnavailableError
+from app.temporal.models import FailurePolicy
+from app.temporal.visibility import CRISIS_STATUSES
+from cognition.liara.actions import missions_from_actions
+from cognition.liara.agency import LiaraTemporalAgency
+from cognition.liara.commands.connection import EXIT_CRISIS_UNSUCCESSFUL, Connection
+from cognition.liara.commands.options import WORKER_TIMEOUT_SECONDS, JsonFlag, Timeout, WorkerTimeout, WorkflowId
+from cognition.liara.commands.output import (
+    crisis_table,
+    err_console,
+    out,
+    phase_table,
+    print_json,
+    print_result,
+    print_status,
+    say,
+)
+
+#: Seconds between progress polls while waiting on a terminal.
+PROGRESS_POLL_SECONDS = 0.5
+
+
+def _progress_line(status: dict[str, Any]) -> tuple[str, int, int] | None:
+    """``(description, phases done, phases in all)`` of a running crisis, if a worker answered."""
+    if status["status"] != "running" or "summary" not in status:
+        return None
+    summary = status["summary"]
+    current = status.get("current_phase")
+    description = f"{status['stage']}" + (f": {current}" if current else "")
+    return description, summary["completed_phases"] + summary["failed_phases"], summary["total_phases"]
+
+
+async def _follow(
+    agency: LiaraTemporalAgency, workflow_id: str, timeout: float | None, console: Console, *, lines: bool = False
+) -> dict[str, Any]:
+    """Wait for the result while showing progress: a live bar on a terminal, else (with
+    ``lines``) one line per change, else nothing.
+    """
+    waiting = asyncio.ensure_future(agency.wait_for_crisis_completion(workflow_id, timeout))
+    if not console.is_terminal and not lines:
+        return await waiting
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}", markup=False),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, disable=not console.is_terminal) as progress:
+        task = progress.add_task(workflow_id, total=None)
+        last = None
+        while not waiting.done():
+            line = _progress_line(await agency.get_crisis_status(workflow_id))
+            if line is not None:
+                description, done, total = line
+                progress.update(task, description=description, completed=done, total=total)
+                if not console.is_terminal and line != last:
+                    say(f"{description} ({done}/{total} phases done)", console)
+                last = line
+            await asyncio.wait([waiting], timeout=PROGRESS_POLL_SECONDS)
+    return await waiting
+
+
+def _finish(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print_json(result)
+    else:
+        print_result(result)
+    if not result["success"]:
+        raise typer.Exit(EXIT_CRISIS_UNSUCCESSFUL)
+
+
+def _missions_from_file(path: Path) -> list[Any]:
+    """A JSON list of mission phases (the Python API's ``missions``)."""
+    try:
+        missions = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise InvalidCrisisRequestError(f"Cannot read missions file {path}: {err.strerror}.") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InvalidCrisisRequestError(f"Missions file {path} is not valid JSON ({err}).") from None
+    if not isinstance(missions, list):
+        raise InvalidCrisisRequestError(f"Missions file {path} must hold a JSON list of phases.")
+    return missions
+
+
+def trigger(
+    ctx: typer.Context,
+    target: Annotated[str, typer.Argument(help="The target member, e.g. target-alpha")],
+    actions: Annotated[
+        list[str] | None,
+        typer.Argument(help="One phase per action, run in this order, e.g. recon secure extract cleanup"),
+    ] = None,
+    missions_file: Annotated[
+        Path | None,
+        typer.Option(help="JSON list of phases (phase_id, agent_id, action, target, ...) instead of ACTIONS"),
+    ] = None,
+    crisis_id: Annotated[
+        str | None, typer.Option(help="Your own crisis id (letters, digits, . _ -); never reused. Default: generated")
+    ] = None,
+    initiated_by: Annotated[str | None, typer.Option(help="Who starts the crisis. Default: your user name")] = None,
+    max_attempts: Annotated[int | None, typer.Option(min=1, help="Attempts per phase (default 3)")] = None,
+    retry_initial_interval: Annotated[
+        float | None, typer.Option(metavar="SECONDS", help="Wait before a phase's second attempt (default 2)")
+    ] = None,
+    retry_maximum_interval: Annotated[
+        float | None, typer.Option(metavar="SECONDS", help="Longest wait between attempts (default 30)")
+    ] = None,
+    retry_backoff: Annotated[
+        float | None, typer.Option(metavar="COEFFICIENT", help="Each wait is this many times the last (default 2)")
+    ] = None,
+    phase_timeout: Annotated[
+        float | None, typer.Option(metavar="SECONDS", help="Seconds one attempt of a phase may take (default 300)")
+    ] = None,
+    heartbeat_timeout: Annotated[
+        float | None,
+        typer.Option(metavar="SECONDS", help="A phase whose worker is silent this long is retried (default 10)"),
+    ] = None,
+    failure_policy: Annotated[
+        FailurePolicy, typer.Option(help="continue: run the other phases; abort: stop at the first failed phase")
+    ] = FailurePolicy.CONTINUE,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for the result and print it")] = False,
+    timeout: Annotated[
+        float | None, typer.Option(min=0, help="With --wait: give up waiting after this many seconds")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Start a crisis with one phase per ACTION against TARGET and print its workflow id."""
+    connection: Connection = ctx.obj
+    if bool(actions) == bool(missions_file):
+        raise typer.BadParameter("give either ACTIONS or --missions-file", param_hint="ACTIONS")
+    if timeout is not None and not wait:
+        raise typer.BadParameter("it only limits --wait: add --wait, or leave --timeout out", param_hint="'--timeout'")
+    retry = {
+        name: value
+        for name, value in (
+            ("maximum_attempts", max_attempts),
+            ("initial_interval_seconds", retry_initial_interval),
+            ("maximum_interval_seconds", retry_maximum_interval),
+            ("backoff_coefficient", retry_backoff),
+        )
+        if value is not None
+    }
+
+    async def start(agency: LiaraTemporalAgency) -> tuple[str, dict[str, Any] | None]:
+        missions = _missions_from_file(missions_file) if missions_file else missions_from_actions(target, actions or [])
+        workflow_id = await agency.trigger_crisis_response(
+            target_member=target,
+            missions=missions,
+            initiated_by=initiated_by or getpass.getuser(),
+            crisis_id=crisis_id,
+            retry=retry or None,
+            phase_timeout_seconds=phase_timeout,
+            heartbeat_timeout_seconds=heartbeat_timeout,
+            failure_policy=failure_policy,
+        )
+        if not as_json:
+            print(workflow_id, flush=True)
+            say(
+                f"Started crisis on {target} with {len(missions)} phases. Follow it with: liara watch {workflow_id}",
+                err_console,
+            )
+        result = await _follow(agency, workflow_id, timeout, err_console) if wait else None
+        return workflow_id, result
+
+    workflow_id, result = connection.run(start)
+    if result is not None:
+        if as_json:
+            result = {"workflow_id": workflow_id, **result}
+        _finish(result, as_json)
+    elif as_json:
+        print_json({"workflow_id": workflow_id})
+
+
+def status(ctx: typer.Context, workflow_id: WorkflowId, as_json: JsonFlag = False) -> None:
+    """Show where a crisis stands (never waits): its state, current phase and every phase so far."""
+    connection: Connection = ctx.obj
+    report = connection.run(lambda agency: agency.get_crisis_status(workflow_id))
+    if as_json:
+        print_json(report)
+    else:
+        print_status(workflow_id, report)
+
+
+def wait(ctx: typer.Context, workflow_id: WorkflowId, timeout: Timeout = None, as_json: JsonFlag = False) -> None:
+    """Wait until a crisis finishes and print its result (exit 3 if a phase failed).
+
+    On a terminal a progress bar shows the current phase; piped, it stays quiet.
+    """
+    connection: Connection = ctx.obj
+    result = connection.run(lambda agency: _follow(agency, workflow_id, timeout, err_console))
+    _finish(result, as_json)
+
+
+def watch(ctx: typer.Context, workflow_id: WorkflowId, timeout: Timeout = None) -> None:
+    """Show live progress (a bar and the current phase) until the crisis ends, then its result."""
+    connection: Connection = ctx.obj
+    result = connection.run(lambda agency: _follow(agency, workflow_id, timeout, out, lines=True))
+    _finish(result, as_json=False)
+
+
+def cancel(ctx: typer.Context, workflow_id: WorkflowId) -> None:
+    """Cancel a running crisis: stop its running phase, skip the rest, compensate completed phases."""
+    connection: Connection = ctx.obj
+    connection.run(lambda agency: agency.cancel_crisis(workflow_id))
+    say(f"Cancellation requested for {workflow_id}; follow it with: liara watch {workflow_id}")
+
+
+def approve(
+    ctx: typer.Context,
+    workflow_id: WorkflowId,
+    phase_id: Annotated[str, typer.Argument(help="The phase that waits for approval")],
+    by: Annotated[str | None, typer.Option(help="Who approves (recorded). Default: your user name")] = None,
+    timeout: WorkerTimeout = WORKER_TIMEOUT_SECONDS,
+) -> None:
+    """Approve a phase that requires approval, so it runs."""
+    connection: Connection = ctx.obj
+    approver = by or getpass.getuser()
+    connection.run(lambda agency: agency.approve_phase(workflow_id, phase_id, approved_by=approver, timeout=timeout))
+    say(f"Phase {phase_id} of {workflow_id} approved by {approver}")
+
+
+def reject(
+    ctx: typer.Context,
+    workflow_id: WorkflowId,
+    phase_id: Annotated[str, typer.Argument(help="The phase that waits for approval")],
+    reason: Annotated[str | None, typer.Option(help="Why (recorded as the phase's error)")] = None,
+    by: Annotated[str | None, typer.Option(help="Who rejects (recorded). Default: your user name")] = None,
+    timeout: WorkerTimeout = WORKER_TIMEOUT_SECONDS,
+) -> None:
+    """Reject a phase that requires approval: it fails without running."""
+    connection: Connection = ctx.obj
+    rejecter = by or getpass.getuser()
+    connection.run(
+        lambda agency: agency.reject_phase(workflow_id, phase_id, rejected_by=rejecter, reason=reason, timeout=timeout)
+    )
+    say(f"Phase {phase_id} of {workflow_id} rejected by {rejecter}")
+
+
+def add_phases(
+    ctx: typer.Context,
+    workflow_id: WorkflowId,
+    actions: Annotated[list[str] | None, typer.Argument(help="One new phase per action, appended in order")] = None,
+    missions_file: Annotated[Path | None, typer.Option(help="JSON list of phases instead of ACTIONS")] = None,
+    timeout: WorkerTimeout = WORKER_TIMEOUT_SECONDS,
+    as_json: JsonFlag = False,
+) -> None:
+    """Append phases to a running crisis (refused once its phases are over)."""
+    connection: Connection = ctx.obj
+    if bool(actions) == bool(missions_file):
+        raise typer.BadParameter("give either ACTIONS or --missions-file", param_hint="ACTIONS")
+
+    async def add(agency: LiaraTemporalAgency) -> dict[str, Any]:
+        if missions_file:
+            missions = _missions_from_file(missions_file)
+        else:
+            current = await agency.get_crisis_status(workflow_id)
+            if "phases" not in current:
+                if "note" in current:  # running, but no worker answered: nothing to number the phases from
+                    raise TemporalUnavailableError(f"Cannot add phases to {workflow_id} now: {current['note']}.")
+                raise CrisisNotRunningError(f"Cannot add phases to {workflow_id}: it is {current['status']}.")
+            missions = missions_from_actions(
+                current["target"], actions or [], first_position=len(current["phases"]) + 1
+            )
+        return await agency.add_phases(workflow_id, missions, timeout=timeout)
+
+    progress = connection.run(add)
+    if as_json:
+        print_json(progress)
+    else:
+        say(f"Crisis workflow {workflow_id} now has {len(progress['phases'])} phases:")
+        out.print(phase_table(progress["phases"]))
+
+
+def list_crises(
+    ctx: typer.Context,
+    target: Annotated[str | None, typer.Option(help="Only crises against this target")] = None,
+    status_filter: Annotated[
+        str | None, typer.Option("--status", help=f"Only crises in this state: {', '.join(CRISIS_STATUSES)}")
+    ] = None,
+    initiated_by: Annotated[str | None, typer.Option(help="Only crises started by this user")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many, newest first")] = 20,
+    as_json: JsonFlag = False,
+) -> None:
+    """List crises, newest first, from the CrisisTarget / CrisisStatus / CrisisInitiatedBy search attributes."""
+    connection: Connection = ctx.obj
+    rows = connection.run(
+        lambda agency: agency.list_crises(target=target, status=status_filter, initiated_by=initiated_by, limit=limit)
+    )
+    if as_json:
+        print_json(rows)
+        return
+    if rows:
+        out.print(crisis_table(rows))
+    else:
+        say("No crises match.")

@@ -1,0 +1,119 @@
+"""What the command line prints: messages, tables of phases and crises, results, statuses and
+checks. User data (ids, errors, names, reasons) is always printed literally, never as Rich markup.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from cognition.liara.doctor import Check
+
+out = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
+for _console in (out, err_console):
+    if not _console.is_terminal:
+        _console.width = 500  # piped output: never cut table cells to an 80-column guess
+
+
+def print_json(value: Any) -> None:
+    if out.is_terminal:
+        out.print_json(json.dumps(value))
+    else:
+        print(json.dumps(value, indent=2))
+
+
+def say(message: str, console: Console | None = None) -> None:
+    """Print a message as it is: user data in it (ids, errors, names) is never Rich markup or emoji codes."""
+    (console or out).print(message, markup=False, emoji=False, highlight=False)
+
+
+def cell(value: object) -> Text:
+    """A table cell showing ``value`` literally (Rich would parse a ``str`` cell as markup)."""
+    return Text("" if value is None else str(value))
+
+
+def table_of(headers: tuple[str, ...], rows: list[tuple[object, ...]]) -> Table:
+    """A borderless table whose every cell is shown literally."""
+    table = Table(*headers, box=None)
+    for row in rows:
+        table.add_row(*(cell(value) for value in row))
+    return table
+
+
+def phase_table(phases: list[dict[str, Any]]) -> Table:
+    return table_of(
+        ("phase", "agent", "action", "status", "attempts", "error"),
+        [
+            (
+                phase["phase_id"],
+                phase["agent_id"],
+                phase["action"],
+                phase["status"],
+                phase.get("attempts"),
+                phase.get("error") or "",
+            )
+            for phase in phases
+        ],
+    )
+
+
+def crisis_table(rows: list[dict[str, Any]]) -> Table:
+    return table_of(
+        ("workflow id", "target", "crisis status", "initiated by", "started"),
+        [
+            (row["workflow_id"], row["target"], row["crisis_status"], row["initiated_by"], row["started_at"])
+            for row in rows
+        ],
+    )
+
+
+def print_phases(phases: list[dict[str, Any]], compensations: list[dict[str, Any]] | None, console: Console) -> None:
+    console.print(phase_table(phases))
+    if compensations:
+        say("Compensations:", console)
+        console.print(phase_table(compensations))
+
+
+def print_result(result: dict[str, Any], console: Console | None = None) -> None:
+    console = console or out
+    summary = result["summary"]
+    say(f"Crisis {result['crisis_id']} on {result['target']}: {result['status']}", console)
+    print_phases(result["phases"], result.get("compensations"), console)
+    say(
+        f"Success: {result['success']} ({summary['completed_phases']} of {summary['total_phases']} phases completed, "
+        f"{summary['failed_phases']} failed)",
+        console,
+    )
+    if result.get("record_path"):
+        say(f"Record: {result['record_path']}", console)
+
+
+def print_status(workflow_id: str, report: dict[str, Any], console: Console | None = None) -> None:
+    console = console or out
+    say(f"Crisis workflow {workflow_id}: {report['status']}", console)
+    if report["status"] == "running":
+        if "note" in report:
+            say(report["note"], console)
+        else:
+            say(f"Stage: {report['stage']}; current phase: {report['current_phase'] or '-'}", console)
+            print_phases(report["phases"], report.get("compensations"), console)
+        if "problem" in report:
+            say(f"Problem: {report['problem']}", console)
+    elif "result" in report:
+        print_result(report["result"], console)
+    else:
+        say(report.get("error", ""), console)
+
+
+def print_checks(checks: list[Check], console: Console | None = None) -> None:
+    console = console or out
+    for check in checks:
+        mark = Text("ok  ", style="green") if check.ok else Text("FAIL", style="red")
+        console.print(Text.assemble(mark, f" {check.name}: {check.detail}"))
+        if check.fix:
+            say(f"      fix: {check.fix}", console)

@@ -1,0 +1,75 @@
+"""Building a crisis request from what a caller gives, checked strictly, and naming its workflow."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from app.temporal.errors import InvalidCrisisRequestError
+from app.temporal.models import MAX_ID_LENGTH, CrisisRequest, MissionPhase, strict_input
+from app.temporal.validation import describe_validation_error
+
+WORKFLOW_ID_PREFIX = "crisis-workflow-"
+
+
+def workflow_id_for(crisis_id: str) -> str:
+    return f"{WORKFLOW_ID_PREFIX}{crisis_id}"
+
+
+def new_crisis_id(target_member: str) -> str:
+    """``crisis-<target>-<unix seconds>-<random>``: unique even for one target within a second."""
+    suffix = f"{int(time.time())}-{secrets.token_hex(4)}"
+    return f"crisis-{target_member[: MAX_ID_LENGTH - len(suffix) - 8]}-{suffix}"
+
+
+def build_request(
+    *,
+    target_member: str,
+    missions: Iterable[MissionPhase | Mapping[str, Any]],
+    initiated_by: str = "unknown",
+    crisis_id: str | None = None,
+    **options: Any,
+) -> CrisisRequest:
+    """Validate everything a crisis needs; raise ``InvalidCrisisRequestError`` naming each bad field.
+
+    ``options`` are further ``CrisisRequest`` fields: ``retry``, ``phase_timeout_seconds``,
+    ``heartbeat_timeout_seconds``, ``failure_policy``.
+    """
+    fields: dict[str, Any] = {
+        "target_member": target_member,
+        "missions": _plain_list(missions, "Invalid crisis request: missions"),
+        "initiated_by": initiated_by,
+        **{name: _plain(value) for name, value in options.items() if value is not None},
+    }
+    try:
+        # Check the target first so a generated crisis id is built from a valid one.
+        strict_input(CrisisRequest, {**fields, "crisis_id": "check"})
+        # An empty crisis id is refused like any other bad one, not replaced by a generated id.
+        chosen = new_crisis_id(target_member.strip()) if crisis_id is None else crisis_id
+        return strict_input(CrisisRequest, {**fields, "crisis_id": chosen})
+    except ValidationError as err:
+        raise InvalidCrisisRequestError(f"Invalid crisis request: {describe_validation_error(err)}.") from None
+
+
+def build_phases(missions: Iterable[MissionPhase | Mapping[str, Any]]) -> list[MissionPhase]:
+    """Validate phases to add to a running crisis."""
+    plain = _plain_list(missions, "Invalid mission phases: the phases to add")
+    try:
+        return [strict_input(MissionPhase, m) for m in plain]
+    except ValidationError as err:
+        raise InvalidCrisisRequestError(f"Invalid mission phase: {describe_validation_error(err)}.") from None
+
+
+def _plain(value: Any) -> Any:
+    return value.model_dump() if isinstance(value, BaseModel) else value
+
+
+def _plain_list(missions: Any, what: str) -> list[Any]:
+    """The phases as a list; a string, a mapping or a non-iterable is refused, not iterated."""
+    if isinstance(missions, str | bytes | Mapping | BaseModel) or not isinstance(missions, Iterable):
+        raise InvalidCrisisRequestError(f"{what} must be a list of phases, not {type(missions).__name__}.")
+    return [_plain(m) for m in missions]
