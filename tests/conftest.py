@@ -25,6 +25,7 @@ from app.temporal.client import ConnectionSettings, connect
 from app.temporal.errors import TemporalUnavailableError
 from app.temporal.server import temporal_binary, tuned_arguments
 from app.temporal.visibility import CRISIS_SEARCH_ATTRIBUTES, register_search_attributes
+from cognition.liara.agency import LiaraTemporalAgency
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WORKER_READY_LINE = "Liara worker is running. Press Ctrl+C to stop."
@@ -88,6 +89,13 @@ def executor() -> Iterator[ThreadPoolExecutor]:
 def task_queue() -> str:
     """A fresh task queue per test, so tests never take each other's tasks."""
     return f"liara-test-{uuid.uuid4()}"
+
+
+@pytest_asyncio.fixture
+async def agency(dev_server: DevServer, task_queue: str) -> AsyncIterator[LiaraTemporalAgency]:
+    """The Python API, connected to the test server, on the test's own task queue."""
+    async with LiaraTemporalAgency(temporal_host=dev_server.address, task_queue=task_queue) as connected:
+        yield connected
 
 
 @pytest.fixture

@@ -12,7 +12,9 @@ Results and statuses are plain JSON-ready dicts. Every failure a caller can fix 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+import base64
+import hashlib
+from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import timedelta
 from types import TracebackType
 from typing import Any
@@ -23,6 +25,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import (
     Client,
+    WorkflowExecution,
     WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowFailureError,
@@ -32,6 +35,7 @@ from temporalio.client import (
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import WorkflowIDReusePolicy
+from temporalio.contrib.workflow_streams import WorkflowStreamClient
 from temporalio.exceptions import CancelledError, TerminatedError, WorkflowAlreadyStartedError
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
@@ -44,6 +48,7 @@ from app.temporal.errors import (
     CrisisNotRunningError,
     CrisisWaitTimeoutError,
     DecisionRefusedError,
+    IdempotencyConflictError,
     InvalidCrisisRequestError,
     LiaraError,
     TemporalSetupError,
@@ -52,7 +57,9 @@ from app.temporal.errors import (
 )
 from app.temporal.models import (
     ApprovalDecision,
+    CrisisEvent,
     CrisisProgress,
+    EventKind,
     MissionPhase,
     strict_input,
 )
@@ -63,11 +70,19 @@ from app.temporal.visibility import (
     CRISIS_STATUS,
     CRISIS_TARGET,
     crisis_list_query,
+    missing_search_attributes,
     register_search_attributes,
     start_attributes,
 )
-from app.temporal.workflows import CrisisResponseWorkflow
-from cognition.liara.crisis_requests import build_phases, build_request, workflow_id_for
+from app.temporal.workflows import EVENT_TOPIC, CrisisResponseWorkflow
+from cognition.liara.crisis_requests import (
+    REQUEST_DIGEST_MEMO,
+    build_phases,
+    build_request,
+    crisis_id_for_key,
+    request_digest,
+    workflow_id_for,
+)
 from cognition.liara.diagnostics import waiting_problem
 
 #: How long a status call waits for a worker to answer the progress query.
@@ -90,6 +105,40 @@ _END_STATES: dict[type[BaseException], str] = {
     TerminatedError: "terminated",
     TemporalTimeoutError: "timed_out",
 }
+
+
+def _listed(execution: WorkflowExecution) -> dict[str, Any]:
+    attributes = execution.typed_search_attributes
+    return {
+        "workflow_id": execution.id,
+        "target": attributes.get(CRISIS_TARGET),
+        "crisis_status": attributes.get(CRISIS_STATUS),
+        "initiated_by": attributes.get(CRISIS_INITIATED_BY),
+        "status": _STATUS_NAMES.get(execution.status, "unknown") if execution.status else "unknown",
+        "started_at": execution.start_time.isoformat(),
+    }
+
+
+_BAD_CURSOR = "The cursor is not one this listing gave out: start again without it."
+
+
+def _cursor(page_token: bytes) -> str:
+    """A page token as a cursor: URL-safe base64, with a checksum that tells a mangled one."""
+    return base64.urlsafe_b64encode(hashlib.sha256(page_token).digest()[:4] + page_token).decode()
+
+
+def _page_token(cursor: str | None) -> bytes | None:
+    """The server's page token a cursor carries."""
+    if cursor is None:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor.encode("ascii"))
+    except (ValueError, UnicodeEncodeError):
+        raise InvalidCrisisRequestError(_BAD_CURSOR) from None
+    checksum, token = raw[:4], raw[4:]
+    if not token or hashlib.sha256(token).digest()[:4] != checksum:
+        raise InvalidCrisisRequestError(_BAD_CURSOR)
+    return token
 
 
 class LiaraTemporalAgency:
@@ -147,11 +196,37 @@ class LiaraTemporalAgency:
         Nothing is started if the request is invalid. A crisis id is never reused: starting
         one that exists (running or finished) raises ``CrisisAlreadyExistsError``.
         """
+        started = await self.start_crisis(target_member, missions, initiated_by, crisis_id=crisis_id, **options)
+        return started["workflow_id"]
+
+    async def start_crisis(
+        self,
+        target_member: str,
+        missions: Iterable[MissionPhase | Mapping[str, Any]],
+        initiated_by: str = "unknown",
+        *,
+        crisis_id: str | None = None,
+        idempotency_key: str | None = None,
+        **options: Any,
+    ) -> dict[str, Any]:
+        """Start a crisis as ``trigger_crisis_response`` does; return its ``workflow_id``,
+        ``crisis_id`` and whether this call ``created`` it.
+
+        With an ``idempotency_key`` (and no ``crisis_id``) the crisis id comes from the key, so the
+        same key starts at most one crisis however often, or however concurrently, it is sent: a
+        repeat with the same request returns that crisis (``created`` False), one with another
+        request raises ``IdempotencyConflictError``. Temporal's workflow id uniqueness does the
+        deduplicating; the request's digest is kept in the workflow's memo to compare.
+        """
+        if crisis_id is None and idempotency_key is not None:
+            crisis_id = crisis_id_for_key(idempotency_key)
         request = build_request(
             target_member=target_member, missions=missions, initiated_by=initiated_by, crisis_id=crisis_id, **options
         )
         client = await self.connect()
         workflow_id = workflow_id_for(request.crisis_id)
+        digest = request_digest(request)
+        started = {"workflow_id": workflow_id, "crisis_id": request.crisis_id, "created": True}
         try:
             await client.start_workflow(
                 CrisisResponseWorkflow.run,
@@ -160,11 +235,19 @@ class LiaraTemporalAgency:
                 task_queue=self.settings.task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 search_attributes=start_attributes(request.target_member, request.initiated_by),
+                memo={REQUEST_DIGEST_MEMO: digest},
             )
         except WorkflowAlreadyStartedError:
-            raise CrisisAlreadyExistsError(
-                f"Crisis {request.crisis_id!r} already exists (workflow {workflow_id}): choose another crisis id."
-            ) from None
+            if idempotency_key is None:
+                raise CrisisAlreadyExistsError(
+                    f"Crisis {request.crisis_id!r} already exists (workflow {workflow_id}): choose another crisis id."
+                ) from None
+            if await self._started_digest(workflow_id) != digest:
+                raise IdempotencyConflictError(
+                    f"Idempotency key {idempotency_key!r} was already used for another request "
+                    f"(crisis workflow {workflow_id}): use a new key for a new crisis."
+                ) from None
+            return {**started, "created": False}
         except RPCError as err:
             if err.status == RPCStatusCode.INVALID_ARGUMENT and "search attribute" in err.message.lower():
                 raise TemporalSetupError(
@@ -172,7 +255,30 @@ class LiaraTemporalAgency:
                     f"({', '.join(k.name for k in CRISIS_SEARCH_ATTRIBUTES)}): register them with `liara setup`."
                 ) from None
             raise self._rpc_error(err, workflow_id) from None
-        return workflow_id
+        return started
+
+    async def _started_digest(self, workflow_id: str) -> str | None:
+        handle = await self._handle(workflow_id)
+        try:
+            memo = await (await handle.describe()).memo()
+        except RPCError as err:
+            raise self._rpc_error(err, workflow_id) from None
+        return memo.get(REQUEST_DIGEST_MEMO)
+
+    async def check_ready(self) -> None:
+        """Raise ``TemporalUnavailableError`` or ``TemporalSetupError`` (one sentence) unless the
+        server answers, the namespace exists and it has the crisis search attributes.
+        """
+        client = await self.connect()
+        try:
+            missing = await missing_search_attributes(client, self.settings.namespace)
+        except RPCError as err:
+            raise self._rpc_error(err, "") from None
+        if missing:
+            raise TemporalSetupError(
+                f"Namespace {self.settings.namespace!r} lacks the crisis search attributes {', '.join(missing)}: "
+                "register them with `liara setup`."
+            )
 
     async def register_search_attributes(self) -> list[str]:
         """Register the crisis search attributes the namespace lacks; return the names added."""
@@ -186,13 +292,14 @@ class LiaraTemporalAgency:
                 f"({err.message}): ask its operator to add {names} as Keyword attributes."
             ) from None
 
-    async def cancel_crisis(self, workflow_id: str) -> None:
+    async def cancel_crisis(self, workflow_id: str, *, cancelled_by: str | None = None) -> None:
         """Ask a running crisis to stop: its running phase is cancelled, the rest skipped, and
         completed phases with a ``compensate_action`` are compensated. Returns once requested.
+        ``cancelled_by`` is recorded with the cancel (in the result's and record's ``cancel_requests``).
         """
         handle, _ = await self._running_handle(workflow_id, "cancel")
         try:
-            await handle.cancel()
+            await handle.cancel(reason=f"cancelled by {cancelled_by}" if cancelled_by else "")
         except RPCError as err:
             raise self._rpc_error(err, workflow_id) from None
 
@@ -227,7 +334,7 @@ class LiaraTemporalAgency:
             decision = strict_input(ApprovalDecision, fields)
         except ValidationError as err:
             raise InvalidCrisisRequestError(f"Invalid decision: {describe_validation_error(err)}.") from None
-        recorded = await self._update(
+        phase = await self._update(
             workflow_id,
             CrisisResponseWorkflow.decide_approval,
             decision,
@@ -235,7 +342,11 @@ class LiaraTemporalAgency:
             timeout=timeout,
             refused=DecisionRefusedError,
         )
-        return recorded.model_dump(mode="json")
+        return {
+            **phase.decisions[-1].model_dump(mode="json"),
+            "approvals": sum(1 for taken in phase.decisions if taken.approved),
+            "approvals_required": phase.approvals_required,
+        }
 
     async def add_phases(
         self,
@@ -267,25 +378,67 @@ class LiaraTemporalAgency:
         """The newest crises first, filtered by the ``CrisisTarget``, ``CrisisStatus`` and
         ``CrisisInitiatedBy`` search attributes.
         """
+        page = await self.list_crises_page(target=target, status=status, initiated_by=initiated_by, limit=limit)
+        return page["crises"]
+
+    async def list_crises_page(
+        self,
+        *,
+        target: str | None = None,
+        status: str | None = None,
+        initiated_by: str | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        """One page of ``list_crises``: its ``crises`` and the ``next_cursor`` to pass for the next
+        page (None after the last one).
+        """
         query = crisis_list_query(target=target, status=status, initiated_by=initiated_by)
+        token = _page_token(cursor)
         client = await self.connect()
-        rows = []
+        pages = client.list_workflows(query, page_size=limit, next_page_token=token)
         try:
-            async for execution in client.list_workflows(query, limit=limit):
-                attributes = execution.typed_search_attributes
-                rows.append(
-                    {
-                        "workflow_id": execution.id,
-                        "target": attributes.get(CRISIS_TARGET),
-                        "crisis_status": attributes.get(CRISIS_STATUS),
-                        "initiated_by": attributes.get(CRISIS_INITIATED_BY),
-                        "status": _STATUS_NAMES.get(execution.status, "unknown") if execution.status else "unknown",
-                        "started_at": execution.start_time.isoformat(),
-                    }
-                )
+            await pages.fetch_next_page()
         except RPCError as err:
+            unavailable = err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED)
+            if cursor is not None and not unavailable:
+                raise InvalidCrisisRequestError(_BAD_CURSOR) from None
             raise self._rpc_error(err, "") from None
-        return rows
+        rows = [_listed(execution) for execution in pages.current_page or []]
+        following = pages.next_page_token
+        return {"crises": rows, "next_cursor": _cursor(following) if following else None}
+
+    async def crisis_events(self, workflow_id: str, *, after: int | None = None) -> AsyncIterator[dict[str, Any]]:
+        """The crisis's events from its stream, after offset ``after`` (from the first one if None),
+        as ``{"id": offset, "event": kind, "data": {...}}``; waits for new ones while it runs and
+        ends after ``finished``, whose ``data`` is the result (or the status and error of a
+        workflow that ended without one).
+        """
+        handle = await self._handle(workflow_id)
+        try:
+            await handle.describe()
+        except RPCError as err:
+            raise self._rpc_error(err, workflow_id) from None
+        stream = WorkflowStreamClient.create(self.client, workflow_id)
+        start = 0 if after is None else after + 1
+        events = stream.subscribe(EVENT_TOPIC, from_offset=start, result_type=CrisisEvent)
+        while True:
+            try:
+                item = await anext(events)
+            except StopAsyncIteration:
+                return
+            except RPCError as err:
+                raise self._rpc_error(err, workflow_id) from None
+            event: CrisisEvent = item.data
+            data = event.model_dump(mode="json", exclude_none=True)
+            if event.kind == EventKind.FINISHED:
+                try:
+                    data = {**data, "result": await self._result(handle)}
+                except CrisisFailedError as err:
+                    data = {**data, "status": err.status, "error": str(err)}
+            yield {"id": item.offset, "event": event.kind.value, "data": data}
+            if event.kind == EventKind.FINISHED:
+                return
 
     async def get_crisis_status(self, workflow_id: str) -> dict[str, Any]:
         """Where a crisis stands, without waiting for it.
@@ -461,6 +614,10 @@ class LiaraTemporalAgency:
             return CrisisNotFoundError(
                 f"No crisis workflow {workflow_id!r} in namespace {self.settings.namespace!r}: "
                 "check the id printed by `liara trigger`."
+            )
+        if err.status == RPCStatusCode.FAILED_PRECONDITION and "poller" in err.message.lower():
+            return TemporalUnavailableError(
+                f"No worker answered for {workflow_id}: start one with `python cognition/liara/worker.py`."
             )
         if err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
             return TemporalUnavailableError(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import secrets
 import time
 from collections.abc import Iterable, Mapping
@@ -14,6 +16,9 @@ from app.temporal.models import MAX_ID_LENGTH, CrisisRequest, MissionPhase, stri
 from app.temporal.validation import describe_validation_error
 
 WORKFLOW_ID_PREFIX = "crisis-workflow-"
+#: Memo key of the digest of the request a crisis was started with (compared when a key is reused).
+REQUEST_DIGEST_MEMO = "liara_request_sha256"
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
 
 
 def workflow_id_for(crisis_id: str) -> str:
@@ -24,6 +29,21 @@ def new_crisis_id(target_member: str) -> str:
     """``crisis-<target>-<unix seconds>-<random>``: unique even for one target within a second."""
     suffix = f"{int(time.time())}-{secrets.token_hex(4)}"
     return f"crisis-{target_member[: MAX_ID_LENGTH - len(suffix) - 8]}-{suffix}"
+
+
+def crisis_id_for_key(idempotency_key: str) -> str:
+    """The crisis id an idempotency key stands for: the same key, the same crisis."""
+    if not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
+        raise InvalidCrisisRequestError(
+            f"An idempotency key has 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters, not {len(idempotency_key)}."
+        )
+    return "crisis-key-" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+
+
+def request_digest(request: CrisisRequest) -> str:
+    """SHA-256 of a request as it is started, its crisis id aside."""
+    fields = request.model_dump(mode="json", exclude={"crisis_id"})
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
 def build_request(

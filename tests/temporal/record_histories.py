@@ -95,6 +95,15 @@ async def cancel_awaiting_approval(handle: WorkflowHandle) -> None:
     await handle.cancel()
 
 
+async def approve_strike_by_two(handle: WorkflowHandle) -> None:
+    await until(handle, "strike-2", PhaseStatus.AWAITING_APPROVAL)
+    for approver in ("commander", "deputy"):
+        await handle.execute_update(
+            CrisisResponseWorkflow.decide_approval,
+            ApprovalDecision(phase_id="strike-2", approved=True, decided_by=approver),
+        )
+
+
 async def approve_strike(handle: WorkflowHandle) -> None:
     await until(handle, "strike-2", PhaseStatus.AWAITING_APPROVAL)
     await handle.execute_update(
@@ -170,6 +179,15 @@ def scenarios() -> dict[str, Scenario]:
             ),
             Agents().perform,
             approve_strike,
+        ),
+        "crisis_quorum_approved": Scenario(
+            request(
+                "crisis-replay-quorum",
+                phase("recon-1", "reconnaissance", 1),
+                phase("strike-2", "strike", 2, approvals_required=2),
+            ),
+            Agents().perform,
+            approve_strike_by_two,
         ),
         "crisis_aborted_compensated": Scenario(
             request(

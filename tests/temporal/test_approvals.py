@@ -6,6 +6,7 @@ crisis see its whole plan. On the dev server, with an in-process worker and the 
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from pathlib import Path
 
@@ -23,12 +24,6 @@ from tests.temporal.test_crisis_control import phase
 from tests.temporal.test_liara_workflows import crisis_workflow_worker
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def agency(dev_server, task_queue):
-    async with LiaraTemporalAgency(temporal_host=dev_server.address, task_queue=task_queue) as connected:
-        yield connected
 
 
 def worker(dev_server, task_queue: str, executor, tmp_path: Path):
@@ -209,3 +204,43 @@ async def test_the_phase_cap_holds_for_phases_added_before_the_first_workflow_ta
             await asyncio.wait_for(refused, 60)
         await handle.terminate("test over")
     assert "a crisis has at most 1000 phases" in str(failure.value.cause)
+
+
+# --- quorum ----------------------------------------------------------------------------------
+
+
+async def test_a_quorum_phase_runs_once_enough_distinct_approvers_approved(
+    dev_server, task_queue, executor, tmp_path, agency
+):
+    async with worker(dev_server, task_queue, executor, tmp_path):
+        workflow_id = await gated_crisis(agency, phase("strike-1", "strike", 1, approvals_required=2))
+        await until(agency, workflow_id, "strike-1", PhaseStatus.AWAITING_APPROVAL)
+        first = await agency.approve_phase(workflow_id, "strike-1", approved_by="alice")
+        with pytest.raises(DecisionRefusedError, match="alice has already approved phase 'strike-1' \\(1 of 2"):
+            await agency.approve_phase(workflow_id, "strike-1", approved_by="alice")
+        status = await agency.get_crisis_status(workflow_id)
+        second = await agency.approve_phase(workflow_id, "strike-1", approved_by="bob")
+        result = await agency.wait_for_crisis_completion(workflow_id, timeout=60)
+
+    assert (first["approvals"], first["approvals_required"], second["approvals"]) == (1, 2, 2)
+    assert status["phases"][0]["status"] == "awaiting_approval", "one approval of two does not run it"
+    strike = result["phases"][0]
+    assert (strike["status"], strike["approved_by"]) == ("completed", "alice, bob")
+    assert [(d["decided_by"], d["approved"]) for d in strike["decisions"]] == [("alice", True), ("bob", True)]
+    record = json.loads((tmp_path / "crises" / f"{result['crisis_id']}.json").read_text())
+    entry = record["phases"][0]
+    assert entry["approvals_required"] == 2
+    assert [(d["decided_by"], d["approved"]) for d in entry["decisions"]] == [("alice", True), ("bob", True)]
+    assert all(d["decided_at"].endswith("Z") for d in entry["decisions"])
+
+
+async def test_a_quorum_phase_fails_at_the_first_rejection(dev_server, task_queue, executor, tmp_path, agency):
+    async with worker(dev_server, task_queue, executor, tmp_path):
+        workflow_id = await gated_crisis(agency, phase("strike-1", "strike", 1, approvals_required=3))
+        await until(agency, workflow_id, "strike-1", PhaseStatus.AWAITING_APPROVAL)
+        await agency.approve_phase(workflow_id, "strike-1", approved_by="alice")
+        await agency.reject_phase(workflow_id, "strike-1", rejected_by="carol", reason="not yet")
+        result = await agency.wait_for_crisis_completion(workflow_id, timeout=60)
+    strike = result["phases"][0]
+    assert (strike["status"], strike["error"]) == ("failed", "rejected by carol: not yet")
+    assert [(d["decided_by"], d["approved"]) for d in strike["decisions"]] == [("alice", True), ("carol", False)]

@@ -215,7 +215,7 @@ def watch(ctx: typer.Context, workflow_id: WorkflowId, timeout: Timeout = None) 
 def cancel(ctx: typer.Context, workflow_id: WorkflowId) -> None:
     """Cancel a running crisis: stop its running phase, skip the rest, compensate completed phases."""
     connection: Connection = ctx.obj
-    connection.run(lambda agency: agency.cancel_crisis(workflow_id))
+    connection.run(lambda agency: agency.cancel_crisis(workflow_id, cancelled_by=getpass.getuser()))
     say(f"Cancellation requested for {workflow_id}; follow it with: liara watch {workflow_id}")
 
 
@@ -226,11 +226,15 @@ def approve(
     by: Annotated[str | None, typer.Option(help="Who approves (recorded). Default: your user name")] = None,
     timeout: WorkerTimeout = WORKER_TIMEOUT_SECONDS,
 ) -> None:
-    """Approve a phase that requires approval, so it runs."""
+    """Approve a phase that requires approval, so it runs (once its quorum has approved)."""
     connection: Connection = ctx.obj
     approver = by or getpass.getuser()
-    connection.run(lambda agency: agency.approve_phase(workflow_id, phase_id, approved_by=approver, timeout=timeout))
-    say(f"Phase {phase_id} of {workflow_id} approved by {approver}")
+    decision = connection.run(
+        lambda agency: agency.approve_phase(workflow_id, phase_id, approved_by=approver, timeout=timeout)
+    )
+    quorum = decision["approvals_required"]
+    progress = f" ({decision['approvals']} of {quorum} approvals)" if quorum > 1 else ""
+    say(f"Phase {phase_id} of {workflow_id} approved by {approver}{progress}")
 
 
 def reject(

@@ -39,6 +39,10 @@ class CrisisAlreadyExistsError(LiaraError):
     """A crisis with this id was already started; crisis ids are never reused."""
 
 
+class IdempotencyConflictError(LiaraError):
+    """An idempotency key was used before for another request; nothing new was started."""
+
+
 class CrisisWaitTimeoutError(LiaraError, TimeoutError):
     """The crisis did not finish within the time the caller was willing to wait."""
 

@@ -24,6 +24,8 @@ from temporalio.common import RetryPolicy
 SAFE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 MAX_ID_LENGTH = 128
 MAX_PHASES = 1000
+#: Largest quorum a phase may ask for.
+MAX_APPROVALS = 100
 
 #: An action is a word: a letter, then letters, digits, ``_`` or ``-``.
 ACTION_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*$"
@@ -105,9 +107,18 @@ class MissionPhase(_Model):
         default=None, description="Action that undoes this phase when the crisis is aborted or cancelled."
     )
     requires_approval: bool = Field(default=False, description="Wait for an approve or reject decision before running.")
+    approvals_required: Annotated[int, Field(ge=1, le=MAX_APPROVALS, strict=True)] = Field(
+        default=1, description="Distinct approvers the phase needs (a quorum); more than 1 implies requires_approval."
+    )
     approval_timeout: Seconds | None = Field(
         default=None, description="Seconds to wait for approval before the phase fails (forever if unset)."
     )
+
+    @model_validator(mode="after")
+    def _quorum_needs_approval(self) -> MissionPhase:
+        if self.approvals_required > 1:
+            self.requires_approval = True
+        return self
 
 
 class FailurePolicy(StrEnum):
@@ -156,6 +167,21 @@ class PhaseStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+class ApprovalDecision(_Model):
+    """Input of the ``decide_approval`` update: approve or reject a phase that awaits approval."""
+
+    phase_id: SafeId
+    approved: bool
+    decided_by: Person
+    reason: Annotated[str, Field(max_length=1000)] | None = None
+
+
+class RecordedDecision(ApprovalDecision):
+    """A decision the crisis took: what ``decide_approval`` returns."""
+
+    decided_at: datetime
+
+
 class OutputRef(_Model):
     """Where an output past the crisis's output budget is kept: its phase entry in the record."""
 
@@ -181,7 +207,11 @@ class PhaseOutcome(_Model):
         default=None, description="Set when the output is kept in the crisis record only (past the output budget)."
     )
     requires_approval: bool = False
-    approved_by: str | None = None
+    approvals_required: int = 1
+    decisions: list[RecordedDecision] = Field(
+        default_factory=list, description="Every decision on the phase, in order."
+    )
+    approved_by: str | None = Field(default=None, description="Who approved it (the quorum, comma-separated).")
 
 
 class CrisisSummary(_Model):
@@ -207,6 +237,30 @@ class CancelNote(_Model):
     requested_at: datetime
     stage: str
     obeyed: bool
+    reason: str | None = Field(default=None, description="The cancel request's reason: the agency sends who asked.")
+
+
+class EventKind(StrEnum):
+    PHASE = "phase"
+    APPROVAL_REQUIRED = "approval_required"
+    DECISION = "decision"
+    COMPENSATION = "compensation"
+    CANCEL_REQUESTED = "cancel_requested"
+    FINISHED = "finished"
+
+
+class CrisisEvent(_Model):
+    """One change of a crisis, on its event stream (small: no outputs)."""
+
+    kind: EventKind
+    at: datetime
+    phase_id: str | None = None
+    status: str | None = None
+    error: str | None = None
+    approvals: int | None = None
+    approvals_required: int | None = None
+    decided_by: str | None = None
+    approved: bool | None = None
 
 
 class CrisisProgress(_Model):
@@ -220,21 +274,6 @@ class CrisisProgress(_Model):
     summary: CrisisSummary
     compensations: list[PhaseOutcome] = Field(default_factory=list)
     cancel_requests: list[CancelNote] = Field(default_factory=list)
-
-
-class ApprovalDecision(_Model):
-    """Input of the ``decide_approval`` update: approve or reject a phase that awaits approval."""
-
-    phase_id: SafeId
-    approved: bool
-    decided_by: Person
-    reason: Annotated[str, Field(max_length=1000)] | None = None
-
-
-class RecordedDecision(ApprovalDecision):
-    """A decision the crisis took: what ``decide_approval`` returns."""
-
-    decided_at: datetime
 
 
 class CrisisResult(_Model):

@@ -60,7 +60,7 @@ def format_timestamp(moment: datetime) -> str:
 
 
 def _phase_entry(outcome: PhaseOutcome) -> dict[str, Any]:
-    return {
+    entry = {
         "phase_id": outcome.phase_id,
         "status": outcome.status.value,
         "timestamp": format_timestamp(outcome.timestamp) if outcome.timestamp else None,
@@ -71,6 +71,18 @@ def _phase_entry(outcome: PhaseOutcome) -> dict[str, Any]:
         "output": outcome.output,
         "approved_by": outcome.approved_by,
     }
+    if outcome.requires_approval:
+        entry["approvals_required"] = outcome.approvals_required
+        entry["decisions"] = [
+            {
+                "decided_by": decision.decided_by,
+                "approved": decision.approved,
+                "reason": decision.reason,
+                "decided_at": format_timestamp(decision.decided_at),
+            }
+            for decision in outcome.decisions
+        ]
+    return entry
 
 
 def _summary(phases: list[dict[str, Any]]) -> dict[str, int]:
@@ -214,7 +226,12 @@ class CrisisRecordStore:
         record["status"] = completion.status
         record["completed_at"] = format_timestamp(completion.completed_at)
         record["cancel_requests"] = [
-            {"requested_at": format_timestamp(note.requested_at), "stage": note.stage, "obeyed": note.obeyed}
+            {
+                "requested_at": format_timestamp(note.requested_at),
+                "stage": note.stage,
+                "obeyed": note.obeyed,
+                "reason": note.reason,
+            }
             for note in completion.cancel_requests
         ]
         self._write(completion.crisis_id, record)

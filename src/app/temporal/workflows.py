@@ -39,6 +39,8 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError,
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
+    from temporalio.contrib.workflow_streams import WorkflowStream
+
     from app.temporal import metrics
     from app.temporal.activities import CrisisActivities
     from app.temporal.errors import innermost_message
@@ -51,11 +53,13 @@ with workflow.unsafe.imports_passed_through():
         ApprovalDecision,
         CancelNote,
         CrisisCompletion,
+        CrisisEvent,
         CrisisProgress,
         CrisisRequest,
         CrisisResult,
         CrisisSnapshot,
         CrisisSummary,
+        EventKind,
         FailurePolicy,
         MissionPhase,
         PhaseAssignment,
@@ -77,6 +81,8 @@ BOOKKEEPING_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_i
 #: A record write in the worker gets three quick tries before it moves to a regular activity.
 LOCAL_BOOKKEEPING_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=3)
 
+#: The topic of the crisis's event stream (``liara`` reads it for ``GET .../events``).
+EVENT_TOPIC = "crisis"
 #: Stages once the crisis winds down: no phase starts, a cancel is recorded and not obeyed.
 _WINDING_DOWN = ("compensating", "finalizing", "done")
 
@@ -89,7 +95,10 @@ class CrisisResponseWorkflow:
         self._stage = "validating"
         self._current_phase: str | None = None
         self._compensations: list[PhaseOutcome] = []
-        self._decisions: dict[str, RecordedDecision] = {}
+        self._decisions: dict[str, list[RecordedDecision]] = {}
+        # Every change, in order, for outside observers: offset-addressed, durable, replay-safe.
+        self._events = WorkflowStream()
+        self._event_topic = self._events.topic(EVENT_TOPIC, type=CrisisEvent)
         self._cancel_requests: list[CancelNote] = []
         self._inline_output_bytes = 0
         self._invalid: ApplicationError | None = None
@@ -153,6 +162,9 @@ class CrisisResponseWorkflow:
                 break
             except asyncio.CancelledError:
                 self._note_cancel(obeyed=False)
+        # Let subscribers that wait for more collect the last events before the run ends.
+        self._events.detach_pollers()
+        await workflow.wait_condition(workflow.all_handlers_finished)
         if cancelled:
             raise asyncio.CancelledError(f"crisis {request.crisis_id} was cancelled")
         return result
@@ -184,6 +196,7 @@ class CrisisResponseWorkflow:
             ),
         )
         self._stage = "done"
+        self._publish(EventKind.FINISHED, status=status)
         return CrisisResult(
             crisis_id=request.crisis_id,
             target=request.target_member,
@@ -207,7 +220,7 @@ class CrisisResponseWorkflow:
             phase = self._plan[index]
             self._current_phase = phase.phase_id
             outcome, recorded = await self._run_phase(index, phase)
-            self._phases[index] = outcome
+            self._set_phase(index, outcome)
             metrics.count_phase(outcome.action, outcome.status)
             index += 1
             last_completed = outcome.status == PhaseStatus.COMPLETED and index == len(self._plan)
@@ -235,17 +248,23 @@ class CrisisResponseWorkflow:
         """How the phase ended, and whether its activity has recorded it."""
         outcome = self._phases[index]
         if phase.requires_approval:
-            self._phases[index] = outcome.model_copy(update={"status": PhaseStatus.AWAITING_APPROVAL})
+            self._set_phase(index, outcome.model_copy(update={"status": PhaseStatus.AWAITING_APPROVAL}))
             self._set_status_attribute("awaiting_approval")
-            decision = await self._await_decision(phase)
+            verdict = await self._await_verdict(phase)
             self._set_status_attribute("running")
-            if decision is None:
-                return _failed(outcome, f"approval timed out after {phase.approval_timeout:g} s", attempts=0), False
-            if not decision.approved:
-                reason = f": {decision.reason}" if decision.reason else ""
-                return _failed(outcome, f"rejected by {decision.decided_by}{reason}", attempts=0), False
-            outcome = outcome.model_copy(update={"approved_by": decision.decided_by})
-        self._phases[index] = outcome.model_copy(update={"status": PhaseStatus.RUNNING})
+            outcome = self._phases[index]  # with the decisions taken meanwhile
+            if verdict is None:
+                quorum = f" with {_approvals(outcome)} of {phase.approvals_required} approvals"
+                waited = f"approval timed out after {phase.approval_timeout:g} s"
+                error = waited + (quorum if phase.approvals_required > 1 else "")
+                return _failed(outcome, error, attempts=0), False
+            approved, deciders = verdict
+            if not approved:
+                rejection = deciders[0]
+                reason = f": {rejection.reason}" if rejection.reason else ""
+                return _failed(outcome, f"rejected by {rejection.decided_by}{reason}", attempts=0), False
+            outcome = outcome.model_copy(update={"approved_by": ", ".join(d.decided_by for d in deciders)})
+        self._set_phase(index, outcome.model_copy(update={"status": PhaseStatus.RUNNING}))
         try:
             # Not the last phase: its activity records it (the last one goes in with the final write).
             record = index < len(self._plan) - 1
@@ -255,14 +274,25 @@ class CrisisResponseWorkflow:
                 raise asyncio.CancelledError from err
             return self._phase_failure(phase, outcome, err), False
 
-    async def _await_decision(self, phase: MissionPhase) -> RecordedDecision | None:
-        """The decision on ``phase``, or None if its approval timed out first."""
+    async def _await_verdict(self, phase: MissionPhase) -> tuple[bool, list[RecordedDecision]] | None:
+        """The decision on ``phase`` (see ``_verdict``), or None if its approval timed out first."""
         timeout = timedelta(seconds=phase.approval_timeout) if phase.approval_timeout else None
         try:
-            await workflow.wait_condition(lambda: phase.phase_id in self._decisions, timeout=timeout)
+            await workflow.wait_condition(lambda: self._verdict(phase) is not None, timeout=timeout)
         except TimeoutError:
             pass  # a decision accepted in the same workflow task as the timeout still counts
-        return self._decisions.get(phase.phase_id)
+        return self._verdict(phase)
+
+    def _verdict(self, phase: MissionPhase) -> tuple[bool, list[RecordedDecision]] | None:
+        """``(False, [the rejection])`` at the first rejection, ``(True, approvals)`` once the quorum
+        approved, None while undecided.
+        """
+        decisions = self._decisions.get(phase.phase_id, [])
+        rejection = next((d for d in decisions if not d.approved), None)
+        if rejection is not None:
+            return False, [rejection]
+        approvals = [d for d in decisions if d.approved]
+        return (True, approvals) if len(approvals) >= phase.approvals_required else None
 
     async def _perform(
         self, phase: MissionPhase, outcome: PhaseOutcome, *, compensation: bool, record: bool
@@ -316,8 +346,26 @@ class CrisisResponseWorkflow:
         for index, outcome in enumerate(self._phases):
             if outcome.status in (PhaseStatus.PENDING, PhaseStatus.AWAITING_APPROVAL, PhaseStatus.RUNNING):
                 closed = status if outcome.status != PhaseStatus.PENDING else PhaseStatus.SKIPPED
-                self._phases[index] = outcome.model_copy(update={"status": closed, "timestamp": now})
+                self._set_phase(index, outcome.model_copy(update={"status": closed, "timestamp": now}))
                 metrics.count_phase(outcome.action, closed)
+
+    def _set_phase(self, index: int, outcome: PhaseOutcome) -> None:
+        """Where phase ``index`` stands now; a new status is an event (and, awaiting approval, a second one)."""
+        changed = outcome.status != self._phases[index].status
+        self._phases[index] = outcome
+        if not changed:
+            return
+        self._publish(EventKind.PHASE, phase_id=outcome.phase_id, status=outcome.status, error=outcome.error)
+        if outcome.status == PhaseStatus.AWAITING_APPROVAL:
+            self._publish(
+                EventKind.APPROVAL_REQUIRED,
+                phase_id=outcome.phase_id,
+                approvals=_approvals(outcome),
+                approvals_required=outcome.approvals_required,
+            )
+
+    def _publish(self, kind: EventKind, **details: Any) -> None:
+        self._event_topic.publish(CrisisEvent(kind=kind, at=workflow.now(), **details))
 
     async def _compensate(self) -> None:
         """Undo completed phases that declare a compensation, last first; record each one."""
@@ -334,6 +382,7 @@ class CrisisResponseWorkflow:
             except ActivityError as err:
                 outcome, recorded = self._phase_failure(undo, _pending(undo), err), False
             self._compensations.append(outcome)
+            self._publish(EventKind.COMPENSATION, phase_id=outcome.phase_id, status=outcome.status, error=outcome.error)
             metrics.count_phase(outcome.action, outcome.status, compensation=True)
             if not recorded:
                 await self._log(outcome, compensation=True)
@@ -399,7 +448,11 @@ class CrisisResponseWorkflow:
         )
 
     def _note_cancel(self, *, obeyed: bool) -> None:
-        self._cancel_requests.append(CancelNote(requested_at=workflow.now(), stage=self._stage, obeyed=obeyed))
+        note = CancelNote(
+            requested_at=workflow.now(), stage=self._stage, obeyed=obeyed, reason=workflow.cancellation_reason() or None
+        )
+        self._cancel_requests.append(note)
+        self._publish(EventKind.CANCEL_REQUESTED, status=self._stage)
         if not obeyed:
             workflow.logger.warning(
                 "Crisis %s: cancel requested while %s; it runs to its end",
@@ -432,17 +485,30 @@ class CrisisResponseWorkflow:
         )
 
     @workflow.update
-    def decide_approval(self, decision: ApprovalDecision) -> RecordedDecision:
-        """Approve or reject a phase that awaits approval. Exactly one decision per phase takes
-        effect; the validator refuses every other (and any after the approval timed out).
+    def decide_approval(self, decision: ApprovalDecision) -> PhaseOutcome:
+        """Approve or reject a phase that awaits approval; returns the phase with every decision so
+        far. The validator lets through exactly the decisions that count: one per approver until
+        the quorum approved, none after a rejection or the approval's timeout.
         """
         recorded = RecordedDecision(**decision.model_dump(), decided_at=workflow.now())
-        self._decisions[decision.phase_id] = recorded
+        self._decisions.setdefault(decision.phase_id, []).append(recorded)
+        index = next(i for i, p in enumerate(self._phases) if p.phase_id == decision.phase_id)
+        outcome = self._phases[index]
+        outcome = outcome.model_copy(update={"decisions": [*outcome.decisions, recorded]})
+        self._set_phase(index, outcome)
         verb = "approved" if decision.approved else "rejected"
         workflow.logger.info(
             "Mission phase %s %s by %s", decision.phase_id, verb, decision.decided_by, extra=self._log_extra()
         )
-        return recorded
+        self._publish(
+            EventKind.DECISION,
+            phase_id=decision.phase_id,
+            decided_by=decision.decided_by,
+            approved=decision.approved,
+            approvals=_approvals(outcome),
+            approvals_required=outcome.approvals_required,
+        )
+        return outcome
 
     @decide_approval.validator
     def _check_decision(self, decision: ApprovalDecision) -> None:
@@ -451,12 +517,20 @@ class CrisisResponseWorkflow:
         outcome = next((p for p in self._phases if p.phase_id == phase_id), None)
         if outcome is None or not outcome.requires_approval:
             raise ValueError(f"crisis {self._request.crisis_id} has no phase {phase_id!r} that requires approval")
-        earlier = self._decisions.get(phase_id)
-        if earlier is not None:
-            verb = "approved" if earlier.approved else "rejected"
+        decided = self._decisions.get(phase_id, [])
+        rejection = next((d for d in decided if not d.approved), None)
+        approvals = [d for d in decided if d.approved]
+        if rejection is not None or len(approvals) >= outcome.approvals_required:
+            final = rejection or approvals[-1]
+            verb = "rejected" if rejection else "approved"
+            by = final.decided_by if rejection or len(approvals) == 1 else ", ".join(d.decided_by for d in approvals)
             raise ValueError(
-                f"phase {phase_id!r} was already {verb} by {earlier.decided_by} at "
-                f"{earlier.decided_at.isoformat(timespec='seconds')}"
+                f"phase {phase_id!r} was already {verb} by {by} at {final.decided_at.isoformat(timespec='seconds')}"
+            )
+        if any(d.decided_by == decision.decided_by for d in approvals):
+            raise ValueError(
+                f"{decision.decided_by} has already approved phase {phase_id!r} "
+                f"({len(approvals)} of {outcome.approvals_required} approvals); another approver must decide"
             )
         if outcome.status == PhaseStatus.PENDING:
             raise ValueError(f"phase {phase_id!r} is not awaiting approval yet; decide once it waits for it")
@@ -495,8 +569,16 @@ class CrisisResponseWorkflow:
 
 def _pending(phase: MissionPhase) -> PhaseOutcome:
     return PhaseOutcome(
-        phase_id=phase.phase_id, agent_id=phase.agent_id, action=phase.action, requires_approval=phase.requires_approval
+        phase_id=phase.phase_id,
+        agent_id=phase.agent_id,
+        action=phase.action,
+        requires_approval=phase.requires_approval,
+        approvals_required=phase.approvals_required,
     )
+
+
+def _approvals(outcome: PhaseOutcome) -> int:
+    return sum(1 for decision in outcome.decisions if decision.approved)
 
 
 def _failed(outcome: PhaseOutcome, error: str, *, attempts: int | None) -> PhaseOutcome:
