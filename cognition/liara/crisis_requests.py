@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from app.temporal.errors import InvalidCrisisRequestError
 from app.temporal.models import MAX_ID_LENGTH, CrisisRequest, MissionPhase, strict_input
+from app.temporal.notifications import notification_task_queue
 from app.temporal.validation import describe_validation_error
 
 WORKFLOW_ID_PREFIX = "crisis-workflow-"
@@ -52,12 +53,14 @@ def build_request(
     missions: Iterable[MissionPhase | Mapping[str, Any]],
     initiated_by: str = "unknown",
     crisis_id: str | None = None,
+    webhooks: Iterable[str] | None = None,
     **options: Any,
 ) -> CrisisRequest:
     """Validate everything a crisis needs; raise ``InvalidCrisisRequestError`` naming each bad field.
 
-    ``options`` are further ``CrisisRequest`` fields: ``retry``, ``phase_timeout_seconds``,
-    ``heartbeat_timeout_seconds``, ``failure_policy``.
+    ``webhooks`` names webhooks configured where notifications are delivered (``liara serve``,
+    ``liara notifier``); ``options`` are further ``CrisisRequest`` fields: ``retry``,
+    ``phase_timeout_seconds``, ``heartbeat_timeout_seconds``, ``failure_policy``.
     """
     fields: dict[str, Any] = {
         "target_member": target_member,
@@ -65,6 +68,8 @@ def build_request(
         "initiated_by": initiated_by,
         **{name: _plain(value) for name, value in options.items() if value is not None},
     }
+    if webhooks:
+        fields["notifications"] = {"webhooks": list(webhooks), "task_queue": notification_task_queue()}
     try:
         # Check the target first so a generated crisis id is built from a valid one.
         strict_input(CrisisRequest, {**fields, "crisis_id": "check"})

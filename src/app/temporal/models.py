@@ -26,6 +26,7 @@ MAX_ID_LENGTH = 128
 MAX_PHASES = 1000
 #: Largest quorum a phase may ask for.
 MAX_APPROVALS = 100
+MAX_WEBHOOKS = 10
 
 #: An action is a word: a letter, then letters, digits, ``_`` or ``-``.
 ACTION_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*$"
@@ -126,6 +127,20 @@ class FailurePolicy(StrEnum):
     ABORT = "abort"
 
 
+class NotificationSettings(_Model):
+    """Which configured webhooks hear of a crisis (see app.temporal.notifications)."""
+
+    webhooks: Annotated[list[SafeId], Field(min_length=1, max_length=MAX_WEBHOOKS)]
+    task_queue: Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)] = "liara-notifications"
+
+    @field_validator("webhooks")
+    @classmethod
+    def _distinct(cls, webhooks: list[str]) -> list[str]:
+        if len(set(webhooks)) != len(webhooks):
+            raise ValueError("name each webhook once")
+        return webhooks
+
+
 class CrisisRequest(_Model):
     """The single input of ``CrisisResponseWorkflow``."""
 
@@ -140,6 +155,9 @@ class CrisisRequest(_Model):
     )
     failure_policy: FailurePolicy = Field(
         default=FailurePolicy.CONTINUE, description="continue: run the remaining phases; abort: stop and compensate."
+    )
+    notifications: NotificationSettings | None = Field(
+        default=None, description="Webhooks told of approval_required, phase_failed and finished."
     )
 
     @field_validator("missions")

@@ -35,8 +35,15 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, FailureError, RetryState, is_cancelled_exception
-from temporalio.workflow import ActivityCancellationType
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    FailureError,
+    RetryState,
+    WorkflowAlreadyStartedError,
+    is_cancelled_exception,
+)
+from temporalio.workflow import ActivityCancellationType, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from temporalio.contrib.workflow_streams import WorkflowStream
@@ -67,6 +74,12 @@ with workflow.unsafe.imports_passed_through():
         PhaseOutcome,
         PhaseStatus,
         RecordedDecision,
+    )
+    from app.temporal.notifications import (
+        WebhookDelivery,
+        WebhookDeliveryWorkflow,
+        WebhookEvent,
+        delivery_workflow_id,
     )
     from app.temporal.uninterrupted import uninterrupted
     from app.temporal.validation import CrisisInput, check_crisis_request
@@ -99,6 +112,8 @@ class CrisisResponseWorkflow:
         # Every change, in order, for outside observers: offset-addressed, durable, replay-safe.
         self._events = WorkflowStream()
         self._event_topic = self._events.topic(EVENT_TOPIC, type=CrisisEvent)
+        self._published = 0
+        self._deliveries: list[asyncio.Task[None]] = []
         self._cancel_requests: list[CancelNote] = []
         self._inline_output_bytes = 0
         self._invalid: ApplicationError | None = None
@@ -196,7 +211,10 @@ class CrisisResponseWorkflow:
             ),
         )
         self._stage = "done"
-        self._publish(EventKind.FINISHED, status=status)
+        finished = self._publish(EventKind.FINISHED, status=status)
+        self._notify(WebhookEvent.FINISHED, finished, {"status": status, "success": success, **summary.model_dump()})
+        # Started, not awaited to their end: a receiver that is down never holds the crisis up.
+        await asyncio.gather(*self._deliveries)
         return CrisisResult(
             crisis_id=request.crisis_id,
             target=request.target_member,
@@ -355,17 +373,53 @@ class CrisisResponseWorkflow:
         self._phases[index] = outcome
         if not changed:
             return
-        self._publish(EventKind.PHASE, phase_id=outcome.phase_id, status=outcome.status, error=outcome.error)
+        changed_at = self._publish(
+            EventKind.PHASE, phase_id=outcome.phase_id, status=outcome.status, error=outcome.error
+        )
+        if outcome.status == PhaseStatus.FAILED:
+            self._notify(WebhookEvent.PHASE_FAILED, changed_at, {"phase_id": outcome.phase_id, "error": outcome.error})
         if outcome.status == PhaseStatus.AWAITING_APPROVAL:
-            self._publish(
+            required = self._publish(
                 EventKind.APPROVAL_REQUIRED,
                 phase_id=outcome.phase_id,
                 approvals=_approvals(outcome),
                 approvals_required=outcome.approvals_required,
             )
+            quorum = {"phase_id": outcome.phase_id, "approvals_required": outcome.approvals_required}
+            self._notify(WebhookEvent.APPROVAL_REQUIRED, required, quorum)
 
-    def _publish(self, kind: EventKind, **details: Any) -> None:
+    def _publish(self, kind: EventKind, **details: Any) -> int:
+        """Append an event to the crisis's stream; return its id (its place in the stream)."""
         self._event_topic.publish(CrisisEvent(kind=kind, at=workflow.now(), **details))
+        self._published += 1
+        return self._published - 1
+
+    def _notify(self, event: WebhookEvent, event_id: int, data: dict[str, Any]) -> None:
+        """Start the delivery of ``event`` to each webhook the crisis names."""
+        settings = self._request.notifications
+        for webhook in settings.webhooks if settings else []:
+            delivery = WebhookDelivery(
+                webhook=webhook,
+                workflow_id=workflow.info().workflow_id,
+                crisis_id=self._request.crisis_id,
+                event_id=event_id,
+                event=event,
+                at=workflow.now(),
+                data=data,
+            )
+            self._deliveries.append(asyncio.ensure_future(self._start_delivery(delivery, settings.task_queue)))
+
+    async def _start_delivery(self, delivery: WebhookDelivery, task_queue: str) -> None:
+        try:
+            await workflow.start_child_workflow(
+                WebhookDeliveryWorkflow.run,
+                delivery,
+                id=delivery_workflow_id(delivery),
+                task_queue=task_queue,
+                parent_close_policy=ParentClosePolicy.ABANDON,
+            )
+        except WorkflowAlreadyStartedError:
+            pass  # a reset run repeats an event whose delivery was started before
 
     async def _compensate(self) -> None:
         """Undo completed phases that declare a compensation, last first; record each one."""
