@@ -18,8 +18,8 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from app.temporal.agents import load_executor_registry
 from app.temporal.client import START_SERVER_HINT, ConnectionSettings
-from app.temporal.config import load_executor_registry
 from app.temporal.errors import LiaraError, TemporalUnavailableError
 from app.temporal.records import CrisisRecordStore
 from app.temporal.visibility import missing_search_attributes

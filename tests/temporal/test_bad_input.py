@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from temporalio.service import RPCError, RPCStatusCode
 
-from app.temporal.config import load_executor_registry
+from app.temporal.agents import load_executor_registry
 from app.temporal.errors import (
     CrisisNotFoundError,
     CrisisWaitTimeoutError,
@@ -475,7 +475,7 @@ CONFIGS = {
     "unknown executor type": (
         '[executors.recon-api]\ntype = "satellite"\n',
         "sets executors.recon-api.type to unknown executor type 'satellite' "
-        "(built in: simulate, http, command; installed plugins: none).",
+        "(built in: simulate, http, command, mcp; installed plugins: none).",
     ),
     "malformed TOML": (
         '[agents\ndefault = "simulate"\n',

@@ -15,8 +15,7 @@ import pytest
 from pydantic import JsonValue
 
 from app.temporal.activities import CrisisActivities
-from app.temporal.config import SIMULATE, ExecutorRegistry
-from app.temporal.executors import Mission, SimulateExecutor
+from app.temporal.agents import SIMULATE, ExecutorRegistry, Mission, SimulateExecutor
 from app.temporal.models import OUTPUT_BUDGET_BYTES, CrisisResult, PhaseStatus
 from app.temporal.records import CrisisRecordStore
 from app.temporal.workflows import CrisisResponseWorkflow

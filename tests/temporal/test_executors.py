@@ -21,24 +21,21 @@ import pytest
 from pydantic import JsonValue
 from temporalio.exceptions import ApplicationError
 
-from app.temporal.codec import new_key_line
-from app.temporal.config import (
-    ConfigError,
-    ExecutorRegistry,
-    load_executor_registry,
-)
-from app.temporal.errors import LiaraError
-from app.temporal.executors import (
+from app.temporal.agents import (
     AGENT_FAILURE_ERROR,
     INHERITED_ENV,
-    MAX_OUTPUT_BYTES,
     AgentExecutor,
     CommandExecutor,
+    ConfigError,
+    ExecutorRegistry,
     HttpExecutor,
     Mission,
     SimulateExecutor,
+    load_executor_registry,
 )
-from app.temporal.models import MissionPhase
+from app.temporal.codec import new_key_line
+from app.temporal.errors import LiaraError
+from app.temporal.models import MAX_OUTPUT_BYTES, MissionPhase
 from tests.conftest import WorkerProcess, cli
 
 #: Upper bound of every wait in this module: a hang fails the test instead of stalling the suite.

@@ -16,8 +16,7 @@ from typing import Any
 import pytest
 
 from app.temporal.activities import CrisisActivities
-from app.temporal.config import SIMULATE, ExecutorRegistry
-from app.temporal.executors import Mission
+from app.temporal.agents import SIMULATE, ExecutorRegistry, Mission
 from app.temporal.models import MissionPhase, PhaseOutcome, PhaseStatus
 from app.temporal.records import CrisisRecordStore, format_timestamp
 from app.temporal.workflows import CrisisResponseWorkflow

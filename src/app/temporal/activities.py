@@ -18,9 +18,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from app.temporal import metrics
-from app.temporal.config import SIMULATE, ExecutorRegistry
+from app.temporal.agents import AGENT_FAILURE_ERROR, SIMULATE, ExecutorRegistry, Mission, SimulateExecutor
 from app.temporal.errors import CrisisRecordError
-from app.temporal.executors import AGENT_FAILURE_ERROR, Mission, SimulateExecutor
 from app.temporal.models import (
     MAX_OUTPUT_BYTES,
     AgentReport,

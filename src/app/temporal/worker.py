@@ -27,8 +27,8 @@ import typer
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from app.temporal.activities import CrisisActivities
+from app.temporal.agents import ExecutorRegistry, load_executor_registry
 from app.temporal.client import ConnectionSettings, connect, run_and_exit
-from app.temporal.config import ExecutorRegistry, load_executor_registry
 from app.temporal.errors import LiaraError
 from app.temporal.logs import CrisisLogInterceptor, LogFormat, configure_logging
 from app.temporal.metrics import (

@@ -10,7 +10,7 @@ runnable end to end.
     [agents.actions]
     reconnaissance = "recon-api"         # action -> executor name
     [executors.recon-api]
-    type = "http"                        # simulate | http | command | <liara.executors entry point>
+    type = "http"                        # simulate | http | command | mcp | <liara.executors entry point>
     url = "http://127.0.0.1:9000/missions"
 
 Precedence for an action: ``LIARA_EXECUTOR_<ACTION>``, then ``[agents.actions]``, then
@@ -23,24 +23,24 @@ import os
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
+from functools import partial
 from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
-from app.temporal.errors import LiaraError
-from app.temporal.executors import (
-    AgentExecutor,
+from app.temporal.agents.mission import AgentExecutor, ExecutorSettings
+from app.temporal.agents.plugins import (
+    BUILTIN_TYPES,
     ExecutorFactory,
-    SimulateExecutor,
     build_executor,
-    builtin_factories,
     load_factory,
     plugin_entry_points,
 )
+from app.temporal.agents.simulate import SimulateExecutor
+from app.temporal.errors import LiaraError
 from app.temporal.models import ActionName
 
 CONFIG_ENV = "LIARA_CONFIG"
@@ -77,7 +77,7 @@ class _AgentsTable(_Strict):
 
 
 class _ExecutorTable(BaseModel):
-    """``type`` plus whatever that type takes (checked against the type's own settings below)."""
+    """``type`` plus whatever that type takes (checked against the type's own settings model)."""
 
     model_config = ConfigDict(extra="allow", strict=True)
 
@@ -87,49 +87,6 @@ class _ExecutorTable(BaseModel):
 class _ConfigFile(_Strict):
     agents: _AgentsTable = Field(default_factory=_AgentsTable)
     executors: dict[ExecutorName, _ExecutorTable] = Field(default_factory=dict)
-
-
-class _SimulateSettings(_Strict):
-    pass
-
-
-class _HttpSettings(_Strict):
-    url: str
-    timeout_seconds: Annotated[float, Field(gt=0, le=86400)] = 30.0
-    headers: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("url")
-    @classmethod
-    def _absolute_http(cls, url: str) -> str:
-        try:
-            parsed = httpx.URL(url)
-        except httpx.InvalidURL as err:
-            raise ValueError(f"not a URL ({err})") from None
-        if parsed.scheme not in ("http", "https") or not parsed.host:
-            raise ValueError("must be an absolute http:// or https:// URL")
-        return url
-
-
-class _CommandSettings(_Strict):
-    argv: Annotated[list[str], Field(min_length=1)]
-    timeout_seconds: Annotated[float, Field(gt=0, le=86400)] | None = None
-    cwd: str | None = None
-    env: dict[str, str] = Field(default_factory=dict)
-    non_retryable_exit_codes: list[int] = Field(default_factory=list)
-
-    @field_validator("argv")
-    @classmethod
-    def _program_named(cls, argv: list[str]) -> list[str]:
-        if not argv[0]:
-            raise ValueError("the first element must name the program")
-        return argv
-
-
-_BUILTIN_SETTINGS: dict[str, type[BaseModel]] = {
-    "simulate": _SimulateSettings,
-    "http": _HttpSettings,
-    "command": _CommandSettings,
-}
 
 
 # --- registry ---------------------------------------------------------------------------------
@@ -198,6 +155,8 @@ def load_executor_registry(
     config = _read(source) if source is not None else _ConfigFile()
     where = f"Executor configuration {source}" if source is not None else "The executor configuration"
 
+    # Relative paths in the file are relative to the file.
+    config_dir = source.parent if source is not None else Path()
     executors: dict[str, AgentExecutor] = {SIMULATE: SimulateExecutor()}
     plugins: dict[str, EntryPoint] | None = None
     for name, table in config.executors.items():
@@ -205,15 +164,13 @@ def load_executor_registry(
         if name == SIMULATE:
             raise ConfigError(f"{where} redefines {key}, but {SIMULATE!r} is built in; choose another name.")
         settings = table.model_extra or {}
-        if table.type in _BUILTIN_SETTINGS:
-            factory = builtin_factories()[table.type]
-            kwargs = _builtin_kwargs(table.type, settings, where, key, source)
+        if table.type in BUILTIN_TYPES:
+            build = partial(_builtin_settings(table.type, settings, where, key).build, config_dir)
         else:
             plugins = plugins if plugins is not None else plugin_entry_points(entry_points)
-            factory = _plugin_factory(table.type, plugins, where, key)
-            kwargs = dict(settings)
+            build = partial(build_executor, _plugin_factory(table.type, plugins, where, key), settings)
         try:
-            executors[name] = build_executor(factory, kwargs)
+            executors[name] = build()
         except Exception as err:  # a plugin may raise anything; the worker must say which entry broke
             raise ConfigError(f"{where} has an unusable {key}: {err}.") from err
 
@@ -268,15 +225,11 @@ def _read(source: Path) -> _ConfigFile:
         raise ConfigError(_describe(err, f"Executor configuration {source}")) from None
 
 
-def _builtin_kwargs(kind: str, settings: dict[str, Any], where: str, key: str, source: Path | None) -> dict[str, Any]:
+def _builtin_settings(kind: str, settings: dict[str, Any], where: str, key: str) -> ExecutorSettings:
     try:
-        checked = _BUILTIN_SETTINGS[kind].model_validate(settings)
+        return BUILTIN_TYPES[kind].model_validate(settings)
     except ValidationError as err:
         raise ConfigError(_describe(err, where, prefix=key)) from None
-    kwargs = checked.model_dump()
-    if kind == "command" and kwargs["cwd"] is not None and source is not None:
-        kwargs["cwd"] = source.parent / kwargs["cwd"]  # relative to the file, like every path in it
-    return kwargs
 
 
 def _plugin_factory(kind: str, plugins: Mapping[str, EntryPoint], where: str, key: str) -> ExecutorFactory:
@@ -284,7 +237,7 @@ def _plugin_factory(kind: str, plugins: Mapping[str, EntryPoint], where: str, ke
         installed = ", ".join(sorted(plugins)) or "none"
         raise ConfigError(
             f"{where} sets {key}.type to unknown executor type {kind!r} "
-            f"(built in: {', '.join(_BUILTIN_SETTINGS)}; installed plugins: {installed})."
+            f"(built in: {', '.join(BUILTIN_TYPES)}; installed plugins: {installed})."
         )
     point = plugins[kind]
     try:

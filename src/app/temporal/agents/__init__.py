@@ -1,0 +1,32 @@
+"""Agent executors: what performs a mission phase for ``perform_agent_mission``, and ``liara.toml``.
+
+``mission`` holds what every executor shares (the mission, the failure rules, the settings base);
+``simulate``, ``http``, ``command`` and ``mcp`` each hold one built-in type, its executor and its
+settings; ``plugins`` lists the built-in types and finds ``liara.executors`` entry points;
+``config`` reads the configuration into an :class:`ExecutorRegistry`.
+"""
+
+from app.temporal.agents.command import CommandExecutor
+from app.temporal.agents.config import SIMULATE, ConfigError, ExecutorRegistry, load_executor_registry
+from app.temporal.agents.http import HttpExecutor
+from app.temporal.agents.mcp import McpExecutor, McpSettings
+from app.temporal.agents.mission import AGENT_FAILURE_ERROR, AgentExecutor, Mission, agent_failure
+from app.temporal.agents.processes import INHERITED_ENV
+from app.temporal.agents.simulate import SimulateExecutor
+
+__all__ = [
+    "AGENT_FAILURE_ERROR",
+    "INHERITED_ENV",
+    "SIMULATE",
+    "AgentExecutor",
+    "CommandExecutor",
+    "ConfigError",
+    "ExecutorRegistry",
+    "HttpExecutor",
+    "McpExecutor",
+    "McpSettings",
+    "Mission",
+    "SimulateExecutor",
+    "agent_failure",
+    "load_executor_registry",
+]

@@ -1,0 +1,105 @@
+"""The ``mcp`` executor: a phase calls one tool on a Model Context Protocol server.
+
+    [executors.scanner]
+    type = "mcp"
+    command = ["python3", "scanner_server.py"]   # a stdio server, started for each call
+    # or: url = "http://127.0.0.1:9100/mcp"      # a streamable HTTP server
+    tool = "scan"                                # used when the phase's params name no tool
+
+The phase's ``params.tool`` (else the executor's ``tool``) names the tool and ``params.arguments``
+(an object, default ``{}``) are its arguments. How the call goes, and how its result becomes the
+phase's output, is in app.temporal.agents.mcp_client.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
+
+from app.temporal.agents.http import display_url, parse_http_url
+from app.temporal.agents.mission import ExecutorSettings, Mission, TimeoutSeconds, agent_failure, phase_params
+from app.temporal.agents.processes import ProgramArgv
+
+ToolName = Annotated[str, Field(min_length=1)]
+
+
+class McpParams(BaseModel):
+    """``phase.params`` the ``mcp`` executor reads; other keys are left alone."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    tool: ToolName | None = None
+    arguments: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class McpSettings(ExecutorSettings):
+    """What ``type = "mcp"`` takes: one server (``command`` or ``url``) and how to reach it."""
+
+    #: A stdio server: the program and its arguments (no shell).
+    command: ProgramArgv | None = None
+    #: A streamable HTTP server's endpoint.
+    url: str | None = None
+    #: Bounds the whole call: starting the server (stdio), the handshake and the tool.
+    timeout_seconds: TimeoutSeconds = 30.0
+    #: The stdio server's working directory, relative to the configuration file.
+    cwd: str | None = None
+    #: Added to the stdio server's short environment, as for a ``command`` agent.
+    env: dict[str, str] = Field(default_factory=dict)
+    #: Sent with every request to a ``url`` server (an ``Authorization`` token, say).
+    headers: dict[str, str] = Field(default_factory=dict)
+    #: The tool of a phase whose params name none.
+    tool: ToolName | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _absolute_http(cls, url: str | None) -> str | None:
+        if url is not None:
+            parse_http_url(url)
+        return url
+
+    @model_validator(mode="after")
+    def _one_server(self) -> McpSettings:
+        if (self.command is None) == (self.url is None):
+            raise ValueError("set exactly one of command (a stdio server) and url (a streamable HTTP server)")
+        if self.url is not None and (self.env or self.cwd is not None):
+            raise ValueError("env and cwd apply to a command server, not to a url")
+        if self.command is not None and self.headers:
+            raise ValueError("headers apply to a url server, not to a command")
+        return self
+
+    def build(self, config_dir: Path) -> McpExecutor:
+        return McpExecutor(self, config_dir)
+
+
+class McpExecutor:
+    """Calls the phase's tool on the configured MCP server; its result is the phase's output.
+
+    Built from checked :class:`McpSettings`, so the rules for a usable server live in one place.
+    """
+
+    def __init__(self, settings: McpSettings, config_dir: Path = Path()) -> None:
+        self.settings = settings
+        self.cwd = config_dir / settings.cwd if settings.cwd is not None else None
+        if settings.command is not None:
+            #: Names the server in failure messages (never the URL's credentials or query).
+            self.server_name = f"MCP server {settings.command[0]}"
+        else:
+            assert settings.url is not None
+            self.server_name = f"MCP server at {display_url(parse_http_url(settings.url))}"
+
+    async def run(self, mission: Mission) -> JsonValue:
+        params = phase_params(McpParams, mission, "mcp")
+        tool = params.tool or self.settings.tool
+        if tool is None:
+            raise agent_failure(
+                f"Phase {mission.phase.phase_id} names no tool of {self.server_name}: "
+                "set params.tool, or tool in the executor's settings.",
+                retryable=False,
+            )
+        # Imported on the first call: the SDK takes a quarter of a second to load, and every
+        # `liara` command imports this module.
+        from app.temporal.agents.mcp_client import call_tool
+
+        return await call_tool(self, tool, params.arguments, mission)
