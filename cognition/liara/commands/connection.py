@@ -12,8 +12,8 @@ from typing import TypeVar
 
 import typer
 
+from app.temporal.cli_options import AddressOption, NamespaceOption, ProfileOption, TaskQueueOption
 from app.temporal.errors import CrisisFailedError, LiaraError
-from app.temporal.worker import AddressOption, NamespaceOption, ProfileOption, TaskQueueOption
 from cognition.liara.agency import LiaraTemporalAgency
 from cognition.liara.commands.output import err_console, say
 

@@ -10,13 +10,8 @@ with OpenTelemetry (``--tracing``, see app.temporal.tracing) and log JSON lines
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
-import multiprocessing
-import multiprocessing.connection
-import os
 import signal
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -28,6 +23,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from app.temporal.activities import CrisisActivities
 from app.temporal.agents import ExecutorRegistry, load_executor_registry
+from app.temporal.cli_options import AddressOption, NamespaceOption, ProfileOption, TaskQueueOption
 from app.temporal.client import ConnectionSettings, connect, run_and_exit
 from app.temporal.errors import LiaraError
 from app.temporal.logs import CrisisLogInterceptor, LogFormat, configure_logging
@@ -39,6 +35,7 @@ from app.temporal.metrics import (
     zero_crisis_counters,
 )
 from app.temporal.records import CrisisRecordStore
+from app.temporal.supervisor import run_worker_processes
 from app.temporal.tracing import TRACING_ENV, Tracing, start_tracing
 from app.temporal.workflows import CrisisResponseWorkflow
 
@@ -55,19 +52,6 @@ MAX_CONCURRENT_ACTIVITIES = 100
 #: and the replays of recorded histories run the workflow fully sandboxed, with the SDK's
 #: default runner. The crisis workflow module keeps no state of its own between crises.
 WORKFLOW_RUNNER = UnsandboxedWorkflowRunner()
-
-
-# Connection options of every command line (workers and `liara`); see app.temporal.client.
-AddressOption = Annotated[
-    str | None, typer.Option(help="Temporal frontend host:port (env TEMPORAL_ADDRESS; default localhost:7233)")
-]
-NamespaceOption = Annotated[
-    str | None, typer.Option(help="Temporal namespace (env TEMPORAL_NAMESPACE; default default)")
-]
-TaskQueueOption = Annotated[
-    str | None, typer.Option(help="Crisis task queue (env LIARA_TASK_QUEUE; default liara-crisis-tasks)")
-]
-ProfileOption = Annotated[str | None, typer.Option(help="Profile of temporal.toml to use (env TEMPORAL_PROFILE)")]
 
 
 class LogLevel(StrEnum):
@@ -211,62 +195,6 @@ def run_worker(settings: ConnectionSettings, workflows: Sequence[type], options:
     return 0
 
 
-def _worker_process(settings: ConnectionSettings, workflows: Sequence[type], options: WorkerOptions) -> None:
-    # Runs in a spawned child: its exit code is the worker's. The child ends without interpreter
-    # finalization, like every entry point (see run_and_exit): the SDK's runtime threads could
-    # crash it (Fatal Python error in PyGILState_Release) and turn a clean stop into exit 1.
-    run_and_exit(lambda: sys.exit(run_worker(settings, workflows, options)))
-
-
-def run_worker_processes(
-    count: int, settings: ConnectionSettings, workflows: Sequence[type], options: WorkerOptions
-) -> int:
-    """``count`` worker processes on the same task queue; SIGINT/SIGTERM stop them all gracefully.
-
-    Each process has its own worker identity (pid@host), so Temporal spreads crises between them,
-    and with a metrics port its own port: worker-1 the given one, worker-2 the next, and so on.
-    If a worker fails (exits non-zero, say because its metrics port is taken), the others are
-    stopped too and the exit code is 1.
-    """
-    context = multiprocessing.get_context("spawn")
-    children = []
-    for index in range(1, count + 1):
-        port = options.metrics_port + index - 1 if options.metrics_port else None
-        children.append(
-            context.Process(
-                target=_worker_process,
-                args=(settings, list(workflows), dataclasses.replace(options, metrics_port=port)),
-                name=f"worker-{index}",
-            )
-        )
-    for child in children:
-        child.start()
-
-    def stop_all() -> None:
-        for child in children:
-            if child.is_alive() and child.pid:
-                os.kill(child.pid, signal.SIGTERM)
-
-    stopping = False
-
-    def forward(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-        stop_all()
-
-    signal.signal(signal.SIGINT, forward)
-    signal.signal(signal.SIGTERM, forward)
-    running = {child.sentinel: child for child in children}
-    while running:
-        for sentinel in multiprocessing.connection.wait(list(running)):
-            child = running.pop(sentinel)
-            child.join()
-            if child.exitcode != 0 and not stopping:
-                stopping = True
-                stop_all()
-    return 0 if all(child.exitcode == 0 for child in children) else 1
-
-
 def worker_command(workflows: Sequence[type], description: str) -> Callable[..., None]:
     """A Typer command running a worker for ``workflows``; shared by every worker entry point."""
 
@@ -346,7 +274,7 @@ def worker_command(workflows: Sequence[type], description: str) -> Callable[...,
         if processes == 1:
             code = run_worker(settings, workflows, options)
         else:
-            code = run_worker_processes(processes, settings, workflows, options)
+            code = run_worker_processes(processes, run_worker, settings, workflows, options)
         raise typer.Exit(code)
 
     command.__doc__ = description
