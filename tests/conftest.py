@@ -11,7 +11,6 @@ import sys
 import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,13 +78,6 @@ async def dev_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[
 
 
 @pytest.fixture
-def executor() -> Iterator[ThreadPoolExecutor]:
-    """Threads for the sync (record-writing) activities of in-process workers."""
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        yield pool
-
-
-@pytest.fixture
 def task_queue() -> str:
     """A fresh task queue per test, so tests never take each other's tasks."""
     return f"liara-test-{uuid.uuid4()}"
@@ -98,17 +90,24 @@ async def agency(dev_server: DevServer, task_queue: str) -> AsyncIterator[LiaraT
         yield connected
 
 
-@pytest.fixture
-def liara_env(dev_server: DevServer, task_queue: str, tmp_path: Path) -> dict[str, str]:
-    """Environment for CLI and worker subprocesses: the test server, its own queue and record dir."""
+def subprocess_env(address: str, task_queue: str, crisis_dir: Path) -> dict[str, str]:
+    """Environment for CLI and worker subprocesses: this server, this queue and record dir, and
+    none of the caller's own Temporal or Liara settings.
+    """
     env = {key: value for key, value in os.environ.items() if not key.startswith(("TEMPORAL_", "LIARA_"))}
     env.update(
-        TEMPORAL_ADDRESS=dev_server.address,
+        TEMPORAL_ADDRESS=address,
         LIARA_TASK_QUEUE=task_queue,
-        LIARA_CRISIS_DIR=str(tmp_path / "crises"),
+        LIARA_CRISIS_DIR=str(crisis_dir),
         PYTHONUNBUFFERED="1",
     )
     return env
+
+
+@pytest.fixture
+def liara_env(dev_server: DevServer, task_queue: str, tmp_path: Path) -> dict[str, str]:
+    """Environment for CLI and worker subprocesses: the test server, its own queue and record dir."""
+    return subprocess_env(dev_server.address, task_queue, tmp_path / "crises")
 
 
 class WorkerProcess:

@@ -562,6 +562,8 @@ class LiaraTemporalAgency:
         except WorkflowUpdateFailedError as err:
             raise refused(f"Cannot {action} {workflow_id}: {innermost_message(err)}.") from None
         except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:  # it was running a moment ago: it has ended since
+                raise CrisisNotRunningError(f"Cannot {action} crisis workflow {workflow_id}: it has ended.") from None
             raise self._rpc_error(err, workflow_id) from None
 
     async def _progress(self, handle: WorkflowHandle[Any, Any]) -> CrisisProgress:

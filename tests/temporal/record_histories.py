@@ -15,7 +15,6 @@ import shutil
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -252,14 +251,14 @@ async def record(names: list[str], force: bool) -> None:
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter, test_server_existing_path=test_server
     )
-    with TemporaryDirectory() as records, ThreadPoolExecutor() as executor:
+    with TemporaryDirectory() as records:
         for name, scenario in chosen.items():
             queue = str(uuid.uuid4())
             crisis = scenario.request
             store = CrisisRecordStore(Path(records))
             if scenario.repair is not None:
                 store.path_for(crisis.crisis_id).write_text('{"crisis_id": "corr')
-            async with crisis_worker(env.client, queue, store, executor, scenario.mission):
+            async with crisis_worker(env.client, queue, store, scenario.mission):
                 handle = await env.client.start_workflow(
                     CrisisResponseWorkflow.run, crisis, id=f"crisis-workflow-{crisis.crisis_id}", task_queue=queue
                 )

@@ -26,7 +26,7 @@ from tests.temporal.test_liara_workflows import crisis_workflow_worker
 pytestmark = pytest.mark.integration
 
 
-def worker(dev_server, task_queue: str, executor, tmp_path: Path):
+def worker(dev_server, task_queue: str, tmp_path: Path):
     real = CrisisActivities(CrisisRecordStore(tmp_path / "crises"))
     activities = [
         real.initialize_crisis_response,
@@ -34,7 +34,7 @@ def worker(dev_server, task_queue: str, executor, tmp_path: Path):
         real.log_mission_phase,
         real.finalize_crisis_response,
     ]
-    return crisis_workflow_worker(dev_server.client, task_queue, executor, activities)
+    return crisis_workflow_worker(dev_server.client, task_queue, activities)
 
 
 async def gated_crisis(agency: LiaraTemporalAgency, *phases: dict) -> str:
@@ -52,10 +52,14 @@ async def until(agency: LiaraTemporalAgency, workflow_id: str, phase_id: str, st
 
 
 async def test_an_approve_and_a_reject_at_once_one_takes_effect_and_the_other_is_told_who_decided(
-    dev_server, task_queue, executor, tmp_path, agency
+    dev_server, task_queue, tmp_path, agency
 ):
-    async with worker(dev_server, task_queue, executor, tmp_path):
-        workflow_id = await gated_crisis(agency, phase("strike-1", "strike", 1, requires_approval=True))
+    async with worker(dev_server, task_queue, tmp_path):
+        workflow_id = await gated_crisis(
+            agency,
+            phase("strike-1", "strike", 1, requires_approval=True),
+            phase("hold-2", "hold", 2, params={"duration": 2}),
+        )
         await until(agency, workflow_id, "strike-1", PhaseStatus.AWAITING_APPROVAL)
         outcomes = await asyncio.gather(
             agency.approve_phase(workflow_id, "strike-1", approved_by="alice"),
@@ -77,8 +81,8 @@ async def test_an_approve_and_a_reject_at_once_one_takes_effect_and_the_other_is
         assert (strike["status"], strike["error"]) == ("failed", "rejected by bob: too risky")
 
 
-async def test_a_decision_after_the_approval_timed_out_is_refused(dev_server, task_queue, executor, tmp_path, agency):
-    async with worker(dev_server, task_queue, executor, tmp_path):
+async def test_a_decision_after_the_approval_timed_out_is_refused(dev_server, task_queue, tmp_path, agency):
+    async with worker(dev_server, task_queue, tmp_path):
         workflow_id = await gated_crisis(
             agency,
             phase("strike-1", "strike", 1, requires_approval=True, approval_timeout=1),
@@ -94,10 +98,8 @@ async def test_a_decision_after_the_approval_timed_out_is_refused(dev_server, ta
         await agency.cancel_crisis(workflow_id)
 
 
-async def test_a_decision_for_a_phase_that_does_not_await_approval_is_refused(
-    dev_server, task_queue, executor, tmp_path, agency
-):
-    async with worker(dev_server, task_queue, executor, tmp_path):
+async def test_a_decision_for_a_phase_that_does_not_await_approval_is_refused(dev_server, task_queue, tmp_path, agency):
+    async with worker(dev_server, task_queue, tmp_path):
         workflow_id = await gated_crisis(
             agency,
             phase("recon-1", "recon", 1),
@@ -114,10 +116,8 @@ async def test_a_decision_for_a_phase_that_does_not_await_approval_is_refused(
         await agency.cancel_crisis(workflow_id)
 
 
-async def test_the_cli_says_who_decided_first_and_exits_1(
-    dev_server, task_queue, executor, tmp_path, agency, liara_env
-):
-    async with worker(dev_server, task_queue, executor, tmp_path):
+async def test_the_cli_says_who_decided_first_and_exits_1(dev_server, task_queue, tmp_path, agency, liara_env):
+    async with worker(dev_server, task_queue, tmp_path):
         workflow_id = await gated_crisis(
             agency,
             phase("strike-1", "strike", 1, requires_approval=True),
@@ -145,11 +145,9 @@ async def test_a_change_with_no_worker_running_is_refused_at_once(agency):
     await agency.cancel_crisis(workflow_id)
 
 
-async def test_a_change_no_worker_takes_in_time_gives_up_with_one_sentence(
-    dev_server, task_queue, executor, tmp_path, agency
-):
+async def test_a_change_no_worker_takes_in_time_gives_up_with_one_sentence(dev_server, task_queue, tmp_path, agency):
     """A worker polls the queue but never gets to the update: say so instead of hanging."""
-    async with worker(dev_server, task_queue, executor, tmp_path):
+    async with worker(dev_server, task_queue, tmp_path):
         workflow_id = await gated_crisis(agency, phase("strike-1", "strike", 1, requires_approval=True))
         await until(agency, workflow_id, "strike-1", PhaseStatus.AWAITING_APPROVAL)
         with pytest.raises(CrisisWaitTimeoutError, match="no worker answered within 0.001 s"):
@@ -173,7 +171,7 @@ def send_without_a_worker(handle, phases: list[MissionPhase]) -> asyncio.Future:
 
 
 async def test_phases_added_before_any_worker_ran_the_crisis_are_checked_against_its_plan(
-    dev_server, task_queue, executor, tmp_path, agency
+    dev_server, task_queue, tmp_path, agency
 ):
     workflow_id = await gated_crisis(agency, phase("recon-1", "recon", 1), phase("strike-2", "strike", 2))
     handle = dev_server.client.get_workflow_handle(workflow_id)
@@ -182,7 +180,7 @@ async def test_phases_added_before_any_worker_ran_the_crisis_are_checked_against
     refused = send_without_a_worker(handle, [duplicate])
     accepted = send_without_a_worker(handle, [fresh])
     await asyncio.sleep(1)
-    async with worker(dev_server, task_queue, executor, tmp_path):
+    async with worker(dev_server, task_queue, tmp_path):
         with pytest.raises(WorkflowUpdateFailedError) as failure:
             await asyncio.wait_for(refused, 60)
         assert "phase_id 'recon-1' is already part of the crisis" in str(failure.value.cause)
@@ -192,14 +190,14 @@ async def test_phases_added_before_any_worker_ran_the_crisis_are_checked_against
 
 
 async def test_the_phase_cap_holds_for_phases_added_before_the_first_workflow_task(
-    dev_server, task_queue, executor, tmp_path, agency
+    dev_server, task_queue, tmp_path, agency
 ):
     workflow_id = await gated_crisis(agency, *(phase(f"p-{i}", "scan", 1) for i in range(1000)))
     handle = dev_server.client.get_workflow_handle(workflow_id)
     one_more = MissionPhase.model_validate(phase("p-1000", "scan", 1))
     refused = send_without_a_worker(handle, [one_more])
     await asyncio.sleep(1)
-    async with worker(dev_server, task_queue, executor, tmp_path):
+    async with worker(dev_server, task_queue, tmp_path):
         with pytest.raises(WorkflowUpdateFailedError) as failure:
             await asyncio.wait_for(refused, 60)
         await handle.terminate("test over")
@@ -209,10 +207,8 @@ async def test_the_phase_cap_holds_for_phases_added_before_the_first_workflow_ta
 # --- quorum ----------------------------------------------------------------------------------
 
 
-async def test_a_quorum_phase_runs_once_enough_distinct_approvers_approved(
-    dev_server, task_queue, executor, tmp_path, agency
-):
-    async with worker(dev_server, task_queue, executor, tmp_path):
+async def test_a_quorum_phase_runs_once_enough_distinct_approvers_approved(dev_server, task_queue, tmp_path, agency):
+    async with worker(dev_server, task_queue, tmp_path):
         workflow_id = await gated_crisis(agency, phase("strike-1", "strike", 1, approvals_required=2))
         await until(agency, workflow_id, "strike-1", PhaseStatus.AWAITING_APPROVAL)
         first = await agency.approve_phase(workflow_id, "strike-1", approved_by="alice")
@@ -234,8 +230,8 @@ async def test_a_quorum_phase_runs_once_enough_distinct_approvers_approved(
     assert all(d["decided_at"].endswith("Z") for d in entry["decisions"])
 
 
-async def test_a_quorum_phase_fails_at_the_first_rejection(dev_server, task_queue, executor, tmp_path, agency):
-    async with worker(dev_server, task_queue, executor, tmp_path):
+async def test_a_quorum_phase_fails_at_the_first_rejection(dev_server, task_queue, tmp_path, agency):
+    async with worker(dev_server, task_queue, tmp_path):
         workflow_id = await gated_crisis(agency, phase("strike-1", "strike", 1, approvals_required=3))
         await until(agency, workflow_id, "strike-1", PhaseStatus.AWAITING_APPROVAL)
         await agency.approve_phase(workflow_id, "strike-1", approved_by="alice")

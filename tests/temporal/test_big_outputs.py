@@ -47,13 +47,11 @@ def activities(store: CrisisRecordStore, executor=None) -> list:
 
 
 async def test_forty_phases_of_sixty_kilobytes_complete_with_the_outputs_past_the_budget_in_the_record(
-    dev_server, task_queue, executor, tmp_path: Path
+    dev_server, task_queue, tmp_path: Path
 ):
     store = CrisisRecordStore(tmp_path / "crises")
     crisis = request(f"crisis-big-{uuid.uuid4().hex[:8]}", *(phase(f"p-{i:02d}", "scan", i) for i in range(40)))
-    async with crisis_workflow_worker(
-        dev_server.client, task_queue, executor, activities(store, ReportsSixtyKilobytes())
-    ):
+    async with crisis_workflow_worker(dev_server.client, task_queue, activities(store, ReportsSixtyKilobytes())):
         handle = await dev_server.client.start_workflow(
             CrisisResponseWorkflow.run, crisis, id=f"crisis-workflow-{crisis.crisis_id}", task_queue=task_queue
         )
@@ -76,10 +74,10 @@ async def test_forty_phases_of_sixty_kilobytes_complete_with_the_outputs_past_th
     assert all(len(p["output"]["blob"]) == BLOB - 40 for p in record["phases"])
 
 
-async def test_a_thousand_small_phases_complete(dev_server, task_queue, executor, tmp_path: Path):
+async def test_a_thousand_small_phases_complete(dev_server, task_queue, tmp_path: Path):
     store = CrisisRecordStore(tmp_path / "crises")
     crisis = request(f"crisis-many-{uuid.uuid4().hex[:8]}", *(phase(f"p-{i:04d}", "scan", 1) for i in range(1000)))
-    async with crisis_workflow_worker(dev_server.client, task_queue, executor, activities(store)):
+    async with crisis_workflow_worker(dev_server.client, task_queue, activities(store)):
         handle = await dev_server.client.start_workflow(
             CrisisResponseWorkflow.run, crisis, id=f"crisis-workflow-{crisis.crisis_id}", task_queue=task_queue
         )

@@ -14,7 +14,6 @@ import functools
 import json
 import uuid
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Executor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -72,10 +71,9 @@ class Held:
 class Crisis:
     """A crisis on the dev server with the real record activities, some replaced by test doubles."""
 
-    def __init__(self, client: Client, task_queue: str, executor: Executor, tmp_path: Path, **doubles: Any) -> None:
+    def __init__(self, client: Client, task_queue: str, tmp_path: Path, **doubles: Any) -> None:
         self.client = client
         self.task_queue = task_queue
-        self.executor = executor
         self.store = CrisisRecordStore(tmp_path / "crises")
         self.real = CrisisActivities(self.store)
         self.missions: list[tuple[str, str]] = []
@@ -107,7 +105,7 @@ class Crisis:
         )
 
     def worker(self):
-        return crisis_workflow_worker(self.client, self.task_queue, self.executor, self.activities)
+        return crisis_workflow_worker(self.client, self.task_queue, self.activities)
 
     def record(self, crisis: CrisisRequest) -> dict[str, Any]:
         return json.loads(self.store.path_for(crisis.crisis_id).read_text())
@@ -159,10 +157,8 @@ def holding(held: Held, real: Callable[[Any], Awaitable[Any]], *, when: Callable
 # --- before the first workflow task (validating) ----------------------------------------------
 
 
-async def test_a_cancel_before_any_worker_took_the_crisis_finalizes_it_as_cancelled(
-    dev_server, task_queue, executor, tmp_path
-):
-    crisis = Crisis(dev_server.client, task_queue, executor, tmp_path)
+async def test_a_cancel_before_any_worker_took_the_crisis_finalizes_it_as_cancelled(dev_server, task_queue, tmp_path):
+    crisis = Crisis(dev_server.client, task_queue, tmp_path)
     request_ = request(unique("cancel-validating"), phase("secure-1", "secure", 1, compensate_action="undo"))
     handle = await crisis.start(request_)
     await handle.cancel()  # delivered with the start, in the first workflow task
@@ -177,8 +173,8 @@ async def test_a_cancel_before_any_worker_took_the_crisis_finalizes_it_as_cancel
     assert await ended(handle) == (WorkflowExecutionStatus.CANCELED, "cancelled")
 
 
-async def test_an_invalid_request_cancelled_at_once_fails_with_its_reason(dev_server, task_queue, executor, tmp_path):
-    crisis = Crisis(dev_server.client, task_queue, executor, tmp_path)
+async def test_an_invalid_request_cancelled_at_once_fails_with_its_reason(dev_server, task_queue, tmp_path):
+    crisis = Crisis(dev_server.client, task_queue, tmp_path)
     crisis_id = unique("cancel-invalid")
     invalid = {"crisis_id": crisis_id, "target_member": "target-alpha", "missions": []}
     handle = await dev_server.client.start_workflow(
@@ -204,10 +200,10 @@ async def test_an_invalid_request_cancelled_at_once_fails_with_its_reason(dev_se
 
 
 async def test_a_cancel_while_the_record_is_created_ends_the_crisis_before_its_phases_with_the_record_final(
-    dev_server, task_queue, executor, tmp_path
+    dev_server, task_queue, tmp_path
 ):
     held = Held()
-    crisis = Crisis(dev_server.client, task_queue, executor, tmp_path)
+    crisis = Crisis(dev_server.client, task_queue, tmp_path)
     crisis.activities[0] = holding(held, crisis.real.initialize_crisis_response)
     request_ = request(unique("cancel-in-create"), phase("secure-1", "secure", 1, compensate_action="undo"))
     async with crisis.worker():
@@ -226,11 +222,9 @@ async def test_a_cancel_while_the_record_is_created_ends_the_crisis_before_its_p
 # --- running ------------------------------------------------------------------------------------
 
 
-async def test_a_cancel_during_a_phase_record_write_still_compensates_and_finalizes(
-    dev_server, task_queue, executor, tmp_path
-):
+async def test_a_cancel_during_a_phase_record_write_still_compensates_and_finalizes(dev_server, task_queue, tmp_path):
     held = Held()
-    crisis = Crisis(dev_server.client, task_queue, executor, tmp_path)
+    crisis = Crisis(dev_server.client, task_queue, tmp_path)
     crisis.activities[2] = holding(held, crisis.real.log_mission_phase)
     request_ = request(
         unique("cancel-in-record"),
@@ -251,9 +245,9 @@ async def test_a_cancel_during_a_phase_record_write_still_compensates_and_finali
     assert await ended(handle) == (WorkflowExecutionStatus.CANCELED, "cancelled")
 
 
-async def test_a_cancel_while_a_phase_runs_stops_it_and_compensates(dev_server, task_queue, executor, tmp_path):
+async def test_a_cancel_while_a_phase_runs_stops_it_and_compensates(dev_server, task_queue, tmp_path):
     held = Held()
-    crisis = Crisis(dev_server.client, task_queue, executor, tmp_path)
+    crisis = Crisis(dev_server.client, task_queue, tmp_path)
     stopped: list[str] = []
 
     @activity.defn(name="perform_agent_mission")
@@ -299,10 +293,8 @@ async def test_a_cancel_while_a_phase_runs_stops_it_and_compensates(dev_server, 
 # --- awaiting approval --------------------------------------------------------------------------
 
 
-async def test_a_cancel_while_awaiting_approval_cancels_that_phase_and_compensates(
-    dev_server, task_queue, executor, tmp_path
-):
-    crisis = Crisis(dev_server.client, task_queue, executor, tmp_path)
+async def test_a_cancel_while_awaiting_approval_cancels_that_phase_and_compensates(dev_server, task_queue, tmp_path):
+    crisis = Crisis(dev_server.client, task_queue, tmp_path)
     request_ = request(
         unique("cancel-awaiting"),
         phase("recon-1", "reconnaissance", 1, compensate_action="withdraw-scouts"),
@@ -339,10 +331,10 @@ def aborting(*, compensate: bool = True) -> CrisisRequest:
 
 
 async def test_a_cancel_while_a_compensation_runs_lets_it_finish_and_is_recorded_not_obeyed(
-    dev_server, task_queue, executor, tmp_path
+    dev_server, task_queue, tmp_path
 ):
     held = Held()
-    crisis = Crisis(dev_server.client, task_queue, executor, tmp_path)
+    crisis = Crisis(dev_server.client, task_queue, tmp_path)
 
     @activity.defn(name="perform_agent_mission")
     async def extract_fails_and_the_undo_is_slow(assignment: PhaseAssignment) -> AgentReport:
@@ -372,9 +364,9 @@ async def test_a_cancel_while_a_compensation_runs_lets_it_finish_and_is_recorded
     assert await ended(handle) == (WorkflowExecutionStatus.COMPLETED, "failed")
 
 
-async def test_a_cancel_while_a_compensation_is_recorded_still_finalizes(dev_server, task_queue, executor, tmp_path):
+async def test_a_cancel_while_a_compensation_is_recorded_still_finalizes(dev_server, task_queue, tmp_path):
     held = Held()
-    crisis = Crisis(dev_server.client, task_queue, executor, tmp_path)
+    crisis = Crisis(dev_server.client, task_queue, tmp_path)
 
     @activity.defn(name="perform_agent_mission")
     async def extract_fails(assignment: PhaseAssignment) -> AgentReport:
@@ -402,10 +394,10 @@ async def test_a_cancel_while_a_compensation_is_recorded_still_finalizes(dev_ser
 
 
 async def test_a_cancel_while_the_record_is_finalized_is_recorded_and_the_crisis_completes(
-    dev_server, task_queue, executor, tmp_path
+    dev_server, task_queue, tmp_path
 ):
     held = Held()
-    crisis = Crisis(dev_server.client, task_queue, executor, tmp_path)
+    crisis = Crisis(dev_server.client, task_queue, tmp_path)
 
     crisis.activities[3] = holding(held, crisis.real.finalize_crisis_response)
     request_ = request(unique("cancel-finalizing"), phase("secure-1", "secure", 1, compensate_action="undo"))

@@ -102,10 +102,10 @@ def read_record(store: CrisisRecordStore, crisis_id: str) -> dict:
     return json.loads(store.path_for(crisis_id).read_text())
 
 
-async def test_an_approved_phase_runs_and_records_its_approver(time_skipping_env, task_queue, store, executor):
+async def test_an_approved_phase_runs_and_records_its_approver(time_skipping_env, task_queue, store):
     agents = Agents()
     crisis = request("crisis-approved", phase("strike-1", "strike", 1, requires_approval=True))
-    async with crisis_worker(time_skipping_env.client, task_queue, store, executor, agents.perform):
+    async with crisis_worker(time_skipping_env.client, task_queue, store, agents.perform):
         handle = await start(time_skipping_env, task_queue, crisis)
         await assert_eventually(lambda: _is(handle, "strike-1", PhaseStatus.AWAITING_APPROVAL))
         assert agents.calls == []
@@ -120,12 +120,12 @@ async def test_an_approved_phase_runs_and_records_its_approver(time_skipping_env
     assert read_record(store, "crisis-approved")["phases"][0]["approved_by"] == "commander"
 
 
-async def test_a_rejected_phase_fails_without_running(time_skipping_env, task_queue, store, executor):
+async def test_a_rejected_phase_fails_without_running(time_skipping_env, task_queue, store):
     agents = Agents()
     crisis = request(
         "crisis-rejected", phase("strike-1", "strike", 1, requires_approval=True), phase("extract-2", "extract", 2)
     )
-    async with crisis_worker(time_skipping_env.client, task_queue, store, executor, agents.perform):
+    async with crisis_worker(time_skipping_env.client, task_queue, store, agents.perform):
         handle = await start(time_skipping_env, task_queue, crisis)
         await assert_eventually(lambda: _is(handle, "strike-1", PhaseStatus.AWAITING_APPROVAL))
         await handle.execute_update(
@@ -138,21 +138,19 @@ async def test_a_rejected_phase_fails_without_running(time_skipping_env, task_qu
     assert agents.calls == [("extract-2", "extract")]
 
 
-async def test_an_unanswered_approval_times_out_and_fails_the_phase(time_skipping_env, task_queue, store, executor):
+async def test_an_unanswered_approval_times_out_and_fails_the_phase(time_skipping_env, task_queue, store):
     agents = Agents()
     crisis = request(
         "crisis-approval-timeout", phase("strike-1", "strike", 1, requires_approval=True, approval_timeout=3600)
     )
-    async with crisis_worker(time_skipping_env.client, task_queue, store, executor, agents.perform):
+    async with crisis_worker(time_skipping_env.client, task_queue, store, agents.perform):
         result: CrisisResult = await (await start(time_skipping_env, task_queue, crisis)).result()
     assert result.phases[0].status == PhaseStatus.FAILED
     assert result.phases[0].error == "approval timed out after 3600 s"
     assert agents.calls == []
 
 
-async def test_abort_skips_the_rest_and_compensates_completed_phases_last_first(
-    time_skipping_env, task_queue, store, executor
-):
+async def test_abort_skips_the_rest_and_compensates_completed_phases_last_first(time_skipping_env, task_queue, store):
     agents = Agents(failing=("extract",))
     crisis = request(
         "crisis-abort",
@@ -163,7 +161,7 @@ async def test_abort_skips_the_rest_and_compensates_completed_phases_last_first(
         phase("cleanup-5", "cleanup", 5, compensate_action="never-run"),
         failure_policy="abort",
     )
-    async with crisis_worker(time_skipping_env.client, task_queue, store, executor, agents.perform):
+    async with crisis_worker(time_skipping_env.client, task_queue, store, agents.perform):
         result: CrisisResult = await (await start(time_skipping_env, task_queue, crisis)).result()
     assert [p.status for p in result.phases] == [
         PhaseStatus.COMPLETED,
@@ -183,7 +181,7 @@ async def test_abort_skips_the_rest_and_compensates_completed_phases_last_first(
     assert record["phases"][4]["status"] == "skipped"
 
 
-async def test_continue_policy_never_compensates(time_skipping_env, task_queue, store, executor):
+async def test_continue_policy_never_compensates(time_skipping_env, task_queue, store):
     agents = Agents(failing=("extract",))
     crisis = request(
         "crisis-continue",
@@ -191,16 +189,14 @@ async def test_continue_policy_never_compensates(time_skipping_env, task_queue, 
         phase("extract-2", "extract", 2),
         phase("cleanup-3", "cleanup", 3),
     )
-    async with crisis_worker(time_skipping_env.client, task_queue, store, executor, agents.perform):
+    async with crisis_worker(time_skipping_env.client, task_queue, store, agents.perform):
         result: CrisisResult = await (await start(time_skipping_env, task_queue, crisis)).result()
     assert [p.status for p in result.phases][2] == PhaseStatus.COMPLETED
     assert result.compensations == []
     assert ("secure-1", "release-perimeter") not in agents.calls
 
 
-async def test_cancel_stops_the_running_agent_skips_the_rest_and_compensates(
-    time_skipping_env, task_queue, store, executor
-):
+async def test_cancel_stops_the_running_agent_skips_the_rest_and_compensates(time_skipping_env, task_queue, store):
     agents = Agents(holding=("extract",))
     crisis = request(
         "crisis-cancel",
@@ -209,7 +205,7 @@ async def test_cancel_stops_the_running_agent_skips_the_rest_and_compensates(
         phase("cleanup-3", "cleanup", 3),
         heartbeat_timeout_seconds=5,
     )
-    async with crisis_worker(time_skipping_env.client, task_queue, store, executor, agents.perform):
+    async with crisis_worker(time_skipping_env.client, task_queue, store, agents.perform):
         handle = await start(time_skipping_env, task_queue, crisis)
         await assert_eventually(lambda: _is(handle, "extract-2", PhaseStatus.RUNNING))
         await handle.cancel()
@@ -225,10 +221,10 @@ async def test_cancel_stops_the_running_agent_skips_the_rest_and_compensates(
     assert record["compensations"][0]["action"] == "release-perimeter"
 
 
-async def test_phases_added_by_update_run_after_the_others(time_skipping_env, task_queue, store, executor):
+async def test_phases_added_by_update_run_after_the_others(time_skipping_env, task_queue, store):
     agents = Agents(holding=("secure",))
     crisis = request("crisis-added", phase("secure-1", "secure", 1))
-    async with crisis_worker(time_skipping_env.client, task_queue, store, executor, agents.perform):
+    async with crisis_worker(time_skipping_env.client, task_queue, store, agents.perform):
         handle = await start(time_skipping_env, task_queue, crisis)
         await assert_eventually(lambda: _is(handle, "secure-1", PhaseStatus.RUNNING))
         progress = await handle.execute_update(

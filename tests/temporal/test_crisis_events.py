@@ -25,9 +25,9 @@ async def events_of(agency: LiaraTemporalAgency, workflow_id: str, after: int | 
 
 
 async def test_the_events_of_a_crisis_tell_each_change_then_end_with_the_result(
-    dev_server, task_queue, executor, tmp_path, agency
+    dev_server, task_queue, tmp_path, agency
 ):
-    async with worker(dev_server, task_queue, executor, tmp_path):
+    async with worker(dev_server, task_queue, tmp_path):
         workflow_id = await gated_crisis(
             agency, phase("recon-1", "recon", 1), phase("strike-2", "strike", 2, requires_approval=True)
         )
@@ -61,8 +61,8 @@ async def test_events_of_an_unknown_crisis_are_a_clear_error(agency):
         await events_of(agency, "crisis-workflow-does-not-exist")
 
 
-async def test_a_cancel_records_who_asked(dev_server, task_queue, executor, tmp_path, agency):
-    async with worker(dev_server, task_queue, executor, tmp_path):
+async def test_a_cancel_records_who_asked(dev_server, task_queue, tmp_path, agency):
+    async with worker(dev_server, task_queue, tmp_path):
         workflow_id = await gated_crisis(agency, phase("strike-1", "strike", 1, requires_approval=True))
         await until(agency, workflow_id, "strike-1", PhaseStatus.AWAITING_APPROVAL)
         await agency.cancel_crisis(workflow_id, cancelled_by="alice")

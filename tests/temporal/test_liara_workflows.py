@@ -33,7 +33,7 @@ def store(tmp_path: Path) -> CrisisRecordStore:
 
 
 @asynccontextmanager
-async def crisis_worker(client: Client, task_queue: str, store: CrisisRecordStore, executor, mission=None):
+async def crisis_worker(client: Client, task_queue: str, store: CrisisRecordStore, mission=None):
     """An in-process worker with the real activities, or ``mission`` standing in for the agent."""
     real = CrisisActivities(store)
     activities = [
@@ -43,18 +43,17 @@ async def crisis_worker(client: Client, task_queue: str, store: CrisisRecordStor
         real.log_mission_phase,
         real.finalize_crisis_response,
     ]
-    async with crisis_workflow_worker(client, task_queue, executor, activities):
+    async with crisis_workflow_worker(client, task_queue, activities):
         yield
 
 
-def crisis_workflow_worker(client: Client, task_queue: str, executor, activities: list) -> Worker:
+def crisis_workflow_worker(client: Client, task_queue: str, activities: list) -> Worker:
     """An in-process worker of the crisis workflow with exactly ``activities``."""
     return Worker(
         client,
         task_queue=task_queue,
         workflows=[CrisisResponseWorkflow],
         activities=activities,
-        activity_executor=executor,
     )
 
 
@@ -70,9 +69,9 @@ def crisis_request(
     )
 
 
-async def test_crisis_runs_every_phase_in_order_and_writes_the_record(time_skipping_env, task_queue, store, executor):
+async def test_crisis_runs_every_phase_in_order_and_writes_the_record(time_skipping_env, task_queue, store):
     request = crisis_request()
-    async with crisis_worker(time_skipping_env.client, task_queue, store, executor):
+    async with crisis_worker(time_skipping_env.client, task_queue, store):
         result: CrisisResult = await time_skipping_env.client.execute_workflow(
             CrisisResponseWorkflow.run, request, id=f"crisis-workflow-{request.crisis_id}", task_queue=task_queue
         )
@@ -90,11 +89,11 @@ async def test_crisis_runs_every_phase_in_order_and_writes_the_record(time_skipp
 
 
 async def test_the_server_runs_one_activity_per_phase_and_the_worker_writes_the_records(
-    time_skipping_env, task_queue, store, executor
+    time_skipping_env, task_queue, store
 ):
     """The request check and the record writes stay in the worker: local activities."""
     request = crisis_request("crisis-lean")
-    async with crisis_worker(time_skipping_env.client, task_queue, store, executor):
+    async with crisis_worker(time_skipping_env.client, task_queue, store):
         handle = await time_skipping_env.client.start_workflow(
             CrisisResponseWorkflow.run, request, id=f"crisis-workflow-{request.crisis_id}", task_queue=task_queue
         )
@@ -118,9 +117,7 @@ async def test_the_server_runs_one_activity_per_phase_and_the_worker_writes_the_
     assert [p["status"] for p in record["phases"]] == ["completed"] * 4
 
 
-async def test_a_phase_that_keeps_failing_is_recorded_and_the_rest_continue(
-    time_skipping_env, task_queue, store, executor
-):
+async def test_a_phase_that_keeps_failing_is_recorded_and_the_rest_continue(time_skipping_env, task_queue, store):
     attempts: dict[str, int] = {}
 
     @activity.defn(name="perform_agent_mission")
@@ -132,7 +129,7 @@ async def test_a_phase_that_keeps_failing_is_recorded_and_the_rest_continue(
         return AgentReport(phase_id=phase.phase_id, agent_id=phase.agent_id, attempt=activity.info().attempt)
 
     request = crisis_request("crisis-test-2")
-    async with crisis_worker(time_skipping_env.client, task_queue, store, executor, secure_always_fails):
+    async with crisis_worker(time_skipping_env.client, task_queue, store, secure_always_fails):
         result: CrisisResult = await time_skipping_env.client.execute_workflow(
             CrisisResponseWorkflow.run, request, id=f"crisis-workflow-{request.crisis_id}", task_queue=task_queue
         )

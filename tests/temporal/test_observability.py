@@ -126,7 +126,7 @@ async def run(client: Client, request: CrisisRequest, task_queue: str) -> Workfl
 
 
 async def test_a_crisis_counts_its_start_end_phases_retries_and_attempt_durations(
-    metered_client, buffer, task_queue, store, executor
+    metered_client, buffer, task_queue, store
 ):
     request = crisis(
         "crisis-metrics-1",
@@ -139,7 +139,7 @@ async def test_a_crisis_counts_its_start_end_phases_retries_and_attempt_duration
             "retry": {"maximum_attempts": 3, "initial_interval_seconds": 1},
         },
     )
-    async with crisis_worker(metered_client, task_queue, store, executor):
+    async with crisis_worker(metered_client, task_queue, store):
         result = await (await run(metered_client, request, task_queue)).result()
     assert result.status == "failed"
 
@@ -164,9 +164,9 @@ async def test_a_crisis_counts_its_start_end_phases_retries_and_attempt_duration
     assert all(seconds >= 0 for _, _, seconds in attempts)
 
 
-async def test_a_completed_crisis_counts_completed(metered_client, buffer, task_queue, store, executor):
+async def test_a_completed_crisis_counts_completed(metered_client, buffer, task_queue, store):
     request = crisis("crisis-metrics-2", {"phase_id": "recon-1", "action": "reconnaissance"})
-    async with crisis_worker(metered_client, task_queue, store, executor):
+    async with crisis_worker(metered_client, task_queue, store):
         assert (await (await run(metered_client, request, task_queue)).result()).success
 
     updates = buffer.retrieve_updates()
@@ -176,7 +176,7 @@ async def test_a_completed_crisis_counts_completed(metered_client, buffer, task_
 
 
 async def test_a_cancelled_crisis_counts_cancelled_phases_skipped_ones_and_compensations(
-    metered_client, buffer, task_queue, store, executor
+    metered_client, buffer, task_queue, store
 ):
     request = crisis(
         "crisis-metrics-3",
@@ -185,7 +185,7 @@ async def test_a_cancelled_crisis_counts_cancelled_phases_skipped_ones_and_compe
         {"phase_id": "cleanup-3", "action": "cleanup"},
         heartbeat_timeout_seconds=5,
     )
-    async with crisis_worker(metered_client, task_queue, store, executor):
+    async with crisis_worker(metered_client, task_queue, store):
         handle = await run(metered_client, request, task_queue)
 
         async def extract_running() -> bool:

@@ -57,12 +57,12 @@ def activities_of(store: CrisisRecordStore, agent: HeldAgent | None = None) -> l
 
 
 async def test_the_last_phase_is_recorded_by_the_final_write(
-    time_skipping_env, task_queue, executor, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    time_skipping_env, task_queue, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ):
     caplog.set_level(logging.INFO)
     store = CountingStore(tmp_path / "crises")
     crisis = crisis_request("crisis-last-phase")
-    async with crisis_workflow_worker(time_skipping_env.client, task_queue, executor, activities_of(store)):
+    async with crisis_workflow_worker(time_skipping_env.client, task_queue, activities_of(store)):
         result = await run_crisis(time_skipping_env, task_queue, crisis)
 
     phase_ids = ["recon-phase-1", "secure-phase-2", "extract-phase-3", "cleanup-phase-4"]
@@ -79,12 +79,12 @@ async def test_the_last_phase_is_recorded_by_the_final_write(
 
 
 async def test_a_last_phase_followed_by_added_phases_is_recorded_before_they_run(
-    time_skipping_env, task_queue, executor, tmp_path: Path
+    time_skipping_env, task_queue, tmp_path: Path
 ):
     store = CountingStore(tmp_path / "crises")
     agent = HeldAgent(held="secure-1")
     crisis = request("crisis-grown", phase("secure-1", "secure", 1))
-    async with crisis_workflow_worker(time_skipping_env.client, task_queue, executor, activities_of(store, agent)):
+    async with crisis_workflow_worker(time_skipping_env.client, task_queue, activities_of(store, agent)):
         handle = await start(time_skipping_env, task_queue, crisis)
         await asyncio.wait_for(agent.running.wait(), 30)
         await handle.execute_update(
@@ -102,12 +102,12 @@ async def test_a_last_phase_followed_by_added_phases_is_recorded_before_they_run
 
 
 async def test_the_record_shows_a_completed_phase_while_the_next_one_runs(
-    time_skipping_env, task_queue, executor, tmp_path: Path
+    time_skipping_env, task_queue, tmp_path: Path
 ):
     store = CountingStore(tmp_path / "crises")
     agent = HeldAgent(held="extract-phase-3")
     crisis = crisis_request("crisis-progress")
-    async with crisis_workflow_worker(time_skipping_env.client, task_queue, executor, activities_of(store, agent)):
+    async with crisis_workflow_worker(time_skipping_env.client, task_queue, activities_of(store, agent)):
         handle = await start(time_skipping_env, task_queue, crisis)
         await asyncio.wait_for(agent.running.wait(), 30)
 
@@ -120,14 +120,12 @@ async def test_the_record_shows_a_completed_phase_while_the_next_one_runs(
         assert (await handle.result()).status == "completed"
 
 
-async def test_a_phase_keeps_the_timestamp_it_was_first_recorded_with(
-    time_skipping_env, task_queue, executor, tmp_path: Path
-):
+async def test_a_phase_keeps_the_timestamp_it_was_first_recorded_with(time_skipping_env, task_queue, tmp_path: Path):
     """One clock: the entry the phase's activity writes, the result and the final record agree."""
     store = CountingStore(tmp_path / "crises")
     agent = HeldAgent(held="secure-phase-2")
     crisis = crisis_request("crisis-one-clock", ("recon", "secure"))
-    async with crisis_workflow_worker(time_skipping_env.client, task_queue, executor, activities_of(store, agent)):
+    async with crisis_workflow_worker(time_skipping_env.client, task_queue, activities_of(store, agent)):
         handle = await start(time_skipping_env, task_queue, crisis)
         await asyncio.wait_for(agent.running.wait(), 30)
         first_written = read_record(store, "crisis-one-clock")["phases"][0]

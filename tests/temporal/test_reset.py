@@ -22,7 +22,7 @@ from tests.temporal.test_records import ended
 pytestmark = pytest.mark.integration
 
 
-async def test_a_reset_run_takes_the_record_over(dev_server, task_queue, executor, tmp_path: Path):
+async def test_a_reset_run_takes_the_record_over(dev_server, task_queue, tmp_path: Path):
     store = CrisisRecordStore(tmp_path / "crises")
     real = CrisisActivities(store)
     activities = [
@@ -34,7 +34,7 @@ async def test_a_reset_run_takes_the_record_over(dev_server, task_queue, executo
     crisis_id = f"crisis-reset-{uuid.uuid4().hex[:8]}"
     async with (
         LiaraTemporalAgency(temporal_host=dev_server.address, task_queue=task_queue) as agency,
-        crisis_workflow_worker(dev_server.client, task_queue, executor, activities),
+        crisis_workflow_worker(dev_server.client, task_queue, activities),
     ):
         workflow_id = await agency.trigger_crisis_response(
             "target-alpha", [phase("recon-1", "recon", 1), phase("secure-2", "secure", 2)], crisis_id=crisis_id

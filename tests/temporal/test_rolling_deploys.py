@@ -29,7 +29,7 @@ from tests.temporal.test_liara_workflows import crisis_workflow_worker
 pytestmark = pytest.mark.integration
 
 
-def worker(dev_server, task_queue: str, executor, tmp_path: Path, perform=None):
+def worker(dev_server, task_queue: str, tmp_path: Path, perform=None):
     real = CrisisActivities(CrisisRecordStore(tmp_path / "crises"))
     activities = [
         real.initialize_crisis_response,
@@ -37,7 +37,7 @@ def worker(dev_server, task_queue: str, executor, tmp_path: Path, perform=None):
         real.log_mission_phase,
         real.finalize_crisis_response,
     ]
-    return crisis_workflow_worker(dev_server.client, task_queue, executor, activities)
+    return crisis_workflow_worker(dev_server.client, task_queue, activities)
 
 
 def raw_request(crisis_id: str, *phases: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -52,7 +52,7 @@ async def start_raw(dev_server, task_queue: str, request: dict[str, Any]):
 
 
 async def test_an_activity_result_with_a_field_this_worker_does_not_know_is_accepted(
-    dev_server, task_queue, executor, tmp_path: Path
+    dev_server, task_queue, tmp_path: Path
 ):
     @activity.defn(name="perform_agent_mission")
     async def newer_worker(assignment: PhaseAssignment) -> dict[str, Any]:
@@ -60,7 +60,7 @@ async def test_an_activity_result_with_a_field_this_worker_does_not_know_is_acce
         return {"phase_id": phase_.phase_id, "agent_id": phase_.agent_id, "attempt": 1, "confidence": 0.97}
 
     crisis_id = f"crisis-newer-worker-{uuid.uuid4().hex[:8]}"
-    async with worker(dev_server, task_queue, executor, tmp_path, newer_worker):
+    async with worker(dev_server, task_queue, tmp_path, newer_worker):
         handle = await start_raw(dev_server, task_queue, raw_request(crisis_id, phase("recon-1", "recon", 1)))
         result = CrisisResult.model_validate(await handle.result())
     assert result.success
@@ -68,9 +68,7 @@ async def test_an_activity_result_with_a_field_this_worker_does_not_know_is_acce
     assert record["status"] == "completed"
 
 
-async def test_a_start_request_with_fields_this_worker_does_not_know_runs(
-    dev_server, task_queue, executor, tmp_path: Path
-):
+async def test_a_start_request_with_fields_this_worker_does_not_know_runs(dev_server, task_queue, tmp_path: Path):
     crisis_id = f"crisis-newer-agency-{uuid.uuid4().hex[:8]}"
     request = raw_request(
         crisis_id,
@@ -78,7 +76,7 @@ async def test_a_start_request_with_fields_this_worker_does_not_know_runs(
         urgency="high",
         retry={"maximum_attempts": 2, "jitter": 0.1},
     )
-    async with worker(dev_server, task_queue, executor, tmp_path):
+    async with worker(dev_server, task_queue, tmp_path):
         handle = await start_raw(dev_server, task_queue, request)
         result = CrisisResult.model_validate(await handle.result())
     assert result.success
@@ -86,7 +84,7 @@ async def test_a_start_request_with_fields_this_worker_does_not_know_runs(
 
 
 async def test_an_activity_result_that_cannot_be_decoded_retries_the_task_and_status_says_why(
-    dev_server, task_queue, executor, tmp_path: Path
+    dev_server, task_queue, tmp_path: Path
 ):
     @activity.defn(name="perform_agent_mission")
     async def broken_worker(assignment: PhaseAssignment) -> dict[str, Any]:
@@ -94,7 +92,7 @@ async def test_an_activity_result_that_cannot_be_decoded_retries_the_task_and_st
 
     crisis_id = f"crisis-undecodable-{uuid.uuid4().hex[:8]}"
     agency = LiaraTemporalAgency(temporal_host=dev_server.address, task_queue=task_queue)
-    async with worker(dev_server, task_queue, executor, tmp_path, broken_worker), agency:
+    async with worker(dev_server, task_queue, tmp_path, broken_worker), agency:
         handle = await start_raw(dev_server, task_queue, raw_request(crisis_id, phase("recon-1", "recon", 1)))
         workflow_id = handle.id
 
@@ -117,11 +115,11 @@ async def test_an_activity_result_that_cannot_be_decoded_retries_the_task_and_st
 
 
 async def test_an_update_payload_that_cannot_be_decoded_is_refused_and_the_crisis_goes_on(
-    dev_server, task_queue, executor, tmp_path: Path
+    dev_server, task_queue, tmp_path: Path
 ):
     crisis_id = f"crisis-bad-update-{uuid.uuid4().hex[:8]}"
     request = raw_request(crisis_id, phase("hold-1", "hold", 1, params={"duration": 2}))
-    async with worker(dev_server, task_queue, executor, tmp_path):
+    async with worker(dev_server, task_queue, tmp_path):
         handle = await start_raw(dev_server, task_queue, request)
         with pytest.raises(WorkflowUpdateFailedError):
             await handle.execute_update("add_phases", [{"phase_id": "no spaces allowed", "agent_id": "a"}])

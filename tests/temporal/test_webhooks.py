@@ -76,7 +76,7 @@ def book_for(url: str) -> WebhookBook:
 
 
 async def test_every_event_reaches_a_receiver_that_was_down_once_per_event_id(
-    dev_server, task_queue, executor, tmp_path: Path, agency, monkeypatch
+    dev_server, task_queue, tmp_path: Path, agency, monkeypatch
 ):
     notifications = f"notify-{uuid.uuid4()}"
     monkeypatch.setenv("LIARA_NOTIFICATION_TASK_QUEUE", notifications)
@@ -89,7 +89,7 @@ async def test_every_event_reaches_a_receiver_that_was_down_once_per_event_id(
         activities=[deliverer.deliver_webhook],
     )
     try:
-        async with worker(dev_server, task_queue, executor, tmp_path), notifier:
+        async with worker(dev_server, task_queue, tmp_path), notifier:
             workflow_id = await agency.trigger_crisis_response(
                 "target-alpha",
                 [

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -43,12 +41,6 @@ def store(tmp_path: Path) -> CrisisRecordStore:
     return CrisisRecordStore(tmp_path / "crises")
 
 
-@pytest.fixture
-def executor() -> Iterator[ThreadPoolExecutor]:
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        yield pool
-
-
 def report(assignment: PhaseAssignment) -> AgentReport:
     phase = assignment.phase
     return AgentReport(phase_id=phase.phase_id, agent_id=phase.agent_id, attempt=activity.info().attempt)
@@ -65,7 +57,7 @@ def read_record(store: CrisisRecordStore, crisis_id: str) -> dict[str, Any]:
 
 
 async def test_phases_run_by_priority_keeping_the_given_order_for_ties(
-    time_skipping_env: WorkflowEnvironment, task_queue: str, store: CrisisRecordStore, executor: ThreadPoolExecutor
+    time_skipping_env: WorkflowEnvironment, task_queue: str, store: CrisisRecordStore
 ) -> None:
     seen: list[str] = []
 
@@ -86,7 +78,7 @@ async def test_phases_run_by_priority_keeping_the_given_order_for_ties(
         for phase_id, p in priorities.items()
     ]
     request = CrisisRequest(crisis_id="crisis-order", target_member="target-alpha", missions=missions)
-    async with crisis_worker(time_skipping_env.client, task_queue, store, executor, mission):
+    async with crisis_worker(time_skipping_env.client, task_queue, store, mission):
         result = await run_crisis(time_skipping_env, task_queue, request)
 
     assert seen == ["d", "b", "e", "a", "c", "f"]
@@ -96,7 +88,7 @@ async def test_phases_run_by_priority_keeping_the_given_order_for_ties(
 
 
 async def test_a_transient_failure_completes_the_phase_on_the_third_attempt(
-    time_skipping_env: WorkflowEnvironment, task_queue: str, store: CrisisRecordStore, executor: ThreadPoolExecutor
+    time_skipping_env: WorkflowEnvironment, task_queue: str, store: CrisisRecordStore
 ) -> None:
     calls: dict[str, int] = {}
 
@@ -109,7 +101,7 @@ async def test_a_transient_failure_completes_the_phase_on_the_third_attempt(
         return report(assignment)
 
     request = crisis_request("crisis-transient")
-    async with crisis_worker(time_skipping_env.client, task_queue, store, executor, flaky_secure):
+    async with crisis_worker(time_skipping_env.client, task_queue, store, flaky_secure):
         result = await run_crisis(time_skipping_env, task_queue, request)
 
     assert result.success
@@ -128,7 +120,7 @@ async def test_a_transient_failure_completes_the_phase_on_the_third_attempt(
 
 
 async def test_a_per_crisis_retry_override_sets_the_number_of_attempts(
-    time_skipping_env: WorkflowEnvironment, task_queue: str, store: CrisisRecordStore, executor: ThreadPoolExecutor
+    time_skipping_env: WorkflowEnvironment, task_queue: str, store: CrisisRecordStore
 ) -> None:
     attempts: list[int] = []
 
@@ -140,7 +132,7 @@ async def test_a_per_crisis_retry_override_sets_the_number_of_attempts(
         return report(assignment)
 
     request = crisis_request("crisis-override", retry={"maximum_attempts": 5})
-    async with crisis_worker(time_skipping_env.client, task_queue, store, executor, extract_always_fails):
+    async with crisis_worker(time_skipping_env.client, task_queue, store, extract_always_fails):
         result = await run_crisis(time_skipping_env, task_queue, request)
 
     assert attempts == [1, 2, 3, 4, 5]
@@ -152,7 +144,7 @@ async def test_a_per_crisis_retry_override_sets_the_number_of_attempts(
 
 
 async def test_a_non_retryable_failure_is_attempted_once_and_the_rest_still_run(
-    time_skipping_env: WorkflowEnvironment, task_queue: str, store: CrisisRecordStore, executor: ThreadPoolExecutor
+    time_skipping_env: WorkflowEnvironment, task_queue: str, store: CrisisRecordStore
 ) -> None:
     calls: list[tuple[str, int]] = []
 
@@ -164,7 +156,7 @@ async def test_a_non_retryable_failure_is_attempted_once_and_the_rest_still_run(
         return report(assignment)
 
     request = crisis_request("crisis-non-retryable")
-    async with crisis_worker(time_skipping_env.client, task_queue, store, executor, secure_refused):
+    async with crisis_worker(time_skipping_env.client, task_queue, store, secure_refused):
         result = await run_crisis(time_skipping_env, task_queue, request)
 
     assert calls == [(phase_id, 1) for phase_id in SPEC_PHASES]
@@ -193,7 +185,7 @@ async def test_a_non_retryable_failure_is_attempted_once_and_the_rest_still_run(
 # into a failure well before the suite's 300 s timeout.
 @pytest.mark.timeout(60)
 async def test_an_invalid_request_that_bypasses_client_validation_fails_the_crisis(
-    time_skipping_env: WorkflowEnvironment, task_queue: str, store: CrisisRecordStore, executor: ThreadPoolExecutor
+    time_skipping_env: WorkflowEnvironment, task_queue: str, store: CrisisRecordStore
 ) -> None:
     missions: list[str] = []
 
@@ -206,7 +198,7 @@ async def test_an_invalid_request_that_bypasses_client_validation_fails_the_cris
     request = CrisisRequest.model_construct(
         crisis_id="crisis-invalid", target_member="target-alpha", missions=[recon, recon]
     )
-    async with crisis_worker(time_skipping_env.client, task_queue, store, executor, mission):
+    async with crisis_worker(time_skipping_env.client, task_queue, store, mission):
         handle = await time_skipping_env.client.start_workflow(
             CrisisResponseWorkflow.run, request, id="crisis-workflow-crisis-invalid", task_queue=task_queue
         )
@@ -223,7 +215,7 @@ async def test_an_invalid_request_that_bypasses_client_validation_fails_the_cris
 
 
 async def test_progress_of_a_running_crisis(
-    time_skipping_env: WorkflowEnvironment, task_queue: str, store: CrisisRecordStore, executor: ThreadPoolExecutor
+    time_skipping_env: WorkflowEnvironment, task_queue: str, store: CrisisRecordStore
 ) -> None:
     extract_started = asyncio.Event()
     release = asyncio.Event()
@@ -237,7 +229,7 @@ async def test_progress_of_a_running_crisis(
 
     # Generous timeouts: queries do not skip time, so the blocked phase must not time out meanwhile.
     request = crisis_request("crisis-progress", phase_timeout_seconds=3600, heartbeat_timeout_seconds=3600)
-    async with crisis_worker(time_skipping_env.client, task_queue, store, executor, extract_waits):
+    async with crisis_worker(time_skipping_env.client, task_queue, store, extract_waits):
         handle = await time_skipping_env.client.start_workflow(
             CrisisResponseWorkflow.run, request, id="crisis-workflow-crisis-progress", task_queue=task_queue
         )
@@ -270,7 +262,7 @@ async def test_progress_of_a_running_crisis(
 
 
 async def test_default_retry_backoff_is_honoured_in_workflow_time(
-    time_skipping_env: WorkflowEnvironment, task_queue: str, store: CrisisRecordStore, executor: ThreadPoolExecutor
+    time_skipping_env: WorkflowEnvironment, task_queue: str, store: CrisisRecordStore
 ) -> None:
     started: list[tuple[int, datetime]] = []
 
@@ -284,7 +276,7 @@ async def test_default_retry_backoff_is_honoured_in_workflow_time(
         return report(assignment)
 
     request = crisis_request("crisis-backoff")
-    async with crisis_worker(time_skipping_env.client, task_queue, store, executor, recon_fails_twice):
+    async with crisis_worker(time_skipping_env.client, task_queue, store, recon_fails_twice):
         result = await run_crisis(time_skipping_env, task_queue, request)
 
     assert [attempt for attempt, _ in started] == [1, 2, 3]

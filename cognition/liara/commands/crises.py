@@ -132,6 +132,13 @@ def trigger(
     failure_policy: Annotated[
         FailurePolicy, typer.Option(help="continue: run the other phases; abort: stop at the first failed phase")
     ] = FailurePolicy.CONTINUE,
+    webhook: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Tell this webhook (a [webhooks.NAME] of the notifier's liara.toml) of approvals needed, "
+            "failed phases and the end (repeatable)"
+        ),
+    ] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for the result and print it")] = False,
     timeout: Annotated[
         float | None, typer.Option(min=0, help="With --wait: give up waiting after this many seconds")
@@ -165,6 +172,7 @@ def trigger(
             retry=retry or None,
             phase_timeout_seconds=phase_timeout,
             heartbeat_timeout_seconds=heartbeat_timeout,
+            webhooks=webhook,
             failure_policy=failure_policy,
         )
         if not as_json:

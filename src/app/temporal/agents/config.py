@@ -87,6 +87,8 @@ class _ExecutorTable(BaseModel):
 class _ConfigFile(_Strict):
     agents: _AgentsTable = Field(default_factory=_AgentsTable)
     executors: dict[ExecutorName, _ExecutorTable] = Field(default_factory=dict)
+    #: Checked where notifications are delivered (app.temporal.notifications), not by workers.
+    webhooks: dict[ExecutorName, dict[str, Any]] = Field(default_factory=dict)
 
 
 # --- registry ---------------------------------------------------------------------------------
@@ -151,8 +153,8 @@ def load_executor_registry(
     ``path`` (or ``LIARA_CONFIG``) must exist; the default ``liara.toml`` may be absent (all
     simulated). ``entry_points`` replaces discovery of installed ``liara.executors`` plugins.
     """
-    source = _config_path(path, environ)
-    config = _read(source) if source is not None else _ConfigFile()
+    source = config_file_path(path, environ)
+    config = read_config_file(source) if source is not None else _ConfigFile()
     where = f"Executor configuration {source}" if source is not None else "The executor configuration"
 
     # Relative paths in the file are relative to the file.
@@ -196,7 +198,7 @@ def load_executor_registry(
     return ExecutorRegistry(executors, default, actions, env_overrides=overrides, source=source)
 
 
-def _config_path(path: Path | None, environ: Mapping[str, str]) -> Path | None:
+def config_file_path(path: Path | None, environ: Mapping[str, str]) -> Path | None:
     """The file to read, or None for built-in defaults; an explicitly named file must exist."""
     if path is None and environ.get(CONFIG_ENV):
         path = Path(environ[CONFIG_ENV])
@@ -209,7 +211,7 @@ def _config_path(path: Path | None, environ: Mapping[str, str]) -> Path | None:
     return path.resolve()
 
 
-def _read(source: Path) -> _ConfigFile:
+def read_config_file(source: Path) -> _ConfigFile:
     try:
         with source.open("rb") as file:
             raw = tomllib.load(file)
