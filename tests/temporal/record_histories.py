@@ -179,6 +179,27 @@ def scenarios() -> dict[str, Scenario]:
             Agents().perform,
             approve_strike,
         ),
+        "crisis_graph_diamond": Scenario(
+            request(
+                "crisis-replay-graph",
+                phase("scan-1", "scan", 1, depends_on=[], params={"host": "10.0.0.7"}),
+                phase("probe-2", "probe", 1, depends_on=["scan-1"], params={"on": "${phases.scan-1.output.done}"}),
+                phase("trace-3", "trace", 1, depends_on=["scan-1"]),
+                phase("fix-4", "fix", 1, depends_on=["probe-2", "trace-3"], compensate_action="unfix"),
+                max_parallel=2,
+            ),
+            Agents().perform,
+        ),
+        "crisis_graph_aborted": Scenario(
+            request(
+                "crisis-replay-graph-aborted",
+                phase("scan-1", "scan", 1, depends_on=[], compensate_action="unscan"),
+                phase("extract-2", "extract", 1, depends_on=["scan-1"]),
+                phase("trace-3", "trace", 1, depends_on=["scan-1"], compensate_action="untrace"),
+                failure_policy="abort",
+            ),
+            Agents(failing=("extract",)).perform,
+        ),
         "crisis_quorum_approved": Scenario(
             request(
                 "crisis-replay-quorum",

@@ -9,7 +9,15 @@ import io
 import pytest
 from rich.console import Console
 
-from cognition.liara.commands.output import crisis_table, phase_table, print_checks, print_result, print_status, say
+from cognition.liara.commands.output import (
+    crisis_table,
+    phase_table,
+    print_checks,
+    print_phases,
+    print_result,
+    print_status,
+    say,
+)
 from cognition.liara.doctor import Check
 
 #: Text that Rich would take for markup (an unmatched closing tag raises MarkupError), styles, emoji.
@@ -145,4 +153,35 @@ def test_doctor_checks_print_details_and_fixes_literally(text):
         f"ok   connection: Temporal server at host{text}:7233 answers; namespace 'default'",
         f"FAIL workflow workers: no worker polls 'q{text}' for workflow tasks",
         f"      fix: start one {text}",
+    ]
+
+
+def test_a_graph_prints_as_a_tree_of_what_runs_after_what() -> None:
+    target = console()
+    phases = [
+        {
+            "phase_id": "scan-1",
+            "agent_id": "a",
+            "action": "scan",
+            "status": "completed",
+            "attempts": 1,
+            "depends_on": [],
+        },
+        {"phase_id": "probe-2", "agent_id": "a", "action": "probe", "status": "running", "depends_on": ["scan-1"]},
+        {"phase_id": "trace-3", "agent_id": "a", "action": "trace", "status": "pending", "depends_on": ["scan-1"]},
+        {
+            "phase_id": "fix-4",
+            "agent_id": "[b]",
+            "action": "fix",
+            "status": "pending",
+            "depends_on": ["probe-2", "trace-3"],
+        },
+    ]
+    print_phases(phases, None, target)
+    assert printed(target).splitlines() == [
+        "phases",
+        "└── scan-1 [scan by a] completed, 1 attempt(s)",
+        "    ├── probe-2 [probe by a] running",
+        "    │   └── fix-4 [fix by [b]] pending (also after trace-3)",
+        "    └── trace-3 [trace by a] pending",
     ]

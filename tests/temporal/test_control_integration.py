@@ -412,6 +412,27 @@ async def test_the_json_a_command_prints_is_the_phase_output(command_env, start_
     assert by_phase(record["phases"])["echo"]["output"] == expected
 
 
+async def test_a_command_agent_receives_a_value_the_phase_before_it_returned(
+    command_env, start_worker, tmp_path, crises
+):
+    await asyncio.to_thread(start_worker, command_env)
+    target = unique("target-chain")
+    missions = missions_file(
+        tmp_path,
+        phase("scan", target, action="echo-json", priority=1, params={"host": "10.0.0.7"}),
+        phase("secure", target, action="echo-json", priority=2, params={"on": "${phases.scan.output.params.host}"}),
+    )
+    workflow_id = await trigger(command_env, tmp_path, crises, target, "--missions-file", str(missions))
+
+    waited = await cli(command_env, tmp_path, "wait", workflow_id, "--json")
+
+    assert waited.returncode == 0, waited.stderr
+    secure = by_phase(json.loads(waited.stdout)["phases"])["secure"]
+    assert secure["output"]["params"] == {"on": "10.0.0.7"}, "the agent got the resolved value"
+    assert secure["params"] == {"on": "10.0.0.7"}
+    assert by_phase(read_record(command_env, workflow_id)["phases"])["secure"]["params"] == {"on": "10.0.0.7"}
+
+
 # --- real agents: the HTTP executor -----------------------------------------------------------
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+from rich.tree import Tree
 
 from cognition.liara.doctor import Check
 
@@ -72,8 +73,24 @@ def crisis_table(rows: list[dict[str, Any]]) -> Table:
     )
 
 
+def phase_tree(phases: list[dict[str, Any]]) -> Tree:
+    """The phases of a graph: each under the first phase it depends on (the others named after it)."""
+    tree = Tree(Text("phases"), guide_style="dim")
+    branches: dict[str, Tree] = {}
+    for phase in phases:  # plan order: what a phase depends on comes before it when it was given first
+        depends_on = phase.get("depends_on") or []
+        parent = branches.get(depends_on[0], tree) if depends_on else tree
+        others = f" (also after {', '.join(depends_on[1:])})" if len(depends_on) > 1 else ""
+        attempts = f", {phase['attempts']} attempt(s)" if phase.get("attempts") is not None else ""
+        error = f": {phase['error']}" if phase.get("error") else ""
+        label = f"{phase['phase_id']} [{phase['action']} by {phase['agent_id']}] {phase['status']}{attempts}{error}"
+        branches[phase["phase_id"]] = parent.add(Text(label + others))
+    return tree
+
+
 def print_phases(phases: list[dict[str, Any]], compensations: list[dict[str, Any]] | None, console: Console) -> None:
-    console.print(phase_table(phases))
+    graph = any(phase.get("depends_on") is not None for phase in phases)
+    console.print(phase_tree(phases) if graph else phase_table(phases))
     if compensations:
         say("Compensations:", console)
         console.print(phase_table(compensations))

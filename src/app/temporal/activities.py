@@ -103,6 +103,7 @@ class CrisisActivities:
             phase=phase,
             attempt=info.attempt,
             compensation=assignment.compensation,
+            context=assignment.context,
         )
         agent = asyncio.ensure_future(self.executors.executor_for(phase.action).run(mission))
         interval = HEARTBEAT_INTERVAL_SECONDS

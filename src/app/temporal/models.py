@@ -19,11 +19,17 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 from temporalio.common import RetryPolicy
 
+from app.temporal import plan
+
 #: Ids that become file names or workflow ids: a letter or digit, then letters, digits, ``.``,
 #: ``_`` or ``-``. No ``/``, no whitespace, no NUL, and never ``.`` or ``..`` on their own.
 SAFE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 MAX_ID_LENGTH = 128
 MAX_PHASES = 1000
+MAX_PARALLEL = 64
+MAX_PLAN_PROBLEMS = 5
+#: Names of a crisis's inputs (``${inputs.<name>}``).
+INPUT_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*$"
 #: Largest quorum a phase may ask for.
 MAX_APPROVALS = 100
 MAX_WEBHOOKS = 10
@@ -39,6 +45,7 @@ MAX_ACTION_LENGTH = 64
 PERSON_PATTERN = r"^[^'\"\\\x00-\x1f]([^\"\\\x00-\x1f]*[^'\"\\\x00-\x1f])?$"
 
 SafeId = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=SAFE_ID_PATTERN)]
+InputName = Annotated[str, Field(min_length=1, max_length=64, pattern=INPUT_NAME_PATTERN)]
 Person = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=PERSON_PATTERN)]
 ActionName = Annotated[str, Field(min_length=1, max_length=MAX_ACTION_LENGTH, pattern=ACTION_PATTERN)]
 Seconds = Annotated[float, Field(gt=0, le=86400)]
@@ -114,6 +121,10 @@ class MissionPhase(_Model):
     approval_timeout: Seconds | None = Field(
         default=None, description="Seconds to wait for approval before the phase fails (forever if unset)."
     )
+    depends_on: Annotated[list[SafeId], Field(max_length=MAX_PHASES)] | None = Field(
+        default=None,
+        description="Phases that must complete before this one starts; declaring it makes the crisis a graph.",
+    )
 
     @model_validator(mode="after")
     def _quorum_needs_approval(self) -> MissionPhase:
@@ -159,6 +170,12 @@ class CrisisRequest(_Model):
     notifications: NotificationSettings | None = Field(
         default=None, description="Webhooks told of approval_required, phase_failed and finished."
     )
+    inputs: dict[InputName, JsonValue] = Field(
+        default_factory=dict, description="Values phases' params refer to as ${inputs.<name>}."
+    )
+    max_parallel: Annotated[int, Field(ge=1, le=MAX_PARALLEL, strict=True)] = Field(
+        default=4, description="Phases of a graph that run at once, at most."
+    )
 
     @field_validator("missions")
     @classmethod
@@ -170,9 +187,20 @@ class CrisisRequest(_Model):
             seen.add(phase.phase_id)
         return missions
 
+    @model_validator(mode="after")
+    def _sound_plan(self) -> CrisisRequest:
+        found = plan.problems(self.missions, self.inputs)
+        if found:
+            raise ValueError("; ".join(found[:MAX_PLAN_PROBLEMS]))
+        return self
+
+    @property
+    def is_graph(self) -> bool:
+        return plan.is_graph(self.missions)
+
     def ordered_missions(self) -> list[MissionPhase]:
         """Phases in execution order: by priority, ties in the order given."""
-        return sorted(self.missions, key=lambda phase: phase.priority)
+        return plan.execution_order(self.missions)
 
 
 class PhaseStatus(StrEnum):
@@ -223,6 +251,10 @@ class PhaseOutcome(_Model):
     output: JsonValue = Field(default=None, description="What the agent reported (small JSON).")
     output_ref: OutputRef | None = Field(
         default=None, description="Set when the output is kept in the crisis record only (past the output budget)."
+    )
+    depends_on: list[str] | None = None
+    params: dict[str, JsonValue] | None = Field(
+        default=None, description="The params the agent received, when references in them were resolved."
     )
     requires_approval: bool = False
     approvals_required: int = 1
@@ -288,6 +320,7 @@ class CrisisProgress(_Model):
     target: str
     stage: str
     current_phase: str | None
+    running_phases: list[str] = Field(default_factory=list, description="Every phase running now (graphs run several).")
     phases: list[PhaseOutcome]
     summary: CrisisSummary
     compensations: list[PhaseOutcome] = Field(default_factory=list)
@@ -321,6 +354,9 @@ class PhaseAssignment(_Model):
     workflow_id: str
     phase: MissionPhase
     compensation: bool = False
+    context: dict[str, JsonValue] = Field(
+        default_factory=dict, description="Outputs of the phases this one depends on or refers to, by phase id."
+    )
     entry: PhaseOutcome | None = Field(
         default=None, description="The phase's record entry as it stands; the activity completes it when it writes."
     )

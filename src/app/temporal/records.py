@@ -71,6 +71,10 @@ def _phase_entry(outcome: PhaseOutcome) -> dict[str, Any]:
         "output": outcome.output,
         "approved_by": outcome.approved_by,
     }
+    if outcome.depends_on is not None:
+        entry["depends_on"] = outcome.depends_on
+    if outcome.params is not None:
+        entry["params"] = outcome.params  # as resolved for the agent
     if outcome.requires_approval:
         entry["approvals_required"] = outcome.approvals_required
         entry["decisions"] = [

@@ -31,7 +31,7 @@ def describe_validation_error(err: ValidationError) -> str:
     problems = err.errors()
     parts = []
     for problem in problems[:MAX_DESCRIBED_PROBLEMS]:
-        location = ".".join(str(part) for part in problem["loc"]) or "request"
+        location = ".".join(str(part) for part in problem["loc"])
         message = problem["msg"]
         context = problem.get("ctx") or {}
         if problem["type"] == "string_pattern_mismatch":
@@ -40,7 +40,7 @@ def describe_validation_error(err: ValidationError) -> str:
             message = message.removeprefix("Value error, ")
         elif problem["loc"] == ("missions",) and problem["type"] in ("too_short", "too_long"):
             message = f"a crisis has 1 to {MAX_PHASES} phases, not {context.get('actual_length', 0)}"
-        parts.append(f"{location}: {message}")
+        parts.append(f"{location}: {message}" if location else message)
     described = "; ".join(parts)
     if len(problems) > MAX_DESCRIBED_PROBLEMS:
         described += f" (and {len(problems) - MAX_DESCRIBED_PROBLEMS} more problems)"

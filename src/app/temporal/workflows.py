@@ -48,7 +48,7 @@ from temporalio.workflow import ActivityCancellationType, ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from temporalio.contrib.workflow_streams import WorkflowStream
 
-    from app.temporal import metrics
+    from app.temporal import metrics, plan
     from app.temporal.activities import CrisisActivities
     from app.temporal.errors import innermost_message
     from app.temporal.models import (
@@ -81,6 +81,7 @@ with workflow.unsafe.imports_passed_through():
         WebhookEvent,
         delivery_workflow_id,
     )
+    from app.temporal.references import UnresolvedReference, references_in, resolve
     from app.temporal.uninterrupted import uninterrupted
     from app.temporal.validation import CrisisInput, check_crisis_request
     from app.temporal.visibility import CRISIS_STATUS, CRISIS_TARGET
@@ -129,6 +130,9 @@ class CrisisResponseWorkflow:
         else:
             self._plan = self._request.ordered_missions()
         self._phases = [_pending(p) for p in self._plan]
+        self._graph = plan.is_graph(self._plan)
+        self._completed_order: list[str] = []
+        self._agents_running = 0
 
     @workflow.run
     async def run(self, request: CrisisInput) -> CrisisResult:
@@ -231,36 +235,91 @@ class CrisisResponseWorkflow:
         )
 
     async def _run_phases(self) -> bool:
-        """Run the plan (which may grow while it runs); return True if a failure aborted it."""
+        """Run the plan as it grows (see app.temporal.plan); return True if a failure aborted it.
+
+        Each phase runs as a task of its own: one at a time in a sequential crisis, every ready one
+        in a graph (at most ``max_parallel`` agents at once). A cancel stops them all.
+        """
+        running: dict[str, asyncio.Task[bool]] = {}
+        try:
+            while True:
+                self._skip_blocked()
+                for phase in plan.ready(self._plan, self._statuses(), self._graph):
+                    running[phase.phase_id] = asyncio.ensure_future(self._run_and_record(phase))
+                if not running:
+                    return False
+                planned = len(self._plan)
+                await workflow.wait_condition(
+                    lambda planned=planned: any(task.done() for task in running.values()) or len(self._plan) != planned
+                )
+                for phase_id, task in list(running.items()):
+                    if task.done():
+                        del running[phase_id]
+                        if task.result():  # it failed, and the failure policy aborts
+                            await self._stop(running)
+                            return True
+        except asyncio.CancelledError:
+            await self._stop(running)
+            raise
+
+    async def _stop(self, running: dict[str, asyncio.Task[bool]]) -> None:
+        """Cancel the phases still running and wait until their agents have stopped."""
+        for task in running.values():
+            task.cancel()
+        await asyncio.gather(*running.values(), return_exceptions=True)
+        now = workflow.now()
+        for phase_id in running:
+            index = self._index_of(phase_id)
+            if self._phases[index].status not in plan.FINISHED:
+                self._set_phase(
+                    index, self._phases[index].model_copy(update={"status": PhaseStatus.CANCELLED, "timestamp": now})
+                )
+                metrics.count_phase(self._phases[index].action, PhaseStatus.CANCELLED)
+
+    def _skip_blocked(self) -> None:
+        """In a graph, skip every phase something it depends on did not complete (transitively)."""
+        while self._graph and (blocked := plan.blocked(self._plan, self._statuses())):
+            now = workflow.now()
+            for phase_id in blocked:
+                index = self._index_of(phase_id)
+                self._set_phase(
+                    index, self._phases[index].model_copy(update={"status": PhaseStatus.SKIPPED, "timestamp": now})
+                )
+                metrics.count_phase(self._phases[index].action, PhaseStatus.SKIPPED)
+
+    async def _run_and_record(self, phase: MissionPhase) -> bool:
+        """Run one phase, record how it ended; True if it failed and the failure policy aborts."""
         request = self._request
-        index = 0
-        while index < len(self._plan):
-            phase = self._plan[index]
-            self._current_phase = phase.phase_id
-            outcome, recorded = await self._run_phase(index, phase)
-            self._set_phase(index, outcome)
-            metrics.count_phase(outcome.action, outcome.status)
-            index += 1
-            last_completed = outcome.status == PhaseStatus.COMPLETED and index == len(self._plan)
-            if not recorded and not last_completed:
-                await self._log(outcome)
-            elif last_completed and not recorded:
-                # The final record write includes the last phase (one write fewer per crisis).
-                workflow.logger.info(
-                    "Mission phase %s completed (crisis %s)",
-                    phase.phase_id,
-                    request.crisis_id,
-                    extra=self._log_extra(phase.phase_id),
-                )
-            if outcome.status == PhaseStatus.FAILED and request.failure_policy == FailurePolicy.ABORT:
-                workflow.logger.warning(
-                    "Crisis %s aborted after phase %s failed",
-                    request.crisis_id,
-                    phase.phase_id,
-                    extra=self._log_extra(phase.phase_id),
-                )
-                return True
+        index = self._index_of(phase.phase_id)
+        outcome, recorded = await self._run_phase(index, phase)
+        self._set_phase(index, outcome)
+        if outcome.status == PhaseStatus.COMPLETED:
+            self._completed_order.append(phase.phase_id)
+        metrics.count_phase(outcome.action, outcome.status)
+        last_completed = outcome.status == PhaseStatus.COMPLETED and self._is_last(phase.phase_id)
+        if not recorded and not last_completed:
+            await self._log(outcome)
+        elif last_completed and not recorded:
+            # The final record write includes the last phase (one write fewer per crisis).
+            workflow.logger.info(
+                "Mission phase %s completed (crisis %s)",
+                phase.phase_id,
+                request.crisis_id,
+                extra=self._log_extra(phase.phase_id),
+            )
+        if outcome.status == PhaseStatus.FAILED and request.failure_policy == FailurePolicy.ABORT:
+            workflow.logger.warning(
+                "Crisis %s aborted after phase %s failed",
+                request.crisis_id,
+                phase.phase_id,
+                extra=self._log_extra(phase.phase_id),
+            )
+            return True
         return False
+
+    def _is_last(self, phase_id: str) -> bool:
+        """Nothing else is left to run (so the final record write can include this phase)."""
+        return all(p.status in plan.FINISHED for p in self._phases if p.phase_id != phase_id)
 
     async def _run_phase(self, index: int, phase: MissionPhase) -> tuple[PhaseOutcome, bool]:
         """How the phase ended, and whether its activity has recorded it."""
@@ -282,15 +341,61 @@ class CrisisResponseWorkflow:
                 reason = f": {rejection.reason}" if rejection.reason else ""
                 return _failed(outcome, f"rejected by {rejection.decided_by}{reason}", attempts=0), False
             outcome = outcome.model_copy(update={"approved_by": ", ".join(d.decided_by for d in deciders)})
+        try:
+            resolved = self._resolved(phase)
+        except UnresolvedReference as err:
+            return _failed(outcome, f"phase {phase.phase_id!r} cannot start: {err}", attempts=0), False
+        if resolved is not phase:
+            outcome = outcome.model_copy(update={"params": resolved.params})
+        # A gated phase waits for its decision without a slot; its agent needs one to run. Checked
+        # again after each wake-up: phases woken together take the free slots one by one.
+        while self._agents_running >= self._request.max_parallel:
+            await workflow.wait_condition(lambda: self._agents_running < self._request.max_parallel)
+        self._agents_running += 1
         self._set_phase(index, outcome.model_copy(update={"status": PhaseStatus.RUNNING}))
         try:
-            # Not the last phase: its activity records it (the last one goes in with the final write).
-            record = index < len(self._plan) - 1
-            return await self._perform(phase, outcome, compensation=False, record=record)
+            # Its activity records it, unless it is the last (then the final record write does).
+            record = self._graph or index < len(self._plan) - 1
+            return await self._perform(resolved, outcome, compensation=False, record=record)
         except ActivityError as err:
             if is_cancelled_exception(err):
                 raise asyncio.CancelledError from err
             return self._phase_failure(phase, outcome, err), False
+        finally:
+            self._agents_running -= 1
+
+    def _resolved(self, phase: MissionPhase) -> MissionPhase:
+        """``phase`` with the references in its params resolved (itself when it has none)."""
+        if not any(True for _ in references_in(phase.params)):
+            return phase
+        outputs = {p.phase_id: p.output for p in self._phases if p.status == PhaseStatus.COMPLETED and not p.output_ref}
+        kept = {p.phase_id for p in self._phases if p.output_ref is not None}
+        try:
+            params = resolve(phase.params, outputs, self._request.inputs)
+        except UnresolvedReference as err:
+            held = next((phase_id for phase_id in kept if f"phases.{phase_id}.output" in str(err)), None)
+            if held is not None:
+                raise UnresolvedReference(
+                    f"the output of phase {held!r} is kept in the crisis record only (past the output budget), "
+                    "where references cannot read it"
+                ) from None
+            raise
+        return phase.model_copy(update={"params": params})
+
+    def _context_of(self, phase: MissionPhase) -> dict[str, Any]:
+        """The outputs of the phases ``phase`` depends on (for its agent's mission document)."""
+        wanted = set(phase.depends_on or ()) | {r.phase_id for r in references_in(phase.params) if r.phase_id}
+        return {
+            p.phase_id: p.output
+            for p in self._phases
+            if p.phase_id in wanted and p.status == PhaseStatus.COMPLETED and p.output_ref is None
+        }
+
+    def _statuses(self) -> dict[str, str]:
+        return {p.phase_id: p.status.value for p in self._phases}
+
+    def _index_of(self, phase_id: str) -> int:
+        return next(index for index, p in enumerate(self._phases) if p.phase_id == phase_id)
 
     async def _await_verdict(self, phase: MissionPhase) -> tuple[bool, list[RecordedDecision]] | None:
         """The decision on ``phase`` (see ``_verdict``), or None if its approval timed out first."""
@@ -324,6 +429,7 @@ class CrisisResponseWorkflow:
                 workflow_id=workflow.info().workflow_id,
                 phase=phase,
                 compensation=compensation,
+                context={} if compensation else self._context_of(phase),
                 entry=outcome,
                 # The agent's success and its record entry in one activity: one server round trip.
                 record=record,
@@ -359,13 +465,17 @@ class CrisisResponseWorkflow:
         return _failed(outcome, error, attempts=attempts)
 
     def _close_unfinished(self, status: PhaseStatus) -> None:
-        """After an abort or cancel: the phase that was running and those never started."""
-        now = workflow.now()
+        """After an abort or cancel: the phases that were running and those never started."""
         for index, outcome in enumerate(self._phases):
-            if outcome.status in (PhaseStatus.PENDING, PhaseStatus.AWAITING_APPROVAL, PhaseStatus.RUNNING):
-                closed = status if outcome.status != PhaseStatus.PENDING else PhaseStatus.SKIPPED
-                self._set_phase(index, outcome.model_copy(update={"status": closed, "timestamp": now}))
-                metrics.count_phase(outcome.action, closed)
+            if outcome.status in (PhaseStatus.AWAITING_APPROVAL, PhaseStatus.RUNNING):
+                self._close(index, status)
+            elif outcome.status == PhaseStatus.PENDING:
+                self._close(index, PhaseStatus.SKIPPED)
+
+    def _close(self, index: int, status: PhaseStatus) -> None:
+        """Phase ``index`` ends, now, with ``status`` without having completed."""
+        self._set_phase(index, self._phases[index].model_copy(update={"status": status, "timestamp": workflow.now()}))
+        metrics.count_phase(self._phases[index].action, status)
 
     def _set_phase(self, index: int, outcome: PhaseOutcome) -> None:
         """Where phase ``index`` stands now; a new status is an event (and, awaiting approval, a second one)."""
@@ -425,9 +535,9 @@ class CrisisResponseWorkflow:
         """Undo completed phases that declare a compensation, last first; record each one."""
         self._stage = "compensating"
         self._set_status_attribute("compensating")
-        completed = {p.phase_id for p in self._phases if p.status == PhaseStatus.COMPLETED}
-        for phase in reversed(self._plan):
-            if phase.phase_id not in completed or not phase.compensate_action:
+        by_id = {phase.phase_id: phase for phase in self._plan}
+        for phase in (by_id[phase_id] for phase_id in reversed(self._completed_order)):
+            if not phase.compensate_action:
                 continue
             undo = phase.model_copy(update={"action": phase.compensate_action, "requires_approval": False})
             self._current_phase = phase.phase_id
@@ -531,7 +641,9 @@ class CrisisResponseWorkflow:
             crisis_id=self._request.crisis_id,
             target=self._request.target_member,
             stage=self._stage,
-            current_phase=self._current_phase,
+            current_phase=self._current_phase
+            or next((p.phase_id for p in self._phases if p.status == PhaseStatus.RUNNING), None),
+            running_phases=[p.phase_id for p in self._phases if p.status == PhaseStatus.RUNNING],
             phases=self._phases,
             summary=CrisisSummary.of(p.status for p in self._phases),
             compensations=self._compensations,
@@ -595,7 +707,7 @@ class CrisisResponseWorkflow:
     @workflow.update
     def add_phases(self, phases: list[MissionPhase]) -> CrisisProgress:
         """Append phases (in priority order among themselves) to a crisis that is still running."""
-        added = sorted(phases, key=lambda phase: phase.priority)
+        added = plan.execution_order(phases)
         self._plan.extend(added)
         self._phases.extend(_pending(p) for p in added)
         workflow.logger.info("Crisis %s: %d phases added", self._request.crisis_id, len(added), extra=self._log_extra())
@@ -615,6 +727,11 @@ class CrisisResponseWorkflow:
             known.add(phase.phase_id)
         if len(known) > MAX_PHASES:
             raise ValueError(f"a crisis has at most {MAX_PHASES} phases")
+        if not self._graph and plan.is_graph(phases):
+            raise ValueError("depends_on is for crises that run as a graph; this one runs its phases in order")
+        found = plan.problems(phases, self._request.inputs, known=self._plan)
+        if found:
+            raise ValueError("; ".join(found))
 
     def _refuse_if_invalid(self) -> None:
         if self._invalid is not None:
@@ -628,6 +745,7 @@ def _pending(phase: MissionPhase) -> PhaseOutcome:
         action=phase.action,
         requires_approval=phase.requires_approval,
         approvals_required=phase.approvals_required,
+        depends_on=phase.depends_on,
     )
 
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import json
 from abc import abstractmethod
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Protocol, TypeVar, runtime_checkable
 
@@ -38,6 +39,8 @@ class Mission:
     attempt: int
     #: True when this runs the phase's ``compensate_action`` (the workflow keeps the phase id).
     compensation: bool = False
+    #: Outputs of the phases this one depends on or refers to, by phase id.
+    context: Mapping[str, JsonValue] = field(default_factory=dict)
 
     @property
     def idempotency_key(self) -> str:
@@ -63,6 +66,7 @@ class Mission:
             "priority": phase.priority,
             "compensation": self.compensation,
             "params": phase.model_dump(mode="json", include={"params"})["params"],
+            "context": dict(self.context),
         }
 
 

@@ -1,0 +1,151 @@
+"""The order a crisis's phases run in: one after another, or as the graph their ``depends_on`` make.
+
+A crisis where no phase declares ``depends_on`` runs sequentially: one phase at a time, by
+priority, ties in the order given; a failed phase does not stop the next (unless the failure
+policy aborts). A crisis where any phase declares it runs as a graph: a phase is ready once
+every phase it depends on has completed, independent phases run side by side, and a phase whose
+dependency failed, was skipped or cancelled is skipped. References between phases must follow
+the order: a phase reads only outputs of phases that surely ran before it (in a graph, those it
+depends on, directly or not). Everything here is deterministic: the workflow uses it as is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Protocol
+
+from app.temporal.references import references_in
+
+#: Statuses after which a phase no longer changes (a dependent may start, or must be skipped).
+FINISHED = frozenset({"completed", "failed", "skipped", "cancelled"})
+
+
+class PlannedPhase(Protocol):
+    phase_id: str
+    priority: int
+    depends_on: list[str] | None
+    params: dict
+
+
+def is_graph(phases: Iterable[PlannedPhase]) -> bool:
+    return any(phase.depends_on is not None for phase in phases)
+
+
+def execution_order(phases: Sequence[PlannedPhase]) -> list[PlannedPhase]:
+    """By priority, ties in the order given (stable)."""
+    return sorted(phases, key=lambda phase: phase.priority)
+
+
+def ancestors(phase_id: str, dependencies: Mapping[str, Sequence[str]]) -> set[str]:
+    """Every phase ``phase_id`` depends on, directly or not."""
+    seen: set[str] = set()
+    stack = list(dependencies.get(phase_id, ()))
+    while stack:
+        current = stack.pop()
+        if current not in seen:
+            seen.add(current)
+            stack.extend(dependencies.get(current, ()))
+    return seen
+
+
+def problems(phases: Sequence[PlannedPhase], inputs: Iterable[str], known: Sequence[PlannedPhase] = ()) -> list[str]:
+    """What is wrong with the plan of ``phases`` (added to the ``known`` ones, if any), one
+    sentence each: unknown or circular dependencies, references to unknown phases, to phases
+    that do not run before, or to inputs not given.
+    """
+    everything = [*known, *phases]
+    ids = {phase.phase_id for phase in everything}
+    graph = is_graph(everything)
+    found: list[str] = []
+    dependencies = {phase.phase_id: list(phase.depends_on or ()) for phase in everything}
+    for phase in phases:
+        for dependency in phase.depends_on or ():
+            if dependency == phase.phase_id:
+                found.append(f"phase {phase.phase_id!r} depends on itself")
+            elif dependency not in ids:
+                found.append(f"phase {phase.phase_id!r} depends on {dependency!r}, which is not a phase of the crisis")
+    if not found and (cycle := _cycle(dependencies)):
+        found.append("phases depend on each other in a circle: " + " -> ".join(cycle))
+    if found:
+        return found
+    before = _runs_before(everything, dependencies, graph)
+    declared = set(inputs)
+    for phase in phases:
+        try:
+            references = list(references_in(phase.params))
+        except ValueError as err:
+            found.append(f"phase {phase.phase_id!r} has a malformed reference: {err}")
+            continue
+        for reference in references:
+            if reference.input_name is not None and reference.input_name not in declared:
+                found.append(
+                    f"phase {phase.phase_id!r} refers to {reference.text}, but the crisis has no input "
+                    f"{reference.input_name!r}"
+                )
+            elif reference.phase_id is not None and reference.phase_id not in ids:
+                found.append(
+                    f"phase {phase.phase_id!r} refers to {reference.text}, but {reference.phase_id!r} is not a phase "
+                    "of the crisis"
+                )
+            elif reference.phase_id is not None and reference.phase_id not in before[phase.phase_id]:
+                why = "it does not depend on it" if graph else "it does not run before it"
+                found.append(f"phase {phase.phase_id!r} refers to {reference.text}, but {why}")
+    return found
+
+
+def _runs_before(
+    phases: Sequence[PlannedPhase], dependencies: Mapping[str, Sequence[str]], graph: bool
+) -> dict[str, set[str]]:
+    """For each phase, the phases that surely ran before it."""
+    if graph:
+        return {phase.phase_id: ancestors(phase.phase_id, dependencies) for phase in phases}
+    order = [phase.phase_id for phase in execution_order(phases)]
+    return {phase_id: set(order[:position]) for position, phase_id in enumerate(order)}
+
+
+def _cycle(dependencies: Mapping[str, Sequence[str]]) -> list[str] | None:
+    """One cycle of the graph, as the phase ids around it, or None."""
+    state: dict[str, str] = {}  # "visiting" or "done"
+    path: list[str] = []
+
+    def visit(phase_id: str) -> list[str] | None:
+        state[phase_id] = "visiting"
+        path.append(phase_id)
+        for dependency in dependencies.get(phase_id, ()):
+            if state.get(dependency) == "visiting":
+                return [*path[path.index(dependency) :], dependency]
+            if dependency not in state and (cycle := visit(dependency)):
+                return cycle
+        path.pop()
+        state[phase_id] = "done"
+        return None
+
+    for phase_id in dependencies:
+        if phase_id not in state and (cycle := visit(phase_id)):
+            return cycle
+    return None
+
+
+def ready(phases: Sequence[PlannedPhase], statuses: Mapping[str, str], graph: bool) -> list[PlannedPhase]:
+    """The pending phases that may start now, in plan order.
+
+    Sequentially, the first pending phase once nothing runs; in a graph, every pending phase
+    whose dependencies all completed.
+    """
+    pending = [phase for phase in phases if statuses[phase.phase_id] == "pending"]
+    if not graph:
+        busy = any(status not in FINISHED and status != "pending" for status in statuses.values())
+        return [] if busy or not pending else [pending[0]]
+    return [
+        phase for phase in pending if all(statuses[dependency] == "completed" for dependency in phase.depends_on or ())
+    ]
+
+
+def blocked(phases: Sequence[PlannedPhase], statuses: Mapping[str, str]) -> list[str]:
+    """Pending phases of a graph that can never run: something they depend on did not complete."""
+    return [
+        phase.phase_id
+        for phase in phases
+        if statuses[phase.phase_id] == "pending"
+        and any(statuses[dependency] in FINISHED - {"completed"} for dependency in phase.depends_on or ())
+    ]

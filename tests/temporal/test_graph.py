@@ -1,0 +1,326 @@
+"""Missions that build on each other: references between phases and phases run as a graph.
+
+Plan checks and resolution are plain functions; the workflow's scheduling runs on the
+time-skipping test server with stand-in agents that say when they run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+from temporalio import activity
+from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import ApplicationError
+
+from app.temporal import plan
+from app.temporal.models import AgentReport, CrisisRequest, CrisisResult, MissionPhase, PhaseAssignment, PhaseStatus
+from app.temporal.records import CrisisRecordStore
+from app.temporal.references import UnresolvedReference, resolve
+from app.temporal.workflows import CrisisResponseWorkflow
+from tests.conftest import assert_eventually
+from tests.temporal.test_crisis_control import phase, request, start
+from tests.temporal.test_liara_workflows import crisis_worker
+
+
+def node(phase_id: str, *depends_on: str, **extra: Any) -> dict[str, Any]:
+    return phase(phase_id, phase_id.split("-")[0], 1, depends_on=list(depends_on), **extra)
+
+
+def problems_of(*phases: dict[str, Any], inputs: dict[str, Any] | None = None) -> list[str]:
+    return plan.problems([MissionPhase.model_validate(p) for p in phases], inputs or {})
+
+
+# --- checked before anything starts -------------------------------------------------------------
+
+
+def test_a_sound_graph_has_no_problems() -> None:
+    refs = {"host": "${phases.scan-1.output.host}", "who": "${inputs.owner}"}
+    diamond = [
+        node("scan-1"),
+        node("probe-2", "scan-1"),
+        node("trace-3", "scan-1"),
+        node("fix-4", "probe-2", "trace-3"),
+    ]
+    assert problems_of(*diamond, node("report-5", "fix-4", params=refs), inputs={"owner": "ops"}) == []
+
+
+@pytest.mark.parametrize(
+    ("phases", "expected"),
+    [
+        ((node("a-1", "b-2"), node("b-2", "a-1")), "phases depend on each other in a circle: a-1 -> b-2 -> a-1"),
+        ((node("a-1", "a-1"),), "phase 'a-1' depends on itself"),
+        ((node("a-1", "ghost-9"),), "phase 'a-1' depends on 'ghost-9', which is not a phase of the crisis"),
+        (
+            (node("a-1"), node("b-2", params={"x": "${phases.ghost-9.output.x}"})),
+            "phase 'b-2' refers to ${phases.ghost-9.output.x}, but 'ghost-9' is not a phase of the crisis",
+        ),
+        (
+            (node("a-1"), node("b-2", params={"x": "${phases.a-1.output.x}"})),
+            "phase 'b-2' refers to ${phases.a-1.output.x}, but it does not depend on it",
+        ),
+        (
+            (phase("a-1", "a", 2), phase("b-2", "b", 1, params={"x": "${phases.a-1.output.x}"})),
+            "phase 'b-2' refers to ${phases.a-1.output.x}, but it does not run before it",
+        ),
+        (
+            (phase("a-1", "a", 1, params={"x": "${inputs.owner}"}),),
+            "phase 'a-1' refers to ${inputs.owner}, but the crisis has no input 'owner'",
+        ),
+        (
+            (phase("a-1", "a", 1, params={"x": "${phase.a.output}"}),),
+            "phase 'a-1' has a malformed reference: ${phase.a.output} is not ${phases.<phase_id>.output...} or "
+            "${inputs.<name>}",
+        ),
+    ],
+)
+def test_an_unsound_plan_is_refused_naming_the_phase_and_the_reference(phases, expected) -> None:
+    assert problems_of(*phases) == [expected]
+    with pytest.raises(ValidationError, match=expected.replace("$", r"\$").replace("{", r"\{").replace(".", r"\.")):
+        CrisisRequest.model_validate({"crisis_id": "c", "target_member": "t", "missions": list(phases)})
+
+
+def test_references_resolve_to_whole_values_or_text() -> None:
+    outputs = {"scan-1": {"hosts": [{"address": "10.0.0.7", "ports": [22, 443]}], "count": 1}}
+    params = {
+        "host": "${phases.scan-1.output.hosts.0.address}",
+        "ports": "${phases.scan-1.output.hosts.0.ports}",
+        "note": "found ${phases.scan-1.output.count} host(s) for ${inputs.owner}",
+        "nested": ["${inputs.owner}", {"n": 3}],
+    }
+    assert resolve(params, outputs, {"owner": "ops"}) == {
+        "host": "10.0.0.7",
+        "ports": [22, 443],
+        "note": "found 1 host(s) for ops",
+        "nested": ["ops", {"n": 3}],
+    }
+    with pytest.raises(UnresolvedReference) as missing:
+        resolve({"x": "${phases.scan-1.output.hosts.3.address}"}, outputs, {})
+    assert (
+        str(missing.value) == "${phases.scan-1.output.hosts.3.address}: the output.hosts of phase 'scan-1' has no '3'"
+    )
+
+
+# --- the workflow ---------------------------------------------------------------------------------
+
+
+class Agents:
+    """Stand-in agents: each reports ``{"by": phase_id, ...params}``; those named in ``holding``
+    wait for ``release``; those in ``failing`` fail at once. Records what ran at the same time.
+    """
+
+    def __init__(self, holding: tuple[str, ...] = (), failing: tuple[str, ...] = ()) -> None:
+        self.holding, self.failing = holding, failing
+        self.release = asyncio.Event()
+        self.running: set[str] = set()
+        self.most_at_once = 0
+        self.started: list[str] = []
+        self.missions: dict[str, PhaseAssignment] = {}
+
+    @activity.defn(name="perform_agent_mission")
+    async def perform(self, assignment: PhaseAssignment) -> AgentReport:
+        phase_id = assignment.phase.phase_id + ("/undo" if assignment.compensation else "")
+        self.started.append(phase_id)
+        self.missions[phase_id] = assignment
+        self.running.add(phase_id)
+        self.most_at_once = max(self.most_at_once, len(self.running))
+        try:
+            if assignment.phase.phase_id in self.holding and not assignment.compensation:
+                while not self.release.is_set():
+                    activity.heartbeat()
+                    await asyncio.sleep(0.05)
+            else:
+                await asyncio.sleep(0.2)  # long enough for phases that can overlap to overlap
+            if assignment.phase.phase_id in self.failing:
+                raise ApplicationError(f"{assignment.phase.phase_id} failed", non_retryable=True)
+        finally:
+            self.running.discard(phase_id)
+        output = {"by": assignment.phase.phase_id, **assignment.phase.params}
+        return AgentReport(phase_id=assignment.phase.phase_id, agent_id="agent", attempt=1, output=output)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> CrisisRecordStore:
+    return CrisisRecordStore(tmp_path / "crises")
+
+
+async def run(env, task_queue: str, store: CrisisRecordStore, agents: Agents, crisis: CrisisRequest) -> CrisisResult:
+    async with crisis_worker(env.client, task_queue, store, agents.perform):
+        return await (await start(env, task_queue, crisis)).result()
+
+
+def statuses(result: CrisisResult) -> dict[str, str]:
+    return {p.phase_id: p.status.value for p in result.phases}
+
+
+async def test_a_diamond_runs_its_middle_side_by_side_and_the_last_phase_reads_both(
+    time_skipping_env, task_queue, store
+):
+    agents = Agents()
+    crisis = request(
+        "crisis-diamond",
+        node("scan-1", params={"host": "10.0.0.7"}),
+        node("probe-2", "scan-1", params={"target": "${phases.scan-1.output.host}"}),
+        node("trace-3", "scan-1"),
+        node("fix-4", "probe-2", "trace-3", params={"note": "fix ${phases.probe-2.output.target}"}),
+    )
+    result = await run(time_skipping_env, task_queue, store, agents, crisis)
+
+    assert result.success and statuses(result) == dict.fromkeys(statuses(result), "completed")
+    assert agents.started[0] == "scan-1" and agents.started[-1] == "fix-4"
+    assert set(agents.started[1:3]) == {"probe-2", "trace-3"}
+    assert agents.most_at_once == 2, "probe-2 and trace-3 ran at the same time"
+    fix = agents.missions["fix-4"]
+    assert fix.phase.params == {"note": "fix 10.0.0.7"}
+    assert set(fix.context) == {"probe-2", "trace-3"}, "the outputs of what it depends on"
+    assert fix.context["probe-2"] == {"by": "probe-2", "target": "10.0.0.7"}
+    by_id = {p.phase_id: p for p in result.phases}
+    assert by_id["fix-4"].params == {"note": "fix 10.0.0.7"} and by_id["fix-4"].depends_on == ["probe-2", "trace-3"]
+    assert by_id["trace-3"].params is None, "no references: the params as given"
+    record = json.loads(store.path_for("crisis-diamond").read_text())
+    assert [p["status"] for p in record["phases"]] == ["completed"] * 4
+
+
+async def test_max_parallel_bounds_the_agents_running_at_once(time_skipping_env, task_queue, store):
+    agents = Agents()
+    crisis = request("crisis-bounded", *(node(f"scan-{i}") for i in range(1, 7)), max_parallel=2)
+    result = await run(time_skipping_env, task_queue, store, agents, crisis)
+    assert result.success
+    assert agents.most_at_once == 2
+
+
+async def test_a_failed_phase_skips_what_depends_on_it_and_the_rest_goes_on(time_skipping_env, task_queue, store):
+    agents = Agents(failing=("probe-2",))
+    crisis = request(
+        "crisis-graph-failed",
+        node("scan-1"),
+        node("probe-2", "scan-1"),
+        node("fix-3", "probe-2"),
+        node("report-4", "fix-3"),
+        node("trace-5", "scan-1"),
+    )
+    result = await run(time_skipping_env, task_queue, store, agents, crisis)
+    assert statuses(result) == {
+        "scan-1": "completed",
+        "probe-2": "failed",
+        "fix-3": "skipped",
+        "report-4": "skipped",
+        "trace-5": "completed",
+    }
+    assert not result.success and result.failed_phases == ["probe-2"]
+
+
+async def test_abort_cancels_the_running_phases_and_compensates_in_reverse_completion_order(
+    time_skipping_env, task_queue, store
+):
+    agents = Agents(holding=("slow-3",), failing=("bad-4",))
+    undo = {"compensate_action": "undo"}
+    crisis = request(
+        "crisis-graph-aborted",
+        node("first-1", **undo),
+        node("second-2", "first-1", **undo),
+        node("slow-3", "first-1", **undo),
+        node("bad-4", "second-2"),
+        node("never-5", "bad-4"),
+        failure_policy="abort",
+        heartbeat_timeout_seconds=5,
+    )
+    result = await run(time_skipping_env, task_queue, store, agents, crisis)
+    assert statuses(result) == {
+        "first-1": "completed",
+        "second-2": "completed",
+        "slow-3": "cancelled",
+        "bad-4": "failed",
+        "never-5": "skipped",
+    }
+    assert [(c.phase_id, c.status.value) for c in result.compensations] == [
+        ("second-2", "completed"),
+        ("first-1", "completed"),
+    ], "last completed, first undone; the cancelled phase is not compensated"
+
+
+async def test_a_cancel_stops_every_running_phase_of_a_graph(time_skipping_env, task_queue, store):
+    agents = Agents(holding=("left-2", "right-3"))
+    crisis = request(
+        "crisis-graph-cancelled",
+        node("root-1", compensate_action="undo"),
+        node("left-2", "root-1"),
+        node("right-3", "root-1"),
+        node("join-4", "left-2", "right-3"),
+        heartbeat_timeout_seconds=5,
+    )
+    async with crisis_worker(time_skipping_env.client, task_queue, store, agents.perform):
+        handle = await start(time_skipping_env, task_queue, crisis)
+
+        async def both_running() -> bool:
+            progress = await handle.query(CrisisResponseWorkflow.progress)
+            return set(progress.running_phases) == {"left-2", "right-3"}
+
+        await assert_eventually(both_running)
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+        result = await handle.query(CrisisResponseWorkflow.progress)
+    assert {p.phase_id: p.status.value for p in result.phases} == {
+        "root-1": "completed",
+        "left-2": "cancelled",
+        "right-3": "cancelled",
+        "join-4": "skipped",
+    }
+    assert [(c.phase_id, c.status.value) for c in result.compensations] == [("root-1", "completed")]
+
+
+async def test_a_reference_to_a_key_the_output_lacks_fails_the_phase_at_once(time_skipping_env, task_queue, store):
+    agents = Agents()
+    crisis = request(
+        "crisis-missing-key",
+        phase("scan-1", "scan", 1, params={"host": "10.0.0.7"}),
+        phase("fix-2", "fix", 2, params={"port": "${phases.scan-1.output.port}"}),
+    )
+    result = await run(time_skipping_env, task_queue, store, agents, crisis)
+    fix = result.phases[1]
+    assert (fix.status, fix.attempts) == (PhaseStatus.FAILED, 0)
+    assert (
+        fix.error
+        == "phase 'fix-2' cannot start: ${phases.scan-1.output.port}: the output of phase 'scan-1' has no 'port'"
+    )
+    assert "fix-2" not in agents.started
+
+
+async def test_phases_added_to_a_graph_may_depend_on_its_phases(time_skipping_env, task_queue, store):
+    agents = Agents(holding=("scan-1",))
+    crisis = request("crisis-graph-grown", node("scan-1", params={"host": "10.0.0.7"}))
+    async with crisis_worker(time_skipping_env.client, task_queue, store, agents.perform):
+        handle = await start(time_skipping_env, task_queue, crisis)
+        await assert_eventually(lambda: _running(handle, "scan-1"))
+        added = MissionPhase.model_validate(node("fix-2", "scan-1", params={"host": "${phases.scan-1.output.host}"}))
+        await handle.execute_update(CrisisResponseWorkflow.add_phases, [added])
+        agents.release.set()
+        result: CrisisResult = await handle.result()
+    assert statuses(result) == {"scan-1": "completed", "fix-2": "completed"}
+    assert agents.missions["fix-2"].phase.params == {"host": "10.0.0.7"}
+
+
+async def test_depends_on_cannot_be_added_to_a_sequential_crisis(time_skipping_env, task_queue, store):
+    from temporalio.client import WorkflowUpdateFailedError
+
+    agents = Agents(holding=("scan-1",))
+    crisis = request("crisis-sequential-grown", phase("scan-1", "scan", 1))
+    async with crisis_worker(time_skipping_env.client, task_queue, store, agents.perform):
+        handle = await start(time_skipping_env, task_queue, crisis)
+        await assert_eventually(lambda: _running(handle, "scan-1"))
+        added = MissionPhase.model_validate(node("fix-2", "scan-1"))
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(CrisisResponseWorkflow.add_phases, [added])
+        agents.release.set()
+        await handle.result()
+    assert "depends_on is for crises that run as a graph" in str(refused.value.cause)
+
+
+async def _running(handle, phase_id: str) -> bool:
+    progress = await handle.query(CrisisResponseWorkflow.progress)
+    return phase_id in progress.running_phases
