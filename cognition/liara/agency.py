@@ -16,6 +16,7 @@ import base64
 import hashlib
 from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import timedelta
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -84,6 +85,7 @@ from cognition.liara.crisis_requests import (
     workflow_id_for,
 )
 from cognition.liara.diagnostics import waiting_problem
+from cognition.liara.playbooks import SUFFIXES, find, load
 
 #: How long a status call waits for a worker to answer the progress query.
 PROGRESS_QUERY_TIMEOUT = timedelta(seconds=3)
@@ -256,6 +258,29 @@ class LiaraTemporalAgency:
                 ) from None
             raise self._rpc_error(err, workflow_id) from None
         return started
+
+    async def start_playbook(
+        self,
+        playbook: str | Path,
+        inputs: Mapping[str, Any] | None = None,
+        initiated_by: str = "unknown",
+        **start: Any,
+    ) -> dict[str, Any]:
+        """Start a crisis from a playbook, given by path or by name (in the playbooks directory,
+        ``LIARA_PLAYBOOKS``), with ``inputs``; returns what ``start_crisis`` does. ``start`` takes
+        ``start_crisis``'s keywords (``crisis_id``, ``idempotency_key``, ``webhooks``).
+        """
+        path = Path(playbook) if isinstance(playbook, Path) or Path(playbook).suffix in SUFFIXES else find(playbook)
+        fields = load(path).render(inputs or {})
+        # What the caller gives wins over the playbook's own options.
+        fields.update({name: value for name, value in start.items() if value is not None})
+        return await self.start_crisis(fields.pop("target_member"), fields.pop("missions"), initiated_by, **fields)
+
+    async def trigger_playbook(
+        self, playbook: str | Path, inputs: Mapping[str, Any] | None = None, initiated_by: str = "unknown", **start: Any
+    ) -> str:
+        """``start_playbook``, returning the workflow id as ``trigger_crisis_response`` does."""
+        return (await self.start_playbook(playbook, inputs, initiated_by, **start))["workflow_id"]
 
     async def _started_digest(self, workflow_id: str) -> str | None:
         handle = await self._handle(workflow_id)

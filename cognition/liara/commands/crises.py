@@ -84,6 +84,17 @@ def _finish(result: dict[str, Any], as_json: bool) -> None:
         raise typer.Exit(EXIT_CRISIS_UNSUCCESSFUL)
 
 
+def parse_inputs(pairs: list[str]) -> dict[str, str]:
+    """``NAME=VALUE`` pairs (the playbook converts each value to its input's type)."""
+    inputs = {}
+    for pair in pairs:
+        name, equals, value = pair.partition("=")
+        if not equals or not name.strip():
+            raise typer.BadParameter(f"{pair!r} is not NAME=VALUE", param_hint="'--input'")
+        inputs[name.strip()] = value
+    return inputs
+
+
 def _missions_from_file(path: Path) -> list[Any]:
     """A JSON list of mission phases (the Python API's ``missions``)."""
     try:
@@ -99,7 +110,7 @@ def _missions_from_file(path: Path) -> list[Any]:
 
 def trigger(
     ctx: typer.Context,
-    target: Annotated[str, typer.Argument(help="The target member, e.g. target-alpha")],
+    target: Annotated[str | None, typer.Argument(help="The target member, e.g. target-alpha")] = None,
     actions: Annotated[
         list[str] | None,
         typer.Argument(help="One phase per action, run in this order, e.g. recon secure extract cleanup"),
@@ -107,6 +118,17 @@ def trigger(
     missions_file: Annotated[
         Path | None,
         typer.Option(help="JSON list of phases (phase_id, agent_id, action, target, ...) instead of ACTIONS"),
+    ] = None,
+    playbook: Annotated[
+        str | None,
+        typer.Option(
+            help="A playbook file, or the name of one in the playbooks directory (LIARA_PLAYBOOKS), instead of "
+            "TARGET and ACTIONS"
+        ),
+    ] = None,
+    input_values: Annotated[
+        list[str] | None,
+        typer.Option("--input", metavar="NAME=VALUE", help="A playbook input (repeatable)"),
     ] = None,
     crisis_id: Annotated[
         str | None, typer.Option(help="Your own crisis id (letters, digits, . _ -); never reused. Default: generated")
@@ -130,8 +152,9 @@ def trigger(
         typer.Option(metavar="SECONDS", help="A phase whose worker is silent this long is retried (default 10)"),
     ] = None,
     failure_policy: Annotated[
-        FailurePolicy, typer.Option(help="continue: run the other phases; abort: stop at the first failed phase")
-    ] = FailurePolicy.CONTINUE,
+        FailurePolicy | None,
+        typer.Option(help="continue: run the other phases (the default); abort: stop at the first failed phase"),
+    ] = None,
     webhook: Annotated[
         list[str] | None,
         typer.Option(
@@ -147,8 +170,16 @@ def trigger(
 ) -> None:
     """Start a crisis with one phase per ACTION against TARGET and print its workflow id."""
     connection: Connection = ctx.obj
-    if bool(actions) == bool(missions_file):
+    if playbook is not None:
+        if target or actions or missions_file:
+            raise typer.BadParameter("a playbook names its own target and phases: leave them out", param_hint="TARGET")
+    elif input_values:
+        raise typer.BadParameter("inputs are for --playbook", param_hint="'--input'")
+    elif target is None:
+        raise typer.BadParameter("give TARGET and ACTIONS, --missions-file or --playbook", param_hint="TARGET")
+    elif bool(actions) == bool(missions_file):
         raise typer.BadParameter("give either ACTIONS or --missions-file", param_hint="ACTIONS")
+    inputs = parse_inputs(input_values or [])
     if timeout is not None and not wait:
         raise typer.BadParameter("it only limits --wait: add --wait, or leave --timeout out", param_hint="'--timeout'")
     retry = {
@@ -163,24 +194,28 @@ def trigger(
     }
 
     async def start(agency: LiaraTemporalAgency) -> tuple[str, dict[str, Any] | None]:
-        missions = _missions_from_file(missions_file) if missions_file else missions_from_actions(target, actions or [])
-        workflow_id = await agency.trigger_crisis_response(
-            target_member=target,
-            missions=missions,
-            initiated_by=initiated_by or getpass.getuser(),
-            crisis_id=crisis_id,
-            retry=retry or None,
-            phase_timeout_seconds=phase_timeout,
-            heartbeat_timeout_seconds=heartbeat_timeout,
-            webhooks=webhook,
-            failure_policy=failure_policy,
-        )
+        options = {
+            "crisis_id": crisis_id,
+            "retry": retry or None,
+            "phase_timeout_seconds": phase_timeout,
+            "heartbeat_timeout_seconds": heartbeat_timeout,
+            "webhooks": webhook,
+            "failure_policy": failure_policy,
+        }
+        who = initiated_by or getpass.getuser()
+        if playbook is not None:
+            started = await agency.start_playbook(playbook, inputs, who, **options)
+            described = f"playbook {playbook}"
+        else:
+            missions = (
+                _missions_from_file(missions_file) if missions_file else missions_from_actions(target, actions or [])
+            )
+            started = await agency.start_crisis(target, missions, who, **options)
+            described = f"crisis on {target} with {len(missions)} phases"
+        workflow_id = started["workflow_id"]
         if not as_json:
             print(workflow_id, flush=True)
-            say(
-                f"Started crisis on {target} with {len(missions)} phases. Follow it with: liara watch {workflow_id}",
-                err_console,
-            )
+            say(f"Started {described}. Follow it with: liara watch {workflow_id}", err_console)
         result = await _follow(agency, workflow_id, timeout, err_console) if wait else None
         return workflow_id, result
 

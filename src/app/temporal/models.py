@@ -176,6 +176,8 @@ class CrisisRequest(_Model):
     max_parallel: Annotated[int, Field(ge=1, le=MAX_PARALLEL, strict=True)] = Field(
         default=4, description="Phases of a graph that run at once, at most."
     )
+    playbook: SafeId | None = Field(default=None, description="The playbook the crisis was started from.")
+    schedule: SafeId | None = Field(default=None, description="The schedule that started the crisis.")
 
     @field_validator("missions")
     @classmethod
@@ -391,6 +393,8 @@ class CrisisSnapshot(_Model):
     target: str
     initiated_by: str
     started_at: datetime
+    playbook: str | None = None
+    schedule: str | None = None
     phases: list[PhaseOutcome] = Field(default_factory=list)
 
 

@@ -128,6 +128,7 @@ def _new_record(crisis: CrisisSnapshot, run: CrisisRun | None) -> dict[str, Any]
         "summary": _summary(entries),
         "compensations": [],
         "initiated_by": crisis.initiated_by,
+        **{key: value for key, value in (("playbook", crisis.playbook), ("schedule", crisis.schedule)) if value},
         "namespace": run.namespace if run else None,
         "workflow_id": crisis.workflow_id,
         "run_id": run.run_id if run else crisis.run_id,

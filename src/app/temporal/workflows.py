@@ -608,6 +608,8 @@ class CrisisResponseWorkflow:
             target=self._request.target_member,
             initiated_by=self._request.initiated_by,
             started_at=info.start_time,
+            playbook=self._request.playbook,
+            schedule=self._request.schedule,
             phases=self._phases if with_phases else [],
         )
 

@@ -1,0 +1,174 @@
+"""Playbooks: the shipped ones checked and run end to end, and what a user gets wrong.
+
+The runs go through the command line (``liara trigger --playbook NAME --input ...``) against a
+real dev server and a real worker process, every action simulated.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cognition.liara import playbooks
+from tests.conftest import REPO_ROOT, assert_eventually, assert_one_sentence_error, cli
+
+pytestmark = pytest.mark.integration
+
+SHIPPED = REPO_ROOT / "playbooks"
+
+
+@pytest.fixture
+def playbook_env(liara_env: dict[str, str]) -> dict[str, str]:
+    return {**liara_env, "LIARA_PLAYBOOKS": str(SHIPPED)}
+
+
+async def started(env: dict[str, str], cwd: Path, *args: str) -> str:
+    triggered = await cli(env, cwd, "trigger", *args)
+    assert triggered.returncode == 0, triggered.stderr
+    return triggered.stdout.strip()
+
+
+async def status_of(env: dict[str, str], cwd: Path, workflow_id: str) -> dict[str, Any]:
+    return json.loads((await cli(env, cwd, "status", workflow_id, "--json")).stdout)
+
+
+async def until_awaiting(env: dict[str, str], cwd: Path, workflow_id: str, phase_id: str) -> None:
+    async def awaiting() -> bool:
+        phases = (await status_of(env, cwd, workflow_id)).get("phases", [])
+        return any(p["phase_id"] == phase_id and p["status"] == "awaiting_approval" for p in phases)
+
+    await assert_eventually(awaiting, timeout=60, interval=0.5)
+
+
+async def result_of(env: dict[str, str], cwd: Path, workflow_id: str) -> dict[str, Any]:
+    waited = await cli(env, cwd, "wait", workflow_id, "--json", "--timeout", "60")
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    return json.loads(waited.stdout)
+
+
+def by_phase(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {phase["phase_id"]: phase for phase in result["phases"]}
+
+
+@pytest.mark.parametrize("path", playbooks.listed(SHIPPED), ids=lambda path: path.name)
+def test_every_shipped_playbook_is_sound(path: Path) -> None:
+    assert playbooks.problems(path) == []
+
+
+async def test_the_incident_response_runs_its_investigation_side_by_side_and_waits_for_containment(
+    playbook_env, liara_worker, tmp_path
+):
+    workflow_id = await started(
+        playbook_env, tmp_path, "--playbook", "incident-response", "--input", "host=web-7", "--input", "ticket=INC-42"
+    )
+    await until_awaiting(playbook_env, tmp_path, workflow_id, "contain")
+    approved = await cli(playbook_env, tmp_path, "approve", workflow_id, "contain", "--by", "duty-lead")
+    assert approved.returncode == 0, approved.stderr
+    result = await result_of(playbook_env, tmp_path, workflow_id)
+
+    phases = by_phase(result)
+    assert result["success"] and all(p["status"] == "completed" for p in phases.values())
+    assert result["target"] == "web-7"
+    assert phases["contain"]["params"] == {"host": "web-7", "evidence": "logs-web-7.tar.gz"}
+    assert phases["contain"]["approved_by"] == "duty-lead"
+    assert phases["report"]["output"] == {"summary": "high incident on web-7 (ticket INC-42): 3 indicators removed"}
+    assert phases["collect-logs"]["depends_on"] == ["triage"]
+    record = json.loads((Path(playbook_env["LIARA_CRISIS_DIR"]) / f"{result['crisis_id']}.json").read_text())
+    assert record["playbook"] == "incident-response"
+
+
+async def test_the_credential_rotation_waits_for_its_quorum(playbook_env, liara_worker, tmp_path):
+    workflow_id = await started(
+        playbook_env, tmp_path, "--playbook", "credential-rotation", "--input", "service=billing"
+    )
+    await until_awaiting(playbook_env, tmp_path, workflow_id, "rotate")
+    first = await cli(playbook_env, tmp_path, "approve", workflow_id, "rotate", "--by", "alice")
+    assert first.stdout.strip().endswith("approved by alice (1 of 2 approvals)"), first.stdout
+    second = await cli(playbook_env, tmp_path, "approve", workflow_id, "rotate", "--by", "bob")
+    assert second.returncode == 0, second.stderr
+    result = await result_of(playbook_env, tmp_path, workflow_id)
+    rotate = by_phase(result)["rotate"]
+    assert (rotate["status"], rotate["approved_by"], rotate["params"]) == ("completed", "alice, bob", {"count": 3})
+    assert [p["phase_id"] for p in result["phases"]] == ["inventory", "rotate", "verify", "revoke-old"]
+
+
+async def test_the_health_check_sums_up_three_checks(playbook_env, liara_worker, tmp_path):
+    workflow_id = await started(playbook_env, tmp_path, "--playbook", "health-check", "--input", "site=example.org")
+    result = await result_of(playbook_env, tmp_path, workflow_id)
+    assert by_phase(result)["summary"]["output"] == {"line": "example.org: dns true, tls 42 days, http 200"}
+
+
+async def test_the_python_api_starts_a_playbook_by_name(agency, monkeypatch, dev_server, task_queue, tmp_path):
+    from tests.temporal.test_approvals import worker
+
+    monkeypatch.setenv("LIARA_PLAYBOOKS", str(SHIPPED))
+    async with worker(dev_server, task_queue, tmp_path):
+        workflow_id = await agency.trigger_playbook("health-check", {"site": "api.example.org"}, "tester")
+        result = await agency.wait_for_crisis_completion(workflow_id, timeout=60)
+    assert result["success"] and result["target"] == "api.example.org"
+
+
+@pytest.mark.parametrize(
+    ("args", "sentence"),
+    [
+        (("--playbook", "incident-response"), "Playbook incident-response needs input 'host'"),
+        (
+            ("--playbook", "incident-response", "--input", "host=web-7", "--input", "colour=red"),
+            "Playbook incident-response has no input 'colour' (its inputs: host, severity, ticket).",
+        ),
+        (
+            ("--playbook", "credential-rotation", "--input", "service=billing", "--input", "approvers=two"),
+            "Input 'approvers' of playbook credential-rotation is integer, not 'two'.",
+        ),
+        (("--playbook", "no-such-playbook"), "No playbook 'no-such-playbook' in"),
+        (
+            ("--playbook", "incident-response", "--input", "host=../etc"),
+            "target_member: use only letters, digits",
+        ),
+    ],
+)
+async def test_a_playbook_the_user_gets_wrong_is_one_sentence(playbook_env, tmp_path, args, sentence):
+    refused = await cli(playbook_env, tmp_path, "trigger", *args)
+    assert refused.returncode == 1
+    assert sentence in assert_one_sentence_error(refused.stderr)
+
+
+async def test_inputs_without_a_playbook_are_a_usage_error(playbook_env, tmp_path):
+    refused = await cli(playbook_env, tmp_path, "trigger", "target-alpha", "recon", "--input", "host=x")
+    assert refused.returncode == 2
+    assert "inputs are for --playbook" in refused.stderr
+
+
+async def test_validate_prints_every_problem_with_its_place(playbook_env, tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(
+        "name: broken\n"
+        "target_member: site\n"
+        "phases:\n"
+        "  - {phase_id: a, agent_id: a, action: a, target: site, depends_on: [b]}\n"
+        "  - {phase_id: b, agent_id: b, action: b, target: site, depends_on: [a], colour: red}\n"
+        "  - {phase_id: c, agent_id: c, action: c, target: site, priority: -1}\n"
+    )
+    checked = await cli(playbook_env, tmp_path, "playbook", "validate", str(broken))
+    assert checked.returncode == 1
+    assert checked.stderr.splitlines() == [
+        "phases[1].colour: Extra inputs are not permitted",
+        "phases[2].priority: Input should be greater than or equal to 0",
+        "phases: phases depend on each other in a circle: a -> b -> a",
+    ]
+    not_yaml = tmp_path / "not.yaml"
+    not_yaml.write_text("name: [unclosed\n")
+    unreadable = await cli(playbook_env, tmp_path, "playbook", "validate", str(not_yaml))
+    assert unreadable.returncode == 1 and "is not valid YAML" in unreadable.stderr
+
+
+async def test_show_prints_the_plan(playbook_env, tmp_path):
+    shown = await cli(
+        playbook_env, tmp_path, "playbook", "show", str(SHIPPED / "incident-response.yaml"), "--input", "host=web-7"
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "Target web-7; 6 phases, a graph, 2 at once; failure policy abort" in shown.stdout
+    assert "contain [isolate-host by network-agent] approval (also after scan-host)" in shown.stdout
