@@ -398,12 +398,15 @@ class LiaraTemporalAgency:
         target: str | None = None,
         status: str | None = None,
         initiated_by: str | None = None,
+        schedule: str | None = None,
         limit: int = 20,
     ) -> list[dict[str, Any]]:
         """The newest crises first, filtered by the ``CrisisTarget``, ``CrisisStatus`` and
-        ``CrisisInitiatedBy`` search attributes.
+        ``CrisisInitiatedBy`` search attributes and by the schedule that started them.
         """
-        page = await self.list_crises_page(target=target, status=status, initiated_by=initiated_by, limit=limit)
+        page = await self.list_crises_page(
+            target=target, status=status, initiated_by=initiated_by, schedule=schedule, limit=limit
+        )
         return page["crises"]
 
     async def list_crises_page(
@@ -412,13 +415,14 @@ class LiaraTemporalAgency:
         target: str | None = None,
         status: str | None = None,
         initiated_by: str | None = None,
+        schedule: str | None = None,
         limit: int = 20,
         cursor: str | None = None,
     ) -> dict[str, Any]:
         """One page of ``list_crises``: its ``crises`` and the ``next_cursor`` to pass for the next
         page (None after the last one).
         """
-        query = crisis_list_query(target=target, status=status, initiated_by=initiated_by)
+        query = crisis_list_query(target=target, status=status, initiated_by=initiated_by, schedule=schedule)
         token = _page_token(cursor)
         client = await self.connect()
         pages = client.list_workflows(query, page_size=limit, next_page_token=token)

@@ -12,11 +12,10 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from app.temporal.errors import InvalidCrisisRequestError
-from app.temporal.models import MAX_ID_LENGTH, CrisisRequest, MissionPhase, strict_input
+from app.temporal.models import MAX_ID_LENGTH, WORKFLOW_ID_PREFIX, CrisisRequest, MissionPhase, strict_input
 from app.temporal.notifications import notification_task_queue
 from app.temporal.validation import describe_validation_error
 
-WORKFLOW_ID_PREFIX = "crisis-workflow-"
 #: Memo key of the digest of the request a crisis was started with (compared when a key is reused).
 REQUEST_DIGEST_MEMO = "liara_request_sha256"
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
@@ -30,6 +29,11 @@ def new_crisis_id(target_member: str) -> str:
     """``crisis-<target>-<unix seconds>-<random>``: unique even for one target within a second."""
     suffix = f"{int(time.time())}-{secrets.token_hex(4)}"
     return f"crisis-{target_member[: MAX_ID_LENGTH - len(suffix) - 8]}-{suffix}"
+
+
+def scheduled_workflow_id(schedule: str) -> str:
+    """The workflow id a schedule gives its runs (Temporal adds the time each was due)."""
+    return f"{WORKFLOW_ID_PREFIX}sched-{schedule}"
 
 
 def crisis_id_for_key(idempotency_key: str) -> str:

@@ -33,8 +33,13 @@ class Connection:
             # The agency connects on first use, so `doctor` can report a failed connection itself.
             return await command(LiaraTemporalAgency(**self.options))
 
+        return self.guard(lambda: asyncio.run(with_agency()))
+
+    @staticmethod
+    def guard(step: Callable[[], T]) -> T:
+        """Run ``step``; an error the user can fix is one ``Error:`` line and its exit code."""
         try:
-            return asyncio.run(with_agency())
+            return step()
         except CrisisFailedError as err:
             say(f"Error: {err}", err_console)
             raise typer.Exit(EXIT_CRISIS_UNSUCCESSFUL) from None

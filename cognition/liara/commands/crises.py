@@ -95,7 +95,7 @@ def parse_inputs(pairs: list[str]) -> dict[str, str]:
     return inputs
 
 
-def _missions_from_file(path: Path) -> list[Any]:
+def missions_from_file(path: Path) -> list[Any]:
     """A JSON list of mission phases (the Python API's ``missions``)."""
     try:
         missions = json.loads(path.read_text(encoding="utf-8"))
@@ -208,7 +208,7 @@ def trigger(
             described = f"playbook {playbook}"
         else:
             missions = (
-                _missions_from_file(missions_file) if missions_file else missions_from_actions(target, actions or [])
+                missions_from_file(missions_file) if missions_file else missions_from_actions(target, actions or [])
             )
             started = await agency.start_crisis(target, missions, who, **options)
             described = f"crisis on {target} with {len(missions)} phases"
@@ -312,7 +312,7 @@ def add_phases(
 
     async def add(agency: LiaraTemporalAgency) -> dict[str, Any]:
         if missions_file:
-            missions = _missions_from_file(missions_file)
+            missions = missions_from_file(missions_file)
         else:
             current = await agency.get_crisis_status(workflow_id)
             if "phases" not in current:
@@ -339,13 +339,16 @@ def list_crises(
         str | None, typer.Option("--status", help=f"Only crises in this state: {', '.join(CRISIS_STATUSES)}")
     ] = None,
     initiated_by: Annotated[str | None, typer.Option(help="Only crises started by this user")] = None,
+    schedule: Annotated[str | None, typer.Option(help="Only crises this schedule started")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many, newest first")] = 20,
     as_json: JsonFlag = False,
 ) -> None:
     """List crises, newest first, from the CrisisTarget / CrisisStatus / CrisisInitiatedBy search attributes."""
     connection: Connection = ctx.obj
     rows = connection.run(
-        lambda agency: agency.list_crises(target=target, status=status_filter, initiated_by=initiated_by, limit=limit)
+        lambda agency: agency.list_crises(
+            target=target, status=status_filter, initiated_by=initiated_by, schedule=schedule, limit=limit
+        )
     )
     if as_json:
         print_json(rows)

@@ -11,6 +11,7 @@ are errors), before anything starts.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -50,6 +51,9 @@ Person = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=PE
 ActionName = Annotated[str, Field(min_length=1, max_length=MAX_ACTION_LENGTH, pattern=ACTION_PATTERN)]
 Seconds = Annotated[float, Field(gt=0, le=86400)]
 
+#: Every crisis's workflow id is this prefix and its crisis id.
+WORKFLOW_ID_PREFIX = "crisis-workflow-"
+
 #: The non-retryable failure type of a request that can never succeed.
 INVALID_REQUEST_ERROR = "InvalidCrisisRequest"
 
@@ -65,6 +69,13 @@ MAX_ERROR_CHARS = 500
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+
+def scheduled_crisis_id(workflow_id: str) -> str:
+    """The crisis id of a run a schedule started: its workflow id (the schedule's plus the time it
+    was due) without the prefix, as a safe id.
+    """
+    return re.sub(r"[^A-Za-z0-9._-]", "-", workflow_id.removeprefix(WORKFLOW_ID_PREFIX))[:MAX_ID_LENGTH]
 
 
 def strict_input(model: type[_Model], data: Any) -> Any:

@@ -70,7 +70,13 @@ def quote_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def crisis_list_query(*, target: str | None, status: str | None, initiated_by: str | None) -> str:
+#: Temporal's own search attribute naming the schedule that started a workflow.
+SCHEDULED_BY = "TemporalScheduledById"
+
+
+def crisis_list_query(
+    *, target: str | None, status: str | None, initiated_by: str | None, schedule: str | None = None
+) -> str:
     """The visibility query of ``liara list``: crises, filtered by target, crisis status and who
     started them; raise ``InvalidCrisisRequestError`` (one sentence) for a filter no crisis can have
     or no query can express.
@@ -93,6 +99,12 @@ def crisis_list_query(*, target: str | None, status: str | None, initiated_by: s
         if status not in CRISIS_STATUSES:
             raise InvalidCrisisRequestError(f"Unknown status {status!r}: use one of {', '.join(CRISIS_STATUSES)}.")
         clauses.append(f"{CRISIS_STATUS.name} = {quote_literal(status)}")
+    if schedule is not None:
+        if not re.fullmatch(SAFE_ID_PATTERN, schedule):
+            raise InvalidCrisisRequestError(
+                f"Invalid schedule filter {schedule!r}: use letters, digits, '.', '_' and '-'."
+            )
+        clauses.append(f"{SCHEDULED_BY} = {quote_literal(schedule)}")
     return " AND ".join(clauses)
 
 

@@ -74,6 +74,7 @@ with workflow.unsafe.imports_passed_through():
         PhaseOutcome,
         PhaseStatus,
         RecordedDecision,
+        scheduled_crisis_id,
     )
     from app.temporal.notifications import (
         WebhookDelivery,
@@ -120,6 +121,9 @@ class CrisisResponseWorkflow:
         self._invalid: ApplicationError | None = None
         try:
             self._request = check_crisis_request(request)
+            if self._request.schedule:  # every run of a schedule is a crisis of its own
+                crisis_id = scheduled_crisis_id(workflow.info().workflow_id)
+                self._request = self._request.model_copy(update={"crisis_id": crisis_id})
         except ApplicationError as err:
             self._invalid = err
             raw = request if isinstance(request, dict) else {}

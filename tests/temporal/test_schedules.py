@@ -1,0 +1,120 @@
+"""Schedules on the dev server: they fire, each run is a crisis of its own that records its
+schedule, ``liara list --schedule`` finds them, and pause, trigger and delete do what they say.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import REPO_ROOT, assert_eventually, assert_one_sentence_error, cli
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def schedule_name(liara_env: dict[str, str], tmp_path: Path):
+    name = f"sched-{uuid.uuid4().hex[:8]}"
+    yield name
+    # Never leave a schedule firing after its test.
+    import subprocess
+    import sys
+
+    subprocess.run(
+        [sys.executable, str(REPO_ROOT / "cognition/liara/cli.py"), "schedule", "delete", name],
+        env=liara_env,
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+async def listed(env: dict[str, str], cwd: Path, name: str) -> list[dict[str, Any]]:
+    return json.loads((await cli(env, cwd, "list", "--schedule", name, "--json")).stdout)
+
+
+async def test_a_schedule_fires_and_each_run_is_a_crisis_of_its_own(liara_env, liara_worker, tmp_path, schedule_name):
+    created = await cli(
+        liara_env, tmp_path, "schedule", "create", schedule_name, "target-alpha", "recon", "--every", "2"
+    )
+    assert created.returncode == 0, created.stderr
+    assert f"liara list --schedule {schedule_name}" in created.stdout
+
+    async def two_runs_done() -> bool:
+        rows = await listed(liara_env, tmp_path, schedule_name)
+        return sum(row["status"] == "completed" for row in rows) >= 2
+
+    await assert_eventually(two_runs_done, timeout=60, interval=1)
+    paused = await cli(liara_env, tmp_path, "schedule", "pause", schedule_name)
+    assert paused.returncode == 0, paused.stderr
+
+    rows = [row for row in await listed(liara_env, tmp_path, schedule_name) if row["status"] == "completed"]
+    workflow_ids = [row["workflow_id"] for row in rows]
+    assert len(set(workflow_ids)) == len(workflow_ids) >= 2
+    records = Path(liara_env["LIARA_CRISIS_DIR"])
+    for workflow_id in workflow_ids[:2]:
+        status = json.loads((await cli(liara_env, tmp_path, "status", workflow_id, "--json")).stdout)
+        crisis_id = status["result"]["crisis_id"]
+        assert crisis_id.startswith(f"sched-{schedule_name}-"), crisis_id
+        record = json.loads((records / f"{crisis_id}.json").read_text())
+        assert (record["schedule"], record["status"]) == (schedule_name, "completed")
+
+    described = json.loads((await cli(liara_env, tmp_path, "schedule", "describe", schedule_name, "--json")).stdout)
+    assert (described["paused"], described["overlap"], described["every_seconds"]) == (True, "skip", [2.0])
+
+    async def in_the_list() -> bool:
+        schedules = json.loads((await cli(liara_env, tmp_path, "schedule", "list", "--json")).stdout)
+        return schedule_name in [row["name"] for row in schedules]
+
+    await assert_eventually(in_the_list, timeout=30, interval=1)
+
+
+async def test_a_paused_schedule_can_still_be_run_now(liara_env, liara_worker, tmp_path, schedule_name):
+    playbook = str(REPO_ROOT / "playbooks" / "health-check.toml")
+    created = await cli(
+        liara_env,
+        tmp_path,
+        "schedule",
+        "create",
+        schedule_name,
+        "--cron",
+        "0 3 1 1 *",  # once a year: it never fires during the test
+        "--playbook",
+        playbook,
+        "--input",
+        "site=example.org",
+    )
+    assert created.returncode == 0, created.stderr
+    assert (await cli(liara_env, tmp_path, "schedule", "trigger", schedule_name)).returncode == 0
+
+    async def one_run_done() -> bool:
+        rows = await listed(liara_env, tmp_path, schedule_name)
+        return [row["status"] for row in rows] == ["completed"]
+
+    await assert_eventually(one_run_done, timeout=60, interval=1)
+    deleted = await cli(liara_env, tmp_path, "schedule", "delete", schedule_name)
+    assert deleted.returncode == 0
+    gone = await cli(liara_env, tmp_path, "schedule", "describe", schedule_name)
+    assert gone.returncode == 1
+    assert (
+        assert_one_sentence_error(gone.stderr)
+        == f"Error: No schedule named {schedule_name!r}: see `liara schedule list`."
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "sentence"),
+    [
+        (("target-alpha", "recon"), "Give a schedule either --cron EXPR or --every SECONDS, not both or neither."),
+        (("target-alpha", "recon", "--every", "0.5"), "--every takes 1 to"),
+        (("target-alpha", "recon", "--cron", "not a cron"), "Temporal refused schedule"),
+    ],
+)
+async def test_a_schedule_the_user_gets_wrong_is_one_sentence(liara_env, tmp_path, schedule_name, args, sentence):
+    refused = await cli(liara_env, tmp_path, "schedule", "create", schedule_name, *args)
+    assert refused.returncode == 1
+    assert sentence in assert_one_sentence_error(refused.stderr)
