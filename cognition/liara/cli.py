@@ -11,8 +11,10 @@ import typer
 
 from app.temporal.client import run_and_exit
 from cognition.liara.bench.command import bench
-from cognition.liara.commands import codec, crises, setup
+from cognition.liara.commands import codec, crises, notifier, service, setup
 from cognition.liara.commands.connection import connection_options
+from cognition.liara.commands.playbooks import playbook_app
+from cognition.liara.commands.schedules import schedule_app
 from cognition.liara.worker import liara_worker_command
 
 app = typer.Typer(
@@ -43,6 +45,11 @@ app.command()(bench)
 app.command()(setup.setup)
 app.command("codec-server")(codec.codec_server)
 app.command("codec-key")(codec.codec_key)
+app.command()(notifier.notifier)
+app.add_typer(playbook_app, name="playbook")
+app.add_typer(schedule_app, name="schedule")
+app.command()(service.serve)
+app.add_typer(service.tokens_app, name="token")
 
 
 def main() -> None:

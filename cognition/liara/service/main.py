@@ -1,0 +1,91 @@
+"""The FastAPI app: routers, problem handlers, limits, and the one agency it shares.
+
+The lifespan connects the agency when the service starts and lets it go when it stops. A
+Temporal server that does not answer yet does not stop the service: ``/readyz`` and every crisis
+route say 503 until it does, and the agency connects on the next request.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterable
+from contextlib import AsyncExitStack, asynccontextmanager
+from importlib.metadata import version
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from app.temporal.errors import TemporalUnavailableError
+from cognition.liara.agency import LiaraTemporalAgency
+from cognition.liara.service.config import ServiceSettings
+from cognition.liara.service.middleware import BodyLimit, LocalOnly
+from cognition.liara.service.problems import add_problem_schema, install_problem_handlers
+from cognition.liara.service.routes import crises, events, health
+from cognition.liara.service.streams import EventStreams
+from cognition.liara.service.tokens import TokenVerifier
+
+logger = logging.getLogger("liara.service")
+
+DESCRIPTION = """Start, follow and steer crises of the Liara Temporal Agency over HTTP.
+
+Send `Authorization: Bearer <token>` (from `liara token create`) unless the service runs on
+loopback without `--tokens`. Errors are RFC 9457 problems (`application/problem+json`).
+"""
+
+
+def _operation_id(route: APIRoute) -> str:
+    """``crises-start_crisis``: readable ids for generated clients."""
+    return f"{route.tags[0]}-{route.name}"
+
+
+def create_app(
+    agency: LiaraTemporalAgency,
+    *,
+    tokens: TokenVerifier | None,
+    settings: ServiceSettings | None = None,
+    local_hosts: Iterable[str] = (),
+) -> FastAPI:
+    """The service over ``agency``. Without ``tokens`` every caller is the admin ``local``, and
+    only requests to this machine's names (and ``local_hosts``) are answered.
+    """
+    settings = settings or ServiceSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as connected:
+            try:
+                await connected.enter_async_context(agency)
+            except TemporalUnavailableError as err:
+                logger.warning("%s The service answers 503 until it can connect.", err)
+            yield
+
+    app = FastAPI(
+        title="Liara Temporal Agency",
+        version=version("liara-temporal-agency"),
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+    )
+    app.state.agency = agency
+    app.state.tokens = tokens
+    app.state.streams = EventStreams(
+        per_identity=settings.max_streams_per_identity, heartbeat=settings.heartbeat_seconds
+    )
+    install_problem_handlers(app)
+    app.include_router(health.router)
+    app.include_router(crises.router)
+    app.include_router(events.router)
+    if tokens is None:
+        app.add_middleware(LocalOnly, hosts=local_hosts)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+
+    generate_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = add_problem_schema(generate_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

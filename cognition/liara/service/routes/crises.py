@@ -1,0 +1,169 @@
+"""``/v1/crises``: start, list, inspect, wait for, cancel, extend and decide on crises.
+
+Each route is one agency call; who starts, cancels or decides is the caller's token name.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response, status
+
+from app.temporal.errors import CrisisFailedError, CrisisWaitTimeoutError
+from app.temporal.models import CrisisProgress
+from cognition.liara.service.config import MAX_WAIT_SECONDS
+from cognition.liara.service.deps import Agency, Approver, Operator, Viewer
+from cognition.liara.service.problems import problem_responses
+from cognition.liara.service.schemas import (
+    AddPhases,
+    CancelRequested,
+    CrisisFilters,
+    CrisisOutcome,
+    CrisisPage,
+    CrisisReport,
+    DecisionTaken,
+    IdempotencyKey,
+    PhaseBody,
+    PhaseId,
+    Rejection,
+    StartCrisis,
+    StartedCrisis,
+    WorkflowId,
+)
+
+router = APIRouter(prefix="/v1/crises", tags=["crises"])
+
+#: What any crisis route may answer: no token, a role that does not allow it, bad parameters,
+#: Temporal (or the token file) unusable.
+_ANY = (401, 403, 422, 503)
+
+
+def _phases(missions: list[PhaseBody]) -> list[dict[str, Any]]:
+    """The phases as the caller gave them (defaults stay the agency's)."""
+    return [phase.model_dump(mode="json", exclude_unset=True) for phase in missions]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=StartedCrisis,
+    responses={
+        200: {"model": StartedCrisis, "description": "The crisis an earlier request with this Idempotency-Key started"},
+        **problem_responses(*_ANY, 409, 413),
+    },
+)
+async def start_crisis(
+    body: StartCrisis, operator: Operator, agency: Agency, response: Response, idempotency_key: IdempotencyKey = None
+) -> dict[str, Any]:
+    """Start a crisis; ``Location`` names it. The same Idempotency-Key with the same body returns
+    the first crisis (200) instead of starting another; with another body it is a 409.
+    """
+    started = await agency.start_crisis(
+        body.target_member,
+        _phases(body.missions),
+        operator.name,
+        crisis_id=body.crisis_id,
+        # Keys are the caller's own: another token's identical key is another crisis.
+        idempotency_key=f"{operator.name}:{idempotency_key}" if idempotency_key else None,
+        **body.model_dump(mode="json", exclude={"target_member", "missions", "crisis_id"}, exclude_none=True),
+    )
+    response.headers["Location"] = f"{router.prefix}/{started['workflow_id']}"
+    if not started["created"]:
+        response.status_code = status.HTTP_200_OK
+    return started
+
+
+@router.get("", response_model=CrisisPage, responses=problem_responses(*_ANY))
+async def list_crises(filters: Annotated[CrisisFilters, Query()], _viewer: Viewer, agency: Agency) -> dict[str, Any]:
+    """Crises, newest first, one page at a time: pass ``next_cursor`` back as ``cursor``."""
+    return await agency.list_crises_page(**filters.model_dump())
+
+
+@router.get(
+    "/{workflow_id}",
+    response_model=CrisisReport,
+    response_model_exclude_unset=True,
+    responses=problem_responses(*_ANY, 404),
+)
+async def crisis_status(workflow_id: WorkflowId, _viewer: Viewer, agency: Agency) -> dict[str, Any]:
+    """Where a crisis stands, without waiting: its state and, while it runs, its phases so far."""
+    return await agency.get_crisis_status(workflow_id)
+
+
+@router.get(
+    "/{workflow_id}/result",
+    response_model=CrisisOutcome,
+    responses={
+        202: {"model": CrisisOutcome, "description": "The crisis still runs"},
+        **problem_responses(*_ANY, 404),
+    },
+)
+async def crisis_result(
+    workflow_id: WorkflowId,
+    _viewer: Viewer,
+    agency: Agency,
+    response: Response,
+    wait: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait for the end")] = 0,
+) -> CrisisOutcome:
+    """The crisis's result (200), waiting up to ``wait`` seconds for it; 202 while it still runs."""
+    if wait:
+        try:
+            result = await agency.wait_for_crisis_completion(workflow_id, timeout=wait)
+        except CrisisFailedError as err:
+            return CrisisOutcome(workflow_id=workflow_id, status=err.status, error=str(err))
+        except CrisisWaitTimeoutError:
+            pass  # still running: answer as without waiting
+        else:
+            return CrisisOutcome(workflow_id=workflow_id, status="completed", result=result)
+    report = await agency.get_crisis_status(workflow_id)
+    if report["status"] == "running":
+        response.status_code = status.HTTP_202_ACCEPTED
+    return CrisisOutcome(
+        workflow_id=workflow_id, status=report["status"], result=report.get("result"), error=report.get("error")
+    )
+
+
+@router.post(
+    "/{workflow_id}/cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=CancelRequested,
+    responses=problem_responses(*_ANY, 404, 409),
+)
+async def cancel_crisis(workflow_id: WorkflowId, operator: Operator, agency: Agency) -> CancelRequested:
+    """Ask a running crisis to stop (its running phase stops, completed ones are compensated)."""
+    await agency.cancel_crisis(workflow_id, cancelled_by=operator.name)
+    return CancelRequested(workflow_id=workflow_id, cancelled_by=operator.name)
+
+
+@router.post(
+    "/{workflow_id}/phases",
+    response_model=CrisisProgress,
+    responses=problem_responses(*_ANY, 404, 409, 413, 504),
+)
+async def add_phases(workflow_id: WorkflowId, body: AddPhases, _operator: Operator, agency: Agency) -> dict[str, Any]:
+    """Append phases to a running crisis; answers its progress. Refused once its phases are over."""
+    return await agency.add_phases(workflow_id, _phases(body.missions))
+
+
+@router.post(
+    "/{workflow_id}/phases/{phase_id}/approve",
+    response_model=DecisionTaken,
+    responses=problem_responses(*_ANY, 404, 409, 504),
+)
+async def approve_phase(
+    workflow_id: WorkflowId, phase_id: PhaseId, approver: Approver, agency: Agency
+) -> dict[str, Any]:
+    """Approve a phase that awaits approval; a phase with a quorum runs once enough approvers have."""
+    return await agency.approve_phase(workflow_id, phase_id, approver.name)
+
+
+@router.post(
+    "/{workflow_id}/phases/{phase_id}/reject",
+    response_model=DecisionTaken,
+    responses=problem_responses(*_ANY, 404, 409, 413, 504),
+)
+async def reject_phase(
+    workflow_id: WorkflowId, phase_id: PhaseId, approver: Approver, agency: Agency, body: Rejection | None = None
+) -> dict[str, Any]:
+    """Fail a phase that awaits approval without running it."""
+    return await agency.reject_phase(workflow_id, phase_id, approver.name, body.reason if body else None)

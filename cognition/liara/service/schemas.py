@@ -1,0 +1,229 @@
+"""The HTTP contract: request bodies, query and path parameters, and responses.
+
+An optional header or query parameter is absent, never ``null`` (``NeverNull`` keeps ``null``
+out of the document, since a header or query string cannot carry one).
+
+Bodies are strict: a field the contract does not name is a 422 at any depth, and every value
+has the JSON type the document says (``true`` is not a number, ``"2"`` not an integer; ``2.0``
+is the integer 2, as JSON Schema has it). They are built from the engine's own field types and
+models, so the service checks each field as the agency does and names every bad one; rules
+across fields (unique phase ids, retry intervals in order) stay with the agency.
+Responses reuse the engine's models (phases, summaries, results), so the document follows them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import Header, Path
+from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, field_validator
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
+
+from app.temporal.models import (
+    MAX_ID_LENGTH,
+    MAX_PHASES,
+    SAFE_ID_PATTERN,
+    ApprovalDecision,
+    CancelNote,
+    CrisisResult,
+    CrisisSummary,
+    FailurePolicy,
+    MissionPhase,
+    Person,
+    PhaseOutcome,
+    RecordedDecision,
+    RetrySettings,
+    SafeId,
+    Seconds,
+)
+from app.temporal.visibility import CRISIS_STATUSES
+from cognition.liara.crisis_requests import WORKFLOW_ID_PREFIX
+from cognition.liara.service.config import MAX_PAGE_SIZE
+
+#: Request bodies: no unknown field, no value of another JSON type.
+_STRICT = ConfigDict(extra="forbid", strict=True)
+
+
+class _NeverNull:
+    """Marks an optional parameter (``X | None``): validated as such, absent meaning None, and
+    documented as ``X`` alone. (pydantic's ``SkipJsonSchema[None]`` would do the document, but
+    turns the type into a union whose errors name its branches.)
+    """
+
+    def __get_pydantic_json_schema__(self, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        return handler(schema["schema"] if schema["type"] == "nullable" else schema)  # type: ignore[typeddict-item]
+
+
+NeverNull = _NeverNull()
+#: A rejection's reason as the engine's decision takes it (at most 1000 characters).
+Reason = ApprovalDecision.model_fields["reason"].annotation
+CrisisStatusName = Literal[CRISIS_STATUSES]  # type: ignore[valid-type]
+
+WorkflowId = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=len(WORKFLOW_ID_PREFIX) + MAX_ID_LENGTH,
+        pattern=SAFE_ID_PATTERN,
+        description="The workflow id `POST /v1/crises` returned",
+    ),
+]
+PhaseId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, pattern=SAFE_ID_PATTERN)]
+IdempotencyKey = Annotated[
+    Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[!-~]+$")] | None,
+    NeverNull,
+    Header(
+        alias="Idempotency-Key",
+        description="Sent again with the same body, returns the first crisis instead of starting another",
+    ),
+]
+LastEventId = Annotated[
+    Annotated[int, Field(ge=0)] | None,
+    NeverNull,
+    Header(alias="Last-Event-ID", description="Resume after this event id (what the last event's `id:` said)"),
+]
+
+
+def integral(value: object) -> object:
+    """2.0 as the integer 2 (1.5, "2" and true stay errors)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+class RetryBody(RetrySettings):
+    model_config = _STRICT
+
+    @field_validator("maximum_attempts", mode="before")
+    @classmethod
+    def _integral(cls, value: object) -> object:
+        return integral(value)
+
+
+class PhaseBody(MissionPhase):
+    """A mission phase, as in the Python API."""
+
+    model_config = _STRICT
+
+    retry: RetryBody | None = Field(default=None, description="Retry policy of this phase (crisis default if unset).")
+
+    @field_validator("priority", "approvals_required", mode="before")
+    @classmethod
+    def _integral(cls, value: object) -> object:
+        return integral(value)
+
+
+class StartCrisis(BaseModel):
+    """A crisis to start; who starts it is the token's name."""
+
+    model_config = _STRICT
+
+    target_member: SafeId
+    missions: list[PhaseBody] = Field(min_length=1, max_length=MAX_PHASES)
+    crisis_id: SafeId | None = Field(default=None, description="Your own crisis id (never reused); generated if unset.")
+    retry: RetryBody | None = None
+    phase_timeout_seconds: Seconds | None = None
+    heartbeat_timeout_seconds: Seconds | None = None
+    # Lax for this one field only: a strict enum would take an enum object, never its JSON string.
+    failure_policy: Annotated[FailurePolicy, Field(strict=False)] | None = None
+
+
+class AddPhases(BaseModel):
+    model_config = _STRICT
+
+    missions: list[PhaseBody] = Field(min_length=1, max_length=MAX_PHASES)
+
+
+class Rejection(BaseModel):
+    model_config = _STRICT
+
+    reason: Reason = Field(default=None, description="Why (recorded as the phase's error).")
+
+
+class CrisisFilters(BaseModel):
+    """``GET /v1/crises``: crises newest first, filtered, one page at a time."""
+
+    model_config = ConfigDict(extra="forbid")  # query strings are text: numbers are parsed from it
+
+    target: Annotated[SafeId | None, NeverNull] = None
+    status: Annotated[CrisisStatusName | None, NeverNull] = Field(
+        default=None, description="The crisis status (search attribute)."
+    )
+    initiated_by: Annotated[Person | None, NeverNull] = None
+    limit: Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE)] = 20
+    cursor: Annotated[Annotated[str, Field(max_length=4096)] | None, NeverNull] = Field(
+        default=None, description="The `next_cursor` of the page before."
+    )
+
+
+class StartedCrisis(BaseModel):
+    workflow_id: str
+    crisis_id: str
+    created: bool = Field(description="False when an earlier start with the same Idempotency-Key is returned.")
+
+
+class CrisisRow(BaseModel):
+    workflow_id: str
+    target: str | None
+    crisis_status: str | None
+    initiated_by: str | None
+    status: str
+    started_at: datetime
+
+
+class CrisisPage(BaseModel):
+    crises: list[CrisisRow]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null after the last one.")
+
+
+class CrisisReport(BaseModel):
+    """Where a crisis stands (``get_crisis_status``); fields beyond ``status`` as it allows."""
+
+    model_config = ConfigDict(extra="allow")
+
+    workflow_id: str
+    status: str = Field(description="running, completed, failed, cancelled, terminated or timed_out")
+    task_queue: str | None = None
+    started_at: datetime | None = None
+    closed_at: datetime | None = None
+    stage: str | None = None
+    current_phase: str | None = None
+    phases: list[PhaseOutcome] | None = None
+    summary: CrisisSummary | None = None
+    compensations: list[PhaseOutcome] | None = None
+    cancel_requests: list[CancelNote] | None = None
+    note: str | None = Field(default=None, description="Why no progress is shown (no worker polling).")
+    problem: str | None = Field(default=None, description="Why a running crisis waits (an activity keeps failing).")
+    result: CrisisResult | None = None
+    error: str | None = Field(default=None, description="How a workflow that ended without a result ended.")
+
+
+class CrisisOutcome(BaseModel):
+    """The answer of the result endpoint: a result, how the crisis ended without one, or (202)
+    that it still runs.
+    """
+
+    workflow_id: str
+    status: str
+    result: CrisisResult | None = None
+    error: str | None = None
+
+
+class CancelRequested(BaseModel):
+    workflow_id: str
+    cancelled_by: str
+
+
+class DecisionTaken(RecordedDecision):
+    approvals: int | None = Field(default=None, description="Approvals the phase has so far.")
+    approvals_required: int | None = Field(default=None, description="Approvals it needs (its quorum).")
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    status: Literal["ready"] = "ready"
+    address: str
+    namespace: str

@@ -1,0 +1,59 @@
+"""The service keeps its own contract: schemathesis generates requests from the OpenAPI document
+the real ``liara serve`` subprocess serves, requests that fit it and requests that break it, and
+checks every answer: no 5xx, only documented statuses, content types and headers, every body as
+its schema says, and the token is enforced where the document says it is needed.
+"""
+
+from __future__ import annotations
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from pydantic import ValidationError
+
+from app.temporal.models import CrisisRequest
+from cognition.liara.service.schemas import PhaseBody
+
+pytestmark = pytest.mark.integration
+
+#: Examples per generation mode, across every operation: enough to reach each several times,
+#: few enough that the test takes well under a minute.
+EXAMPLES = 300
+
+
+def keeps_rules_no_schema_states(case: schemathesis.Case) -> bool:
+    """Whether a request keeps the rules JSON Schema cannot state, which a request that fits the
+    document may still break, rightly getting a 422: a cursor is one a listing gave out (it is
+    opaque), and a crisis keeps the rules its validators state in code (``value_error``: phase
+    ids unique, retry intervals in order, a sound plan). A field the document describes wrongly
+    fails with another error type, so it is still caught.
+    """
+    if (case.query or {}).get("cursor") is not None:
+        return False
+    body = case.body
+    if not isinstance(body, dict) or "missions" not in body:
+        return True
+    # As the service hands it on: integral numbers as integers, null options left out.
+    options = {name: value for name, value in body.items() if value is not None}
+    try:
+        missions = [PhaseBody.model_validate(phase).model_dump() for phase in body["missions"]]
+        CrisisRequest.model_validate({"target_member": "t", **options, "missions": missions, "crisis_id": "c"})
+    except ValidationError as err:
+        return not all(problem["type"] == "value_error" for problem in err.errors())
+    return True
+
+
+@pytest.mark.parametrize("mode", [schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE])
+def test_every_answer_keeps_the_contract(liara_service, service_tokens, mode):
+    schema = schemathesis.openapi.from_url(f"{liara_service.url}/openapi.json")
+    admin = service_tokens.headers("admin-1")
+    cases = schema.as_strategy(generation_mode=mode)
+    if mode.is_positive:
+        cases = cases.filter(keeps_rules_no_schema_states)
+
+    @given(case=cases)
+    @settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    def keeps_the_contract(case: schemathesis.Case) -> None:
+        case.call_and_validate(headers=admin, timeout=90)
+
+    keeps_the_contract()
