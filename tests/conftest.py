@@ -11,6 +11,7 @@ import sys
 import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,9 +23,11 @@ from temporalio.testing import WorkflowEnvironment
 
 from app.temporal.client import ConnectionSettings, connect
 from app.temporal.errors import TemporalUnavailableError
+from app.temporal.records import FileRecordStore, PostgresRecordStore, RecordStore
 from app.temporal.server import temporal_binary, tuned_arguments
 from app.temporal.visibility import CRISIS_SEARCH_ATTRIBUTES, register_search_attributes
 from cognition.liara.agency import LiaraTemporalAgency
+from scripts.local_postgres import LocalPostgres
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WORKER_READY_LINE = "Liara worker is running. Press Ctrl+C to stop."
@@ -75,6 +78,48 @@ async def dev_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[
     )
     yield DevServer(env.client.service_client.config.target_host, env.client)
     await env.shutdown()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def postgres() -> AsyncIterator[LocalPostgres]:
+    """A PostgreSQL server of Debian's package for the session (127.0.0.1, a free port, password
+    authentication), with the crisis record tables created as `liara setup` creates them.
+    """
+    server = await asyncio.to_thread(LocalPostgres().init)
+    try:
+        async with PostgresRecordStore(server.url) as store:
+            await store.create_schema()
+        yield server
+    finally:
+        await asyncio.to_thread(server.destroy)
+
+
+@asynccontextmanager
+async def empty_pg_store(postgres: LocalPostgres) -> AsyncIterator[PostgresRecordStore]:
+    """The PostgreSQL record store on empty record tables (tests reuse crisis ids), opened."""
+    if not postgres.running():
+        await asyncio.to_thread(postgres.start)  # a test that stopped it failed before starting it again
+    await asyncio.to_thread(postgres.sql, "TRUNCATE liara_crises CASCADE", postgres.database)
+    async with PostgresRecordStore(postgres.url) as store:
+        yield store
+
+
+@pytest_asyncio.fixture
+async def pg_store(postgres: LocalPostgres) -> AsyncIterator[PostgresRecordStore]:
+    async with empty_pg_store(postgres) as store:
+        yield store
+
+
+@pytest_asyncio.fixture(params=["files", "postgresql"])
+async def any_store(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres: LocalPostgres
+) -> AsyncIterator[RecordStore]:
+    """Each record store in turn: files under a fresh directory, and PostgreSQL on empty tables."""
+    if request.param == "files":
+        yield FileRecordStore(tmp_path / "crises")
+        return
+    async with empty_pg_store(postgres) as store:
+        yield store
 
 
 @pytest.fixture

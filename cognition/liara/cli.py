@@ -14,6 +14,7 @@ from cognition.liara.bench.command import bench
 from cognition.liara.commands import codec, crises, notifier, service, setup
 from cognition.liara.commands.connection import connection_options
 from cognition.liara.commands.playbooks import playbook_app
+from cognition.liara.commands.records import record_app
 from cognition.liara.commands.schedules import schedule_app
 from cognition.liara.worker import liara_worker_command
 
@@ -50,6 +51,7 @@ app.add_typer(playbook_app, name="playbook")
 app.add_typer(schedule_app, name="schedule")
 app.command()(service.serve)
 app.add_typer(service.tokens_app, name="token")
+app.add_typer(record_app, name="record")
 
 
 def main() -> None:

@@ -2,13 +2,12 @@
 
 Checks, in order: the server answers and the namespace exists; the crisis search attributes are
 registered; workers poll the crisis task queue; its backlog is not piling up; and, on this
-machine, the executor configuration loads and the record directory is writable.
+machine, the executor configuration loads and the record store can be written (the record
+directory, or the PostgreSQL database: reachable, its schema version, the user's permissions).
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 
@@ -21,7 +20,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from app.temporal.agents import load_executor_registry
 from app.temporal.client import START_SERVER_HINT, ConnectionSettings
 from app.temporal.errors import LiaraError, TemporalUnavailableError
-from app.temporal.records import CrisisRecordStore
+from app.temporal.records import configured_record_store
 from app.temporal.visibility import missing_search_attributes
 from cognition.liara.agency import LiaraTemporalAgency
 
@@ -52,7 +51,7 @@ async def diagnose(agency: LiaraTemporalAgency) -> list[Check]:
         client = await agency.connect()
     except LiaraError as err:
         fix = CONNECTION_FIX if isinstance(err, TemporalUnavailableError) else "fix what the message names"
-        return [Check("connection", False, str(err), fix), *_local_checks()]
+        return [Check("connection", False, str(err), fix), *await _local_checks()]
     checks = [
         Check("connection", True, f"Temporal server at {settings.address} answers; namespace {settings.namespace!r}"),
         await _search_attributes_check(client, settings),
@@ -62,7 +61,7 @@ async def diagnose(agency: LiaraTemporalAgency) -> list[Check]:
         (TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY, "activity"),
     ):
         checks += await _task_queue_checks(client, settings, kind, label)
-    return [*checks, *_local_checks()]
+    return [*checks, *await _local_checks()]
 
 
 def _server_fix(err: RPCError, settings: ConnectionSettings, otherwise: str) -> str:
@@ -145,7 +144,7 @@ def _backlog_check(label: str, count: int, age: timedelta, pollers: int) -> Chec
     return Check(name, True, detail)
 
 
-def _local_checks() -> list[Check]:
+async def _local_checks() -> list[Check]:
     """What a worker started from this directory would use."""
     checks = []
     try:
@@ -155,21 +154,11 @@ def _local_checks() -> list[Check]:
     else:
         source = registry.describe()["source"] or "built-in defaults (every action simulated)"
         checks.append(Check("executor configuration", True, f"loads from {source}"))
-    store = CrisisRecordStore.from_environment()
-    directory = store.directory
     try:
-        store.ensure_directory()  # owner-only, as the worker's store creates it
-        with tempfile.TemporaryFile(dir=directory):
-            pass
-    except OSError as err:
-        checks.append(
-            Check(
-                "crisis records",
-                False,
-                f"{directory} is not writable here: {err.strerror}",
-                "make it writable or set LIARA_CRISIS_DIR",
-            )
-        )
-    else:
-        checks.append(Check("crisis records", True, f"{os.path.abspath(directory)} is writable here"))
+        store = configured_record_store()
+    except LiaraError as err:
+        checks.append(Check("crisis records", False, str(err), "fix the setting it names"))
+        return checks
+    health = await store.check()
+    checks.append(Check("crisis records", health.ok, health.detail, health.fix))
     return checks

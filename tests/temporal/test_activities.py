@@ -1,4 +1,6 @@
-"""The crisis activities run directly in an ``ActivityEnvironment`` (no Temporal server)."""
+"""The crisis activities run directly in an ``ActivityEnvironment`` (no Temporal server), on
+each record store (``store`` is files, then PostgreSQL).
+"""
 
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from app.temporal.models import (
     PhaseOutcome,
     PhaseStatus,
 )
-from app.temporal.records import CrisisRecordStore, format_timestamp
+from app.temporal.records import FileRecordStore, PostgresRecordStore, RecordStore, format_timestamp
 from cognition.liara.actions import missions_from_actions
 
 STARTED = datetime(2026, 1, 16, 10, 30, tzinfo=UTC)
@@ -32,12 +34,12 @@ ACTIONS = ("recon", "secure", "extract", "cleanup")
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> CrisisRecordStore:
-    return CrisisRecordStore(tmp_path / "crises")
+def store(any_store: RecordStore) -> RecordStore:
+    return any_store
 
 
 @pytest.fixture
-def activities(store: CrisisRecordStore) -> CrisisActivities:
+def activities(store: RecordStore) -> CrisisActivities:
     return CrisisActivities(store)
 
 
@@ -149,7 +151,7 @@ async def test_perform_agent_mission_warns_on_a_retry(
 
 
 async def test_perform_agent_mission_records_its_completed_phase_when_asked(
-    activities: CrisisActivities, env: ActivityEnvironment, store: CrisisRecordStore
+    activities: CrisisActivities, env: ActivityEnvironment, store: RecordStore
 ) -> None:
     await start(activities, env)
     secure = spec_phases()[1]
@@ -160,18 +162,25 @@ async def test_perform_agent_mission_records_its_completed_phase_when_asked(
     report = await env.run(activities.perform_agent_mission, assignment)
 
     assert report.recorded is True
-    recorded = store.read("crisis-1")["phases"][1]
+    recorded = (await store.read("crisis-1"))["phases"][1]
     assert recorded["phase_id"] == "secure-phase-2"
     assert (recorded["status"], recorded["attempts"], recorded["approved_by"]) == ("completed", 2, "commander")
     # One clock: the attempt's start on the server plus the agent's run time, in the record and the report.
     assert env.info.started_time <= report.finished_at < env.info.started_time + timedelta(seconds=5)
     assert recorded["timestamp"] == format_timestamp(report.finished_at)
-    assert [p["status"] for p in store.read("crisis-1")["phases"]] == ["pending", "completed", "pending", "pending"]
+    assert [p["status"] for p in (await store.read("crisis-1"))["phases"]] == [
+        "pending",
+        "completed",
+        "pending",
+        "pending",
+    ]
 
 
 async def test_perform_agent_mission_leaves_the_record_to_the_workflow_when_the_store_fails(
-    activities: CrisisActivities, env: ActivityEnvironment, store: CrisisRecordStore, caplog: pytest.LogCaptureFixture
+    env: ActivityEnvironment, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    store = FileRecordStore(tmp_path / "crises")
+    activities = CrisisActivities(store)
     await start(activities, env)
     store.path_for("crisis-1").write_text("{not json")
     recon = spec_phases()[0]
@@ -186,10 +195,10 @@ async def test_perform_agent_mission_leaves_the_record_to_the_workflow_when_the_
 
 
 async def test_initialize_creates_the_record(
-    activities: CrisisActivities, env: ActivityEnvironment, store: CrisisRecordStore
+    activities: CrisisActivities, env: ActivityEnvironment, store: RecordStore
 ) -> None:
     await start(activities, env)
-    record = json.loads((store.directory / "crisis-1.json").read_text())
+    record = await store.read("crisis-1")
     assert record["status"] == "running"
     assert [p["phase_id"] for p in record["phases"]] == [
         "recon-phase-1",
@@ -200,7 +209,7 @@ async def test_initialize_creates_the_record(
 
 
 async def test_log_mission_phase_twice_keeps_one_entry(
-    activities: CrisisActivities, env: ActivityEnvironment, store: CrisisRecordStore
+    activities: CrisisActivities, env: ActivityEnvironment, store: RecordStore
 ) -> None:
     await start(activities, env)
     recon = spec_phases()[0]
@@ -211,11 +220,11 @@ async def test_log_mission_phase_twice_keeps_one_entry(
     )
 
     await env.run(activities.log_mission_phase, entry)
-    after_first = (store.directory / "crisis-1.json").read_text()
+    after_first = await store.read("crisis-1")
     await env.run(activities.log_mission_phase, entry)  # the same activity, retried
 
-    assert (store.directory / "crisis-1.json").read_text() == after_first
-    record = json.loads(after_first)
+    assert await store.read("crisis-1") == after_first
+    record = after_first
     assert [p["phase_id"] for p in record["phases"]].count("recon-phase-1") == 1
     assert (record["phases"][0]["status"], record["phases"][0]["timestamp"]) == (
         "completed",
@@ -225,7 +234,7 @@ async def test_log_mission_phase_twice_keeps_one_entry(
 
 
 async def test_log_mission_phase_records_a_failure_with_its_error(
-    activities: CrisisActivities, env: ActivityEnvironment, store: CrisisRecordStore, caplog: pytest.LogCaptureFixture
+    activities: CrisisActivities, env: ActivityEnvironment, store: RecordStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="liara.activities")
     await start(activities, env)
@@ -236,7 +245,7 @@ async def test_log_mission_phase_records_a_failure_with_its_error(
         activities.log_mission_phase, PhaseLogEntry(crisis_id="crisis-1", target="target-alpha", outcome=failed)
     )
 
-    record = json.loads((store.directory / "crisis-1.json").read_text())
+    record = await store.read("crisis-1")
     assert (record["phases"][1]["status"], record["phases"][1]["error"]) == ("failed", "perimeter breached")
     assert record["summary"] == {"completed_phases": 0, "failed_phases": 1, "total_phases": 4}
     assert ("WARNING", "Mission phase secure-phase-2 failed (crisis crisis-1): perimeter breached") in [
@@ -248,7 +257,7 @@ async def test_finalize_returns_the_absolute_record_path(
     env: ActivityEnvironment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    activities = CrisisActivities(CrisisRecordStore(Path("relative") / "crises"))
+    activities = CrisisActivities(FileRecordStore(Path("relative") / "crises"))
     await start(activities, env)
     phases = [
         outcome(p, PhaseStatus.COMPLETED, attempts=1, timestamp=STARTED + timedelta(seconds=1)) for p in spec_phases()
@@ -266,6 +275,22 @@ async def test_finalize_returns_the_absolute_record_path(
     record = json.loads(Path(path).read_text())
     assert (record["status"], record["completed_at"]) == ("completed", "2026-01-16T10:30:02.000Z")
     assert record["summary"] == {"completed_phases": 4, "failed_phases": 0, "total_phases": 4}
+
+
+async def test_finalize_returns_where_the_record_is_in_postgresql(
+    env: ActivityEnvironment, pg_store: PostgresRecordStore, postgres
+) -> None:
+    activities = CrisisActivities(pg_store)
+    await start(activities, env)
+
+    location = await env.run(
+        activities.finalize_crisis_response,
+        CrisisCompletion(crisis_id="crisis-1", status="completed", completed_at=STARTED, phases=[]),
+    )
+
+    assert location == f"postgresql://{postgres.host}:{postgres.port}/{postgres.database}#crisis-1"
+    assert postgres.password not in location and "@" not in location
+    assert (await pg_store.read("crisis-1"))["status"] == "completed"
 
 
 def test_all_lists_the_five_activities_by_their_spec_names(activities: CrisisActivities) -> None:

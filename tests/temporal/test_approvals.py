@@ -16,7 +16,7 @@ from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateStage
 from app.temporal.activities import CrisisActivities
 from app.temporal.errors import CrisisWaitTimeoutError, DecisionRefusedError, TemporalUnavailableError
 from app.temporal.models import MissionPhase, PhaseStatus
-from app.temporal.records import CrisisRecordStore
+from app.temporal.records import FileRecordStore
 from app.temporal.workflows import CrisisResponseWorkflow
 from cognition.liara.agency import LiaraTemporalAgency
 from tests.conftest import assert_eventually, cli
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.integration
 
 
 def worker(dev_server, task_queue: str, tmp_path: Path):
-    real = CrisisActivities(CrisisRecordStore(tmp_path / "crises"))
+    real = CrisisActivities(FileRecordStore(tmp_path / "crises"))
     activities = [
         real.initialize_crisis_response,
         real.perform_agent_mission,

@@ -12,13 +12,14 @@ import json
 import signal
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from temporalio.service import RPCError, RPCStatusCode
 
 from app.temporal.agents import load_executor_registry
@@ -30,7 +31,7 @@ from app.temporal.errors import (
     TemporalUnavailableError,
 )
 from app.temporal.models import CrisisCompletion, CrisisSnapshot, PhaseOutcome, PhaseStatus
-from app.temporal.records import CrisisRecordStore
+from app.temporal.records import FileRecordStore
 from cognition.liara.actions import missions_from_actions
 from cognition.liara.agency import LiaraTemporalAgency
 from tests.conftest import WorkerProcess, assert_eventually, run_cli
@@ -108,9 +109,9 @@ class Sandbox:
         )
 
 
-def write_earlier_record(data_dir: Path) -> None:
+async def write_earlier_record(data_dir: Path) -> None:
     """A finished crisis recorded before the bad input arrives."""
-    store = CrisisRecordStore(data_dir)
+    store = FileRecordStore(data_dir)
     moment = datetime(2026, 1, 16, 10, 30, tzinfo=UTC)
     done = PhaseOutcome(
         phase_id="recon-phase-1",
@@ -120,7 +121,7 @@ def write_earlier_record(data_dir: Path) -> None:
         attempts=1,
         timestamp=moment,
     )
-    store.create(
+    await store.create(
         CrisisSnapshot(
             crisis_id="crisis-earlier",
             workflow_id="crisis-workflow-crisis-earlier",
@@ -131,15 +132,17 @@ def write_earlier_record(data_dir: Path) -> None:
             phases=[done.model_copy(update={"status": PhaseStatus.PENDING})],
         )
     )
-    store.finalize(CrisisCompletion(crisis_id="crisis-earlier", status="completed", completed_at=moment, phases=[done]))
+    await store.finalize(
+        CrisisCompletion(crisis_id="crisis-earlier", status="completed", completed_at=moment, phases=[done])
+    )
 
 
-@pytest.fixture
-def sandbox(liara_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
+@pytest_asyncio.fixture
+async def sandbox(liara_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Sandbox]:
     root = tmp_path / "work"
     root.mkdir()
     data_dir = root / "crises"
-    write_earlier_record(data_dir)
+    await write_earlier_record(data_dir)
     monkeypatch.chdir(root)  # the API runs here too, so a stray file would show up in the sandbox
     box = Sandbox(root=root, env={**liara_env, "LIARA_CRISIS_DIR": str(data_dir)}, data_dir=data_dir)
     box.remember()
@@ -506,6 +509,50 @@ async def test_a_bad_executor_configuration_stops_the_worker_and_fails_doctor(co
     sandbox.assert_untouched()
 
 
+# --- a record store setting that cannot be used -----------------------------------------------------
+
+URL_ADVICE = "write it as postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
+BAD_STORE_URLS = {
+    "another scheme": (
+        "mysql://liara:secret@db/records",
+        f"must be a postgresql:// URL, not one starting 'mysql': {URL_ADVICE}, or leave it unset to keep records "
+        "in files.",
+    ),
+    "a port that is no number": (
+        "postgresql://liara:secret@db:54x2/records",
+        f"has port '54x2', which is not a port number: {URL_ADVICE}.",
+    ),
+    "an unknown parameter": (
+        "postgresql://liara:secret@db/records?colour=red",
+        f'is not a valid PostgreSQL URL (invalid URI query parameter: "colour"): {URL_ADVICE}.',
+    ),
+    "no database": ("postgresql://liara:secret@db", f"names no database: {URL_ADVICE}."),
+}
+
+
+@pytest.mark.parametrize(("url", "says"), BAD_STORE_URLS.values(), ids=BAD_STORE_URLS.keys())
+@pytest.mark.parametrize("where", ["environment", "liara.toml"])
+async def test_a_bad_record_store_url_stops_the_worker_with_one_sentence(url, says, where, sandbox):
+    env = sandbox.env
+    if where == "environment":
+        env, source = {**env, "LIARA_RECORD_STORE": url}, "LIARA_RECORD_STORE"
+    else:
+        config = sandbox.root / "liara.toml"
+        config.write_text(f'record_store = "{url}"\n')
+        source = f"record_store in {config}"
+    sandbox.remember()
+
+    worker = await sandbox.acli("worker", env=env)
+
+    assert worker.returncode == 1
+    sentence = worker_sentence(worker.stdout + worker.stderr)
+    assert sentence == f"ERROR - {source} {says}"
+    assert "secret" not in worker.stdout + worker.stderr
+    listed = await sandbox.acli("record", "list", env=env)
+    assert listed.returncode == 1 and one_sentence(listed.stderr) == f"Error: {source} {says}"
+    sandbox.assert_untouched()
+
+
 # --- a record store that cannot be used ----------------------------------------------------------
 
 
@@ -664,3 +711,29 @@ async def test_an_unwritable_record_directory_pauses_crises_with_one_sentence(sa
         assert await asyncio.to_thread(worker.stop, signal.SIGTERM) == 0, worker.output
     assert result["success"] is True
     assert_recorded_once(records / f"{result['crisis_id']}.json", ["recon-phase-1"])
+
+
+async def test_a_record_database_refusing_the_password_pauses_crises_with_one_sentence(sandbox, postgres):
+    env = {**sandbox.env, "LIARA_RECORD_STORE": postgres.url_as(postgres.user, "not-the-password")}
+    box = Sandbox(
+        root=sandbox.root, env=env, data_dir=sandbox.data_dir, earlier=sandbox.earlier, outside=sandbox.outside
+    )
+    reason = (
+        f"cannot reach the crisis record database postgresql://{postgres.host}:{postgres.port}/{postgres.database}: "
+        f'password authentication failed for user "{postgres.user}"'
+    )
+    worker = await asyncio.to_thread(WorkerProcess, "cognition/liara/worker.py", env, sandbox.root)
+    try:
+        started = await box.acli("trigger", "target-alpha", "recon")
+        assert started.returncode == 0, started.stderr
+        workflow_id = started.stdout.strip()
+        async with box.agency() as agency:
+            await assert_paused_with_one_sentence(box, agency, workflow_id, "initialize_crisis_response", reason)
+            box.assert_untouched()
+            doctor = await box.acli("doctor")
+            (failed,) = [line for line in doctor.stdout.splitlines() if line.startswith("FAIL crisis records: ")]
+            assert failed.endswith(f'password authentication failed for user "{postgres.user}"'), failed
+            await agency.client.get_workflow_handle(workflow_id).terminate("test over")
+    finally:
+        assert await asyncio.to_thread(worker.stop) == 0, worker.output
+    assert "not-the-password" not in worker.output

@@ -17,7 +17,7 @@ from pydantic import JsonValue
 from app.temporal.activities import CrisisActivities
 from app.temporal.agents import SIMULATE, ExecutorRegistry, Mission, SimulateExecutor
 from app.temporal.models import OUTPUT_BUDGET_BYTES, CrisisResult, PhaseStatus
-from app.temporal.records import CrisisRecordStore
+from app.temporal.records import FileRecordStore
 from app.temporal.workflows import CrisisResponseWorkflow
 from tests.temporal.test_crisis_control import phase, request
 from tests.temporal.test_liara_workflows import crisis_workflow_worker
@@ -36,7 +36,7 @@ class ReportsSixtyKilobytes:
         return {"phase": mission.phase.phase_id, "blob": "x" * (BLOB - 40)}
 
 
-def activities(store: CrisisRecordStore, executor=None) -> list:
+def activities(store: FileRecordStore, executor=None) -> list:
     real = CrisisActivities(store, ExecutorRegistry({SIMULATE: executor or SimulateExecutor()}))
     return [
         real.initialize_crisis_response,
@@ -49,7 +49,7 @@ def activities(store: CrisisRecordStore, executor=None) -> list:
 async def test_forty_phases_of_sixty_kilobytes_complete_with_the_outputs_past_the_budget_in_the_record(
     dev_server, task_queue, tmp_path: Path
 ):
-    store = CrisisRecordStore(tmp_path / "crises")
+    store = FileRecordStore(tmp_path / "crises")
     crisis = request(f"crisis-big-{uuid.uuid4().hex[:8]}", *(phase(f"p-{i:02d}", "scan", i) for i in range(40)))
     async with crisis_workflow_worker(dev_server.client, task_queue, activities(store, ReportsSixtyKilobytes())):
         handle = await dev_server.client.start_workflow(
@@ -75,7 +75,7 @@ async def test_forty_phases_of_sixty_kilobytes_complete_with_the_outputs_past_th
 
 
 async def test_a_thousand_small_phases_complete(dev_server, task_queue, tmp_path: Path):
-    store = CrisisRecordStore(tmp_path / "crises")
+    store = FileRecordStore(tmp_path / "crises")
     crisis = request(f"crisis-many-{uuid.uuid4().hex[:8]}", *(phase(f"p-{i:04d}", "scan", 1) for i in range(1000)))
     async with crisis_workflow_worker(dev_server.client, task_queue, activities(store)):
         handle = await dev_server.client.start_workflow(

@@ -30,7 +30,7 @@ from app.temporal.models import (
     CrisisResult,
     PhaseAssignment,
 )
-from app.temporal.records import CrisisRecordStore
+from app.temporal.records import FileRecordStore
 from app.temporal.visibility import CRISIS_STATUS, start_attributes
 from app.temporal.workflows import CrisisResponseWorkflow
 from tests.conftest import assert_eventually
@@ -74,7 +74,7 @@ class Crisis:
     def __init__(self, client: Client, task_queue: str, tmp_path: Path, **doubles: Any) -> None:
         self.client = client
         self.task_queue = task_queue
-        self.store = CrisisRecordStore(tmp_path / "crises")
+        self.store = FileRecordStore(tmp_path / "crises")
         self.real = CrisisActivities(self.store)
         self.missions: list[tuple[str, str]] = []
         activities = {

@@ -25,7 +25,7 @@ from app.temporal.models import (
     PhaseAssignment,
     PhaseStatus,
 )
-from app.temporal.records import CrisisRecordStore
+from app.temporal.records import FileRecordStore
 from app.temporal.workflows import CrisisResponseWorkflow
 from tests.conftest import assert_eventually
 from tests.temporal.test_liara_workflows import crisis_worker
@@ -83,8 +83,8 @@ def request(crisis_id: str, *phases: dict[str, object], **extra: object) -> Cris
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> CrisisRecordStore:
-    return CrisisRecordStore(tmp_path / "crises")
+def store(tmp_path: Path) -> FileRecordStore:
+    return FileRecordStore(tmp_path / "crises")
 
 
 async def start(env, queue: str, crisis: CrisisRequest) -> WorkflowHandle:
@@ -98,7 +98,7 @@ async def phase_status(handle: WorkflowHandle, phase_id: str) -> PhaseStatus | N
     return next((p.status for p in progress.phases if p.phase_id == phase_id), None)
 
 
-def read_record(store: CrisisRecordStore, crisis_id: str) -> dict:
+def read_record(store: FileRecordStore, crisis_id: str) -> dict:
     return json.loads(store.path_for(crisis_id).read_text())
 
 

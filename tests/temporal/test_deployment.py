@@ -22,7 +22,8 @@ import yaml
 
 from app.temporal.client import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE, TASK_QUEUE_ENV
 from app.temporal.metrics import METRICS_HOST_ENV
-from app.temporal.records import RECORD_DIR_ENV
+from app.temporal.records import RECORD_DIR_ENV, RECORD_STORE_ENV
+from app.temporal.records.postgres import parse_url
 from app.temporal.visibility import CRISIS_SEARCH_ATTRIBUTES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -167,7 +168,10 @@ def test_worker_settings_point_at_the_temporal_service(services: dict[str, Any])
     assert int(port) in published_ports(services["temporal"]).values()
     assert env["TEMPORAL_NAMESPACE"] == DEFAULT_NAMESPACE
     assert env[TASK_QUEUE_ENV] == DEFAULT_TASK_QUEUE == "liara-crisis-tasks"
-    assert depends_on(services["temporal-worker"]) == {"temporal": "service_healthy"}
+    assert depends_on(services["temporal-worker"]) == {
+        "temporal": "service_healthy",
+        "liara-setup": "service_completed_successfully",
+    }
 
 
 def test_worker_metrics_listen_on_every_interface_of_the_container(services: dict[str, Any]) -> None:
@@ -176,15 +180,40 @@ def test_worker_metrics_listen_on_every_interface_of_the_container(services: dic
     assert environment(services["temporal-worker"])[METRICS_HOST_ENV] == "0.0.0.0"
 
 
-def test_workers_share_the_crisis_record_volume(compose: dict[str, Any], services: dict[str, Any]) -> None:
-    worker = services["temporal-worker"]
-    record_dir = environment(worker)[RECORD_DIR_ENV]
-    mounts = {}  # container path -> volume name or host path
-    for volume in worker["volumes"]:
-        source, target = str(volume).split(":")[:2]
-        mounts[target] = source
-    assert record_dir in mounts, f"nothing is mounted at {RECORD_DIR_ENV}={record_dir}"
-    assert mounts[record_dir] in (compose.get("volumes") or {}), "the record volume must be a named volume"
+def test_workers_keep_records_in_a_database_of_their_own_on_the_compose_server(services: dict[str, Any]) -> None:
+    # Every replica writes the same record database, so `--scale temporal-worker=5` keeps one
+    # record per crisis; no replica keeps files of its own.
+    worker, database = environment(services["temporal-worker"]), environment(services["temporal-postgresql"])
+    settings = parse_url(worker[RECORD_STORE_ENV], RECORD_STORE_ENV)
+    assert (settings["host"], settings["port"]) == ("temporal-postgresql", "5432")
+    assert (settings["user"], settings["password"], settings["dbname"]) == (
+        database["LIARA_RECORDS_USER"],
+        database["LIARA_RECORDS_PASSWORD"],
+        database["LIARA_RECORDS_DB"],
+    )
+    assert settings["user"] != database["POSTGRES_USER"], "records have a user of their own, not Temporal's"
+    assert RECORD_DIR_ENV not in worker and not services["temporal-worker"].get("volumes")
+
+
+def test_the_record_database_is_created_with_the_postgres_volume(services: dict[str, Any]) -> None:
+    mounts = dict(reversed(str(volume).split(":")[:2]) for volume in services["temporal-postgresql"]["volumes"])
+    script = REPO_ROOT / mounts["/docker-entrypoint-initdb.d/liara-records.sh"]
+    text = script.read_text()
+    for variable in ("LIARA_RECORDS_USER", "LIARA_RECORDS_PASSWORD", "LIARA_RECORDS_DB"):
+        assert f"${variable}" in text
+    assert "CREATE ROLE" in text and "CREATE DATABASE" in text and "OWNER" in text
+    subprocess.run(["bash", "-n", str(script)], check=True)
+
+
+def test_setup_creates_the_record_tables_before_any_worker_starts(services: dict[str, Any]) -> None:
+    setup = services["liara-setup"]
+    assert command_text(setup["command"]) == "liara setup"
+    assert setup["restart"] == "no"
+    assert setup["build"] == services["temporal-worker"]["build"]
+    assert depends_on(setup) == {"temporal": "service_healthy"}
+    env = environment(setup)
+    assert env[RECORD_STORE_ENV] == environment(services["temporal-worker"])[RECORD_STORE_ENV]
+    assert env["TEMPORAL_ADDRESS"] == "temporal:7233"
 
 
 def test_worker_stops_gracefully_and_restarts(services: dict[str, Any]) -> None:
@@ -207,7 +236,7 @@ def test_worker_healthcheck_needs_no_port(services: dict[str, Any]) -> None:
     assert test[:2] == ["CMD", "python"]
     script = test[-1]
     assert "http" not in script and "localhost" not in script
-    assert RECORD_DIR_ENV in script, "the check looks at the record directory the worker writes"
+    assert "configured_record_store().check()" in script, "the check asks the record store the worker writes"
 
 
 def test_web_ui_is_on_8233(services: dict[str, Any]) -> None:
@@ -305,15 +334,12 @@ def test_dockerfile_creates_the_record_directory_owner_only() -> None:
 
 
 def test_compose_leaves_the_record_directory_to_the_image(services: dict[str, Any]) -> None:
-    # The record volume is a named volume (it takes the image's 0700 directory); nothing in the
-    # worker's command or entrypoint creates the directory with another mode.
+    # Nothing in the worker's command or entrypoint creates a record directory with another mode
+    # (the image's, for `docker run` with files, stays 0700).
     worker = services["temporal-worker"]
-    record_dir = environment(worker)[RECORD_DIR_ENV]
     for part in ("command", "entrypoint"):
         text = command_text(worker.get(part))
         assert "mkdir" not in text and "chmod" not in text and "install -d" not in text, text
-    sources = {str(volume).split(":")[1]: str(volume).split(":")[0] for volume in worker["volumes"]}
-    assert not sources[record_dir].startswith((".", "/", "~")), "a bind mount would keep the host's mode"
 
 
 def test_dockerfile_installs_the_package_and_runs_the_worker() -> None:

@@ -142,3 +142,53 @@ def test_the_record_directory_doctor_creates_is_owner_only(liara_env, tmp_path):
     run_cli(env, tmp_path, "doctor", "--json")
     assert directory.is_dir()
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+
+
+# --- the PostgreSQL record store ----------------------------------------------------------------
+
+
+def record_store_check(env: dict[str, str], cwd: Path, url: str) -> dict:
+    """Doctor's crisis records check with LIARA_RECORD_STORE=url (no server needed for it)."""
+    code, checks = doctor({**env, "LIARA_RECORD_STORE": url, "TEMPORAL_ADDRESS": "127.0.0.1:1"}, cwd)
+    assert code == 1  # the connection check fails without a server
+    return checks["crisis records"]
+
+
+def test_a_usable_record_database_passes(liara_env, tmp_path, postgres):
+    check = record_store_check(liara_env, tmp_path, postgres.url)
+    assert check["ok"], check
+    where = f"postgresql://{postgres.host}:{postgres.port}/{postgres.database}"
+    assert check["detail"] == f"{where} answers; record schema version 1; user 'liara' may write records"
+    assert postgres.password not in check["detail"]
+
+
+@pytest.mark.parametrize("problem", ["down", "wrong password", "no tables", "no permission", "bad url"])
+def test_a_record_database_that_cannot_be_used_fails_with_one_sentence_and_a_fix(
+    liara_env, tmp_path, postgres, problem
+):
+    where = f"postgresql://{postgres.host}:{postgres.port}/{postgres.database}"
+    if problem == "down":
+        url, says = f"postgresql://liara:x@127.0.0.1:1/{postgres.database}", "connection refused"
+    elif problem == "wrong password":
+        url, says = postgres.url_as(postgres.user, "wrong"), 'password authentication failed for user "liara"'
+    elif problem == "no tables":
+        postgres.sql("DROP DATABASE IF EXISTS liara_empty")
+        postgres.sql("CREATE DATABASE liara_empty OWNER liara")
+        url, says = postgres.url.rsplit("/", 1)[0] + "/liara_empty", "has no crisis record tables"
+    elif problem == "no permission":
+        postgres.sql("DROP ROLE IF EXISTS liara_reader")
+        postgres.sql("CREATE ROLE liara_reader LOGIN PASSWORD 'reader'")
+        url, says = postgres.url_as("liara_reader", "reader"), "user 'liara_reader' may not read and write"
+    else:
+        url, says = "mysql://liara@db/records", "LIARA_RECORD_STORE must be a postgresql:// URL"
+
+    check = record_store_check(liara_env, tmp_path, url)
+
+    assert not check["ok"]
+    assert says in check["detail"], check
+    assert "\n" not in check["detail"] and check["fix"], check
+    if problem == "no tables":
+        assert check["fix"] == "run `liara setup`"
+    if problem == "no permission":
+        assert check["detail"].endswith(f"in {where}") and check["fix"].startswith("GRANT SELECT, INSERT")
+    assert "wrong" not in check["detail"] and "reader'" not in check["fix"]

@@ -19,7 +19,7 @@ from temporalio.exceptions import ApplicationError
 
 from app.temporal import plan
 from app.temporal.models import AgentReport, CrisisRequest, CrisisResult, MissionPhase, PhaseAssignment, PhaseStatus
-from app.temporal.records import CrisisRecordStore
+from app.temporal.records import FileRecordStore
 from app.temporal.references import UnresolvedReference, resolve
 from app.temporal.workflows import CrisisResponseWorkflow
 from tests.conftest import assert_eventually
@@ -144,11 +144,11 @@ class Agents:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> CrisisRecordStore:
-    return CrisisRecordStore(tmp_path / "crises")
+def store(tmp_path: Path) -> FileRecordStore:
+    return FileRecordStore(tmp_path / "crises")
 
 
-async def run(env, task_queue: str, store: CrisisRecordStore, agents: Agents, crisis: CrisisRequest) -> CrisisResult:
+async def run(env, task_queue: str, store: FileRecordStore, agents: Agents, crisis: CrisisRequest) -> CrisisResult:
     async with crisis_worker(env.client, task_queue, store, agents.perform):
         return await (await start(env, task_queue, crisis)).result()
 

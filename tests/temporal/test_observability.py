@@ -34,7 +34,7 @@ from temporalio.worker import Replayer
 from app.temporal import metrics
 from app.temporal.logs import CrisisContextFilter, JsonFormatter, crisis_fields_of
 from app.temporal.models import CrisisRequest, PhaseAssignment, PhaseLogEntry, PhaseOutcome, PhaseStatus
-from app.temporal.records import CrisisRecordStore
+from app.temporal.records import FileRecordStore
 from app.temporal.tracing import INSTALL_HINT, TracingUnavailableError, start_tracing
 from app.temporal.workflows import CrisisResponseWorkflow
 from tests.conftest import REPO_ROOT, assert_eventually, run_script
@@ -83,8 +83,8 @@ async def metered_client(time_skipping_env: WorkflowEnvironment, buffer: MetricB
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> CrisisRecordStore:
-    return CrisisRecordStore(tmp_path / "crises")
+def store(tmp_path: Path) -> FileRecordStore:
+    return FileRecordStore(tmp_path / "crises")
 
 
 def totals(updates: Sequence[BufferedMetricUpdate], name: str, *labels: str) -> dict[tuple[str, ...], float]:

@@ -26,7 +26,7 @@ from app.temporal.models import (
     MissionPhase,
     PhaseStatus,
 )
-from app.temporal.records import CrisisRecordStore
+from app.temporal.records import FileRecordStore
 from cognition.liara.crisis_requests import build_request, new_crisis_id
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -91,7 +91,7 @@ def test_the_valid_id_strategy_really_produces_accepted_ids(value: str) -> None:
 @FAST
 @given(crisis_id=any_ids)
 def test_a_record_path_stays_inside_the_store_directory(tmp_path: Path, crisis_id: str) -> None:
-    store = CrisisRecordStore(tmp_path / "crises")
+    store = FileRecordStore(tmp_path / "crises")
     try:
         path = store.path_for(crisis_id)
     except CrisisRecordError:

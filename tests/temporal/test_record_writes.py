@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import pytest
 from app.temporal.activities import CrisisActivities
 from app.temporal.agents import SIMULATE, ExecutorRegistry, Mission
 from app.temporal.models import MissionPhase, PhaseOutcome, PhaseStatus
-from app.temporal.records import CrisisRecordStore, format_timestamp
+from app.temporal.records import FileRecordStore, format_timestamp
 from app.temporal.workflows import CrisisResponseWorkflow
 from tests.conftest import assert_eventually
 from tests.temporal.test_crisis_control import phase, request, start
@@ -26,15 +25,16 @@ from tests.temporal.test_liara_workflows import crisis_request, crisis_workflow_
 from tests.temporal.test_workflow_behaviour import read_record, run_crisis
 
 
-@dataclass(frozen=True)
-class CountingStore(CrisisRecordStore):
+class CountingStore(FileRecordStore):
     """The real store, remembering the phase entries it upserted (before the final write)."""
 
-    upserted: list[str] = field(default_factory=list)
+    def __init__(self, directory: Path) -> None:
+        super().__init__(directory)
+        self.upserted: list[str] = []
 
-    def upsert_phase(self, crisis_id: str, outcome: PhaseOutcome, **options: Any) -> dict[str, Any]:
+    async def upsert_phase(self, crisis_id: str, outcome: PhaseOutcome, **options: Any) -> dict[str, Any] | None:
         self.upserted.append(outcome.phase_id)
-        return super().upsert_phase(crisis_id, outcome, **options)
+        return await super().upsert_phase(crisis_id, outcome, **options)
 
 
 class HeldAgent:
@@ -51,7 +51,7 @@ class HeldAgent:
             await self.release.wait()
 
 
-def activities_of(store: CrisisRecordStore, agent: HeldAgent | None = None) -> list:
+def activities_of(store: FileRecordStore, agent: HeldAgent | None = None) -> list:
     executors = ExecutorRegistry({SIMULATE: agent}) if agent else None
     return CrisisActivities(store, executors).all()
 
@@ -112,7 +112,7 @@ async def test_the_record_shows_a_completed_phase_while_the_next_one_runs(
         await asyncio.wait_for(agent.running.wait(), 30)
 
         async def first_two_completed() -> bool:
-            statuses = [p["status"] for p in read_record(store, "crisis-progress")["phases"]]
+            statuses = [p["status"] for p in (await store.read("crisis-progress") or {})["phases"]]
             return statuses == ["completed", "completed", "pending", "pending"]
 
         await assert_eventually(first_two_completed)
@@ -128,7 +128,7 @@ async def test_a_phase_keeps_the_timestamp_it_was_first_recorded_with(time_skipp
     async with crisis_workflow_worker(time_skipping_env.client, task_queue, activities_of(store, agent)):
         handle = await start(time_skipping_env, task_queue, crisis)
         await asyncio.wait_for(agent.running.wait(), 30)
-        first_written = read_record(store, "crisis-one-clock")["phases"][0]
+        first_written = (await store.read("crisis-one-clock") or {})["phases"][0]
         agent.release.set()
         result = await handle.result()
 

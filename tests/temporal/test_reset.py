@@ -13,7 +13,7 @@ from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 
 from app.temporal.activities import CrisisActivities
 from app.temporal.models import PhaseStatus
-from app.temporal.records import CrisisRecordStore, CrisisRun
+from app.temporal.records import CrisisRun, FileRecordStore
 from cognition.liara.agency import LiaraTemporalAgency
 from tests.temporal.test_crisis_control import phase
 from tests.temporal.test_liara_workflows import crisis_workflow_worker
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 
 
 async def test_a_reset_run_takes_the_record_over(dev_server, task_queue, tmp_path: Path):
-    store = CrisisRecordStore(tmp_path / "crises")
+    store = FileRecordStore(tmp_path / "crises")
     real = CrisisActivities(store)
     activities = [
         real.initialize_crisis_response,
@@ -64,5 +64,5 @@ async def test_a_reset_run_takes_the_record_over(dev_server, task_queue, tmp_pat
     # A write that the replaced run's abandoned attempt still makes is dropped.
     replaced = CrisisRun(namespace=dev_server.client.namespace, workflow_id=workflow_id, run_id=first_run)
     late = ended("secure-2", PhaseStatus.FAILED, 1, error="an abandoned attempt of the replaced run")
-    assert store.upsert_phase(crisis_id, late, run=replaced) is None
+    assert await store.upsert_phase(crisis_id, late, run=replaced) is None
     assert json.loads(store.path_for(crisis_id).read_text()) == record

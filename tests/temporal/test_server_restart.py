@@ -6,7 +6,6 @@ completes, each phase recorded exactly once, with the same worker process reconn
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from app.temporal.records import FileRecordStore
 from cognition.liara.actions import missions_from_actions
 from cognition.liara.agency import LiaraTemporalAgency
 from tests.conftest import WorkerProcess, assert_eventually
@@ -31,11 +31,10 @@ def server(tmp_path: Path) -> Iterator[ServerDir]:
     yield from stopped_after(tmp_path)
 
 
-def read_records(directory: Path) -> dict[str, dict]:
-    records = {}
-    for path in directory.glob("*.json"):
-        records[path.stem] = json.loads(path.read_text())
-    return records
+async def read_records(directory: Path) -> dict[str, dict]:
+    """Every record as it stands (the file store's ``read``: a running crisis's journal applied)."""
+    store = FileRecordStore(directory)
+    return {path.stem: await store.read(path.stem) for path in directory.glob("*.json")}
 
 
 async def test_crises_in_flight_complete_after_the_server_restarts(server: ServerDir, tmp_path: Path):
@@ -72,7 +71,7 @@ async def test_crises_in_flight_complete_after_the_server_restarts(server: Serve
             )
 
         async def every_crisis_is_past_its_first_phase() -> bool:
-            found = read_records(records)
+            found = await read_records(records)
             return len(found) == CRISES and all(r["phases"][0]["status"] == "completed" for r in found.values())
 
         await assert_eventually(every_crisis_is_past_its_first_phase, timeout=60)
@@ -82,7 +81,7 @@ async def test_crises_in_flight_complete_after_the_server_restarts(server: Serve
         assert f"stopped (pid {old_pid})" in stopped.stdout
         assert not process_runs(old_pid)
         # Stopped mid-flight: no crisis could be finalized, as that needs the server.
-        in_flight = [r for r in read_records(records).values() if r["status"] == "running"]
+        in_flight = [r for r in (await read_records(records)).values() if r["status"] == "running"]
         assert in_flight, "every crisis had finished before the server stopped; the test proved nothing"
 
         restarted = await asyncio.to_thread(server.start)
@@ -105,7 +104,8 @@ async def test_crises_in_flight_complete_after_the_server_restarts(server: Serve
     for result in results:
         assert [p["phase_id"] for p in result["phases"]] == PHASE_IDS
         assert {p["status"] for p in result["phases"]} == {"completed"}
-    found = read_records(records)
+    found = await read_records(records)
+    assert not list(records.glob("*.journal")), "every journal folded into its record"
     assert sorted(found) == sorted(r["crisis_id"] for r in results)
     for record in found.values():
         assert record["status"] == "completed", record

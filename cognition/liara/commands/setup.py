@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import typer
 
+from app.temporal.records import configured_record_store
 from cognition.liara.commands.connection import EXIT_ERROR, Connection
 from cognition.liara.commands.options import JsonFlag
 from cognition.liara.commands.output import print_checks, print_json, say
@@ -11,10 +14,20 @@ from cognition.liara.doctor import diagnose
 
 
 def setup(ctx: typer.Context) -> None:
-    """Register the crisis search attributes on the namespace (once per cluster or namespace)."""
+    """Register the crisis search attributes on the namespace and create the crisis record tables
+    when records go to PostgreSQL (once per cluster or namespace, and per record database).
+    """
     connection: Connection = ctx.obj
     added = connection.run(lambda agency: agency.register_search_attributes())
     say(f"Registered: {', '.join(added)}" if added else "The crisis search attributes are already registered.")
+    prepared = Connection.guard(lambda: asyncio.run(_prepare_record_store()))
+    if prepared:
+        say(prepared)
+
+
+async def _prepare_record_store() -> str | None:
+    async with configured_record_store() as store:
+        return await store.prepare()
 
 
 def doctor(ctx: typer.Context, as_json: JsonFlag = False) -> None:

@@ -1,8 +1,10 @@
 """The five activities of a crisis. Each one is safe to retry: records are upserted by id.
 
-Record writes run on the worker's event loop, not on a thread: a record is a few KB on local
-disk (0.2-0.7 ms with its fsyncs), and handing each write to a thread and back cost the worker
-more CPU than the write itself (see BENCHMARKS.md). Keep the record directory on a local disk.
+Record writes go to the worker's record store (app.temporal.records), awaited on the worker's
+event loop. The file store writes synchronously inside its async methods, not on a thread: a
+phase write is one fsynced journal line (0.2-0.7 ms), and handing each write to a thread and back
+cost the worker more CPU than the write itself (see BENCHMARKS.md); the PostgreSQL store awaits
+its connection pool. A store that fails raises CrisisRecordError, and the activity is retried.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ from app.temporal.models import (
     PhaseOutcome,
     PhaseStatus,
 )
-from app.temporal.records import CrisisRecordStore, CrisisRun
+from app.temporal.records import CrisisRun, RecordStore
+from app.temporal.uninterrupted import uninterrupted
 from app.temporal.validation import check_crisis_request
 
 logger = logging.getLogger("liara.activities")
@@ -45,7 +48,7 @@ HEARTBEAT_INTERVAL_SECONDS = 1.0
 class CrisisActivities:
     """Activities bound to the record store they write to and the agents they dispatch to."""
 
-    def __init__(self, store: CrisisRecordStore, executors: ExecutorRegistry | None = None) -> None:
+    def __init__(self, store: RecordStore, executors: ExecutorRegistry | None = None) -> None:
         self.store = store
         self.executors = executors or ExecutorRegistry({SIMULATE: SimulateExecutor()})
 
@@ -58,7 +61,7 @@ class CrisisActivities:
 
     @activity.defn(name="initialize_crisis_response")
     async def initialize_crisis_response(self, crisis: CrisisSnapshot) -> None:
-        self.store.create(crisis, run=_current_run())
+        await self.store.create(crisis, run=_current_run())
         logger.info("Crisis %s initialized: %d phases against %s", crisis.crisis_id, len(crisis.phases), crisis.target)
 
     @activity.defn(name="perform_agent_mission")
@@ -144,13 +147,13 @@ class CrisisActivities:
                 size_bytes=size,
             )
         if assignment.record or report.output_ref is not None:
-            report.recorded = self._record_success(assignment, report, output)
+            report.recorded = await uninterrupted(self._record_success(assignment, report, output))
         return report
 
-    def _record_success(self, assignment: PhaseAssignment, report: AgentReport, output: JsonValue) -> bool:
+    async def _record_success(self, assignment: PhaseAssignment, report: AgentReport, output: JsonValue) -> bool:
         """Write the completed phase to the crisis record: True if written, False if the store failed.
 
-        The write has no await, so a cancel cannot cut it short. A store that fails here does not
+        The caller runs it uninterrupted, so a cancel cannot cut it short. A store that fails here does not
         fail the phase (the agent did its work): the workflow then writes the entry itself. Only
         an output too large to carry back inline has nowhere else to go: then the attempt fails
         (retryable), so that nothing the agent said is lost.
@@ -173,7 +176,7 @@ class CrisisActivities:
             compensation=assignment.compensation,
         )
         try:
-            self._record_phase(log_entry)
+            await self._record_phase(log_entry)
         except CrisisRecordError as err:
             if report.output_ref is not None:
                 raise ApplicationError(
@@ -187,11 +190,11 @@ class CrisisActivities:
 
     @activity.defn(name="log_mission_phase")
     async def log_mission_phase(self, entry: PhaseLogEntry) -> None:
-        self._record_phase(entry)
+        await self._record_phase(entry)
 
-    def _record_phase(self, entry: PhaseLogEntry) -> None:
+    async def _record_phase(self, entry: PhaseLogEntry) -> None:
         outcome = entry.outcome
-        written = self.store.upsert_phase(
+        written = await self.store.upsert_phase(
             entry.crisis_id, outcome, compensation=entry.compensation, crisis=entry.crisis, run=_current_run()
         )
         if written is None:
@@ -206,10 +209,13 @@ class CrisisActivities:
 
     @activity.defn(name="finalize_crisis_response")
     async def finalize_crisis_response(self, completion: CrisisCompletion) -> str:
-        """Write the final record; return its absolute path."""
-        record = self.store.finalize(completion, run=_current_run())
+        """Write the final record; return where it is (``CrisisResult.record_path``): the record file's
+        absolute path, or ``postgresql://host:port/database#crisis_id``.
+        """
+        record = await self.store.finalize(completion, run=_current_run())
+        location = self.store.location(completion.crisis_id)
         if record is None:
-            return str(self.store.path_for(completion.crisis_id).resolve())
+            return location
         summary = record["summary"]
         logger.info(
             "Crisis %s %s: %d of %d phases completed, %d failed",
@@ -219,7 +225,7 @@ class CrisisActivities:
             summary["total_phases"],
             summary["failed_phases"],
         )
-        return str(self.store.path_for(completion.crisis_id).resolve())
+        return location
 
     def all(self) -> list:
         """The five activities, for registering on a worker."""

@@ -35,6 +35,10 @@ class CrisisNotFoundError(LiaraError, LookupError):
     """No crisis workflow with this id exists in the namespace."""
 
 
+class PlaybookNotFoundError(LiaraError, LookupError):
+    """No playbook of that name in the playbooks directory."""
+
+
 class CrisisAlreadyExistsError(LiaraError):
     """A crisis with this id was already started; crisis ids are never reused."""
 

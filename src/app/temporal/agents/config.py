@@ -89,6 +89,8 @@ class _ConfigFile(_Strict):
     executors: dict[ExecutorName, _ExecutorTable] = Field(default_factory=dict)
     #: Checked where notifications are delivered (app.temporal.notifications), not by workers.
     webhooks: dict[ExecutorName, dict[str, Any]] = Field(default_factory=dict)
+    #: Where crisis records go (a ``postgresql://`` URL; files when unset), checked by app.temporal.records.
+    record_store: Annotated[str, Field(min_length=1)] | None = None
 
 
 # --- registry ---------------------------------------------------------------------------------

@@ -1,0 +1,201 @@
+"""The crisis record document, the same in every store, and the rules that keep stale writers out.
+
+A record is a JSON object: the crisis's header fields (``crisis_id``, ``target``, ``status``,
+``started_at``, ``completed_at``, ``initiated_by``, ``namespace``, ``workflow_id``, ``run_id``, ...),
+its ``phases`` and ``compensations`` (entries keyed by ``phase_id``) and their ``summary``. Stores
+differ in how they keep it; these functions decide what it holds, so every store writes the same
+document and refuses the same writers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from app.temporal.errors import CrisisRecordError
+from app.temporal.models import CrisisCompletion, CrisisSnapshot, CrisisSummary, PhaseOutcome
+
+logger = logging.getLogger("liara.records")
+
+#: The two lists of entries a record keeps, and the kinds of entry a phase write names.
+PHASES, COMPENSATIONS = "phases", "compensations"
+
+
+def format_timestamp(moment: datetime) -> str:
+    """``2026-01-16T10:30:00.000Z``: UTC with milliseconds, as in the records."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class CrisisRun:
+    """The workflow run a record write comes from (an activity knows it from its own info)."""
+
+    namespace: str | None
+    workflow_id: str
+    run_id: str
+
+
+def phase_entry(outcome: PhaseOutcome) -> dict[str, Any]:
+    entry = {
+        "phase_id": outcome.phase_id,
+        "status": outcome.status.value,
+        "timestamp": format_timestamp(outcome.timestamp) if outcome.timestamp else None,
+        "agent_id": outcome.agent_id,
+        "action": outcome.action,
+        "attempts": outcome.attempts,
+        "error": outcome.error,
+        "output": outcome.output,
+        "approved_by": outcome.approved_by,
+    }
+    if outcome.depends_on is not None:
+        entry["depends_on"] = outcome.depends_on
+    if outcome.params is not None:
+        entry["params"] = outcome.params  # as resolved for the agent
+    if outcome.requires_approval:
+        entry["approvals_required"] = outcome.approvals_required
+        entry["decisions"] = [
+            {
+                "decided_by": decision.decided_by,
+                "approved": decision.approved,
+                "reason": decision.reason,
+                "decided_at": format_timestamp(decision.decided_at),
+            }
+            for decision in outcome.decisions
+        ]
+    return entry
+
+
+def merged_entry(outcome: PhaseOutcome, existing: dict[str, Any] | None) -> dict[str, Any]:
+    """The entry of ``outcome``; an output kept in the record only (``output_ref``) stays as it is."""
+    entry = phase_entry(outcome)
+    if outcome.output_ref is not None and existing is not None:
+        entry["output"] = existing.get("output")
+    return entry
+
+
+def merged_entries(outcomes: list[PhaseOutcome], existing: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    by_id = {entry.get("phase_id"): entry for entry in existing}
+    return [merged_entry(outcome, by_id.get(outcome.phase_id)) for outcome in outcomes]
+
+
+def put_entry(entries: list[dict[str, Any]], entry: dict[str, Any]) -> None:
+    """Replace the entry with ``entry``'s phase id, or append it."""
+    for index, existing in enumerate(entries):
+        if existing.get("phase_id") == entry["phase_id"]:
+            entries[index] = entry
+            return
+    entries.append(entry)
+
+
+def upsert_outcome(record: dict[str, Any], kind: str, outcome: PhaseOutcome) -> dict[str, Any]:
+    """Put ``outcome`` into the record's ``kind`` list and refresh the summary; the entry written."""
+    entries = record.setdefault(kind, [])
+    existing = next((e for e in entries if e.get("phase_id") == outcome.phase_id), None)
+    entry = merged_entry(outcome, existing)
+    put_entry(entries, entry)
+    refresh_summary(record)
+    return entry
+
+
+def summary(phases: Iterable[dict[str, Any]]) -> dict[str, int]:
+    return CrisisSummary.of(p["status"] for p in phases).model_dump()
+
+
+def refresh_summary(record: dict[str, Any]) -> None:
+    record["summary"] = summary(record[PHASES])
+
+
+def header_of(record: dict[str, Any]) -> dict[str, Any]:
+    """The record without its entry lists and their summary: what the run guards look at."""
+    return {key: value for key, value in record.items() if key not in (PHASES, COMPENSATIONS, "summary")}
+
+
+def is_record(value: object) -> bool:
+    """Whether ``value`` has the shape of a record (what a store refuses to overwrite otherwise)."""
+    return isinstance(value, dict) and isinstance(value.get(PHASES), list)
+
+
+def new_record(crisis: CrisisSnapshot, run: CrisisRun | None) -> dict[str, Any]:
+    """A running crisis's record, its phases as given."""
+    entries = [phase_entry(p) for p in crisis.phases]
+    return {
+        "crisis_id": crisis.crisis_id,
+        "target": crisis.target,
+        "status": "running",
+        "started_at": format_timestamp(crisis.started_at),
+        "completed_at": None,
+        PHASES: entries,
+        "summary": summary(entries),
+        COMPENSATIONS: [],
+        "initiated_by": crisis.initiated_by,
+        **{key: value for key, value in (("playbook", crisis.playbook), ("schedule", crisis.schedule)) if value},
+        "namespace": run.namespace if run else None,
+        "workflow_id": crisis.workflow_id,
+        "run_id": run.run_id if run else crisis.run_id,
+    }
+
+
+def finish(record: dict[str, Any], completion: CrisisCompletion) -> None:
+    """Give ``record`` its final state: every phase as the workflow saw it, the status, the end time."""
+    record[PHASES] = merged_entries(completion.phases, record[PHASES])
+    record[COMPENSATIONS] = merged_entries(completion.compensations, record.get(COMPENSATIONS, []))
+    refresh_summary(record)
+    record["status"] = completion.status
+    record["completed_at"] = format_timestamp(completion.completed_at)
+    record["cancel_requests"] = [
+        {
+            "requested_at": format_timestamp(note.requested_at),
+            "stage": note.stage,
+            "obeyed": note.obeyed,
+            "reason": note.reason,
+        }
+        for note in completion.cancel_requests
+    ]
+
+
+class Relation(StrEnum):
+    """How a write relates to the record it would change."""
+
+    OWN = "own"
+    STALE = "stale"
+    TAKEOVER = "takeover"
+
+
+def relation(header: dict[str, Any], run: CrisisRun | None, where: str) -> Relation:
+    """Whether ``run`` owns the record (``header`` holds at least its run fields), is a stale
+    writer, or is a newer run of the same workflow taking it over (a reset). A writer from another
+    namespace or workflow is refused: two of them sharing a record is a mistake to fix, not to hide.
+    """
+    if run is None or header.get("run_id") in (None, run.run_id):
+        return Relation.OWN
+    for field, mine in (("namespace", run.namespace), ("workflow_id", run.workflow_id)):
+        theirs = header.get(field)
+        if None not in (theirs, mine) and theirs != mine:
+            raise CrisisRecordError(
+                f"crisis record {where} belongs to {field} {theirs!r}, not {mine!r}: "
+                "give each namespace its own record store and each crisis its own id"
+            )
+    if run.run_id in header.get("superseded_run_ids", []):
+        logger.info("Dropped a write of crisis %s from run %s, which a reset replaced", where, run.run_id)
+        return Relation.STALE
+    return Relation.TAKEOVER
+
+
+def take_over(record: dict[str, Any], run: CrisisRun) -> None:
+    """Make ``record`` the newer run's: running again, the replaced run listed as superseded."""
+    record["superseded_run_ids"] = superseded(record)
+    record.update(run_id=run.run_id, status="running", completed_at=None)
+
+
+def superseded(record: dict[str, Any]) -> list[str]:
+    return [*record.get("superseded_run_ids", []), record["run_id"]]
+
+
+def headline(record: dict[str, Any], location: str) -> dict[str, Any]:
+    """What a list of records shows of one: its header fields, summary and where it is kept."""
+    fields = ("crisis_id", "target", "status", "started_at", "completed_at", "initiated_by", "workflow_id")
+    return {**{key: record.get(key) for key in fields}, "summary": record.get("summary"), "location": location}
