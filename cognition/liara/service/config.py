@@ -1,4 +1,4 @@
-"""The service's limits: what bounds its memory and its waits, whoever calls it."""
+"""The service's settings, and its limits: what bounds its memory and its waits, whoever calls it."""
 
 from __future__ import annotations
 
@@ -6,10 +6,14 @@ from dataclasses import dataclass
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8780
+#: The embedded Temporal server's Web UI (``python scripts/setup_temporal.py start``).
+DEFAULT_WEB_UI_URL = "http://localhost:8233"
 #: Longest long poll of ``GET /v1/crises/{id}/result?wait=``; shutdown waits this long for one.
 MAX_WAIT_SECONDS = 60
 #: Largest page of ``GET /v1/crises``.
 MAX_PAGE_SIZE = 200
+#: Crises the approvals inbox looks into (the newest that await approval).
+MAX_INBOX_CRISES = 50
 
 
 @dataclass(frozen=True)
@@ -20,3 +24,13 @@ class ServiceSettings:
     max_streams_per_identity: int = 20
     #: Seconds between ``: keep-alive`` comments on an idle event stream.
     heartbeat_seconds: float = 15.0
+    #: The Temporal Web UI the console links each crisis to.
+    web_ui_url: str = DEFAULT_WEB_UI_URL
+    #: Crises looked up at once for one answer (a listing's progress, the approvals inbox).
+    lookup_concurrency: int = 4
+    #: Seconds one lookup may take before its crisis is shown without it.
+    lookup_timeout_seconds: float = 5.0
+    #: Seconds a running crisis's summary is reused, whoever asks.
+    summary_fresh_seconds: float = 2.0
+    #: Summaries of ended crises kept (they never change).
+    summaries_kept: int = 10_000

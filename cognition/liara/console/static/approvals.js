@@ -1,0 +1,75 @@
+// The inbox: every phase awaiting approval across crises, polled every few seconds.
+
+import { api } from "./api.js";
+import { facts, h, keyed, when } from "./dom.js";
+import { decisionForm, quorum } from "./decide.js";
+import { poll } from "./poll.js";
+
+const POLL_MS = 3000;
+
+export function approvalsView(context) {
+  context.title("Approvals");
+  const stop = new AbortController();
+  const list = h("ul", { class: "inbox" });
+  const empty = h("p", { class: "muted", hidden: true, text: "No phase awaits approval." });
+  const more = h("p", {
+    class: "muted",
+    hidden: true,
+    text: "More crises await approval than are shown: decide on these first.",
+  });
+  // Kept across refreshes, so a reason being typed is not lost when the item is redrawn.
+  const forms = new Map();
+
+  function item(pending) {
+    const { phase, workflow_id: workflowId } = pending;
+    const key = `${workflowId}/${phase.phase_id}`;
+    if (context.may("decide") && !forms.has(key))
+      forms.set(key, decisionForm(context, workflowId, phase.phase_id, refresh));
+    return h(
+      "li",
+      { class: "card approval" },
+      h(
+        "h2",
+        {},
+        `${phase.phase_id} `,
+        h("span", { class: "muted", text: "of " }),
+        h("a", { href: `#/crises/${encodeURIComponent(workflowId)}`, text: workflowId }),
+      ),
+      facts([
+        ["Target", pending.target],
+        ["Agent", phase.agent_id],
+        ["Action", phase.action],
+        ["Started by", pending.initiated_by],
+        ["Crisis started", when(pending.started_at)],
+      ]),
+      quorum(pending.approvals, phase.approvals_required, phase.decisions),
+      forms.get(key) ?? null,
+    );
+  }
+
+  async function refresh() {
+    try {
+      const inbox = await api("/v1/approvals", { signal: stop.signal });
+      context.recover("approvals");
+      keyed(list, inbox.approvals, (pending) => `${pending.workflow_id}/${pending.phase.phase_id}`, item);
+      const shown = new Set(inbox.approvals.map((pending) => `${pending.workflow_id}/${pending.phase.phase_id}`));
+      for (const key of forms.keys()) if (!shown.has(key)) forms.delete(key);
+      empty.hidden = inbox.approvals.length > 0;
+      more.hidden = !inbox.more;
+    } catch (err) {
+      context.fail(err, "approvals");
+    }
+  }
+
+  poll(refresh, POLL_MS, stop.signal);
+  const element = h(
+    "section",
+    { class: "view" },
+    h("h1", { tabindex: "-1", text: "Approvals" }),
+    h("p", { class: "lead", text: "Phases awaiting a decision, newest crisis first." }),
+    list,
+    empty,
+    more,
+  );
+  return { name: "approvals", element, leave: () => stop.abort() };
+}

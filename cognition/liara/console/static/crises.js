@@ -1,0 +1,158 @@
+// The crises, newest first, filtered by target, status and initiator, polled every few seconds.
+
+import { api } from "./api.js";
+import { badge, h, keyed, uid, when, words } from "./dom.js";
+import { fieldErrors } from "./forms.js";
+import { poll } from "./poll.js";
+
+const POLL_MS = 3000;
+const PAGE = 25;
+const MOST = 200; // the API's largest page
+
+/** The crisis status a row shows: the crisis's own while its workflow runs or has completed,
+ * the workflow's otherwise (a terminated workflow could not update its crisis status). */
+function statusOf(row) {
+  return row.status === "running" || row.status === "completed" ? (row.crisis_status ?? row.status) : row.status;
+}
+
+function progress(summary) {
+  if (!summary) return h("span", { class: "muted", text: "not known" });
+  const { completed_phases: done, failed_phases: failed, total_phases: total } = summary;
+  return h(
+    "span",
+    { class: "progress" },
+    h("progress", { max: String(total), value: String(done), "aria-hidden": "true" }),
+    ` ${done} of ${total} done`,
+    failed ? `, ${failed} failed` : "",
+  );
+}
+
+function row(crisis) {
+  return h(
+    "tr",
+    {},
+    h(
+      "td",
+      { "data-label": "Crisis" },
+      h("a", { href: `#/crises/${encodeURIComponent(crisis.workflow_id)}`, text: crisis.workflow_id }),
+    ),
+    h("td", { "data-label": "Target", text: crisis.target ?? "" }),
+    h("td", { "data-label": "Status" }, badge(statusOf(crisis))),
+    h("td", { "data-label": "Progress" }, progress(crisis.summary)),
+    h("td", { "data-label": "Started by", text: crisis.initiated_by ?? "" }),
+    h("td", { "data-label": "Started" }, when(crisis.started_at)),
+  );
+}
+
+function filter(name, label, control, errorFor) {
+  const id = uid(name);
+  control.id = id;
+  control.name = name;
+  control.setAttribute("aria-describedby", `${id}-error`);
+  return h(
+    "div",
+    { class: "field" },
+    h("label", { for: id, text: label }),
+    control,
+    h("p", { id: `${id}-error`, class: "field-error", "data-field": errorFor }),
+  );
+}
+
+export function crisesView(context, params) {
+  context.title("Crises");
+  const stop = new AbortController();
+  let limit = Number(params.get("limit")) || PAGE;
+  const status = h(
+    "select",
+    {},
+    h("option", { value: "", text: "any" }),
+    context.settings.statuses.map((name) => h("option", { value: name, text: words(name) })),
+  );
+  const form = h(
+    "form",
+    {
+      class: "filters",
+      role: "search",
+      "aria-label": "Filter crises",
+      onsubmit: (event) => {
+        event.preventDefault();
+        const chosen = new URLSearchParams([...new FormData(form)].filter(([, value]) => value));
+        location.hash = `#/crises${chosen.size ? `?${chosen}` : ""}`;
+      },
+    },
+    filter("target", "Target", h("input", { type: "text", autocomplete: "off" }), "query.target"),
+    filter("status", "Status", status, "query.status"),
+    filter("initiated_by", "Started by", h("input", { type: "text", autocomplete: "off" }), "query.initiated_by"),
+    h(
+      "div",
+      { class: "buttons" },
+      h("button", { type: "submit", text: "Filter" }),
+      h("a", { href: "#/crises", class: "button", text: "Clear" }),
+    ),
+  );
+  for (const name of ["target", "status", "initiated_by"]) form.elements[name].value = params.get(name) ?? "";
+
+  const body = h("tbody");
+  const empty = h("p", { class: "muted", hidden: true, text: "No crises match." });
+  const updated = h("p", { class: "muted updated" });
+  const more = h("button", {
+    type: "button",
+    hidden: true,
+    text: "Show more",
+    onclick: async () => {
+      limit = Math.min(limit + PAGE, MOST);
+      await refresh();
+    },
+  });
+  const errors = fieldErrors(form);
+
+  async function refresh() {
+    const query = new URLSearchParams([...new FormData(form)].filter(([, value]) => value));
+    query.set("limit", String(limit));
+    query.set("progress", "true");
+    try {
+      const page = await api(`/v1/crises?${query}`, { signal: stop.signal });
+      errors.clear();
+      context.recover("crises");
+      keyed(body, page.crises, (crisis) => crisis.workflow_id, row);
+      empty.hidden = page.crises.length > 0;
+      more.hidden = !page.next_cursor || limit >= MOST;
+      updated.textContent = `Updated ${new Date().toLocaleTimeString()}; refreshed every ${POLL_MS / 1000} s.`;
+    } catch (err) {
+      if (!errors.show(err)) context.fail(err, "crises");
+    }
+  }
+
+  poll(refresh, POLL_MS, stop.signal);
+  const element = h(
+    "section",
+    { class: "view" },
+    h("h1", { tabindex: "-1", text: "Crises" }),
+    form,
+    updated,
+    h(
+      "div",
+      { class: "table" },
+      h(
+        "table",
+        { class: "crises" },
+        h("caption", { class: "visually-hidden", text: "Crises, newest first" }),
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            ["Crisis", "Target", "Status", "Progress", "Started by", "Started"].map((name) =>
+              h("th", { scope: "col", text: name }),
+            ),
+          ),
+        ),
+        body,
+      ),
+    ),
+    empty,
+    more,
+  );
+  return { name: "crises", element, leave: () => stop.abort() };
+}

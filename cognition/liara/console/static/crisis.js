@@ -1,0 +1,368 @@
+// One crisis: its phases as a timeline (or, once phases depend on each other, as their graph),
+// compensations and cancel requests, kept current from its event stream without a reload.
+
+import { api } from "./api.js";
+import { decisionForm, quorum } from "./decide.js";
+import { badge, duration, facts, fill, h, keyed, when, words } from "./dom.js";
+import { follow } from "./events.js";
+import { drawEdges, layers } from "./graph.js";
+
+/** Outputs longer than this (as JSON) are collapsed. */
+const LONG_OUTPUT = 160;
+const SHOWN_EVENTS = 8;
+
+function output(value) {
+  if (value === null || value === undefined) return null;
+  const text = JSON.stringify(value, null, 2);
+  if (text.length <= LONG_OUTPUT) return h("pre", { class: "output", text });
+  return h(
+    "details",
+    { class: "output" },
+    h("summary", { text: `Output (${text.length} characters)` }),
+    h("pre", { text }),
+  );
+}
+
+function describe(event) {
+  const data = event.data;
+  switch (event.event) {
+    case "phase":
+      return `${data.phase_id} ${words(data.status)}${data.error ? `: ${data.error}` : ""}`;
+    case "compensation":
+      return `Compensation of ${data.phase_id} ${words(data.status)}`;
+    case "approval_required":
+      return `${data.phase_id} awaits approval (${data.approvals} of ${data.approvals_required})`;
+    case "decision":
+      return `${data.decided_by} ${data.approved ? "approved" : "rejected"} ${data.phase_id}`;
+    case "cancel_requested":
+      return `Cancel requested while ${words(data.status)}`;
+    case "finished":
+      return `Crisis finished: ${words(data.result?.status ?? data.status)}`;
+    default:
+      return words(event.event);
+  }
+}
+
+export function crisisView(context, workflowId) {
+  context.title(workflowId);
+  const stop = new AbortController();
+  const state = {
+    report: null,
+    phases: [], // in plan order
+    compensations: [],
+    times: new Map(), // "phase:<id>" or "compensation:<id>" → {start, end} from the events
+    quorums: new Map(), // phase id → {approvals, approvals_required} from the events
+    recent: [],
+    finished: null, // the `finished` event's data
+  };
+  const forms = new Map(); // decision forms kept across redraws (a reason being typed survives)
+
+  const heading = h("h1", { tabindex: "-1", text: `Crisis ${workflowId}` });
+  const summary = h("div", { class: "summary" });
+  const actions = h("div", { class: "actions" });
+  const board = h("ol", { class: "timeline", "aria-label": "Phases in plan order" });
+  const edges = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  edges.setAttribute("class", "edges");
+  edges.setAttribute("aria-hidden", "true");
+  const boardArea = h("div", { class: "board" }, edges, board);
+  const compensations = h("ol", { class: "timeline" });
+  const compensationsPart = h("section", { hidden: true }, h("h2", { text: "Compensations" }), compensations);
+  const cancels = h("ul", { class: "plain" });
+  const cancelsPart = h("section", { hidden: true }, h("h2", { text: "Cancel requests" }), cancels);
+  const recent = h("ol", { class: "events plain", "aria-live": "polite" });
+  const stream = h("p", { class: "muted" });
+
+  const result = () => state.report?.result ?? state.finished?.result ?? null;
+  const running = () => state.report?.status === "running";
+
+  /** What one card shows: the entry and what the events and the role add to it. */
+  function model(entry, kind) {
+    const awaiting = kind === "phase" && entry.status === "awaiting_approval";
+    return {
+      entry,
+      kind,
+      time: state.times.get(`${kind}:${entry.phase_id}`) ?? null,
+      quorum: kind === "phase" ? (state.quorums.get(entry.phase_id) ?? null) : null,
+      decide: awaiting && running() && context.may("decide"),
+    };
+  }
+
+  function timing({ entry, time }) {
+    if (time?.start && time.end) return duration(new Date(time.end) - new Date(time.start));
+    if (time?.start && entry.status === "running") return h("span", {}, "running since ", when(time.start));
+    return null;
+  }
+
+  function card(shown) {
+    const { entry, quorum: asked } = shown;
+    if (shown.decide && !forms.has(entry.phase_id)) {
+      forms.set(entry.phase_id, decisionForm(context, workflowId, entry.phase_id, refresh));
+    }
+    const decisions = entry.decisions ?? [];
+    return h(
+      "li",
+      {
+        class: `card phase status-${entry.status}`,
+        "data-phase": entry.phase_id,
+        "data-depends-on": entry.depends_on?.length ? entry.depends_on.join(" ") : null,
+      },
+      h("h3", {}, `${entry.phase_id} `, badge(entry.status)),
+      facts([
+        ["Agent", entry.agent_id],
+        ["Action", entry.action],
+        ["Attempts", entry.attempts ?? null],
+        ["Duration", timing(shown)],
+        ["After", entry.depends_on?.length ? entry.depends_on.join(", ") : null],
+        ["Approved by", entry.approved_by],
+      ]),
+      entry.requires_approval || asked || decisions.length
+        ? quorum(
+            asked?.approvals ?? decisions.filter((decision) => decision.approved).length,
+            asked?.approvals_required ?? entry.approvals_required,
+            decisions,
+          )
+        : null,
+      entry.error ? h("p", { class: "error", text: `Error: ${entry.error}` }) : null,
+      entry.output_ref
+        ? h("p", {
+            class: "muted",
+            text: `Output kept in the crisis record only (${entry.output_ref.size_bytes} bytes).`,
+          })
+        : null,
+      output(entry.output),
+      shown.decide ? forms.get(entry.phase_id) : null,
+    );
+  }
+
+  function drawPhases() {
+    const graph = state.phases.some((phase) => phase.depends_on?.length);
+    boardArea.classList.toggle("graph", graph);
+    if (!graph) {
+      board.setAttribute("aria-label", "Phases in plan order");
+      keyed(
+        board,
+        state.phases.map((phase) => model(phase, "phase")),
+        ({ entry }) => entry.phase_id,
+        card,
+      );
+      edges.replaceChildren();
+      return;
+    }
+    board.setAttribute("aria-label", "Phases in layers: each runs once those it comes after have completed");
+    const grouped = layers(state.phases);
+    const ids = (layer) => layer.map((phase) => phase.phase_id).join(" ");
+    keyed(
+      board,
+      grouped.map(ids),
+      (key) => key,
+      () => h("li", { class: "step" }, h("ol", { class: "layer" })),
+    );
+    grouped.forEach((layer, index) => {
+      const column = board.children[index].firstElementChild;
+      keyed(
+        column,
+        layer.map((phase) => model(phase, "phase")),
+        ({ entry }) => entry.phase_id,
+        card,
+      );
+    });
+    requestAnimationFrame(() => drawEdges(boardArea, edges));
+  }
+
+  /** Where the crisis record is, or why that is not known yet. */
+  function record(report, ended) {
+    if (ended) return ended.record_path ?? "not told by the worker that finished it";
+    if (!report.status) return null;
+    return running() ? "its path is known once the crisis has ended" : "not known: the crisis ended without a result";
+  }
+
+  function draw() {
+    const report = state.report ?? {};
+    const ended = result();
+    const crisisId = ended?.crisis_id ?? report.crisis_id;
+    const progress = report.summary ?? ended?.summary;
+    heading.textContent = `Crisis ${crisisId ?? workflowId}`;
+    const { web_ui_url: webUi, namespace } = context.settings;
+    const ui = `${webUi}/namespaces/${encodeURIComponent(namespace)}/workflows/${encodeURIComponent(workflowId)}`;
+    fill(
+      summary,
+      facts([
+        ["Status", report.status ? badge(ended?.status ?? report.status) : null],
+        ["Stage", running() ? words(report.stage) : null],
+        ["Target", ended?.target ?? report.target],
+        ["Workflow", workflowId],
+        ["Started", when(report.started_at)],
+        ["Ended", when(report.closed_at)],
+        ["Progress", progress ? `${progress.completed_phases} of ${progress.total_phases} phases done` : null],
+        ["Record", record(report, ended)],
+        [
+          "Temporal",
+          h("a", {
+            href: ui,
+            target: "_blank",
+            rel: "noopener noreferrer",
+            text: "Open the workflow in the Temporal Web UI",
+          }),
+        ],
+      ]),
+      report.note ? h("p", { class: "warning", text: `Waiting: ${report.note}.` }) : null,
+      report.problem ? h("p", { class: "warning", text: `Problem: ${report.problem}` }) : null,
+      report.error ? h("p", { class: "error", text: report.error }) : null,
+    );
+    fill(
+      actions,
+      running() && context.may("operate")
+        ? h("button", { type: "button", class: "danger", text: "Cancel crisis", onclick: cancel })
+        : null,
+    );
+    drawPhases();
+    keyed(
+      compensations,
+      state.compensations.map((entry) => model(entry, "compensation")),
+      ({ entry }) => entry.phase_id,
+      card,
+    );
+    compensationsPart.hidden = !state.compensations.length;
+    const notes = report.cancel_requests ?? ended?.cancel_requests ?? [];
+    cancels.replaceChildren(
+      ...notes.map((note) =>
+        h(
+          "li",
+          {},
+          when(note.requested_at),
+          ` while ${words(note.stage)}: ${note.obeyed ? "obeyed" : "recorded, not obeyed"}`,
+          note.reason ? ` (${note.reason})` : "",
+        ),
+      ),
+    );
+    cancelsPart.hidden = !notes.length;
+    recent.replaceChildren(...state.recent.map((event) => h("li", {}, when(event.data.at), ` ${describe(event)}`)));
+    for (const id of forms.keys()) {
+      if (!state.phases.some((phase) => phase.phase_id === id && phase.status === "awaiting_approval"))
+        forms.delete(id);
+    }
+  }
+
+  async function cancel() {
+    const question =
+      `Cancel crisis ${workflowId}? Its running phase stops, the phases left are skipped ` +
+      "and completed ones are compensated.";
+    if (!window.confirm(question)) return;
+    try {
+      const asked = await api(`/v1/crises/${encodeURIComponent(workflowId)}/cancel`, { method: "POST" });
+      context.recover();
+      context.say(`Cancel of ${workflowId} requested by ${asked.cancelled_by}.`);
+      await refresh();
+    } catch (err) {
+      context.fail(err);
+    }
+  }
+
+  let refreshing = null;
+  let again = false;
+  /** Fetches the report (one request at a time; a call meanwhile asks for one more after it). */
+  async function refresh() {
+    if (refreshing) {
+      again = true;
+      return refreshing;
+    }
+    refreshing = (async () => {
+      do {
+        again = false;
+        try {
+          const report = await api(`/v1/crises/${encodeURIComponent(workflowId)}`, { signal: stop.signal });
+          state.report = report;
+          // Where the crisis tells its phases (running, or ended with a result) they replace
+          // what the events said; a crisis that ended without a result keeps the events' view.
+          const told = report.phases ?? report.result?.phases;
+          if (told) state.phases = told;
+          const undone = report.compensations ?? report.result?.compensations;
+          if (undone) state.compensations = undone;
+          context.recover("crisis");
+          draw();
+        } catch (err) {
+          context.fail(err, "crisis");
+        }
+      } while (again && !stop.signal.aborted);
+    })();
+    try {
+      await refreshing;
+    } finally {
+      refreshing = null;
+    }
+  }
+
+  function upsert(list, data) {
+    const known = list.find((entry) => entry.phase_id === data.phase_id);
+    const change = { status: data.status, ...(data.error ? { error: data.error } : {}) };
+    if (known) Object.assign(known, change);
+    else list.push({ phase_id: data.phase_id, decisions: [], ...change });
+  }
+
+  function observe(event) {
+    const data = event.data;
+    if (event.event === "phase" || event.event === "compensation") {
+      upsert(event.event === "phase" ? state.phases : state.compensations, data);
+      const key = `${event.event}:${data.phase_id}`;
+      const time = state.times.get(key) ?? {};
+      if (data.status === "running") time.start = data.at;
+      else if (data.status !== "awaiting_approval" && data.status !== "pending") time.end = data.at;
+      state.times.set(key, time);
+    } else if (event.event === "approval_required" || event.event === "decision") {
+      state.quorums.set(data.phase_id, { approvals: data.approvals, approvals_required: data.approvals_required });
+      if (event.event === "approval_required")
+        upsert(state.phases, { phase_id: data.phase_id, status: "awaiting_approval" });
+    } else if (event.event === "finished") {
+      state.finished = data;
+    }
+    state.recent = [event, ...state.recent].slice(0, SHOWN_EVENTS);
+    draw();
+    refresh();
+  }
+
+  refresh();
+  follow(workflowId, {
+    signal: stop.signal,
+    onEvent: observe,
+    onConnected: () => {
+      stream.textContent = "Following the crisis's events live.";
+      context.recover("stream");
+    },
+    onTrouble: (error, retrying) => {
+      stream.textContent = retrying
+        ? "The event stream is interrupted: reconnecting…"
+        : "The event stream has stopped.";
+      context.fail(error, "stream");
+    },
+  }).then(() => {
+    if (state.finished) stream.textContent = "The crisis has ended: its events are all shown.";
+  });
+  const redraw = () => {
+    if (boardArea.classList.contains("graph")) drawEdges(boardArea, edges);
+  };
+  const resized = new ResizeObserver(redraw);
+  resized.observe(boardArea);
+  board.addEventListener("scroll", redraw, { passive: true });
+
+  const element = h(
+    "section",
+    { class: "view crisis" },
+    h("p", { class: "back" }, h("a", { href: "#/crises", text: "← All crises" })),
+    heading,
+    summary,
+    actions,
+    h("h2", { text: "Phases" }),
+    boardArea,
+    compensationsPart,
+    cancelsPart,
+    h("section", {}, h("h2", { text: "Latest events" }), stream, recent),
+  );
+  return {
+    name: "crisis",
+    element,
+    leave: () => {
+      stop.abort();
+      resized.disconnect();
+    },
+  };
+}

@@ -1,0 +1,71 @@
+// Approving or rejecting a phase that awaits approval, and how far its quorum is.
+
+import { api } from "./api.js";
+import { h, uid, when } from "./dom.js";
+
+/** "1 of 2 approvals" and each decision taken: who, which way, when, why. */
+export function quorum(approvals, required, decisions) {
+  return h(
+    "div",
+    { class: "quorum" },
+    h("p", { text: `${approvals} of ${required} approvals` }),
+    decisions.length
+      ? h(
+          "ul",
+          { class: "decisions" },
+          decisions.map((decision) =>
+            h(
+              "li",
+              {},
+              `${decision.approved ? "Approved" : "Rejected"} by ${decision.decided_by} at `,
+              when(decision.decided_at),
+              decision.reason ? ` (${decision.reason})` : "",
+            ),
+          ),
+        )
+      : null,
+  );
+}
+
+/** Approve and Reject (with a reason) for `phaseId` of `workflowId`; `decided()` after either. */
+export function decisionForm(context, workflowId, phaseId, decided) {
+  const reasonId = uid("reason");
+  const reason = h("input", { id: reasonId, type: "text", maxlength: "1000", autocomplete: "off" });
+  const buttons = [];
+  const base = `/v1/crises/${encodeURIComponent(workflowId)}/phases/${encodeURIComponent(phaseId)}`;
+
+  async function decide(approve) {
+    buttons.forEach((button) => {
+      button.disabled = true;
+    });
+    try {
+      const body = !approve && reason.value.trim() ? { reason: reason.value.trim() } : undefined;
+      const taken = await api(`${base}/${approve ? "approve" : "reject"}`, { method: "POST", body });
+      context.recover();
+      context.say(
+        approve
+          ? `${taken.decided_by} approved ${phaseId}: ${taken.approvals} of ${taken.approvals_required} approvals.`
+          : `${taken.decided_by} rejected ${phaseId}${taken.reason ? `: ${taken.reason}` : ""}.`,
+      );
+      await decided();
+    } catch (err) {
+      context.fail(err);
+    } finally {
+      buttons.forEach((button) => {
+        button.disabled = false;
+      });
+    }
+  }
+
+  buttons.push(
+    h("button", { type: "button", class: "approve", text: "Approve", onclick: () => decide(true) }),
+    h("button", { type: "button", class: "reject", text: "Reject", onclick: () => decide(false) }),
+  );
+  return h(
+    "div",
+    { class: "decide", role: "group", "aria-label": `Decide on ${phaseId}` },
+    buttons[0],
+    h("div", { class: "field" }, h("label", { for: reasonId, text: "Reason for a rejection" }), reason),
+    buttons[1],
+  );
+}
