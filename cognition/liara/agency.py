@@ -35,7 +35,7 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
-from temporalio.common import WorkflowIDReusePolicy
+from temporalio.common import Priority, WorkflowIDReusePolicy
 from temporalio.contrib.workflow_streams import WorkflowStreamClient
 from temporalio.exceptions import CancelledError, TerminatedError, WorkflowAlreadyStartedError
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
@@ -76,6 +76,7 @@ from app.temporal.visibility import (
     start_attributes,
 )
 from app.temporal.workflows import EVENT_TOPIC, CrisisResponseWorkflow
+from cognition.liara import crisis_records
 from cognition.liara.crisis_requests import (
     REQUEST_DIGEST_MEMO,
     build_phases,
@@ -238,6 +239,7 @@ class LiaraTemporalAgency:
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 search_attributes=start_attributes(request.target_member, request.initiated_by),
                 memo={REQUEST_DIGEST_MEMO: digest},
+                priority=Priority(priority_key=request.priority),
             )
         except WorkflowAlreadyStartedError:
             if idempotency_key is None:
@@ -246,8 +248,8 @@ class LiaraTemporalAgency:
                 ) from None
             if await self._started_digest(workflow_id) != digest:
                 raise IdempotencyConflictError(
-                    f"Idempotency key {idempotency_key!r} was already used for another request "
-                    f"(crisis workflow {workflow_id}): use a new key for a new crisis."
+                    f"This idempotency key was already used for another request (crisis workflow {workflow_id}): "
+                    "use a new key for a new crisis."
                 ) from None
             return {**started, "created": False}
         except RPCError as err:
@@ -436,6 +438,16 @@ class LiaraTemporalAgency:
         rows = [_listed(execution) for execution in pages.current_page or []]
         following = pages.next_page_token
         return {"crises": rows, "next_cursor": _cursor(following) if following else None}
+
+    async def read_record(self, crisis_id: str) -> dict[str, Any]:
+        """The crisis record of ``crisis_id`` from the record store configured on this machine (as its
+        workers would write it); ``CrisisRecordNotFoundError`` if it holds none. Needs no Temporal server.
+        """
+        return await crisis_records.read_record(crisis_id)
+
+    async def list_records(self, *, limit: int = 20) -> list[dict[str, Any]]:
+        """Headlines of up to ``limit`` crisis records in that store, the most recently created or finalized first."""
+        return await crisis_records.list_records(limit)
 
     async def crisis_events(self, workflow_id: str, *, after: int | None = None) -> AsyncIterator[dict[str, Any]]:
         """The crisis's events from its stream, after offset ``after`` (from the first one if None),

@@ -28,6 +28,7 @@ from temporalio.client import (
     ScheduleSpec,
     ScheduleState,
 )
+from temporalio.common import Priority
 from temporalio.service import RPCError, RPCStatusCode
 
 from app.temporal.errors import InvalidCrisisRequestError, LiaraError
@@ -96,6 +97,7 @@ async def create(
         id=scheduled_workflow_id(name),
         task_queue=task_queue,
         typed_search_attributes=start_attributes(request.target_member, request.initiated_by),
+        priority=Priority(priority_key=request.priority),
     )
     schedule = Schedule(action=action, spec=spec, policy=SchedulePolicy(overlap=overlap.policy))
     try:

@@ -37,7 +37,7 @@ from app.temporal.models import (
     PhaseAssignment,
     PhaseStatus,
 )
-from app.temporal.records import CrisisRecordStore
+from app.temporal.records import FileRecordStore
 from app.temporal.workflows import CrisisResponseWorkflow
 from tests.conftest import assert_eventually
 from tests.temporal.test_cancel_stages import cancel_seen_by_the_workflow
@@ -276,7 +276,7 @@ async def record(names: list[str], force: bool) -> None:
         for name, scenario in chosen.items():
             queue = str(uuid.uuid4())
             crisis = scenario.request
-            store = CrisisRecordStore(Path(records))
+            store = FileRecordStore(Path(records))
             if scenario.repair is not None:
                 store.path_for(crisis.crisis_id).write_text('{"crisis_id": "corr')
             async with crisis_worker(env.client, queue, store, scenario.mission):

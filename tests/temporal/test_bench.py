@@ -70,12 +70,18 @@ def test_bench_measures_crises_and_the_baseline_and_writes_its_figures(liara_env
 
 
 async def test_bench_gate_measures_a_worker_holding_crises_at_an_approval_gate(liara_env, dev_server, tmp_path):
-    completed = await asyncio.to_thread(run_cli, liara_env, tmp_path, "bench", "--gate", "5", "--json", timeout=240)
+    # Six gated crises, two of them in memory: the other four are replayed when approved.
+    args = ("bench", "--gate", "6", "--max-cached-workflows", "2", "--json")
+    completed = await asyncio.to_thread(run_cli, liara_env, tmp_path, *args, timeout=240)
     assert completed.returncode == 0, completed.stderr
     figures = json.loads(completed.stdout)
-    assert figures["gated_crises"] == 5
+    assert figures["gated_crises"] == 6 and figures["max_cached_workflows"] == 2
     assert 0 < figures["worker_rss_idle_mib"] <= figures["worker_peak_rss_mib"]
     assert figures["worker_rss_mib"] <= figures["worker_peak_rss_mib"]
+    assert figures["worker_rss_after_mib"] <= figures["worker_peak_rss_mib"]
+    assert figures["drain_seconds"] > 0
+    assert figures["drained_per_second"] == pytest.approx(6 / figures["drain_seconds"], rel=0.05)
+    # The command answers only once every crisis it started has completed (it fails otherwise).
 
     async def none_left_running() -> bool:
         query = "CrisisInitiatedBy = 'bench' AND ExecutionStatus = 'Running'"

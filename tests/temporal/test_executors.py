@@ -205,6 +205,7 @@ async def test_http_posts_payload_with_stable_idempotency_key(
         "priority": 2,
         "compensation": False,
         "params": {"depth": 3},
+        "context": {},
     }
     keys = {request.headers["idempotency-key"] for request in received}
     assert keys == {"crisis-workflow-crisis-1/recon-phase-1"}

@@ -20,7 +20,7 @@ from temporalio.worker import Worker
 
 from app.temporal.activities import CrisisActivities
 from app.temporal.models import AgentReport, CrisisRequest, CrisisResult, PhaseAssignment
-from app.temporal.records import CrisisRecordStore
+from app.temporal.records import FileRecordStore
 from app.temporal.workflows import CrisisResponseWorkflow
 from cognition.liara.actions import missions_from_actions
 from cognition.liara.agency import LiaraTemporalAgency
@@ -28,12 +28,12 @@ from tests.conftest import WorkerProcess, run_cli
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> CrisisRecordStore:
-    return CrisisRecordStore(tmp_path / "crises")
+def store(tmp_path: Path) -> FileRecordStore:
+    return FileRecordStore(tmp_path / "crises")
 
 
 @asynccontextmanager
-async def crisis_worker(client: Client, task_queue: str, store: CrisisRecordStore, mission=None):
+async def crisis_worker(client: Client, task_queue: str, store: FileRecordStore, mission=None):
     """An in-process worker with the real activities, or ``mission`` standing in for the agent."""
     real = CrisisActivities(store)
     activities = [

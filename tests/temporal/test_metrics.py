@@ -17,7 +17,7 @@ import pytest
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
 from app.temporal import metrics
-from app.temporal.models import CrisisRequest, PhaseStatus
+from app.temporal.models import ApprovalDecision, CrisisRequest, PhaseStatus
 from app.temporal.workflows import CrisisResponseWorkflow
 from tests.conftest import assert_eventually, run_script
 from tests.temporal.test_observability import PORT_IN_USE_ADVICE, SDK_DASHBOARD_METRICS
@@ -383,3 +383,32 @@ async def test_actions_past_the_first_hundred_are_labelled_other(dev_server, spa
     assert len(labels) == metrics.MAX_ACTION_LABELS + 1
     assert not set(actions[metrics.MAX_ACTION_LABELS :]) & labels
     assert await asyncio.to_thread(worker.stop) == 0, worker.output
+
+
+async def test_the_workflow_cache_setting_bounds_the_crises_a_worker_keeps_in_memory(
+    dev_server, spawn, liara_env, task_queue, tmp_path
+):
+    port = free_port()
+    args = ("--metrics-port", str(port), "--max-cached-workflows", "2")
+    worker = await asyncio.to_thread(spawn, "cognition/liara/worker.py", liara_env, tmp_path, *args)
+    assert "INFO - Crises kept in memory: at most 2" in worker.lines, worker.output
+    client = dev_server.client
+    gated = [crisis({"phase_id": "gate", "action": "reconnaissance", "requires_approval": True}) for _ in range(5)]
+    handles = [await start(client, request, task_queue) for request in gated]
+
+    async def all_at_the_gate() -> bool:
+        reports = [await handle.query(CrisisResponseWorkflow.progress) for handle in handles]
+        return all(report.phases[0].status == PhaseStatus.AWAITING_APPROVAL for report in reports)
+
+    await assert_eventually(all_at_the_gate, timeout=60, interval=0.5)
+    gated_scrape = await scrape(port)
+    assert "temporal_sticky_cache_size" in gated_scrape.families
+    assert 1 <= gated_scrape.total("temporal_sticky_cache_size") <= 2
+
+    # Crises out of the cache are replayed when their approval comes, and complete.
+    for handle in handles:
+        decision = ApprovalDecision(phase_id="gate", approved=True, decided_by="ops-1")
+        await handle.execute_update(CrisisResponseWorkflow.decide_approval, decision)
+    results = [await handle.result() for handle in handles]
+    assert [result.status for result in results] == ["completed"] * len(handles)
+    assert (await scrape(port)).total("temporal_sticky_cache_size") <= 2

@@ -349,3 +349,10 @@ def test_describe_validation_error_is_one_line_per_field() -> None:
     assert "\n" not in described
     assert described.startswith("crisis_id: ")
     assert "; missions.0.priority: " in described
+
+
+@pytest.mark.parametrize("seconds", [0, 5e-324, 0.0009, -1, 86401])
+def test_a_duration_is_a_millisecond_to_a_day(seconds: float) -> None:
+    """A smaller timeout would round to none at all, and the crisis's workflow task would fail forever."""
+    with pytest.raises(ValidationError):
+        CrisisRequest.model_validate(request_fields(phase_timeout_seconds=seconds))

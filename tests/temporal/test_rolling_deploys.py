@@ -20,7 +20,7 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
 
 from app.temporal.activities import CrisisActivities
 from app.temporal.models import CrisisResult, PhaseAssignment
-from app.temporal.records import CrisisRecordStore
+from app.temporal.records import FileRecordStore
 from cognition.liara.agency import LiaraTemporalAgency
 from tests.conftest import assert_eventually
 from tests.temporal.test_crisis_control import phase
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.integration
 
 
 def worker(dev_server, task_queue: str, tmp_path: Path, perform=None):
-    real = CrisisActivities(CrisisRecordStore(tmp_path / "crises"))
+    real = CrisisActivities(FileRecordStore(tmp_path / "crises"))
     activities = [
         real.initialize_crisis_response,
         perform or real.perform_agent_mission,

@@ -73,7 +73,7 @@ async def test_a_schedule_fires_and_each_run_is_a_crisis_of_its_own(liara_env, l
     await assert_eventually(in_the_list, timeout=30, interval=1)
 
 
-async def test_a_paused_schedule_can_still_be_run_now(liara_env, liara_worker, tmp_path, schedule_name):
+async def test_a_paused_schedule_can_still_be_run_now(dev_server, liara_env, liara_worker, tmp_path, schedule_name):
     playbook = str(REPO_ROOT / "playbooks" / "health-check.toml")
     created = await cli(
         liara_env,
@@ -87,6 +87,8 @@ async def test_a_paused_schedule_can_still_be_run_now(liara_env, liara_worker, t
         playbook,
         "--input",
         "site=example.org",
+        "--priority",
+        "2",
     )
     assert created.returncode == 0, created.stderr
     assert (await cli(liara_env, tmp_path, "schedule", "trigger", schedule_name)).returncode == 0
@@ -96,6 +98,9 @@ async def test_a_paused_schedule_can_still_be_run_now(liara_env, liara_worker, t
         return [row["status"] for row in rows] == ["completed"]
 
     await assert_eventually(one_run_done, timeout=60, interval=1)
+    [run] = await listed(liara_env, tmp_path, schedule_name)
+    described = await dev_server.client.get_workflow_handle(run["workflow_id"]).describe()
+    assert described.raw_description.workflow_execution_info.priority.priority_key == 2
     deleted = await cli(liara_env, tmp_path, "schedule", "delete", schedule_name)
     assert deleted.returncode == 0
     gone = await cli(liara_env, tmp_path, "schedule", "describe", schedule_name)

@@ -27,7 +27,7 @@ from app.temporal.models import (
     PhaseAssignment,
     PhaseStatus,
 )
-from app.temporal.records import CrisisRecordStore
+from app.temporal.records import FileRecordStore
 from app.temporal.workflows import CrisisResponseWorkflow
 from cognition.liara.actions import missions_from_actions
 from tests.conftest import assert_eventually
@@ -37,8 +37,8 @@ SPEC_PHASES = ["recon-phase-1", "secure-phase-2", "extract-phase-3", "cleanup-ph
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> CrisisRecordStore:
-    return CrisisRecordStore(tmp_path / "crises")
+def store(tmp_path: Path) -> FileRecordStore:
+    return FileRecordStore(tmp_path / "crises")
 
 
 def report(assignment: PhaseAssignment) -> AgentReport:
@@ -52,12 +52,12 @@ async def run_crisis(env: WorkflowEnvironment, task_queue: str, request: CrisisR
     )
 
 
-def read_record(store: CrisisRecordStore, crisis_id: str) -> dict[str, Any]:
+def read_record(store: FileRecordStore, crisis_id: str) -> dict[str, Any]:
     return json.loads((store.directory / f"{crisis_id}.json").read_text(encoding="utf-8"))
 
 
 async def test_phases_run_by_priority_keeping_the_given_order_for_ties(
-    time_skipping_env: WorkflowEnvironment, task_queue: str, store: CrisisRecordStore
+    time_skipping_env: WorkflowEnvironment, task_queue: str, store: FileRecordStore
 ) -> None:
     seen: list[str] = []
 
@@ -88,7 +88,7 @@ async def test_phases_run_by_priority_keeping_the_given_order_for_ties(
 
 
 async def test_a_transient_failure_completes_the_phase_on_the_third_attempt(
-    time_skipping_env: WorkflowEnvironment, task_queue: str, store: CrisisRecordStore
+    time_skipping_env: WorkflowEnvironment, task_queue: str, store: FileRecordStore
 ) -> None:
     calls: dict[str, int] = {}
 
@@ -120,7 +120,7 @@ async def test_a_transient_failure_completes_the_phase_on_the_third_attempt(
 
 
 async def test_a_per_crisis_retry_override_sets_the_number_of_attempts(
-    time_skipping_env: WorkflowEnvironment, task_queue: str, store: CrisisRecordStore
+    time_skipping_env: WorkflowEnvironment, task_queue: str, store: FileRecordStore
 ) -> None:
     attempts: list[int] = []
 
@@ -144,7 +144,7 @@ async def test_a_per_crisis_retry_override_sets_the_number_of_attempts(
 
 
 async def test_a_non_retryable_failure_is_attempted_once_and_the_rest_still_run(
-    time_skipping_env: WorkflowEnvironment, task_queue: str, store: CrisisRecordStore
+    time_skipping_env: WorkflowEnvironment, task_queue: str, store: FileRecordStore
 ) -> None:
     calls: list[tuple[str, int]] = []
 
@@ -185,7 +185,7 @@ async def test_a_non_retryable_failure_is_attempted_once_and_the_rest_still_run(
 # into a failure well before the suite's 300 s timeout.
 @pytest.mark.timeout(60)
 async def test_an_invalid_request_that_bypasses_client_validation_fails_the_crisis(
-    time_skipping_env: WorkflowEnvironment, task_queue: str, store: CrisisRecordStore
+    time_skipping_env: WorkflowEnvironment, task_queue: str, store: FileRecordStore
 ) -> None:
     missions: list[str] = []
 
@@ -215,7 +215,7 @@ async def test_an_invalid_request_that_bypasses_client_validation_fails_the_cris
 
 
 async def test_progress_of_a_running_crisis(
-    time_skipping_env: WorkflowEnvironment, task_queue: str, store: CrisisRecordStore
+    time_skipping_env: WorkflowEnvironment, task_queue: str, store: FileRecordStore
 ) -> None:
     extract_started = asyncio.Event()
     release = asyncio.Event()
@@ -262,7 +262,7 @@ async def test_progress_of_a_running_crisis(
 
 
 async def test_default_retry_backoff_is_honoured_in_workflow_time(
-    time_skipping_env: WorkflowEnvironment, task_queue: str, store: CrisisRecordStore
+    time_skipping_env: WorkflowEnvironment, task_queue: str, store: FileRecordStore
 ) -> None:
     started: list[tuple[int, datetime]] = []
 

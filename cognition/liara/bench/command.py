@@ -12,6 +12,7 @@ from app.temporal.client import DEFAULT_ADDRESS
 from app.temporal.errors import LiaraError
 from app.temporal.models import MAX_PHASES
 from app.temporal.server import EmbeddedServer
+from app.temporal.worker import MAX_CACHED_WORKFLOWS
 from cognition.liara.agency import LiaraTemporalAgency
 from cognition.liara.bench.gate import measure_gate_memory
 from cognition.liara.bench.report import print_results, write_results
@@ -54,15 +55,22 @@ def bench(
     ] = "1,4,16",
     sweep_runs: Annotated[int, typer.Option(min=2, help="Runs per side at each sweep point")] = 60,
     gate: Annotated[
-        int | None, typer.Option(min=1, help="Instead: worker RSS with this many crises waiting at an approval gate")
+        int | None,
+        typer.Option(
+            min=1, help="Instead: worker RSS with this many crises waiting at an approval gate, then approve them all"
+        ),
     ] = None,
+    max_cached_workflows: Annotated[
+        int, typer.Option(min=0, help="With --gate: the worker's --max-cached-workflows (crises kept in memory)")
+    ] = MAX_CACHED_WORKFLOWS,
     as_json: JsonFlag = False,
 ) -> None:
     """Measure crises against a bare workflow of as many no-op activities, on the same server.
 
     Uses the configured server; on the default address it starts the embedded one if needed.
     The plot shows the latency distribution and throughput against concurrency and against P.
-    With --gate N it measures instead how much memory a worker needs to hold N open crises.
+    With --gate N it measures instead how much memory a worker needs to hold N open crises, and
+    how long approving them all takes to drain them.
     """
     plan = BenchPlan(
         crises,
@@ -88,16 +96,21 @@ def bench(
 
         async def measure_gate(agency: LiaraTemporalAgency) -> dict[str, Any]:
             with Progress(console=err_console, transient=True) as progress:
-                return await measure_gate_memory(agency.settings, gate, progress)
+                return await measure_gate_memory(
+                    agency.settings, gate, progress, max_cached_workflows=max_cached_workflows
+                )
 
         figures = connection.run(measure_gate)
         if as_json:
             print_json(figures)
         else:
             say(
-                f"{figures['gated_crises']} crises waiting at an approval gate: "
+                f"{figures['gated_crises']} crises waiting at an approval gate "
+                f"(at most {figures['max_cached_workflows']} in memory): "
                 f"worker RSS {figures['worker_rss_mib']} MiB (idle {figures['worker_rss_idle_mib']} MiB, "
-                f"peak {figures['worker_peak_rss_mib']} MiB)"
+                f"peak {figures['worker_peak_rss_mib']} MiB); approving them all drained them in "
+                f"{figures['drain_seconds']} s ({figures['drained_per_second']}/s), "
+                f"worker RSS after {figures['worker_rss_after_mib']} MiB"
             )
         return
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 from app.temporal.client import ConnectionSettings
@@ -43,11 +44,13 @@ def proc_rss_mib(pid: int) -> float:
 class WorkerGroup:
     """Worker processes of one side on their own task queue, measured from /proc."""
 
-    def __init__(self, side: str, count: int, settings: ConnectionSettings, records: Path) -> None:
+    def __init__(
+        self, side: str, count: int, settings: ConnectionSettings, records: Path, options: Sequence[str] = ()
+    ) -> None:
         self.task_queue = f"bench-{side}-{uuid.uuid4().hex[:8]}"
         env = {**os.environ, "TEMPORAL_ADDRESS": settings.address, "TEMPORAL_NAMESPACE": settings.namespace}
         env |= {"LIARA_TASK_QUEUE": self.task_queue, "LIARA_CRISIS_DIR": str(records)}
-        command = [*WORKER_COMMANDS[side], "--task-queue", self.task_queue]
+        command = [*WORKER_COMMANDS[side], "--task-queue", self.task_queue, *options]
         self.processes = [
             subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             for _ in range(count)

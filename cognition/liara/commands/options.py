@@ -17,3 +17,9 @@ WorkerTimeout = Annotated[
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts")]
 Timeout = Annotated[float | None, typer.Option(min=0, help="Give up waiting after this many seconds")]
+Priority = Annotated[
+    int | None,
+    typer.Option(
+        min=1, max=5, help="1 (most urgent) to 5: an urgent crisis overtakes a backlog on the task queue (default 3)"
+    ),
+]

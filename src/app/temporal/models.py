@@ -19,6 +19,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 from temporalio.common import RetryPolicy
+from temporalio.contrib.workflow_streams import WorkflowStreamState
 
 from app.temporal import plan
 
@@ -28,6 +29,9 @@ SAFE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 MAX_ID_LENGTH = 128
 MAX_PHASES = 1000
 MAX_PARALLEL = 64
+#: Bounds of a crisis's history budget: Temporal warns at 10,240 events and stops at 51,200.
+MIN_HISTORY_BUDGET = 50
+MAX_HISTORY_BUDGET = 40_000
 MAX_PLAN_PROBLEMS = 5
 #: Names of a crisis's inputs (``${inputs.<name>}``).
 INPUT_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*$"
@@ -49,7 +53,8 @@ SafeId = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=SA
 InputName = Annotated[str, Field(min_length=1, max_length=64, pattern=INPUT_NAME_PATTERN)]
 Person = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=PERSON_PATTERN)]
 ActionName = Annotated[str, Field(min_length=1, max_length=MAX_ACTION_LENGTH, pattern=ACTION_PATTERN)]
-Seconds = Annotated[float, Field(gt=0, le=86400)]
+#: A duration: at least a millisecond (Temporal rounds timeouts to milliseconds; 0 means none), at most a day.
+Seconds = Annotated[float, Field(ge=0.001, le=86400)]
 
 #: Every crisis's workflow id is this prefix and its crisis id.
 WORKFLOW_ID_PREFIX = "crisis-workflow-"
@@ -186,6 +191,14 @@ class CrisisRequest(_Model):
     )
     max_parallel: Annotated[int, Field(ge=1, le=MAX_PARALLEL, strict=True)] = Field(
         default=4, description="Phases of a graph that run at once, at most."
+    )
+    priority: Annotated[int, Field(ge=1, le=5, strict=True)] | None = Field(
+        default=None,
+        description="1 (most urgent) to 5: Temporal's task priority; urgent crises overtake a backlog (3 if unset).",
+    )
+    history_budget_events: Annotated[int, Field(ge=MIN_HISTORY_BUDGET, le=MAX_HISTORY_BUDGET, strict=True)] = Field(
+        default=10_000,
+        description="Events of history after which the crisis continues as a new run (nothing is lost).",
     )
     playbook: SafeId | None = Field(default=None, description="The playbook the crisis was started from.")
     schedule: SafeId | None = Field(default=None, description="The schedule that started the crisis.")
@@ -352,9 +365,29 @@ class CrisisResult(_Model):
     phases: list[PhaseOutcome]
     summary: CrisisSummary
     failed_phases: list[str]
-    record_path: str | None = Field(default=None, description="The crisis record on the worker that finalized it.")
+    record_path: str | None = Field(
+        default=None,
+        description="Where the crisis record is: the record file's absolute path, or "
+        "postgresql://host:port/database#crisis_id.",
+    )
     compensations: list[PhaseOutcome] = Field(default_factory=list)
     cancel_requests: list[CancelNote] = Field(default_factory=list)
+
+
+class ContinuedCrisis(_Model):
+    """What a crisis carries into the run it continues as once its history passed its budget."""
+
+    started_at: datetime
+    plan: list[MissionPhase]
+    phases: list[PhaseOutcome]
+    compensations: list[PhaseOutcome] = Field(default_factory=list)
+    decisions: dict[str, list[RecordedDecision]] = Field(default_factory=dict)
+    cancel_requests: list[CancelNote] = Field(default_factory=list)
+    completed_order: list[str] = Field(default_factory=list)
+    inline_output_bytes: int = 0
+    published_events: int = 0
+    events: WorkflowStreamState | None = None
+    runs: int = Field(default=1, description="Runs the crisis has had before this one.")
 
 
 # Activity inputs and outputs: one object each.

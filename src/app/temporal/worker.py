@@ -34,7 +34,7 @@ from app.temporal.metrics import (
     worker_runtime,
     zero_crisis_counters,
 )
-from app.temporal.records import CrisisRecordStore
+from app.temporal.records import configured_record_store
 from app.temporal.supervisor import run_worker_processes
 from app.temporal.tracing import TRACING_ENV, Tracing, start_tracing
 from app.temporal.workflows import CrisisResponseWorkflow
@@ -52,6 +52,11 @@ MAX_CONCURRENT_ACTIVITIES = 100
 #: and the replays of recorded histories run the workflow fully sandboxed, with the SDK's
 #: default runner. The crisis workflow module keeps no state of its own between crises.
 WORKFLOW_RUNNER = UnsandboxedWorkflowRunner()
+#: Crises a worker keeps in memory between their workflow tasks (the SDK's sticky cache). A crisis
+#: out of the cache costs nothing until it has work again, when it is replayed from its history:
+#: the setting bounds a worker's memory however many crises wait, e.g. at an approval gate.
+MAX_CACHED_WORKFLOWS = 1000
+MAX_CACHED_WORKFLOWS_ENV = "LIARA_MAX_CACHED_WORKFLOWS"
 
 
 class LogLevel(StrEnum):
@@ -74,6 +79,8 @@ class WorkerOptions:
     metrics_host: str = METRICS_HOST
     #: Trace workflows and activities with OpenTelemetry (see app.temporal.tracing).
     tracing: bool = False
+    #: Crises kept in memory between workflow tasks (see MAX_CACHED_WORKFLOWS).
+    max_cached_workflows: int = MAX_CACHED_WORKFLOWS
 
 
 async def serve(
@@ -86,11 +93,13 @@ async def serve(
     metrics_host: str = METRICS_HOST,
     tracing: bool = False,
     forward_core_logs: bool = False,
+    max_cached_workflows: int = MAX_CACHED_WORKFLOWS,
 ) -> None:
     """Run a worker until ``stop`` is set or the process gets SIGINT/SIGTERM.
 
     ``metrics_port`` serves Prometheus metrics on ``metrics_host``, ``tracing`` traces with
-    OpenTelemetry and ``forward_core_logs`` sends the SDK core's log lines through Python logging.
+    OpenTelemetry, ``forward_core_logs`` sends the SDK core's log lines through Python logging and
+    ``max_cached_workflows`` bounds the crises kept in memory.
     """
     logger.info("Starting Liara Temporal Agency Worker")
     client_options: dict[str, Any] = {}
@@ -111,7 +120,7 @@ async def serve(
         client_options["plugins"] = [traced.plugin]
         logger.info("OpenTelemetry tracing: spans go to %s", traced.destination)
     try:
-        await _serve(settings, workflows, client_options, graceful_shutdown, stop)
+        await _serve(settings, workflows, client_options, graceful_shutdown, stop, max_cached_workflows)
     finally:
         if traced:
             traced.shutdown()
@@ -123,10 +132,11 @@ async def _serve(
     client_options: dict[str, Any],
     graceful_shutdown: timedelta,
     stop: asyncio.Event | None,
+    max_cached_workflows: int,
 ) -> None:
+    store = configured_record_store()  # a bad setting stops the worker before it connects
     client = await connect(settings, **client_options)
     logger.info("Connected to Temporal server")
-    store = CrisisRecordStore.from_environment()
     executors = load_executor_registry()
     activities = CrisisActivities(store, executors).all()
     stop = stop or asyncio.Event()
@@ -139,6 +149,7 @@ async def _serve(
         workflows=list(workflows),
         activities=activities,
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
+        max_cached_workflows=max_cached_workflows,
         graceful_shutdown_timeout=graceful_shutdown,
         # Heartbeats carry cancellation back to a running agent: send them promptly.
         max_heartbeat_throttle_interval=timedelta(seconds=1),
@@ -148,10 +159,12 @@ async def _serve(
     )
     logger.info("Liara worker created with %d workflows and %d activities", len(workflows), len(activities))
     logger.info("Task queue: %s", settings.task_queue)
-    logger.info("Crisis records: %s", store.directory)
+    if max_cached_workflows != MAX_CACHED_WORKFLOWS:
+        logger.info("Crises kept in memory: at most %d", max_cached_workflows)
+    logger.info("Crisis records: %s", store.describe())
     logger.info("Agent executors: %s", _describe_executors(executors))
     try:
-        async with worker:
+        async with store, worker:
             logger.info("Liara worker is running. Press Ctrl+C to stop.")
             await stop.wait()
             logger.info("Shutting down: running activities get %g s to finish", graceful_shutdown.total_seconds())
@@ -185,6 +198,7 @@ def run_worker(settings: ConnectionSettings, workflows: Sequence[type], options:
                 metrics_port=options.metrics_port,
                 metrics_host=options.metrics_host,
                 tracing=options.tracing,
+                max_cached_workflows=options.max_cached_workflows,
                 # JSON logs stay JSON: the core's lines go through the same handler.
                 forward_core_logs=options.log_format == LogFormat.JSON,
             )
@@ -248,6 +262,16 @@ def worker_command(workflows: Sequence[type], description: str) -> Callable[...,
                 "else standard output); needs the tracing extra",
             ),
         ] = False,
+        max_cached_workflows: Annotated[
+            int,
+            typer.Option(
+                min=0,
+                max=1_000_000,
+                envvar=MAX_CACHED_WORKFLOWS_ENV,
+                help="Crises kept in memory between their steps (0: none); one out of memory is replayed "
+                "from its history when it has work again, so this bounds the worker's memory",
+            ),
+        ] = MAX_CACHED_WORKFLOWS,
     ) -> None:
         configure_logging(log_level.value, log_format.value)
         if metrics_port and metrics_port + processes - 1 > 65535:
@@ -270,6 +294,7 @@ def worker_command(workflows: Sequence[type], description: str) -> Callable[...,
             metrics_port=metrics_port or None,
             metrics_host=metrics_host,
             tracing=tracing,
+            max_cached_workflows=max_cached_workflows,
         )
         if processes == 1:
             code = run_worker(settings, workflows, options)

@@ -46,7 +46,7 @@ from temporalio.exceptions import (
 from temporalio.workflow import ActivityCancellationType, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from temporalio.contrib.workflow_streams import WorkflowStream
+    from temporalio.contrib.workflow_streams import WorkflowStream, WorkflowStreamState
 
     from app.temporal import metrics, plan
     from app.temporal.activities import CrisisActivities
@@ -59,6 +59,7 @@ with workflow.unsafe.imports_passed_through():
         AgentReport,
         ApprovalDecision,
         CancelNote,
+        ContinuedCrisis,
         CrisisCompletion,
         CrisisEvent,
         CrisisProgress,
@@ -100,24 +101,31 @@ LOCAL_BOOKKEEPING_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=20
 EVENT_TOPIC = "crisis"
 #: Stages once the crisis winds down: no phase starts, a cancel is recorded and not obeyed.
 _WINDING_DOWN = ("compensating", "finalizing", "done")
+#: A phase's statuses while it is the crisis's current phase: its agent runs, or it awaits a decision.
+_UNDER_WAY = (PhaseStatus.RUNNING, PhaseStatus.AWAITING_APPROVAL)
 
 
 @workflow.defn
 class CrisisResponseWorkflow:
     @workflow.init
-    def __init__(self, request: CrisisInput) -> None:
-        # Built here, not in run: update and query handlers can run before run starts.
+    def __init__(self, request: CrisisInput, continued: ContinuedCrisis | None = None) -> None:
+        # Built here, not in run: update and query handlers can run before run starts. A crisis
+        # starts with its request alone (then the SDK decodes it untyped, and the check below
+        # makes it a CrisisRequest); a run it continues as gets what it carries too.
         self._stage = "validating"
         self._current_phase: str | None = None
         self._compensations: list[PhaseOutcome] = []
         self._decisions: dict[str, list[RecordedDecision]] = {}
         # Every change, in order, for outside observers: offset-addressed, durable, replay-safe.
-        self._events = WorkflowStream()
+        self._events = WorkflowStream(prior_state=continued.events if continued else None)
         self._event_topic = self._events.topic(EVENT_TOPIC, type=CrisisEvent)
         self._published = 0
         self._deliveries: list[asyncio.Task[None]] = []
         self._cancel_requests: list[CancelNote] = []
         self._inline_output_bytes = 0
+        self._completed_order: list[str] = []
+        self._started_at = workflow.info().start_time
+        self._continued = continued
         self._invalid: ApplicationError | None = None
         try:
             self._request = check_crisis_request(request)
@@ -134,14 +142,28 @@ class CrisisResponseWorkflow:
         else:
             self._plan = self._request.ordered_missions()
         self._phases = [_pending(p) for p in self._plan]
+        if continued is not None:
+            self._resume(continued)
         self._graph = plan.is_graph(self._plan)
-        self._completed_order: list[str] = []
         self._agents_running = 0
 
+    def _resume(self, continued: ContinuedCrisis) -> None:
+        """Take over where the run this one continues stopped."""
+        self._started_at = continued.started_at
+        self._plan = continued.plan
+        self._phases = continued.phases
+        self._compensations = continued.compensations
+        self._decisions = continued.decisions
+        self._cancel_requests = continued.cancel_requests
+        self._completed_order = continued.completed_order
+        self._inline_output_bytes = continued.inline_output_bytes
+        self._published = continued.published_events
+
     @workflow.run
-    async def run(self, request: CrisisInput) -> CrisisResult:
+    async def run(self, request: CrisisInput, continued: ContinuedCrisis | None = None) -> CrisisResult:
         # Metrics record nothing while a history replays and add no commands to it.
-        metrics.count_crisis_started()
+        if continued is None:
+            metrics.count_crisis_started()
         try:
             result = await self._respond()
         except asyncio.CancelledError:
@@ -168,8 +190,9 @@ class CrisisResponseWorkflow:
         cancelled = aborted = False
         try:
             self._stage = "initializing"
-            # A cancel meanwhile lets the record be created, then ends the crisis before its phases.
-            await uninterrupted(self._bookkeeping(CrisisActivities.initialize_crisis_response, self._snapshot()))
+            if self._continued is None:  # a continued crisis has its record (and takes it over)
+                # A cancel meanwhile lets the record be created, then ends the crisis before its phases.
+                await uninterrupted(self._bookkeeping(CrisisActivities.initialize_crisis_response, self._snapshot()))
             self._stage = "running"
             aborted = await self._run_phases()
         except asyncio.CancelledError:
@@ -228,7 +251,7 @@ class CrisisResponseWorkflow:
             target=request.target_member,
             success=success,
             status=status,
-            started_at=workflow.info().start_time,
+            started_at=self._started_at,
             completed_at=completed_at,
             phases=self._phases,
             summary=summary,
@@ -248,9 +271,14 @@ class CrisisResponseWorkflow:
         try:
             while True:
                 self._skip_blocked()
-                for phase in plan.ready(self._plan, self._statuses(), self._graph):
+                # Past its history budget the crisis starts no phase, and continues as a new run
+                # once nothing runs.
+                over_budget = self._history_over_budget()
+                for phase in [] if over_budget else plan.ready(self._plan, self._statuses(), self._graph):
                     running[phase.phase_id] = asyncio.ensure_future(self._run_and_record(phase))
                 if not running:
+                    if over_budget and plan.ready(self._plan, self._statuses(), self._graph):
+                        await self._continue_as_new()
                     return False
                 planned = len(self._plan)
                 await workflow.wait_condition(
@@ -265,6 +293,42 @@ class CrisisResponseWorkflow:
         except asyncio.CancelledError:
             await self._stop(running)
             raise
+
+    def _history_over_budget(self) -> bool:
+        info = workflow.info()
+        return info.get_current_history_length() >= self._request.history_budget_events or (
+            info.is_continue_as_new_suggested()
+        )
+
+    async def _continue_as_new(self) -> None:
+        """Carry everything into a new run (deliveries started and updates finished first)."""
+        await asyncio.gather(*self._deliveries)
+        runs = self._continued.runs + 1 if self._continued else 1
+        workflow.logger.info(
+            "Crisis %s continues as run %d, its history past %d events",
+            self._request.crisis_id,
+            runs + 1,
+            self._request.history_budget_events,
+            extra=self._log_extra(),
+        )
+
+        def arguments(events: WorkflowStreamState) -> list[Any]:
+            carried = ContinuedCrisis(
+                started_at=self._started_at,
+                plan=self._plan,
+                phases=self._phases,
+                compensations=self._compensations,
+                decisions=self._decisions,
+                cancel_requests=self._cancel_requests,
+                completed_order=self._completed_order,
+                inline_output_bytes=self._inline_output_bytes,
+                published_events=self._published,
+                events=events,
+                runs=runs,
+            )
+            return [self._request, carried]
+
+        await self._events.continue_as_new(arguments)
 
     async def _stop(self, running: dict[str, asyncio.Task[bool]]) -> None:
         """Cancel the phases still running and wait until their agents have stopped."""
@@ -332,7 +396,8 @@ class CrisisResponseWorkflow:
             self._set_phase(index, outcome.model_copy(update={"status": PhaseStatus.AWAITING_APPROVAL}))
             self._set_status_attribute("awaiting_approval")
             verdict = await self._await_verdict(phase)
-            self._set_status_attribute("running")
+            if not any(p.status == PhaseStatus.AWAITING_APPROVAL for p in self._phases if p.phase_id != phase.phase_id):
+                self._set_status_attribute("running")  # unless another gate still waits (in a graph)
             outcome = self._phases[index]  # with the decisions taken meanwhile
             if verdict is None:
                 quorum = f" with {_approvals(outcome)} of {phase.approvals_required} approvals"
@@ -611,7 +676,7 @@ class CrisisResponseWorkflow:
             run_id=info.run_id,
             target=self._request.target_member,
             initiated_by=self._request.initiated_by,
-            started_at=info.start_time,
+            started_at=self._started_at,
             playbook=self._request.playbook,
             schedule=self._request.schedule,
             phases=self._phases if with_phases else [],
@@ -648,7 +713,7 @@ class CrisisResponseWorkflow:
             target=self._request.target_member,
             stage=self._stage,
             current_phase=self._current_phase
-            or next((p.phase_id for p in self._phases if p.status == PhaseStatus.RUNNING), None),
+            or next((p.phase_id for p in self._phases if p.status in _UNDER_WAY), None),
             running_phases=[p.phase_id for p in self._phases if p.status == PhaseStatus.RUNNING],
             phases=self._phases,
             summary=CrisisSummary.of(p.status for p in self._phases),
