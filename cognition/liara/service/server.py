@@ -9,16 +9,13 @@ SIGTERM it stops accepting connections, ends every event stream (clients resume 
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
-import signal
 import socket
-import threading
-from collections.abc import Callable, Iterator
 
 import uvicorn
 from fastapi import FastAPI
 
+from app.temporal.http_serving import GracefulServer
 from cognition.liara.service.config import MAX_WAIT_SECONDS
 
 READY_LINE = "Liara service listening on"
@@ -42,41 +39,6 @@ def is_loopback(sock: socket.socket) -> bool:
     return ipaddress.ip_address(sock.getsockname()[0]).is_loopback
 
 
-def url_of(sock: socket.socket) -> str:
-    host, port = sock.getsockname()[:2]
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
-
-class _Server(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, *, url: str, before_shutdown: Callable[[], None]) -> None:
-        super().__init__(config)
-        self._url = url
-        self._before_shutdown = before_shutdown
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        # uvicorn re-raises the signal once it has stopped, which would kill the process; a
-        # signal here means "stop gracefully", and then the command exits 0.
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        original = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for sig, handler in original.items():
-                signal.signal(sig, handler)
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        if self.started:
-            print(f"{READY_LINE} {self._url}", flush=True)
-
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        self._before_shutdown()
-        await super().shutdown(sockets)
-
-
 def serve(app: FastAPI, sock: socket.socket) -> None:
     """Serve ``app`` on ``sock`` until SIGINT or SIGTERM, then drain and return."""
     config = uvicorn.Config(
@@ -87,4 +49,4 @@ def serve(app: FastAPI, sock: socket.socket) -> None:
         # Past the longest long poll, whatever still runs is cancelled.
         timeout_graceful_shutdown=MAX_WAIT_SECONDS + 10,
     )
-    _Server(config, url=url_of(sock), before_shutdown=app.state.streams.drain).run(sockets=[sock])
+    GracefulServer(config, ready_line=READY_LINE, before_shutdown=app.state.streams.drain).run(sockets=[sock])

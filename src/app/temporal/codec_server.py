@@ -23,13 +23,10 @@ origins only. Every error is ``{"error": "<one sentence>"}``.
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 import logging
 import re
-import signal
-import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import uvicorn
 from google.protobuf import json_format
@@ -44,6 +41,7 @@ from temporalio.api.common.v1 import Payloads
 
 from app.temporal.codec import EncryptionCodec, PayloadDecryptionError
 from app.temporal.errors import LiaraError
+from app.temporal.http_serving import GracefulServer
 from app.temporal.secret_sources import SecretSource
 
 DEFAULT_PORT = 8081
@@ -224,31 +222,6 @@ def create_app(
     )
 
 
-class _Server(uvicorn.Server):
-    """Says where it listens once the socket is bound (``--port 0`` picks a free port), and
-    ends with exit code 0 on Ctrl+C or SIGTERM, as the workers do (uvicorn re-raises the signal).
-    """
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        original = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for sig, handler in original.items():
-                signal.signal(sig, handler)
-
-    async def startup(self, sockets=None) -> None:
-        await super().startup(sockets)
-        if self.should_exit or not self.servers:
-            return
-        host, port = self.servers[0].sockets[0].getsockname()[:2]
-        print(f"{READY_LINE} http://{host}:{port}", flush=True)
-
-
 def serve(
     codec: EncryptionCodec,
     *,
@@ -261,4 +234,4 @@ def serve(
     """Run until SIGINT or SIGTERM; ``allowed_hosts`` adds to localhost's names and ``host``."""
     app = create_app(codec, ui_origins, tokens=tokens, allowed_hosts=[*DEFAULT_ALLOWED_HOSTS, host, *allowed_hosts])
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off")
-    _Server(config).run()
+    GracefulServer(config, ready_line=READY_LINE).run()
