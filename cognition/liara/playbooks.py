@@ -33,7 +33,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
 from app.temporal import plan
-from app.temporal.errors import InvalidCrisisRequestError
+from app.temporal.errors import InvalidCrisisRequestError, PlaybookNotFoundError
 from app.temporal.models import INPUT_NAME_PATTERN, CrisisRequest, MissionPhase, SafeId, strict_input
 from app.temporal.validation import describe_validation_error
 
@@ -262,7 +262,7 @@ def find(name: str, directory: Path | None = None) -> Path:
         candidate = directory / f"{name}{suffix}"
         if candidate.is_file():
             return candidate
-    raise InvalidCrisisRequestError(
+    raise PlaybookNotFoundError(
         f"No playbook {name!r} in {directory} (looked for {name}.yaml, .yml, .json, .toml): "
         f"check the name or set {PLAYBOOKS_ENV}."
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -16,6 +16,7 @@ from app.temporal.cli_options import AddressOption, NamespaceOption, ProfileOpti
 from app.temporal.errors import CrisisFailedError, LiaraError
 from cognition.liara.agency import LiaraTemporalAgency
 from cognition.liara.commands.output import err_console, say
+from cognition.liara.remote import API_TOKEN_ENV, API_URL_ENV, RemoteAgency
 
 EXIT_ERROR = 1
 EXIT_CRISIS_UNSUCCESSFUL = 3
@@ -23,17 +24,47 @@ T = TypeVar("T")
 
 
 class Connection:
-    """Connection options given before the command; turned into an agency per command."""
+    """Connection options given before the command; turned into an agency per command: the
+    Python API on Temporal, or, with ``--api``, a remote ``liara serve``.
+    """
 
-    def __init__(self, address: str | None, namespace: str | None, task_queue: str | None, profile: str | None):
+    def __init__(
+        self,
+        address: str | None,
+        namespace: str | None,
+        task_queue: str | None,
+        profile: str | None,
+        api: str | None = None,
+        token: str | None = None,
+    ):
         self.options = {"temporal_host": address, "namespace": namespace, "task_queue": task_queue, "profile": profile}
+        self.api, self.token = api, token
 
     def run(self, command: Callable[[LiaraTemporalAgency], Awaitable[T]]) -> T:
+        """Run ``command`` with the Python API on Temporal (the commands that need it directly)."""
+        if self.api:
+            return self.guard(self._refuse_remote)
+
         async def with_agency() -> T:
             # The agency connects on first use, so `doctor` can report a failed connection itself.
             return await command(LiaraTemporalAgency(**self.options))
 
         return self.guard(lambda: asyncio.run(with_agency()))
+
+    def run_on_crises(self, command: Callable[[Any], Awaitable[T]]) -> T:
+        """Run a crisis command: on Temporal, or through the service with ``--api``."""
+        if not self.api:
+            return self.run(command)
+
+        async def with_service() -> T:
+            async with RemoteAgency(self.api or "", self.token) as remote:
+                return await command(remote)
+
+        return self.guard(lambda: asyncio.run(with_service()))
+
+    @staticmethod
+    def _refuse_remote() -> Any:
+        raise LiaraError("This command talks to Temporal itself, not through the service: leave out --api.")
 
     @staticmethod
     def guard(step: Callable[[], T]) -> T:
@@ -57,6 +88,16 @@ def connection_options(
     namespace: NamespaceOption = None,
     task_queue: TaskQueueOption = None,
     profile: ProfileOption = None,
+    api: Annotated[
+        str | None,
+        typer.Option(
+            envvar=API_URL_ENV,
+            help="Drive crises through this `liara serve` (http(s)://host:port) instead of Temporal",
+        ),
+    ] = None,
+    token: Annotated[
+        str | None, typer.Option(envvar=API_TOKEN_ENV, help="The service token to send with --api", show_default=False)
+    ] = None,
 ) -> None:
     """The options before the command (``liara --address host:7233 status ID``)."""
-    ctx.obj = Connection(address, namespace, task_queue, profile)
+    ctx.obj = Connection(address, namespace, task_queue, profile, api=api, token=token)

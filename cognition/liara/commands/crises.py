@@ -18,7 +18,14 @@ from app.temporal.visibility import CRISIS_STATUSES
 from cognition.liara.actions import missions_from_actions
 from cognition.liara.agency import LiaraTemporalAgency
 from cognition.liara.commands.connection import EXIT_CRISIS_UNSUCCESSFUL, Connection
-from cognition.liara.commands.options import WORKER_TIMEOUT_SECONDS, JsonFlag, Timeout, WorkerTimeout, WorkflowId
+from cognition.liara.commands.options import (
+    WORKER_TIMEOUT_SECONDS,
+    JsonFlag,
+    Priority,
+    Timeout,
+    WorkerTimeout,
+    WorkflowId,
+)
 from cognition.liara.commands.output import (
     crisis_table,
     err_console,
@@ -155,6 +162,7 @@ def trigger(
         FailurePolicy | None,
         typer.Option(help="continue: run the other phases (the default); abort: stop at the first failed phase"),
     ] = None,
+    priority: Priority = None,
     webhook: Annotated[
         list[str] | None,
         typer.Option(
@@ -201,6 +209,7 @@ def trigger(
             "heartbeat_timeout_seconds": heartbeat_timeout,
             "webhooks": webhook,
             "failure_policy": failure_policy,
+            "priority": priority,
         }
         who = initiated_by or getpass.getuser()
         if playbook is not None:
@@ -219,7 +228,7 @@ def trigger(
         result = await _follow(agency, workflow_id, timeout, err_console) if wait else None
         return workflow_id, result
 
-    workflow_id, result = connection.run(start)
+    workflow_id, result = connection.run_on_crises(start)
     if result is not None:
         if as_json:
             result = {"workflow_id": workflow_id, **result}
@@ -231,7 +240,7 @@ def trigger(
 def status(ctx: typer.Context, workflow_id: WorkflowId, as_json: JsonFlag = False) -> None:
     """Show where a crisis stands (never waits): its state, current phase and every phase so far."""
     connection: Connection = ctx.obj
-    report = connection.run(lambda agency: agency.get_crisis_status(workflow_id))
+    report = connection.run_on_crises(lambda agency: agency.get_crisis_status(workflow_id))
     if as_json:
         print_json(report)
     else:
@@ -244,21 +253,21 @@ def wait(ctx: typer.Context, workflow_id: WorkflowId, timeout: Timeout = None, a
     On a terminal a progress bar shows the current phase; piped, it stays quiet.
     """
     connection: Connection = ctx.obj
-    result = connection.run(lambda agency: _follow(agency, workflow_id, timeout, err_console))
+    result = connection.run_on_crises(lambda agency: _follow(agency, workflow_id, timeout, err_console))
     _finish(result, as_json)
 
 
 def watch(ctx: typer.Context, workflow_id: WorkflowId, timeout: Timeout = None) -> None:
     """Show live progress (a bar and the current phase) until the crisis ends, then its result."""
     connection: Connection = ctx.obj
-    result = connection.run(lambda agency: _follow(agency, workflow_id, timeout, out, lines=True))
+    result = connection.run_on_crises(lambda agency: _follow(agency, workflow_id, timeout, out, lines=True))
     _finish(result, as_json=False)
 
 
 def cancel(ctx: typer.Context, workflow_id: WorkflowId) -> None:
     """Cancel a running crisis: stop its running phase, skip the rest, compensate completed phases."""
     connection: Connection = ctx.obj
-    connection.run(lambda agency: agency.cancel_crisis(workflow_id, cancelled_by=getpass.getuser()))
+    connection.run_on_crises(lambda agency: agency.cancel_crisis(workflow_id, cancelled_by=getpass.getuser()))
     say(f"Cancellation requested for {workflow_id}; follow it with: liara watch {workflow_id}")
 
 
@@ -272,7 +281,7 @@ def approve(
     """Approve a phase that requires approval, so it runs (once its quorum has approved)."""
     connection: Connection = ctx.obj
     approver = by or getpass.getuser()
-    decision = connection.run(
+    decision = connection.run_on_crises(
         lambda agency: agency.approve_phase(workflow_id, phase_id, approved_by=approver, timeout=timeout)
     )
     quorum = decision["approvals_required"]
@@ -291,7 +300,7 @@ def reject(
     """Reject a phase that requires approval: it fails without running."""
     connection: Connection = ctx.obj
     rejecter = by or getpass.getuser()
-    connection.run(
+    connection.run_on_crises(
         lambda agency: agency.reject_phase(workflow_id, phase_id, rejected_by=rejecter, reason=reason, timeout=timeout)
     )
     say(f"Phase {phase_id} of {workflow_id} rejected by {rejecter}")
@@ -324,7 +333,7 @@ def add_phases(
             )
         return await agency.add_phases(workflow_id, missions, timeout=timeout)
 
-    progress = connection.run(add)
+    progress = connection.run_on_crises(add)
     if as_json:
         print_json(progress)
     else:
@@ -345,7 +354,7 @@ def list_crises(
 ) -> None:
     """List crises, newest first, from the CrisisTarget / CrisisStatus / CrisisInitiatedBy search attributes."""
     connection: Connection = ctx.obj
-    rows = connection.run(
+    rows = connection.run_on_crises(
         lambda agency: agency.list_crises(
             target=target, status=status_filter, initiated_by=initiated_by, schedule=schedule, limit=limit
         )

@@ -11,7 +11,7 @@ from app.temporal.errors import LiaraError
 from cognition.liara.commands.connection import EXIT_ERROR, Connection
 from cognition.liara.commands.options import JsonFlag
 from cognition.liara.commands.output import err_console, out, print_json, say, table_of
-from cognition.liara.service.config import DEFAULT_HOST, DEFAULT_PORT, ServiceSettings
+from cognition.liara.service.config import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_WEB_UI_URL, ServiceSettings
 from cognition.liara.service.tokens import TokenFile, TokenVerifier
 
 TokensFile = Annotated[Path, typer.Option("--tokens", metavar="FILE", help="The token file")]
@@ -35,8 +35,19 @@ def serve(
     heartbeat: Annotated[
         float, typer.Option(min=0.01, metavar="SECONDS", help="Seconds between keep-alive comments on event streams")
     ] = ServiceSettings.heartbeat_seconds,
+    notifications: Annotated[
+        bool,
+        typer.Option(
+            "--notifications/--no-notifications",
+            help="Also deliver webhook notifications (as `liara notifier`), with the [webhooks] of liara.toml",
+        ),
+    ] = True,
+    web_ui: Annotated[
+        str, typer.Option(metavar="URL", help="The Temporal Web UI the console links crises to")
+    ] = DEFAULT_WEB_UI_URL,
 ) -> None:
-    """Serve crises over HTTP (JSON, events as SSE, OpenAPI at /docs) until Ctrl+C or SIGTERM.
+    """Serve crises over HTTP (JSON, events as SSE, OpenAPI at /docs, the console at /) until
+    Ctrl+C or SIGTERM.
 
     Without --tokens it listens on loopback only and every request acts as `local`, an admin.
     """
@@ -44,17 +55,23 @@ def serve(
     from app.temporal.codec import configured_codec
     from app.temporal.logs import configure_logging
     from cognition.liara.agency import LiaraTemporalAgency
+    from cognition.liara.notifier import configured_webhooks
     from cognition.liara.service.main import create_app
     from cognition.liara.service.server import bind, is_loopback
     from cognition.liara.service.server import serve as run
 
     connection: Connection = ctx.obj
+    if connection.api:
+        raise _fail("liara serve talks to Temporal itself, not through another service: leave out --api.")
+    if not web_ui.startswith(("http://", "https://")):
+        raise _fail(f"--web-ui {web_ui!r} is not an http:// or https:// URL.")
     try:
         verifier = TokenVerifier(TokenFile(tokens)) if tokens else None
         if verifier is not None and not verifier.count:
             raise _fail(f"Token file {tokens} has no tokens: create one with `liara token create NAME --role ROLE`.")
         agency = LiaraTemporalAgency(**connection.options)
         configured_codec()  # bad encryption keys stop the service here, in one sentence
+        webhooks = configured_webhooks() if notifications else None  # so does a bad [webhooks] table
     except LiaraError as err:
         raise _fail(err) from None
     try:
@@ -68,7 +85,13 @@ def serve(
             "create tokens with `liara token create` and pass --tokens FILE."
         )
     configure_logging("WARNING")
-    app = create_app(agency, tokens=verifier, settings=ServiceSettings(heartbeat_seconds=heartbeat), local_hosts=[host])
+    app = create_app(
+        agency,
+        tokens=verifier,
+        settings=ServiceSettings(heartbeat_seconds=heartbeat, web_ui_url=web_ui.rstrip("/")),
+        local_hosts=[host],
+        webhooks=webhooks,
+    )
     run(app, sock)
 
 

@@ -1,22 +1,26 @@
-"""The dependencies routes declare: the one agency, and who calls with which right.
+"""The dependencies routes declare: the one agency, its bounded lookups, and who calls with
+which right.
 
-``Viewer``, ``Operator`` and ``Approver`` are the caller's identity, once its token allows the
-route: viewers read and stream, operators also start, cancel and extend crises, approvers also
-decide on phases, admins do everything. A service started without a token file (on loopback
-only) treats every caller as ``local``, an admin.
+``Caller`` is whoever the token file knows; ``Viewer``, ``Operator`` and ``Approver`` are the
+caller's identity, once its token allows the route: viewers read and stream, operators also
+start, cancel and extend crises, approvers also decide on phases, admins do everything. A
+service started without a token file (on loopback only) treats every caller as ``local``, an
+admin.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from cognition.liara.agency import LiaraTemporalAgency
-from cognition.liara.service.problems import FORBIDDEN, UNAUTHORIZED, ProblemError
+from cognition.liara.service.lookups import CrisisLookups
+from cognition.liara.service.problem_types import FORBIDDEN, UNAUTHORIZED
+from cognition.liara.service.problems import ProblemError
 from cognition.liara.service.tokens import Identity, Role, TokenVerifier
 
 LOCAL_IDENTITY = Identity("local", Role.ADMIN)
@@ -35,6 +39,15 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),
 }
 
+#: A permission as clients see it: ``read``, ``operate`` or ``decide``.
+PermissionName = Literal[tuple(permission.name.lower() for permission in Permission)]  # type: ignore[valid-type]
+
+
+def permission_names(role: Role) -> list[str]:
+    """What ``role`` allows, by name (``GET /v1/me``: clients offer only that)."""
+    return [permission.name.lower() for permission in Permission if permission in PERMISSIONS[role]]
+
+
 _bearer = HTTPBearer(auto_error=False, description="A token of `liara token create`")
 
 
@@ -43,6 +56,13 @@ def get_agency(request: Request) -> LiaraTemporalAgency:
 
 
 Agency = Annotated[LiaraTemporalAgency, Depends(get_agency)]
+
+
+def get_lookups(request: Request) -> CrisisLookups:
+    return request.app.state.lookups
+
+
+Lookups = Annotated[CrisisLookups, Depends(get_lookups)]
 
 
 def current_identity(
@@ -79,6 +99,8 @@ def _allowed(permission: Permission) -> Callable[[Identity], Identity]:
     return check
 
 
+#: Any caller the token file knows, whatever its role.
+Caller = Annotated[Identity, Depends(current_identity)]
 Viewer = Annotated[Identity, Depends(_allowed(Permission.READ))]
 Operator = Annotated[Identity, Depends(_allowed(Permission.OPERATE))]
 Approver = Annotated[Identity, Depends(_allowed(Permission.DECIDE))]

@@ -1,4 +1,4 @@
-"""The FastAPI app: routers, problem handlers, limits, and the one agency it shares.
+"""The FastAPI app: routers, the console, problem handlers, limits, and the one agency it shares.
 
 The lifespan connects the agency when the service starts and lets it go when it stops. A
 Temporal server that does not answer yet does not stop the service: ``/readyz`` and every crisis
@@ -17,11 +17,14 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from app.temporal.errors import TemporalUnavailableError
+from app.temporal.notifications import WebhookBook
 from cognition.liara.agency import LiaraTemporalAgency
+from cognition.liara.notifier import notifier_worker
 from cognition.liara.service.config import ServiceSettings
+from cognition.liara.service.lookups import CrisisLookups
 from cognition.liara.service.middleware import BodyLimit, LocalOnly
 from cognition.liara.service.problems import add_problem_schema, install_problem_handlers
-from cognition.liara.service.routes import crises, events, health
+from cognition.liara.service.routes import approvals, console, crises, events, health, identity, missions, playbooks
 from cognition.liara.service.streams import EventStreams
 from cognition.liara.service.tokens import TokenVerifier
 
@@ -45,9 +48,11 @@ def create_app(
     tokens: TokenVerifier | None,
     settings: ServiceSettings | None = None,
     local_hosts: Iterable[str] = (),
+    webhooks: WebhookBook | None = None,
 ) -> FastAPI:
     """The service over ``agency``. Without ``tokens`` every caller is the admin ``local``, and
-    only requests to this machine's names (and ``local_hosts``) are answered.
+    only requests to this machine's names (and ``local_hosts``) are answered. With ``webhooks``
+    it also delivers crises' webhook notifications, as ``liara notifier`` does.
     """
     settings = settings or ServiceSettings()
 
@@ -58,6 +63,9 @@ def create_app(
                 await connected.enter_async_context(agency)
             except TemporalUnavailableError as err:
                 logger.warning("%s The service answers 503 until it can connect.", err)
+            else:
+                if webhooks is not None:
+                    await connected.enter_async_context(notifier_worker(agency.client, webhooks))
             yield
 
     app = FastAPI(
@@ -69,6 +77,14 @@ def create_app(
     )
     app.state.agency = agency
     app.state.tokens = tokens
+    app.state.settings = settings
+    app.state.lookups = CrisisLookups(
+        agency,
+        concurrency=settings.lookup_concurrency,
+        timeout=settings.lookup_timeout_seconds,
+        fresh=settings.summary_fresh_seconds,
+        keep=settings.summaries_kept,
+    )
     app.state.streams = EventStreams(
         per_identity=settings.max_streams_per_identity, heartbeat=settings.heartbeat_seconds
     )
@@ -76,6 +92,11 @@ def create_app(
     app.include_router(health.router)
     app.include_router(crises.router)
     app.include_router(events.router)
+    app.include_router(approvals.router)
+    app.include_router(missions.router)
+    app.include_router(identity.router)
+    console.install(app)
+    app.include_router(playbooks.router)
     if tokens is None:
         app.add_middleware(LocalOnly, hosts=local_hosts)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

@@ -22,7 +22,8 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.temporal.codec_server import DEFAULT_ALLOWED_HOSTS, host_name
-from cognition.liara.service.problems import BODY_TOO_LARGE, FORBIDDEN, problem_response
+from cognition.liara.service.problem_types import BODY_TOO_LARGE, FORBIDDEN
+from cognition.liara.service.problems import problem_response
 
 
 class BodyLimit:

@@ -3,7 +3,7 @@
 ``type`` names the problem (``/problems/<slug>``, listed in the README), ``title`` is its short
 summary, ``detail`` one sentence about this occurrence and, for a request that breaks the
 contract (422), ``errors`` lists each bad field. The agency's ``LiaraError``s get their status
-here, in ``_LIARA_PROBLEMS``, and nowhere else; anything unexpected is a 500 whose detail says
+here, in ``LIARA_PROBLEMS``, and nowhere else; anything unexpected is a 500 whose detail says
 only that, and the traceback goes to the service's log.
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -20,21 +19,17 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
-from app.temporal.errors import (
-    CrisisAlreadyExistsError,
-    CrisisFailedError,
-    CrisisNotFoundError,
-    CrisisNotRunningError,
-    CrisisWaitTimeoutError,
-    DecisionRefusedError,
-    IdempotencyConflictError,
-    InvalidCrisisRequestError,
-    LiaraError,
-    TemporalSetupError,
-    TemporalUnavailableError,
-)
+from app.temporal.errors import LiaraError
 from app.temporal.validation import describe_validation_error
-from cognition.liara.service.tokens import TokenFileError
+from cognition.liara.service.problem_types import (
+    BODY_TOO_LARGE,
+    INTERNAL,
+    INVALID_REQUEST,
+    LIARA_PROBLEMS,
+    METHOD_NOT_ALLOWED,
+    NOT_FOUND,
+    ProblemType,
+)
 
 MEDIA_TYPE = "application/problem+json"
 logger = logging.getLogger("liara.service")
@@ -57,37 +52,6 @@ class Problem(BaseModel):
     errors: list[FieldProblem] | None = Field(default=None, description="Each bad field (422 only).")
 
 
-@dataclass(frozen=True)
-class ProblemType:
-    slug: str
-    status: int
-    title: str
-
-
-UNAUTHORIZED = ProblemType("unauthorized", 401, "Authentication required")
-FORBIDDEN = ProblemType("forbidden", 403, "Not allowed")
-NOT_FOUND = ProblemType("not-found", 404, "Not found")
-METHOD_NOT_ALLOWED = ProblemType("method-not-allowed", 405, "Method not allowed")
-BODY_TOO_LARGE = ProblemType("body-too-large", 413, "Request body too large")
-INVALID_REQUEST = ProblemType("invalid-request", 422, "Invalid request")
-TOO_MANY_STREAMS = ProblemType("too-many-streams", 429, "Too many open event streams")
-INTERNAL = ProblemType("internal", 500, "Internal error")
-
-#: The agency's errors by status; a subclass takes the entry of its nearest listed ancestor.
-_LIARA_PROBLEMS: dict[type[LiaraError], ProblemType] = {
-    InvalidCrisisRequestError: INVALID_REQUEST,
-    CrisisNotFoundError: ProblemType("crisis-not-found", 404, "No such crisis"),
-    CrisisAlreadyExistsError: ProblemType("crisis-exists", 409, "Crisis id already used"),
-    IdempotencyConflictError: ProblemType("idempotency-conflict", 409, "Idempotency key used for another request"),
-    CrisisNotRunningError: ProblemType("crisis-not-running", 409, "Crisis can no longer change"),
-    DecisionRefusedError: ProblemType("decision-refused", 409, "Decision refused"),
-    CrisisFailedError: ProblemType("crisis-ended", 409, "Crisis ended without a result"),
-    CrisisWaitTimeoutError: ProblemType("worker-timeout", 504, "No worker answered in time"),
-    TemporalUnavailableError: ProblemType("temporal-unavailable", 503, "Temporal unavailable"),
-    TemporalSetupError: ProblemType("temporal-setup", 503, "Temporal namespace not set up"),
-    TokenFileError: ProblemType("token-file", 503, "Token file unusable"),
-    LiaraError: ProblemType("service-configuration", 503, "Service misconfigured"),
-}
 #: What the framework itself refuses (no route, wrong method, body past the limit).
 _HTTP_PROBLEMS = {kind.status: kind for kind in (NOT_FOUND, METHOD_NOT_ALLOWED, BODY_TOO_LARGE)}
 
@@ -103,7 +67,7 @@ class ProblemError(Exception):
 
 
 def problem_type_of(err: LiaraError) -> ProblemType:
-    return next(_LIARA_PROBLEMS[cls] for cls in type(err).__mro__ if cls in _LIARA_PROBLEMS)
+    return next(LIARA_PROBLEMS[cls] for cls in type(err).__mro__ if cls in LIARA_PROBLEMS)
 
 
 def problem_body(kind: ProblemType, detail: str, errors: Sequence[FieldProblem] | None = None) -> dict[str, Any]:
@@ -123,9 +87,24 @@ def problem_response(
     )
 
 
+class _OneProblem:
+    """One of a validation error's problems, without its place, as ``describe_validation_error``
+    reads a whole error: its message then says what a pattern means, not the pattern.
+    """
+
+    def __init__(self, problem: Any) -> None:
+        self.problem = {**problem, "loc": ()}
+
+    def errors(self) -> list[Any]:
+        return [self.problem]
+
+
 def _field_problems(err: RequestValidationError) -> list[FieldProblem]:
     return [
-        FieldProblem(field=".".join(str(part) for part in problem["loc"]), message=problem["msg"])
+        FieldProblem(
+            field=".".join(str(part) for part in problem["loc"]),
+            message=describe_validation_error(_OneProblem(problem)),  # type: ignore[arg-type]
+        )
         for problem in err.errors()
     ]
 

@@ -17,19 +17,23 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import Header, Path
-from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, field_validator
+from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, JsonValue, field_validator
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
 from app.temporal.models import (
     MAX_ID_LENGTH,
+    MAX_PARALLEL,
     MAX_PHASES,
+    MAX_WEBHOOKS,
     SAFE_ID_PATTERN,
+    ActionName,
     ApprovalDecision,
     CancelNote,
     CrisisResult,
     CrisisSummary,
     FailurePolicy,
+    InputName,
     MissionPhase,
     Person,
     PhaseOutcome,
@@ -41,6 +45,8 @@ from app.temporal.models import (
 from app.temporal.visibility import CRISIS_STATUSES
 from cognition.liara.crisis_requests import WORKFLOW_ID_PREFIX
 from cognition.liara.service.config import MAX_PAGE_SIZE
+from cognition.liara.service.deps import PermissionName
+from cognition.liara.service.tokens import Role
 
 #: Request bodies: no unknown field, no value of another JSON type.
 _STRICT = ConfigDict(extra="forbid", strict=True)
@@ -71,6 +77,9 @@ WorkflowId = Annotated[
     ),
 ]
 PhaseId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, pattern=SAFE_ID_PATTERN)]
+PlaybookName = Annotated[
+    str, Path(min_length=1, max_length=MAX_ID_LENGTH, pattern=SAFE_ID_PATTERN, description="A playbook's file name")
+]
 IdempotencyKey = Annotated[
     Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[!-~]+$")] | None,
     NeverNull,
@@ -83,6 +92,17 @@ LastEventId = Annotated[
     Annotated[int, Field(ge=0)] | None,
     NeverNull,
     Header(alias="Last-Event-ID", description="Resume after this event id (what the last event's `id:` said)"),
+]
+
+
+#: A crisis's or playbook's inputs by name; the document says names must match (pydantic's
+#: ``patternProperties`` alone would let any other name through).
+Inputs = Annotated[dict[InputName, JsonValue], Field(json_schema_extra={"additionalProperties": False})]
+
+
+#: Webhooks to tell, each named once (the document says so: JSON Schema's ``uniqueItems``).
+WebhookNames = Annotated[
+    list[SafeId], Field(min_length=1, max_length=MAX_WEBHOOKS, json_schema_extra={"uniqueItems": True})
 ]
 
 
@@ -126,6 +146,45 @@ class StartCrisis(BaseModel):
     heartbeat_timeout_seconds: Seconds | None = None
     # Lax for this one field only: a strict enum would take an enum object, never its JSON string.
     failure_policy: Annotated[FailurePolicy, Field(strict=False)] | None = None
+    inputs: Inputs | None = Field(default=None, description="Values of ${inputs.<name>}.")
+    max_parallel: Annotated[int, Field(ge=1, le=MAX_PARALLEL)] | None = Field(
+        default=None, description="Phases of a graph that run at once, at most (default 4)."
+    )
+    webhooks: WebhookNames | None = Field(
+        default=None, description="Webhooks (configured where notifications are delivered) told of this crisis."
+    )
+    priority: Annotated[int, Field(ge=1, le=5)] | None = Field(
+        default=None, description="1 (most urgent) to 5: urgent crises overtake a backlog (3 if unset)."
+    )
+
+    @field_validator("max_parallel", "priority", mode="before")
+    @classmethod
+    def _integral(cls, value: object) -> object:
+        return integral(value)
+
+
+class StartPlaybook(BaseModel):
+    """A playbook to start: its inputs, and optionally your own crisis id and the webhooks to tell."""
+
+    model_config = ConfigDict(extra="forbid")  # inputs are typed by the playbook itself
+
+    inputs: Inputs = Field(default_factory=dict)
+    crisis_id: SafeId | None = None
+    webhooks: WebhookNames | None = None
+
+
+class PlaybookInputInfo(BaseModel):
+    type: str
+    required: bool
+    default: JsonValue = None
+    description: str
+
+
+class PlaybookInfo(BaseModel):
+    name: str
+    description: str
+    inputs: dict[str, PlaybookInputInfo]
+    phases: int
 
 
 class AddPhases(BaseModel):
@@ -154,6 +213,7 @@ class CrisisFilters(BaseModel):
     cursor: Annotated[Annotated[str, Field(max_length=4096)] | None, NeverNull] = Field(
         default=None, description="The `next_cursor` of the page before."
     )
+    progress: bool = Field(default=False, description="Add each crisis's `summary` (phases done of total).")
 
 
 class StartedCrisis(BaseModel):
@@ -169,6 +229,9 @@ class CrisisRow(BaseModel):
     initiated_by: str | None
     status: str
     started_at: datetime
+    summary: CrisisSummary | None = Field(
+        default=None, description="With `progress`: its phases so far; null where it cannot be told in time."
+    )
 
 
 class CrisisPage(BaseModel):
@@ -227,3 +290,48 @@ class Readiness(BaseModel):
     status: Literal["ready"] = "ready"
     address: str
     namespace: str
+
+
+class Me(BaseModel):
+    """Who the token stands for, and what its role allows."""
+
+    name: str
+    role: Role
+    permissions: list[PermissionName] = Field(description="What the role allows: read, operate, decide.")
+
+
+class PendingApproval(BaseModel):
+    """A phase that awaits decisions, and the crisis it belongs to."""
+
+    workflow_id: str
+    target: str | None
+    initiated_by: str | None
+    started_at: datetime
+    phase: PhaseOutcome
+    approvals: int = Field(description="Approvals it has so far.")
+
+
+class ApprovalInbox(BaseModel):
+    approvals: list[PendingApproval]
+    more: bool = Field(description="More crises await approval than one answer looks into.")
+
+
+class ActionWords(BaseModel):
+    """Phases as `liara trigger TARGET ACTION...` makes them."""
+
+    model_config = _STRICT
+
+    target_member: SafeId
+    actions: list[ActionName] = Field(min_length=1, max_length=MAX_PHASES)
+
+
+class Missions(BaseModel):
+    missions: list[MissionPhase]
+
+
+class ConsoleSettings(BaseModel):
+    """What the console needs to know besides the API."""
+
+    namespace: str
+    web_ui_url: str = Field(description="The Temporal Web UI, for links to a crisis's workflow.")
+    statuses: list[CrisisStatusName] = Field(description="The crisis statuses a listing filters by.")

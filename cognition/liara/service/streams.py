@@ -21,7 +21,8 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from app.temporal.errors import LiaraError
-from cognition.liara.service.problems import TOO_MANY_STREAMS, ProblemError, problem_body, problem_type_of
+from cognition.liara.service.problem_types import TOO_MANY_STREAMS
+from cognition.liara.service.problems import ProblemError, problem_body, problem_type_of
 
 KEEP_ALIVE = b": keep-alive\n\n"
 #: How long opening a stream waits for its first event: an error by then (an unknown crisis,

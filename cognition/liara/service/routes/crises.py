@@ -5,6 +5,7 @@ Each route is one agency call; who starts, cancels or decides is the caller's to
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
@@ -12,7 +13,7 @@ from fastapi import APIRouter, Query, Response, status
 from app.temporal.errors import CrisisFailedError, CrisisWaitTimeoutError
 from app.temporal.models import CrisisProgress
 from cognition.liara.service.config import MAX_WAIT_SECONDS
-from cognition.liara.service.deps import Agency, Approver, Operator, Viewer
+from cognition.liara.service.deps import Agency, Approver, Lookups, Operator, Viewer
 from cognition.liara.service.problems import problem_responses
 from cognition.liara.service.schemas import (
     AddPhases,
@@ -74,9 +75,18 @@ async def start_crisis(
 
 
 @router.get("", response_model=CrisisPage, responses=problem_responses(*_ANY))
-async def list_crises(filters: Annotated[CrisisFilters, Query()], _viewer: Viewer, agency: Agency) -> dict[str, Any]:
-    """Crises, newest first, one page at a time: pass ``next_cursor`` back as ``cursor``."""
-    return await agency.list_crises_page(**filters.model_dump())
+async def list_crises(
+    filters: Annotated[CrisisFilters, Query()], _viewer: Viewer, agency: Agency, lookups: Lookups
+) -> dict[str, Any]:
+    """Crises, newest first, one page at a time: pass ``next_cursor`` back as ``cursor``. With
+    ``progress=true`` each has its ``summary``, looked up within the service's bounds.
+    """
+    page = await agency.list_crises_page(**filters.model_dump(exclude={"progress"}))
+    if filters.progress:
+        rows = page["crises"]
+        summaries = await asyncio.gather(*(lookups.summary(row["workflow_id"], row["status"]) for row in rows))
+        page["crises"] = [{**row, "summary": summary} for row, summary in zip(rows, summaries, strict=True)]
+    return page
 
 
 @router.get(

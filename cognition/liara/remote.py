@@ -1,0 +1,147 @@
+"""The command line's crisis commands over a remote ``liara serve`` instead of Temporal
+(``liara --api URL --token TOKEN ...``, or ``LIARA_API_URL`` and ``LIARA_API_TOKEN``).
+
+``RemoteAgency`` offers the methods those commands call on ``LiaraTemporalAgency``, each one
+HTTP request (or a few, for a long wait), so an operator needs no cluster credentials. The
+service decides who acts (the token's name); a problem it answers with becomes the agency's own
+error again, with the service's sentence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from app.temporal.errors import (
+    CrisisFailedError,
+    CrisisWaitTimeoutError,
+    LiaraError,
+    TemporalUnavailableError,
+)
+from app.temporal.models import MissionPhase
+from cognition.liara.playbooks import SUFFIXES, load
+from cognition.liara.service.problem_types import LIARA_PROBLEMS
+
+API_URL_ENV = "LIARA_API_URL"
+API_TOKEN_ENV = "LIARA_API_TOKEN"
+#: The longest wait of one result request; a longer wait is several.
+LONG_POLL_SECONDS = 30.0
+_ERRORS_BY_SLUG = {kind.slug: error for error, kind in LIARA_PROBLEMS.items()}
+
+
+class ServiceRefusedError(LiaraError):
+    """The service refused the request (no token, a role that does not allow it, a limit)."""
+
+
+class RemoteAgency:
+    """The crisis methods of ``LiaraTemporalAgency``, over the HTTP service at ``url``."""
+
+    def __init__(self, url: str, token: str | None = None) -> None:
+        self.url = url.rstrip("/")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.AsyncClient(base_url=self.url, headers=headers, timeout=LONG_POLL_SECONDS + 30)
+
+    async def __aenter__(self) -> RemoteAgency:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._http.aclose()
+
+    async def start_crisis(
+        self,
+        target_member: str,
+        missions: Iterable[MissionPhase | Mapping[str, Any]],
+        initiated_by: str = "unknown",  # the service records the token's name instead
+        **options: Any,
+    ) -> dict[str, Any]:
+        phases = [m.model_dump(mode="json") if isinstance(m, MissionPhase) else dict(m) for m in missions]
+        body = {"target_member": target_member, "missions": phases, **_given(options)}
+        return await self._call("POST", "/v1/crises", json=body)
+
+    async def start_playbook(
+        self, playbook: str | Path, inputs: Mapping[str, Any] | None = None, initiated_by: str = "unknown", **start: Any
+    ) -> dict[str, Any]:
+        """A playbook of the service's directory by name; a file of this machine, rendered here."""
+        if isinstance(playbook, Path) or Path(playbook).suffix in SUFFIXES:
+            fields = load(Path(playbook)).render(inputs or {})
+            fields.pop("playbook")
+            fields.update(_given(start))
+            return await self.start_crisis(fields.pop("target_member"), fields.pop("missions"), **fields)
+        body = {"inputs": dict(inputs or {}), **_given(start)}
+        return await self._call("POST", f"/v1/playbooks/{playbook}/crises", json=body)
+
+    async def get_crisis_status(self, workflow_id: str) -> dict[str, Any]:
+        return await self._call("GET", f"/v1/crises/{workflow_id}")
+
+    async def wait_for_crisis_completion(self, workflow_id: str, timeout: float | None = None) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            left = LONG_POLL_SECONDS if deadline is None else max(0.0, deadline - loop.time())
+            outcome = await self._call("GET", f"/v1/crises/{workflow_id}/result", params={"wait": min(left, 30)})
+            if outcome["status"] == "completed":
+                return outcome["result"]
+            if outcome["status"] != "running":
+                ended = outcome.get("error") or f"Crisis workflow {workflow_id} ended as {outcome['status']}."
+                raise CrisisFailedError(ended, outcome["status"])
+            if deadline is not None and loop.time() >= deadline:
+                raise CrisisWaitTimeoutError(
+                    f"Crisis workflow {workflow_id} did not finish within {timeout:g} s; it keeps running: "
+                    f"check it with `liara status {workflow_id}`."
+                )
+
+    async def cancel_crisis(self, workflow_id: str, *, cancelled_by: str | None = None) -> None:
+        await self._call("POST", f"/v1/crises/{workflow_id}/cancel")
+
+    async def approve_phase(self, workflow_id: str, phase_id: str, approved_by: str, *, timeout: float = 10) -> dict:
+        return await self._call("POST", f"/v1/crises/{workflow_id}/phases/{phase_id}/approve")
+
+    async def reject_phase(
+        self, workflow_id: str, phase_id: str, rejected_by: str, reason: str | None = None, *, timeout: float = 10
+    ) -> dict[str, Any]:
+        body = {"reason": reason} if reason else {}
+        return await self._call("POST", f"/v1/crises/{workflow_id}/phases/{phase_id}/reject", json=body)
+
+    async def add_phases(
+        self, workflow_id: str, missions: Iterable[MissionPhase | Mapping[str, Any]], *, timeout: float = 10
+    ) -> dict[str, Any]:
+        phases = [m.model_dump(mode="json") if isinstance(m, MissionPhase) else dict(m) for m in missions]
+        return await self._call("POST", f"/v1/crises/{workflow_id}/phases", json={"missions": phases})
+
+    async def list_crises(self, *, limit: int = 20, **filters: Any) -> list[dict[str, Any]]:
+        page = await self._call("GET", "/v1/crises", params={"limit": min(limit, 200), **_given(filters)})
+        return page["crises"]
+
+    async def _call(self, method: str, path: str, **request: Any) -> Any:
+        try:
+            response = await self._http.request(method, path, **request)
+        except httpx.HTTPError as err:
+            raise TemporalUnavailableError(
+                f"Cannot reach the Liara service at {self.url} ({err or type(err).__name__}): check --api and that "
+                "`liara serve` runs there."
+            ) from None
+        if response.is_success:
+            return response.json() if response.content else None
+        try:
+            problem = response.json()
+            detail, slug = problem["detail"], str(problem["type"]).rsplit("/", 1)[-1]
+        except (ValueError, KeyError, TypeError):
+            raise ServiceRefusedError(
+                f"The Liara service at {self.url} answered HTTP {response.status_code} without a problem document."
+            ) from None
+        error = _ERRORS_BY_SLUG.get(slug, ServiceRefusedError)
+        if error is CrisisFailedError:
+            raise CrisisFailedError(detail, "failed")
+        raise error(detail)
+
+
+def _given(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The options that were given (the service leaves the others to its defaults)."""
+    return {name: value for name, value in options.items() if value is not None}

@@ -1,0 +1,72 @@
+"""``/v1/playbooks``: the playbooks of the service's playbooks directory, and starting one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response, status
+
+from app.temporal.errors import InvalidCrisisRequestError
+from cognition.liara import playbooks
+from cognition.liara.service.deps import Agency, Operator, Viewer
+from cognition.liara.service.problems import problem_responses
+from cognition.liara.service.schemas import IdempotencyKey, PlaybookInfo, PlaybookName, StartedCrisis, StartPlaybook
+
+router = APIRouter(prefix="/v1/playbooks", tags=["playbooks"])
+_ANY = (401, 403, 422, 503)
+
+
+def _info(playbook: playbooks.Playbook) -> dict[str, Any]:
+    return {
+        "name": playbook.name,
+        "description": playbook.description,
+        "inputs": {name: spec.model_dump(mode="json") for name, spec in playbook.inputs.items()},
+        "phases": len(playbook.phases),
+    }
+
+
+@router.get("", response_model=list[PlaybookInfo], responses=problem_responses(*_ANY))
+async def list_playbooks(_viewer: Viewer) -> list[dict[str, Any]]:
+    """The playbooks this service can start (files that do not load are left out)."""
+    found = []
+    for path in playbooks.listed():
+        try:
+            found.append(_info(playbooks.load(path)))
+        except InvalidCrisisRequestError:
+            continue
+    return found
+
+
+@router.get("/{name}", response_model=PlaybookInfo, responses=problem_responses(*_ANY, 404))
+async def show_playbook(name: PlaybookName, _viewer: Viewer) -> dict[str, Any]:
+    """One playbook: its description, inputs and number of phases."""
+    return _info(playbooks.load(playbooks.find(name)))
+
+
+@router.post(
+    "/{name}/crises",
+    status_code=status.HTTP_201_CREATED,
+    response_model=StartedCrisis,
+    responses={200: {"model": StartedCrisis}, **problem_responses(*_ANY, 404, 409, 413)},
+)
+async def start_playbook(
+    name: PlaybookName,
+    body: StartPlaybook,
+    operator: Operator,
+    agency: Agency,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> dict[str, Any]:
+    """Start a crisis from playbook ``name`` with ``inputs``; as ``POST /v1/crises`` otherwise."""
+    started = await agency.start_playbook(
+        playbooks.find(name),
+        body.inputs,
+        operator.name,
+        crisis_id=body.crisis_id,
+        webhooks=body.webhooks,
+        idempotency_key=f"{operator.name}:{idempotency_key}" if idempotency_key else None,
+    )
+    response.headers["Location"] = f"/v1/crises/{started['workflow_id']}"
+    if not started["created"]:
+        response.status_code = status.HTTP_200_OK
+    return started
