@@ -85,7 +85,7 @@ from cognition.liara.crisis_requests import (
     request_digest,
     workflow_id_for,
 )
-from cognition.liara.diagnostics import waiting_problem
+from cognition.liara.diagnostics import live_pollers, waiting_problem
 from cognition.liara.playbooks import SUFFIXES, find, load
 
 #: How long a status call waits for a worker to answer the progress query.
@@ -502,7 +502,7 @@ class LiaraTemporalAgency:
             "closed_at": description.close_time.isoformat() if description.close_time else None,
         }
         if status == "running":
-            report.update(await self._running_details(handle))
+            report.update(await self._running_details(handle, description.task_queue))
             problem = await waiting_problem(self.client, description)
             if problem:
                 report["problem"] = problem
@@ -550,7 +550,7 @@ class LiaraTemporalAgency:
                 task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
             )
         )
-        return len(response.pollers)
+        return live_pollers(response.pollers)
 
     async def _handle(self, workflow_id: str) -> WorkflowHandle[Any, Any]:
         client = await self.connect()
@@ -635,9 +635,10 @@ class LiaraTemporalAgency:
             return str(err)
         return ""
 
-    async def _running_details(self, handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
-        # With nobody polling, a query would only wait out its timeout: say so at once.
-        workers = await self.pollers()
+    async def _running_details(self, handle: WorkflowHandle[Any, Any], task_queue: str) -> dict[str, Any]:
+        # With nobody polling the crisis's task queue, a query would only wait out its timeout:
+        # say so at once.
+        workers = await self.pollers(task_queue)
         if workers:
             try:
                 return (await self._progress(handle)).model_dump(mode="json")
@@ -645,8 +646,7 @@ class LiaraTemporalAgency:
                 note = "no worker answered the progress query in time"
         else:
             note = (
-                f"queued: no worker polls task queue {self.settings.task_queue!r}; start one with "
-                "`python cognition/liara/worker.py`"
+                f"queued: no worker polls task queue {task_queue!r}; start one with `python cognition/liara/worker.py`"
             )
         return {"stage": "unknown", "note": note, "workers_polling": workers}
 

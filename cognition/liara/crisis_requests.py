@@ -27,7 +27,7 @@ def workflow_id_for(crisis_id: str) -> str:
 
 def new_crisis_id(target_member: str) -> str:
     """``crisis-<target>-<unix seconds>-<random>``: unique even for one target within a second."""
-    suffix = f"{int(time.time())}-{secrets.token_hex(4)}"
+    suffix = f"{int(time.time())}-{secrets.token_hex(6)}"
     return f"crisis-{target_member[: MAX_ID_LENGTH - len(suffix) - 8]}-{suffix}"
 
 

@@ -7,16 +7,31 @@ worker that can decode its history would otherwise seem to hang for no reason.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.failure.v1 import Failure
+from temporalio.api.taskqueue.v1 import PollerInfo
 from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryReverseRequest
 from temporalio.client import Client, WorkflowExecutionDescription
 
+#: A live worker polls again as soon as a long poll (at most about a minute) ends; the server
+#: lists a worker for minutes after its last poll, so one not seen for longer than this is gone.
+LIVE_POLLER_SECONDS = 75
 #: Longest cause of a failing workflow task quoted by a status.
 _PROBLEM_CHARS = 300
 #: Parts of a pydantic message that say nothing to an operator (and may quote the payload).
 _PYDANTIC_NOISE = re.compile(r"\s*\[type=[^\]]*\]|\s*For further information visit \S+")
+
+
+def live_pollers(pollers: Iterable[PollerInfo]) -> int:
+    """How many of a task queue's listed pollers are workers still polling it."""
+    seen_since = datetime.now(UTC) - timedelta(seconds=LIVE_POLLER_SECONDS)
+    return sum(
+        not poller.HasField("last_access_time") or poller.last_access_time.ToDatetime(UTC) >= seen_since
+        for poller in pollers
+    )
 
 
 async def waiting_problem(client: Client, description: WorkflowExecutionDescription) -> str | None:

@@ -23,6 +23,7 @@ from app.temporal.errors import LiaraError, TemporalUnavailableError
 from app.temporal.records import configured_record_store
 from app.temporal.visibility import missing_search_attributes
 from cognition.liara.agency import LiaraTemporalAgency
+from cognition.liara.diagnostics import live_pollers
 
 #: A task waiting longer than this for a worker means the workers cannot keep up.
 BACKLOG_AGE_WARNING = timedelta(seconds=30)
@@ -115,7 +116,7 @@ async def _task_queue_checks(
             else f"see the Temporal server's log for why it refused ({err.status.name})",
         )
         return [Check(f"{label} workers", False, detail, fix), Check(f"{label} backlog", False, detail, fix)]
-    pollers = len(response.pollers)
+    pollers = live_pollers(response.pollers)
     return [
         _pollers_check(label, settings.task_queue, pollers),
         _backlog_check(

@@ -259,7 +259,7 @@ def test_invalid_crisis_request_error_is_a_value_error() -> None:
 
 def test_build_request_generates_a_crisis_id_from_the_target() -> None:
     request = build_request(target_member=" target-alpha ", missions=[phase()], initiated_by="user-123")
-    assert re.fullmatch(r"crisis-target-alpha-\d+-[0-9a-f]{8}", request.crisis_id), request.crisis_id
+    assert re.fullmatch(r"crisis-target-alpha-\d+-[0-9a-f]{12}", request.crisis_id), request.crisis_id
     assert request.target_member == "target-alpha"
     assert request.initiated_by == "user-123"
 

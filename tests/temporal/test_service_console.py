@@ -18,12 +18,14 @@ from app.temporal.visibility import CRISIS_STATUSES
 from cognition.liara.actions import missions_from_actions
 from cognition.liara.agency import LiaraTemporalAgency
 from cognition.liara.console import ASSETS
-from cognition.liara.service.config import DEFAULT_WEB_UI_URL
+from cognition.liara.service.config import DEFAULT_WEB_UI_URL, ServiceSettings
 from cognition.liara.service.main import create_app
 from cognition.liara.service.tokens import TokenFile, TokenVerifier
 from tests.conftest import assert_eventually
 from tests.temporal.conftest import TOKEN_ROLES, assert_problem, crisis_body, phase, phase_status, start
 
+#: How long the service gives one crisis's lookup.
+LOOKUP_TIMEOUT = ServiceSettings().lookup_timeout_seconds
 #: A Temporal address nothing listens on: these routes must not need one.
 NO_TEMPORAL = "127.0.0.1:1"
 
@@ -166,6 +168,25 @@ async def test_a_listing_with_progress_tells_each_crisis_phases_done_of_total(ht
     plain = await http.get("/v1/crises", params={"target": target}, headers=operator)
     assert [row["summary"] for row in plain.json()["crises"]] == [None, None]
     await http.post(f"/v1/crises/{gated}/cancel", headers=operator)
+
+
+@pytest.mark.integration
+async def test_a_listing_does_not_wait_for_crises_no_worker_can_tell(dev_server, liara_service, service_tokens):
+    # A crisis on a task queue nobody polls: its query would wait out the lookup timeout.
+    target = f"target-{uuid.uuid4().hex[:10]}"
+    unpolled = LiaraTemporalAgency(temporal_host=dev_server.address, task_queue=f"nobody-{uuid.uuid4().hex[:8]}")
+    workflow_id = await unpolled.trigger_crisis_response(target, [phase("recon-1")], "ops-1")
+    try:
+        async with httpx.AsyncClient(base_url=liara_service.url, timeout=LOOKUP_TIMEOUT / 2) as quick:
+            page = await quick.get(
+                "/v1/crises",
+                params={"target": target, "progress": "true"},
+                headers=service_tokens.headers("viewer-1"),
+            )
+        assert page.status_code == 200, page.text
+        assert [(row["workflow_id"], row["summary"]) for row in page.json()["crises"]] == [(workflow_id, None)]
+    finally:
+        await dev_server.client.get_workflow_handle(workflow_id).terminate("test over")
 
 
 @pytest.mark.integration
