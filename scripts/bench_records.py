@@ -202,9 +202,13 @@ def parse() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def save_and_exit(figures: dict[str, Any], path: Path | None) -> None:
+    """Write ``figures`` as JSON to ``path`` (if given), then exit 0 at once."""
+    if path:
+        path.write_text(json.dumps(figures, indent=2, default=str) + "\n")
+    os._exit(0)  # skip the Temporal client's interpreter teardown (temporalio/sdk-python#300)
+
+
 if __name__ == "__main__":
     arguments = parse()
-    results = asyncio.run(main(arguments))
-    if arguments.json:
-        arguments.json.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    os._exit(0)  # skip the Temporal client's interpreter teardown (temporalio/sdk-python#300)
+    save_and_exit(asyncio.run(main(arguments)), arguments.json)

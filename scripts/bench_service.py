@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import shutil
 import statistics
@@ -44,7 +43,7 @@ from app.temporal.server import EmbeddedServer  # noqa: E402
 from cognition.liara.agency import LiaraTemporalAgency  # noqa: E402
 from cognition.liara.bench.workers import proc_rss_mib  # noqa: E402
 from cognition.liara.service.server import READY_LINE  # noqa: E402
-from scripts.bench_records import workers  # noqa: E402
+from scripts.bench_records import save_and_exit, workers  # noqa: E402
 from scripts.local_postgres import free_port  # noqa: E402
 
 TARGET = "target-alpha"
@@ -274,7 +273,4 @@ def parse() -> argparse.Namespace:
 
 if __name__ == "__main__":
     arguments = parse()
-    results = asyncio.run(main(arguments))
-    if arguments.json:
-        arguments.json.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    os._exit(0)  # skip the Temporal client's interpreter teardown (temporalio/sdk-python#300)
+    save_and_exit(asyncio.run(main(arguments)), arguments.json)

@@ -31,12 +31,26 @@ from cognition.liara.service.schemas import (
     StartedCrisis,
     WorkflowId,
 )
+from cognition.liara.service.tokens import Identity
 
 router = APIRouter(prefix="/v1/crises", tags=["crises"])
 
 #: What any crisis route may answer: no token, a role that does not allow it, bad parameters,
 #: Temporal (or the token file) unusable.
 _ANY = (401, 403, 422, 503)
+
+
+def callers_key(caller: Identity, idempotency_key: str | None) -> str | None:
+    """An Idempotency-Key as the caller's own: another token's identical key is another crisis."""
+    return f"{caller.name}:{idempotency_key}" if idempotency_key else None
+
+
+def started_answer(response: Response, started: dict[str, Any]) -> dict[str, Any]:
+    """A start's answer: 201 naming the crisis in ``Location``, or 200 for the one a key started."""
+    response.headers["Location"] = f"{router.prefix}/{started['workflow_id']}"
+    if not started["created"]:
+        response.status_code = status.HTTP_200_OK
+    return started
 
 
 def _phases(missions: list[PhaseBody]) -> list[dict[str, Any]]:
@@ -64,14 +78,10 @@ async def start_crisis(
         _phases(body.missions),
         operator.name,
         crisis_id=body.crisis_id,
-        # Keys are the caller's own: another token's identical key is another crisis.
-        idempotency_key=f"{operator.name}:{idempotency_key}" if idempotency_key else None,
+        idempotency_key=callers_key(operator, idempotency_key),
         **body.model_dump(mode="json", exclude={"target_member", "missions", "crisis_id"}, exclude_none=True),
     )
-    response.headers["Location"] = f"{router.prefix}/{started['workflow_id']}"
-    if not started["created"]:
-        response.status_code = status.HTTP_200_OK
-    return started
+    return started_answer(response, started)
 
 
 @router.get("", response_model=CrisisPage, responses=problem_responses(*_ANY))

@@ -10,6 +10,7 @@ from app.temporal.errors import InvalidCrisisRequestError
 from cognition.liara import playbooks
 from cognition.liara.service.deps import Agency, Operator, Viewer
 from cognition.liara.service.problems import problem_responses
+from cognition.liara.service.routes.crises import callers_key, started_answer
 from cognition.liara.service.schemas import IdempotencyKey, PlaybookInfo, PlaybookName, StartedCrisis, StartPlaybook
 
 router = APIRouter(prefix="/v1/playbooks", tags=["playbooks"])
@@ -64,9 +65,6 @@ async def start_playbook(
         operator.name,
         crisis_id=body.crisis_id,
         webhooks=body.webhooks,
-        idempotency_key=f"{operator.name}:{idempotency_key}" if idempotency_key else None,
+        idempotency_key=callers_key(operator, idempotency_key),
     )
-    response.headers["Location"] = f"/v1/crises/{started['workflow_id']}"
-    if not started["created"]:
-        response.status_code = status.HTTP_200_OK
-    return started
+    return started_answer(response, started)
