@@ -136,13 +136,15 @@ async def agency(dev_server: DevServer, task_queue: str) -> AsyncIterator[LiaraT
 
 
 def subprocess_env(address: str, task_queue: str, crisis_dir: Path) -> dict[str, str]:
-    """Environment for CLI and worker subprocesses: this server, this queue and record dir, and
-    none of the caller's own Temporal or Liara settings.
+    """Environment for CLI and worker subprocesses: this server, this queue (and a notification
+    queue of its own beside it) and record dir, and none of the caller's own Temporal or Liara
+    settings.
     """
     env = {key: value for key, value in os.environ.items() if not key.startswith(("TEMPORAL_", "LIARA_"))}
     env.update(
         TEMPORAL_ADDRESS=address,
         LIARA_TASK_QUEUE=task_queue,
+        LIARA_NOTIFICATION_TASK_QUEUE=f"{task_queue}-notifications",
         LIARA_CRISIS_DIR=str(crisis_dir),
         PYTHONUNBUFFERED="1",
     )

@@ -1,43 +1,9 @@
-"""The notifier: a Temporal worker that delivers crises' webhook notifications.
-
-It polls the notification task queue (``LIARA_NOTIFICATION_TASK_QUEUE``, default
-``liara-notifications``) and runs ``WebhookDeliveryWorkflow`` with the ``[webhooks]`` of
-``liara.toml`` (or the file in ``LIARA_CONFIG``) and their secrets. ``liara serve`` runs one
-beside the HTTP service; ``liara notifier`` runs one on its own. While none runs, deliveries
-wait in Temporal: nothing is lost.
+"""The notifier of ``liara notifier`` and ``liara serve``: the engine's webhook delivery worker
+(``app.temporal.notifier``), which the main worker runs too.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
+from app.temporal.notifier import configured_webhooks, notifier_worker
 
-from temporalio.client import Client
-from temporalio.worker import Worker
-
-from app.temporal.agents.config import config_file_path, read_config_file
-from app.temporal.notifications import (
-    WebhookBook,
-    WebhookDeliverer,
-    WebhookDeliveryWorkflow,
-    load_webhooks,
-    notification_task_queue,
-)
-
-
-def configured_webhooks(environ: Mapping[str, str] = os.environ) -> WebhookBook:
-    """The webhooks of the configuration file, checked, with their secrets (none without a file)."""
-    source = config_file_path(None, environ)
-    if source is None:
-        return WebhookBook({})
-    return load_webhooks(read_config_file(source).webhooks, f"Configuration {source}", environ)
-
-
-def notifier_worker(client: Client, book: WebhookBook, task_queue: str | None = None) -> Worker:
-    """A worker delivering the notifications of the webhooks in ``book``."""
-    return Worker(
-        client,
-        task_queue=task_queue or notification_task_queue(),
-        workflows=[WebhookDeliveryWorkflow],
-        activities=[WebhookDeliverer(book).deliver_webhook],
-    )
+__all__ = ["configured_webhooks", "notifier_worker"]

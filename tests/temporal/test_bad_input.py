@@ -34,7 +34,7 @@ from app.temporal.models import CrisisCompletion, CrisisSnapshot, PhaseOutcome, 
 from app.temporal.records import FileRecordStore
 from cognition.liara.actions import missions_from_actions
 from cognition.liara.agency import LiaraTemporalAgency
-from tests.conftest import WorkerProcess, assert_eventually, run_cli
+from tests.conftest import WorkerProcess, assert_eventually, run_cli, run_script
 
 pytestmark = pytest.mark.integration
 
@@ -506,6 +506,21 @@ async def test_a_bad_executor_configuration_stops_the_worker_and_fails_doctor(co
     with pytest.raises(LiaraError) as raised:
         load_executor_registry(config)
     assert str(raised.value) == sentence
+    sandbox.assert_untouched()
+
+
+async def test_a_bad_webhooks_table_stops_the_main_worker_with_one_sentence(sandbox):
+    config = sandbox.root / "liara.toml"
+    config.write_text('[webhooks.ops]\nurl = "https://hooks.example/liara"\nsecret_env = "LIARA_TEST_OPS_SECRET"\n')
+    sandbox.remember()
+
+    worker = await asyncio.to_thread(run_script, "src/app/temporal/worker.py", sandbox.env, sandbox.root)
+
+    assert worker.returncode == 1
+    assert worker_sentence(worker.stdout + worker.stderr) == (
+        "ERROR - Webhook 'ops' needs a secret of at least 16 characters in the environment variable "
+        "LIARA_TEST_OPS_SECRET."
+    )
     sandbox.assert_untouched()
 
 

@@ -9,11 +9,16 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from temporalio.client import WorkflowHandle
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client, WorkflowHandle
 
+from app.temporal.notifications import NOTIFICATION_TASK_QUEUE_ENV, SIGNATURE_HEADER, verify_signature
 from cognition.liara.actions import missions_from_actions
 from cognition.liara.agency import LiaraTemporalAgency
 from tests.conftest import WorkerProcess, assert_eventually, run_cli, run_script
+from tests.temporal.test_webhooks import SECRET, Receiver
 
 pytestmark = pytest.mark.integration
 
@@ -66,6 +71,17 @@ def pid_part(identity: str) -> str:
     return identity.split("@", 1)[0]
 
 
+async def polling_pids(client: Client, task_queue: str) -> set[str]:
+    """The pids of the workers polling ``task_queue`` for workflow or activity tasks."""
+    found = set()
+    for kind in (TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY):
+        response = await client.workflow_service.describe_task_queue(
+            DescribeTaskQueueRequest(namespace="default", task_queue=TaskQueue(name=task_queue), task_queue_type=kind)
+        )
+        found |= {pid_part(poller.identity) for poller in response.pollers}
+    return found
+
+
 @pytest.mark.parametrize("script", WORKER_SCRIPTS)
 def test_worker_prints_the_spec_lines_in_order(script, spawn, liara_env, task_queue, tmp_path):
     worker = spawn(script, liara_env, tmp_path)
@@ -101,6 +117,49 @@ def test_worker_against_an_unreachable_server_exits_1_with_one_sentence(script, 
     assert "127.0.0.1:1" in errors[0]
     assert "`python scripts/setup_temporal.py start`" in errors[0]
     assert "Liara worker is running" not in output
+
+
+async def test_the_main_worker_delivers_webhooks_and_the_liara_worker_leaves_them_alone(
+    dev_server, spawn, liara_env, task_queue, tmp_path, monkeypatch
+):
+    receiver = Receiver(refusals=0)
+    config = tmp_path / "liara.toml"
+    config.write_text(f'[webhooks.ops]\nurl = "{receiver.url}"\nsecret_env = "OPS_SECRET"\n')
+    env = {**liara_env, "LIARA_CONFIG": str(config), "OPS_SECRET": SECRET}
+    notifications = env[NOTIFICATION_TASK_QUEUE_ENV]
+    monkeypatch.setenv(NOTIFICATION_TASK_QUEUE_ENV, notifications)  # the crisis names the workers' queue
+    dedicated = await asyncio.to_thread(spawn, "cognition/liara/worker.py", env, tmp_path)
+    main = await asyncio.to_thread(spawn, "src/app/temporal/worker.py", env, tmp_path)
+    try:
+        assert f"INFO - Webhook deliveries: task queue {notifications} (webhooks: ops)" in main.lines, main.output
+        assert not any("Webhook deliveries" in line for line in dedicated.lines), dedicated.output
+
+        async def main_worker_polls() -> bool:
+            return identity_of(main) in await polling_pids(dev_server.client, notifications)
+
+        await assert_eventually(main_worker_polls, timeout=30)
+        assert await polling_pids(dev_server.client, notifications) == {identity_of(main)}
+        assert identity_of(dedicated) in await polling_pids(dev_server.client, task_queue)
+
+        async with LiaraTemporalAgency(temporal_host=dev_server.address, task_queue=task_queue) as agency:
+            workflow_id = await agency.trigger_crisis_response(
+                "target-alpha", missions_from_actions("target-alpha", ["recon"]), "tester", webhooks=["ops"]
+            )
+            result = await agency.wait_for_crisis_completion(workflow_id, timeout=60)
+
+            async def delivered() -> bool:
+                return bool(receiver.delivered())
+
+            await assert_eventually(delivered, timeout=60, interval=0.5)
+    finally:
+        receiver.close()
+        codes = [await stop_worker(worker) for worker in (dedicated, main)]
+    assert codes == [0, 0], dedicated.output + "\n\n" + main.output
+    assert result["success"] is True
+    (request,) = receiver.delivered().values()
+    body = json.loads(request["body"])
+    assert (body["event"], body["workflow_id"]) == ("finished", workflow_id)
+    assert verify_signature(SECRET.encode(), request["headers"][SIGNATURE_HEADER], request["body"])
 
 
 async def test_two_workers_on_one_queue_share_the_crises(dev_server, spawn, liara_env, task_queue, tmp_path):

@@ -1,4 +1,6 @@
-"""Main worker: every workflow and activity of the project on the crisis task queue.
+"""Main worker: every workflow and activity of the project. Crises run on the crisis task
+queue; webhook deliveries on the notification task queue, as ``liara notifier`` runs them (see
+app.temporal.notifier).
 
 Run it with ``python src/app/temporal/worker.py``. Ctrl+C or SIGTERM stops polling, gives
 running activities a grace period to finish, and exits 0. Every worker entry point can serve
@@ -13,6 +15,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -34,6 +37,8 @@ from app.temporal.metrics import (
     worker_runtime,
     zero_crisis_counters,
 )
+from app.temporal.notifications import WebhookDeliveryWorkflow, notification_task_queue
+from app.temporal.notifier import configured_webhooks, notifier_worker
 from app.temporal.records import configured_record_store
 from app.temporal.supervisor import run_worker_processes
 from app.temporal.tracing import TRACING_ENV, Tracing, start_tracing
@@ -42,7 +47,8 @@ from app.temporal.workflows import CrisisResponseWorkflow
 logger = logging.getLogger("liara.worker")
 
 #: Every workflow of the project; the dedicated Liara worker runs only the crisis workflow.
-ALL_WORKFLOWS: list[type] = [CrisisResponseWorkflow]
+#: Webhook deliveries run on their own task queue (see _serve).
+ALL_WORKFLOWS: list[type] = [CrisisResponseWorkflow, WebhookDeliveryWorkflow]
 #: Activities (agents and record writes, all async) a worker runs at once.
 MAX_CONCURRENT_ACTIVITIES = 100
 #: The worker runs workflows outside the SDK's sandbox. In the sandbox every payload of every
@@ -135,6 +141,9 @@ async def _serve(
     max_cached_workflows: int,
 ) -> None:
     store = configured_record_store()  # a bad setting stops the worker before it connects
+    # Deliveries run on the notification task queue, in a worker of their own.
+    webhooks = configured_webhooks() if WebhookDeliveryWorkflow in workflows else None  # so does a bad [webhooks]
+    crisis_workflows = [w for w in workflows if w is not WebhookDeliveryWorkflow]
     client = await connect(settings, **client_options)
     logger.info("Connected to Temporal server")
     executors = load_executor_registry()
@@ -146,7 +155,7 @@ async def _serve(
     worker = Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=list(workflows),
+        workflows=crisis_workflows,
         activities=activities,
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
         max_cached_workflows=max_cached_workflows,
@@ -157,14 +166,22 @@ async def _serve(
         interceptors=[CrisisLogInterceptor()],
         workflow_runner=WORKFLOW_RUNNER,
     )
-    logger.info("Liara worker created with %d workflows and %d activities", len(workflows), len(activities))
+    logger.info("Liara worker created with %d workflows and %d activities", len(crisis_workflows), len(activities))
     logger.info("Task queue: %s", settings.task_queue)
     if max_cached_workflows != MAX_CACHED_WORKFLOWS:
         logger.info("Crises kept in memory: at most %d", max_cached_workflows)
     logger.info("Crisis records: %s", store.describe())
     logger.info("Agent executors: %s", _describe_executors(executors))
     try:
-        async with store, worker:
+        async with AsyncExitStack() as running:
+            await running.enter_async_context(store)
+            await running.enter_async_context(worker)
+            if webhooks is not None:
+                await running.enter_async_context(
+                    notifier_worker(client, webhooks, graceful_shutdown=graceful_shutdown)
+                )
+                names = ", ".join(webhooks.names()) or "none configured"
+                logger.info("Webhook deliveries: task queue %s (webhooks: %s)", notification_task_queue(), names)
             logger.info("Liara worker is running. Press Ctrl+C to stop.")
             await stop.wait()
             logger.info("Shutting down: running activities get %g s to finish", graceful_shutdown.total_seconds())
