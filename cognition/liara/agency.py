@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -57,13 +58,20 @@ from app.temporal.errors import (
     innermost_message,
 )
 from app.temporal.models import (
+    OUTPUT_BUDGET_BYTES,
     ApprovalDecision,
     CrisisEvent,
     CrisisProgress,
+    CrisisSummary,
     EventKind,
     MissionPhase,
+    OutputRef,
+    PhaseOutcome,
+    scheduled_crisis_id,
     strict_input,
 )
+from app.temporal.records import configured_record_store
+from app.temporal.records.document import COMPENSATIONS, PHASES
 from app.temporal.validation import describe_validation_error
 from app.temporal.visibility import (
     CRISIS_INITIATED_BY,
@@ -142,6 +150,30 @@ def _page_token(cursor: str | None) -> bytes | None:
     if not token or hashlib.sha256(token).digest()[:4] != checksum:
         raise InvalidCrisisRequestError(_BAD_CURSOR)
     return token
+
+
+def _recorded_outcomes(record: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A record's phases and compensations as a crisis tells them: its outputs within the
+    crisis's output budget, in plan order, and each one past it named by an ``output_ref``.
+    """
+    budget = OUTPUT_BUDGET_BYTES
+    told: dict[str, list[dict[str, Any]]] = {PHASES: [], COMPENSATIONS: []}
+    for kind, entries in told.items():
+        for entry in record.get(kind, []):
+            outcome = PhaseOutcome.model_validate({**entry, "requires_approval": "approvals_required" in entry})
+            size = 0 if outcome.output is None else len(json.dumps(outcome.output, separators=(",", ":")))
+            if size > budget:
+                reference = OutputRef(
+                    crisis_id=record["crisis_id"],
+                    phase_id=outcome.phase_id,
+                    compensation=kind == COMPENSATIONS,
+                    size_bytes=size,
+                )
+                outcome = outcome.model_copy(update={"output": None, "output_ref": reference})
+            else:
+                budget -= size
+            entries.append(outcome.model_dump(mode="json"))
+    return told[PHASES], told[COMPENSATIONS]
 
 
 class LiaraTemporalAgency:
@@ -486,7 +518,10 @@ class LiaraTemporalAgency:
 
         ``status`` is the workflow's state: running, completed, failed, cancelled, terminated
         or timed_out. A running crisis adds its stage, current phase and each phase so far
-        (from the workflow's ``progress`` query); a finished one adds its result.
+        (from the workflow's ``progress`` query); a finished one adds its result. One that
+        ended without a result (cancelled, say) adds its ``error`` and, from its crisis record,
+        its phases, compensations, cancel requests, summary and ``record_path`` (or the
+        ``record_error`` that kept them from being read).
         """
         handle = await self._handle(workflow_id)
         try:
@@ -510,6 +545,7 @@ class LiaraTemporalAgency:
             report["result"] = await self._result(handle)
         else:
             report["error"] = await self._failure(handle)
+            report.update(await self._recorded_state(workflow_id))
         return report
 
     async def wait_for_crisis_completion(self, workflow_id: str, timeout: float | None = None) -> dict[str, Any]:
@@ -634,6 +670,36 @@ class LiaraTemporalAgency:
         except CrisisFailedError as err:
             return str(err)
         return ""
+
+    async def _recorded_state(self, workflow_id: str) -> dict[str, Any]:
+        """What the record of a crisis that ended without a result tells, from the record store
+        configured on this machine: nothing if it holds no record of this crisis, a
+        ``record_error`` if the record cannot be read.
+        """
+        # A crisis's id is its workflow id without the prefix (made safe, for a schedule's runs).
+        crisis_id = scheduled_crisis_id(workflow_id)
+        try:
+            record = await crisis_records.read_record(crisis_id)
+            record_path = configured_record_store().location(crisis_id)
+        except crisis_records.CrisisRecordNotFoundError:
+            return {}
+        except LiaraError as err:
+            return {"record_error": str(err)}
+        if record.get("workflow_id") != workflow_id or record.get("namespace") not in (None, self.settings.namespace):
+            return {}  # another crisis's record under the same id
+        try:
+            phases, compensations = _recorded_outcomes(record)
+        except ValidationError:
+            return {"record_error": f"crisis record {record_path} holds phases no crisis wrote; move it aside"}
+        return {
+            "crisis_id": crisis_id,
+            "target": record.get("target"),
+            "phases": phases,
+            "summary": CrisisSummary.of(phase["status"] for phase in phases).model_dump(),
+            "compensations": compensations,
+            "cancel_requests": record.get("cancel_requests", []),
+            "record_path": record_path,
+        }
 
     async def _running_details(self, handle: WorkflowHandle[Any, Any], task_queue: str) -> dict[str, Any]:
         # With nobody polling the crisis's task queue, a query would only wait out its timeout:

@@ -208,6 +208,110 @@ async def test_a_terminated_crisis_reports_terminated(dev_server, agency):
     assert workflow_id in str(raised.value)
 
 
+async def test_a_cancelled_crisis_tells_its_phases_from_its_record(agency, liara_env, liara_worker, monkeypatch):
+    monkeypatch.setenv("LIARA_CRISIS_DIR", liara_env["LIARA_CRISIS_DIR"])  # the workers' record store
+    crisis_id = unique_crisis_id("cancelled")
+    missions = [
+        {"phase_id": "recon-1", "agent_id": "recon-agent-001", "action": "recon", "target": "target-alpha"},
+        {"phase_id": "gate-2", "agent_id": "strike-agent-001", "action": "strike", "target": "target-alpha"},
+        {"phase_id": "report-3", "agent_id": "report-agent-001", "action": "report", "target": "target-alpha"},
+    ]
+    missions[0]["compensate_action"] = "withdraw"
+    missions[1]["requires_approval"] = True
+    workflow_id = await agency.trigger_crisis_response("target-alpha", missions, "ops-1", crisis_id=crisis_id)
+
+    async def gated() -> bool:
+        report = await agency.get_crisis_status(workflow_id)
+        return [p["status"] for p in report.get("phases", [])][1:2] == ["awaiting_approval"]
+
+    await assert_eventually(gated, timeout=60, interval=0.3)
+    await agency.cancel_crisis(workflow_id, cancelled_by="ops-2")
+    with pytest.raises(CrisisFailedError):
+        await agency.wait_for_crisis_completion(workflow_id, timeout=60)
+
+    status = await agency.get_crisis_status(workflow_id)
+    assert status["status"] == "cancelled" and "cancelled" in status["error"]
+    assert (status["crisis_id"], status["target"]) == (crisis_id, "target-alpha")
+    phases = {p["phase_id"]: p for p in status["phases"]}
+    assert list(phases) == ["recon-1", "gate-2", "report-3"]
+    recon = phases["recon-1"]
+    assert (recon["agent_id"], recon["action"], recon["status"], recon["attempts"]) == (
+        "recon-agent-001",
+        "recon",
+        "completed",
+        1,
+    )
+    assert recon["output"] is not None
+    assert (phases["gate-2"]["status"], phases["gate-2"]["requires_approval"]) == ("cancelled", True)
+    assert phases["report-3"]["status"] == "skipped"
+    (undo,) = status["compensations"]
+    assert (undo["phase_id"], undo["action"], undo["status"]) == ("recon-1", "withdraw", "completed")
+    (note,) = status["cancel_requests"]
+    assert (note["obeyed"], note["reason"]) == (True, "cancelled by ops-2")
+    assert status["summary"] == {"completed_phases": 1, "failed_phases": 0, "total_phases": 3}
+    record = Path(liara_env["LIARA_CRISIS_DIR"]) / f"{crisis_id}.json"
+    assert status["record_path"] == str(record.resolve())
+    json.dumps(status)
+
+
+async def test_outputs_told_from_a_record_keep_within_the_crisis_output_budget(
+    agency, liara_env, liara_worker, monkeypatch
+):
+    monkeypatch.setenv("LIARA_CRISIS_DIR", liara_env["LIARA_CRISIS_DIR"])
+    big = "x" * 60_000  # nine of these are past the budget (OUTPUT_BUDGET_BYTES)
+    missions = [
+        {"phase_id": f"bulk-{n}", "agent_id": "a-1", "action": "scan", "target": "t", "params": {"output": big}}
+        for n in range(1, 10)
+    ]
+    gate = {"phase_id": "gate-10", "agent_id": "a-1", "action": "scan", "target": "t", "requires_approval": True}
+    missions.append(gate)
+    crisis_id = unique_crisis_id("budget")
+    workflow_id = await agency.trigger_crisis_response("target-alpha", missions, "ops-1", crisis_id=crisis_id)
+
+    async def gated() -> bool:
+        report = await agency.get_crisis_status(workflow_id)
+        return [p["status"] for p in report.get("phases", [])][-1:] == ["awaiting_approval"]
+
+    await assert_eventually(gated, timeout=60, interval=0.3)
+    await agency.cancel_crisis(workflow_id)
+    with pytest.raises(CrisisFailedError):
+        await agency.wait_for_crisis_completion(workflow_id, timeout=60)
+
+    phases = (await agency.get_crisis_status(workflow_id))["phases"]
+    assert [p["output"] == big for p in phases[:9]] == [True] * 8 + [False]
+    assert phases[8]["output_ref"] == {
+        "store": "record",
+        "crisis_id": crisis_id,
+        "phase_id": "bulk-9",
+        "compensation": False,
+        "size_bytes": len(big) + 2,
+    }
+
+
+async def test_a_crisis_that_ended_without_a_readable_record_tells_how_it_ended(
+    dev_server, agency, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("LIARA_CRISIS_DIR", str(tmp_path / "crises"))
+    # No worker: nothing ever wrote its record.
+    workflow_id = await agency.trigger_crisis_response(
+        "target-alpha", missions_from_actions("target-alpha", ["recon"]), "tester"
+    )
+    await dev_server.client.get_workflow_handle(workflow_id).terminate("operator stopped it")
+
+    status = await agency.get_crisis_status(workflow_id)
+    assert status["status"] == "terminated"
+    assert not {"phases", "compensations", "record_path", "record_error"} & status.keys()
+
+    record = tmp_path / "crises" / f"{workflow_id.removeprefix('crisis-workflow-')}.json"
+    record.parent.mkdir()
+    record.write_text("{")
+    status = await agency.get_crisis_status(workflow_id)
+    assert status["record_error"].startswith(f"crisis record {record} is not valid JSON")
+    assert "phases" not in status
+    record.write_text(json.dumps({"workflow_id": workflow_id, "phases": [{"phase_id": "recon-1"}]}))
+    assert "holds phases no crisis wrote" in (await agency.get_crisis_status(workflow_id))["record_error"]
+
+
 async def test_the_spec_python_snippet_prints_success(liara_env, liara_worker, tmp_path):
     snippet = tmp_path / "spec_snippet.py"
     snippet.write_text(SPEC_SNIPPET)
