@@ -180,9 +180,9 @@ async def test_a_non_retryable_failure_is_attempted_once_and_the_rest_still_run(
     assert record["summary"] == {"completed_phases": 3, "failed_phases": 1, "total_phases": 4}
 
 
-# Without ``failure_exception_types=[ValidationError]`` the undecodable input would fail the
-# workflow task over and over and ``result()`` would never return: this guard turns that hang
-# into a failure well before the suite's 300 s timeout.
+# Were the input decoded as a ``CrisisRequest`` (instead of ``CrisisInput``), the converter's
+# error would fail the workflow task over and over and ``result()`` would never return: this
+# guard turns that hang into a failure well before the suite's 300 s timeout.
 @pytest.mark.timeout(60)
 async def test_an_invalid_request_that_bypasses_client_validation_fails_the_crisis(
     time_skipping_env: WorkflowEnvironment, task_queue: str, store: FileRecordStore

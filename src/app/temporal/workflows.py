@@ -1,5 +1,6 @@
-"""CrisisResponseWorkflow: check the request, create the record, run each mission phase in
-order, wind down (compensate if needed) and finalize.
+"""CrisisResponseWorkflow: check the request, create the record, run its mission phases (one
+after another by priority, or as the graph their ``depends_on`` make: see app.temporal.plan), wind
+down (compensate if needed) and finalize.
 
 A phase that still fails after its retries is recorded as failed; with the ``continue`` failure
 policy (the default) the remaining phases go on, with ``abort`` they are skipped and the
