@@ -84,6 +84,23 @@ def test_an_unsound_plan_is_refused_naming_the_phase_and_the_reference(phases, e
         CrisisRequest.model_validate({"crisis_id": "c", "target_member": "t", "missions": list(phases)})
 
 
+def test_phases_added_to_a_sequential_crisis_may_refer_to_every_phase_already_planned() -> None:
+    """Added phases run after the crisis's own, whatever their priority; among themselves by priority."""
+    known = [
+        MissionPhase.model_validate(phase("scan-1", "scan", 1)),
+        MissionPhase.model_validate(phase("probe-2", "probe", 5)),
+    ]
+    reads_probe = phase("fix-3", "fix", 2, params={"x": "${phases.probe-2.output.x}"})
+    assert plan.problems([MissionPhase.model_validate(reads_probe)], {}, known=known) == []
+    added = [
+        MissionPhase.model_validate(phase("early-4", "early", 1, params={"x": "${phases.late-5.output.x}"})),
+        MissionPhase.model_validate(phase("late-5", "late", 3)),
+    ]
+    assert plan.problems(added, {}, known=known) == [
+        "phase 'early-4' refers to ${phases.late-5.output.x}, but it does not run before it"
+    ]
+
+
 def test_references_resolve_to_whole_values_or_text() -> None:
     outputs = {"scan-1": {"hosts": [{"address": "10.0.0.7", "ports": [22, 443]}], "count": 1}}
     params = {
@@ -319,6 +336,23 @@ async def test_depends_on_cannot_be_added_to_a_sequential_crisis(time_skipping_e
         agents.release.set()
         await handle.result()
     assert "depends_on is for crises that run as a graph" in str(refused.value.cause)
+
+
+async def test_a_phase_added_to_a_sequential_crisis_reads_a_phase_of_a_later_priority(
+    time_skipping_env, task_queue, store
+):
+    agents = Agents(holding=("scan-1",))
+    crisis = request("crisis-sequential-added", phase("scan-1", "scan", 1), phase("probe-2", "probe", 5))
+    async with crisis_worker(time_skipping_env.client, task_queue, store, agents.perform):
+        handle = await start(time_skipping_env, task_queue, crisis)
+        await assert_eventually(lambda: _running(handle, "scan-1"))
+        added = MissionPhase.model_validate(phase("fix-3", "fix", 2, params={"after": "${phases.probe-2.output.by}"}))
+        await handle.execute_update(CrisisResponseWorkflow.add_phases, [added])
+        agents.release.set()
+        result: CrisisResult = await handle.result()
+    assert [p.phase_id for p in result.phases] == ["scan-1", "probe-2", "fix-3"]
+    assert agents.started == ["scan-1", "probe-2", "fix-3"]
+    assert agents.missions["fix-3"].phase.params == {"after": "probe-2"}
 
 
 async def _running(handle, phase_id: str) -> bool:

@@ -49,9 +49,9 @@ def ancestors(phase_id: str, dependencies: Mapping[str, Sequence[str]]) -> set[s
 
 
 def problems(phases: Sequence[PlannedPhase], inputs: Iterable[str], known: Sequence[PlannedPhase] = ()) -> list[str]:
-    """What is wrong with the plan of ``phases`` (added to the ``known`` ones, if any), one
-    sentence each: unknown or circular dependencies, references to unknown phases, to phases
-    that do not run before, or to inputs not given.
+    """What is wrong with the plan of ``phases`` (added to the ``known`` ones, if any: the crisis's
+    plan, in the order it runs), one sentence each: unknown or circular dependencies, references
+    to unknown phases, to phases that do not run before, or to inputs not given.
     """
     everything = [*known, *phases]
     ids = {phase.phase_id for phase in everything}
@@ -68,7 +68,7 @@ def problems(phases: Sequence[PlannedPhase], inputs: Iterable[str], known: Seque
         found.append("phases depend on each other in a circle: " + " -> ".join(cycle))
     if found:
         return found
-    before = _runs_before(everything, dependencies, graph)
+    before = _runs_before(known, phases, dependencies, graph)
     declared = set(inputs)
     for phase in phases:
         try:
@@ -94,12 +94,17 @@ def problems(phases: Sequence[PlannedPhase], inputs: Iterable[str], known: Seque
 
 
 def _runs_before(
-    phases: Sequence[PlannedPhase], dependencies: Mapping[str, Sequence[str]], graph: bool
+    known: Sequence[PlannedPhase],
+    phases: Sequence[PlannedPhase],
+    dependencies: Mapping[str, Sequence[str]],
+    graph: bool,
 ) -> dict[str, set[str]]:
-    """For each phase, the phases that surely ran before it."""
+    """For each of ``phases``, the phases that surely ran before it. Sequentially, phases added to
+    a crisis run after its ``known`` ones, whatever their priority.
+    """
     if graph:
         return {phase.phase_id: ancestors(phase.phase_id, dependencies) for phase in phases}
-    order = [phase.phase_id for phase in execution_order(phases)]
+    order = [phase.phase_id for phase in [*known, *execution_order(phases)]]
     return {phase_id: set(order[:position]) for position, phase_id in enumerate(order)}
 
 
