@@ -24,13 +24,13 @@ import json
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, ValidationInfo, field_validator
 
 from app.temporal import plan
 from app.temporal.errors import InvalidCrisisRequestError, PlaybookNotFoundError
@@ -40,6 +40,8 @@ from app.temporal.validation import describe_validation_error
 PLAYBOOKS_ENV = "LIARA_PLAYBOOKS"
 DEFAULT_PLAYBOOKS_DIR = Path("playbooks")
 SUFFIXES = (".yaml", ".yml", ".json", ".toml")
+#: Crisis request fields that a playbook's ``options`` cannot set.
+NOT_OPTIONS = frozenset({"crisis_id", "target_member", "missions", "initiated_by", "inputs", "playbook", "schedule"})
 _INPUT_REFERENCE = re.compile(r"\$\{inputs\.([A-Za-z_][A-Za-z0-9_-]*)\}")
 #: What ``validate`` and ``show`` put in for a required input that has no value.
 _PLACEHOLDERS: dict[str, JsonValue] = {
@@ -71,6 +73,14 @@ class PlaybookInput(_Strict):
     default: JsonValue = None
     description: str = ""
 
+    @field_validator("default")
+    @classmethod
+    def _default_of_its_type(cls, default: JsonValue, info: ValidationInfo) -> JsonValue:
+        kind = info.data.get("type")  # absent when the type itself is wrong (told on its own)
+        if default is not None and kind is not None and not _is_of(kind, default):
+            raise ValueError(f"the input is {kind.value}, not {default!r}")
+        return default
+
 
 class Playbook(_Strict):
     """A playbook file as written (its phases are checked once rendered)."""
@@ -83,6 +93,13 @@ class Playbook(_Strict):
     target_member: str
     options: dict[str, JsonValue] = Field(default_factory=dict)
     phases: list[dict[str, JsonValue]] = Field(min_length=1)
+
+    @field_validator("options")
+    @classmethod
+    def _only_crisis_options(cls, options: dict[str, JsonValue]) -> dict[str, JsonValue]:
+        if taken := [key for key in options if key in NOT_OPTIONS]:
+            raise ValueError(f"{', '.join(taken)} cannot be set here: the playbook or its caller gives them")
+        return options
 
     def values(self, given: Mapping[str, JsonValue], *, placeholders: bool = False) -> dict[str, JsonValue]:
         """Every input's value: given, else its default; ``InvalidCrisisRequestError`` for an
@@ -126,7 +143,13 @@ def _typed(playbook: str, name: str, kind: InputType, value: JsonValue) -> JsonV
             raise InvalidCrisisRequestError(
                 f"Input {name!r} of playbook {playbook} is {kind.value}, not {value!r}."
             ) from None
-    matches = {
+    if not _is_of(kind, value):
+        raise InvalidCrisisRequestError(f"Input {name!r} of playbook {playbook} is {kind.value}, not {value!r}.")
+    return value
+
+
+def _is_of(kind: InputType, value: JsonValue) -> bool:
+    return {
         InputType.STRING: isinstance(value, str),
         InputType.INTEGER: isinstance(value, int) and not isinstance(value, bool),
         InputType.NUMBER: isinstance(value, int | float) and not isinstance(value, bool),
@@ -134,9 +157,6 @@ def _typed(playbook: str, name: str, kind: InputType, value: JsonValue) -> JsonV
         InputType.OBJECT: isinstance(value, dict),
         InputType.ARRAY: isinstance(value, list),
     }[kind]
-    if not matches:
-        raise InvalidCrisisRequestError(f"Input {name!r} of playbook {playbook} is {kind.value}, not {value!r}.")
-    return value
 
 
 def _from_text(kind: InputType, text: str) -> JsonValue:
@@ -180,6 +200,14 @@ def _substitute(value: Any, inputs: Mapping[str, JsonValue]) -> Any:
 def load(path: Path) -> Playbook:
     """Read a playbook file; ``InvalidCrisisRequestError`` saying what is wrong and where."""
     try:
+        return Playbook.model_validate(_document(path))
+    except ValidationError as err:
+        raise InvalidCrisisRequestError(f"Playbook {path}: {describe_validation_error(err)}.") from None
+
+
+def _document(path: Path) -> dict[str, Any]:
+    """A playbook file's mapping, parsed by its suffix."""
+    try:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise InvalidCrisisRequestError(f"Cannot read playbook {path}: {err.strerror or err}.") from None
@@ -197,10 +225,7 @@ def load(path: Path) -> Playbook:
         raise InvalidCrisisRequestError(f"Playbook {path} is not valid {_format(path)} ({reason}).") from None
     if not isinstance(document, dict):
         raise InvalidCrisisRequestError(f"Playbook {path} must hold a mapping with name, inputs and phases.")
-    try:
-        return Playbook.model_validate(document)
-    except ValidationError as err:
-        raise InvalidCrisisRequestError(f"Playbook {path}: {describe_validation_error(err)}.") from None
+    return document
 
 
 def _format(path: Path) -> str:
@@ -210,37 +235,149 @@ def _format(path: Path) -> str:
 def problems(path: Path) -> list[str]:
     """Every problem of a playbook, each with its location; empty when it is sound.
 
-    Required inputs take placeholders, so the plan (phases, dependencies, references) is checked
-    without real values; the plan is checked even when some phases have bad fields.
+    A part with a problem gets a stand-in, so the rest is still checked: required inputs take
+    placeholders, a phase with bad fields still counts without them, and the plan (phases,
+    dependencies, references) is checked even when the playbook's other fields are wrong.
     """
     try:
-        playbook = load(path)
-        rendered = playbook.render({}, placeholders=True)
+        document = _document(path)
     except InvalidCrisisRequestError as err:
         return [str(err)]
     found: list[str] = []
+    told: list[tuple[Any, ...]] = []
     try:
-        strict_input(CrisisRequest, {**rendered, "initiated_by": "playbook-check", "crisis_id": "playbook-check"})
+        playbook = Playbook.model_validate(document)
     except ValidationError as err:
-        # A problem of the plan as a whole (no location) is told below, phase by phase.
-        found += [f"{_located(problem['loc'])}: {_message(problem)}" for problem in err.errors() if problem["loc"]]
-    phases = []
-    for phase in rendered["missions"]:
+        told = [problem["loc"] for problem in err.errors()]
+        found = [f"{_located(problem['loc'])}: {_message(problem)}" for problem in err.errors()]
         try:
-            phases.append(MissionPhase.model_validate(phase))
+            playbook = Playbook.model_validate(_mended(document, err.errors()))
         except ValidationError:
-            continue  # its fields are told above
-    found += [f"phases: {problem}" for problem in plan.problems(phases, rendered["inputs"])]
+            return found  # no phases to check
+    rendered = playbook.render({}, placeholders=True)
+    checked = {**rendered, "initiated_by": "playbook-check", "crisis_id": "playbook-check", "playbook": "check"}
+    try:
+        strict_input(CrisisRequest, checked)
+    except ValidationError as err:
+        for problem in err.errors():
+            location = _in_playbook(problem["loc"], playbook.options)
+            # A problem of the plan as a whole (no location) is told below, phase by phase; one
+            # where the playbook itself had a problem is told already.
+            if location and not any(location[: len(place)] == place for place in told):
+                found.append(f"{_located(location)}: {_message(problem)}")
+    phases = [phase for phase in map(_planned, rendered["missions"]) if phase is not None]
+    found += [f"phases: {problem}" for problem in _plan_problems(phases, rendered["inputs"])]
     return found
 
 
+#: What stands in for a field of the playbook that has a problem, while the rest is checked.
+_STAND_INS: dict[str, JsonValue] = {
+    "name": "playbook",
+    "description": "",
+    "target_member": "example",
+    "inputs": {},
+    "options": {},
+}
+#: What stands in for a phase's required fields that have problems.
+_PHASE_STAND_INS = {"agent_id": "example", "action": "example", "target": "example"}
+
+
+def _mended(document: dict[str, Any], errors: list[Any]) -> dict[str, Any]:
+    """The playbook with stand-ins for the parts pydantic found wrong (a bad input stays declared,
+    a bad option or phase field is left out, an unknown field is dropped).
+    """
+    mended = dict(document)
+    for error in errors:
+        field, *inner = error["loc"]
+        if inner and field == "inputs":
+            inputs = dict(mended["inputs"])
+            if inner[-1] == "[key]":  # the name itself is wrong: it cannot be referred to
+                inputs.pop(inner[0], None)
+            else:
+                inputs[inner[0]] = _declared(document["inputs"][inner[0]])
+            mended["inputs"] = inputs
+        elif field == "options" and isinstance(document["options"], dict):
+            left_out = set(inner[:1]) or NOT_OPTIONS
+            mended["options"] = {key: value for key, value in mended["options"].items() if key not in left_out}
+        elif inner and field == "phases":
+            phases = list(mended["phases"])
+            position, *in_phase = inner
+            phase = phases[position]  # not a mapping when the problem is the phase itself
+            phases[position] = {key: value for key, value in phase.items() if key != in_phase[0]} if in_phase else {}
+            mended["phases"] = phases
+        elif field in _STAND_INS:
+            mended[field] = _STAND_INS[field]
+        elif field not in Playbook.model_fields:
+            mended.pop(field, None)
+    return mended
+
+
+def _declared(spec: Any) -> dict[str, Any]:
+    """A stand-in for an input with a problem: still declared, so references to it stay sound."""
+    kind = spec.get("type") if isinstance(spec, dict) else None
+    return {"type": kind if kind in {known.value for known in InputType} else "string", "required": True}
+
+
+def _planned(phase: Any) -> MissionPhase | None:
+    """A phase as the plan sees it; one with bad fields counts without them, so the phases that
+    depend on it or refer to it are checked against it. None without a sound ``phase_id``.
+    """
+    if not isinstance(phase, dict):
+        return None
+    try:
+        return MissionPhase.model_validate(phase)
+    except ValidationError as err:
+        locations = [problem["loc"] for problem in err.errors() if problem["loc"]]
+    bad = {location[0] for location in locations}
+    if "phase_id" in bad:
+        return None
+    sound = {key: value for key, value in phase.items() if key not in bad}
+    if "depends_on" in bad:  # still a phase of the graph, after its sound dependencies
+        wrong = {location[1] for location in locations if location[0] == "depends_on" and len(location) > 1}
+        listed = phase["depends_on"] if isinstance(phase["depends_on"], list) else []
+        sound["depends_on"] = [dependency for position, dependency in enumerate(listed) if position not in wrong]
+    try:
+        return MissionPhase.model_validate({**_PHASE_STAND_INS, **sound})
+    except ValidationError:
+        return None
+
+
+def _plan_problems(phases: list[MissionPhase], inputs: Iterable[str]) -> list[str]:
+    """``plan.problems``, with the references checked even when some dependencies are wrong.
+
+    ``plan.problems`` stops at an unknown or circular dependency. Then each phase's references
+    are checked on their own: the phase depending directly on every phase it reaches through
+    the declared dependencies, no other phase depending on anything.
+    """
+    wrong_dependencies = plan.problems([phase.model_copy(update={"params": {}}) for phase in phases], inputs)
+    if not wrong_dependencies:
+        return plan.problems(phases, inputs)
+    ids = {phase.phase_id for phase in phases}
+    dependencies = {phase.phase_id: list(phase.depends_on or ()) for phase in phases}
+    independent = [phase.model_copy(update={"depends_on": [], "params": {}}) for phase in phases]
+    found = wrong_dependencies
+    for position, phase in enumerate(phases):
+        reached = sorted(plan.ancestors(phase.phase_id, dependencies) & ids - {phase.phase_id})
+        others = independent[:position] + independent[position + 1 :]
+        found += plan.problems([phase.model_copy(update={"depends_on": reached})], inputs, known=others)
+    return found
+
+
+def _in_playbook(location: tuple[Any, ...], options: Mapping[str, Any]) -> tuple[Any, ...]:
+    """A request field's location in the playbook's own terms: ``missions`` are its ``phases``,
+    a field set by its options is under ``options``.
+    """
+    if location[:1] == ("missions",):
+        return ("phases", *location[1:])
+    if location[:1] and location[0] in options:
+        return ("options", *location)
+    return location
+
+
 def _located(location: tuple[Any, ...]) -> str:
-    """A request field's location in the playbook's own terms (``phases[2].depends_on``)."""
-    parts = list(location)
-    if parts[:1] == ["missions"]:
-        parts[0] = "phases"
+    """A location as text (``phases[2].depends_on``)."""
     text = ""
-    for part in parts:
+    for part in location:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text or "playbook"
 

@@ -148,9 +148,10 @@ async def test_validate_prints_every_problem_with_its_place(playbook_env, tmp_pa
         "name: broken\n"
         "target_member: site\n"
         "phases:\n"
-        "  - {phase_id: a, agent_id: a, action: a, target: site, depends_on: [b]}\n"
+        "  - {phase_id: a, agent_id: a, action: a, target: site, depends_on: [b],\n"
+        "     params: {x: '${phases.c.output.k}'}}\n"
         "  - {phase_id: b, agent_id: b, action: b, target: site, depends_on: [a], colour: red}\n"
-        "  - {phase_id: c, agent_id: c, action: c, target: site, priority: -1}\n"
+        "  - {phase_id: c, agent_id: c, action: c, target: site, priority: -1, params: {y: '${inputs.nope}'}}\n"
     )
     checked = await cli(playbook_env, tmp_path, "playbook", "validate", str(broken))
     assert checked.returncode == 1
@@ -158,11 +159,62 @@ async def test_validate_prints_every_problem_with_its_place(playbook_env, tmp_pa
         "phases[1].colour: Extra inputs are not permitted",
         "phases[2].priority: Input should be greater than or equal to 0",
         "phases: phases depend on each other in a circle: a -> b -> a",
+        # A circle does not hide the references, and a phase with a bad field is still a phase.
+        "phases: phase 'a' refers to ${phases.c.output.k}, but it does not depend on it",
+        "phases: phase 'c' refers to ${inputs.nope}, but the crisis has no input 'nope'",
     ]
     not_yaml = tmp_path / "not.yaml"
     not_yaml.write_text("name: [unclosed\n")
     unreadable = await cli(playbook_env, tmp_path, "playbook", "validate", str(not_yaml))
     assert unreadable.returncode == 1 and "is not valid YAML" in unreadable.stderr
+
+
+async def test_validate_goes_on_past_a_problem_of_the_whole_playbook(playbook_env, tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(
+        "name: broken\n"
+        "colour: red\n"
+        "inputs:\n"
+        "  count: {type: integer, default: abc}\n"
+        "  host: {type: string, required: true}\n"
+        "target_member: ${inputs.host}\n"
+        "options: {max_paralel: 3, failure_policy: explode}\n"
+        "phases:\n"
+        "  - {phase_id: a, agent_id: a, action: a, target: site, depends_on: [ghost],\n"
+        "     params: {x: '${inputs.nope}', n: '${inputs.count}'}}\n"
+        "  - {phase_id: b, agent_id: b, action: b, target: site, depends_on: [c],\n"
+        "     params: {y: '${phases.d.output.k}'}}\n"
+        "  - {phase_id: c, agent_id: c, action: c, target: site, depends_on: [], priority: -1}\n"
+    )
+    checked = await cli(playbook_env, tmp_path, "playbook", "validate", str(broken))
+    assert checked.returncode == 1
+    assert checked.stderr.splitlines() == [
+        "inputs.count.default: the input is integer, not 'abc'",
+        "colour: Extra inputs are not permitted",
+        "phases[2].priority: Input should be greater than or equal to 0",
+        "options.failure_policy: Input should be 'continue' or 'abort'",
+        "options.max_paralel: Extra inputs are not permitted",
+        "phases: phase 'a' depends on 'ghost', which is not a phase of the crisis",
+        "phases: phase 'a' refers to ${inputs.nope}, but the crisis has no input 'nope'",
+        "phases: phase 'b' refers to ${phases.d.output.k}, but 'd' is not a phase of the crisis",
+    ]
+
+
+async def test_a_default_of_the_wrong_type_is_refused_when_the_playbook_starts(playbook_env, tmp_path):
+    playbook = tmp_path / "counted.yaml"
+    playbook.write_text(
+        "name: counted\n"
+        "inputs:\n"
+        "  count: {type: integer, default: abc}\n"
+        "target_member: site\n"
+        "phases:\n"
+        "  - {phase_id: a, agent_id: a, action: a, target: site, params: {n: '${inputs.count}'}}\n"
+    )
+    refused = await cli(playbook_env, tmp_path, "trigger", "--playbook", str(playbook))
+    assert refused.returncode == 1
+    assert assert_one_sentence_error(refused.stderr) == (
+        f"Error: Playbook {playbook}: inputs.count.default: the input is integer, not 'abc'."
+    )
 
 
 async def test_show_prints_the_plan(playbook_env, tmp_path):
