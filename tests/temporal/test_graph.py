@@ -72,9 +72,9 @@ def test_a_sound_graph_has_no_problems() -> None:
             "phase 'a-1' refers to ${inputs.owner}, but the crisis has no input 'owner'",
         ),
         (
-            (phase("a-1", "a", 1, params={"x": "${phase.a.output}"}),),
-            "phase 'a-1' has a malformed reference: ${phase.a.output} is not ${phases.<phase_id>.output...} or "
-            "${inputs.<name>}",
+            (phase("a-1", "a", 1, params={"x": "${phases.a-1.outputs.x}"}),),
+            "phase 'a-1' has a malformed reference: ${phases.a-1.outputs.x} is not ${phases.<phase_id>.output...} "
+            "or ${inputs.<name>}",
         ),
     ],
 )
@@ -120,6 +120,23 @@ def test_references_resolve_to_whole_values_or_text() -> None:
     assert (
         str(missing.value) == "${phases.scan-1.output.hosts.3.address}: the output.hosts of phase 'scan-1' has no '3'"
     )
+
+
+def test_only_phases_and_inputs_are_references_and_a_doubled_dollar_writes_a_literal() -> None:
+    params = {
+        "cmd": "echo ${HOME} ${1}",
+        "literal": "$${phases.scan-1.output.host}",
+        "both": "$${inputs.owner} is ${inputs.owner}",
+        "pid": "echo $$",
+    }
+    assert problems_of(phase("a-1", "a", 1, params=params), inputs={"owner": "ops"}) == []
+    assert resolve(params, {}, {"owner": "ops"}) == {
+        "cmd": "echo ${HOME} ${1}",
+        "literal": "${phases.scan-1.output.host}",
+        "both": "${inputs.owner} is ops",
+        "pid": "echo $$",
+    }
+    assert resolve("$${inputs.owner}", {}, {}) == "${inputs.owner}", "an escape alone is text, not a reference"
 
 
 # --- the workflow ---------------------------------------------------------------------------------
@@ -353,6 +370,23 @@ async def test_a_phase_added_to_a_sequential_crisis_reads_a_phase_of_a_later_pri
     assert [p.phase_id for p in result.phases] == ["scan-1", "probe-2", "fix-3"]
     assert agents.started == ["scan-1", "probe-2", "fix-3"]
     assert agents.missions["fix-3"].phase.params == {"after": "probe-2"}
+
+
+async def test_an_agent_gets_dollar_braces_that_are_not_references_as_written(time_skipping_env, task_queue, store):
+    agents = Agents()
+    params = {"cmd": "echo ${HOME}", "literal": "$${inputs.owner}", "owner": "${inputs.owner}"}
+    crisis = request(
+        "crisis-literal-braces",
+        phase("run-1", "run", 1, params=params),
+        phase("echo-2", "echo", 2, params={"literal": "$${not-a-reference}"}),
+        inputs={"owner": "ops"},
+    )
+    result = await run(time_skipping_env, task_queue, store, agents, crisis)
+    assert result.success
+    sent = {"cmd": "echo ${HOME}", "literal": "${inputs.owner}", "owner": "ops"}
+    assert agents.missions["run-1"].phase.params == sent
+    assert result.phases[0].params == sent
+    assert agents.missions["echo-2"].phase.params == {"literal": "${not-a-reference}"}, "escaped, no reference"
 
 
 async def _running(handle, phase_id: str) -> bool:

@@ -3,8 +3,10 @@ in a phase's params.
 
 A string that is only a reference becomes the value it names (any JSON); a reference inside a
 longer string is replaced by the value's text (a string as it is, anything else as JSON). Keys
-and list indexes follow ``output``: ``${phases.recon-1.output.hosts.0.address}``. Resolution is
-deterministic, so the workflow does it itself, just before the phase runs.
+and list indexes follow ``output``: ``${phases.recon-1.output.hosts.0.address}``. Only
+``${phases.`` and ``${inputs.`` start a reference: any other ``${...}`` (``echo ${HOME}``) is
+text, and ``$${`` writes a literal ``${`` (``$${inputs.x}`` is the text ``${inputs.x}``).
+Resolution is deterministic, so the workflow does it itself, just before the phase runs.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from dataclasses import dataclass
 
 from pydantic import JsonValue
 
-_REFERENCE = re.compile(r"\$\{([^{}]*)\}")
+#: A reference (its expression in group 1), or the escape ``$${`` (no group).
+_TOKEN = re.compile(r"\$\$\{|\$\{((?:phases|inputs)\.[^{}]*)\}")
+_ESCAPE = "$${"
 _PHASE = re.compile(r"^phases\.(?P<phase>[A-Za-z0-9][A-Za-z0-9._-]*?)\.output(?P<path>(?:\.[^.]+)*)$")
 _INPUT = re.compile(r"^inputs\.(?P<name>[A-Za-z_][A-Za-z0-9_-]*)$")
 
@@ -47,8 +51,9 @@ def parse(expression: str) -> Reference:
 def references_in(value: JsonValue) -> Iterator[Reference]:
     """Every reference in a params tree, in order (``ValueError`` for a malformed one)."""
     if isinstance(value, str):
-        for found in _REFERENCE.finditer(value):
-            yield parse(found[1])
+        for found in _TOKEN.finditer(value):
+            if found[0] != _ESCAPE:
+                yield parse(found[1])
     elif isinstance(value, list):
         for item in value:
             yield from references_in(item)
@@ -60,10 +65,14 @@ def references_in(value: JsonValue) -> Iterator[Reference]:
 def resolve(value: JsonValue, outputs: Mapping[str, JsonValue], inputs: Mapping[str, JsonValue]) -> JsonValue:
     """``value`` with every reference replaced; ``UnresolvedReference`` when one cannot be."""
     if isinstance(value, str):
-        whole = _REFERENCE.fullmatch(value)
-        if whole:
+        whole = _TOKEN.fullmatch(value)
+        if whole and whole[0] != _ESCAPE:
             return _value_of(parse(whole[1]), outputs, inputs)
-        return _REFERENCE.sub(lambda found: _text(_value_of(parse(found[1]), outputs, inputs)), value)
+
+        def replaced(found: re.Match[str]) -> str:
+            return "${" if found[0] == _ESCAPE else _text(_value_of(parse(found[1]), outputs, inputs))
+
+        return _TOKEN.sub(replaced, value)
     if isinstance(value, list):
         return [resolve(item, outputs, inputs) for item in value]
     if isinstance(value, dict):

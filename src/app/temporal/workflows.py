@@ -435,9 +435,9 @@ class CrisisResponseWorkflow:
             self._agents_running -= 1
 
     def _resolved(self, phase: MissionPhase) -> MissionPhase:
-        """``phase`` with the references in its params resolved (itself when it has none)."""
-        if not any(True for _ in references_in(phase.params)):
-            return phase
+        """``phase`` with the references (and escapes) in its params resolved (itself when that
+        changes nothing).
+        """
         outputs = {p.phase_id: p.output for p in self._phases if p.status == PhaseStatus.COMPLETED and not p.output_ref}
         kept = {p.phase_id for p in self._phases if p.output_ref is not None}
         try:
@@ -450,7 +450,7 @@ class CrisisResponseWorkflow:
                     "where references cannot read it"
                 ) from None
             raise
-        return phase.model_copy(update={"params": params})
+        return phase if params == phase.params else phase.model_copy(update={"params": params})
 
     def _context_of(self, phase: MissionPhase) -> dict[str, Any]:
         """The outputs of the phases ``phase`` depends on (for its agent's mission document)."""
