@@ -30,7 +30,16 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from app.temporal import plan
 from app.temporal.errors import InvalidCrisisRequestError, PlaybookNotFoundError
@@ -82,6 +91,12 @@ class PlaybookInput(_Strict):
         return default
 
 
+def _crisis_option(name: str) -> str:
+    if name in NOT_OPTIONS:
+        raise ValueError("not an option: the playbook or whoever starts it gives it")
+    return name
+
+
 class Playbook(_Strict):
     """A playbook file as written (its phases are checked once rendered)."""
 
@@ -91,15 +106,8 @@ class Playbook(_Strict):
         default_factory=dict
     )
     target_member: str
-    options: dict[str, JsonValue] = Field(default_factory=dict)
+    options: dict[Annotated[str, AfterValidator(_crisis_option)], JsonValue] = Field(default_factory=dict)
     phases: list[dict[str, JsonValue]] = Field(min_length=1)
-
-    @field_validator("options")
-    @classmethod
-    def _only_crisis_options(cls, options: dict[str, JsonValue]) -> dict[str, JsonValue]:
-        if taken := [key for key in options if key in NOT_OPTIONS]:
-            raise ValueError(f"{', '.join(taken)} cannot be set here: the playbook or its caller gives them")
-        return options
 
     def values(self, given: Mapping[str, JsonValue], *, placeholders: bool = False) -> dict[str, JsonValue]:
         """Every input's value: given, else its default; ``InvalidCrisisRequestError`` for an
@@ -296,9 +304,8 @@ def _mended(document: dict[str, Any], errors: list[Any]) -> dict[str, Any]:
             else:
                 inputs[inner[0]] = _declared(document["inputs"][inner[0]])
             mended["inputs"] = inputs
-        elif field == "options" and isinstance(document["options"], dict):
-            left_out = set(inner[:1]) or NOT_OPTIONS
-            mended["options"] = {key: value for key, value in mended["options"].items() if key not in left_out}
+        elif inner and field == "options":
+            mended["options"] = {key: value for key, value in mended["options"].items() if key != inner[0]}
         elif inner and field == "phases":
             phases = list(mended["phases"])
             position, *in_phase = inner
@@ -375,9 +382,11 @@ def _in_playbook(location: tuple[Any, ...], options: Mapping[str, Any]) -> tuple
 
 
 def _located(location: tuple[Any, ...]) -> str:
-    """A location as text (``phases[2].depends_on``)."""
+    """A location as text (``phases[2].depends_on``; a problem of a key is told at its key)."""
     text = ""
     for part in location:
+        if part == "[key]":
+            continue
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text or "playbook"
 

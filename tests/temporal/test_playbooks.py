@@ -178,7 +178,7 @@ async def test_validate_goes_on_past_a_problem_of_the_whole_playbook(playbook_en
         "  count: {type: integer, default: abc}\n"
         "  host: {type: string, required: true}\n"
         "target_member: ${inputs.host}\n"
-        "options: {max_paralel: 3, failure_policy: explode}\n"
+        "options: {max_paralel: 3, failure_policy: explode, crisis_id: always-this-one}\n"
         "phases:\n"
         "  - {phase_id: a, agent_id: a, action: a, target: site, depends_on: [ghost],\n"
         "     params: {x: '${inputs.nope}', n: '${inputs.count}'}}\n"
@@ -190,6 +190,7 @@ async def test_validate_goes_on_past_a_problem_of_the_whole_playbook(playbook_en
     assert checked.returncode == 1
     assert checked.stderr.splitlines() == [
         "inputs.count.default: the input is integer, not 'abc'",
+        "options.crisis_id: not an option: the playbook or whoever starts it gives it",
         "colour: Extra inputs are not permitted",
         "phases[2].priority: Input should be greater than or equal to 0",
         "options.failure_policy: Input should be 'continue' or 'abort'",
