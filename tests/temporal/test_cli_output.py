@@ -185,3 +185,21 @@ def test_a_graph_prints_as_a_tree_of_what_runs_after_what() -> None:
         "    │   └── fix-4 [fix by [b]] pending (also after trace-3)",
         "    └── trace-3 [trace by a] pending",
     ]
+
+
+def test_a_phase_listed_before_what_it_depends_on_is_still_drawn_under_it() -> None:
+    target = console()
+    phases = [
+        {"phase_id": "b", "agent_id": "a", "action": "probe", "status": "pending", "depends_on": ["a"]},
+        {"phase_id": "c", "agent_id": "a", "action": "fix", "status": "pending", "depends_on": ["b", "a"]},
+        {"phase_id": "a", "agent_id": "a", "action": "scan", "status": "running", "depends_on": []},
+        {"phase_id": "d", "agent_id": "a", "action": "note", "status": "pending", "depends_on": []},
+    ]
+    print_phases(phases, None, target)
+    assert printed(target).splitlines() == [
+        "phases",
+        "├── a [scan by a] running",
+        "│   └── b [probe by a] pending",
+        "│       └── c [fix by a] pending (also after a)",
+        "└── d [note by a] pending",
+    ]

@@ -77,7 +77,7 @@ def phase_tree(phases: list[dict[str, Any]]) -> Tree:
     """The phases of a graph: each under the first phase it depends on (the others named after it)."""
     tree = Tree(Text("phases"), guide_style="dim")
     branches: dict[str, Tree] = {}
-    for phase in phases:  # plan order: what a phase depends on comes before it when it was given first
+    for phase in _dependencies_first(phases):
         depends_on = phase.get("depends_on") or []
         parent = branches.get(depends_on[0], tree) if depends_on else tree
         others = f" (also after {', '.join(depends_on[1:])})" if len(depends_on) > 1 else ""
@@ -86,6 +86,28 @@ def phase_tree(phases: list[dict[str, Any]]) -> Tree:
         label = f"{phase['phase_id']} [{phase['action']} by {phase['agent_id']}] {phase['status']}{attempts}{error}"
         branches[phase["phase_id"]] = parent.add(Text(label + others))
     return tree
+
+
+def _dependencies_first(phases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The phases in plan order, except that each comes after the phases it depends on."""
+    ids = {phase["phase_id"] for phase in phases}
+    placed: set[str] = set()
+    ordered: list[dict[str, Any]] = []
+    waiting = list(phases)
+    while waiting:
+        # The first phase whose dependencies are drawn; the first one left if none is (a circle).
+        ready = next(
+            (
+                phase
+                for phase in waiting
+                if all(dependency in placed or dependency not in ids for dependency in phase.get("depends_on") or ())
+            ),
+            waiting[0],
+        )
+        waiting.remove(ready)
+        ordered.append(ready)
+        placed.add(ready["phase_id"])
+    return ordered
 
 
 def print_phases(phases: list[dict[str, Any]], compensations: list[dict[str, Any]] | None, console: Console) -> None:
