@@ -5,6 +5,7 @@ schedule, ``liara list --schedule`` finds them, and pause, trigger and delete do
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -123,3 +124,34 @@ async def test_a_schedule_the_user_gets_wrong_is_one_sentence(liara_env, tmp_pat
     refused = await cli(liara_env, tmp_path, "schedule", "create", schedule_name, *args)
     assert refused.returncode == 1
     assert sentence in assert_one_sentence_error(refused.stderr)
+
+
+async def test_a_schedule_name_leaves_room_for_the_time_in_each_crisis_id(liara_env, liara_worker, tmp_path):
+    longest = f"long-{uuid.uuid4().hex[:8]}-".ljust(101, "x")
+    too_long = longest + "y"
+    try:
+        refused = await cli(
+            liara_env, tmp_path, "schedule", "create", too_long, "target-alpha", "recon", "--cron", "0 3 1 1 *"
+        )
+        assert refused.returncode == 1
+        assert assert_one_sentence_error(refused.stderr) == (
+            "Error: A schedule name has at most 101 characters (each run's crisis id adds the time it was due), "
+            "not 102."
+        )
+        created = await cli(
+            liara_env, tmp_path, "schedule", "create", longest, "target-alpha", "recon", "--cron", "0 3 1 1 *"
+        )
+        assert created.returncode == 0, created.stderr
+        assert (await cli(liara_env, tmp_path, "schedule", "trigger", longest)).returncode == 0
+
+        async def one_run_done() -> bool:
+            return [row["status"] for row in await listed(liara_env, tmp_path, longest)] == ["completed"]
+
+        await assert_eventually(one_run_done, timeout=60, interval=1)
+        [run] = await listed(liara_env, tmp_path, longest)
+        status = json.loads((await cli(liara_env, tmp_path, "status", run["workflow_id"], "--json")).stdout)
+        crisis_id = status["result"]["crisis_id"]
+        assert re.fullmatch(rf"sched-{longest}-\d{{4}}-\d\d-\d\dT\d\d-\d\d-\d\dZ", crisis_id), crisis_id
+    finally:
+        for name in (longest, too_long):
+            await cli(liara_env, tmp_path, "schedule", "delete", name)
