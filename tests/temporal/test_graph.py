@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -219,12 +220,55 @@ async def test_a_diamond_runs_its_middle_side_by_side_and_the_last_phase_reads_b
     assert [p["status"] for p in record["phases"]] == ["completed"] * 4
 
 
-async def test_max_parallel_bounds_the_agents_running_at_once(time_skipping_env, task_queue, store):
+async def test_max_parallel_bounds_the_agents_running_at_once_and_each_phase_runs_once(
+    time_skipping_env, task_queue, store
+):
     agents = Agents()
     crisis = request("crisis-bounded", *(node(f"scan-{i}") for i in range(1, 7)), max_parallel=2)
     result = await run(time_skipping_env, task_queue, store, agents, crisis)
     assert result.success
     assert agents.most_at_once == 2
+    assert Counter(agents.started) == {f"scan-{i}": 1 for i in range(1, 7)}, "phases queued for a slot start once"
+
+
+async def test_a_graph_runs_four_agents_at_once_by_default(time_skipping_env, task_queue, store):
+    agents = Agents()
+    crisis = request("crisis-default-parallel", *(node(f"scan-{i}") for i in range(1, 7)))
+    result = await run(time_skipping_env, task_queue, store, agents, crisis)
+    assert result.success
+    assert agents.most_at_once == 4
+    assert Counter(agents.started) == {f"scan-{i}": 1 for i in range(1, 7)}
+
+
+async def test_after_an_abort_no_queued_phase_starts(time_skipping_env, task_queue, store):
+    agents = Agents(failing=("bad-3",))
+    undo = {"compensate_action": "undo"}
+    crisis = request(
+        "crisis-queued-aborted",
+        node("one-1", **undo),
+        node("two-2", **undo),
+        node("bad-3", **undo),
+        node("later-4", **undo),
+        node("later-5", **undo),
+        node("gate-6", requires_approval=True),
+        max_parallel=1,
+        failure_policy="abort",
+    )
+    result = await run(time_skipping_env, task_queue, store, agents, crisis)
+    assert statuses(result) == {
+        "one-1": "completed",
+        "two-2": "completed",
+        "bad-3": "failed",
+        "later-4": "skipped",
+        "later-5": "skipped",
+        "gate-6": "cancelled",
+    }
+    assert agents.started == ["one-1", "two-2", "bad-3", "two-2/undo", "one-1/undo"]
+    assert [(c.phase_id, c.status.value) for c in result.compensations] == [
+        ("two-2", "completed"),
+        ("one-1", "completed"),
+    ]
+    assert agents.most_at_once == 1
 
 
 async def test_a_failed_phase_skips_what_depends_on_it_and_the_rest_goes_on(time_skipping_env, task_queue, store):

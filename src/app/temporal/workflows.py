@@ -147,6 +147,8 @@ class CrisisResponseWorkflow:
             self._resume(continued)
         self._graph = plan.is_graph(self._plan)
         self._agents_running = 0
+        # Set the moment a phase fails under the abort policy: from then on no phase starts.
+        self._aborting = False
 
     def _resume(self, continued: ContinuedCrisis) -> None:
         """Take over where the run this one continues stopped."""
@@ -265,35 +267,39 @@ class CrisisResponseWorkflow:
     async def _run_phases(self) -> bool:
         """Run the plan as it grows (see app.temporal.plan); return True if a failure aborted it.
 
-        Each phase runs as a task of its own: one at a time in a sequential crisis, every ready one
-        in a graph (at most ``max_parallel`` agents at once). A cancel stops them all.
+        Each phase runs as a task of its own, started once: one at a time in a sequential crisis,
+        every ready one in a graph (at most ``max_parallel`` agents at once; the others wait for a
+        slot). A cancel stops them all; so does an abort, after which no phase starts.
         """
-        running: dict[str, asyncio.Task[bool]] = {}
+        running: dict[str, asyncio.Task[None]] = {}
         try:
-            while True:
+            while not self._aborting:
                 self._skip_blocked()
                 # Past its history budget the crisis starts no phase, and continues as a new run
                 # once nothing runs.
                 over_budget = self._history_over_budget()
                 for phase in [] if over_budget else plan.ready(self._plan, self._statuses(), self._graph):
-                    running[phase.phase_id] = asyncio.ensure_future(self._run_and_record(phase))
+                    if phase.phase_id not in running:
+                        running[phase.phase_id] = asyncio.ensure_future(self._run_and_record(phase))
                 if not running:
                     if over_budget and plan.ready(self._plan, self._statuses(), self._graph):
                         await self._continue_as_new()
                     return False
                 planned = len(self._plan)
                 await workflow.wait_condition(
-                    lambda planned=planned: any(task.done() for task in running.values()) or len(self._plan) != planned
+                    lambda planned=planned: (
+                        self._aborting or any(task.done() for task in running.values()) or len(self._plan) != planned
+                    )
                 )
                 for phase_id, task in list(running.items()):
                     if task.done():
                         del running[phase_id]
-                        if task.result():  # it failed, and the failure policy aborts
-                            await self._stop(running)
-                            return True
+                        task.result()  # raises what the task raised
         except asyncio.CancelledError:
             await self._stop(running)
             raise
+        await self._stop(running)
+        return True
 
     def _history_over_budget(self) -> bool:
         info = workflow.info()
@@ -331,19 +337,20 @@ class CrisisResponseWorkflow:
 
         await self._events.continue_as_new(arguments)
 
-    async def _stop(self, running: dict[str, asyncio.Task[bool]]) -> None:
-        """Cancel the phases still running and wait until their agents have stopped."""
-        for task in running.values():
-            task.cancel()
+    async def _stop(self, running: dict[str, asyncio.Task[None]]) -> None:
+        """Cancel the phases not finished yet and wait until their agents have stopped (a finished
+        phase's task only writes its record: it ends on its own). Phases that were running or
+        awaiting approval are cancelled; those still waiting for a slot never started, and stay
+        pending until the crisis winds down and skips them.
+        """
+        for phase_id, task in running.items():
+            if self._phases[self._index_of(phase_id)].status not in plan.FINISHED:
+                task.cancel()
         await asyncio.gather(*running.values(), return_exceptions=True)
-        now = workflow.now()
         for phase_id in running:
             index = self._index_of(phase_id)
-            if self._phases[index].status not in plan.FINISHED:
-                self._set_phase(
-                    index, self._phases[index].model_copy(update={"status": PhaseStatus.CANCELLED, "timestamp": now})
-                )
-                metrics.count_phase(self._phases[index].action, PhaseStatus.CANCELLED)
+            if self._phases[index].status in _UNDER_WAY:
+                self._close(index, PhaseStatus.CANCELLED)
 
     def _skip_blocked(self) -> None:
         """In a graph, skip every phase something it depends on did not complete (transitively)."""
@@ -356,12 +363,21 @@ class CrisisResponseWorkflow:
                 )
                 metrics.count_phase(self._phases[index].action, PhaseStatus.SKIPPED)
 
-    async def _run_and_record(self, phase: MissionPhase) -> bool:
-        """Run one phase, record how it ended; True if it failed and the failure policy aborts."""
+    async def _run_and_record(self, phase: MissionPhase) -> None:
+        """Run one phase and record how it ended (a failure under the abort policy aborts the crisis)."""
         request = self._request
         index = self._index_of(phase.phase_id)
         outcome, recorded = await self._run_phase(index, phase)
         self._set_phase(index, outcome)
+        # Before anything else runs: a phase waiting for the slot this one freed must not start.
+        if outcome.status == PhaseStatus.FAILED and request.failure_policy == FailurePolicy.ABORT:
+            self._aborting = True
+            workflow.logger.warning(
+                "Crisis %s aborted after phase %s failed",
+                request.crisis_id,
+                phase.phase_id,
+                extra=self._log_extra(phase.phase_id),
+            )
         if outcome.status == PhaseStatus.COMPLETED:
             self._completed_order.append(phase.phase_id)
         metrics.count_phase(outcome.action, outcome.status)
@@ -376,15 +392,6 @@ class CrisisResponseWorkflow:
                 request.crisis_id,
                 extra=self._log_extra(phase.phase_id),
             )
-        if outcome.status == PhaseStatus.FAILED and request.failure_policy == FailurePolicy.ABORT:
-            workflow.logger.warning(
-                "Crisis %s aborted after phase %s failed",
-                request.crisis_id,
-                phase.phase_id,
-                extra=self._log_extra(phase.phase_id),
-            )
-            return True
-        return False
 
     def _is_last(self, phase_id: str) -> bool:
         """Nothing else is left to run (so the final record write can include this phase)."""
@@ -418,9 +425,12 @@ class CrisisResponseWorkflow:
         if resolved is not phase:
             outcome = outcome.model_copy(update={"params": resolved.params})
         # A gated phase waits for its decision without a slot; its agent needs one to run. Checked
-        # again after each wake-up: phases woken together take the free slots one by one.
-        while self._agents_running >= self._request.max_parallel:
-            await workflow.wait_condition(lambda: self._agents_running < self._request.max_parallel)
+        # again after each wake-up: phases woken together take the free slots one by one. After an
+        # abort no slot frees up: the waiting phase is cancelled, never started.
+        while self._aborting or self._agents_running >= self._request.max_parallel:
+            await workflow.wait_condition(
+                lambda: not self._aborting and self._agents_running < self._request.max_parallel
+            )
         self._agents_running += 1
         self._set_phase(index, outcome.model_copy(update={"status": PhaseStatus.RUNNING}))
         try:
