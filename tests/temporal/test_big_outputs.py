@@ -1,8 +1,9 @@
 """Whatever its agents report, a crisis stays inside Temporal's payload limits and completes.
 
-Phase outputs share a per-crisis budget in the workflow (its state, result, progress query and
-``add_phases`` answer); outputs past it are kept in the crisis record only, and the phase says
-where with an ``output_ref``. Run on the dev server, which enforces the 2 MiB payload limit.
+Phase outputs and resolved params share a per-crisis budget in the workflow (its state, result,
+progress query and ``add_phases`` answer); those past it are kept in the crisis record only, and
+the phase says where with an ``output_ref`` or ``params_ref``. Run on the dev server, which
+enforces the 2 MiB payload limit.
 """
 
 from __future__ import annotations
@@ -34,6 +35,13 @@ class ReportsSixtyKilobytes:
 
     async def run(self, mission: Mission) -> JsonValue:
         return {"phase": mission.phase.phase_id, "blob": "x" * (BLOB - 40)}
+
+
+class FirstReportsSixtyKilobytes:
+    """An agent whose first phase reports 60 KB, which every later phase's params refer to."""
+
+    async def run(self, mission: Mission) -> JsonValue:
+        return {"blob": "x" * (BLOB - 40)} if mission.phase.phase_id == "p-00" else {"ok": True}
 
 
 def activities(store: FileRecordStore, executor=None) -> list:
@@ -72,6 +80,38 @@ async def test_forty_phases_of_sixty_kilobytes_complete_with_the_outputs_past_th
     # Every output is in the record, those kept there only as well as the inline ones.
     assert [p["output"]["phase"] for p in record["phases"]] == [f"p-{i:02d}" for i in range(40)]
     assert all(len(p["output"]["blob"]) == BLOB - 40 for p in record["phases"])
+
+
+async def test_forty_phases_whose_params_refer_to_sixty_kilobytes_complete_with_params_past_the_budget_in_the_record(
+    dev_server, task_queue, tmp_path: Path
+):
+    store = FileRecordStore(tmp_path / "crises")
+    phases = [phase("p-00", "scan", 0)]
+    phases += [phase(f"p-{i:02d}", "scan", i, params={"data": "${phases.p-00.output}"}) for i in range(1, 41)]
+    crisis = request(f"crisis-big-params-{uuid.uuid4().hex[:8]}", *phases)
+    async with crisis_workflow_worker(dev_server.client, task_queue, activities(store, FirstReportsSixtyKilobytes())):
+        handle = await dev_server.client.start_workflow(
+            CrisisResponseWorkflow.run, crisis, id=f"crisis-workflow-{crisis.crisis_id}", task_queue=task_queue
+        )
+        result: CrisisResult = await handle.result()
+        progress = await handle.query(CrisisResponseWorkflow.progress)
+
+    assert result.success and result.summary.completed_phases == 41
+    referring = result.phases[1:]
+    carried = [p for p in referring if p.params_ref is None]
+    kept = [p for p in referring if p.params_ref is not None]
+    assert carried and kept, "some params carried, those past the budget in the record"
+    blob = {"blob": "x" * (BLOB - 40)}
+    assert all(p.params == {"data": blob} for p in carried)
+    assert all(p.params is None and p.params_ref.size_bytes > BLOB - 100 for p in kept)
+    carried_values = [v for p in result.phases for v in (p.output, p.params) if v is not None]
+    assert sum(len(json.dumps(v)) for v in carried_values) <= OUTPUT_BUDGET_BYTES
+    assert len(result.model_dump_json()) < PAYLOAD_LIMIT / 2
+    assert len(progress.model_dump_json()) < PAYLOAD_LIMIT / 2
+
+    record = json.loads(store.path_for(crisis.crisis_id).read_text())
+    assert record["status"] == "completed"
+    assert all(p["params"] == {"data": blob} for p in record["phases"][1:]), "the record has every phase's params"
 
 
 async def test_a_thousand_small_phases_complete(dev_server, task_queue, tmp_path: Path):

@@ -19,11 +19,21 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
 from app.temporal import plan
-from app.temporal.models import AgentReport, CrisisRequest, CrisisResult, MissionPhase, PhaseAssignment, PhaseStatus
+from app.temporal.models import (
+    MAX_PARAMS_BYTES,
+    AgentReport,
+    ApprovalDecision,
+    CrisisRequest,
+    CrisisResult,
+    MissionPhase,
+    PhaseAssignment,
+    PhaseStatus,
+)
 from app.temporal.records import FileRecordStore
 from app.temporal.references import UnresolvedReference, resolve
 from app.temporal.workflows import CrisisResponseWorkflow
-from tests.conftest import assert_eventually
+from cognition.liara import playbooks
+from tests.conftest import REPO_ROOT, assert_eventually
 from tests.temporal.test_crisis_control import phase, request, start
 from tests.temporal.test_liara_workflows import crisis_worker
 
@@ -144,12 +154,15 @@ def test_only_phases_and_inputs_are_references_and_a_doubled_dollar_writes_a_lit
 
 
 class Agents:
-    """Stand-in agents: each reports ``{"by": phase_id, ...params}``; those named in ``holding``
-    wait for ``release``; those in ``failing`` fail at once. Records what ran at the same time.
+    """Stand-in agents: each reports ``{"by": phase_id, ...params}`` (``as_simulator``: what its
+    params' ``output`` says, as the simulate executor does); those named in ``holding`` wait for
+    ``release``; those in ``failing`` fail at once. Records what ran at the same time.
     """
 
-    def __init__(self, holding: tuple[str, ...] = (), failing: tuple[str, ...] = ()) -> None:
-        self.holding, self.failing = holding, failing
+    def __init__(
+        self, holding: tuple[str, ...] = (), failing: tuple[str, ...] = (), as_simulator: bool = False
+    ) -> None:
+        self.holding, self.failing, self.as_simulator = holding, failing, as_simulator
         self.release = asyncio.Event()
         self.running: set[str] = set()
         self.most_at_once = 0
@@ -174,7 +187,12 @@ class Agents:
                 raise ApplicationError(f"{assignment.phase.phase_id} failed", non_retryable=True)
         finally:
             self.running.discard(phase_id)
-        output = {"by": assignment.phase.phase_id, **assignment.phase.params}
+        params = assignment.phase.params
+        output = (
+            params.get("output", {"simulated": True})
+            if self.as_simulator
+            else {"by": assignment.phase.phase_id, **params}
+        )
         return AgentReport(phase_id=assignment.phase.phase_id, agent_id="agent", attempt=1, output=output)
 
 
@@ -369,6 +387,24 @@ async def test_a_reference_to_a_key_the_output_lacks_fails_the_phase_at_once(tim
     assert "fix-2" not in agents.started
 
 
+async def test_a_phase_whose_params_resolve_past_the_cap_fails_at_once(time_skipping_env, task_queue, store):
+    agents = Agents()
+    crisis = request(
+        "crisis-params-past-the-cap",
+        phase("scan-1", "scan", 1, params={"blob": "x" * 60_000}),
+        phase("fix-2", "fix", 2, params={"copies": ["${phases.scan-1.output}"] * 5}),
+    )
+    result = await run(time_skipping_env, task_queue, store, agents, crisis)
+    fix = result.phases[1]
+    assert (fix.status, fix.attempts, fix.params) == (PhaseStatus.FAILED, 0, None)
+    size = len(json.dumps({"copies": [{"by": "scan-1", "blob": "x" * 60_000}] * 5}, separators=(",", ":")))
+    assert fix.error == (
+        f"phase 'fix-2' cannot start: its params come to {size} bytes once their references are resolved, "
+        f"more than the {MAX_PARAMS_BYTES} a phase's agent may get"
+    )
+    assert agents.started == ["scan-1"]
+
+
 async def test_phases_added_to_a_graph_may_depend_on_its_phases(time_skipping_env, task_queue, store):
     agents = Agents(holding=("scan-1",))
     crisis = request("crisis-graph-grown", node("scan-1", params={"host": "10.0.0.7"}))
@@ -431,6 +467,53 @@ async def test_an_agent_gets_dollar_braces_that_are_not_references_as_written(ti
     assert agents.missions["run-1"].phase.params == sent
     assert result.phases[0].params == sent
     assert agents.missions["echo-2"].phase.params == {"literal": "${not-a-reference}"}, "escaped, no reference"
+
+
+async def test_a_compensation_gets_the_params_its_phase_ran_with(time_skipping_env, task_queue, store):
+    agents = Agents(failing=("bad-3",))
+    crisis = request(
+        "crisis-compensation-params",
+        phase("scan-1", "scan", 1, params={"host": "10.0.0.7"}),
+        phase(
+            "fix-2",
+            "fix",
+            2,
+            params={"host": "${phases.scan-1.output.host}", "note": "$${HOME}"},
+            compensate_action="unfix",
+        ),
+        phase("bad-3", "bad", 3),
+        failure_policy="abort",
+    )
+    result = await run(time_skipping_env, task_queue, store, agents, crisis)
+    assert [(c.phase_id, c.action, c.status.value) for c in result.compensations] == [("fix-2", "unfix", "completed")]
+    undo = agents.missions["fix-2/undo"]
+    assert (undo.phase.action, undo.phase.params) == ("unfix", {"host": "10.0.0.7", "note": "${HOME}"})
+    assert undo.phase.params == agents.missions["fix-2"].phase.params
+
+
+async def test_the_shipped_incident_response_playbook_releases_the_host_it_isolated(
+    time_skipping_env, task_queue, store
+):
+    fields = playbooks.load(REPO_ROOT / "playbooks" / "incident-response.yaml").render({"host": "web-7"})
+    crisis = CrisisRequest.model_validate({**fields, "crisis_id": "crisis-incident-undone"})
+    agents = Agents(failing=("eradicate",), as_simulator=True)
+    async with crisis_worker(time_skipping_env.client, task_queue, store, agents.perform):
+        handle = await start(time_skipping_env, task_queue, crisis)
+        await assert_eventually(lambda: _status_is(handle, "contain", PhaseStatus.AWAITING_APPROVAL))
+        await handle.execute_update(
+            CrisisResponseWorkflow.decide_approval,
+            ApprovalDecision(phase_id="contain", approved=True, decided_by="commander"),
+        )
+        result: CrisisResult = await handle.result()
+    assert statuses(result)["eradicate"] == "failed"
+    assert [(c.phase_id, c.action) for c in result.compensations] == [("contain", "release-isolation")]
+    released = agents.missions["contain/undo"].phase
+    assert released.params == {"host": "web-7", "evidence": "logs-web-7.tar.gz"}
+
+
+async def _status_is(handle, phase_id: str, status: PhaseStatus) -> bool:
+    progress = await handle.query(CrisisResponseWorkflow.progress)
+    return any(p.phase_id == phase_id and p.status == status for p in progress.phases)
 
 
 async def _running(handle, phase_id: str) -> bool:

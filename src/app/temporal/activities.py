@@ -10,7 +10,6 @@ its connection pool. A store that fails raises CrisisRecordError, and the activi
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from datetime import timedelta
@@ -34,6 +33,7 @@ from app.temporal.models import (
     PhaseLogEntry,
     PhaseOutcome,
     PhaseStatus,
+    json_size,
 )
 from app.temporal.records import CrisisRun, RecordStore
 from app.temporal.uninterrupted import uninterrupted
@@ -129,7 +129,7 @@ class CrisisActivities:
         report = AgentReport(
             phase_id=phase.phase_id, agent_id=phase.agent_id, attempt=info.attempt, finished_at=finished_at
         )
-        size = 0 if output is None else len(json.dumps(output, separators=(",", ":")))
+        size = 0 if output is None else json_size(output)
         if size > MAX_OUTPUT_BYTES:
             raise ApplicationError(
                 f"Agent {phase.agent_id} reported {size} bytes of output for phase {phase.phase_id}, "
@@ -167,6 +167,8 @@ class CrisisActivities:
                 "attempts": report.attempt,
                 "output": output,
                 "timestamp": report.finished_at,
+                # Params past the crisis's budget reach the record here only: they are the phase's.
+                "params": assignment.phase.params if entry.params_ref is not None else entry.params,
             }
         )
         log_entry = PhaseLogEntry(

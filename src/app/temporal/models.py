@@ -11,6 +11,7 @@ are errors), before anything starts.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -64,9 +65,13 @@ INVALID_REQUEST_ERROR = "InvalidCrisisRequest"
 
 #: Largest output one phase's agent may report (JSON bytes); executors refuse more.
 MAX_OUTPUT_BYTES = 64 * 1024
-#: Outputs a crisis carries in its workflow state, result and progress, in all (JSON bytes).
-#: Outputs past this budget are kept in the crisis record only, and the phase says so with an
-#: ``output_ref``: the result stays far below Temporal's 2 MiB payload limit whatever agents say.
+#: Largest params one phase's agent may get once its references are resolved (JSON bytes): a
+#: phase past it fails at once instead of running.
+MAX_PARAMS_BYTES = 4 * MAX_OUTPUT_BYTES
+#: Outputs and resolved params a crisis carries in its workflow state, result and progress, in
+#: all (JSON bytes). Past this budget they are kept in the crisis record only, and the phase says
+#: so with an ``output_ref`` or ``params_ref``: the result stays far below Temporal's 2 MiB payload
+#: limit whatever agents say and references expand to.
 OUTPUT_BUDGET_BYTES = 512 * 1024
 #: An error message longer than this is cut (agents may raise anything).
 MAX_ERROR_CHARS = 500
@@ -81,6 +86,11 @@ def scheduled_crisis_id(workflow_id: str) -> str:
     was due) without the prefix, as a safe id.
     """
     return re.sub(r"[^A-Za-z0-9._-]", "-", workflow_id.removeprefix(WORKFLOW_ID_PREFIX))[:MAX_ID_LENGTH]
+
+
+def json_size(value: JsonValue) -> int:
+    """The size of ``value`` as compact JSON (bytes, non-ASCII escaped): what the budgets count."""
+    return len(json.dumps(value, separators=(",", ":")))
 
 
 def strict_input(model: type[_Model], data: Any) -> Any:
@@ -255,7 +265,9 @@ class RecordedDecision(ApprovalDecision):
 
 
 class OutputRef(_Model):
-    """Where an output past the crisis's output budget is kept: its phase entry in the record."""
+    """Where a value past the crisis's output budget is kept: its phase's entry in the record (the
+    output its agent reported, or, as a ``params_ref``, the resolved params its agent got).
+    """
 
     store: str = "record"
     crisis_id: str
@@ -281,6 +293,9 @@ class PhaseOutcome(_Model):
     depends_on: list[str] | None = None
     params: dict[str, JsonValue] | None = Field(
         default=None, description="The params the agent received, when references in them were resolved."
+    )
+    params_ref: OutputRef | None = Field(
+        default=None, description="Set when the resolved params are kept in the crisis record only (past the budget)."
     )
     requires_approval: bool = False
     approvals_required: int = 1
@@ -384,7 +399,7 @@ class ContinuedCrisis(_Model):
     decisions: dict[str, list[RecordedDecision]] = Field(default_factory=dict)
     cancel_requests: list[CancelNote] = Field(default_factory=list)
     completed_order: list[str] = Field(default_factory=list)
-    inline_output_bytes: int = 0
+    carried_bytes: int = Field(default=0, description="Outputs and resolved params carried so far (JSON bytes).")
     published_events: int = 0
     events: WorkflowStreamState | None = None
     runs: int = Field(default=1, description="Runs the crisis has had before this one.")

@@ -23,8 +23,10 @@ failing in the worker (a full disk, a corrupt record) moves to a regular activit
 until the store is usable again and whose failures ``liara status`` shows.
 
 What the crisis carries stays inside Temporal's payload limits whatever its agents report: its
-phases' outputs share a budget (``OUTPUT_BUDGET_BYTES``); an output past it is kept in the
-crisis record only and the phase carries an ``output_ref`` instead.
+phases' outputs and resolved params share a budget (``OUTPUT_BUDGET_BYTES``); an output or params
+past it are kept in the crisis record only, and the phase carries an ``output_ref`` or
+``params_ref`` instead. A compensation gets the params its phase ran with (its references
+resolve again, to the same values).
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ with workflow.unsafe.imports_passed_through():
     from app.temporal.models import (
         MAX_ERROR_CHARS,
         MAX_OUTPUT_BYTES,
+        MAX_PARAMS_BYTES,
         MAX_PHASES,
         OUTPUT_BUDGET_BYTES,
         AgentReport,
@@ -71,11 +74,13 @@ with workflow.unsafe.imports_passed_through():
         EventKind,
         FailurePolicy,
         MissionPhase,
+        OutputRef,
         PhaseAssignment,
         PhaseLogEntry,
         PhaseOutcome,
         PhaseStatus,
         RecordedDecision,
+        json_size,
         scheduled_crisis_id,
     )
     from app.temporal.notifications import (
@@ -123,7 +128,7 @@ class CrisisResponseWorkflow:
         self._published = 0
         self._deliveries: list[asyncio.Task[None]] = []
         self._cancel_requests: list[CancelNote] = []
-        self._inline_output_bytes = 0
+        self._carried_bytes = 0
         self._completed_order: list[str] = []
         self._started_at = workflow.info().start_time
         self._continued = continued
@@ -159,7 +164,7 @@ class CrisisResponseWorkflow:
         self._decisions = continued.decisions
         self._cancel_requests = continued.cancel_requests
         self._completed_order = continued.completed_order
-        self._inline_output_bytes = continued.inline_output_bytes
+        self._carried_bytes = continued.carried_bytes
         self._published = continued.published_events
 
     @workflow.run
@@ -328,7 +333,7 @@ class CrisisResponseWorkflow:
                 decisions=self._decisions,
                 cancel_requests=self._cancel_requests,
                 completed_order=self._completed_order,
-                inline_output_bytes=self._inline_output_bytes,
+                carried_bytes=self._carried_bytes,
                 published_events=self._published,
                 events=events,
                 runs=runs,
@@ -368,7 +373,7 @@ class CrisisResponseWorkflow:
         request = self._request
         index = self._index_of(phase.phase_id)
         outcome, recorded = await self._run_phase(index, phase)
-        self._set_phase(index, outcome)
+        self._set_phase(index, _carried(outcome))
         # Before anything else runs: a phase waiting for the slot this one freed must not start.
         if outcome.status == PhaseStatus.FAILED and request.failure_policy == FailurePolicy.ABORT:
             self._aborting = True
@@ -398,7 +403,9 @@ class CrisisResponseWorkflow:
         return all(p.status in plan.FINISHED for p in self._phases if p.phase_id != phase_id)
 
     async def _run_phase(self, index: int, phase: MissionPhase) -> tuple[PhaseOutcome, bool]:
-        """How the phase ended, and whether its activity has recorded it."""
+        """How the phase ended (with the params its agent got, even those the crisis does not
+        carry: for its record entry), and whether its activity has recorded it.
+        """
         outcome = self._phases[index]
         if phase.requires_approval:
             self._set_phase(index, outcome.model_copy(update={"status": PhaseStatus.AWAITING_APPROVAL}))
@@ -423,7 +430,15 @@ class CrisisResponseWorkflow:
         except UnresolvedReference as err:
             return _failed(outcome, f"phase {phase.phase_id!r} cannot start: {err}", attempts=0), False
         if resolved is not phase:
-            outcome = outcome.model_copy(update={"params": resolved.params})
+            size = json_size(resolved.params)
+            if size > MAX_PARAMS_BYTES:
+                error = (
+                    f"phase {phase.phase_id!r} cannot start: its params come to {size} bytes once their references "
+                    f"are resolved, more than the {MAX_PARAMS_BYTES} a phase's agent may get"
+                )
+                return _failed(outcome, error, attempts=0), False
+            kept = self._params_ref(phase, size)
+            outcome = outcome.model_copy(update={"params": resolved.params, "params_ref": kept})
         # A gated phase waits for its decision without a slot; its agent needs one to run. Checked
         # again after each wake-up: phases woken together take the free slots one by one. After an
         # abort no slot frees up: the waiting phase is cancelled, never started.
@@ -432,10 +447,11 @@ class CrisisResponseWorkflow:
                 lambda: not self._aborting and self._agents_running < self._request.max_parallel
             )
         self._agents_running += 1
-        self._set_phase(index, outcome.model_copy(update={"status": PhaseStatus.RUNNING}))
+        self._set_phase(index, _carried(outcome.model_copy(update={"status": PhaseStatus.RUNNING})))
         try:
-            # Its activity records it, unless it is the last (then the final record write does).
-            record = self._graph or index < len(self._plan) - 1
+            # Its activity records it, unless it is the last (then the final record write does,
+            # unless its params are for the record only).
+            record = self._graph or index < len(self._plan) - 1 or outcome.params_ref is not None
             return await self._perform(resolved, outcome, compensation=False, record=record)
         except ActivityError as err:
             if is_cancelled_exception(err):
@@ -443,6 +459,15 @@ class CrisisResponseWorkflow:
             return self._phase_failure(phase, outcome, err), False
         finally:
             self._agents_running -= 1
+
+    def _params_ref(self, phase: MissionPhase, size: int) -> OutputRef | None:
+        """Count ``size`` bytes of resolved params against the crisis's budget while it has room;
+        past it, where the params are kept instead (the crisis record only).
+        """
+        if self._carried_bytes + size <= OUTPUT_BUDGET_BYTES:
+            self._carried_bytes += size
+            return None
+        return OutputRef(crisis_id=self._request.crisis_id, phase_id=phase.phase_id, size_bytes=size)
 
     def _resolved(self, phase: MissionPhase) -> MissionPhase:
         """``phase`` with the references (and escapes) in its params resolved (itself when that
@@ -510,10 +535,10 @@ class CrisisResponseWorkflow:
                 phase=phase,
                 compensation=compensation,
                 context={} if compensation else self._context_of(phase),
-                entry=outcome,
+                entry=_carried(outcome),  # params kept in the record only are the phase's
                 # The agent's success and its record entry in one activity: one server round trip.
                 record=record,
-                inline_output_bytes=max(0, min(MAX_OUTPUT_BYTES, OUTPUT_BUDGET_BYTES - self._inline_output_bytes)),
+                inline_output_bytes=max(0, min(MAX_OUTPUT_BYTES, OUTPUT_BUDGET_BYTES - self._carried_bytes)),
             ),
             start_to_close_timeout=timedelta(seconds=phase.timeout or request.phase_timeout_seconds),
             heartbeat_timeout=timedelta(seconds=request.heartbeat_timeout_seconds),
@@ -521,7 +546,7 @@ class CrisisResponseWorkflow:
             # Wait for the agent to stop before moving on: a cancelled phase must not run on.
             cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
         )
-        self._inline_output_bytes += report.output_bytes
+        self._carried_bytes += report.output_bytes
         completed = outcome.model_copy(
             update={
                 "status": PhaseStatus.COMPLETED,
@@ -619,7 +644,9 @@ class CrisisResponseWorkflow:
         for phase in (by_id[phase_id] for phase_id in reversed(self._completed_order)):
             if not phase.compensate_action:
                 continue
-            undo = phase.model_copy(update={"action": phase.compensate_action, "requires_approval": False})
+            # The params its phase ran with: the outputs and inputs its references read are as they were.
+            ran = self._resolved(phase)
+            undo = ran.model_copy(update={"action": phase.compensate_action, "requires_approval": False})
             self._current_phase = phase.phase_id
             try:
                 outcome, recorded = await self._perform(undo, _pending(undo), compensation=True, record=True)
@@ -829,6 +856,11 @@ def _pending(phase: MissionPhase) -> PhaseOutcome:
         approvals_required=phase.approvals_required,
         depends_on=phase.depends_on,
     )
+
+
+def _carried(outcome: PhaseOutcome) -> PhaseOutcome:
+    """``outcome`` as the crisis carries it: without the params it keeps in the record only."""
+    return outcome if outcome.params_ref is None else outcome.model_copy(update={"params": None})
 
 
 def _approvals(outcome: PhaseOutcome) -> int:

@@ -70,10 +70,14 @@ def phase_entry(outcome: PhaseOutcome) -> dict[str, Any]:
 
 
 def merged_entry(outcome: PhaseOutcome, existing: dict[str, Any] | None) -> dict[str, Any]:
-    """The entry of ``outcome``; an output kept in the record only (``output_ref``) stays as it is."""
+    """The entry of ``outcome``; an output or params kept in the record only (``output_ref``,
+    ``params_ref``) stay as they are.
+    """
     entry = phase_entry(outcome)
     if outcome.output_ref is not None and existing is not None:
         entry["output"] = existing.get("output")
+    if outcome.params_ref is not None and existing is not None and "params" in existing:
+        entry["params"] = existing["params"]
     return entry
 
 

@@ -14,7 +14,8 @@ writers and keep the same document:
   are dropped;
 - a write given the whole crisis (the workflow's view of it) writes the record afresh when it is
   missing, say moved aside because it was corrupt: records are derived from the workflow;
-- an output kept in the record only (``output_ref``) survives every later write of its phase.
+- an output or params kept in the record only (``output_ref``, ``params_ref``) survive every later
+  write of its phase.
 
 A phase write touches that phase's entry only (unless it rebuilds or takes over the record), so
 its cost does not grow with the number of phases.
@@ -177,7 +178,8 @@ class RecordStore(ABC):
             if verdict == Relation.STALE or header.get("completed_at") is not None:
                 logger.info("Dropped a late write of phase %s: crisis record %s is final", outcome.phase_id, crisis_id)
                 return None
-            existing = await held.entry(kind, outcome.phase_id) if outcome.output_ref is not None else None
+            kept = outcome.output_ref is not None or outcome.params_ref is not None
+            existing = await held.entry(kind, outcome.phase_id) if kept else None
             entry = merged_entry(outcome, existing)
             await held.put(kind, entry)
             return entry
