@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -14,23 +15,34 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from app.temporal.client import ConnectionSettings, connect
 from app.temporal.errors import TemporalUnavailableError
+from app.temporal.models import CrisisRequest
 from app.temporal.records import FileRecordStore, PostgresRecordStore, RecordStore
 from app.temporal.server import temporal_binary, tuned_arguments
 from app.temporal.visibility import CRISIS_SEARCH_ATTRIBUTES, register_search_attributes
+from app.temporal.workflows import CrisisResponseWorkflow
 from cognition.liara.agency import LiaraTemporalAgency
 from scripts.local_postgres import LocalPostgres
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WORKER_READY_LINE = "Liara worker is running. Press Ctrl+C to stop."
+#: Secrets a worker's environment holds, none of which an agent may see.
+WORKER_SECRETS = {
+    "LIARA_ENCRYPTION_KEYS": "k1:c2VjcmV0LWVuY3J5cHRpb24ta2V5LW5vdC1mb3ItYWdlbnRz",
+    "TEMPORAL_API_KEY": "secret-temporal-api-key",
+    "TEMPORAL_TLS_CLIENT_KEY_DATA": "-----BEGIN PRIVATE KEY-----secret",
+    "OTEL_EXPORTER_OTLP_HEADERS": "authorization=Bearer secret-collector-token",
+    "LIARA_TEST_UNRELATED_VARIABLE": "not-for-agents",
+}
 
 
 def _venv_tool(name: str) -> str:
@@ -135,6 +147,53 @@ async def agency(dev_server: DevServer, task_queue: str) -> AsyncIterator[LiaraT
         yield connected
 
 
+@pytest.fixture
+def worker_secrets(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """This process's environment as a worker's: ``WORKER_SECRETS``, and a locale setting
+    (``LC_TIME``) that agents may see.
+    """
+    for name, value in WORKER_SECRETS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("LC_TIME", "C.UTF-8")
+    return WORKER_SECRETS
+
+
+def crisis_request(*phases: dict[str, Any], crisis_id: str | None = None, **extra: Any) -> CrisisRequest:
+    """A crisis on target-alpha of ``phases`` (each an ``<action>-agent``'s, prioritised in order);
+    ``extra`` are further request fields. A fresh crisis id unless given.
+    """
+    return CrisisRequest.model_validate(
+        {
+            "crisis_id": crisis_id or f"crisis-{uuid.uuid4().hex[:12]}",
+            "target_member": "target-alpha",
+            "missions": [
+                {"agent_id": f"{p['action']}-agent", "target": "target-alpha", "priority": n, **p}
+                for n, p in enumerate(phases, start=1)
+            ],
+            **extra,
+        }
+    )
+
+
+async def start_crisis(client: Client, request: CrisisRequest, task_queue: str) -> WorkflowHandle:
+    """Start the crisis workflow of ``request`` on ``task_queue``, as the Python API names it."""
+    return await client.start_workflow(
+        CrisisResponseWorkflow.run, request, id=f"crisis-workflow-{request.crisis_id}", task_queue=task_queue
+    )
+
+
+def assert_completed_record(record: dict[str, Any], phase_ids: list[str]) -> None:
+    """A completed crisis's record: each of ``phase_ids`` once, in order, completed, and its summary."""
+    assert record["status"] == "completed", record
+    assert [p["phase_id"] for p in record["phases"]] == phase_ids, "each phase exactly once"
+    assert {p["status"] for p in record["phases"]} == {"completed"}
+    assert record["summary"] == {
+        "completed_phases": len(phase_ids),
+        "failed_phases": 0,
+        "total_phases": len(phase_ids),
+    }
+
+
 def subprocess_env(address: str, task_queue: str, crisis_dir: Path) -> dict[str, str]:
     """Environment for CLI and worker subprocesses: this server, this queue (and a notification
     queue of its own beside it) and record dir, and none of the caller's own Temporal or Liara
@@ -160,6 +219,9 @@ def liara_env(dev_server: DevServer, task_queue: str, tmp_path: Path) -> dict[st
 class WorkerProcess:
     """A worker script as a subprocess; its output is collected in ``lines`` as it comes."""
 
+    #: The line that says the process is ready.
+    ready_line = WORKER_READY_LINE
+
     def __init__(self, script: str, env: dict[str, str], cwd: Path, *args: str) -> None:
         self.process = subprocess.Popen(
             [sys.executable, str(REPO_ROOT / script), *args],
@@ -171,19 +233,25 @@ class WorkerProcess:
         )
         self.lines: list[str] = []
         self.ready = threading.Event()
+        self.started = False
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         if not self.ready.wait(timeout=60):
             self.stop(signal.SIGKILL)
-            raise AssertionError("worker was not ready within 60 s:\n" + self.output)
-        if self.process.poll() is not None and not any(WORKER_READY_LINE in line for line in self.lines):
-            raise AssertionError(f"worker exited with {self.process.returncode} before it was ready:\n" + self.output)
+            raise AssertionError(f"{script} was not ready within 60 s:\n" + self.output)
+        if not self.started:
+            code = self.stop(signal.SIGKILL)
+            raise AssertionError(f"{script} exited with {code} before it was ready:\n" + self.output)
+
+    def _is_ready(self, line: str) -> bool:
+        return self.ready_line in line
 
     def _read(self) -> None:
         assert self.process.stdout is not None
         for line in self.process.stdout:
             self.lines.append(line.rstrip("\n"))
-            if WORKER_READY_LINE in line:
+            if not self.started and self._is_ready(line):
+                self.started = True
                 self.ready.set()
         self.ready.set()
 
@@ -192,12 +260,30 @@ class WorkerProcess:
         return "\n".join(self.lines)
 
     def stop(self, signum: int = signal.SIGTERM, timeout: float = 30) -> int:
-        """Signal the worker, wait for it to exit and return its exit code."""
+        """Signal the process, wait for it to exit (killing it after ``timeout``) and return its exit code."""
         if self.process.poll() is None:
             self.process.send_signal(signum)
-        code = self.process.wait(timeout=timeout)
+        try:
+            code = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait(timeout=timeout)
         self._reader.join(timeout=5)
         return code
+
+
+class ServerProcess(WorkerProcess):
+    """A ``liara`` command serving HTTP as a subprocess: ready once it prints ``ready_line``
+    followed by its URL, which is then ``url``.
+    """
+
+    url: str
+
+    def _is_ready(self, line: str) -> bool:
+        if not line.startswith(self.ready_line):
+            return False
+        self.url = line[len(self.ready_line) :].strip()
+        return True
 
 
 @pytest.fixture
@@ -248,6 +334,20 @@ def run_cli(env: dict[str, str], cwd: Path, *args: str, timeout: float = 60) -> 
 async def cli(env: dict[str, str], cwd: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """``run_cli`` off the event loop, so the session's Temporal client stays responsive."""
     return await asyncio.to_thread(run_cli, env, cwd, *args, timeout=timeout)
+
+
+async def trigger_and_wait(
+    env: dict[str, str], cwd: Path, *trigger_args: str
+) -> tuple[str, subprocess.CompletedProcess[str]]:
+    """``liara trigger ARGS --json``, then ``liara wait --json`` on it: the workflow id and the
+    finished ``wait`` (its standard output is the result as JSON).
+    """
+    started = await cli(env, cwd, "trigger", *trigger_args, "--json")
+    assert started.returncode == 0, started.stderr
+    workflow_id = json.loads(started.stdout)["workflow_id"]
+    waited = await cli(env, cwd, "wait", workflow_id, "--json")
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    return workflow_id, waited
 
 
 def assert_one_sentence_error(stderr: str) -> str:

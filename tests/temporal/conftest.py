@@ -1,5 +1,6 @@
 """Fixtures of the HTTP service's tests: ``liara serve`` as a subprocess, with a token per role,
-a worker on its own task queue, and helpers to drive crises through the API.
+a worker on its own task queue, and helpers to drive crises through the API (``phase`` builds
+the mission phases of other tests' requests too).
 
 They are module-scoped: one worker, one token file and one service serve every test of a
 module (each test uses crises of its own), since starting them takes seconds each.
@@ -18,9 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import DevServer, WorkerProcess, run_cli, subprocess_env
+from tests.conftest import DevServer, ServerProcess, WorkerProcess, run_cli, subprocess_env
 
-SERVICE_READY = "Liara service listening on "
 #: One token per role, and a second approver for quorums.
 TOKEN_ROLES = {
     "viewer-1": "viewer",
@@ -31,22 +31,13 @@ TOKEN_ROLES = {
 }
 
 
-class ServiceProcess(WorkerProcess):
+class ServiceProcess(ServerProcess):
     """``liara [CONNECTION...] serve --port 0 ARGS`` as a subprocess; ``url`` once it listens."""
 
-    url: str
+    ready_line = "Liara service listening on "
 
     def __init__(self, env: dict[str, str], cwd: Path, *args: str, connection: tuple[str, ...] = ()) -> None:
         super().__init__("cognition/liara/cli.py", env, cwd, *connection, "serve", "--port", "0", *args)
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip("\n"))
-            if line.startswith(SERVICE_READY):
-                self.url = line[len(SERVICE_READY) :].strip()
-                self.ready.set()
-        self.ready.set()
 
 
 @dataclass(frozen=True)
@@ -99,7 +90,8 @@ def liara_service(
     assert server.stop(signal.SIGTERM, timeout=90) == 0, server.output
 
 
-def phase(phase_id: str, action: str = "recon", **extra: Any) -> dict[str, Any]:
+def phase(phase_id: str = "recon-phase-1", action: str = "recon", **extra: Any) -> dict[str, Any]:
+    """A mission phase as a request carries it: ``action`` by ``<action>-agent-001`` on target-alpha."""
     agent = f"{action}-agent-001"
     return {"phase_id": phase_id, "agent_id": agent, "action": action, "target": "target-alpha", **extra}
 

@@ -35,22 +35,12 @@ from app.temporal.records import FileRecordStore
 from cognition.liara.actions import missions_from_actions
 from cognition.liara.agency import LiaraTemporalAgency
 from tests.conftest import WorkerProcess, assert_eventually, run_cli, run_script
+from tests.temporal.conftest import phase
 
 pytestmark = pytest.mark.integration
 
 ID_RULE = "use only letters, digits, '.', '_' and '-', starting with a letter or digit"
 UNREACHABLE = "127.0.0.1:1"
-
-
-def phase(phase_id: str = "recon-phase-1", **extra: Any) -> dict[str, Any]:
-    return {
-        "phase_id": phase_id,
-        "agent_id": "recon-agent-001",
-        "action": "reconnaissance",
-        "target": "target-alpha",
-        "priority": 1,
-        **extra,
-    }
 
 
 def one_sentence(stderr: str) -> str:

@@ -10,10 +10,8 @@ import asyncio
 import base64
 import json
 import os
-import signal
 import subprocess
 import sys
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,13 +28,12 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from app.temporal.codec import new_key_line
 from app.temporal.codec_server import TOKENS_ENV
 from app.temporal.server import temporal_binary
-from tests.conftest import REPO_ROOT, WorkerProcess, assert_one_sentence_error, cli, run_cli
+from tests.conftest import REPO_ROOT, ServerProcess, WorkerProcess, assert_one_sentence_error, cli, run_cli
 from tests.temporal.test_setup_temporal import START_TIMEOUT, free_port
 
 pytestmark = pytest.mark.integration
 
 UI_ORIGIN = "http://localhost:8233"
-CODEC_READY = "Codec server listening on "
 SECRET_OUTPUT = "launch-code-4711"
 CODEC_TOKEN = "codec-token-for-tests-4f1e2d3c"
 AUTHORIZED = {"Authorization": f"Bearer {CODEC_TOKEN}"}
@@ -66,47 +63,13 @@ def keyed_env(liara_env: dict[str, str], key_lines: tuple[str, str]) -> dict[str
     return {**liara_env, "LIARA_ENCRYPTION_KEYS": f"{current},{old}"}
 
 
-class CodecServer:
+class CodecServer(ServerProcess):
     """``liara codec-server --port 0`` as a subprocess; ``url`` once it listens."""
 
+    ready_line = "Codec server listening on "
+
     def __init__(self, env: dict[str, str], cwd: Path, *args: str) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, str(REPO_ROOT / "cognition/liara/cli.py"), "codec-server", "--port", "0", *args],
-            env=env,
-            cwd=cwd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self.url: str | None = None
-        ready = threading.Event()
-
-        def read() -> None:
-            assert self.process.stdout is not None
-            for line in self.process.stdout:
-                self.lines.append(line.rstrip("\n"))
-                if line.startswith(CODEC_READY):
-                    self.url = line[len(CODEC_READY) :].strip()
-                    ready.set()
-            ready.set()
-
-        self._reader = threading.Thread(target=read, daemon=True)
-        self._reader.start()
-        if not ready.wait(timeout=60) or self.url is None:
-            self.stop(signal.SIGKILL)
-            raise AssertionError("codec server did not start:\n" + "\n".join(self.lines))
-
-    def stop(self, signum: int = signal.SIGTERM, timeout: float = 30) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signum)
-        try:
-            code = self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            code = self.process.wait(timeout=timeout)
-        self._reader.join(timeout=5)
-        return code
+        super().__init__("cognition/liara/cli.py", env, cwd, "codec-server", "--port", "0", *args)
 
 
 @pytest.fixture
@@ -121,7 +84,7 @@ def codec_env(key_lines: tuple[str, str]) -> dict[str, str]:
 def codec_server(codec_env: dict[str, str], tmp_path: Path) -> Iterator[CodecServer]:
     server = CodecServer(codec_env, tmp_path)
     yield server
-    assert server.stop() == 0, "\n".join(server.lines)
+    assert server.stop() == 0, server.output
 
 
 def plain_client(client: Client) -> Client:
@@ -379,7 +342,7 @@ async def test_the_codec_server_refuses_hosts_it_was_not_told_to_serve(codec_ser
             served = await http.post("/decode", json=body, headers={"Host": "codec.example.test:8443"})
             other = await http.post("/decode", json=body, headers={"Host": "evil.example"})
     finally:
-        assert named.stop() == 0, "\n".join(named.lines)
+        assert named.stop() == 0, named.output
     assert served.status_code == 200, served.text
     assert_json_error(other, 400)
 
@@ -402,7 +365,7 @@ def test_the_codec_server_does_not_start_without_a_usable_token(codec_env, tmp_p
     done = run_cli(env, tmp_path, "codec-server", "--port", "0", timeout=60)
     assert done.returncode == 1, done.stdout + done.stderr
     assert assert_one_sentence_error(done.stderr).startswith(expected), done.stderr
-    assert CODEC_READY not in done.stdout
+    assert CodecServer.ready_line not in done.stdout
 
 
 async def test_the_temporal_cli_reads_an_encrypted_crisis_through_the_codec_server(

@@ -36,7 +36,7 @@ from app.temporal.agents import (
 from app.temporal.codec import new_key_line
 from app.temporal.errors import LiaraError
 from app.temporal.models import MAX_OUTPUT_BYTES, MissionPhase
-from tests.conftest import WorkerProcess, cli
+from tests.conftest import WORKER_SECRETS, WorkerProcess, trigger_and_wait
 
 #: Upper bound of every wait in this module: a hang fails the test instead of stalling the suite.
 BOUND_SECONDS = 30
@@ -388,29 +388,17 @@ def test_command_rejects_empty_argv() -> None:
 #: Prints the agent's whole environment as JSON, as an agent running ``env`` would show it.
 PRINT_ENVIRONMENT = "import json, os; print(json.dumps(dict(os.environ)))"
 
-#: Secrets a worker's environment holds, none of which an agent may see.
-WORKER_SECRETS = {
-    "LIARA_ENCRYPTION_KEYS": "k1:c2VjcmV0LWVuY3J5cHRpb24ta2V5LW5vdC1mb3ItYWdlbnRz",
-    "TEMPORAL_API_KEY": "secret-temporal-api-key",
-    "TEMPORAL_TLS_CLIENT_KEY_DATA": "-----BEGIN PRIVATE KEY-----secret",
-    "OTEL_EXPORTER_OTLP_HEADERS": "authorization=Bearer secret-collector-token",
-    "LIARA_TEST_UNRELATED_VARIABLE": "not-for-agents",
-}
-
 
 async def test_command_gets_only_path_locale_its_env_and_the_key_not_the_worker_secrets(
-    monkeypatch: pytest.MonkeyPatch,
+    worker_secrets: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name, value in WORKER_SECRETS.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("LC_TIME", "C.UTF-8")
     monkeypatch.setenv("TZ", "UTC")
     mission = make_mission()
 
     seen = await run_bounded(python(PRINT_ENVIRONMENT, env={"AGENT_MODE": "test", "TZ": "Europe/Paris"}), mission)
 
     assert isinstance(seen, dict)
-    for name, value in WORKER_SECRETS.items():
+    for name, value in worker_secrets.items():
         assert name not in seen, name
         assert not any(value in str(found) for found in seen.values()), name
     assert seen["PATH"] == os.environ["PATH"]
@@ -442,13 +430,9 @@ async def test_a_worker_process_keeps_its_secrets_from_a_command_agent(liara_env
     worker = await asyncio.to_thread(WorkerProcess, "cognition/liara/worker.py", env, tmp_path)
     try:
         assert "reveal -> env-printer" in worker.output
-        started = await cli(env, tmp_path, "trigger", "target-env", "reveal", "--crisis-id", crisis_id, "--json")
-        assert started.returncode == 0, started.stderr
-        workflow_id = json.loads(started.stdout)["workflow_id"]
-        waited = await cli(env, tmp_path, "wait", workflow_id, "--json")
+        workflow_id, waited = await trigger_and_wait(env, tmp_path, "target-env", "reveal", "--crisis-id", crisis_id)
     finally:
         assert await asyncio.to_thread(worker.stop) == 0, worker.output
-    assert waited.returncode == 0, waited.stdout + waited.stderr
     [phase] = json.loads(waited.stdout)["phases"]
     record = (Path(env["LIARA_CRISIS_DIR"]) / f"{crisis_id}.json").read_text()
     seen = phase["output"]

@@ -24,10 +24,9 @@ from temporalio.exceptions import ApplicationError
 from app.temporal.agents import INHERITED_ENV, ConfigError, McpExecutor, McpSettings, load_executor_registry
 from app.temporal.agents.mcp_client import IDEMPOTENCY_KEY_META, MAX_MESSAGE_BYTES, MISSION_META
 from app.temporal.models import MAX_OUTPUT_BYTES
-from tests.conftest import WorkerProcess, cli
+from tests.conftest import WorkerProcess, trigger_and_wait
 from tests.temporal.test_executors import (
     BOUND_SECONDS,
-    WORKER_SECRETS,
     eventually,
     expect_failure,
     is_running,
@@ -142,11 +141,8 @@ async def test_headers_reach_an_http_server(http_server: HttpServer) -> None:
 
 
 async def test_a_stdio_server_gets_the_short_environment_and_its_env_not_the_worker_secrets(
-    monkeypatch: pytest.MonkeyPatch,
+    worker_secrets: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name, value in WORKER_SECRETS.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("LC_TIME", "C.UTF-8")
     monkeypatch.setenv("SHELL", "/bin/sh")  # the SDK's own stdio client would pass this one on
 
     seen = await run_bounded(stdio_executor(env={"SCANNER_MODE": "test"}), make_mission(params=call("mission_context")))
@@ -156,7 +152,7 @@ async def test_a_stdio_server_gets_the_short_environment_and_its_env_not_the_wor
     assert isinstance(environ, dict)
     assert environ["PATH"] == os.environ["PATH"] and environ["LC_TIME"] == "C.UTF-8"
     assert environ["SCANNER_MODE"] == "test"
-    for name, value in WORKER_SECRETS.items():
+    for name, value in worker_secrets.items():
         assert name not in environ and not any(value in str(found) for found in environ.values()), name
     # Nothing but the allowlist and the executor's env (Python itself may add LC_CTYPE).
     unexpected = {name for name in environ if not name.startswith("LC_")} - INHERITED_ENV
@@ -397,23 +393,11 @@ async def test_a_worker_performs_phases_with_mcp_tools(liara_env: dict[str, str]
     worker = await asyncio.to_thread(WorkerProcess, "cognition/liara/worker.py", env, tmp_path)
     try:
         assert "scan -> scanner" in worker.output
-        started = await cli(
-            env,
-            tmp_path,
-            "trigger",
-            "target-alpha",
-            "--missions-file",
-            str(missions),
-            "--crisis-id",
-            crisis_id,
-            "--json",
+        workflow_id, waited = await trigger_and_wait(
+            env, tmp_path, "target-alpha", "--missions-file", str(missions), "--crisis-id", crisis_id
         )
-        assert started.returncode == 0, started.stderr
-        workflow_id = json.loads(started.stdout)["workflow_id"]
-        waited = await cli(env, tmp_path, "wait", workflow_id, "--json")
     finally:
         assert await asyncio.to_thread(worker.stop) == 0, worker.output
-    assert waited.returncode == 0, waited.stdout + waited.stderr
     scanned, context = json.loads(waited.stdout)["phases"]
     assert scanned["status"] == "completed" and scanned["output"] == SCAN_RESULT
     assert context["output"]["meta"][IDEMPOTENCY_KEY_META] == f"{workflow_id}/scan-2"

@@ -7,19 +7,18 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
-import uuid
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.client import WorkflowFailureError
 
 from app.temporal import metrics
 from app.temporal.models import ApprovalDecision, CrisisRequest, PhaseStatus
 from app.temporal.workflows import CrisisResponseWorkflow
-from tests.conftest import assert_eventually, run_script
+from tests.conftest import assert_eventually, crisis_request, run_script, start_crisis
 from tests.temporal.test_observability import PORT_IN_USE_ADVICE, SDK_DASHBOARD_METRICS
 
 pytestmark = pytest.mark.integration
@@ -86,24 +85,7 @@ def free_port(consecutive: int = 1, host: str = metrics.METRICS_HOST) -> int:
 
 
 def crisis(*phases: dict[str, Any]) -> CrisisRequest:
-    crisis_id = f"crisis-metrics-{uuid.uuid4().hex[:12]}"
-    return CrisisRequest.model_validate(
-        {
-            "crisis_id": crisis_id,
-            "target_member": "target-alpha",
-            "missions": [
-                {"agent_id": f"{p['action']}-agent", "target": "target-alpha", "priority": n, **p}
-                for n, p in enumerate(phases, start=1)
-            ],
-            "heartbeat_timeout_seconds": 5,
-        }
-    )
-
-
-async def start(client: Client, request: CrisisRequest, task_queue: str) -> WorkflowHandle:
-    return await client.start_workflow(
-        CrisisResponseWorkflow.run, request, id=f"crisis-workflow-{request.crisis_id}", task_queue=task_queue
-    )
+    return crisis_request(*phases, heartbeat_timeout_seconds=5)
 
 
 async def test_worker_serves_the_sdk_metrics_and_the_crisis_metrics(dev_server, spawn, liara_env, task_queue, tmp_path):
@@ -138,9 +120,9 @@ async def test_worker_serves_the_sdk_metrics_and_the_crisis_metrics(dev_server, 
         {"phase_id": "extract-2", "action": "extract", "params": {"hang": True}},
         {"phase_id": "cleanup-3", "action": "cleanup"},
     )
-    assert (await (await start(client, completed, task_queue)).result()).status == "completed"
-    assert (await (await start(client, failed, task_queue)).result()).status == "failed"
-    handle = await start(client, cancelled, task_queue)
+    assert (await (await start_crisis(client, completed, task_queue)).result()).status == "completed"
+    assert (await (await start_crisis(client, failed, task_queue)).result()).status == "failed"
+    handle = await start_crisis(client, cancelled, task_queue)
 
     async def extract_running() -> bool:
         progress = await handle.query(CrisisResponseWorkflow.progress)
@@ -362,7 +344,7 @@ async def test_actions_past_the_first_hundred_are_labelled_other(dev_server, spa
     )
     queue = {"task_queue": task_queue}
 
-    result = await (await start(dev_server.client, crisis(*phases), task_queue)).result()
+    result = await (await start_crisis(dev_server.client, crisis(*phases), task_queue)).result()
     assert result.status == "completed", result
 
     page: Scrape | None = None
@@ -394,7 +376,7 @@ async def test_the_workflow_cache_setting_bounds_the_crises_a_worker_keeps_in_me
     assert "INFO - Crises kept in memory: at most 2" in worker.lines, worker.output
     client = dev_server.client
     gated = [crisis({"phase_id": "gate", "action": "reconnaissance", "requires_approval": True}) for _ in range(5)]
-    handles = [await start(client, request, task_queue) for request in gated]
+    handles = [await start_crisis(client, request, task_queue) for request in gated]
 
     async def all_at_the_gate() -> bool:
         reports = [await handle.query(CrisisResponseWorkflow.progress) for handle in handles]

@@ -23,6 +23,7 @@ from app.temporal.validation import describe_validation_error
 from cognition.liara import crisis_requests
 from cognition.liara.actions import missions_from_actions
 from cognition.liara.crisis_requests import build_request, new_crisis_id
+from tests.temporal.conftest import phase
 
 UNSAFE_IDS = [
     pytest.param("", id="empty"),
@@ -36,16 +37,6 @@ UNSAFE_IDS = [
     pytest.param("tärget", id="non-ascii"),
     pytest.param("x" * 129, id="129-chars"),
 ]
-
-
-def phase(phase_id: str = "recon-phase-1", **extra: Any) -> dict[str, Any]:
-    return {
-        "phase_id": phase_id,
-        "agent_id": "recon-agent-001",
-        "action": "reconnaissance",
-        "target": "target-alpha",
-        **extra,
-    }
 
 
 def request_fields(**extra: Any) -> dict[str, Any]:

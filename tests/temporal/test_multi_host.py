@@ -25,7 +25,14 @@ from app.temporal.server import temporal_binary, tuned_arguments
 from app.temporal.visibility import server_arguments
 from cognition.liara.agency import LiaraTemporalAgency
 from scripts.local_postgres import LocalPostgres
-from tests.conftest import REPO_ROOT, WORKER_READY_LINE, assert_eventually, run_cli, subprocess_env
+from tests.conftest import (
+    REPO_ROOT,
+    WORKER_READY_LINE,
+    assert_completed_record,
+    assert_eventually,
+    run_cli,
+    subprocess_env,
+)
 from tests.netns import Host, TestNetwork
 
 pytestmark = pytest.mark.integration
@@ -189,15 +196,7 @@ async def test_crises_spread_over_two_worker_hosts_survive_losing_one(store: str
         records = await read_records(database, shared, [result["crisis_id"] for result in results])
         for index, result in enumerate(results):
             expected = [mission["phase_id"] for mission in missions(index)]
-            record = records[result["crisis_id"]]
-            assert record["status"] == "completed", record
-            assert [p["phase_id"] for p in record["phases"]] == expected, "each phase exactly once"
-            assert {p["status"] for p in record["phases"]} == {"completed"}
-            assert record["summary"] == {
-                "completed_phases": len(expected),
-                "failed_phases": 0,
-                "total_phases": len(expected),
-            }
+            assert_completed_record(records[result["crisis_id"]], expected)
             if database is not None:
                 where = f"postgresql://{server.address}:{POSTGRES_PORT}/{database.database}"
                 assert result["record_path"] == f"{where}#{result['crisis_id']}"

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowHistory
+from temporalio.client import Client, WorkflowFailureError, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import CancelledError
 from temporalio.runtime import (
@@ -37,7 +37,7 @@ from app.temporal.models import CrisisRequest, PhaseAssignment, PhaseLogEntry, P
 from app.temporal.records import FileRecordStore
 from app.temporal.tracing import INSTALL_HINT, TracingUnavailableError, start_tracing
 from app.temporal.workflows import CrisisResponseWorkflow
-from tests.conftest import REPO_ROOT, assert_eventually, run_script
+from tests.conftest import REPO_ROOT, assert_eventually, crisis_request, run_script, start_crisis
 from tests.temporal.test_liara_workflows import crisis_worker
 
 DASHBOARD = REPO_ROOT / "deploy/grafana/liara-dashboard.json"
@@ -105,31 +105,10 @@ def observations(updates: Sequence[BufferedMetricUpdate], name: str) -> list[tup
     ]
 
 
-def crisis(crisis_id: str, *phases: dict[str, Any], **extra: Any) -> CrisisRequest:
-    return CrisisRequest.model_validate(
-        {
-            "crisis_id": crisis_id,
-            "target_member": "target-alpha",
-            "missions": [
-                {"agent_id": f"{p['action']}-agent", "target": "target-alpha", "priority": n, **p}
-                for n, p in enumerate(phases, start=1)
-            ],
-            **extra,
-        }
-    )
-
-
-async def run(client: Client, request: CrisisRequest, task_queue: str) -> WorkflowHandle:
-    return await client.start_workflow(
-        CrisisResponseWorkflow.run, request, id=f"crisis-workflow-{request.crisis_id}", task_queue=task_queue
-    )
-
-
 async def test_a_crisis_counts_its_start_end_phases_retries_and_attempt_durations(
     metered_client, buffer, task_queue, store
 ):
-    request = crisis(
-        "crisis-metrics-1",
+    request = crisis_request(
         {"phase_id": "recon-1", "action": "reconnaissance"},
         {"phase_id": "secure-2", "action": "secure", "params": {"fail": "permanent"}},
         {
@@ -138,9 +117,10 @@ async def test_a_crisis_counts_its_start_end_phases_retries_and_attempt_duration
             "params": {"fail_attempts": 2},
             "retry": {"maximum_attempts": 3, "initial_interval_seconds": 1},
         },
+        crisis_id="crisis-metrics-1",
     )
     async with crisis_worker(metered_client, task_queue, store):
-        result = await (await run(metered_client, request, task_queue)).result()
+        result = await (await start_crisis(metered_client, request, task_queue)).result()
     assert result.status == "failed"
 
     updates = buffer.retrieve_updates()
@@ -165,9 +145,9 @@ async def test_a_crisis_counts_its_start_end_phases_retries_and_attempt_duration
 
 
 async def test_a_completed_crisis_counts_completed(metered_client, buffer, task_queue, store):
-    request = crisis("crisis-metrics-2", {"phase_id": "recon-1", "action": "reconnaissance"})
+    request = crisis_request({"phase_id": "recon-1", "action": "reconnaissance"}, crisis_id="crisis-metrics-2")
     async with crisis_worker(metered_client, task_queue, store):
-        assert (await (await run(metered_client, request, task_queue)).result()).success
+        assert (await (await start_crisis(metered_client, request, task_queue)).result()).success
 
     updates = buffer.retrieve_updates()
     assert totals(updates, metrics.CRISES_STARTED) == {(): 1}
@@ -178,15 +158,15 @@ async def test_a_completed_crisis_counts_completed(metered_client, buffer, task_
 async def test_a_cancelled_crisis_counts_cancelled_phases_skipped_ones_and_compensations(
     metered_client, buffer, task_queue, store
 ):
-    request = crisis(
-        "crisis-metrics-3",
+    request = crisis_request(
         {"phase_id": "secure-1", "action": "secure", "compensate_action": "release"},
         {"phase_id": "extract-2", "action": "extract", "params": {"hang": True}},
         {"phase_id": "cleanup-3", "action": "cleanup"},
+        crisis_id="crisis-metrics-3",
         heartbeat_timeout_seconds=5,
     )
     async with crisis_worker(metered_client, task_queue, store):
-        handle = await run(metered_client, request, task_queue)
+        handle = await start_crisis(metered_client, request, task_queue)
 
         async def extract_running() -> bool:
             progress = await handle.query(CrisisResponseWorkflow.progress)

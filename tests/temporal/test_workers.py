@@ -17,7 +17,7 @@ from temporalio.client import Client, WorkflowHandle
 from app.temporal.notifications import NOTIFICATION_TASK_QUEUE_ENV, SIGNATURE_HEADER, verify_signature
 from cognition.liara.actions import missions_from_actions
 from cognition.liara.agency import LiaraTemporalAgency
-from tests.conftest import WorkerProcess, assert_eventually, run_cli, run_script
+from tests.conftest import WorkerProcess, assert_completed_record, assert_eventually, run_cli, run_script
 from tests.temporal.test_webhooks import SECRET, Receiver
 
 pytestmark = pytest.mark.integration
@@ -145,12 +145,12 @@ async def test_the_main_worker_delivers_webhooks_and_the_liara_worker_leaves_the
             workflow_id = await agency.trigger_crisis_response(
                 "target-alpha", missions_from_actions("target-alpha", ["recon"]), "tester", webhooks=["ops"]
             )
-            result = await agency.wait_for_crisis_completion(workflow_id, timeout=60)
+            result = await agency.wait_for_crisis_completion(workflow_id)
 
             async def delivered() -> bool:
                 return bool(receiver.delivered())
 
-            await assert_eventually(delivered, timeout=60, interval=0.5)
+            await assert_eventually(delivered, timeout=120, interval=0.5)
     finally:
         receiver.close()
         codes = [await stop_worker(worker) for worker in (dedicated, main)]
@@ -219,16 +219,8 @@ async def test_a_crisis_started_while_no_worker_runs_completes_after_a_restart(
     assert {pid_part(identity) for identity in used} == {identity_of(after)}
 
     record = json.loads(record_path.read_text())
-    assert record["status"] == "completed"
     assert record["completed_at"]
-    assert [p["phase_id"] for p in record["phases"]] == [
-        "recon-phase-1",
-        "secure-phase-2",
-        "extract-phase-3",
-        "cleanup-phase-4",
-    ]
-    assert {p["status"] for p in record["phases"]} == {"completed"}
-    assert record["summary"] == {"completed_phases": 4, "failed_phases": 0, "total_phases": 4}
+    assert_completed_record(record, ["recon-phase-1", "secure-phase-2", "extract-phase-3", "cleanup-phase-4"])
 
 
 async def test_processes_option_runs_several_workers_that_share_the_crises(liara_env, task_queue, tmp_path, spawn):
