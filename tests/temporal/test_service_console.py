@@ -167,7 +167,17 @@ async def test_a_listing_with_progress_tells_each_crisis_phases_done_of_total(ht
     assert summaries[gated] == {"completed_phases": 1, "failed_phases": 0, "total_phases": 2}
     plain = await http.get("/v1/crises", params={"target": target}, headers=operator)
     assert [row["summary"] for row in plain.json()["crises"]] == [None, None]
+
+    # Cancelled, it has no result: its summary comes from its record.
     await http.post(f"/v1/crises/{gated}/cancel", headers=operator)
+    cancelled = ("cancelled", {"completed_phases": 1, "failed_phases": 0, "total_phases": 2})
+
+    async def told() -> bool:
+        page = await http.get("/v1/crises", params={"target": target, "progress": "true"}, headers=operator)
+        rows = {row["workflow_id"]: row for row in page.json()["crises"]}
+        return (rows[gated]["status"], rows[gated]["summary"]) == cancelled
+
+    await assert_eventually(told, timeout=30, interval=0.3)
 
 
 @pytest.mark.integration
@@ -222,6 +232,41 @@ async def test_the_inbox_lists_phases_awaiting_approval_with_their_quorum(http, 
         return await pending() == []
 
     await assert_eventually(decided, timeout=30, interval=0.3)
+
+
+@pytest.mark.integration
+async def test_two_gates_open_at_once_both_stay_in_the_inbox_until_each_is_decided(http, service_tokens):
+    operator, viewer = service_tokens.headers("operator-1"), service_tokens.headers("viewer-1")
+    body = crisis_body(
+        phase("scan-1", "scan"),
+        phase("logs-2", "collect", depends_on=["scan-1"], requires_approval=True),
+        phase("probe-3", "probe", depends_on=["scan-1"], requires_approval=True),
+    )
+    workflow_id = await start(http, operator, body)
+
+    async def inbox() -> list[str]:
+        answer = await http.get("/v1/approvals", headers=viewer)
+        assert answer.status_code == 200, answer.text
+        return sorted(
+            item["phase"]["phase_id"] for item in answer.json()["approvals"] if item["workflow_id"] == workflow_id
+        )
+
+    async def listed(*phase_ids: str) -> bool:
+        return await inbox() == list(phase_ids)
+
+    await assert_eventually(lambda: listed("logs-2", "probe-3"), timeout=60, interval=0.3)
+    approved = await http.post(
+        f"/v1/crises/{workflow_id}/phases/logs-2/approve", headers=service_tokens.headers("approver-1")
+    )
+    assert approved.status_code == 200, approved.text
+
+    async def ran() -> bool:
+        return await phase_status(http, operator, workflow_id, "logs-2") == "completed"
+
+    await assert_eventually(ran, timeout=30, interval=0.3)
+    assert await inbox() == ["probe-3"]  # the crisis still reads awaiting_approval
+    await http.post(f"/v1/crises/{workflow_id}/phases/probe-3/approve", headers=service_tokens.headers("approver-1"))
+    await assert_eventually(lambda: listed(), timeout=30, interval=0.3)
 
 
 async def _awaits(http: httpx.AsyncClient, token: dict[str, str], workflow_id: str, phase_id: str) -> bool:

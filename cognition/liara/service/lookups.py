@@ -57,7 +57,7 @@ class CrisisLookups:
         report = await self.report(workflow_id)
         if report is None:
             return None
-        # A crisis that ended without a result (cancelled) has no summary to tell.
+        # Running, or ended without a result (told from its record): its own; completed: its result's.
         summary = report.get("summary") or (report.get("result") or {}).get("summary")
         stale_at = time.monotonic() + self._fresh if report["status"] == "running" else None
         self._summaries[workflow_id] = (stale_at, summary)

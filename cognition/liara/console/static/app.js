@@ -16,6 +16,7 @@ const notice = document.getElementById("notice");
 
 let leave = null; // stops the current view's polling and streams
 let alertSource = null;
+let carried = ""; // the notice for the next page
 
 /** What a view needs: who signed in, the service's settings, and where to say things. */
 const context = {
@@ -47,8 +48,14 @@ const context = {
       alertSource = null;
     }
   },
+  /** Says `sentence` until the page changes. */
   say(sentence) {
     notice.textContent = sentence;
+  },
+  /** Goes to the page at `hash` and says `sentence` there. */
+  go(hash, sentence) {
+    carried = sentence;
+    location.hash = hash;
   },
   title(text) {
     document.title = `${text} · Liara console`;
@@ -65,6 +72,8 @@ function show() {
   leave?.();
   leave = null;
   context.recover();
+  context.say(carried);
+  carried = "";
   const route = parseRoute();
   let view;
   if (route.name === "crises" && route.id) view = crisisView(context, route.id);

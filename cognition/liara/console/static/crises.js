@@ -7,7 +7,6 @@ import { poll } from "./poll.js";
 
 const POLL_MS = 3000;
 const PAGE = 25;
-const MOST = 200; // the API's largest page
 
 /** The crisis status a row shows: the crisis's own while its workflow runs or has completed,
  * the workflow's otherwise (a terminated workflow could not update its crisis status). */
@@ -61,7 +60,8 @@ function filter(name, label, control, errorFor) {
 export function crisesView(context, params) {
   context.title("Crises");
   const stop = new AbortController();
-  let limit = Number(params.get("limit")) || PAGE;
+  const size = params.get("limit") || String(PAGE); // the API says if it is not a page size
+  let pages = 1; // pages shown, each read with the cursor the one before gave
   const status = h(
     "select",
     {},
@@ -100,23 +100,39 @@ export function crisesView(context, params) {
     hidden: true,
     text: "Show more",
     onclick: async () => {
-      limit = Math.min(limit + PAGE, MOST);
+      pages += 1;
       await refresh();
     },
   });
   const errors = fieldErrors(form);
 
+  /** The newest `pages` pages, each after the one read just before it, so none is skipped
+   * when new crises push the others down; a crisis read twice (moved meanwhile) shows once. */
+  async function read(filters) {
+    const crises = new Map();
+    let cursor = null;
+    for (let page = 0; page < pages; page += 1) {
+      const query = new URLSearchParams(filters);
+      if (cursor) query.set("cursor", cursor);
+      const answer = await api(`/v1/crises?${query}`, { signal: stop.signal });
+      for (const crisis of answer.crises) if (!crises.has(crisis.workflow_id)) crises.set(crisis.workflow_id, crisis);
+      cursor = answer.next_cursor;
+      if (!cursor) break;
+    }
+    return { crises: [...crises.values()], more: cursor !== null };
+  }
+
   async function refresh() {
-    const query = new URLSearchParams([...new FormData(form)].filter(([, value]) => value));
-    query.set("limit", String(limit));
-    query.set("progress", "true");
+    const filters = new URLSearchParams([...new FormData(form)].filter(([, value]) => value));
+    filters.set("limit", size);
+    filters.set("progress", "true");
     try {
-      const page = await api(`/v1/crises?${query}`, { signal: stop.signal });
+      const shown = await read(filters);
       errors.clear();
       context.recover("crises");
-      keyed(body, page.crises, (crisis) => crisis.workflow_id, row);
-      empty.hidden = page.crises.length > 0;
-      more.hidden = !page.next_cursor || limit >= MOST;
+      keyed(body, shown.crises, (crisis) => crisis.workflow_id, row);
+      empty.hidden = shown.crises.length > 0;
+      more.hidden = !shown.more;
       updated.textContent = `Updated ${new Date().toLocaleTimeString()}; refreshed every ${POLL_MS / 1000} s.`;
     } catch (err) {
       if (!errors.show(err)) context.fail(err, "crises");

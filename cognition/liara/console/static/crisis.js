@@ -3,7 +3,7 @@
 
 import { api } from "./api.js";
 import { decisionForm, quorum } from "./decide.js";
-import { badge, duration, facts, fill, h, keyed, when, words } from "./dom.js";
+import { badge, duration, facts, fill, h, keyed, uid, when, words } from "./dom.js";
 import { follow } from "./events.js";
 import { drawEdges, layers } from "./graph.js";
 
@@ -43,6 +43,12 @@ function describe(event) {
   }
 }
 
+/** A section of the page named by its heading (hidden until it has something to show). */
+function part(title, content) {
+  const id = uid("part");
+  return h("section", { hidden: true, "aria-labelledby": id }, h("h2", { id, text: title }), content);
+}
+
 export function crisisView(context, workflowId) {
   context.title(workflowId);
   const stop = new AbortController();
@@ -66,9 +72,9 @@ export function crisisView(context, workflowId) {
   edges.setAttribute("aria-hidden", "true");
   const boardArea = h("div", { class: "board" }, edges, board);
   const compensations = h("ol", { class: "timeline" });
-  const compensationsPart = h("section", { hidden: true }, h("h2", { text: "Compensations" }), compensations);
+  const compensationsPart = part("Compensations", compensations);
   const cancels = h("ul", { class: "plain" });
-  const cancelsPart = h("section", { hidden: true }, h("h2", { text: "Cancel requests" }), cancels);
+  const cancelsPart = part("Cancel requests", cancels);
   const recent = h("ol", { class: "events plain", "aria-live": "polite" });
   const stream = h("p", { class: "muted" });
 
@@ -169,11 +175,13 @@ export function crisisView(context, workflowId) {
     requestAnimationFrame(() => drawEdges(boardArea, edges));
   }
 
-  /** Where the crisis record is, or why that is not known yet. */
+  /** Where the crisis record is, or why that is not known. */
   function record(report, ended) {
     if (ended) return ended.record_path ?? "not told by the worker that finished it";
+    if (report.record_path) return report.record_path;
+    if (report.record_error) return `not readable: ${report.record_error}`;
     if (!report.status) return null;
-    return running() ? "its path is known once the crisis has ended" : "not known: the crisis ended without a result";
+    return running() ? "its path is known once the crisis has ended" : "not known: the service finds no record of it";
   }
 
   function draw() {
@@ -272,8 +280,8 @@ export function crisisView(context, workflowId) {
         try {
           const report = await api(`/v1/crises/${encodeURIComponent(workflowId)}`, { signal: stop.signal });
           state.report = report;
-          // Where the crisis tells its phases (running, or ended with a result) they replace
-          // what the events said; a crisis that ended without a result keeps the events' view.
+          // Where the crisis tells its phases (running, ended with a result, or without one
+          // but with a record) they replace what the events said; otherwise the events' view stays.
           const told = report.phases ?? report.result?.phases;
           if (told) state.phases = told;
           const undone = report.compensations ?? report.result?.compensations;
@@ -324,6 +332,7 @@ export function crisisView(context, workflowId) {
   follow(workflowId, {
     signal: stop.signal,
     onEvent: observe,
+    onError: (error) => context.fail(error),
     onConnected: () => {
       stream.textContent = "Following the crisis's events live.";
       context.recover("stream");

@@ -2,6 +2,7 @@
 
 import { api } from "./api.js";
 import { h, uid, when } from "./dom.js";
+import { fieldErrors } from "./forms.js";
 
 /** "1 of 2 approvals" and each decision taken: who, which way, when, why. */
 export function quorum(approvals, required, decisions) {
@@ -30,7 +31,13 @@ export function quorum(approvals, required, decisions) {
 /** Approve and Reject (with a reason) for `phaseId` of `workflowId`; `decided()` after either. */
 export function decisionForm(context, workflowId, phaseId, decided) {
   const reasonId = uid("reason");
-  const reason = h("input", { id: reasonId, type: "text", maxlength: "1000", autocomplete: "off" });
+  // No length limit here: a reason the API finds too long is refused next to the field.
+  const reason = h("input", {
+    id: reasonId,
+    type: "text",
+    autocomplete: "off",
+    "aria-describedby": `${reasonId}-error`,
+  });
   const buttons = [];
   const base = `/v1/crises/${encodeURIComponent(workflowId)}/phases/${encodeURIComponent(phaseId)}`;
 
@@ -47,9 +54,10 @@ export function decisionForm(context, workflowId, phaseId, decided) {
           ? `${taken.decided_by} approved ${phaseId}: ${taken.approvals} of ${taken.approvals_required} approvals.`
           : `${taken.decided_by} rejected ${phaseId}${taken.reason ? `: ${taken.reason}` : ""}.`,
       );
+      errors.clear();
       await decided();
     } catch (err) {
-      context.fail(err);
+      if (!errors.show(err, { focus: true })) context.fail(err);
     } finally {
       buttons.forEach((button) => {
         button.disabled = false;
@@ -61,11 +69,19 @@ export function decisionForm(context, workflowId, phaseId, decided) {
     h("button", { type: "button", class: "approve", text: "Approve", onclick: () => decide(true) }),
     h("button", { type: "button", class: "reject", text: "Reject", onclick: () => decide(false) }),
   );
-  return h(
+  const group = h(
     "div",
     { class: "decide", role: "group", "aria-label": `Decide on ${phaseId}` },
     buttons[0],
-    h("div", { class: "field" }, h("label", { for: reasonId, text: "Reason for a rejection" }), reason),
+    h(
+      "div",
+      { class: "field" },
+      h("label", { for: reasonId, text: "Reason for a rejection" }),
+      reason,
+      h("p", { id: `${reasonId}-error`, class: "field-error", "data-field": "body.reason" }),
+    ),
     buttons[1],
   );
+  const errors = fieldErrors(group);
+  return group;
 }

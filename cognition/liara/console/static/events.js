@@ -44,9 +44,10 @@ async function* messages(body) {
 /**
  * Follow a crisis's events until `finished`, a refusal that retrying cannot help, or `signal`.
  * `onEvent({id, event, data})` for each; `onTrouble(error, retrying)` when the stream fails;
- * `onConnected()` each time it (re)opens.
+ * `onConnected()` each time it (re)opens; `onError(error)` when `onEvent` throws (the page's
+ * fault, not the stream's: the stream goes on).
  */
-export async function follow(workflowId, { onEvent, onTrouble, onConnected, signal }) {
+export async function follow(workflowId, { onEvent, onTrouble, onConnected, onError, signal }) {
   const url = `/v1/crises/${encodeURIComponent(workflowId)}/events`;
   let lastId = null;
   let delay = FIRST_RETRY_MS;
@@ -67,7 +68,11 @@ export async function follow(workflowId, { onEvent, onTrouble, onConnected, sign
         if (message.event === "problem") throw new ApiError(data.detail, data.status, data);
         lastId = Number(message.id);
         delay = FIRST_RETRY_MS;
-        onEvent({ id: lastId, event: message.event, data });
+        try {
+          onEvent({ id: lastId, event: message.event, data });
+        } catch (err) {
+          onError(err);
+        }
         if (message.event === "finished") return;
       }
       // Ended without `finished`: the service is stopping; resume once it is back.

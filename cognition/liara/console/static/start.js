@@ -56,7 +56,13 @@ export function startView(context) {
   fromMissions.addEventListener("change", choose);
   file.addEventListener("change", async () => {
     const [chosen] = file.files;
-    if (chosen) missions.value = await chosen.text();
+    if (!chosen) return;
+    errors.clear();
+    try {
+      missions.value = await chosen.text();
+    } catch (err) {
+      missionsError(`Cannot read ${chosen.name}: ${err.message}`.replace(/\.?$/, "."));
+    }
   });
 
   const form = h(
@@ -77,6 +83,9 @@ export function startView(context) {
   );
   submit.setAttribute("aria-describedby", formError.id);
   const errors = fieldErrors(form);
+  /** A sentence of the page's own under the missions field (as the API's errors are shown). */
+  const missionsError = (message) =>
+    errors.show({ fieldErrors: [{ field: "body.missions", message }] }, { focus: true });
 
   /** The phases to start (null when the missions are not JSON): the API makes them from
    * action words; a missions file is only parsed here, and checked by the API. */
@@ -89,8 +98,7 @@ export function startView(context) {
     try {
       return JSON.parse(missions.value);
     } catch (err) {
-      const message = `The missions are not valid JSON: ${err.message}.`;
-      errors.show({ fieldErrors: [{ field: "body.missions", message }] }, { focus: true });
+      missionsError(`The missions are not valid JSON: ${err.message}.`);
       return null;
     }
   }
@@ -105,8 +113,7 @@ export function startView(context) {
       if (chosen === null) return;
       const body = { target_member: targetMember, missions: chosen };
       const started = await api("/v1/crises", { method: "POST", body, signal: stop.signal });
-      context.say(`Started crisis ${started.crisis_id}.`);
-      location.hash = `#/crises/${encodeURIComponent(started.workflow_id)}`;
+      context.go(`#/crises/${encodeURIComponent(started.workflow_id)}`, `Started crisis ${started.crisis_id}.`);
     } catch (err) {
       if (!(err instanceof ApiError) || err.status === 401) context.fail(err);
       else if (!errors.show(err, { focus: true })) formError.textContent = err.message;
