@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: install demo test lint postgresql bench server-start server-stop clean
+.PHONY: install demo test lint postgresql iproute2 bench server-start server-stop clean
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -32,7 +32,13 @@ postgresql:
 		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
 
-test: lint $(CHROMIUM) postgresql
+# The multi-host test builds its hosts from network namespaces with `ip` (installed if missing).
+iproute2:
+	@command -v ip >/dev/null || { \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2; }
+
+test: lint $(CHROMIUM) postgresql iproute2
 	$(BIN)/pytest
 
 lint: $(INSTALLED)
@@ -41,7 +47,8 @@ lint: $(INSTALLED)
 
 bench: $(INSTALLED)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,tracing,bench]'
-	@# Bytecode as a wheel install has it: the sandbox re-imports each workflow module per run.
+	@# Bytecode as a wheel install has it: the baseline's sandboxed worker re-imports its workflow
+	@# module per run (Liara's worker runs outside the sandbox).
 	$(BIN)/python -m compileall -q src cognition
 	$(BIN)/liara bench
 
