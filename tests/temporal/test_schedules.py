@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import REPO_ROOT, assert_eventually, assert_one_sentence_error, cli
+from tests.temporal.test_playbooks import until_awaiting
 
 pytestmark = pytest.mark.integration
 
@@ -36,6 +37,12 @@ def schedule_name(liara_env: dict[str, str], tmp_path: Path):
 
 async def listed(env: dict[str, str], cwd: Path, name: str) -> list[dict[str, Any]]:
     return json.loads((await cli(env, cwd, "list", "--schedule", name, "--json")).stdout)
+
+
+async def described(env: dict[str, str], cwd: Path, name: str) -> dict[str, Any]:
+    shown = await cli(env, cwd, "schedule", "describe", name, "--json")
+    assert shown.returncode == 0, shown.stderr
+    return json.loads(shown.stdout)
 
 
 async def test_a_schedule_fires_and_each_run_is_a_crisis_of_its_own(liara_env, liara_worker, tmp_path, schedule_name):
@@ -64,8 +71,8 @@ async def test_a_schedule_fires_and_each_run_is_a_crisis_of_its_own(liara_env, l
         record = json.loads((records / f"{crisis_id}.json").read_text())
         assert (record["schedule"], record["status"]) == (schedule_name, "completed")
 
-    described = json.loads((await cli(liara_env, tmp_path, "schedule", "describe", schedule_name, "--json")).stdout)
-    assert (described["paused"], described["overlap"], described["every_seconds"]) == (True, "skip", [2.0])
+    about = await described(liara_env, tmp_path, schedule_name)
+    assert (about["paused"], about["overlap"], about["every_seconds"]) == (True, "skip", [2.0])
 
     async def in_the_list() -> bool:
         schedules = json.loads((await cli(liara_env, tmp_path, "schedule", "list", "--json")).stdout)
@@ -92,6 +99,8 @@ async def test_a_paused_schedule_can_still_be_run_now(dev_server, liara_env, lia
         "2",
     )
     assert created.returncode == 0, created.stderr
+    assert (await cli(liara_env, tmp_path, "schedule", "pause", schedule_name)).returncode == 0
+    assert (await described(liara_env, tmp_path, schedule_name))["paused"] is True
     assert (await cli(liara_env, tmp_path, "schedule", "trigger", schedule_name)).returncode == 0
 
     async def one_run_done() -> bool:
@@ -99,9 +108,10 @@ async def test_a_paused_schedule_can_still_be_run_now(dev_server, liara_env, lia
         return [row["status"] for row in rows] == ["completed"]
 
     await assert_eventually(one_run_done, timeout=60, interval=1)
+    assert (await described(liara_env, tmp_path, schedule_name))["paused"] is True
     [run] = await listed(liara_env, tmp_path, schedule_name)
-    described = await dev_server.client.get_workflow_handle(run["workflow_id"]).describe()
-    assert described.raw_description.workflow_execution_info.priority.priority_key == 2
+    workflow = await dev_server.client.get_workflow_handle(run["workflow_id"]).describe()
+    assert workflow.raw_description.workflow_execution_info.priority.priority_key == 2
     deleted = await cli(liara_env, tmp_path, "schedule", "delete", schedule_name)
     assert deleted.returncode == 0
     gone = await cli(liara_env, tmp_path, "schedule", "describe", schedule_name)
@@ -110,6 +120,92 @@ async def test_a_paused_schedule_can_still_be_run_now(dev_server, liara_env, lia
         assert_one_sentence_error(gone.stderr)
         == f"Error: No schedule named {schedule_name!r}: see `liara schedule list`."
     )
+
+
+async def test_an_unpaused_schedule_fires_again(liara_env, liara_worker, tmp_path, schedule_name):
+    created = await cli(
+        liara_env, tmp_path, "schedule", "create", schedule_name, "target-alpha", "recon", "--every", "1"
+    )
+    assert created.returncode == 0, created.stderr
+    assert (await cli(liara_env, tmp_path, "schedule", "pause", schedule_name)).returncode == 0
+    paused = await described(liara_env, tmp_path, schedule_name)
+    assert (paused["paused"], paused["note"]) == (True, "paused with liara")
+
+    unpaused = await cli(liara_env, tmp_path, "schedule", "unpause", schedule_name)
+    assert (unpaused.returncode, unpaused.stdout.strip()) == (0, f"Schedule {schedule_name} unpaused.")
+    about = await described(liara_env, tmp_path, schedule_name)
+    assert (about["paused"], about["note"]) == (False, "unpaused with liara")
+
+    async def fired_since() -> bool:
+        return (await described(liara_env, tmp_path, schedule_name))["runs"] > about["runs"]
+
+    await assert_eventually(fired_since, timeout=60, interval=1)
+
+
+#: One phase that waits for an approval: its crisis runs until someone decides.
+GATED = [
+    {
+        "phase_id": "gate",
+        "agent_id": "gate-agent",
+        "action": "recon",
+        "target": "target-alpha",
+        "requires_approval": True,
+    }
+]
+
+
+@pytest.mark.parametrize(("overlap", "runs", "skipped"), [(None, 1, 1), ("buffer-one", 2, 0)])
+async def test_a_run_due_while_one_runs_is_skipped_unless_the_overlap_says_otherwise(
+    liara_env, liara_worker, tmp_path, schedule_name, overlap, runs, skipped
+):
+    missions = tmp_path / "gated.json"
+    missions.write_text(json.dumps(GATED))
+    policy = ["--overlap", overlap] if overlap else []
+    created = await cli(
+        liara_env,
+        tmp_path,
+        "schedule",
+        "create",
+        schedule_name,
+        "target-alpha",
+        "--missions-file",
+        str(missions),
+        "--cron",
+        "0 3 1 1 *",  # once a year: only the triggers below run it
+        *policy,
+    )
+    assert created.returncode == 0, created.stderr
+
+    async def running() -> list[str]:
+        return (await described(liara_env, tmp_path, schedule_name))["running"]
+
+    async def one_running() -> bool:
+        return len(await running()) == 1
+
+    try:
+        assert (await cli(liara_env, tmp_path, "schedule", "trigger", schedule_name)).returncode == 0
+        await assert_eventually(one_running, timeout=60, interval=0.5)
+        [first] = await running()
+        await until_awaiting(liara_env, tmp_path, first, "gate")
+        assert (await cli(liara_env, tmp_path, "schedule", "trigger", schedule_name)).returncode == 0
+        if skipped:
+
+            async def second_run_skipped() -> bool:
+                return (await described(liara_env, tmp_path, schedule_name))["skipped_overlapping"] == 1
+
+            await assert_eventually(second_run_skipped, timeout=60, interval=0.5)
+        assert (await cli(liara_env, tmp_path, "approve", first, "gate", "--by", "tester")).returncode == 0
+
+        async def settled() -> bool:
+            about = await described(liara_env, tmp_path, schedule_name)
+            return about["runs"] == runs and first not in about["running"]
+
+        await assert_eventually(settled, timeout=60, interval=0.5)
+        about = await described(liara_env, tmp_path, schedule_name)
+        assert (about["overlap"], about["runs"], about["skipped_overlapping"]) == (overlap or "skip", runs, skipped)
+    finally:
+        for workflow_id in await running():
+            await cli(liara_env, tmp_path, "cancel", workflow_id)
 
 
 @pytest.mark.parametrize(
