@@ -75,6 +75,12 @@ MAX_PARAMS_BYTES = 4 * MAX_OUTPUT_BYTES
 OUTPUT_BUDGET_BYTES = 512 * 1024
 #: An error message longer than this is cut (agents may raise anything).
 MAX_ERROR_CHARS = 500
+#: Largest crisis request, with the phases added to it, as JSON: a crisis carries it into each
+#: run it continues as, beside its state (``CARRY_LIMIT_BYTES``).
+MAX_REQUEST_BYTES = 512 * 1024
+#: What a crisis carries into the run it continues as, at most (its request and its state, as
+#: JSON): Temporal refuses a payload past 2 MiB. Its oldest events are dropped to stay within it.
+CARRY_LIMIT_BYTES = 3 * MAX_REQUEST_BYTES
 
 
 class _Model(BaseModel):
@@ -91,6 +97,11 @@ def scheduled_crisis_id(workflow_id: str) -> str:
 def json_size(value: JsonValue) -> int:
     """The size of ``value`` as compact JSON (bytes, non-ASCII escaped): what the budgets count."""
     return len(json.dumps(value, separators=(",", ":")))
+
+
+def wire_size(model: BaseModel) -> int:
+    """The size of ``model`` as JSON, as the data converter sends it (bytes)."""
+    return len(model.model_dump_json().encode())
 
 
 def strict_input(model: type[_Model], data: Any) -> Any:
@@ -228,6 +239,16 @@ class CrisisRequest(_Model):
         found = plan.problems(self.missions, self.inputs)
         if found:
             raise ValueError("; ".join(found[:MAX_PLAN_PROBLEMS]))
+        return self
+
+    @model_validator(mode="after")
+    def _small_enough_to_carry(self) -> CrisisRequest:
+        size = wire_size(self)
+        if size > MAX_REQUEST_BYTES:
+            raise ValueError(
+                f"the request is {size} bytes as JSON, more than the {MAX_REQUEST_BYTES} a crisis can carry; "
+                "keep large data out of params and inputs, or split it into several crises"
+            )
         return self
 
     @property
@@ -390,10 +411,12 @@ class CrisisResult(_Model):
 
 
 class ContinuedCrisis(_Model):
-    """What a crisis carries into the run it continues as once its history passed its budget."""
+    """What a crisis carries into the run it continues as once its history passed its budget,
+    beside its request (its plan: the request's phases, then those added since).
+    """
 
     started_at: datetime
-    plan: list[MissionPhase]
+    added: list[MissionPhase] = Field(default_factory=list, description="Phases added while it ran, in order.")
     phases: list[PhaseOutcome]
     compensations: list[PhaseOutcome] = Field(default_factory=list)
     decisions: dict[str, list[RecordedDecision]] = Field(default_factory=dict)

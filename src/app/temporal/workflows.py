@@ -32,6 +32,7 @@ resolve again, to the same values).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -55,10 +56,12 @@ with workflow.unsafe.imports_passed_through():
     from app.temporal.activities import CrisisActivities
     from app.temporal.errors import innermost_message
     from app.temporal.models import (
+        CARRY_LIMIT_BYTES,
         MAX_ERROR_CHARS,
         MAX_OUTPUT_BYTES,
         MAX_PARAMS_BYTES,
         MAX_PHASES,
+        MAX_REQUEST_BYTES,
         OUTPUT_BUDGET_BYTES,
         AgentReport,
         ApprovalDecision,
@@ -82,6 +85,7 @@ with workflow.unsafe.imports_passed_through():
         RecordedDecision,
         json_size,
         scheduled_crisis_id,
+        wire_size,
     )
     from app.temporal.notifications import (
         WebhookDelivery,
@@ -129,6 +133,7 @@ class CrisisResponseWorkflow:
         self._deliveries: list[asyncio.Task[None]] = []
         self._cancel_requests: list[CancelNote] = []
         self._carried_bytes = 0
+        self._added: list[MissionPhase] = []
         self._completed_order: list[str] = []
         self._started_at = workflow.info().start_time
         self._continued = continued
@@ -152,13 +157,16 @@ class CrisisResponseWorkflow:
             self._resume(continued)
         self._graph = plan.is_graph(self._plan)
         self._agents_running = 0
+        # Set when what the crisis would carry into a new run is too large: it goes on in this one.
+        self._stays_in_run = False
         # Set the moment a phase fails under the abort policy: from then on no phase starts.
         self._aborting = False
 
     def _resume(self, continued: ContinuedCrisis) -> None:
         """Take over where the run this one continues stopped."""
         self._started_at = continued.started_at
-        self._plan = continued.plan
+        self._added = continued.added
+        self._plan.extend(continued.added)
         self._phases = continued.phases
         self._compensations = continued.compensations
         self._decisions = continued.decisions
@@ -287,9 +295,10 @@ class CrisisResponseWorkflow:
                     if phase.phase_id not in running:
                         running[phase.phase_id] = asyncio.ensure_future(self._run_and_record(phase))
                 if not running:
-                    if over_budget and plan.ready(self._plan, self._statuses(), self._graph):
-                        await self._continue_as_new()
-                    return False
+                    if not (over_budget and plan.ready(self._plan, self._statuses(), self._graph)):
+                        return False
+                    await self._continue_as_new()  # returns only if the crisis stays in this run
+                    continue
                 planned = len(self._plan)
                 await workflow.wait_condition(
                     lambda planned=planned: (
@@ -307,15 +316,32 @@ class CrisisResponseWorkflow:
         return True
 
     def _history_over_budget(self) -> bool:
+        if self._stays_in_run:
+            return False
         info = workflow.info()
         return info.get_current_history_length() >= self._request.history_budget_events or (
             info.is_continue_as_new_suggested()
         )
 
     async def _continue_as_new(self) -> None:
-        """Carry everything into a new run (deliveries started and updates finished first)."""
+        """Carry everything into a new run (deliveries started and updates finished first): the
+        request once, the state, and as many of the latest events as fit beside them
+        (``CARRY_LIMIT_BYTES``). Returns, and the crisis goes on in this run, only when its request
+        and state alone would not fit.
+        """
+        runs = (self._continued.runs if self._continued else 0) + 1
+        if self._room_for_events() < 0:
+            self._stays_in_run = True
+            workflow.logger.warning(
+                "Crisis %s goes on in run %d past its history budget: its request and state come to more than "
+                "the %d bytes a new run can be given",
+                self._request.crisis_id,
+                runs,
+                CARRY_LIMIT_BYTES,
+                extra=self._log_extra(),
+            )
+            return
         await asyncio.gather(*self._deliveries)
-        runs = self._continued.runs + 1 if self._continued else 1
         workflow.logger.info(
             "Crisis %s continues as run %d, its history past %d events",
             self._request.crisis_id,
@@ -325,22 +351,50 @@ class CrisisResponseWorkflow:
         )
 
         def arguments(events: WorkflowStreamState) -> list[Any]:
-            carried = ContinuedCrisis(
-                started_at=self._started_at,
-                plan=self._plan,
-                phases=self._phases,
-                compensations=self._compensations,
-                decisions=self._decisions,
-                cancel_requests=self._cancel_requests,
-                completed_order=self._completed_order,
-                carried_bytes=self._carried_bytes,
-                published_events=self._published,
-                events=events,
-                runs=runs,
-            )
-            return [self._request, carried]
+            return [self._request, self._carried(runs, self._latest_events(events, self._room_for_events()))]
 
         await self._events.continue_as_new(arguments)
+
+    def _carried(self, runs: int, events: WorkflowStreamState | None) -> ContinuedCrisis:
+        """What the crisis carries into a new run besides its request, after ``runs`` runs."""
+        return ContinuedCrisis(
+            started_at=self._started_at,
+            added=self._added,
+            phases=self._phases,
+            compensations=self._compensations,
+            decisions=self._decisions,
+            cancel_requests=self._cancel_requests,
+            completed_order=self._completed_order,
+            carried_bytes=self._carried_bytes,
+            published_events=self._published,
+            events=events,
+            runs=runs,
+        )
+
+    def _room_for_events(self) -> int:
+        """Bytes left for events in what the crisis carries into a new run (negative: none at all)."""
+        return CARRY_LIMIT_BYTES - wire_size(self._request) - wire_size(self._carried(0, None))
+
+    def _latest_events(self, events: WorkflowStreamState, room: int) -> WorkflowStreamState:
+        """``events`` without the oldest ones that leave the rest more than ``room`` bytes; a
+        subscriber that asks for a dropped one gets the stream from the first event kept.
+        """
+        sizes = [json_size(dataclasses.asdict(item)) + 1 for item in events.log]  # +1: the comma
+        kept, dropped = sum(sizes), 0
+        while kept > room and dropped < len(sizes):
+            kept -= sizes[dropped]
+            dropped += 1
+        if not dropped:
+            return events
+        workflow.logger.warning(
+            "Crisis %s drops its %d oldest events: the new run can be given %d bytes of them",
+            self._request.crisis_id,
+            dropped,
+            room,
+            extra=self._log_extra(),
+        )
+        self._events.truncate(events.base_offset + dropped)
+        return self._events.get_state()
 
     async def _stop(self, running: dict[str, asyncio.Task[None]]) -> None:
         """Cancel the phases not finished yet and wait until their agents have stopped (a finished
@@ -818,6 +872,7 @@ class CrisisResponseWorkflow:
         """Append phases (in priority order among themselves) to a crisis that is still running."""
         added = plan.execution_order(phases)
         self._plan.extend(added)
+        self._added.extend(added)
         self._phases.extend(_pending(p) for p in added)
         workflow.logger.info("Crisis %s: %d phases added", self._request.crisis_id, len(added), extra=self._log_extra())
         return self.progress()
@@ -841,6 +896,12 @@ class CrisisResponseWorkflow:
         found = plan.problems(phases, self._request.inputs, known=self._plan)
         if found:
             raise ValueError("; ".join(found))
+        size = wire_size(self._request) + sum(wire_size(phase) for phase in [*self._added, *phases])
+        if size > MAX_REQUEST_BYTES:
+            raise ValueError(
+                f"with these phases the crisis would carry {size} bytes of request and phases, more than the "
+                f"{MAX_REQUEST_BYTES} it can carry; start another crisis for them"
+            )
 
     def _refuse_if_invalid(self) -> None:
         if self._invalid is not None:
