@@ -1,5 +1,6 @@
 """The crisis activities run directly in an ``ActivityEnvironment`` (no Temporal server), on
-each record store (``store`` is files, then PostgreSQL).
+each record store (``store`` is files, then PostgreSQL); ``validate_crisis_request`` also through
+a worker, as another workflow calls it.
 """
 
 from __future__ import annotations
@@ -11,8 +12,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from temporalio.exceptions import ApplicationError
+from temporalio import workflow
+from temporalio.client import WorkflowFailureError
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, RetryState
 from temporalio.testing import ActivityEnvironment
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from app.temporal.activities import CrisisActivities
 from app.temporal.models import (
@@ -111,6 +116,59 @@ async def test_validate_names_each_bad_field(activities: CrisisActivities, env: 
 
     assert caught.value.message.startswith("invalid crisis request: crisis_id: ")
     assert "missions.0.phase_id: " in caught.value.message
+
+
+@workflow.defn(name="ChecksACrisisRequest")
+class ChecksACrisisRequest:
+    """Another workflow, which has a crisis request checked by the ``validate_crisis_request`` activity."""
+
+    @workflow.run
+    async def run(self, request: dict) -> list[MissionPhase]:
+        return await workflow.execute_activity(
+            "validate_crisis_request",
+            request,
+            result_type=list[MissionPhase],
+            start_to_close_timeout=timedelta(seconds=10),
+            retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=10), maximum_attempts=2),
+        )
+
+
+async def check_through_a_worker(env, task_queue: str, tmp_path: Path, request: dict) -> list[MissionPhase]:
+    activities = CrisisActivities(FileRecordStore(tmp_path / "crises"))
+    async with Worker(
+        env.client,
+        task_queue=task_queue,
+        workflows=[ChecksACrisisRequest],
+        activities=[activities.validate_crisis_request],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    ):
+        return await env.client.execute_workflow(
+            ChecksACrisisRequest.run, request, id=f"check-{task_queue}", task_queue=task_queue
+        )
+
+
+async def test_validate_through_a_worker_fails_a_bad_request_at_once_in_one_line(
+    time_skipping_env, task_queue: str, tmp_path: Path
+) -> None:
+    bad = {"crisis_id": "crisis-1", "target_member": "target-alpha", "missions": []}
+    with pytest.raises(WorkflowFailureError) as caught:
+        await check_through_a_worker(time_skipping_env, task_queue, tmp_path, bad)
+
+    failure = caught.value.cause
+    assert isinstance(failure, ActivityError) and failure.retry_state == RetryState.NON_RETRYABLE_FAILURE
+    err = failure.cause
+    assert isinstance(err, ApplicationError) and (err.type, err.non_retryable) == (INVALID_REQUEST_ERROR, True)
+    assert err.message == "invalid crisis request: missions: a crisis has 1 to 1000 phases, not 0"
+
+
+async def test_validate_through_a_worker_orders_a_request_with_fields_it_does_not_know(
+    time_skipping_env, task_queue: str, tmp_path: Path
+) -> None:
+    missions = [m.model_dump() for m in spec_phases()]
+    missions[0]["priority"] = 9
+    newer = {"crisis_id": "crisis-1", "target_member": "target-alpha", "missions": missions, "urgency": "high"}
+    ordered = await check_through_a_worker(time_skipping_env, task_queue, tmp_path, newer)
+    assert [p.phase_id for p in ordered] == ["secure-phase-2", "extract-phase-3", "cleanup-phase-4", "recon-phase-1"]
 
 
 async def test_perform_agent_mission_logs_the_deployment(

@@ -25,7 +25,6 @@ from app.temporal.models import (
     MAX_OUTPUT_BYTES,
     AgentReport,
     CrisisCompletion,
-    CrisisRequest,
     CrisisSnapshot,
     MissionPhase,
     OutputRef,
@@ -37,7 +36,7 @@ from app.temporal.models import (
 )
 from app.temporal.records import CrisisRun, RecordStore
 from app.temporal.uninterrupted import uninterrupted
-from app.temporal.validation import check_crisis_request
+from app.temporal.validation import CrisisInput, check_crisis_request
 
 logger = logging.getLogger("liara.activities")
 
@@ -53,9 +52,11 @@ class CrisisActivities:
         self.executors = executors or ExecutorRegistry({SIMULATE: SimulateExecutor()})
 
     @activity.defn(name="validate_crisis_request")
-    async def validate_crisis_request(self, request: CrisisRequest) -> list[MissionPhase]:
+    async def validate_crisis_request(self, request: CrisisInput) -> list[MissionPhase]:
         """The request checked and its phases in execution order. The crisis workflow runs the
         same check itself (it is deterministic); this activity offers it to other workflows.
+        Typed like the workflow's input, so a request that breaks a rule reaches the check (and
+        fails at once with its one-line message) instead of failing the converter, retried.
         """
         return check_crisis_request(request).ordered_missions()
 
