@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from app.temporal.errors import CrisisNotRunningError, InvalidCrisisRequestError, TemporalUnavailableError
-from app.temporal.models import FailurePolicy
+from app.temporal.models import MAX_PARALLEL, FailurePolicy
 from app.temporal.visibility import CRISIS_STATUSES
 from cognition.liara.actions import missions_from_actions
 from cognition.liara.agency import LiaraTemporalAgency
@@ -115,6 +115,17 @@ def missions_from_file(path: Path) -> list[Any]:
     return missions
 
 
+MaxParallel = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        max=MAX_PARALLEL,
+        metavar="N",
+        help="Phases of a graph (phases with depends_on) that run at once (default 4, or the playbook's)",
+    ),
+]
+
+
 def trigger(
     ctx: typer.Context,
     target: Annotated[str | None, typer.Argument(help="The target member, e.g. target-alpha")] = None,
@@ -162,6 +173,7 @@ def trigger(
         FailurePolicy | None,
         typer.Option(help="continue: run the other phases (the default); abort: stop at the first failed phase"),
     ] = None,
+    max_parallel: MaxParallel = None,
     priority: Priority = None,
     webhook: Annotated[
         list[str] | None,
@@ -209,6 +221,7 @@ def trigger(
             "heartbeat_timeout_seconds": heartbeat_timeout,
             "webhooks": webhook,
             "failure_policy": failure_policy,
+            "max_parallel": max_parallel,
             "priority": priority,
         }
         who = initiated_by or getpass.getuser()

@@ -12,7 +12,7 @@ from cognition.liara import schedules
 from cognition.liara.actions import missions_from_actions
 from cognition.liara.agency import LiaraTemporalAgency
 from cognition.liara.commands.connection import Connection
-from cognition.liara.commands.crises import missions_from_file, parse_inputs
+from cognition.liara.commands.crises import MaxParallel, missions_from_file, parse_inputs
 from cognition.liara.commands.options import JsonFlag, Priority
 from cognition.liara.commands.output import out, print_json, say, table_of
 from cognition.liara.playbooks import SUFFIXES, find, load
@@ -49,6 +49,7 @@ def create(
     initiated_by: Annotated[
         str | None, typer.Option(help="Who the crises are started by. Default: your user name")
     ] = None,
+    max_parallel: MaxParallel = None,
     priority: Priority = None,
 ) -> None:
     """Create a schedule that starts a crisis on --cron or --every, each run a crisis of its own."""
@@ -64,8 +65,9 @@ def create(
     else:
         missions = missions_from_file(missions_file) if missions_file else missions_from_actions(target, actions or [])
         fields = {"target_member": target, "missions": missions}
-    if priority is not None:
-        fields["priority"] = priority
+    fields.update(
+        {name: value for name, value in (("max_parallel", max_parallel), ("priority", priority)) if value is not None}
+    )
 
     async def create_it(agency: LiaraTemporalAgency) -> None:
         client = await agency.connect()
