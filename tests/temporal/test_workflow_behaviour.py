@@ -290,3 +290,13 @@ async def test_default_retry_backoff_is_honoured_in_workflow_time(
     recon_done = result.phases[0].timestamp
     assert recon_done is not None
     assert recon_done - result.started_at >= timedelta(seconds=6)
+
+
+async def test_the_result_says_who_started_the_crisis(
+    time_skipping_env: WorkflowEnvironment, task_queue: str, store: FileRecordStore
+) -> None:
+    request = crisis_request("crisis-initiated", ("recon",)).model_copy(update={"initiated_by": "alice@example.com"})
+    async with crisis_worker(time_skipping_env.client, task_queue, store):
+        result = await run_crisis(time_skipping_env, task_queue, request)
+    assert result.initiated_by == "alice@example.com"
+    assert read_record(store, "crisis-initiated")["initiated_by"] == "alice@example.com"

@@ -394,6 +394,7 @@ class CrisisResult(_Model):
 
     crisis_id: str
     target: str
+    initiated_by: str = Field(default="unknown", description="Who started the crisis.")
     success: bool
     status: str
     started_at: datetime

@@ -265,6 +265,7 @@ class CrisisResponseWorkflow:
         return CrisisResult(
             crisis_id=request.crisis_id,
             target=request.target_member,
+            initiated_by=request.initiated_by,
             success=success,
             status=status,
             started_at=self._started_at,
