@@ -116,6 +116,13 @@ async def empty_pg_store(postgres: LocalPostgres) -> AsyncIterator[PostgresRecor
         yield store
 
 
+def scratch_database(postgres: LocalPostgres) -> tuple[str, str]:
+    """A new, empty database on ``postgres`` owned by its record user: its name and URL."""
+    name = f"liara_scratch_{uuid.uuid4().hex[:8]}"
+    postgres.sql(f"CREATE DATABASE {name} OWNER {postgres.user}")
+    return name, postgres.url.rsplit("/", 1)[0] + f"/{name}"
+
+
 @pytest_asyncio.fixture
 async def pg_store(postgres: LocalPostgres) -> AsyncIterator[PostgresRecordStore]:
     async with empty_pg_store(postgres) as store:

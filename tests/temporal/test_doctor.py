@@ -13,6 +13,7 @@ from cognition.liara.actions import missions_from_actions
 from cognition.liara.agency import LiaraTemporalAgency
 from cognition.liara.doctor import diagnose
 from tests.conftest import WorkerProcess, assert_eventually, run_cli
+from tests.temporal.test_records_postgres import tables_with_schema_version
 
 pytestmark = pytest.mark.integration
 
@@ -192,3 +193,38 @@ def test_a_record_database_that_cannot_be_used_fails_with_one_sentence_and_a_fix
     if problem == "no permission":
         assert check["detail"].endswith(f"in {where}") and check["fix"].startswith("GRANT SELECT, INSERT")
     assert "wrong" not in check["detail"] and "reader'" not in check["fix"]
+
+
+@pytest.mark.parametrize(
+    ("version", "says", "fix"),
+    [
+        (0, "has record schema version 0; this release uses 1", "run `liara setup`"),
+        (None, "has no record schema version; this release uses 1", "run `liara setup`"),
+        (2, "has record schema version 2; this release uses 1", "upgrade Liara on this machine"),
+    ],
+    ids=["older", "missing", "newer"],
+)
+async def test_a_record_schema_of_another_release_fails_with_its_fix(liara_env, tmp_path, postgres, version, says, fix):
+    database, url = await tables_with_schema_version(postgres, version)
+
+    check = await asyncio.to_thread(record_store_check, liara_env, tmp_path, url)
+
+    assert not check["ok"]
+    assert check["detail"] == f"postgresql://{postgres.host}:{postgres.port}/{database} {says}"
+    assert check["fix"] == fix
+
+
+def test_the_record_database_of_liara_toml_is_used_unless_the_environment_names_another(liara_env, tmp_path, postgres):
+    config = tmp_path / "liara.toml"
+    config.write_text(f'record_store = "{postgres.url}"\n')
+    env = {**liara_env, "LIARA_CONFIG": str(config), "TEMPORAL_ADDRESS": "127.0.0.1:1"}
+
+    _, checks = doctor(env, tmp_path)
+    where = f"postgresql://{postgres.host}:{postgres.port}/{postgres.database}"
+    assert checks["crisis records"]["ok"], checks["crisis records"]
+    assert checks["crisis records"]["detail"].startswith(f"{where} answers;")
+
+    down = f"postgresql://liara:x@127.0.0.1:1/{postgres.database}"
+    _, checks = doctor({**env, "LIARA_RECORD_STORE": down}, tmp_path)
+    assert not checks["crisis records"]["ok"]
+    assert checks["crisis records"]["detail"].startswith(f"cannot reach postgresql://127.0.0.1:1/{postgres.database}:")

@@ -18,7 +18,7 @@ from app.temporal.records import FileRecordStore, PostgresRecordStore
 from cognition.liara.agency import LiaraTemporalAgency
 from cognition.liara.crisis_records import CrisisRecordNotFoundError
 from scripts.local_postgres import LocalPostgres
-from tests.conftest import assert_eventually, cli, run_cli
+from tests.conftest import assert_eventually, assert_one_sentence_error, cli, run_cli, scratch_database
 from tests.temporal.test_records import create, ended
 
 pytestmark = pytest.mark.integration
@@ -39,9 +39,7 @@ def missions(target: str, *actions: str, duration: float = 0) -> list[dict[str, 
 
 
 def test_setup_creates_the_record_tables_once(liara_env, tmp_path, postgres: LocalPostgres):
-    database = f"liara_setup_{uuid.uuid4().hex[:8]}"
-    postgres.sql(f"CREATE DATABASE {database} OWNER {postgres.user}")
-    url = postgres.url.rsplit("/", 1)[0] + f"/{database}"
+    database, url = scratch_database(postgres)
     env = {**liara_env, "LIARA_RECORD_STORE": url}
     ready = f"Crisis record tables are ready in postgresql://{postgres.host}:{postgres.port}/{database} "
 
@@ -55,6 +53,48 @@ def test_setup_creates_the_record_tables_once(liara_env, tmp_path, postgres: Loc
     assert set(tables.split(",")) == {"liara_crisis_phases", "liara_crises", "liara_record_schema"}
     checks = json.loads(run_cli(env, tmp_path, "doctor", "--json").stdout)
     assert next(check for check in checks if check["name"] == "crisis records")["ok"]
+
+
+async def tables_with_schema_version(postgres: LocalPostgres, version: int | None) -> tuple[str, str]:
+    """A scratch database with the record tables, its schema version then changed to ``version``
+    (None: no version row left), as another release or a hand edit would leave it.
+    """
+    database, url = scratch_database(postgres)
+    async with PostgresRecordStore(url) as store:
+        await store.create_schema()
+    if version is None:
+        postgres.sql("DELETE FROM liara_record_schema", database)
+    else:
+        postgres.sql(f"UPDATE liara_record_schema SET version = {version}", database)
+    return database, url
+
+
+@pytest.mark.parametrize("version", [0, None], ids=["older", "missing"])
+async def test_setup_brings_an_older_record_schema_to_this_releases(liara_env, tmp_path, postgres, version):
+    database, url = await tables_with_schema_version(postgres, version)
+    env = {**liara_env, "LIARA_RECORD_STORE": url}
+
+    done = await cli(env, tmp_path, "setup")
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1].endswith("(record schema version 1).")
+    assert postgres.sql("SELECT string_agg(version::text, ',') FROM liara_record_schema", database) == "1"
+    checks = json.loads((await cli(env, tmp_path, "doctor", "--json")).stdout)
+    assert next(check for check in checks if check["name"] == "crisis records")["ok"]
+
+
+async def test_setup_refuses_a_newer_record_schema_with_one_sentence(liara_env, tmp_path, postgres):
+    database, url = await tables_with_schema_version(postgres, 2)
+
+    done = await cli({**liara_env, "LIARA_RECORD_STORE": url}, tmp_path, "setup")
+
+    assert done.returncode == 1
+    where = f"postgresql://{postgres.host}:{postgres.port}/{database}"
+    assert assert_one_sentence_error(done.stderr) == (
+        f"Error: the crisis record database {where} has record schema version 2, newer than this release's 1: "
+        "upgrade Liara on this machine."
+    )
+    assert postgres.sql("SELECT string_agg(version::text, ',') FROM liara_record_schema", database) == "2"
 
 
 async def test_workers_write_records_to_postgresql_and_liara_record_reads_them(

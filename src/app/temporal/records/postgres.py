@@ -229,13 +229,17 @@ class PostgresRecordStore(RecordStore):
         return f"Crisis record tables are ready in {self.database} (record schema version {version})."
 
     async def create_schema(self) -> int:
-        """Create the record tables if they are missing (``liara setup``); the schema version."""
+        """Create the record tables if they are missing, or bring an older schema to this release's
+        (``liara setup``); the schema version.
+        """
         async with self._connection() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (_LOCK_CLASS, _SETUP_LOCK))
+            # Every statement creates only what is missing, so an older schema gets what it lacks.
             for statement in SCHEMA:
                 await conn.execute(statement)
             version = await _schema_version(conn)
-            if version is None:
+            if version is None or version < SCHEMA_VERSION:
+                await conn.execute("DELETE FROM liara_record_schema")
                 await conn.execute("INSERT INTO liara_record_schema (version) VALUES (%s)", (SCHEMA_VERSION,))
                 return SCHEMA_VERSION
         if version > SCHEMA_VERSION:
@@ -287,9 +291,10 @@ class PostgresRecordStore(RecordStore):
             )
         version = await _schema_version(conn)
         if version != SCHEMA_VERSION:
+            found = "no record schema version" if version is None else f"record schema version {version}"
             return StoreHealth(
                 False,
-                f"{self.database} has record schema version {version}; this release uses {SCHEMA_VERSION}",
+                f"{self.database} has {found}; this release uses {SCHEMA_VERSION}",
                 "run `liara setup`" if (version or 0) < SCHEMA_VERSION else "upgrade Liara on this machine",
             )
         return StoreHealth(
