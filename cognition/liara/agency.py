@@ -15,7 +15,7 @@ import asyncio
 import base64
 import hashlib
 import json
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
@@ -53,6 +53,7 @@ from app.temporal.errors import (
     IdempotencyConflictError,
     InvalidCrisisRequestError,
     LiaraError,
+    TemporalBusyError,
     TemporalSetupError,
     TemporalUnavailableError,
     innermost_message,
@@ -94,6 +95,7 @@ from cognition.liara.crisis_requests import (
     workflow_id_for,
 )
 from cognition.liara.diagnostics import live_pollers, waiting_problem
+from cognition.liara.event_feeds import EventFeeds
 from cognition.liara.playbooks import SUFFIXES, find, load
 
 #: How long a status call waits for a worker to answer the progress query.
@@ -194,6 +196,7 @@ class LiaraTemporalAgency:
             address=temporal_host, namespace=namespace, task_queue=task_queue, api_key=api_key, tls=tls, profile=profile
         )
         self._client = client
+        self._feeds = EventFeeds()
 
     async def __aenter__(self) -> LiaraTemporalAgency:
         await self.connect()
@@ -202,6 +205,7 @@ class LiaraTemporalAgency:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        await self._feeds.close()
         self._client = None
 
     async def connect(self) -> Client:
@@ -481,20 +485,24 @@ class LiaraTemporalAgency:
         """Headlines of up to ``limit`` crisis records in that store, the most recently created or finalized first."""
         return await crisis_records.list_records(limit)
 
-    async def crisis_events(self, workflow_id: str, *, after: int | None = None) -> AsyncIterator[dict[str, Any]]:
+    def crisis_events(self, workflow_id: str, *, after: int | None = None) -> AsyncGenerator[dict[str, Any], None]:
         """The crisis's events from its stream, after offset ``after`` (from the first one if None),
         as ``{"id": offset, "event": kind, "data": {...}}``; waits for new ones while it runs and
         ends after ``finished``, whose ``data`` is the result (or the status and error of a
-        workflow that ended without one).
+        workflow that ended without one). However many follow a crisis at once, this agency
+        reads its stream once (see ``event_feeds``), so decisions on it still go through.
         """
+        return self._feeds.follow(workflow_id, after, lambda: self._read_events(workflow_id))
+
+    async def _read_events(self, workflow_id: str) -> AsyncGenerator[dict[str, Any], None]:
+        """Every event of the crisis's stream, from the first, as ``crisis_events`` gives them."""
         handle = await self._handle(workflow_id)
         try:
             await handle.describe()
         except RPCError as err:
             raise self._rpc_error(err, workflow_id) from None
         stream = WorkflowStreamClient.create(self.client, workflow_id)
-        start = 0 if after is None else after + 1
-        events = stream.subscribe(EVENT_TOPIC, from_offset=start, result_type=CrisisEvent)
+        events = stream.subscribe(EVENT_TOPIC, result_type=CrisisEvent)
         while True:
             try:
                 item = await anext(events)
@@ -716,15 +724,24 @@ class LiaraTemporalAgency:
             )
         return {"stage": "unknown", "note": note, "workers_polling": workers}
 
-    def _rpc_error(self, err: RPCError, workflow_id: str) -> Exception:
-        if err.status == RPCStatusCode.NOT_FOUND and "completed" in err.message.lower():
+    def _rpc_error(self, err: RPCError, workflow_id: str) -> LiaraError:
+        """What a Temporal error means to the caller, in one sentence (``workflow_id`` is "" for a
+        request about no crisis in particular).
+        """
+        message = err.message.lower()
+        if err.status == RPCStatusCode.NOT_FOUND and message.startswith("namespace"):
+            return TemporalUnavailableError(
+                f"Namespace {self.settings.namespace!r} no longer exists on the Temporal server at "
+                f"{self.settings.address}: create it again or set TEMPORAL_NAMESPACE."
+            )
+        if err.status == RPCStatusCode.NOT_FOUND and "completed" in message:
             return CrisisNotRunningError(f"Crisis workflow {workflow_id} has already ended.")
         if err.status == RPCStatusCode.NOT_FOUND:
             return CrisisNotFoundError(
                 f"No crisis workflow {workflow_id!r} in namespace {self.settings.namespace!r}: "
                 "check the id printed by `liara trigger`."
             )
-        if err.status == RPCStatusCode.FAILED_PRECONDITION and "poller" in err.message.lower():
+        if err.status == RPCStatusCode.FAILED_PRECONDITION and "poller" in message:
             return TemporalUnavailableError(
                 f"No worker answered for {workflow_id}: start one with `python cognition/liara/worker.py`."
             )
@@ -732,4 +749,11 @@ class LiaraTemporalAgency:
             return TemporalUnavailableError(
                 f"Lost the Temporal server at {self.settings.address}: {START_SERVER_HINT}."
             )
-        return err
+        subject = f"crisis workflow {workflow_id}" if workflow_id else f"namespace {self.settings.namespace!r}"
+        if err.status == RPCStatusCode.RESOURCE_EXHAUSTED:
+            return TemporalBusyError(
+                f"Temporal cannot take this request for {subject} now ({err.message}): try again in a moment."
+            )
+        return TemporalUnavailableError(
+            f"The Temporal server at {self.settings.address} refused the request for {subject} ({err.message})."
+        )

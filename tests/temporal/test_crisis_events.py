@@ -10,14 +10,20 @@ import uuid
 from pathlib import Path
 
 import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
 
 from app.temporal.errors import CrisisNotFoundError, IdempotencyConflictError, InvalidCrisisRequestError
 from app.temporal.models import PhaseStatus
 from cognition.liara.agency import LiaraTemporalAgency
+from tests.conftest import assert_eventually
 from tests.temporal.test_approvals import gated_crisis, until, worker
 from tests.temporal.test_crisis_control import phase
 
 pytestmark = pytest.mark.integration
+
+#: The update a crisis's event stream answers its readers' long polls with.
+STREAM_POLL_UPDATE = "__temporal_workflow_stream_poll"
 
 
 async def events_of(agency: LiaraTemporalAgency, workflow_id: str, after: int | None = None) -> list[dict]:
@@ -117,3 +123,46 @@ async def test_crises_come_in_pages_with_a_cursor(agency, task_queue):
         await agency.list_crises_page(target=target, cursor="not-a-cursor!")
     for workflow_id in ids:
         await dev_handle_terminate(agency, workflow_id)
+
+
+async def polls_in_flight(client: Client, workflow_id: str) -> int:
+    """The event-stream polls the crisis has accepted and not yet answered (updates in flight)."""
+    waiting: set[str] = set()
+    async for event in client.get_workflow_handle(workflow_id).fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+            request = event.workflow_execution_update_accepted_event_attributes.accepted_request
+            if request.input.name == STREAM_POLL_UPDATE:
+                waiting.add(request.meta.update_id)
+        elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED:
+            waiting.discard(event.workflow_execution_update_completed_event_attributes.meta.update_id)
+    return len(waiting)
+
+
+async def test_many_readers_of_one_crisis_leave_room_for_decisions(dev_server, task_queue, tmp_path, agency):
+    # Temporal holds at most 10 updates in flight per workflow, and a decision is one of them.
+    readers = 12
+    async with worker(dev_server, task_queue, tmp_path):
+        workflow_id = await gated_crisis(agency, phase("strike-1", "strike", 1, requires_approval=True))
+        seen: list[list[dict]] = [[] for _ in range(readers)]
+
+        async def read(into: list[dict]) -> None:
+            async for event in agency.crisis_events(workflow_id):
+                into.append(event)
+
+        following = [asyncio.ensure_future(read(events)) for events in seen]
+
+        async def all_wait_for_the_decision() -> bool:
+            for reader in following:  # a reader that ended early says why
+                if reader.done():
+                    reader.result()
+            told = all(any(e["event"] == "approval_required" for e in events) for events in seen)
+            return told and await polls_in_flight(dev_server.client, workflow_id) > 0
+
+        await assert_eventually(all_wait_for_the_decision, timeout=60)
+        decision = await agency.approve_phase(workflow_id, "strike-1", approved_by="alice")
+        await asyncio.wait_for(asyncio.gather(*following), 60)
+
+    assert decision["decided_by"] == "alice"
+    kinds = [event["event"] for event in seen[0]]
+    assert kinds[-1] == "finished" and "decision" in kinds
+    assert all(events == seen[0] for events in seen), "every reader gets every event"

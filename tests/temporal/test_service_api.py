@@ -11,6 +11,8 @@ import uuid
 
 import httpx
 import pytest
+from temporalio.client import WorkflowUpdateStage
+from temporalio.contrib.workflow_streams import PollInput, PollResult
 
 from tests.conftest import assert_eventually, run_cli
 from tests.temporal.conftest import (
@@ -23,6 +25,7 @@ from tests.temporal.conftest import (
     sse,
     start,
 )
+from tests.temporal.test_crisis_events import STREAM_POLL_UPDATE
 
 pytestmark = pytest.mark.integration
 
@@ -277,6 +280,28 @@ async def test_phases_added_and_a_rejection_with_its_reason(http, service_tokens
     phases = {p["phase_id"]: p for p in result["result"]["phases"]}
     assert phases["gate-1"]["error"] == "rejected by approver-1: too risky"
     assert phases["extra-2"]["status"] == "completed"
+
+
+async def test_a_crisis_with_every_update_slot_taken_answers_a_retryable_problem(http, service_tokens, dev_server):
+    operator, approver = service_tokens.headers("operator-1"), service_tokens.headers("approver-1")
+    workflow_id = await start(http, operator, crisis_body(phase("gate-1", requires_approval=True)))
+    await assert_eventually(lambda: _awaits(http, operator, workflow_id, "gate-1"), timeout=60, interval=0.3)
+    # Polls for an event the crisis never reaches stay in flight: Temporal's 10 per workflow.
+    handle = dev_server.client.get_workflow_handle(workflow_id)
+    never = PollInput(topics=[], from_offset=1_000_000)
+    for _ in range(10):
+        await handle.start_update(
+            STREAM_POLL_UPDATE, never, wait_for_stage=WorkflowUpdateStage.ACCEPTED, result_type=PollResult
+        )
+
+    busy = await http.post(f"/v1/crises/{workflow_id}/phases/gate-1/approve", headers=approver)
+    problem = assert_problem(busy, 429, "temporal-busy")
+    assert problem["detail"].startswith(f"Temporal cannot take this request for crisis workflow {workflow_id} now")
+    assert busy.headers["retry-after"] == "1"
+    added = await http.post(f"/v1/crises/{workflow_id}/phases", json={"missions": [phase("x-2")]}, headers=operator)
+    assert_problem(added, 429, "temporal-busy")
+    cancelled = await http.post(f"/v1/crises/{workflow_id}/cancel", headers=operator)
+    assert cancelled.status_code == 202, cancelled.text
 
 
 async def test_a_cancel_records_who_asked(http, service_tokens):

@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import assert_eventually
 from tests.temporal.conftest import assert_problem, crisis_body, phase, phase_status, sse, start
+from tests.temporal.test_crisis_events import polls_in_flight
 
 pytestmark = pytest.mark.integration
 
@@ -92,6 +93,41 @@ async def test_a_dropped_stream_resumes_with_last_event_id_with_exactly_the_late
     assert everything[: len(seen)] == seen
     assert resumed == everything[len(seen) :]
     assert resumed[0]["id"] == seen[-1]["id"] + 1 and resumed[-1]["event"] == "finished"
+
+
+async def test_many_streams_of_one_crisis_leave_room_for_decisions(http, service_tokens, dev_server):
+    # Temporal holds at most 10 updates in flight per workflow, and a decision is one of them.
+    viewer, approver = service_tokens.headers("viewer-1"), service_tokens.headers("approver-1")
+    workflow_id = await start(
+        http, service_tokens.headers("operator-1"), crisis_body(phase("gate-1", requires_approval=True))
+    )
+    streams = 12
+    seen: list[list[dict[str, Any]]] = [[] for _ in range(streams)]
+
+    async def read(into: list[dict[str, Any]]) -> None:
+        async with http.stream("GET", f"/v1/crises/{workflow_id}/events", headers=viewer) as response:
+            assert response.status_code == 200, await response.aread()
+            async for item in sse(response):
+                if "comment" not in item:
+                    into.append(item)
+
+    reading = [asyncio.ensure_future(read(events)) for events in seen]
+
+    async def all_wait_for_the_decision() -> bool:
+        for reader in reading:  # a reader that ended early says why
+            if reader.done():
+                reader.result()
+        told = all(any(e["event"] == "approval_required" for e in events) for events in seen)
+        return told and await polls_in_flight(dev_server.client, workflow_id) > 0
+
+    await assert_eventually(all_wait_for_the_decision, timeout=60)
+    approved = await http.post(f"/v1/crises/{workflow_id}/phases/gate-1/approve", headers=approver)
+    assert approved.status_code == 200, approved.text
+    await asyncio.wait_for(asyncio.gather(*reading), 60)
+    kinds = [event["event"] for event in seen[0]]
+    assert kinds[-1] == "finished" and "decision" in kinds
+    assert [event["id"] for event in seen[0]] == list(range(len(kinds)))
+    assert all(events == seen[0] for events in seen), "every stream gets every event"
 
 
 async def test_open_streams_per_token_are_bounded(http, service_tokens):

@@ -19,6 +19,7 @@ from app.temporal.errors import (
     InvalidCrisisRequestError,
     LiaraError,
     PlaybookNotFoundError,
+    TemporalBusyError,
     TemporalSetupError,
     TemporalUnavailableError,
 )
@@ -40,6 +41,9 @@ BODY_TOO_LARGE = ProblemType("body-too-large", 413, "Request body too large")
 INVALID_REQUEST = ProblemType("invalid-request", 422, "Invalid request")
 TOO_MANY_STREAMS = ProblemType("too-many-streams", 429, "Too many open event streams")
 INTERNAL = ProblemType("internal", 500, "Internal error")
+#: Temporal refused for now; answered with ``Retry-After``.
+TEMPORAL_BUSY = ProblemType("temporal-busy", 429, "Temporal busy")
+RETRY_AFTER_SECONDS = 1
 
 #: The agency's errors by status; a subclass takes the entry of its nearest listed ancestor.
 LIARA_PROBLEMS: dict[type[LiaraError], ProblemType] = {
@@ -52,6 +56,7 @@ LIARA_PROBLEMS: dict[type[LiaraError], ProblemType] = {
     DecisionRefusedError: ProblemType("decision-refused", 409, "Decision refused"),
     CrisisFailedError: ProblemType("crisis-ended", 409, "Crisis ended without a result"),
     CrisisWaitTimeoutError: ProblemType("worker-timeout", 504, "No worker answered in time"),
+    TemporalBusyError: TEMPORAL_BUSY,
     TemporalUnavailableError: ProblemType("temporal-unavailable", 503, "Temporal unavailable"),
     TemporalSetupError: ProblemType("temporal-setup", 503, "Temporal namespace not set up"),
     TokenFileError: ProblemType("token-file", 503, "Token file unusable"),

@@ -28,6 +28,8 @@ from cognition.liara.service.problem_types import (
     LIARA_PROBLEMS,
     METHOD_NOT_ALLOWED,
     NOT_FOUND,
+    RETRY_AFTER_SECONDS,
+    TEMPORAL_BUSY,
     ProblemType,
 )
 
@@ -120,7 +122,8 @@ async def _on_liara_error(request: Request, err: Exception) -> JSONResponse:
     assert isinstance(err, LiaraError)
     kind = problem_type_of(err)
     errors = [FieldProblem(field="request", message=str(err))] if kind is INVALID_REQUEST else None
-    return problem_response(kind, str(err), errors=errors)
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if kind is TEMPORAL_BUSY else None
+    return problem_response(kind, str(err), errors=errors, headers=headers)
 
 
 async def _on_problem(request: Request, err: Exception) -> JSONResponse:

@@ -17,6 +17,10 @@ class TemporalUnavailableError(LiaraError, ConnectionError):
     """The Temporal server cannot be reached or refused the connection settings."""
 
 
+class TemporalBusyError(TemporalUnavailableError):
+    """Temporal refused a request for now (a rate limit, too many updates in flight on a crisis): retry it."""
+
+
 class TemporalSetupError(LiaraError):
     """The Temporal namespace lacks something crises need (such as their search attributes)."""
 

@@ -36,8 +36,8 @@ from cognition.liara.service.tokens import Identity
 router = APIRouter(prefix="/v1/crises", tags=["crises"])
 
 #: What any crisis route may answer: no token, a role that does not allow it, bad parameters,
-#: Temporal (or the token file) unusable.
-_ANY = (401, 403, 422, 503)
+#: Temporal busy for now, Temporal (or the token file) unusable.
+_ANY = (401, 403, 422, 429, 503)
 
 
 def callers_key(caller: Identity, idempotency_key: str | None) -> str | None:

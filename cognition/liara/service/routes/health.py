@@ -16,7 +16,7 @@ async def healthz() -> Health:
     return Health()
 
 
-@router.get("/readyz", response_model=Readiness, responses=problem_responses(503))
+@router.get("/readyz", response_model=Readiness, responses=problem_responses(429, 503))
 async def readyz(agency: Agency) -> Readiness:
     """Ready once Temporal answers, the namespace exists and has the crisis search attributes;
     503 saying what is missing otherwise.

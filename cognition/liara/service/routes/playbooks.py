@@ -14,7 +14,7 @@ from cognition.liara.service.routes.crises import callers_key, started_answer
 from cognition.liara.service.schemas import IdempotencyKey, PlaybookInfo, PlaybookName, StartedCrisis, StartPlaybook
 
 router = APIRouter(prefix="/v1/playbooks", tags=["playbooks"])
-_ANY = (401, 403, 422, 503)
+_ANY = (401, 403, 422, 429, 503)
 
 
 def _info(playbook: playbooks.Playbook) -> dict[str, Any]:
