@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import json
 from collections.abc import AsyncGenerator, Iterable, Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -68,6 +67,7 @@ from app.temporal.models import (
     MissionPhase,
     OutputRef,
     PhaseOutcome,
+    json_size,
     scheduled_crisis_id,
     strict_input,
 )
@@ -155,26 +155,29 @@ def _page_token(cursor: str | None) -> bytes | None:
 
 
 def _recorded_outcomes(record: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """A record's phases and compensations as a crisis tells them: its outputs within the
-    crisis's output budget, in plan order, and each one past it named by an ``output_ref``.
+    """A record's phases and compensations as a crisis tells them: their resolved params and
+    outputs within the crisis's budget, in plan order, and each past it named by a reference to
+    the record (``params_ref``, ``output_ref``), as the crisis itself names them.
     """
     budget = OUTPUT_BUDGET_BYTES
     told: dict[str, list[dict[str, Any]]] = {PHASES: [], COMPENSATIONS: []}
     for kind, entries in told.items():
         for entry in record.get(kind, []):
             outcome = PhaseOutcome.model_validate({**entry, "requires_approval": "approvals_required" in entry})
-            size = 0 if outcome.output is None else len(json.dumps(outcome.output, separators=(",", ":")))
-            if size > budget:
-                reference = OutputRef(
-                    crisis_id=record["crisis_id"],
-                    phase_id=outcome.phase_id,
-                    compensation=kind == COMPENSATIONS,
-                    size_bytes=size,
-                )
-                outcome = outcome.model_copy(update={"output": None, "output_ref": reference})
-            else:
-                budget -= size
-            entries.append(outcome.model_dump(mode="json"))
+            kept: dict[str, Any] = {}
+            for field, reference in (("params", "params_ref"), ("output", "output_ref")):
+                size = 0 if getattr(outcome, field) is None else json_size(getattr(outcome, field))
+                if size > budget:
+                    kept[field] = None
+                    kept[reference] = OutputRef(
+                        crisis_id=record["crisis_id"],
+                        phase_id=outcome.phase_id,
+                        compensation=kind == COMPENSATIONS,
+                        size_bytes=size,
+                    )
+                else:
+                    budget -= size
+            entries.append(outcome.model_copy(update=kept).model_dump(mode="json"))
     return told[PHASES], told[COMPENSATIONS]
 
 

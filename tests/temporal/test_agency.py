@@ -254,38 +254,40 @@ async def test_a_cancelled_crisis_tells_its_phases_from_its_record(agency, liara
     json.dumps(status)
 
 
-async def test_outputs_told_from_a_record_keep_within_the_crisis_output_budget(
+async def test_a_record_tells_outputs_and_params_within_the_crisis_budget_as_the_crisis_did(
     agency, liara_env, liara_worker, monkeypatch
 ):
     monkeypatch.setenv("LIARA_CRISIS_DIR", liara_env["LIARA_CRISIS_DIR"])
-    big = "x" * 60_000  # nine of these are past the budget (OUTPUT_BUDGET_BYTES)
-    missions = [
-        {"phase_id": f"bulk-{n}", "agent_id": "a-1", "action": "scan", "target": "t", "params": {"output": big}}
-        for n in range(1, 10)
+    # Each phase after the first gets and reports 60 kB (a reference to the first's output):
+    # together they pass the budget (OUTPUT_BUDGET_BYTES) while the request stays small.
+    missions = [{"phase_id": "bulk-1", "agent_id": "a-1", "action": "scan", "target": "t"}]
+    missions[0]["params"] = {"output": "x" * 60_000}
+    missions += [
+        {**missions[0], "phase_id": f"bulk-{n}", "params": {"output": "${phases.bulk-1.output}"}} for n in range(2, 7)
     ]
-    gate = {"phase_id": "gate-10", "agent_id": "a-1", "action": "scan", "target": "t", "requires_approval": True}
+    gate = {"phase_id": "gate-7", "agent_id": "a-1", "action": "scan", "target": "t", "requires_approval": True}
     missions.append(gate)
-    crisis_id = unique_crisis_id("budget")
-    workflow_id = await agency.trigger_crisis_response("target-alpha", missions, "ops-1", crisis_id=crisis_id)
+    workflow_id = await agency.trigger_crisis_response("target-alpha", missions, "ops-1")
 
     async def gated() -> bool:
         report = await agency.get_crisis_status(workflow_id)
         return [p["status"] for p in report.get("phases", [])][-1:] == ["awaiting_approval"]
 
     await assert_eventually(gated, timeout=60, interval=0.3)
+    carried = (await agency.get_crisis_status(workflow_id))["phases"]  # as the crisis carries them
     await agency.cancel_crisis(workflow_id)
     with pytest.raises(CrisisFailedError):
         await agency.wait_for_crisis_completion(workflow_id, timeout=60)
+    recorded = (await agency.get_crisis_status(workflow_id))["phases"]
 
-    phases = (await agency.get_crisis_status(workflow_id))["phases"]
-    assert [p["output"] == big for p in phases[:9]] == [True] * 8 + [False]
-    assert phases[8]["output_ref"] == {
-        "store": "record",
-        "crisis_id": crisis_id,
-        "phase_id": "bulk-9",
-        "compensation": False,
-        "size_bytes": len(big) + 2,
-    }
+    def kept(phases: list[dict]) -> list[tuple]:
+        return [
+            (p["phase_id"], p["params_ref"], p["output_ref"], p["params"] is None, p["output"] is None) for p in phases
+        ]
+
+    assert kept(recorded[:6]) == kept(carried[:6])
+    assert recorded[5]["output_ref"]["size_bytes"] == 60_002
+    assert recorded[0]["output"] == "x" * 60_000 and recorded[5]["output"] is None
 
 
 async def test_a_crisis_that_ended_without_a_readable_record_tells_how_it_ended(
