@@ -1,7 +1,8 @@
 """Record the histories that ``test_replay.py`` replays: ``python -m tests.temporal.record_histories``.
 
 Only histories that have no file yet are recorded, so the ones already committed stay exactly as
-they are. Until the first release that promises in-flight crises survive an upgrade (see
+they are. A crisis that continues as new is recorded run by run: ``<name>.json`` is its first run,
+``<name>-run-<n>.json`` each later one. Until the first release that promises in-flight crises survive an upgrade (see
 CHANGELOG.md), the workflow is changed directly and every history is recorded again
 (``--force``, with no names for all of them); from that release on, old histories must keep replaying: record
 new scenarios next to them and guard changes with ``workflow.patched``.
@@ -41,6 +42,7 @@ from app.temporal.records import FileRecordStore
 from app.temporal.workflows import CrisisResponseWorkflow
 from tests.conftest import assert_eventually
 from tests.temporal.test_cancel_stages import cancel_seen_by_the_workflow
+from tests.temporal.test_continue_as_new import every_run
 from tests.temporal.test_crisis_control import Agents, phase, phase_status, request
 from tests.temporal.test_liara_workflows import crisis_request, crisis_worker
 
@@ -254,6 +256,17 @@ def scenarios() -> dict[str, Scenario]:
         "crisis_cancelled_while_created": Scenario(
             crisis_request("crisis-replay-cancelled-while-created", ("recon",)), repair=cancel_then_repair
         ),
+        "crisis_continued_as_new": Scenario(
+            request(
+                "crisis-replay-continued",
+                *(phase(f"scan-{i}", "scan", 1) for i in range(1, 10)),
+                phase("strike-2", "strike", 2, requires_approval=True, compensate_action="stand-down"),
+                phase("report-3", "report", 3, params={"after": "${phases.strike-2.output.done}"}),
+                history_budget_events=50,
+            ),
+            Agents().perform,
+            approve_strike,
+        ),
     }
 
 
@@ -291,8 +304,11 @@ async def record(names: list[str], force: bool) -> None:
                     await handle.result()
                 except WorkflowFailureError:
                     pass
-            history = await handle.fetch_history()
-            (HISTORIES / f"{name}.json").write_text(history.to_json())
+            for stale in HISTORIES.glob(f"{name}-run-*.json"):
+                stale.unlink()
+            for number, history in enumerate(await every_run(env, handle), start=1):
+                path = HISTORIES / (f"{name}.json" if number == 1 else f"{name}-run-{number}.json")
+                path.write_text(history.to_json())
             print(f"recorded {name}")
     await env.shutdown()
 

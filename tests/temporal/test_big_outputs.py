@@ -20,6 +20,7 @@ from app.temporal.agents import SIMULATE, ExecutorRegistry, Mission, SimulateExe
 from app.temporal.models import OUTPUT_BUDGET_BYTES, CrisisResult, PhaseStatus
 from app.temporal.records import FileRecordStore
 from app.temporal.workflows import CrisisResponseWorkflow
+from tests.temporal.test_continue_as_new import every_run
 from tests.temporal.test_crisis_control import phase, request
 from tests.temporal.test_liara_workflows import crisis_workflow_worker
 
@@ -27,6 +28,9 @@ pytestmark = pytest.mark.integration
 
 #: Temporal refuses a payload larger than this.
 PAYLOAD_LIMIT = 2 * 1024 * 1024
+#: Temporal warns of a workflow run's history past these (and ends the run at 51,200 events or 50 MB).
+HISTORY_EVENTS_WARNING = 10_240
+HISTORY_BYTES_WARNING = 10 * 1024 * 1024
 BLOB = 60 * 1024
 
 
@@ -114,7 +118,9 @@ async def test_forty_phases_whose_params_refer_to_sixty_kilobytes_complete_with_
     assert all(p["params"] == {"data": blob} for p in record["phases"][1:]), "the record has every phase's params"
 
 
-async def test_a_thousand_small_phases_complete(dev_server, task_queue, tmp_path: Path):
+async def test_a_thousand_small_phases_complete_with_each_run_well_inside_temporal_s_history_limits(
+    dev_server, task_queue, tmp_path: Path
+):
     store = FileRecordStore(tmp_path / "crises")
     crisis = request(f"crisis-many-{uuid.uuid4().hex[:8]}", *(phase(f"p-{i:04d}", "scan", 1) for i in range(1000)))
     async with crisis_workflow_worker(dev_server.client, task_queue, activities(store)):
@@ -126,5 +132,8 @@ async def test_a_thousand_small_phases_complete(dev_server, task_queue, tmp_path
     assert result.success and result.summary.completed_phases == 1000
     assert all(p.status == PhaseStatus.COMPLETED and p.output == {"simulated": True} for p in result.phases)
     assert len(result.model_dump_json()) < PAYLOAD_LIMIT / 2
+    for history in await every_run(dev_server, handle):
+        assert len(history.events) < HISTORY_EVENTS_WARNING
+        assert sum(event.ByteSize() for event in history.events) < HISTORY_BYTES_WARNING
     record = json.loads(store.path_for(crisis.crisis_id).read_text())
     assert record["summary"] == {"completed_phases": 1000, "failed_phases": 0, "total_phases": 1000}
