@@ -6,14 +6,17 @@ real dev server and a real worker process, every action simulated.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cognition.liara import playbooks
-from tests.conftest import REPO_ROOT, assert_eventually, assert_one_sentence_error, cli
+from tests.conftest import REPO_ROOT, WorkerProcess, assert_eventually, assert_one_sentence_error, cli
 
 pytestmark = pytest.mark.integration
 
@@ -99,6 +102,142 @@ async def test_the_health_check_sums_up_three_checks(playbook_env, liara_worker,
     workflow_id = await started(playbook_env, tmp_path, "--playbook", "health-check", "--input", "site=example.org")
     result = await result_of(playbook_env, tmp_path, workflow_id)
     assert by_phase(result)["summary"]["output"] == {"line": "example.org: dns true, tls 42 days, http 200"}
+
+
+#: A command agent that answers with what it was sent: the params and whether it undoes a phase.
+ECHO_AGENT = """
+import json, sys
+mission = json.load(sys.stdin)
+print(json.dumps({"params": mission["params"], "compensation": mission["compensation"]}))
+"""
+
+
+async def test_a_failure_after_the_containment_releases_the_host_it_isolated(playbook_env, tmp_path):
+    config = tmp_path / "liara.toml"
+    config.write_text(
+        "[agents.actions]\n"
+        'eradicate = "broken-endpoint"\n'
+        'release-isolation = "echo"\n'
+        "[executors.broken-endpoint]\n"
+        'type = "command"\n'
+        f"argv = {json.dumps([sys.executable, '-c', 'import sys; sys.exit(3)'])}\n"
+        "non_retryable_exit_codes = [3]\n"
+        "[executors.echo]\n"
+        'type = "command"\n'
+        f"argv = {json.dumps([sys.executable, '-c', ECHO_AGENT])}\n"
+    )
+    env = {**playbook_env, "LIARA_CONFIG": str(config)}
+    worker = await asyncio.to_thread(WorkerProcess, "cognition/liara/worker.py", env, tmp_path)
+    try:
+        workflow_id = await started(env, tmp_path, "--playbook", "incident-response", "--input", "host=web-7")
+        await until_awaiting(env, tmp_path, workflow_id, "contain")
+        assert (await cli(env, tmp_path, "approve", workflow_id, "contain", "--by", "duty-lead")).returncode == 0
+        waited = await cli(env, tmp_path, "wait", workflow_id, "--json", "--timeout", "60")
+    finally:
+        assert worker.stop() == 0, worker.output
+    assert waited.returncode == 3, waited.stdout + waited.stderr  # a phase failed
+    result = json.loads(waited.stdout)
+
+    statuses = {phase_id: phase["status"] for phase_id, phase in by_phase(result).items()}
+    assert statuses == {
+        "triage": "completed",
+        "collect-logs": "completed",
+        "scan-host": "completed",
+        "contain": "completed",
+        "eradicate": "failed",
+        "report": "skipped",
+    }
+    [release] = result["compensations"]
+    assert (release["action"], release["status"]) == ("release-isolation", "completed")
+    # The compensation gets the params its phase ran with, references resolved.
+    assert release["output"] == {"params": {"host": "web-7", "evidence": "logs-web-7.tar.gz"}, "compensation": True}
+
+
+#: A playbook with a typed input, a default and a reference between phases, written as JSON and TOML.
+PORTABLE: dict[str, Any] = {
+    "name": "portable",
+    "description": "Probe a site, then report.",
+    "inputs": {
+        "site": {"type": "string", "required": True, "description": "The site"},
+        "retries": {"type": "integer", "default": 2},
+    },
+    "target_member": "${inputs.site}",
+    "options": {"max_parallel": 2},
+    "phases": [
+        {
+            "phase_id": "probe",
+            "agent_id": "probe-agent",
+            "action": "probe",
+            "target": "${inputs.site}",
+            "depends_on": [],
+            "params": {"output": {"code": 200}},
+        },
+        {
+            "phase_id": "report",
+            "agent_id": "report-agent",
+            "action": "report",
+            "target": "${inputs.site}",
+            "depends_on": ["probe"],
+            "params": {
+                "output": {
+                    "line": "${inputs.site} answered ${phases.probe.output.code}",
+                    "retries": "${inputs.retries}",
+                }
+            },
+        },
+    ],
+}
+PORTABLE_TOML = """
+name = "portable"
+description = "Probe a site, then report."
+target_member = "${inputs.site}"
+
+[inputs.site]
+type = "string"
+required = true
+description = "The site"
+
+[inputs.retries]
+type = "integer"
+default = 2
+
+[options]
+max_parallel = 2
+
+[[phases]]
+phase_id = "probe"
+agent_id = "probe-agent"
+action = "probe"
+target = "${inputs.site}"
+depends_on = []
+params = { output = { code = 200 } }
+
+[[phases]]
+phase_id = "report"
+agent_id = "report-agent"
+action = "report"
+target = "${inputs.site}"
+depends_on = ["probe"]
+params = { output = { line = "${inputs.site} answered ${phases.probe.output.code}", retries = "${inputs.retries}" } }
+"""
+
+
+@pytest.mark.parametrize("suffix", [".json", ".toml"])
+async def test_a_playbook_file_is_triggered_by_its_path(playbook_env, liara_worker, tmp_path, suffix):
+    assert tomllib.loads(PORTABLE_TOML) == PORTABLE
+    playbook = tmp_path / "elsewhere" / f"portable{suffix}"
+    playbook.parent.mkdir()
+    playbook.write_text(json.dumps(PORTABLE) if suffix == ".json" else PORTABLE_TOML)
+    assert playbooks.problems(playbook) == []
+
+    workflow_id = await started(
+        playbook_env, tmp_path, "--playbook", str(playbook), "--input", "site=example.org", "--input", "retries=5"
+    )
+    result = await result_of(playbook_env, tmp_path, workflow_id)
+    assert result["success"] and result["target"] == "example.org"
+    assert by_phase(result)["report"]["output"] == {"line": "example.org answered 200", "retries": 5}
+    record = json.loads((Path(playbook_env["LIARA_CRISIS_DIR"]) / f"{result['crisis_id']}.json").read_text())
+    assert record["playbook"] == "portable"
 
 
 async def test_the_python_api_starts_a_playbook_by_name(agency, monkeypatch, dev_server, task_queue, tmp_path):
