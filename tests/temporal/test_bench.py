@@ -8,7 +8,7 @@ import statistics
 
 import pytest
 
-from tests.conftest import assert_eventually, run_cli
+from tests.conftest import assert_eventually, run_cli, run_script, scratch_database
 
 pytestmark = pytest.mark.integration
 
@@ -96,3 +96,26 @@ def test_bench_refuses_a_sweep_that_is_not_a_list_of_counts(liara_env, tmp_path)
     assert "'1,four' is not a comma-separated list of whole numbers" in completed.stderr
     assert "Traceback" not in completed.stderr
     assert not (tmp_path / "bench-results").exists()
+
+
+async def test_bench_records_measures_both_stores_and_writes_its_figures(liara_env, tmp_path, postgres):
+    _, url = scratch_database(postgres)
+    figures_file = tmp_path / "records.json"
+    args = ("--record-store", url, "--phases", "2,3", "--phase-writes", "4", "--workers", "1", "--crises", "2")
+    args += ("--crisis-phases", "2", "--concurrency", "2", "--json", str(figures_file))
+
+    done = await asyncio.to_thread(run_script, "scripts/bench_records.py", liara_env, tmp_path, *args, timeout=240)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    figures = json.loads(figures_file.read_text())
+    costs = {(cost["store"], cost["phases"]): cost for cost in figures["write_cost"]}
+    assert set(costs) == {(store, phases) for store in ("files", "postgresql") for phases in (2, 3)}
+    for (_, phases), cost in costs.items():
+        assert cost["phase_writes"] == phases * max(1, 4 // phases)
+        for figure in ("per_phase_mean_ms", "per_phase_median_ms", "create_ms", "finalize_ms"):
+            assert cost[figure] > 0, cost
+    rates = {(point["store"], point["workers"]): point["crises_per_second"] for point in figures["throughput"]}
+    assert set(rates) == {("files", 1), ("postgresql", 1)}
+    assert all(rate > 0 for rate in rates.values()), rates
+    assert figures["settings"]["crises"] == 2 and "record_store" not in figures["settings"]
+    assert url.split("@")[0] not in figures_file.read_text(), "the figures never carry the database password"

@@ -7,12 +7,15 @@ Web UI on http://localhost:8233) and against the settings the workers read.
 
 from __future__ import annotations
 
+import asyncio
 import configparser
+import os
 import re
 import shlex
 import shutil
 import subprocess
 import sys
+import uuid
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -22,9 +25,11 @@ import yaml
 
 from app.temporal.client import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE, TASK_QUEUE_ENV
 from app.temporal.metrics import METRICS_HOST_ENV
-from app.temporal.records import RECORD_DIR_ENV, RECORD_STORE_ENV
-from app.temporal.records.postgres import parse_url
+from app.temporal.records import RECORD_DIR_ENV, RECORD_STORE_ENV, PostgresRecordStore
+from app.temporal.records.postgres import SCHEMA_VERSION, parse_url
 from app.temporal.visibility import CRISIS_SEARCH_ATTRIBUTES
+from scripts.local_postgres import LocalPostgres, postgres_bin_dir
+from tests.temporal.test_records import create
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
@@ -203,6 +208,38 @@ def test_the_record_database_is_created_with_the_postgres_volume(services: dict[
         assert f"${variable}" in text
     assert "CREATE ROLE" in text and "CREATE DATABASE" in text and "OWNER" in text
     subprocess.run(["bash", "-n", str(script)], check=True)
+
+
+async def test_the_record_database_script_gives_the_workers_user_a_database_it_can_set_up_and_write(
+    services: dict[str, Any], postgres: LocalPostgres
+) -> None:
+    # The script as the postgres image runs it: psql on the server's socket, as its superuser.
+    mounts = dict(reversed(str(volume).split(":")[:2]) for volume in services["temporal-postgresql"]["volumes"])
+    script = REPO_ROOT / mounts["/docker-entrypoint-initdb.d/liara-records.sh"]
+    tag = uuid.uuid4().hex[:8]
+    user, database = f"liara_compose_{tag}", f"liara_records_{tag}"
+    env = {
+        **os.environ,
+        "LIARA_RECORDS_USER": user,
+        "LIARA_RECORDS_PASSWORD": "compose-secret",
+        "LIARA_RECORDS_DB": database,
+        "POSTGRES_USER": "postgres",
+        "PGHOST": str(postgres.directory),
+        "PGPORT": str(postgres.port),
+        "PATH": f"{postgres_bin_dir()}:{os.environ['PATH']}",
+    }
+    done = await asyncio.to_thread(subprocess.run, ["bash", str(script)], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+    # What liara-setup and then a worker do with the worker's URL.
+    url = f"postgresql://{user}:compose-secret@{postgres.host}:{postgres.port}/{database}"
+    async with PostgresRecordStore(url) as store:
+        assert await store.create_schema() == SCHEMA_VERSION
+        health = await store.check()
+        assert health.ok, health
+        await create(store, "crisis-compose")
+        record = await store.read("crisis-compose")
+    assert record is not None and record["crisis_id"] == "crisis-compose"
 
 
 def test_setup_creates_the_record_tables_before_any_worker_starts(services: dict[str, Any]) -> None:
