@@ -281,20 +281,28 @@ async def test_inputs_without_a_playbook_are_a_usage_error(playbook_env, tmp_pat
     assert "inputs are for --playbook" in refused.stderr
 
 
+async def problems_told(env: dict[str, str], cwd: Path, text: str) -> list[str]:
+    """What ``liara playbook validate`` says of a YAML playbook with ``text``, which must be wrong."""
+    broken = cwd / "broken.yaml"
+    broken.write_text(text)
+    checked = await cli(env, cwd, "playbook", "validate", str(broken))
+    assert checked.returncode == 1
+    return checked.stderr.splitlines()
+
+
 async def test_validate_prints_every_problem_with_its_place(playbook_env, tmp_path):
-    broken = tmp_path / "broken.yaml"
-    broken.write_text(
+    told = await problems_told(
+        playbook_env,
+        tmp_path,
         "name: broken\n"
         "target_member: site\n"
         "phases:\n"
         "  - {phase_id: a, agent_id: a, action: a, target: site, depends_on: [b],\n"
         "     params: {x: '${phases.c.output.k}'}}\n"
         "  - {phase_id: b, agent_id: b, action: b, target: site, depends_on: [a], colour: red}\n"
-        "  - {phase_id: c, agent_id: c, action: c, target: site, priority: -1, params: {y: '${inputs.nope}'}}\n"
+        "  - {phase_id: c, agent_id: c, action: c, target: site, priority: -1, params: {y: '${inputs.nope}'}}\n",
     )
-    checked = await cli(playbook_env, tmp_path, "playbook", "validate", str(broken))
-    assert checked.returncode == 1
-    assert checked.stderr.splitlines() == [
+    assert told == [
         "phases[1].colour: Extra inputs are not permitted",
         "phases[2].priority: Input should be greater than or equal to 0",
         "phases: phases depend on each other in a circle: a -> b -> a",
@@ -309,8 +317,9 @@ async def test_validate_prints_every_problem_with_its_place(playbook_env, tmp_pa
 
 
 async def test_validate_goes_on_past_a_problem_of_the_whole_playbook(playbook_env, tmp_path):
-    broken = tmp_path / "broken.yaml"
-    broken.write_text(
+    told = await problems_told(
+        playbook_env,
+        tmp_path,
         "name: broken\n"
         "colour: red\n"
         "inputs:\n"
@@ -323,11 +332,9 @@ async def test_validate_goes_on_past_a_problem_of_the_whole_playbook(playbook_en
         "     params: {x: '${inputs.nope}', n: '${inputs.count}'}}\n"
         "  - {phase_id: b, agent_id: b, action: b, target: site, depends_on: [c],\n"
         "     params: {y: '${phases.d.output.k}'}}\n"
-        "  - {phase_id: c, agent_id: c, action: c, target: site, depends_on: [], priority: -1}\n"
+        "  - {phase_id: c, agent_id: c, action: c, target: site, depends_on: [], priority: -1}\n",
     )
-    checked = await cli(playbook_env, tmp_path, "playbook", "validate", str(broken))
-    assert checked.returncode == 1
-    assert checked.stderr.splitlines() == [
+    assert told == [
         "inputs.count.default: the input is integer, not 'abc'",
         "options.crisis_id: not an option: the playbook or whoever starts it gives it",
         "colour: Extra inputs are not permitted",

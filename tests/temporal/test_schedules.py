@@ -39,6 +39,15 @@ async def listed(env: dict[str, str], cwd: Path, name: str) -> list[dict[str, An
     return json.loads((await cli(env, cwd, "list", "--schedule", name, "--json")).stdout)
 
 
+#: Once a year: a schedule that runs only when triggered during a test.
+YEARLY = ("--cron", "0 3 1 1 *")
+
+
+async def create(env: dict[str, str], cwd: Path, name: str, *args: str) -> None:
+    created = await cli(env, cwd, "schedule", "create", name, *args)
+    assert created.returncode == 0, created.stderr
+
+
 async def described(env: dict[str, str], cwd: Path, name: str) -> dict[str, Any]:
     shown = await cli(env, cwd, "schedule", "describe", name, "--json")
     assert shown.returncode == 0, shown.stderr
@@ -83,22 +92,12 @@ async def test_a_schedule_fires_and_each_run_is_a_crisis_of_its_own(liara_env, l
 
 async def test_a_paused_schedule_can_still_be_run_now(dev_server, liara_env, liara_worker, tmp_path, schedule_name):
     playbook = str(REPO_ROOT / "playbooks" / "health-check.toml")
-    created = await cli(
+    await create(
         liara_env,
         tmp_path,
-        "schedule",
-        "create",
         schedule_name,
-        "--cron",
-        "0 3 1 1 *",  # once a year: it never fires during the test
-        "--playbook",
-        playbook,
-        "--input",
-        "site=example.org",
-        "--priority",
-        "2",
+        *(YEARLY, "--playbook", playbook, "--input", "site=example.org", "--priority", "2"),
     )
-    assert created.returncode == 0, created.stderr
     assert (await cli(liara_env, tmp_path, "schedule", "pause", schedule_name)).returncode == 0
     assert (await described(liara_env, tmp_path, schedule_name))["paused"] is True
     assert (await cli(liara_env, tmp_path, "schedule", "trigger", schedule_name)).returncode == 0
@@ -123,10 +122,7 @@ async def test_a_paused_schedule_can_still_be_run_now(dev_server, liara_env, lia
 
 
 async def test_an_unpaused_schedule_fires_again(liara_env, liara_worker, tmp_path, schedule_name):
-    created = await cli(
-        liara_env, tmp_path, "schedule", "create", schedule_name, "target-alpha", "recon", "--every", "1"
-    )
-    assert created.returncode == 0, created.stderr
+    await create(liara_env, tmp_path, schedule_name, "target-alpha", "recon", "--every", "1")
     assert (await cli(liara_env, tmp_path, "schedule", "pause", schedule_name)).returncode == 0
     paused = await described(liara_env, tmp_path, schedule_name)
     assert (paused["paused"], paused["note"]) == (True, "paused with liara")
@@ -161,20 +157,7 @@ async def test_a_run_due_while_one_runs_is_skipped_unless_the_overlap_says_other
     missions = tmp_path / "gated.json"
     missions.write_text(json.dumps(GATED))
     policy = ["--overlap", overlap] if overlap else []
-    created = await cli(
-        liara_env,
-        tmp_path,
-        "schedule",
-        "create",
-        schedule_name,
-        "target-alpha",
-        "--missions-file",
-        str(missions),
-        "--cron",
-        "0 3 1 1 *",  # once a year: only the triggers below run it
-        *policy,
-    )
-    assert created.returncode == 0, created.stderr
+    await create(liara_env, tmp_path, schedule_name, "target-alpha", "--missions-file", str(missions), *YEARLY, *policy)
 
     async def running() -> list[str]:
         return (await described(liara_env, tmp_path, schedule_name))["running"]
@@ -226,18 +209,13 @@ async def test_a_schedule_name_leaves_room_for_the_time_in_each_crisis_id(liara_
     longest = f"long-{uuid.uuid4().hex[:8]}-".ljust(101, "x")
     too_long = longest + "y"
     try:
-        refused = await cli(
-            liara_env, tmp_path, "schedule", "create", too_long, "target-alpha", "recon", "--cron", "0 3 1 1 *"
-        )
+        refused = await cli(liara_env, tmp_path, "schedule", "create", too_long, "target-alpha", "recon", *YEARLY)
         assert refused.returncode == 1
         assert assert_one_sentence_error(refused.stderr) == (
             "Error: A schedule name has at most 101 characters (each run's crisis id adds the time it was due), "
             "not 102."
         )
-        created = await cli(
-            liara_env, tmp_path, "schedule", "create", longest, "target-alpha", "recon", "--cron", "0 3 1 1 *"
-        )
-        assert created.returncode == 0, created.stderr
+        await create(liara_env, tmp_path, longest, "target-alpha", "recon", *YEARLY)
         assert (await cli(liara_env, tmp_path, "schedule", "trigger", longest)).returncode == 0
 
         async def one_run_done() -> bool:
