@@ -1,21 +1,25 @@
 """Webhook notifications: signed, retried while the receiver is down, once per event id.
 
-A real HTTP receiver on this machine refuses the first deliveries (503, then not listening at
-all); a crisis naming the webhook runs on the dev server with an in-process crisis worker and
+A real HTTP receiver on this machine refuses the first deliveries (nothing listens at first, then
+it answers 503 once); a crisis naming the webhook runs on the dev server with an in-process crisis worker and
 an in-process notification worker; every event arrives, signed, exactly once per event id.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import uuid
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from app.temporal.errors import LiaraError
@@ -30,6 +34,7 @@ from app.temporal.notifications import (
     sign,
     verify_signature,
 )
+from scripts.local_postgres import free_port
 from tests.conftest import assert_eventually
 from tests.temporal.test_approvals import until, worker
 from tests.temporal.test_crisis_control import phase
@@ -40,39 +45,71 @@ SECRET = "a-webhook-secret-for-tests-1234"
 
 
 class Receiver:
-    """An HTTP receiver that answers 503 to its first ``refusals`` requests, then 204."""
+    """A webhook receiver on a port of its own. Down until ``up()`` unless started listening:
+    nothing listens, so every connection is refused. Up, it answers 503 to its first
+    ``refusals`` requests and 204 to the rest, and keeps every request with its answer.
+    """
 
-    def __init__(self, refusals: int) -> None:
+    def __init__(self, *, refusals: int = 0, listening: bool = True) -> None:
         self.refusals = refusals
         self.requests: list[dict[str, Any]] = []
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/hooks"
+        self.server: ThreadingHTTPServer | None = None
+        if listening:
+            self.up()
+
+    def up(self) -> None:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.requests.append({"headers": dict(self.headers), "body": body})
-                self.send_response(503 if len(receiver.requests) <= receiver.refusals else 204)
+                status = 503 if len(receiver.requests) < receiver.refusals else 204
+                receiver.requests.append({"headers": dict(self.headers), "body": body, "status": status})
+                self.send_response(status)
                 self.end_headers()
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
 
-    def delivered(self) -> dict[int, dict[str, Any]]:
-        """The accepted deliveries by event id (the last of each)."""
-        accepted = self.requests[self.refusals :]
-        return {json.loads(r["body"])["event_id"]: r for r in accepted}
+    def accepted(self) -> list[dict[str, Any]]:
+        """The deliveries it took (answered 2xx), in the order they came."""
+        return [r for r in self.requests if r["status"] == 204]
+
+    def accepted_per_event(self) -> Counter[int]:
+        """How many times it took each event id."""
+        return Counter(json.loads(r["body"])["event_id"] for r in self.accepted())
+
+    def accepted_events(self) -> set[str]:
+        return {json.loads(r["body"])["event"] for r in self.accepted()}
 
 
 def book_for(url: str) -> WebhookBook:
     return load_webhooks({"ops": {"url": url, "secret_env": "OPS_SECRET"}}, "liara.toml", {"OPS_SECRET": SECRET})
+
+
+def ops_delivery(workflow_id: str, event_id: int) -> str:
+    """The workflow id of the delivery of this event to the ``ops`` webhook."""
+    return f"{workflow_id}-webhook-{event_id}-ops"
+
+
+async def delivery_attempts(client: Client, delivery: str) -> tuple[int, str]:
+    """The attempt a delivery is at, and why the last one failed."""
+    try:
+        described = await client.get_workflow_handle(delivery).describe()
+    except RPCError:  # not started yet
+        return 0, ""
+    pending = described.raw_description.pending_activities
+    return (pending[0].attempt, pending[0].last_failure.message) if pending else (0, "")
 
 
 async def test_every_event_reaches_a_receiver_that_was_down_once_per_event_id(
@@ -80,7 +117,7 @@ async def test_every_event_reaches_a_receiver_that_was_down_once_per_event_id(
 ):
     notifications = f"notify-{uuid.uuid4()}"
     monkeypatch.setenv("LIARA_NOTIFICATION_TASK_QUEUE", notifications)
-    receiver = Receiver(refusals=3)
+    receiver = Receiver(refusals=1, listening=False)
     deliverer = WebhookDeliverer(book_for(receiver.url))
     notifier = Worker(
         dev_server.client,
@@ -100,29 +137,47 @@ async def test_every_event_reaches_a_receiver_that_was_down_once_per_event_id(
                 webhooks=["ops"],
             )
             await until(agency, workflow_id, "strike-1", PhaseStatus.AWAITING_APPROVAL)
+            async with contextlib.aclosing(agency.crisis_events(workflow_id)) as events:
+                first_id = -1
+                async for event in events:
+                    if event["event"] == "approval_required":
+                        first_id = event["id"]
+                        break
+
+            async def refused_twice() -> bool:
+                attempt, failure = await delivery_attempts(dev_server.client, ops_delivery(workflow_id, first_id))
+                return attempt >= 3 and "could not be reached" in failure
+
+            await assert_eventually(refused_twice, timeout=60, interval=0.3)
+            assert receiver.requests == [], "nothing listened"
+            receiver.up()
             await agency.approve_phase(workflow_id, "strike-1", approved_by="alice")
             result = await agency.wait_for_crisis_completion(workflow_id, timeout=60)
 
             async def all_three() -> bool:
-                kinds = {json.loads(r["body"])["event"] for r in receiver.delivered().values()}
-                return kinds == {"approval_required", "phase_failed", "finished"}
+                return receiver.accepted_events() == {"approval_required", "phase_failed", "finished"}
 
             await assert_eventually(all_three, timeout=90, interval=0.5)
+            # Once every delivery has ended no attempt can follow: the counts are final.
+            for event_id in receiver.accepted_per_event():
+                assert await dev_server.client.get_workflow_handle(ops_delivery(workflow_id, event_id)).result() == 204
     finally:
         receiver.close()
 
     assert result["status"] == "failed"
-    delivered = receiver.delivered()
-    assert len(delivered) == 3, "each event once (the refused attempts aside)"
-    for event_id, request in delivered.items():
+    assert receiver.requests[0]["status"] == 503, "up, it refused the first request"
+    assert len(receiver.accepted_per_event()) == 3
+    assert set(receiver.accepted_per_event().values()) == {1}, "each event id taken exactly once"
+    for request in receiver.accepted():
         body = json.loads(request["body"])
         assert (body["workflow_id"], body["crisis_id"]) == (workflow_id, result["crisis_id"])
-        assert request["headers"]["Idempotency-Key"] == f"{workflow_id}/{event_id}"
+        assert request["headers"]["Idempotency-Key"] == f"{workflow_id}/{body['event_id']}"
         assert verify_signature(SECRET.encode(), request["headers"][SIGNATURE_HEADER], request["body"])
-    failed = next(json.loads(r["body"]) for r in delivered.values() if json.loads(r["body"])["event"] == "phase_failed")
+    bodies = [json.loads(r["body"]) for r in receiver.accepted()]
+    failed = next(body for body in bodies if body["event"] == "phase_failed")
     assert failed["data"]["phase_id"] == "fail-2"
-    refused_ids = {json.loads(r["body"])["event_id"] for r in receiver.requests[: receiver.refusals]}
-    assert refused_ids <= set(delivered), "a refused event was delivered again later, with the same id"
+    refused_id = json.loads(receiver.requests[0]["body"])["event_id"]
+    assert refused_id in receiver.accepted_per_event(), "a refused event was delivered again later, with the same id"
 
 
 def test_a_signature_is_refused_when_tampered_with_or_stale() -> None:

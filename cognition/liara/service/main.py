@@ -2,14 +2,16 @@
 
 The lifespan connects the agency when the service starts and lets it go when it stops. A
 Temporal server that does not answer yet does not stop the service: ``/readyz`` and every crisis
-route say 503 until it does, and the agency connects on the next request.
+route say 503 until it does, the agency connects on the next request, and the notifier starts
+as soon as Temporal answers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterable
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from importlib.metadata import version
 from typing import Any
 
@@ -19,7 +21,7 @@ from fastapi.routing import APIRoute
 from app.temporal.errors import TemporalUnavailableError
 from app.temporal.notifications import WebhookBook
 from cognition.liara.agency import LiaraTemporalAgency
-from cognition.liara.notifier import notifier_worker
+from cognition.liara.notifier import deliver_once_reachable
 from cognition.liara.service.config import ServiceSettings
 from cognition.liara.service.lookups import CrisisLookups
 from cognition.liara.service.middleware import BodyLimit, LocalOnly
@@ -42,6 +44,12 @@ def _operation_id(route: APIRoute) -> str:
     return f"{route.tags[0]}-{route.name}"
 
 
+async def _stopped(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with suppress(asyncio.CancelledError):
+        await task
+
+
 def create_app(
     agency: LiaraTemporalAgency,
     *,
@@ -58,14 +66,15 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with AsyncExitStack() as connected:
+        async with AsyncExitStack() as running:
+            running.push_async_exit(agency)  # connected now or by a later request, it lets go
             try:
-                await connected.enter_async_context(agency)
+                await agency.connect()
             except TemporalUnavailableError as err:
                 logger.warning("%s The service answers 503 until it can connect.", err)
-            else:
-                if webhooks is not None:
-                    await connected.enter_async_context(notifier_worker(agency.client, webhooks))
+            if webhooks is not None:
+                notifier = asyncio.create_task(deliver_once_reachable(agency, webhooks))
+                running.push_async_callback(_stopped, notifier)
             yield
 
     app = FastAPI(
