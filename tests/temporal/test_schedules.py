@@ -92,12 +92,8 @@ async def test_a_schedule_fires_and_each_run_is_a_crisis_of_its_own(liara_env, l
 
 async def test_a_paused_schedule_can_still_be_run_now(dev_server, liara_env, liara_worker, tmp_path, schedule_name):
     playbook = str(REPO_ROOT / "playbooks" / "health-check.toml")
-    await create(
-        liara_env,
-        tmp_path,
-        schedule_name,
-        *(YEARLY, "--playbook", playbook, "--input", "site=example.org", "--priority", "2"),
-    )
+    inputs = ("--input", "site=example.org")
+    await create(liara_env, tmp_path, schedule_name, *YEARLY, "--playbook", playbook, *inputs, "--priority", "2")
     assert (await cli(liara_env, tmp_path, "schedule", "pause", schedule_name)).returncode == 0
     assert (await described(liara_env, tmp_path, schedule_name))["paused"] is True
     assert (await cli(liara_env, tmp_path, "schedule", "trigger", schedule_name)).returncode == 0
