@@ -25,6 +25,7 @@ from app.temporal.errors import (
 )
 from app.temporal.models import MissionPhase
 from cognition.liara.playbooks import SUFFIXES, load
+from cognition.liara.service.config import MAX_PAGE_SIZE
 from cognition.liara.service.problem_types import LIARA_PROBLEMS
 
 API_URL_ENV = "LIARA_API_URL"
@@ -116,8 +117,17 @@ class RemoteAgency:
         return await self._call("POST", f"/v1/crises/{workflow_id}/phases", json={"missions": phases})
 
     async def list_crises(self, *, limit: int = 20, **filters: Any) -> list[dict[str, Any]]:
-        page = await self._call("GET", "/v1/crises", params={"limit": min(limit, 200), **_given(filters)})
-        return page["crises"]
+        """Up to ``limit`` crises, newest first: as many pages of the service's as that takes."""
+        rows: list[dict[str, Any]] = []
+        cursor = None
+        while len(rows) < limit:
+            wanted = {"limit": min(limit - len(rows), MAX_PAGE_SIZE), "cursor": cursor, **filters}
+            page = await self._call("GET", "/v1/crises", params=_given(wanted))
+            rows += page["crises"]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        return rows
 
     async def _call(self, method: str, path: str, **request: Any) -> Any:
         try:

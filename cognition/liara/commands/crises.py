@@ -299,7 +299,7 @@ def approve(
     )
     quorum = decision["approvals_required"]
     progress = f" ({decision['approvals']} of {quorum} approvals)" if quorum > 1 else ""
-    say(f"Phase {phase_id} of {workflow_id} approved by {approver}{progress}")
+    say(f"Phase {phase_id} of {workflow_id} approved by {decision['decided_by']}{progress}")
 
 
 def reject(
@@ -313,10 +313,10 @@ def reject(
     """Reject a phase that requires approval: it fails without running."""
     connection: Connection = ctx.obj
     rejecter = by or getpass.getuser()
-    connection.run_on_crises(
+    decision = connection.run_on_crises(
         lambda agency: agency.reject_phase(workflow_id, phase_id, rejected_by=rejecter, reason=reason, timeout=timeout)
     )
-    say(f"Phase {phase_id} of {workflow_id} rejected by {rejecter}")
+    say(f"Phase {phase_id} of {workflow_id} rejected by {decision['decided_by']}")
 
 
 def add_phases(

@@ -209,6 +209,7 @@ class CrisisFilters(BaseModel):
         default=None, description="The crisis status (search attribute)."
     )
     initiated_by: Annotated[Person | None, NeverNull] = None
+    schedule: Annotated[SafeId | None, NeverNull] = Field(default=None, description="The schedule that started them.")
     limit: Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE)] = 20
     cursor: Annotated[Annotated[str, Field(max_length=4096)] | None, NeverNull] = Field(
         default=None, description="The `next_cursor` of the page before."
