@@ -732,7 +732,9 @@ class LiaraTemporalAgency:
         request about no crisis in particular).
         """
         message = err.message.lower()
-        if err.status == RPCStatusCode.NOT_FOUND and message.startswith("namespace"):
+        # Just after a namespace is deleted, the server also says so as UNAVAILABLE.
+        namespace_gone = "namespace" in message and "not found" in message
+        if err.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.UNAVAILABLE) and namespace_gone:
             return TemporalUnavailableError(
                 f"Namespace {self.settings.namespace!r} no longer exists on the Temporal server at "
                 f"{self.settings.address}: create it again or set TEMPORAL_NAMESPACE."

@@ -1,6 +1,6 @@
 """The service's commands as a user runs them: ``liara token create|list|revoke`` on a real token
 file, ``liara serve`` refusing what it must, serving on loopback without tokens, and answering
-503 while Temporal cannot be reached.
+503 while Temporal cannot be reached or its namespace is gone.
 """
 
 from __future__ import annotations
@@ -8,12 +8,19 @@ from __future__ import annotations
 import json
 import signal
 import stat
+import uuid
 from pathlib import Path
 
 import httpx
 import pytest
+from google.protobuf.duration_pb2 import Duration
+from temporalio.api.operatorservice.v1 import DeleteNamespaceRequest
+from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
+from temporalio.client import Client
+from temporalio.service import RPCError
 
-from tests.conftest import assert_one_sentence_error, run_cli
+from app.temporal.visibility import register_search_attributes
+from tests.conftest import assert_eventually, assert_one_sentence_error, run_cli
 from tests.temporal.conftest import ServiceProcess, assert_problem, create_token, crisis_body, phase
 
 pytestmark = pytest.mark.integration
@@ -136,3 +143,42 @@ async def test_without_temporal_the_service_starts_and_answers_503(service_env, 
                 assert "127.0.0.1:1" in assert_problem(answered, 503, "temporal-unavailable")["detail"]
     finally:
         assert server.stop(signal.SIGTERM) == 0, server.output
+
+
+async def test_readiness_is_503_once_the_namespace_is_gone(service_env, tmp_path, dev_server, service_worker):
+    namespace = f"gone-{uuid.uuid4().hex[:8]}"
+    retention = Duration(seconds=86400)
+    await dev_server.client.workflow_service.register_namespace(
+        RegisterNamespaceRequest(namespace=namespace, workflow_execution_retention_period=retention)
+    )
+
+    async def registered() -> bool:
+        try:
+            client = await Client.connect(dev_server.address, namespace=namespace)
+            await register_search_attributes(client, namespace)
+        except RPCError:  # not known to every part of the server yet
+            return False
+        return True
+
+    await assert_eventually(registered, timeout=30, interval=0.5)
+    server = ServiceProcess(service_env, tmp_path, connection=("--namespace", namespace))
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
+
+            async def ready() -> bool:
+                return (await http.get("/readyz")).status_code == 200
+
+            await assert_eventually(ready, timeout=30, interval=0.5)
+            await dev_server.client.operator_service.delete_namespace(DeleteNamespaceRequest(namespace=namespace))
+
+            async def gone() -> bool:
+                answered = await http.get("/readyz")
+                if answered.status_code == 200:  # the server has yet to notice
+                    return False
+                detail = assert_problem(answered, 503, "temporal-unavailable")["detail"]
+                assert detail.startswith(f"Namespace {namespace!r} no longer exists on the Temporal server at"), detail
+                return True
+
+            await assert_eventually(gone, timeout=30, interval=0.5)
+    finally:
+        assert server.stop() == 0, server.output
