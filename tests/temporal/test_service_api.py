@@ -29,6 +29,9 @@ from tests.temporal.test_crisis_events import STREAM_POLL_UPDATE
 
 pytestmark = pytest.mark.integration
 
+#: The module's service allows this many long polls per token (the default).
+LONG_POLLS = 20
+
 
 @pytest.fixture
 async def http(liara_service):
@@ -44,6 +47,9 @@ async def test_health_readiness_and_the_api_document_need_no_token(http, dev_ser
     document = (await http.get("/openapi.json")).json()
     assert {"/v1/crises", "/v1/crises/{workflow_id}/events", "/readyz"} <= set(document["paths"])
     assert "Problem" in document["components"]["schemas"]
+    for started in ("/v1/crises", "/v1/playbooks/{name}/crises"):
+        created = document["paths"][started]["post"]["responses"]["201"]
+        assert created["headers"]["Location"]["schema"] == {"type": "string"}, created
     docs = await http.get("/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
 
@@ -302,6 +308,25 @@ async def test_a_crisis_with_every_update_slot_taken_answers_a_retryable_problem
     assert_problem(added, 429, "temporal-busy")
     cancelled = await http.post(f"/v1/crises/{workflow_id}/cancel", headers=operator)
     assert cancelled.status_code == 202, cancelled.text
+
+
+async def test_long_polls_per_token_are_bounded(http, service_tokens):
+    viewer, operator = service_tokens.headers("viewer-1"), service_tokens.headers("operator-1")
+    workflow_id = await start(http, operator, crisis_body(phase("gate-1", requires_approval=True)))
+    result = f"/v1/crises/{workflow_id}/result"
+    polls = [http.get(result, params={"wait": 60}, headers=viewer) for _ in range(LONG_POLLS + 1)]
+    held = {asyncio.ensure_future(poll) for poll in polls}
+    (first,), held = await asyncio.wait(held, return_when=asyncio.FIRST_COMPLETED)
+    problem = assert_problem(first.result(), 429, "too-many-long-polls")
+    assert f"Token 'viewer-1' already holds {LONG_POLLS} long polls" in problem["detail"]
+
+    theirs = await http.get(result, params={"wait": 0.5}, headers=operator)  # the bound is per token
+    assert theirs.status_code == 202
+    assert (await http.get(result, headers=viewer)).status_code == 202, "an answer without waiting is no long poll"
+    cancelled = await http.post(f"/v1/crises/{workflow_id}/cancel", headers=operator)
+    assert cancelled.status_code == 202
+    ended = await asyncio.gather(*held)
+    assert [(answer.status_code, answer.json()["status"]) for answer in ended] == [(200, "cancelled")] * LONG_POLLS
 
 
 async def test_a_cancel_records_who_asked(http, service_tokens):

@@ -22,6 +22,8 @@ class ServiceSettings:
     max_body_bytes: int = 1024 * 1024
     #: Event streams one token may hold open at once.
     max_streams_per_identity: int = 20
+    #: Result requests with ``wait`` one token may have waiting at once.
+    max_long_polls_per_identity: int = 20
     #: Seconds between ``: keep-alive`` comments on an idle event stream.
     heartbeat_seconds: float = 15.0
     #: The Temporal Web UI the console links each crisis to.

@@ -21,6 +21,7 @@ from cognition.liara.agency import LiaraTemporalAgency
 from cognition.liara.service.lookups import CrisisLookups
 from cognition.liara.service.problem_types import FORBIDDEN, UNAUTHORIZED
 from cognition.liara.service.problems import ProblemError
+from cognition.liara.service.quotas import Quota
 from cognition.liara.service.tokens import Identity, Role, TokenVerifier
 
 LOCAL_IDENTITY = Identity("local", Role.ADMIN)
@@ -63,6 +64,13 @@ def get_lookups(request: Request) -> CrisisLookups:
 
 
 Lookups = Annotated[CrisisLookups, Depends(get_lookups)]
+
+
+def get_long_polls(request: Request) -> Quota:
+    return request.app.state.long_polls
+
+
+LongPolls = Annotated[Quota, Depends(get_long_polls)]
 
 
 def current_identity(

@@ -25,7 +25,9 @@ from cognition.liara.notifier import deliver_once_reachable
 from cognition.liara.service.config import ServiceSettings
 from cognition.liara.service.lookups import CrisisLookups
 from cognition.liara.service.middleware import BodyLimit, LocalOnly
+from cognition.liara.service.problem_types import TOO_MANY_LONG_POLLS
 from cognition.liara.service.problems import add_problem_schema, install_problem_handlers
+from cognition.liara.service.quotas import Quota
 from cognition.liara.service.routes import approvals, console, crises, events, health, identity, missions, playbooks
 from cognition.liara.service.streams import EventStreams
 from cognition.liara.service.tokens import TokenVerifier
@@ -96,6 +98,9 @@ def create_app(
     )
     app.state.streams = EventStreams(
         per_identity=settings.max_streams_per_identity, heartbeat=settings.heartbeat_seconds
+    )
+    app.state.long_polls = Quota(
+        settings.max_long_polls_per_identity, TOO_MANY_LONG_POLLS, "long polls", "wait for one to end first"
     )
     install_problem_handlers(app)
     app.include_router(health.router)

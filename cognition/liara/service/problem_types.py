@@ -40,6 +40,7 @@ METHOD_NOT_ALLOWED = ProblemType("method-not-allowed", 405, "Method not allowed"
 BODY_TOO_LARGE = ProblemType("body-too-large", 413, "Request body too large")
 INVALID_REQUEST = ProblemType("invalid-request", 422, "Invalid request")
 TOO_MANY_STREAMS = ProblemType("too-many-streams", 429, "Too many open event streams")
+TOO_MANY_LONG_POLLS = ProblemType("too-many-long-polls", 429, "Too many long polls")
 INTERNAL = ProblemType("internal", 500, "Internal error")
 #: Temporal refused for now; answered with ``Retry-After``.
 TEMPORAL_BUSY = ProblemType("temporal-busy", 429, "Temporal busy")

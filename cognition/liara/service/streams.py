@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
@@ -23,6 +22,7 @@ from starlette.types import Receive, Scope, Send
 from app.temporal.errors import LiaraError
 from cognition.liara.service.problem_types import TOO_MANY_STREAMS
 from cognition.liara.service.problems import ProblemError, problem_body, problem_type_of
+from cognition.liara.service.quotas import Quota
 
 KEEP_ALIVE = b": keep-alive\n\n"
 #: How long opening a stream waits for its first event: an error by then (an unknown crisis,
@@ -114,30 +114,22 @@ class EventStreams:
     """The open streams of every token, and the signal that ends them all."""
 
     def __init__(self, *, per_identity: int, heartbeat: float) -> None:
-        self.per_identity = per_identity
         self.heartbeat = heartbeat
-        self._open: Counter[str] = Counter()
+        self._open = Quota(per_identity, TOO_MANY_STREAMS, "open event streams", "close one first")
         self._draining = asyncio.Event()
 
     async def open(self, owner: str, events: AsyncGenerator[Event, None]) -> CrisisEventStream:
         """A stream of ``events`` held by ``owner``; 429 when it holds ``per_identity`` already."""
-        if self._open[owner] >= self.per_identity:
+        try:
+            self._open.take(owner)
+        except ProblemError:
             await events.aclose()
-            raise ProblemError(
-                TOO_MANY_STREAMS,
-                f"Token {owner!r} already holds {self.per_identity} open event streams: close one first.",
-            )
-        self._open[owner] += 1
+            raise
         stream = CrisisEventStream(
-            events, heartbeat=self.heartbeat, draining=self._draining, release=lambda: self._release(owner)
+            events, heartbeat=self.heartbeat, draining=self._draining, release=lambda: self._open.give_back(owner)
         )
         await stream.open()
         return stream
-
-    def _release(self, owner: str) -> None:
-        self._open[owner] -= 1
-        if not self._open[owner]:
-            del self._open[owner]
 
     def drain(self) -> None:
         """End every stream (at shutdown)."""

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Response, status
 from app.temporal.errors import CrisisFailedError, CrisisWaitTimeoutError
 from app.temporal.models import CrisisProgress
 from cognition.liara.service.config import MAX_WAIT_SECONDS
-from cognition.liara.service.deps import Agency, Approver, Lookups, Operator, Viewer
+from cognition.liara.service.deps import Agency, Approver, LongPolls, Lookups, Operator, Viewer
 from cognition.liara.service.problems import problem_responses
 from cognition.liara.service.schemas import (
     AddPhases,
@@ -45,6 +45,11 @@ def callers_key(caller: Identity, idempotency_key: str | None) -> str | None:
     return f"{caller.name}:{idempotency_key}" if idempotency_key else None
 
 
+#: The answer of a start that started a crisis, as the document declares it.
+_LOCATION = {"description": "Where the crisis is: /v1/crises/{workflow_id}", "schema": {"type": "string"}}
+CREATED = {201: {"description": "The crisis started", "headers": {"Location": _LOCATION}}}
+
+
 def started_answer(response: Response, started: dict[str, Any]) -> dict[str, Any]:
     """A start's answer: 201 naming the crisis in ``Location``, or 200 for the one a key started."""
     response.headers["Location"] = f"{router.prefix}/{started['workflow_id']}"
@@ -63,6 +68,7 @@ def _phases(missions: list[PhaseBody]) -> list[dict[str, Any]]:
     status_code=status.HTTP_201_CREATED,
     response_model=StartedCrisis,
     responses={
+        **CREATED,
         200: {"model": StartedCrisis, "description": "The crisis an earlier request with this Idempotency-Key started"},
         **problem_responses(*_ANY, 409, 413),
     },
@@ -120,21 +126,25 @@ async def crisis_status(workflow_id: WorkflowId, _viewer: Viewer, agency: Agency
 )
 async def crisis_result(
     workflow_id: WorkflowId,
-    _viewer: Viewer,
+    viewer: Viewer,
     agency: Agency,
+    long_polls: LongPolls,
     response: Response,
     wait: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait for the end")] = 0,
 ) -> CrisisOutcome:
-    """The crisis's result (200), waiting up to ``wait`` seconds for it; 202 while it still runs."""
+    """The crisis's result (200), waiting up to ``wait`` seconds for it; 202 while it still runs.
+    A token may have 20 such waits at once (429 past that).
+    """
     if wait:
-        try:
-            result = await agency.wait_for_crisis_completion(workflow_id, timeout=wait)
-        except CrisisFailedError as err:
-            return CrisisOutcome(workflow_id=workflow_id, status=err.status, error=str(err))
-        except CrisisWaitTimeoutError:
-            pass  # still running: answer as without waiting
-        else:
-            return CrisisOutcome(workflow_id=workflow_id, status="completed", result=result)
+        with long_polls.held(viewer.name):
+            try:
+                result = await agency.wait_for_crisis_completion(workflow_id, timeout=wait)
+            except CrisisFailedError as err:
+                return CrisisOutcome(workflow_id=workflow_id, status=err.status, error=str(err))
+            except CrisisWaitTimeoutError:
+                pass  # still running: answer as without waiting
+            else:
+                return CrisisOutcome(workflow_id=workflow_id, status="completed", result=result)
     report = await agency.get_crisis_status(workflow_id)
     if report["status"] == "running":
         response.status_code = status.HTTP_202_ACCEPTED

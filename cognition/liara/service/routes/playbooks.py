@@ -10,7 +10,7 @@ from app.temporal.errors import InvalidCrisisRequestError
 from cognition.liara import playbooks
 from cognition.liara.service.deps import Agency, Operator, Viewer
 from cognition.liara.service.problems import problem_responses
-from cognition.liara.service.routes.crises import callers_key, started_answer
+from cognition.liara.service.routes.crises import CREATED, callers_key, started_answer
 from cognition.liara.service.schemas import IdempotencyKey, PlaybookInfo, PlaybookName, StartedCrisis, StartPlaybook
 
 router = APIRouter(prefix="/v1/playbooks", tags=["playbooks"])
@@ -48,7 +48,7 @@ async def show_playbook(name: PlaybookName, _viewer: Viewer) -> dict[str, Any]:
     "/{name}/crises",
     status_code=status.HTTP_201_CREATED,
     response_model=StartedCrisis,
-    responses={200: {"model": StartedCrisis}, **problem_responses(*_ANY, 404, 409, 413)},
+    responses={**CREATED, 200: {"model": StartedCrisis}, **problem_responses(*_ANY, 404, 409, 413)},
 )
 async def start_playbook(
     name: PlaybookName,
