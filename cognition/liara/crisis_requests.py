@@ -15,6 +15,7 @@ from app.temporal.errors import InvalidCrisisRequestError
 from app.temporal.models import MAX_ID_LENGTH, WORKFLOW_ID_PREFIX, CrisisRequest, MissionPhase, strict_input
 from app.temporal.notifications import notification_task_queue
 from app.temporal.validation import describe_validation_error
+from cognition.liara.notifier import webhooks_for_all_crises
 
 #: Memo key of the digest of the request a crisis was started with (compared when a key is reused).
 REQUEST_DIGEST_MEMO = "liara_request_sha256"
@@ -63,7 +64,8 @@ def build_request(
     """Validate everything a crisis needs; raise ``InvalidCrisisRequestError`` naming each bad field.
 
     ``webhooks`` names webhooks configured where notifications are delivered (``liara serve``,
-    ``liara notifier``); ``options`` are further ``CrisisRequest`` fields: ``retry``,
+    ``liara notifier``), to which those of this machine's configuration marked ``all_crises`` are
+    added; ``options`` are further ``CrisisRequest`` fields: ``retry``,
     ``phase_timeout_seconds``, ``heartbeat_timeout_seconds``, ``failure_policy``.
     """
     fields: dict[str, Any] = {
@@ -72,8 +74,10 @@ def build_request(
         "initiated_by": initiated_by,
         **{name: _plain(value) for name, value in options.items() if value is not None},
     }
-    if webhooks:
-        fields["notifications"] = {"webhooks": list(webhooks), "task_queue": notification_task_queue()}
+    told = list(webhooks or [])
+    told += [name for name in webhooks_for_all_crises() if name not in told]
+    if told:
+        fields["notifications"] = {"webhooks": told, "task_queue": notification_task_queue()}
     try:
         # Check the target first so a generated crisis id is built from a valid one.
         strict_input(CrisisRequest, {**fields, "crisis_id": "check"})

@@ -34,6 +34,7 @@ from app.temporal.notifications import (
     sign,
     verify_signature,
 )
+from cognition.liara.notifier import configured_webhooks, notifier_worker
 from scripts.local_postgres import free_port
 from tests.conftest import assert_eventually
 from tests.temporal.test_approvals import until, worker
@@ -66,7 +67,8 @@ class Receiver:
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 status = 503 if len(receiver.requests) < receiver.refusals else 204
-                receiver.requests.append({"headers": dict(self.headers), "body": body, "status": status})
+                request = {"path": self.path, "headers": dict(self.headers), "body": body, "status": status}
+                receiver.requests.append(request)
                 self.send_response(status)
                 self.end_headers()
 
@@ -178,6 +180,40 @@ async def test_every_event_reaches_a_receiver_that_was_down_once_per_event_id(
     assert failed["data"]["phase_id"] == "fail-2"
     refused_id = json.loads(receiver.requests[0]["body"])["event_id"]
     assert refused_id in receiver.accepted_per_event(), "a refused event was delivered again later, with the same id"
+
+
+async def test_a_webhook_for_all_crises_hears_of_crises_that_do_not_name_it(
+    dev_server, task_queue, tmp_path: Path, agency, monkeypatch
+):
+    receiver = Receiver()
+    config = tmp_path / "liara.toml"
+    config.write_text(
+        f'[webhooks.ops]\nurl = "{receiver.url}"\nsecret_env = "OPS_SECRET"\nall_crises = true\n'
+        f'[webhooks.other]\nurl = "{receiver.url}/other"\nsecret_env = "OPS_SECRET"\n'
+    )
+    monkeypatch.setenv("LIARA_CONFIG", str(config))
+    monkeypatch.setenv("OPS_SECRET", SECRET)
+    notifications = f"notify-{uuid.uuid4()}"
+    monkeypatch.setenv("LIARA_NOTIFICATION_TASK_QUEUE", notifications)
+    notifier = notifier_worker(dev_server.client, configured_webhooks())
+    try:
+        async with worker(dev_server, task_queue, tmp_path), notifier:
+            unnamed = await agency.trigger_crisis_response("target-alpha", [phase("recon-1", "recon", 1)], "tester")
+            named = await agency.trigger_crisis_response(
+                "target-alpha", [phase("recon-1", "recon", 1)], "tester", webhooks=["ops", "other"]
+            )
+            for workflow_id in (unnamed, named):
+                await agency.wait_for_crisis_completion(workflow_id, timeout=60)
+
+            async def both_finished() -> bool:
+                told = {(json.loads(r["body"])["workflow_id"], r["path"]) for r in receiver.accepted()}
+                return told >= {(unnamed, "/hooks"), (named, "/hooks"), (named, "/hooks/other")}
+
+            await assert_eventually(both_finished, timeout=60, interval=0.5)
+    finally:
+        receiver.close()
+    told = Counter((json.loads(r["body"])["workflow_id"], r["path"]) for r in receiver.accepted())
+    assert told == {(unnamed, "/hooks"): 1, (named, "/hooks"): 1, (named, "/hooks/other"): 1}, "ops once per crisis"
 
 
 def test_a_signature_is_refused_when_tampered_with_or_stale() -> None:

@@ -75,7 +75,7 @@ def create_app(
             except TemporalUnavailableError as err:
                 logger.warning("%s The service answers 503 until it can connect.", err)
             if webhooks is not None:
-                notifier = asyncio.create_task(deliver_once_reachable(agency, webhooks))
+                notifier = asyncio.create_task(deliver_once_reachable(agency.connect, webhooks))
                 running.push_async_callback(_stopped, notifier)
             yield
 

@@ -20,6 +20,10 @@ deliveries run (``liara serve``, ``liara notifier``), in ``liara.toml``::
     url = "https://hooks.example.org/liara"
     secret_env = "LIARA_WEBHOOK_OPS_SECRET"      # or secret_file = "/run/secrets/ops"
     events = ["approval_required", "finished"]   # default: all three
+    all_crises = true                            # every crisis tells it, named or not (default: false)
+
+``all_crises`` takes effect where crises are started (``build_request`` reads the same file),
+adding the webhook to each crisis's own list.
 """
 
 from __future__ import annotations
@@ -79,6 +83,8 @@ class Webhook(BaseModel):
     secret_env: str | None = None
     secret_file: str | None = None
     events: list[WebhookEvent] = Field(default_factory=lambda: list(WebhookEvent))
+    #: Told of every crisis, not only of those that name it.
+    all_crises: bool = False
 
     @model_validator(mode="after")
     def _one_secret(self) -> Webhook:
@@ -103,20 +109,29 @@ class Webhook(BaseModel):
         return value.strip().encode()
 
 
-def load_webhooks(table: Mapping[str, Any], source: str, environ: Mapping[str, str] | None = None) -> WebhookBook:
-    """The ``[webhooks]`` table of a configuration file, checked, with each webhook's secret."""
-    environ = os.environ if environ is None else environ
-    hooks: dict[str, tuple[Webhook, bytes]] = {}
+def _checked(table: Mapping[str, Any], source: str) -> dict[str, Webhook]:
+    """The ``[webhooks]`` table of a configuration file, each webhook checked (not its secret)."""
+    hooks: dict[str, Webhook] = {}
     for name, settings in table.items():
         try:
-            hook = Webhook.model_validate(settings)
+            hooks[name] = Webhook.model_validate(settings)
         except ValidationError as err:
             problem = err.errors()[0]
             where = ".".join(str(part) for part in problem["loc"])
             field = f".{where}" if where else ""
             raise WebhookConfigError(f"{source} sets webhooks.{name}{field} wrongly: {problem['msg']}.") from None
-        hooks[name] = (hook, hook.secret(name, environ))
-    return WebhookBook(hooks)
+    return hooks
+
+
+def load_webhooks(table: Mapping[str, Any], source: str, environ: Mapping[str, str] | None = None) -> WebhookBook:
+    """The ``[webhooks]`` table of a configuration file, checked, with each webhook's secret."""
+    environ = os.environ if environ is None else environ
+    return WebhookBook({name: (hook, hook.secret(name, environ)) for name, hook in _checked(table, source).items()})
+
+
+def webhooks_for_all_crises(table: Mapping[str, Any], source: str) -> list[str]:
+    """The names of the webhooks of a ``[webhooks]`` table that every crisis tells (``all_crises``)."""
+    return [name for name, hook in _checked(table, source).items() if hook.all_crises]
 
 
 class WebhookBook:
