@@ -13,14 +13,17 @@
 5. Orchestration cost per phase: a crisis of ``--chain`` zero-duration phases run in sequence,
    against the same chain as a graph (each phase depends on the one before), one at a time.
 
-The service listens on loopback without tokens (every request acts as ``local``), so what is
-measured is the service itself, not a token check.
+The service runs with a token file, as it would in use: every request carries an admin token,
+except the streams, which take one viewer token per ``max_streams_per_identity`` of them (the
+service's bound per token). However many streams follow one crisis, the service reads its
+events from Temporal once.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import shutil
 import statistics
@@ -42,7 +45,9 @@ sys.path.insert(0, str(REPO_ROOT))
 from app.temporal.server import EmbeddedServer  # noqa: E402
 from cognition.liara.agency import LiaraTemporalAgency  # noqa: E402
 from cognition.liara.bench.workers import proc_rss_mib  # noqa: E402
+from cognition.liara.service.config import ServiceSettings  # noqa: E402
 from cognition.liara.service.server import READY_LINE  # noqa: E402
+from cognition.liara.service.tokens import TokenFile  # noqa: E402
 from scripts.bench_records import save_and_exit, workers  # noqa: E402
 from scripts.local_postgres import free_port  # noqa: E402
 
@@ -58,14 +63,19 @@ def percentiles(seconds: list[float]) -> dict[str, float]:
     return {"p50_ms": statistics.median(seconds) * 1000, "p95_ms": cuts[18] * 1000}
 
 
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
 @asynccontextmanager
-async def service(env: dict[str, str], workdir: Path) -> AsyncIterator[tuple[str, int]]:
-    """``liara serve`` on a free loopback port; yields its URL and process id."""
+async def service(env: dict[str, str], workdir: Path, tokens: Path) -> AsyncIterator[tuple[str, int]]:
+    """``liara serve --tokens TOKENS`` on a free loopback port; yields its URL and process id."""
     log = workdir / "serve.log"
     port = free_port()
     command = [sys.executable, str(REPO_ROOT / "cognition/liara/cli.py"), "serve", "--port", str(port)]
+    command += ["--tokens", str(tokens), "--no-notifications"]
     with log.open("w") as out:
-        process = subprocess.Popen([*command, "--no-notifications"], env=env, cwd=workdir, stdout=out, stderr=out)
+        process = subprocess.Popen(command, env=env, cwd=workdir, stdout=out, stderr=out)
     try:
         deadline = time.monotonic() + 60
         while READY_LINE not in log.read_text():
@@ -130,7 +140,13 @@ async def requests_per_second(http: httpx.AsyncClient, path: str, concurrency: i
 # --- 3. open event streams ----------------------------------------------------------------------
 
 
-async def stream_memory(url: str, service_pid: int, gated: list[str], streams: int) -> dict[str, float]:
+async def stream_memory(
+    url: str, service_pid: int, gated: list[str], streams: int, viewers: list[str]
+) -> dict[str, float]:
+    """Open ``streams`` streams over the ``gated`` crises, each group of the service's bound per
+    token on a viewer token of its own.
+    """
+    per_token = ServiceSettings.max_streams_per_identity
     rss_before = proc_rss_mib(service_pid)
     limits = httpx.Limits(max_connections=streams + 10, max_keepalive_connections=0)
     async with AsyncExitStack() as open_streams:
@@ -138,7 +154,8 @@ async def stream_memory(url: str, service_pid: int, gated: list[str], streams: i
 
         async def open_one(n: int) -> None:
             workflow_id = gated[n % len(gated)]
-            response = await open_streams.enter_async_context(http.stream("GET", f"/v1/crises/{workflow_id}/events"))
+            events = http.stream("GET", f"/v1/crises/{workflow_id}/events", headers=bearer(viewers[n // per_token]))
+            response = await open_streams.enter_async_context(events)
             assert response.status_code == 200, response.status_code
             await anext(response.aiter_bytes())  # the stream is open and has sent its first event
 
@@ -201,11 +218,17 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         env = {key: value for key, value in os.environ.items() if not key.startswith(("TEMPORAL_", "LIARA_"))}
         env |= {"TEMPORAL_ADDRESS": server.address, "LIARA_TASK_QUEUE": task_queue}
         env |= {"LIARA_CRISIS_DIR": str(scratch / "crises")}
+        token_file = TokenFile(scratch / "tokens.json")
+        admin = token_file.create("bench-admin", "admin")
+        viewers = [
+            token_file.create(f"bench-viewer-{n}", "viewer")
+            for n in range(math.ceil(args.streams / ServiceSettings.max_streams_per_identity))
+        ]
         async with (
             workers(1, env, scratch),
-            service(env, scratch) as (url, service_pid),
+            service(env, scratch, token_file.path) as (url, service_pid),
             LiaraTemporalAgency(temporal_host=server.address, task_queue=task_queue) as agency,
-            httpx.AsyncClient(base_url=url, timeout=120) as http,
+            httpx.AsyncClient(base_url=url, timeout=120, headers=bearer(admin)) as http,
         ):
             figures["latency"] = found = await latency(agency, http, args.runs, args.phases)
             print(
@@ -231,7 +254,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                     f"({args.status_concurrency} in flight)",
                     flush=True,
                 )
-            figures["streams"] = found = await stream_memory(url, service_pid, gated, args.streams)
+            figures["streams"] = found = await stream_memory(url, service_pid, gated, args.streams, viewers)
             print(
                 f"streams     {found['streams']} open: service RSS {found['service_rss_before_mib']:.1f} -> "
                 f"{found['service_rss_with_streams_mib']:.1f} MiB ({found['per_stream_kib']:.1f} KiB each), "
