@@ -138,6 +138,17 @@ async def polls_in_flight(client: Client, workflow_id: str) -> int:
     return len(waiting)
 
 
+async def all_wait(client: Client, workflow_id: str, readers: list[asyncio.Future], seen: list[list[dict]]) -> bool:
+    """Whether every reader has seen the crisis await approval, and a poll for what comes next is
+    in flight; a reader that ended early says why.
+    """
+    for reader in readers:
+        if reader.done():
+            reader.result()
+    told = all(any(e["event"] == "approval_required" for e in events) for events in seen)
+    return told and await polls_in_flight(client, workflow_id) > 0
+
+
 async def test_many_readers_of_one_crisis_leave_room_for_decisions(dev_server, task_queue, tmp_path, agency):
     # Temporal holds at most 10 updates in flight per workflow, and a decision is one of them.
     readers = 12
@@ -151,14 +162,7 @@ async def test_many_readers_of_one_crisis_leave_room_for_decisions(dev_server, t
 
         following = [asyncio.ensure_future(read(events)) for events in seen]
 
-        async def all_wait_for_the_decision() -> bool:
-            for reader in following:  # a reader that ended early says why
-                if reader.done():
-                    reader.result()
-            told = all(any(e["event"] == "approval_required" for e in events) for events in seen)
-            return told and await polls_in_flight(dev_server.client, workflow_id) > 0
-
-        await assert_eventually(all_wait_for_the_decision, timeout=60)
+        await assert_eventually(lambda: all_wait(dev_server.client, workflow_id, following, seen), timeout=60)
         decision = await agency.approve_phase(workflow_id, "strike-1", approved_by="alice")
         await asyncio.wait_for(asyncio.gather(*following), 60)
 

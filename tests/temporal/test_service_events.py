@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import assert_eventually
 from tests.temporal.conftest import assert_problem, crisis_body, phase, phase_status, sse, start
-from tests.temporal.test_crisis_events import polls_in_flight
+from tests.temporal.test_crisis_events import all_wait
 
 pytestmark = pytest.mark.integration
 
@@ -113,14 +113,7 @@ async def test_many_streams_of_one_crisis_leave_room_for_decisions(http, service
 
     reading = [asyncio.ensure_future(read(events)) for events in seen]
 
-    async def all_wait_for_the_decision() -> bool:
-        for reader in reading:  # a reader that ended early says why
-            if reader.done():
-                reader.result()
-        told = all(any(e["event"] == "approval_required" for e in events) for events in seen)
-        return told and await polls_in_flight(dev_server.client, workflow_id) > 0
-
-    await assert_eventually(all_wait_for_the_decision, timeout=60)
+    await assert_eventually(lambda: all_wait(dev_server.client, workflow_id, reading, seen), timeout=60)
     approved = await http.post(f"/v1/crises/{workflow_id}/phases/gate-1/approve", headers=approver)
     assert approved.status_code == 200, approved.text
     await asyncio.wait_for(asyncio.gather(*reading), 60)
