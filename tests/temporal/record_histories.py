@@ -199,8 +199,10 @@ def scenarios() -> dict[str, Scenario]:
                 phase("extract-2", "extract", 1, depends_on=["scan-1"]),
                 phase("trace-3", "trace", 1, depends_on=["scan-1"], compensate_action="untrace"),
                 failure_policy="abort",
+                heartbeat_timeout_seconds=5,
             ),
-            Agents(failing=("extract",)).perform,
+            # trace-3 runs until the abort cancels it.
+            Agents(failing=("extract",), holding=("trace",)).perform,
         ),
         "crisis_quorum_approved": Scenario(
             request(
@@ -256,12 +258,14 @@ def scenarios() -> dict[str, Scenario]:
         "crisis_cancelled_while_created": Scenario(
             crisis_request("crisis-replay-cancelled-while-created", ("recon",)), repair=cancel_then_repair
         ),
+        # Approved in its first run (queried only then), it continues as new twice.
         "crisis_continued_as_new": Scenario(
             request(
                 "crisis-replay-continued",
-                *(phase(f"scan-{i}", "scan", 1) for i in range(1, 10)),
+                phase("recon-1", "reconnaissance", 1),
                 phase("strike-2", "strike", 2, requires_approval=True, compensate_action="stand-down"),
-                phase("report-3", "report", 3, params={"after": "${phases.strike-2.output.done}"}),
+                *(phase(f"scan-{i}", "scan", 3) for i in range(3, 15)),
+                phase("report-15", "report", 4, params={"after": "${phases.strike-2.output.done}"}),
                 history_budget_events=50,
             ),
             Agents().perform,

@@ -332,6 +332,7 @@ print(json.dumps({
     "attempt": mission["attempt"],
     "params": mission["params"],
     "key": os.environ["LIARA_IDEMPOTENCY_KEY"],
+    "context": mission["context"],
 }))
 """
 
@@ -404,7 +405,13 @@ async def test_the_json_a_command_prints_is_the_phase_output(command_env, start_
     waited = await cli(command_env, tmp_path, "wait", workflow_id, "--json")
 
     assert waited.returncode == 0, waited.stderr
-    expected = {"phase": "echo", "attempt": 1, "params": {"colour": "blue"}, "key": f"{workflow_id}/echo"}
+    expected = {
+        "phase": "echo",
+        "attempt": 1,
+        "params": {"colour": "blue"},
+        "key": f"{workflow_id}/echo",
+        "context": {},
+    }
     result = json.loads(waited.stdout)
     assert by_phase(result["phases"])["echo"]["output"] == expected
     assert by_phase(result["phases"])["echo"]["status"] == "completed"
@@ -412,7 +419,7 @@ async def test_the_json_a_command_prints_is_the_phase_output(command_env, start_
     assert by_phase(record["phases"])["echo"]["output"] == expected
 
 
-async def test_a_command_agent_receives_a_value_the_phase_before_it_returned(
+async def test_a_command_agent_receives_a_value_the_phase_before_it_returned_and_its_output_as_context(
     command_env, start_worker, tmp_path, crises
 ):
     await asyncio.to_thread(start_worker, command_env)
@@ -427,8 +434,10 @@ async def test_a_command_agent_receives_a_value_the_phase_before_it_returned(
     waited = await cli(command_env, tmp_path, "wait", workflow_id, "--json")
 
     assert waited.returncode == 0, waited.stderr
-    secure = by_phase(json.loads(waited.stdout)["phases"])["secure"]
+    phases = by_phase(json.loads(waited.stdout)["phases"])
+    secure = phases["secure"]
     assert secure["output"]["params"] == {"on": "10.0.0.7"}, "the agent got the resolved value"
+    assert secure["output"]["context"] == {"scan": phases["scan"]["output"]}, "and the output it refers to"
     assert secure["params"] == {"on": "10.0.0.7"}
     assert by_phase(read_record(command_env, workflow_id)["phases"])["secure"]["params"] == {"on": "10.0.0.7"}
 

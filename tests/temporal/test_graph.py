@@ -370,6 +370,72 @@ async def test_a_cancel_stops_every_running_phase_of_a_graph(time_skipping_env, 
     assert [(c.phase_id, c.status.value) for c in result.compensations] == [("root-1", "completed")]
 
 
+async def test_a_rejected_gate_and_one_that_timed_out_skip_their_dependents_and_the_rest_goes_on(
+    time_skipping_env, task_queue, store
+):
+    agents = Agents()
+    crisis = request(
+        "crisis-graph-gates",
+        node("root-1"),
+        node("gate-2", "root-1", requires_approval=True),
+        node("after-3", "gate-2"),
+        node("side-4", "root-1"),
+        node("timed-5", "root-1", requires_approval=True, approval_timeout=60),
+        node("after-6", "timed-5"),
+    )
+    async with crisis_worker(time_skipping_env.client, task_queue, store, agents.perform):
+        handle = await start(time_skipping_env, task_queue, crisis)
+        await assert_eventually(lambda: _status_is(handle, "gate-2", PhaseStatus.AWAITING_APPROVAL))
+        await handle.execute_update(
+            CrisisResponseWorkflow.decide_approval,
+            ApprovalDecision(phase_id="gate-2", approved=False, decided_by="commander", reason="too risky"),
+        )
+        result: CrisisResult = await handle.result()
+    assert statuses(result) == {
+        "root-1": "completed",
+        "gate-2": "failed",
+        "after-3": "skipped",
+        "side-4": "completed",
+        "timed-5": "failed",
+        "after-6": "skipped",
+    }
+    by_id = {p.phase_id: p for p in result.phases}
+    assert by_id["gate-2"].error == "rejected by commander: too risky"
+    assert by_id["timed-5"].error == "approval timed out after 60 s"
+    assert sorted(agents.started) == ["root-1", "side-4"]
+
+
+async def test_a_rejected_gate_under_the_abort_policy_cancels_the_other_branch_and_compensates(
+    time_skipping_env, task_queue, store
+):
+    agents = Agents(holding=("side-3",))
+    crisis = request(
+        "crisis-graph-gate-aborts",
+        node("root-1", compensate_action="undo"),
+        node("gate-2", "root-1", requires_approval=True),
+        node("side-3", "root-1"),
+        node("after-4", "side-3"),
+        failure_policy="abort",
+        heartbeat_timeout_seconds=5,
+    )
+    async with crisis_worker(time_skipping_env.client, task_queue, store, agents.perform):
+        handle = await start(time_skipping_env, task_queue, crisis)
+
+        async def side_agent_running() -> bool:
+            return "side-3" in agents.running
+
+        await assert_eventually(side_agent_running)
+        await assert_eventually(lambda: _status_is(handle, "gate-2", PhaseStatus.AWAITING_APPROVAL))
+        await handle.execute_update(
+            CrisisResponseWorkflow.decide_approval,
+            ApprovalDecision(phase_id="gate-2", approved=False, decided_by="commander"),
+        )
+        result: CrisisResult = await handle.result()
+    assert statuses(result) == {"root-1": "completed", "gate-2": "failed", "side-3": "cancelled", "after-4": "skipped"}
+    assert [(c.phase_id, c.status.value) for c in result.compensations] == [("root-1", "completed")]
+    assert agents.started == ["root-1", "side-3", "root-1/undo"]
+
+
 async def test_a_reference_to_a_key_the_output_lacks_fails_the_phase_at_once(time_skipping_env, task_queue, store):
     agents = Agents()
     crisis = request(

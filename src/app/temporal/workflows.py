@@ -507,7 +507,9 @@ class CrisisResponseWorkflow:
             # Its activity records it, unless it is the last (then the final record write does,
             # unless its params are for the record only).
             record = self._graph or index < len(self._plan) - 1 or outcome.params_ref is not None
-            return await self._perform(resolved, outcome, compensation=False, record=record)
+            # The outputs its references named: ``resolved`` has none left to name them.
+            context = self._context_of(phase)
+            return await self._perform(resolved, outcome, context=context, compensation=False, record=record)
         except ActivityError as err:
             if is_cancelled_exception(err):
                 raise asyncio.CancelledError from err
@@ -578,9 +580,17 @@ class CrisisResponseWorkflow:
         return (True, approvals) if len(approvals) >= phase.approvals_required else None
 
     async def _perform(
-        self, phase: MissionPhase, outcome: PhaseOutcome, *, compensation: bool, record: bool
+        self,
+        phase: MissionPhase,
+        outcome: PhaseOutcome,
+        *,
+        context: dict[str, Any],
+        compensation: bool,
+        record: bool,
     ) -> tuple[PhaseOutcome, bool]:
-        """Run the phase's agent: the completed outcome, and whether the activity recorded it."""
+        """Run the phase's agent (``context``: the outputs it reads): the completed outcome, and
+        whether the activity recorded it.
+        """
         request = self._request
         report: AgentReport = await workflow.execute_activity_method(
             CrisisActivities.perform_agent_mission,
@@ -589,7 +599,7 @@ class CrisisResponseWorkflow:
                 workflow_id=workflow.info().workflow_id,
                 phase=phase,
                 compensation=compensation,
-                context={} if compensation else self._context_of(phase),
+                context=context,
                 entry=_carried(outcome),  # params kept in the record only are the phase's
                 # The agent's success and its record entry in one activity: one server round trip.
                 record=record,
@@ -704,7 +714,9 @@ class CrisisResponseWorkflow:
             undo = ran.model_copy(update={"action": phase.compensate_action, "requires_approval": False})
             self._current_phase = phase.phase_id
             try:
-                outcome, recorded = await self._perform(undo, _pending(undo), compensation=True, record=True)
+                outcome, recorded = await self._perform(
+                    undo, _pending(undo), context={}, compensation=True, record=True
+                )
             except ActivityError as err:
                 outcome, recorded = self._phase_failure(undo, _pending(undo), err), False
             self._compensations.append(outcome)
