@@ -30,6 +30,7 @@ from app.temporal.notifications import (
     WebhookConfigError,
     WebhookDeliverer,
     WebhookDeliveryWorkflow,
+    WebhookEvent,
     load_webhooks,
     sign,
     verify_signature,
@@ -241,6 +242,14 @@ def test_a_bad_webhook_table_is_one_sentence(table, environ, message) -> None:
         load_webhooks(table, "liara.toml", environ)
     assert message in str(caught.value)
     assert isinstance(caught.value, LiaraError) and "\n" not in str(caught.value)
+
+
+def test_a_webhook_subscribes_to_the_events_its_table_names() -> None:
+    table = {"ops": {"url": "https://x.example", "secret_env": "S", "events": ["approval_required", "finished"]}}
+    hook, _ = load_webhooks(table, "liara.toml", {"S": SECRET}).get("ops")
+    assert hook.events == [WebhookEvent.APPROVAL_REQUIRED, WebhookEvent.FINISHED]
+    with pytest.raises(WebhookConfigError, match="webhooks.ops.events.0 wrongly"):
+        load_webhooks({"ops": {**table["ops"], "events": ["finish"]}}, "liara.toml", {"S": SECRET})
 
 
 async def test_a_webhook_name_must_be_a_safe_id(agency) -> None:

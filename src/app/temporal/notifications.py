@@ -46,7 +46,7 @@ from temporalio.exceptions import ApplicationError
 # The sandbox re-imports this module for the delivery workflow: the rest serves the activity.
 with workflow.unsafe.imports_passed_through():
     import httpx
-    from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, model_validator
+    from pydantic import BaseModel, ConfigDict, Field, JsonValue, Strict, ValidationError, model_validator
 
     from app.temporal.errors import LiaraError
 
@@ -82,7 +82,8 @@ class Webhook(BaseModel):
     url: Annotated[str, Field(pattern=r"^https?://[^\s/]+")]
     secret_env: str | None = None
     secret_file: str | None = None
-    events: list[WebhookEvent] = Field(default_factory=lambda: list(WebhookEvent))
+    #: Names from a TOML file are text: the only field where text becomes an enum.
+    events: list[Annotated[WebhookEvent, Strict(False)]] = Field(default_factory=lambda: list(WebhookEvent))
     #: Told of every crisis, not only of those that name it.
     all_crises: bool = False
 
