@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 from pydantic import JsonValue
+from temporalio.client import WorkflowHandle
 
 from app.temporal.activities import CrisisActivities
 from app.temporal.agents import SIMULATE, ExecutorRegistry, Mission, SimulateExecutor
-from app.temporal.models import OUTPUT_BUDGET_BYTES, CrisisResult, PhaseStatus
+from app.temporal.models import OUTPUT_BUDGET_BYTES, CrisisProgress, CrisisRequest, CrisisResult, PhaseStatus
 from app.temporal.records import FileRecordStore
 from app.temporal.workflows import CrisisResponseWorkflow
 from tests.temporal.test_continue_as_new import every_run
@@ -58,17 +59,24 @@ def activities(store: FileRecordStore, executor=None) -> list:
     ]
 
 
+async def run_to_its_end(
+    dev_server, task_queue: str, store: FileRecordStore, crisis: CrisisRequest, executor=None
+) -> tuple[WorkflowHandle, CrisisResult, CrisisProgress]:
+    """Run ``crisis`` on the dev server with ``executor`` as its agent: its handle, result and last progress."""
+    async with crisis_workflow_worker(dev_server.client, task_queue, activities(store, executor)):
+        handle = await dev_server.client.start_workflow(
+            CrisisResponseWorkflow.run, crisis, id=f"crisis-workflow-{crisis.crisis_id}", task_queue=task_queue
+        )
+        result: CrisisResult = await handle.result()
+        return handle, result, await handle.query(CrisisResponseWorkflow.progress)
+
+
 async def test_forty_phases_of_sixty_kilobytes_complete_with_the_outputs_past_the_budget_in_the_record(
     dev_server, task_queue, tmp_path: Path
 ):
     store = FileRecordStore(tmp_path / "crises")
     crisis = request(f"crisis-big-{uuid.uuid4().hex[:8]}", *(phase(f"p-{i:02d}", "scan", i) for i in range(40)))
-    async with crisis_workflow_worker(dev_server.client, task_queue, activities(store, ReportsSixtyKilobytes())):
-        handle = await dev_server.client.start_workflow(
-            CrisisResponseWorkflow.run, crisis, id=f"crisis-workflow-{crisis.crisis_id}", task_queue=task_queue
-        )
-        result: CrisisResult = await handle.result()
-        progress = await handle.query(CrisisResponseWorkflow.progress)
+    _, result, progress = await run_to_its_end(dev_server, task_queue, store, crisis, ReportsSixtyKilobytes())
 
     assert result.success and result.summary.completed_phases == 40
     inline = [p for p in result.phases if p.output_ref is None]
@@ -93,12 +101,7 @@ async def test_forty_phases_whose_params_refer_to_sixty_kilobytes_complete_with_
     phases = [phase("p-00", "scan", 0)]
     phases += [phase(f"p-{i:02d}", "scan", i, params={"data": "${phases.p-00.output}"}) for i in range(1, 41)]
     crisis = request(f"crisis-big-params-{uuid.uuid4().hex[:8]}", *phases)
-    async with crisis_workflow_worker(dev_server.client, task_queue, activities(store, FirstReportsSixtyKilobytes())):
-        handle = await dev_server.client.start_workflow(
-            CrisisResponseWorkflow.run, crisis, id=f"crisis-workflow-{crisis.crisis_id}", task_queue=task_queue
-        )
-        result: CrisisResult = await handle.result()
-        progress = await handle.query(CrisisResponseWorkflow.progress)
+    _, result, progress = await run_to_its_end(dev_server, task_queue, store, crisis, FirstReportsSixtyKilobytes())
 
     assert result.success and result.summary.completed_phases == 41
     referring = result.phases[1:]
@@ -123,11 +126,7 @@ async def test_a_thousand_small_phases_complete_with_each_run_well_inside_tempor
 ):
     store = FileRecordStore(tmp_path / "crises")
     crisis = request(f"crisis-many-{uuid.uuid4().hex[:8]}", *(phase(f"p-{i:04d}", "scan", 1) for i in range(1000)))
-    async with crisis_workflow_worker(dev_server.client, task_queue, activities(store)):
-        handle = await dev_server.client.start_workflow(
-            CrisisResponseWorkflow.run, crisis, id=f"crisis-workflow-{crisis.crisis_id}", task_queue=task_queue
-        )
-        result: CrisisResult = await handle.result()
+    handle, result, _ = await run_to_its_end(dev_server, task_queue, store, crisis)
 
     assert result.success and result.summary.completed_phases == 1000
     assert all(p.status == PhaseStatus.COMPLETED and p.output == {"simulated": True} for p in result.phases)

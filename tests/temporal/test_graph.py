@@ -34,7 +34,7 @@ from app.temporal.references import UnresolvedReference, resolve
 from app.temporal.workflows import CrisisResponseWorkflow
 from cognition.liara import playbooks
 from tests.conftest import REPO_ROOT, assert_eventually
-from tests.temporal.test_crisis_control import phase, request, start
+from tests.temporal.test_crisis_control import phase, phase_status, request, start
 from tests.temporal.test_liara_workflows import crisis_worker
 
 
@@ -210,6 +210,10 @@ def statuses(result: CrisisResult) -> dict[str, str]:
     return {p.phase_id: p.status.value for p in result.phases}
 
 
+def compensations(result: CrisisResult) -> list[tuple[str, str]]:
+    return [(c.phase_id, c.status.value) for c in result.compensations]
+
+
 async def test_a_diamond_runs_its_middle_side_by_side_and_the_last_phase_reads_both(
     time_skipping_env, task_queue, store
 ):
@@ -282,7 +286,7 @@ async def test_after_an_abort_no_queued_phase_starts(time_skipping_env, task_que
         "gate-6": "cancelled",
     }
     assert agents.started == ["one-1", "two-2", "bad-3", "two-2/undo", "one-1/undo"]
-    assert [(c.phase_id, c.status.value) for c in result.compensations] == [
+    assert compensations(result) == [
         ("two-2", "completed"),
         ("one-1", "completed"),
     ]
@@ -333,7 +337,7 @@ async def test_abort_cancels_the_running_phases_and_compensates_in_reverse_compl
         "bad-4": "failed",
         "never-5": "skipped",
     }
-    assert [(c.phase_id, c.status.value) for c in result.compensations] == [
+    assert compensations(result) == [
         ("second-2", "completed"),
         ("first-1", "completed"),
     ], "last completed, first undone; the cancelled phase is not compensated"
@@ -367,7 +371,7 @@ async def test_a_cancel_stops_every_running_phase_of_a_graph(time_skipping_env, 
         "right-3": "cancelled",
         "join-4": "skipped",
     }
-    assert [(c.phase_id, c.status.value) for c in result.compensations] == [("root-1", "completed")]
+    assert compensations(result) == [("root-1", "completed")]
 
 
 async def test_a_rejected_gate_and_one_that_timed_out_skip_their_dependents_and_the_rest_goes_on(
@@ -385,11 +389,7 @@ async def test_a_rejected_gate_and_one_that_timed_out_skip_their_dependents_and_
     )
     async with crisis_worker(time_skipping_env.client, task_queue, store, agents.perform):
         handle = await start(time_skipping_env, task_queue, crisis)
-        await assert_eventually(lambda: _status_is(handle, "gate-2", PhaseStatus.AWAITING_APPROVAL))
-        await handle.execute_update(
-            CrisisResponseWorkflow.decide_approval,
-            ApprovalDecision(phase_id="gate-2", approved=False, decided_by="commander", reason="too risky"),
-        )
+        await decide_once_awaited(handle, "gate-2", approved=False, reason="too risky")
         result: CrisisResult = await handle.result()
     assert statuses(result) == {
         "root-1": "completed",
@@ -425,14 +425,10 @@ async def test_a_rejected_gate_under_the_abort_policy_cancels_the_other_branch_a
             return "side-3" in agents.running
 
         await assert_eventually(side_agent_running)
-        await assert_eventually(lambda: _status_is(handle, "gate-2", PhaseStatus.AWAITING_APPROVAL))
-        await handle.execute_update(
-            CrisisResponseWorkflow.decide_approval,
-            ApprovalDecision(phase_id="gate-2", approved=False, decided_by="commander"),
-        )
+        await decide_once_awaited(handle, "gate-2", approved=False)
         result: CrisisResult = await handle.result()
     assert statuses(result) == {"root-1": "completed", "gate-2": "failed", "side-3": "cancelled", "after-4": "skipped"}
-    assert [(c.phase_id, c.status.value) for c in result.compensations] == [("root-1", "completed")]
+    assert compensations(result) == [("root-1", "completed")]
     assert agents.started == ["root-1", "side-3", "root-1/undo"]
 
 
@@ -565,11 +561,7 @@ async def test_the_shipped_incident_response_playbook_releases_the_host_it_isola
     agents = Agents(failing=("eradicate",), as_simulator=True)
     async with crisis_worker(time_skipping_env.client, task_queue, store, agents.perform):
         handle = await start(time_skipping_env, task_queue, crisis)
-        await assert_eventually(lambda: _status_is(handle, "contain", PhaseStatus.AWAITING_APPROVAL))
-        await handle.execute_update(
-            CrisisResponseWorkflow.decide_approval,
-            ApprovalDecision(phase_id="contain", approved=True, decided_by="commander"),
-        )
+        await decide_once_awaited(handle, "contain", approved=True)
         result: CrisisResult = await handle.result()
     assert statuses(result)["eradicate"] == "failed"
     assert [(c.phase_id, c.action) for c in result.compensations] == [("contain", "release-isolation")]
@@ -577,9 +569,15 @@ async def test_the_shipped_incident_response_playbook_releases_the_host_it_isola
     assert released.params == {"host": "web-7", "evidence": "logs-web-7.tar.gz"}
 
 
-async def _status_is(handle, phase_id: str, status: PhaseStatus) -> bool:
-    progress = await handle.query(CrisisResponseWorkflow.progress)
-    return any(p.phase_id == phase_id and p.status == status for p in progress.phases)
+async def decide_once_awaited(handle, phase_id: str, *, approved: bool, reason: str | None = None) -> None:
+    """Once ``phase_id`` awaits approval, the commander approves or rejects it."""
+
+    async def awaiting() -> bool:
+        return await phase_status(handle, phase_id) == PhaseStatus.AWAITING_APPROVAL
+
+    await assert_eventually(awaiting)
+    decision = ApprovalDecision(phase_id=phase_id, approved=approved, decided_by="commander", reason=reason)
+    await handle.execute_update(CrisisResponseWorkflow.decide_approval, decision)
 
 
 async def _running(handle, phase_id: str) -> bool:
