@@ -545,7 +545,9 @@ class CrisisResponseWorkflow:
         return phase if params == phase.params else phase.model_copy(update={"params": params})
 
     def _context_of(self, phase: MissionPhase) -> dict[str, Any]:
-        """The outputs of the phases ``phase`` depends on (for its agent's mission document)."""
+        """The outputs of the phases ``phase`` depends on or its params refer to (the ``context``
+        of its agent's mission document).
+        """
         wanted = set(phase.depends_on or ()) | {r.phase_id for r in references_in(phase.params) if r.phase_id}
         return {
             p.phase_id: p.output
