@@ -24,7 +24,7 @@ import json
 import os
 import re
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -44,6 +44,7 @@ from pydantic import (
 from app.temporal import plan
 from app.temporal.errors import InvalidCrisisRequestError, PlaybookNotFoundError
 from app.temporal.models import INPUT_NAME_PATTERN, CrisisRequest, MissionPhase, SafeId, strict_input
+from app.temporal.references import resolve_inputs
 from app.temporal.validation import describe_validation_error
 
 PLAYBOOKS_ENV = "LIARA_PLAYBOOKS"
@@ -51,7 +52,6 @@ DEFAULT_PLAYBOOKS_DIR = Path("playbooks")
 SUFFIXES = (".yaml", ".yml", ".json", ".toml")
 #: Crisis request fields that a playbook's ``options`` cannot set.
 NOT_OPTIONS = frozenset({"crisis_id", "target_member", "missions", "initiated_by", "inputs", "playbook", "schedule"})
-_INPUT_REFERENCE = re.compile(r"\$\{inputs\.([A-Za-z_][A-Za-z0-9_-]*)\}")
 #: What ``validate`` and ``show`` put in for a required input that has no value.
 _PLACEHOLDERS: dict[str, JsonValue] = {
     "string": "example",
@@ -139,7 +139,7 @@ class Playbook(_Strict):
         """
         values = self.values(given, placeholders=placeholders)
         fields = {"target_member": self.target_member, "missions": self.phases, **self.options}
-        return {**_substitute(fields, values), "inputs": values, "playbook": self.name}
+        return {**resolve_inputs(fields, values), "inputs": values, "playbook": self.name}
 
 
 def _typed(playbook: str, name: str, kind: InputType, value: JsonValue) -> JsonValue:
@@ -179,27 +179,6 @@ def _from_text(kind: InputType, text: str) -> JsonValue:
             return False
         raise ValueError(text)
     return json.loads(text)
-
-
-def _substitute(value: Any, inputs: Mapping[str, JsonValue]) -> Any:
-    """``value`` with every ``${inputs.<name>}`` replaced (other references are left as they are)."""
-    if isinstance(value, str):
-        whole = _INPUT_REFERENCE.fullmatch(value)
-        if whole and whole[1] in inputs:
-            return inputs[whole[1]]
-
-        def text(found: re.Match[str]) -> str:
-            if found[1] not in inputs:
-                return found[0]
-            named = inputs[found[1]]
-            return named if isinstance(named, str) else json.dumps(named)
-
-        return _INPUT_REFERENCE.sub(text, value)
-    if isinstance(value, list):
-        return [_substitute(item, inputs) for item in value]
-    if isinstance(value, dict):
-        return {key: _substitute(item, inputs) for key, item in value.items()}
-    return value
 
 
 # --- files ----------------------------------------------------------------------------------------
@@ -274,7 +253,7 @@ def problems(path: Path) -> list[str]:
             if location and not any(location[: len(place)] == place for place in told):
                 found.append(f"{_located(location)}: {_message(problem)}")
     phases = [phase for phase in map(_planned, rendered["missions"]) if phase is not None]
-    found += [f"phases: {problem}" for problem in _plan_problems(phases, rendered["inputs"])]
+    found += [f"phases: {problem}" for problem in plan.problems(phases, rendered["inputs"])]
     return found
 
 
@@ -347,27 +326,6 @@ def _planned(phase: Any) -> MissionPhase | None:
         return MissionPhase.model_validate({**_PHASE_STAND_INS, **sound})
     except ValidationError:
         return None
-
-
-def _plan_problems(phases: list[MissionPhase], inputs: Iterable[str]) -> list[str]:
-    """``plan.problems``, with the references checked even when some dependencies are wrong.
-
-    ``plan.problems`` stops at an unknown or circular dependency. Then each phase's references
-    are checked on their own: the phase depending directly on every phase it reaches through
-    the declared dependencies, no other phase depending on anything.
-    """
-    wrong_dependencies = plan.problems([phase.model_copy(update={"params": {}}) for phase in phases], inputs)
-    if not wrong_dependencies:
-        return plan.problems(phases, inputs)
-    ids = {phase.phase_id for phase in phases}
-    dependencies = {phase.phase_id: list(phase.depends_on or ()) for phase in phases}
-    independent = [phase.model_copy(update={"depends_on": [], "params": {}}) for phase in phases]
-    found = wrong_dependencies
-    for position, phase in enumerate(phases):
-        reached = sorted(plan.ancestors(phase.phase_id, dependencies) & ids - {phase.phase_id})
-        others = independent[:position] + independent[position + 1 :]
-        found += plan.problems([phase.model_copy(update={"depends_on": reached})], inputs, known=others)
-    return found
 
 
 def _in_playbook(location: tuple[Any, ...], options: Mapping[str, Any]) -> tuple[Any, ...]:

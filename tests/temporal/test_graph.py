@@ -30,7 +30,7 @@ from app.temporal.models import (
     PhaseStatus,
 )
 from app.temporal.records import FileRecordStore
-from app.temporal.references import UnresolvedReference, resolve
+from app.temporal.references import UnresolvedReference, resolve, resolve_inputs
 from app.temporal.workflows import CrisisResponseWorkflow
 from cognition.liara import playbooks
 from tests.conftest import REPO_ROOT, assert_eventually
@@ -95,6 +95,19 @@ def test_an_unsound_plan_is_refused_naming_the_phase_and_the_reference(phases, e
         CrisisRequest.model_validate({"crisis_id": "c", "target_member": "t", "missions": list(phases)})
 
 
+def test_a_circle_does_not_hide_the_reference_problems_of_the_plan() -> None:
+    phases = (
+        node("a-1", "b-2", params={"x": "${inputs.owner}"}),
+        node("b-2", "a-1", params={"x": "${phases.a-1.output.x}"}),
+        node("c-3", params={"x": "${phases.b-2.output.x}"}),
+    )
+    assert problems_of(*phases) == [
+        "phases depend on each other in a circle: a-1 -> b-2 -> a-1",
+        "phase 'a-1' refers to ${inputs.owner}, but the crisis has no input 'owner'",
+        "phase 'c-3' refers to ${phases.b-2.output.x}, but it does not depend on it",
+    ]
+
+
 def test_phases_added_to_a_sequential_crisis_may_refer_to_every_phase_already_planned() -> None:
     """Added phases run after the crisis's own, whatever their priority; among themselves by priority."""
     known = [
@@ -148,6 +161,21 @@ def test_only_phases_and_inputs_are_references_and_a_doubled_dollar_writes_a_lit
         "pid": "echo $$",
     }
     assert resolve("$${inputs.owner}", {}, {}) == "${inputs.owner}", "an escape alone is text, not a reference"
+
+
+def test_a_playbook_fills_in_its_inputs_and_leaves_the_rest_to_the_workflow() -> None:
+    value = {
+        "target": "${inputs.host}",
+        "note": "on ${inputs.host} from ${phases.scan-1.output.x}, not $${inputs.host} nor ${inputs.other}",
+        "ports": "${inputs.ports}",
+        "shell": "echo ${HOME}",
+    }
+    assert resolve_inputs(value, {"host": "web-7", "ports": [22, 443]}) == {
+        "target": "web-7",
+        "note": "on web-7 from ${phases.scan-1.output.x}, not $${inputs.host} nor ${inputs.other}",
+        "ports": [22, 443],
+        "shell": "echo ${HOME}",
+    }
 
 
 # --- the workflow ---------------------------------------------------------------------------------

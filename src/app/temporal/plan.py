@@ -66,8 +66,6 @@ def problems(phases: Sequence[PlannedPhase], inputs: Iterable[str], known: Seque
                 found.append(f"phase {phase.phase_id!r} depends on {dependency!r}, which is not a phase of the crisis")
     if not found and (cycle := _cycle(dependencies)):
         found.append("phases depend on each other in a circle: " + " -> ".join(cycle))
-    if found:
-        return found
     before = _runs_before(known, phases, dependencies, graph)
     declared = set(inputs)
     for phase in phases:
@@ -103,7 +101,8 @@ def _runs_before(
     a crisis run after its ``known`` ones, whatever their priority.
     """
     if graph:
-        return {phase.phase_id: ancestors(phase.phase_id, dependencies) for phase in phases}
+        # In a circle a phase is its own ancestor, which does not make it run before itself.
+        return {phase.phase_id: ancestors(phase.phase_id, dependencies) - {phase.phase_id} for phase in phases}
     order = [phase.phase_id for phase in [*known, *execution_order(phases)]]
     return {phase_id: set(order[:position]) for position, phase_id in enumerate(order)}
 

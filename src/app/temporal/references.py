@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import JsonValue
 
@@ -64,19 +65,52 @@ def references_in(value: JsonValue) -> Iterator[Reference]:
 
 def resolve(value: JsonValue, outputs: Mapping[str, JsonValue], inputs: Mapping[str, JsonValue]) -> JsonValue:
     """``value`` with every reference replaced; ``UnresolvedReference`` when one cannot be."""
+    return _rewrite(value, lambda expression: _value_of(parse(expression), outputs, inputs), escape="${")
+
+
+def resolve_inputs(value: Any, inputs: Mapping[str, JsonValue]) -> Any:
+    """``value`` with each ``${inputs.<name>}`` that ``inputs`` has replaced, and everything else
+    (phase references, other or malformed references, ``$${``) left as written, for the workflow.
+    """
+
+    def given(expression: str) -> JsonValue:
+        found = _INPUT.fullmatch(expression)
+        if found is None or found["name"] not in inputs:
+            raise _Kept
+        return inputs[found["name"]]
+
+    return _rewrite(value, given, escape=_ESCAPE)
+
+
+class _Kept(Exception):
+    """The reference stays as written."""
+
+
+def _rewrite(value: Any, value_of: Callable[[str], JsonValue], escape: str) -> Any:
+    """``value`` with each reference replaced by ``value_of(expression)`` (kept where it raises
+    ``_Kept``) and each ``$${`` by ``escape``.
+    """
     if isinstance(value, str):
         whole = _TOKEN.fullmatch(value)
         if whole and whole[0] != _ESCAPE:
-            return _value_of(parse(whole[1]), outputs, inputs)
+            try:
+                return value_of(whole[1])
+            except _Kept:
+                return value
 
         def replaced(found: re.Match[str]) -> str:
-            return "${" if found[0] == _ESCAPE else _text(_value_of(parse(found[1]), outputs, inputs))
+            if found[0] == _ESCAPE:
+                return escape
+            try:
+                return _text(value_of(found[1]))
+            except _Kept:
+                return found[0]
 
         return _TOKEN.sub(replaced, value)
     if isinstance(value, list):
-        return [resolve(item, outputs, inputs) for item in value]
+        return [_rewrite(item, value_of, escape) for item in value]
     if isinstance(value, dict):
-        return {key: resolve(item, outputs, inputs) for key, item in value.items()}
+        return {key: _rewrite(item, value_of, escape) for key, item in value.items()}
     return value
 
 
