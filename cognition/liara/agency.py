@@ -12,79 +12,38 @@ Results and statuses are plain JSON-ready dicts. Every failure a caller can fix 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 from collections.abc import AsyncGenerator, Iterable, Mapping
-from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from pydantic import ValidationError
-from temporalio.api.enums.v1 import TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
-from temporalio.client import (
-    Client,
-    WorkflowExecution,
-    WorkflowExecutionDescription,
-    WorkflowExecutionStatus,
-    WorkflowFailureError,
-    WorkflowHandle,
-    WorkflowQueryFailedError,
-    WorkflowUpdateFailedError,
-    WorkflowUpdateRPCTimeoutOrCancelledError,
-)
+from temporalio.client import Client, WorkflowHandle
 from temporalio.common import Priority, WorkflowIDReusePolicy
-from temporalio.contrib.workflow_streams import WorkflowStreamClient
-from temporalio.exceptions import CancelledError, TerminatedError, WorkflowAlreadyStartedError
-from temporalio.exceptions import TimeoutError as TemporalTimeoutError
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
-from app.temporal.client import START_SERVER_HINT, ConnectionSettings, connect
+from app.temporal.client import ConnectionSettings, connect
 from app.temporal.errors import (
     CrisisAlreadyExistsError,
-    CrisisFailedError,
-    CrisisNotFoundError,
     CrisisNotRunningError,
     CrisisWaitTimeoutError,
     DecisionRefusedError,
     IdempotencyConflictError,
     InvalidCrisisRequestError,
     LiaraError,
-    TemporalBusyError,
     TemporalSetupError,
-    TemporalUnavailableError,
-    innermost_message,
 )
-from app.temporal.models import (
-    OUTPUT_BUDGET_BYTES,
-    ApprovalDecision,
-    CrisisEvent,
-    CrisisProgress,
-    CrisisSummary,
-    EventKind,
-    MissionPhase,
-    OutputRef,
-    PhaseOutcome,
-    json_size,
-    scheduled_crisis_id,
-    strict_input,
-)
-from app.temporal.records import configured_record_store
-from app.temporal.records.document import COMPENSATIONS, PHASES
+from app.temporal.models import ApprovalDecision, MissionPhase, strict_input
 from app.temporal.validation import describe_validation_error
 from app.temporal.visibility import (
-    CRISIS_INITIATED_BY,
     CRISIS_SEARCH_ATTRIBUTES,
-    CRISIS_STATUS,
-    CRISIS_TARGET,
     crisis_list_query,
     missing_search_attributes,
     register_search_attributes,
     start_attributes,
 )
-from app.temporal.workflows import EVENT_TOPIC, CrisisResponseWorkflow
+from app.temporal.workflows import CrisisResponseWorkflow
 from cognition.liara import crisis_records
 from cognition.liara.crisis_requests import (
     REQUEST_DIGEST_MEMO,
@@ -94,91 +53,22 @@ from cognition.liara.crisis_requests import (
     request_digest,
     workflow_id_for,
 )
-from cognition.liara.diagnostics import live_pollers, waiting_problem
+from cognition.liara.crisis_workflow import crisis_result, ending_error, read_events, running_handle, send_update
+from cognition.liara.diagnostics import (
+    problem_if_known,
+    running_details,
+    status_name,
+    waiting_problem,
+    workflow_pollers,
+)
 from cognition.liara.event_feeds import EventFeeds
+from cognition.liara.listing import crisis_page
 from cognition.liara.playbooks import SUFFIXES, find, load
+from cognition.liara.recorded_status import recorded_status
+from cognition.liara.rpc_errors import translate_rpc_error
 
-#: How long a status call waits for a worker to answer the progress query.
-PROGRESS_QUERY_TIMEOUT = timedelta(seconds=3)
 #: How long a change to a running crisis (a decision, added phases) waits for a worker to take it.
 WORKER_WAIT_SECONDS = 10.0
-
-_STATUS_NAMES = {
-    WorkflowExecutionStatus.RUNNING: "running",
-    WorkflowExecutionStatus.COMPLETED: "completed",
-    WorkflowExecutionStatus.FAILED: "failed",
-    WorkflowExecutionStatus.CANCELED: "cancelled",
-    WorkflowExecutionStatus.TERMINATED: "terminated",
-    WorkflowExecutionStatus.CONTINUED_AS_NEW: "continued_as_new",
-    WorkflowExecutionStatus.TIMED_OUT: "timed_out",
-}
-#: How a workflow ended without a result, by the cause of its failure.
-_END_STATES: dict[type[BaseException], str] = {
-    CancelledError: "cancelled",
-    TerminatedError: "terminated",
-    TemporalTimeoutError: "timed_out",
-}
-
-
-def _listed(execution: WorkflowExecution) -> dict[str, Any]:
-    attributes = execution.typed_search_attributes
-    return {
-        "workflow_id": execution.id,
-        "target": attributes.get(CRISIS_TARGET),
-        "crisis_status": attributes.get(CRISIS_STATUS),
-        "initiated_by": attributes.get(CRISIS_INITIATED_BY),
-        "status": _STATUS_NAMES.get(execution.status, "unknown") if execution.status else "unknown",
-        "started_at": execution.start_time.isoformat(),
-    }
-
-
-_BAD_CURSOR = "The cursor is not one this listing gave out: start again without it."
-
-
-def _cursor(page_token: bytes) -> str:
-    """A page token as a cursor: URL-safe base64, with a checksum that tells a mangled one."""
-    return base64.urlsafe_b64encode(hashlib.sha256(page_token).digest()[:4] + page_token).decode()
-
-
-def _page_token(cursor: str | None) -> bytes | None:
-    """The server's page token a cursor carries."""
-    if cursor is None:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor.encode("ascii"))
-    except (ValueError, UnicodeEncodeError):
-        raise InvalidCrisisRequestError(_BAD_CURSOR) from None
-    checksum, token = raw[:4], raw[4:]
-    if not token or hashlib.sha256(token).digest()[:4] != checksum:
-        raise InvalidCrisisRequestError(_BAD_CURSOR)
-    return token
-
-
-def _recorded_outcomes(record: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """A record's phases and compensations as a crisis tells them: their resolved params and
-    outputs within the crisis's budget, in plan order, and each past it named by a reference to
-    the record (``params_ref``, ``output_ref``), as the crisis itself names them.
-    """
-    budget = OUTPUT_BUDGET_BYTES
-    told: dict[str, list[dict[str, Any]]] = {PHASES: [], COMPENSATIONS: []}
-    for kind, entries in told.items():
-        for entry in record.get(kind, []):
-            outcome = PhaseOutcome.model_validate({**entry, "requires_approval": "approvals_required" in entry})
-            kept: dict[str, Any] = {}
-            for field, reference in (("params", "params_ref"), ("output", "output_ref")):
-                size = 0 if getattr(outcome, field) is None else json_size(getattr(outcome, field))
-                if size > budget:
-                    kept[field] = None
-                    kept[reference] = OutputRef(
-                        crisis_id=record["crisis_id"],
-                        phase_id=outcome.phase_id,
-                        compensation=kind == COMPENSATIONS,
-                        size_bytes=size,
-                    )
-                else:
-                    budget -= size
-            entries.append(outcome.model_copy(update=kept).model_dump(mode="json"))
-    return told[PHASES], told[COMPENSATIONS]
 
 
 class LiaraTemporalAgency:
@@ -363,7 +253,7 @@ class LiaraTemporalAgency:
         completed phases with a ``compensate_action`` are compensated. Returns once requested.
         ``cancelled_by`` is recorded with the cancel (in the result's and record's ``cancel_requests``).
         """
-        handle, _ = await self._running_handle(workflow_id, "cancel")
+        handle, _ = await running_handle(await self.connect(), self.settings, workflow_id, "cancel")
         try:
             await handle.cancel(reason=f"cancelled by {cancelled_by}" if cancelled_by else "")
         except RPCError as err:
@@ -400,7 +290,9 @@ class LiaraTemporalAgency:
             decision = strict_input(ApprovalDecision, fields)
         except ValidationError as err:
             raise InvalidCrisisRequestError(f"Invalid decision: {describe_validation_error(err)}.") from None
-        phase = await self._update(
+        phase = await send_update(
+            await self.connect(),
+            self.settings,
             workflow_id,
             CrisisResponseWorkflow.decide_approval,
             decision,
@@ -423,7 +315,9 @@ class LiaraTemporalAgency:
     ) -> dict[str, Any]:
         """Append phases to a running crisis; return its progress. Refused once phases are over."""
         phases = build_phases(missions)
-        progress = await self._update(
+        progress = await send_update(
+            await self.connect(),
+            self.settings,
             workflow_id,
             CrisisResponseWorkflow.add_phases,
             phases,
@@ -464,19 +358,7 @@ class LiaraTemporalAgency:
         page (None after the last one).
         """
         query = crisis_list_query(target=target, status=status, initiated_by=initiated_by, schedule=schedule)
-        token = _page_token(cursor)
-        client = await self.connect()
-        pages = client.list_workflows(query, page_size=limit, next_page_token=token)
-        try:
-            await pages.fetch_next_page()
-        except RPCError as err:
-            unavailable = err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED)
-            if cursor is not None and not unavailable:
-                raise InvalidCrisisRequestError(_BAD_CURSOR) from None
-            raise self._rpc_error(err, "") from None
-        rows = [_listed(execution) for execution in pages.current_page or []]
-        following = pages.next_page_token
-        return {"crises": rows, "next_cursor": _cursor(following) if following else None}
+        return await crisis_page(await self.connect(), self.settings, query, limit=limit, cursor=cursor)
 
     async def read_record(self, crisis_id: str) -> dict[str, Any]:
         """The crisis record of ``crisis_id`` from the record store configured on this machine (as its
@@ -495,34 +377,7 @@ class LiaraTemporalAgency:
         workflow that ended without one). However many follow a crisis at once, this agency
         reads its stream once (see ``event_feeds``), so decisions on it still go through.
         """
-        return self._feeds.follow(workflow_id, after, lambda: self._read_events(workflow_id))
-
-    async def _read_events(self, workflow_id: str) -> AsyncGenerator[dict[str, Any], None]:
-        """Every event of the crisis's stream, from the first, as ``crisis_events`` gives them."""
-        handle = await self._handle(workflow_id)
-        try:
-            await handle.describe()
-        except RPCError as err:
-            raise self._rpc_error(err, workflow_id) from None
-        stream = WorkflowStreamClient.create(self.client, workflow_id)
-        events = stream.subscribe(EVENT_TOPIC, result_type=CrisisEvent)
-        while True:
-            try:
-                item = await anext(events)
-            except StopAsyncIteration:
-                return
-            except RPCError as err:
-                raise self._rpc_error(err, workflow_id) from None
-            event: CrisisEvent = item.data
-            data = event.model_dump(mode="json", exclude_none=True)
-            if event.kind == EventKind.FINISHED:
-                try:
-                    data = {**data, "result": await self._result(handle)}
-                except CrisisFailedError as err:
-                    data = {**data, "status": err.status, "error": str(err)}
-            yield {"id": item.offset, "event": event.kind.value, "data": data}
-            if event.kind == EventKind.FINISHED:
-                return
+        return self._feeds.follow(workflow_id, after, lambda: read_events(self.connect, self.settings, workflow_id))
 
     async def get_crisis_status(self, workflow_id: str) -> dict[str, Any]:
         """Where a crisis stands, without waiting for it.
@@ -539,7 +394,7 @@ class LiaraTemporalAgency:
             description = await handle.describe()
         except RPCError as err:
             raise self._rpc_error(err, workflow_id) from None
-        status = _STATUS_NAMES.get(description.status, "unknown") if description.status else "unknown"
+        status = status_name(description.status)
         report: dict[str, Any] = {
             "workflow_id": workflow_id,
             "status": status,
@@ -548,15 +403,15 @@ class LiaraTemporalAgency:
             "closed_at": description.close_time.isoformat() if description.close_time else None,
         }
         if status == "running":
-            report.update(await self._running_details(handle, description.task_queue))
+            report.update(await running_details(self.client, handle, description.task_queue))
             problem = await waiting_problem(self.client, description)
             if problem:
                 report["problem"] = problem
         elif status == "completed":
-            report["result"] = await self._result(handle)
+            report["result"] = await crisis_result(handle, self.settings)
         else:
-            report["error"] = await self._failure(handle)
-            report.update(await self._recorded_state(workflow_id))
+            report["error"] = await ending_error(handle, self.settings)
+            report.update(await recorded_status(workflow_id, self.settings.namespace))
         return report
 
     async def wait_for_crisis_completion(self, workflow_id: str, timeout: float | None = None) -> dict[str, Any]:
@@ -567,9 +422,9 @@ class LiaraTemporalAgency:
         """
         handle = await self._handle(workflow_id)
         try:
-            return await asyncio.wait_for(self._result(handle), timeout)
+            return await asyncio.wait_for(crisis_result(handle, self.settings), timeout)
         except TimeoutError:
-            problem = await self._problem(handle)
+            problem = await problem_if_known(self.client, handle)
             if problem:
                 raise CrisisWaitTimeoutError(
                     f"Crisis workflow {workflow_id} did not finish within {timeout:g} s; "
@@ -580,185 +435,15 @@ class LiaraTemporalAgency:
                 f"check it with `liara status {workflow_id}`."
             ) from None
 
-    async def _problem(self, handle: WorkflowHandle[Any, Any]) -> str | None:
-        """Why a running crisis is stuck, if an activity or workflow task keeps failing (best effort)."""
-        try:
-            return await waiting_problem(self.client, await handle.describe())
-        except RPCError:
-            return None
-
     async def pollers(self, task_queue: str | None = None) -> int:
         """How many workers poll the crisis task queue (or ``task_queue``) for workflow tasks now."""
         client = await self.connect()
-        response = await client.workflow_service.describe_task_queue(
-            DescribeTaskQueueRequest(
-                namespace=self.settings.namespace,
-                task_queue=TaskQueue(name=task_queue or self.settings.task_queue),
-                task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-            )
-        )
-        return live_pollers(response.pollers)
+        return await workflow_pollers(client, task_queue or self.settings.task_queue)
 
     async def _handle(self, workflow_id: str) -> WorkflowHandle[Any, Any]:
         client = await self.connect()
         return client.get_workflow_handle(workflow_id)
 
-    async def _running_handle(
-        self, workflow_id: str, action: str
-    ) -> tuple[WorkflowHandle[Any, Any], WorkflowExecutionDescription]:
-        """The handle of a running crisis and its description; a clear error if it is unknown or has ended."""
-        handle = await self._handle(workflow_id)
-        try:
-            description = await handle.describe()
-        except RPCError as err:
-            raise self._rpc_error(err, workflow_id) from None
-        if description.status != WorkflowExecutionStatus.RUNNING:
-            state = _STATUS_NAMES.get(description.status, "unknown") if description.status else "unknown"
-            raise CrisisNotRunningError(
-                f"Cannot {action} crisis workflow {workflow_id}: it has already ended ({state})."
-            )
-        return handle, description
-
-    async def _update(
-        self,
-        workflow_id: str,
-        update: Any,
-        argument: Any,
-        *,
-        action: str,
-        timeout: float,
-        refused: type[LiaraError],
-    ) -> Any:
-        """Send an update to a running crisis and return its result: a worker must take it within
-        ``timeout`` seconds; a refusal by the workflow's validator raises ``refused``.
-        """
-        handle, description = await self._running_handle(workflow_id, action)
-        task_queue = description.task_queue or self.settings.task_queue
-        if not await self.pollers(task_queue):
-            # Sent now, the update would wait for a worker and might take effect long after.
-            raise TemporalUnavailableError(
-                f"Cannot {action} {workflow_id}: no worker polls task queue {task_queue!r}; "
-                "start one with `python cognition/liara/worker.py`."
-            )
-        try:
-            return await handle.execute_update(update, argument, rpc_timeout=timedelta(seconds=timeout))
-        except WorkflowUpdateRPCTimeoutOrCancelledError:
-            raise CrisisWaitTimeoutError(
-                f"Cannot {action} {workflow_id}: no worker answered within {timeout:g} s; "
-                f"check the workers with `liara doctor`, then the crisis with `liara status {workflow_id}`."
-            ) from None
-        except WorkflowUpdateFailedError as err:
-            raise refused(f"Cannot {action} {workflow_id}: {innermost_message(err)}.") from None
-        except RPCError as err:
-            if err.status == RPCStatusCode.NOT_FOUND:  # it was running a moment ago: it has ended since
-                raise CrisisNotRunningError(f"Cannot {action} crisis workflow {workflow_id}: it has ended.") from None
-            raise self._rpc_error(err, workflow_id) from None
-
-    async def _progress(self, handle: WorkflowHandle[Any, Any]) -> CrisisProgress:
-        try:
-            progress = await handle.query(CrisisResponseWorkflow.progress, rpc_timeout=PROGRESS_QUERY_TIMEOUT)
-        except (WorkflowQueryFailedError, RPCError) as err:
-            raise TemporalUnavailableError(
-                f"No worker answered for {handle.id}: start one with `python cognition/liara/worker.py`."
-            ) from err
-        return progress
-
-    async def _result(self, handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
-        try:
-            result = await handle.result()
-        except WorkflowFailureError as err:
-            status = _END_STATES.get(type(err.cause), "failed")
-            raise CrisisFailedError(
-                f"Crisis workflow {handle.id} ended as {status}: {innermost_message(err)}", status
-            ) from None
-        except RPCError as err:
-            raise self._rpc_error(err, handle.id) from None
-        return result.model_dump(mode="json") if hasattr(result, "model_dump") else result
-
-    async def _failure(self, handle: WorkflowHandle[Any, Any]) -> str:
-        try:
-            await self._result(handle)
-        except CrisisFailedError as err:
-            return str(err)
-        return ""
-
-    async def _recorded_state(self, workflow_id: str) -> dict[str, Any]:
-        """What the record of a crisis that ended without a result tells, from the record store
-        configured on this machine: nothing if it holds no record of this crisis, a
-        ``record_error`` if the record cannot be read.
-        """
-        # A crisis's id is its workflow id without the prefix (made safe, for a schedule's runs).
-        crisis_id = scheduled_crisis_id(workflow_id)
-        try:
-            record = await crisis_records.read_record(crisis_id)
-            record_path = configured_record_store().location(crisis_id)
-        except crisis_records.CrisisRecordNotFoundError:
-            return {}
-        except LiaraError as err:
-            return {"record_error": str(err)}
-        if record.get("workflow_id") != workflow_id or record.get("namespace") not in (None, self.settings.namespace):
-            return {}  # another crisis's record under the same id
-        try:
-            phases, compensations = _recorded_outcomes(record)
-        except ValidationError:
-            return {"record_error": f"crisis record {record_path} holds phases no crisis wrote; move it aside"}
-        return {
-            "crisis_id": crisis_id,
-            "target": record.get("target"),
-            "phases": phases,
-            "summary": CrisisSummary.of(phase["status"] for phase in phases).model_dump(),
-            "compensations": compensations,
-            "cancel_requests": record.get("cancel_requests", []),
-            "record_path": record_path,
-        }
-
-    async def _running_details(self, handle: WorkflowHandle[Any, Any], task_queue: str) -> dict[str, Any]:
-        # With nobody polling the crisis's task queue, a query would only wait out its timeout:
-        # say so at once.
-        workers = await self.pollers(task_queue)
-        if workers:
-            try:
-                return (await self._progress(handle)).model_dump(mode="json")
-            except TemporalUnavailableError:
-                note = "no worker answered the progress query in time"
-        else:
-            note = (
-                f"queued: no worker polls task queue {task_queue!r}; start one with `python cognition/liara/worker.py`"
-            )
-        return {"stage": "unknown", "note": note, "workers_polling": workers}
-
     def _rpc_error(self, err: RPCError, workflow_id: str) -> LiaraError:
-        """What a Temporal error means to the caller, in one sentence (``workflow_id`` is "" for a
-        request about no crisis in particular).
-        """
-        message = err.message.lower()
-        # Just after a namespace is deleted, the server also says so as UNAVAILABLE.
-        namespace_gone = "namespace" in message and "not found" in message
-        if err.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.UNAVAILABLE) and namespace_gone:
-            return TemporalUnavailableError(
-                f"Namespace {self.settings.namespace!r} no longer exists on the Temporal server at "
-                f"{self.settings.address}: create it again or set TEMPORAL_NAMESPACE."
-            )
-        if err.status == RPCStatusCode.NOT_FOUND and "completed" in message:
-            return CrisisNotRunningError(f"Crisis workflow {workflow_id} has already ended.")
-        if err.status == RPCStatusCode.NOT_FOUND:
-            return CrisisNotFoundError(
-                f"No crisis workflow {workflow_id!r} in namespace {self.settings.namespace!r}: "
-                "check the id printed by `liara trigger`."
-            )
-        if err.status == RPCStatusCode.FAILED_PRECONDITION and "poller" in message:
-            return TemporalUnavailableError(
-                f"No worker answered for {workflow_id}: start one with `python cognition/liara/worker.py`."
-            )
-        if err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
-            return TemporalUnavailableError(
-                f"Lost the Temporal server at {self.settings.address}: {START_SERVER_HINT}."
-            )
-        subject = f"crisis workflow {workflow_id}" if workflow_id else f"namespace {self.settings.namespace!r}"
-        if err.status == RPCStatusCode.RESOURCE_EXHAUSTED:
-            return TemporalBusyError(
-                f"Temporal cannot take this request for {subject} now ({err.message}): try again in a moment."
-            )
-        return TemporalUnavailableError(
-            f"The Temporal server at {self.settings.address} refused the request for {subject} ({err.message})."
-        )
+        """What a Temporal error means to the caller (``workflow_id`` is "" for no crisis in particular)."""
+        return translate_rpc_error(err, self.settings, workflow_id)

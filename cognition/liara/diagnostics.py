@@ -1,4 +1,6 @@
-"""Why a running crisis waits, in one sentence: an activity or a workflow task that keeps failing.
+"""Where a crisis stands: the state of its workflow, the workers polling its task queue, its
+progress while it runs and, in one sentence, why it waits: an activity or a workflow task that
+keeps failing.
 
 A crisis that waits for a record store to be usable again, for an agent being retried or for a
 worker that can decode its history would otherwise seem to hang for no reason.
@@ -9,13 +11,28 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.failure.v1 import Failure
-from temporalio.api.taskqueue.v1 import PollerInfo
-from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryReverseRequest
-from temporalio.client import Client, WorkflowExecutionDescription
+from temporalio.api.taskqueue.v1 import PollerInfo, TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest, GetWorkflowExecutionHistoryReverseRequest
+from temporalio.client import (
+    Client,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+)
+from temporalio.exceptions import CancelledError, TerminatedError
+from temporalio.exceptions import TimeoutError as TemporalTimeoutError
+from temporalio.service import RPCError
 
+from app.temporal.workflows import CrisisResponseWorkflow
+
+#: How long a status call waits for a worker to answer the progress query.
+PROGRESS_QUERY_TIMEOUT = timedelta(seconds=3)
 #: A live worker polls again as soon as a long poll (at most about a minute) ends; the server
 #: lists a worker for minutes after its last poll, so one not seen for longer than this is gone.
 LIVE_POLLER_SECONDS = 75
@@ -23,6 +40,31 @@ LIVE_POLLER_SECONDS = 75
 _PROBLEM_CHARS = 300
 #: Parts of a pydantic message that say nothing to an operator (and may quote the payload).
 _PYDANTIC_NOISE = re.compile(r"\s*\[type=[^\]]*\]|\s*For further information visit \S+")
+_STATUS_NAMES = {
+    WorkflowExecutionStatus.RUNNING: "running",
+    WorkflowExecutionStatus.COMPLETED: "completed",
+    WorkflowExecutionStatus.FAILED: "failed",
+    WorkflowExecutionStatus.CANCELED: "cancelled",
+    WorkflowExecutionStatus.TERMINATED: "terminated",
+    WorkflowExecutionStatus.CONTINUED_AS_NEW: "continued_as_new",
+    WorkflowExecutionStatus.TIMED_OUT: "timed_out",
+}
+#: How a workflow ended without a result, by the cause of its failure.
+_END_STATES: dict[type[BaseException], str] = {
+    CancelledError: "cancelled",
+    TerminatedError: "terminated",
+    TemporalTimeoutError: "timed_out",
+}
+
+
+def status_name(status: WorkflowExecutionStatus | None) -> str:
+    """A workflow's state as the agency names it: running, completed, cancelled..."""
+    return _STATUS_NAMES.get(status, "unknown") if status else "unknown"
+
+
+def end_state(cause: BaseException | None) -> str:
+    """How a workflow ended without a result, by the cause of its failure: cancelled, failed..."""
+    return _END_STATES.get(type(cause), "failed")
 
 
 def live_pollers(pollers: Iterable[PollerInfo]) -> int:
@@ -32,6 +74,45 @@ def live_pollers(pollers: Iterable[PollerInfo]) -> int:
         not poller.HasField("last_access_time") or poller.last_access_time.ToDatetime(UTC) >= seen_since
         for poller in pollers
     )
+
+
+async def workflow_pollers(client: Client, task_queue: str) -> int:
+    """How many workers poll ``task_queue`` for workflow tasks now (an ``RPCError`` if Temporal cannot tell)."""
+    response = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=client.namespace,
+            task_queue=TaskQueue(name=task_queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        )
+    )
+    return live_pollers(response.pollers)
+
+
+async def running_details(client: Client, handle: WorkflowHandle[Any, Any], task_queue: str) -> dict[str, Any]:
+    """A running crisis's progress, from its workflow's ``progress`` query, or a ``note`` on why no
+    worker told it (an ``RPCError`` if Temporal cannot say who polls ``task_queue``).
+    """
+    # With nobody polling the crisis's task queue, a query would only wait out its timeout:
+    # say so at once.
+    workers = await workflow_pollers(client, task_queue)
+    if workers:
+        try:
+            progress = await handle.query(CrisisResponseWorkflow.progress, rpc_timeout=PROGRESS_QUERY_TIMEOUT)
+        except (WorkflowQueryFailedError, RPCError):
+            note = "no worker answered the progress query in time"
+        else:
+            return progress.model_dump(mode="json")
+    else:
+        note = f"queued: no worker polls task queue {task_queue!r}; start one with `python cognition/liara/worker.py`"
+    return {"stage": "unknown", "note": note, "workers_polling": workers}
+
+
+async def problem_if_known(client: Client, handle: WorkflowHandle[Any, Any]) -> str | None:
+    """``waiting_problem`` of the crisis ``handle`` names, or None if Temporal cannot tell now."""
+    try:
+        return await waiting_problem(client, await handle.describe())
+    except RPCError:
+        return None
 
 
 async def waiting_problem(client: Client, description: WorkflowExecutionDescription) -> str | None:
