@@ -110,7 +110,8 @@ def bench(
                 f"worker RSS {figures['worker_rss_mib']} MiB (idle {figures['worker_rss_idle_mib']} MiB, "
                 f"peak {figures['worker_peak_rss_mib']} MiB); approving them all drained them in "
                 f"{figures['drain_seconds']} s ({figures['drained_per_second']}/s), "
-                f"worker RSS after {figures['worker_rss_after_mib']} MiB"
+                f"worker RSS after {figures['worker_rss_after_mib']} MiB; "
+                f"{figures['approvals_retried']} approvals sent again while the server was busy"
             )
         return
 

@@ -14,12 +14,20 @@ from rich.progress import Progress
 from temporalio.client import Client
 
 from app.temporal.client import ConnectionSettings
+from app.temporal.errors import (
+    CrisisNotRunningError,
+    CrisisWaitTimeoutError,
+    DecisionRefusedError,
+    TemporalUnavailableError,
+)
 from app.temporal.worker import MAX_CACHED_WORKFLOWS
 from cognition.liara.agency import LiaraTemporalAgency
 from cognition.liara.bench.workers import WorkerGroup, proc_peak_rss_mib, proc_rss_mib, wait_for_pollers
 
 #: Starts and approvals in flight at once.
 IN_FLIGHT = 50
+#: Attempts at one approval while the server is overloaded.
+APPROVAL_ATTEMPTS = 8
 #: How long the crises may take to reach the gate, and to complete once approved.
 WAIT_SECONDS = 1200
 
@@ -58,11 +66,12 @@ async def measure_gate_memory(
                 client, f"{in_queue} AND CrisisStatus = 'awaiting_approval'", crises, "waiting at the gate", progress
             )
             rss_gated = proc_rss_mib(pid)
+            retries: list[str] = []
             approving = time.monotonic()
             await _each(
                 progress,
                 f"approving {crises} crises",
-                [lambda w=w: agency.approve_phase(w, "gate", "bench") for w in workflow_ids],
+                [lambda w=w: _approve(agency, w, retries) for w in workflow_ids],
             )
             await _until_count(client, f"{in_queue} AND CrisisStatus = 'completed'", crises, "completed", progress)
             drain_seconds = time.monotonic() - approving
@@ -75,6 +84,7 @@ async def measure_gate_memory(
                 "worker_peak_rss_mib": round(proc_peak_rss_mib(pid), 1),
                 "drain_seconds": round(drain_seconds, 1),
                 "drained_per_second": round(crises / drain_seconds, 1),
+                "approvals_retried": len(retries),
             }
         finally:
             still_open = [w async for w in client.list_workflows(f"{in_queue} AND ExecutionStatus = 'Running'")]
@@ -84,6 +94,25 @@ async def measure_gate_memory(
             )
             group.stop()
     return figures
+
+
+async def _approve(agency: LiaraTemporalAgency, workflow_id: str, retries: list[str]) -> None:
+    """Approve the crisis's gate, again (noted in ``retries``) while the server is too busy to take
+    it: thousands of approvals at once can overload an embedded server. A refusal or an ended
+    crisis after a retry means an earlier attempt took effect before its answer was lost.
+    """
+    for attempt in range(APPROVAL_ATTEMPTS):
+        try:
+            await agency.approve_phase(workflow_id, "gate", "bench")
+            return
+        except (TemporalUnavailableError, CrisisWaitTimeoutError):
+            retries.append(workflow_id)
+            await asyncio.sleep(min(2**attempt, 10))
+        except (DecisionRefusedError, CrisisNotRunningError):
+            if attempt == 0:
+                raise
+            return
+    raise TemporalUnavailableError(f"Could not approve {workflow_id} in {APPROVAL_ATTEMPTS} attempts.")
 
 
 async def _each(progress: Progress, description: str, calls: list[Callable[[], Awaitable[Any]]]) -> list[Any]:
