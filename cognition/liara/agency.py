@@ -403,8 +403,11 @@ class LiaraTemporalAgency:
             "closed_at": description.close_time.isoformat() if description.close_time else None,
         }
         if status == "running":
-            report.update(await running_details(self.client, handle, description.task_queue))
-            problem = await waiting_problem(self.client, description)
+            try:
+                report.update(await running_details(self.client, handle, description.task_queue))
+                problem = await waiting_problem(self.client, description)
+            except RPCError as err:
+                raise self._rpc_error(err, workflow_id) from None
             if problem:
                 report["problem"] = problem
         elif status == "completed":
@@ -438,7 +441,10 @@ class LiaraTemporalAgency:
     async def pollers(self, task_queue: str | None = None) -> int:
         """How many workers poll the crisis task queue (or ``task_queue``) for workflow tasks now."""
         client = await self.connect()
-        return await workflow_pollers(client, task_queue or self.settings.task_queue)
+        try:
+            return await workflow_pollers(client, task_queue or self.settings.task_queue)
+        except RPCError as err:
+            raise self._rpc_error(err, "") from None
 
     async def _handle(self, workflow_id: str) -> WorkflowHandle[Any, Any]:
         client = await self.connect()

@@ -66,7 +66,11 @@ async def send_update(
     """
     handle, description = await running_handle(client, settings, workflow_id, action)
     task_queue = description.task_queue or settings.task_queue
-    if not await workflow_pollers(client, task_queue):
+    try:
+        workers = await workflow_pollers(client, task_queue)
+    except RPCError as err:
+        raise translate_rpc_error(err, settings, workflow_id) from None
+    if not workers:
         # Sent now, the update would wait for a worker and might take effect long after.
         raise TemporalUnavailableError(
             f"Cannot {action} {workflow_id}: no worker polls task queue {task_queue!r}; "

@@ -14,6 +14,9 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
+from app.temporal.models import ApprovalDecision
+from app.temporal.records import FileRecordStore
+from app.temporal.workflows import CrisisResponseWorkflow
 from cognition.liara import (
     CrisisAlreadyExistsError,
     CrisisFailedError,
@@ -24,7 +27,9 @@ from cognition.liara import (
 )
 from cognition.liara.actions import missions_from_actions
 from cognition.liara.agency import LiaraTemporalAgency
+from cognition.liara.crisis_requests import build_request, workflow_id_for
 from tests.conftest import assert_eventually
+from tests.temporal.test_liara_workflows import crisis_worker
 
 pytestmark = pytest.mark.integration
 
@@ -189,6 +194,42 @@ async def test_a_namespace_that_does_not_exist_raises_temporal_unavailable(dev_s
         async with LiaraTemporalAgency(temporal_host=dev_server.address, namespace=namespace, task_queue=task_queue):
             pytest.fail("entered a namespace that does not exist")
     assert repr(namespace) in str(raised.value)
+
+
+async def test_a_server_that_cannot_tell_who_polls_refuses_in_one_sentence(time_skipping_env, task_queue, tmp_path):
+    # Temporal's test server answers a task queue's description with UNIMPLEMENTED, as a server
+    # can refuse any call (busy: RESOURCE_EXHAUSTED), after it described the crisis itself.
+    agency = LiaraTemporalAgency(client=time_skipping_env.client, task_queue=task_queue)
+    gate = {"phase_id": "gate-1", "agent_id": "a-1", "action": "strike", "target": "t", "requires_approval": True}
+    request = build_request(target_member="target-alpha", missions=[gate])
+    async with crisis_worker(time_skipping_env.client, task_queue, FileRecordStore(tmp_path / "crises")):
+        handle = await time_skipping_env.client.start_workflow(
+            CrisisResponseWorkflow.run, request, id=workflow_id_for(request.crisis_id), task_queue=task_queue
+        )
+
+        async def gated() -> bool:
+            progress = await handle.query(CrisisResponseWorkflow.progress)
+            return progress.phases[0].status == "awaiting_approval"
+
+        await assert_eventually(gated)
+        try:
+            for call in (
+                lambda: agency.get_crisis_status(handle.id),
+                lambda: agency.approve_phase(handle.id, "gate-1", "ops-1"),
+                lambda: agency.add_phases(handle.id, missions_from_actions("t", ["cleanup"], first_position=2)),
+            ):
+                with pytest.raises(TemporalUnavailableError) as raised:
+                    await call()
+                assert str(raised.value).startswith(f"The Temporal server at {agency.settings.address} refused")
+                assert f"the request for crisis workflow {handle.id} (" in str(raised.value)
+            with pytest.raises(TemporalUnavailableError) as raised:
+                await agency.pollers()
+            assert "the request for namespace 'default' (" in str(raised.value)
+        finally:
+            # Ended as a crisis ends (a terminate would leave the test server's clock held).
+            rejection = ApprovalDecision(phase_id="gate-1", approved=False, decided_by="ops-1")
+            await handle.execute_update(CrisisResponseWorkflow.decide_approval, rejection)
+            assert (await handle.result()).success is False
 
 
 async def test_a_terminated_crisis_reports_terminated(dev_server, agency):
