@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -246,6 +247,20 @@ def _phase(phase_id: str, target: str, **extra) -> dict:
     return {"phase_id": phase_id, "agent_id": f"{phase_id}-agent", "action": "deploy", "target": target, **extra}
 
 
+async def _at_the_gate(
+    dev_server, task_queue: str, workflow_id: str, act: Callable[[LiaraTemporalAgency], Awaitable[object]]
+) -> None:
+    """Once a phase of the crisis awaits approval, ``act`` on it through the Python API."""
+    async with LiaraTemporalAgency(temporal_host=dev_server.address, task_queue=task_queue) as agency:
+
+        async def gate_reached() -> bool:
+            status = await agency.get_crisis_status(workflow_id)
+            return any(p["status"] == "awaiting_approval" for p in status.get("phases", []))
+
+        await assert_eventually(gate_reached)
+        await act(agency)
+
+
 async def test_user_data_in_status_wait_and_list_is_printed_literally(
     dev_server, liara_env, liara_worker, task_queue, tmp_path
 ):
@@ -256,14 +271,12 @@ async def test_user_data_in_status_wait_and_list_is_printed_literally(
     )
     assert started.returncode == 0, started.stderr
     workflow_id = started.stdout.strip()
-    async with LiaraTemporalAgency(temporal_host=dev_server.address, task_queue=task_queue) as agency:
-
-        async def gate_reached() -> bool:
-            status = await agency.get_crisis_status(workflow_id)
-            return any(p["status"] == "awaiting_approval" for p in status.get("phases", []))
-
-        await assert_eventually(gate_reached)
-        await agency.reject_phase(workflow_id, "gate-1", "[red]lead[/red]", "see [/docs] and [bold]x[/]")
+    await _at_the_gate(
+        dev_server,
+        task_queue,
+        workflow_id,
+        lambda agency: agency.reject_phase(workflow_id, "gate-1", "[red]lead[/red]", "see [/docs] and [bold]x[/]"),
+    )
     error = "rejected by [red]lead[/red]: see [/docs] and [bold]x[/]"
 
     waited = await cli(liara_env, tmp_path, "wait", workflow_id)
@@ -282,6 +295,40 @@ async def test_user_data_in_status_wait_and_list_is_printed_literally(
         return workflow_id in listed.stdout and MARKUP_LIKE in listed.stdout
 
     await assert_eventually(listed_literally, timeout=30, interval=0.5)
+
+
+async def test_status_of_a_cancelled_crisis_shows_its_recorded_phases_and_who_cancelled(
+    dev_server, liara_env, liara_worker, task_queue, tmp_path
+):
+    missions = _missions_file(
+        tmp_path,
+        _phase("scan-1", "target-alpha", compensate_action="withdraw"),
+        _phase("gate-2", "target-alpha", requires_approval=True),
+    )
+    started = await cli(liara_env, tmp_path, "trigger", "target-alpha", "--missions-file", str(missions))
+    assert started.returncode == 0, started.stderr
+    workflow_id = started.stdout.strip()
+    await _at_the_gate(
+        dev_server, task_queue, workflow_id, lambda agency: agency.cancel_crisis(workflow_id, cancelled_by="ops-2")
+    )
+    assert (await cli(liara_env, tmp_path, "wait", workflow_id)).returncode == 3
+
+    shown = await cli(liara_env, tmp_path, "status", workflow_id)
+
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0] == f"Crisis workflow {workflow_id}: cancelled"
+    rows = [line.split()[:4] for line in lines if line.split()[:1] in (["scan-1"], ["gate-2"])]
+    assert rows == [
+        ["scan-1", "scan-1-agent", "deploy", "completed"],
+        ["gate-2", "gate-2-agent", "deploy", "cancelled"],
+        ["scan-1", "scan-1-agent", "withdraw", "completed"],  # its compensation
+    ]
+    assert "Compensations:" in lines
+    assert any(line.startswith("Cancel requested at ") and line.endswith(": cancelled by ops-2") for line in lines)
+    crisis_id = workflow_id.removeprefix("crisis-workflow-")
+    record = Path(liara_env["LIARA_CRISIS_DIR"]) / f"{crisis_id}.json"
+    assert lines[-1] == f"Record: {record.resolve()}"
 
 
 async def test_a_queued_crisis_on_a_bracketed_task_queue_shows_its_note_literally(dev_server, liara_env, tmp_path):

@@ -142,6 +142,39 @@ def test_a_status_prints_notes_problems_and_errors_literally(text):
 
 
 @pytest.mark.parametrize("text", TRICKY)
+def test_a_crisis_that_ended_without_a_result_prints_its_recorded_phases_and_who_cancelled(text):
+    cancelled = {
+        "status": "cancelled",
+        "error": "Crisis workflow crisis-workflow-w ended as cancelled: Workflow cancelled",
+        "phases": [phase("recon-phase-1", "completed"), phase("secure-phase-2", "cancelled", error=text)],
+        "compensations": [phase("recon-phase-1", "completed")],
+        "cancel_requests": [
+            {"requested_at": "2026-01-02T03:04:05Z", "stage": "executing", "obeyed": True, "reason": f"by {text}"},
+            {"requested_at": "2026-01-02T03:04:06Z", "stage": "compensating", "obeyed": False, "reason": None},
+        ],
+        "record_path": f"/data/{text}/w.json",
+    }
+    out = console()
+    print_status("crisis-workflow-w", cancelled, out)
+    lines = printed(out).splitlines()
+    assert lines[:2] == ["Crisis workflow crisis-workflow-w: cancelled", cancelled["error"]]
+    assert lines[2].split() == ["phase", "agent", "action", "status", "attempts", "error"]
+    assert lines[4].split()[:4] == ["secure-phase-2", "secure-phase-2-agent", "reconnaissance", "cancelled"]
+    assert lines[4].rstrip().endswith(text)
+    assert lines[5] == "Compensations:"
+    assert lines[-3:] == [
+        f"Cancel requested at 2026-01-02T03:04:05Z while executing: by {text}",
+        "Cancel requested at 2026-01-02T03:04:06Z while compensating (not obeyed: the crisis was winding down)",
+        f"Record: /data/{text}/w.json",
+    ]
+
+    unreadable = {"status": "terminated", "error": "ended as terminated", "record_error": f"crisis record {text}"}
+    out = console()
+    print_status("crisis-workflow-w", unreadable, out)
+    assert printed(out).splitlines()[1:] == ["ended as terminated", f"Record not read: crisis record {text}"]
+
+
+@pytest.mark.parametrize("text", TRICKY)
 def test_doctor_checks_print_details_and_fixes_literally(text):
     checks = [
         Check("connection", True, f"Temporal server at host{text}:7233 answers; namespace 'default'"),

@@ -147,6 +147,24 @@ def print_status(workflow_id: str, report: dict[str, Any], console: Console | No
         print_result(report["result"], console)
     else:
         say(report.get("error", ""), console)
+        _print_recorded(report, console)
+
+
+def _print_recorded(report: dict[str, Any], console: Console) -> None:
+    """What the record of a crisis that ended without a result tells: its phases, who cancelled
+    it and where the record is (or why it could not be read).
+    """
+    if "phases" in report:
+        print_phases(report["phases"], report.get("compensations"), console)
+    for request in report.get("cancel_requests", []):
+        when = f"Cancel requested at {request['requested_at']} while {request['stage']}"
+        if not request["obeyed"]:
+            when += " (not obeyed: the crisis was winding down)"
+        say(f"{when}: {request['reason']}" if request.get("reason") else when, console)
+    if report.get("record_path"):
+        say(f"Record: {report['record_path']}", console)
+    if report.get("record_error"):
+        say(f"Record not read: {report['record_error']}", console)
 
 
 def print_checks(checks: list[Check], console: Console | None = None) -> None:
