@@ -6,7 +6,8 @@ missions file pasted or uploaded, action words), a phase followed from running t
 without a reload, field errors where the API names them, the list (filters, pages, new crises
 live), a graph, approvals from the inbox (a quorum, a rejection with its reason), a cancel that
 asks first and the cancelled crisis after a reload, a decision on a crisis that has ended, what
-a viewer is not offered, an unreachable service and a phone's width. One browser serves the
+a viewer is not offered, params and outputs kept in the record only, an unreachable service and
+a phone's width. One browser serves the
 module; each test has its own browser context. Screenshots of each page go to
 ``test-output/screenshots/``.
 """
@@ -307,6 +308,33 @@ async def test_an_error_while_drawing_an_event_is_not_called_a_lost_stream(page,
     )
     assert told[0] == "connected" and told[-1] == "finished drawn", told
     assert set(told[1:-1]) == {"error: cannot draw phase"}, told
+
+
+async def test_params_and_outputs_past_the_crisis_budget_are_said_to_be_in_the_record(page, service_tokens, http):
+    # Each phase after the first gets and reports 60 kB (the first's output): together they pass
+    # the crisis's budget, so the last ones' params and outputs are kept in its record only.
+    first = phase("bulk-1", "scan", params={"output": "x" * 60_000})
+    later = [phase(f"bulk-{n}", "scan", params={"output": "${phases.bulk-1.output}"}) for n in range(2, 8)]
+    workflow_id = await start(http, service_tokens.headers("operator-1"), crisis_body(first, *later))
+    waited = await http.get(
+        f"/v1/crises/{workflow_id}/result", params={"wait": 60}, headers=service_tokens.headers("viewer-1")
+    )
+    phases = waited.json()["result"]["phases"]
+    params_kept = next(p for p in phases if p["params_ref"])
+    output_kept = next(p for p in phases if p["output_ref"] and not p["params_ref"])
+    await sign_in(page, service_tokens, "viewer-1")
+    await page.goto(f"/#/crises/{workflow_id}")
+
+    size = params_kept["params_ref"]["size_bytes"]
+    await expect(card(page, params_kept["phase_id"])).to_contain_text(
+        f"Params kept in the crisis record only ({size} bytes)."
+    )
+    size = output_kept["output_ref"]["size_bytes"]
+    await expect(card(page, output_kept["phase_id"])).to_contain_text(
+        f"Output kept in the crisis record only ({size} bytes)."
+    )
+    await expect(card(page, output_kept["phase_id"])).not_to_contain_text("Params kept")
+    await expect(card(page, "bulk-1")).not_to_contain_text("kept in the crisis record only")
 
 
 async def test_no_page_is_wider_than_a_phone(page, service_tokens, http):

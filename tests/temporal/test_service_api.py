@@ -14,6 +14,7 @@ import pytest
 from temporalio.client import WorkflowUpdateStage
 from temporalio.contrib.workflow_streams import PollInput, PollResult
 
+from cognition.liara.agency import LiaraTemporalAgency
 from tests.conftest import assert_eventually, run_cli
 from tests.temporal.conftest import (
     ServiceProcess,
@@ -168,6 +169,34 @@ async def test_each_role_may_do_what_it_allows_and_no_more(http, service_tokens)
 
 async def _awaits(http: httpx.AsyncClient, token: dict[str, str], workflow_id: str, phase_id: str) -> bool:
     return await phase_status(http, token, workflow_id, phase_id) == "awaiting_approval"
+
+
+async def test_every_field_of_a_status_is_one_the_document_declares(http, service_tokens, dev_server):
+    operator = service_tokens.headers("operator-1")
+    schema = (await http.get("/openapi.json")).json()["components"]["schemas"]["CrisisReport"]
+    assert schema["additionalProperties"] is False
+    body = crisis_body(phase("recon-1", compensate_action="withdraw"), phase("gate-2", requires_approval=True))
+    workflow_id = await start(http, operator, body)
+    await assert_eventually(lambda: _awaits(http, operator, workflow_id, "gate-2"), timeout=60, interval=0.3)
+    running = (await http.get(f"/v1/crises/{workflow_id}", headers=operator)).json()
+    assert (await http.post(f"/v1/crises/{workflow_id}/cancel", headers=operator)).status_code == 202
+    ended = await http.get(f"/v1/crises/{workflow_id}/result", params={"wait": 60}, headers=operator)
+    assert ended.json()["status"] == "cancelled"
+    cancelled = (await http.get(f"/v1/crises/{workflow_id}", headers=operator)).json()
+    # A crisis on a task queue no worker polls is queued.
+    queue = f"liara-test-unpolled-{uuid.uuid4()}"
+    async with LiaraTemporalAgency(temporal_host=dev_server.address, task_queue=queue) as agency:
+        queued_id = await agency.trigger_crisis_response("target-alpha", [phase()], "tester")
+    try:
+        queued = (await http.get(f"/v1/crises/{queued_id}", headers=operator)).json()
+    finally:
+        await dev_server.client.get_workflow_handle(queued_id).terminate("test over: no worker on this queue")
+
+    assert {"crisis_id", "target", "running_phases"} <= running.keys()
+    assert {"crisis_id", "target", "phases", "cancel_requests", "record_path"} <= cancelled.keys()
+    assert {"note", "workers_polling"} <= queued.keys()
+    for report in (running, cancelled, queued):
+        assert report.keys() <= schema["properties"].keys(), report.keys() - schema["properties"].keys()
 
 
 async def test_requests_without_a_valid_token_are_401(http, service_tokens, service_env, service_dir):

@@ -241,25 +241,36 @@ class CrisisPage(BaseModel):
 
 
 class CrisisReport(BaseModel):
-    """Where a crisis stands (``get_crisis_status``); fields beyond ``status`` as it allows."""
+    """Where a crisis stands (``get_crisis_status``): ``status`` and, by state, the fields below."""
 
-    model_config = ConfigDict(extra="allow")
+    # Every field the agency tells is one this document declares.
+    model_config = ConfigDict(extra="forbid")
 
     workflow_id: str
     status: str = Field(description="running, completed, failed, cancelled, terminated or timed_out")
     task_queue: str | None = None
     started_at: datetime | None = None
     closed_at: datetime | None = None
+    crisis_id: str | None = Field(default=None, description="While it runs, or from the record of one that ended.")
+    target: str | None = Field(default=None, description="Its target member, where `crisis_id` is told.")
     stage: str | None = None
     current_phase: str | None = None
+    running_phases: list[str] | None = Field(default=None, description="Every phase running now (graphs run several).")
     phases: list[PhaseOutcome] | None = None
     summary: CrisisSummary | None = None
     compensations: list[PhaseOutcome] | None = None
     cancel_requests: list[CancelNote] | None = None
     note: str | None = Field(default=None, description="Why no progress is shown (no worker polling).")
+    workers_polling: int | None = Field(default=None, description="With `note`: the workers polling its task queue.")
     problem: str | None = Field(default=None, description="Why a running crisis waits (an activity keeps failing).")
     result: CrisisResult | None = None
     error: str | None = Field(default=None, description="How a workflow that ended without a result ended.")
+    record_path: str | None = Field(
+        default=None, description="Where the crisis record of a crisis that ended without a result is."
+    )
+    record_error: str | None = Field(
+        default=None, description="Why that record could not be read (then its phases are not told)."
+    )
 
 
 class CrisisOutcome(BaseModel):

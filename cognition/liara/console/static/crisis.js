@@ -23,6 +23,12 @@ function output(value) {
   );
 }
 
+/** Says that a phase's params or output passed the crisis's budget: its record alone keeps them. */
+function keptInRecord(what, ref) {
+  if (!ref) return null;
+  return h("p", { class: "muted", text: `${what} kept in the crisis record only (${ref.size_bytes} bytes).` });
+}
+
 function describe(event) {
   const data = event.data;
   switch (event.event) {
@@ -129,12 +135,8 @@ export function crisisView(context, workflowId) {
           )
         : null,
       entry.error ? h("p", { class: "error", text: `Error: ${entry.error}` }) : null,
-      entry.output_ref
-        ? h("p", {
-            class: "muted",
-            text: `Output kept in the crisis record only (${entry.output_ref.size_bytes} bytes).`,
-          })
-        : null,
+      keptInRecord("Params", entry.params_ref),
+      keptInRecord("Output", entry.output_ref),
       output(entry.output),
       shown.decide ? forms.get(entry.phase_id) : null,
     );
