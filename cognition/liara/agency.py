@@ -199,7 +199,8 @@ class LiaraTemporalAgency:
     ) -> dict[str, Any]:
         """Start a crisis from a playbook, given by path or by name (in the playbooks directory,
         ``LIARA_PLAYBOOKS``), with ``inputs``; returns what ``start_crisis`` does. ``start`` takes
-        ``start_crisis``'s keywords (``crisis_id``, ``idempotency_key``, ``webhooks``).
+        ``start_crisis``'s keywords (``crisis_id``, ``idempotency_key`` and its options, such as
+        ``max_parallel``); each given wins over the playbook's own.
         """
         path = Path(playbook) if isinstance(playbook, Path) or Path(playbook).suffix in SUFFIXES else find(playbook)
         fields = load(path).render(inputs or {})

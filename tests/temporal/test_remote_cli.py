@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import time
 import uuid
 from pathlib import Path
@@ -14,8 +15,9 @@ import pytest
 
 from cognition.liara.agency import LiaraTemporalAgency
 from cognition.liara.service.config import MAX_PAGE_SIZE
-from tests.conftest import assert_eventually, assert_one_sentence_error, run_cli
+from tests.conftest import REPO_ROOT, assert_eventually, assert_one_sentence_error, run_cli
 from tests.temporal.conftest import ServiceProcess, Tokens
+from tests.temporal.test_service_playbooks_webhooks import assert_started_with_the_options, started_request
 
 pytestmark = pytest.mark.integration
 
@@ -72,6 +74,17 @@ def test_the_service_errors_are_the_cli_errors(operator_env, tmp_path, service_t
     assert "talks to Temporal itself, not through the service: leave out --api." in assert_one_sentence_error(
         direct.stderr
     )
+
+
+async def test_a_playbook_of_the_service_takes_the_crisis_options(operator_env, service_dir, dev_server, tmp_path):
+    shutil.copytree(REPO_ROOT / "playbooks", service_dir / "playbooks", dirs_exist_ok=True)  # the service's own
+    options = ("--max-parallel", "1", "--failure-policy", "abort", "--priority", "1", "--max-attempts", "5")
+    options += ("--phase-timeout", "30", "--heartbeat-timeout", "5")
+    started = await asyncio.to_thread(
+        liara, operator_env, tmp_path, "trigger", "--playbook", "health-check", "--input", "site=example.org", *options
+    )
+    assert started.returncode == 0, started.stderr
+    assert_started_with_the_options(await started_request(dev_server.client, started.stdout.strip()))
 
 
 def test_decisions_print_who_the_service_recorded(operator_env, tmp_path):

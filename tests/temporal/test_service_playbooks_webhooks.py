@@ -9,9 +9,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from app.temporal.models import CrisisRequest
 from app.temporal.notifications import SIGNATURE_HEADER, verify_signature
 from app.temporal.server import temporal_binary, tuned_arguments
 from app.temporal.visibility import CRISIS_SEARCH_ATTRIBUTES
@@ -83,6 +85,51 @@ async def test_the_service_starts_playbooks_and_delivers_their_webhooks(served: 
     finished = next(r for r in receiver.accepted() if json.loads(r["body"])["event"] == "finished")
     assert verify_signature(SECRET.encode(), finished["headers"][SIGNATURE_HEADER], finished["body"])
     assert json.loads(finished["body"])["data"]["status"] == "completed"
+
+
+#: Every option of a crisis, as a start names them, each other than the playbooks' own.
+CRISIS_OPTIONS = {
+    "max_parallel": 1,
+    "failure_policy": "abort",
+    "priority": 1,
+    "retry": {"maximum_attempts": 5},
+    "phase_timeout_seconds": 30,
+    "heartbeat_timeout_seconds": 5,
+}
+
+
+async def started_request(client: Client, workflow_id: str) -> CrisisRequest:
+    """The request a crisis's workflow was started with, from its history."""
+    async for event in client.get_workflow_handle(workflow_id).fetch_history_events():
+        payloads = event.workflow_execution_started_event_attributes.input.payloads
+        (request,) = await client.data_converter.decode(payloads, [CrisisRequest])
+        return request
+    raise AssertionError(f"{workflow_id} has no history")
+
+
+def assert_started_with_the_options(request: CrisisRequest) -> None:
+    assert (request.playbook, request.max_parallel, request.failure_policy, request.priority) == (
+        "health-check",
+        1,
+        "abort",
+        1,
+    )
+    assert (request.retry.maximum_attempts, request.phase_timeout_seconds, request.heartbeat_timeout_seconds) == (
+        5,
+        30,
+        5,
+    )
+
+
+async def test_a_playbook_takes_the_options_of_any_crisis(served: ServiceProcess, dev_server):
+    async with httpx.AsyncClient(base_url=served.url, timeout=60) as http:
+        body = {"inputs": {"site": "example.org"}, **CRISIS_OPTIONS}
+        started = await http.post("/v1/playbooks/health-check/crises", json=body)
+        assert started.status_code == 201, started.text
+        assert_started_with_the_options(await started_request(dev_server.client, started.json()["workflow_id"]))
+
+        wrong = await http.post("/v1/playbooks/health-check/crises", json={**body, "max_parallel": 0})
+        assert [e["field"] for e in assert_problem(wrong, 422, "invalid-request")["errors"]] == ["body.max_parallel"]
 
 
 async def finished_delivered(receiver: Receiver) -> bool:

@@ -133,20 +133,17 @@ class PhaseBody(MissionPhase):
         return integral(value)
 
 
-class StartCrisis(BaseModel):
-    """A crisis to start; who starts it is the token's name."""
+class CrisisOptions(BaseModel):
+    """What a start may choose of a crisis besides its phases, the same from phases or a playbook."""
 
     model_config = _STRICT
 
-    target_member: SafeId
-    missions: list[PhaseBody] = Field(min_length=1, max_length=MAX_PHASES)
     crisis_id: SafeId | None = Field(default=None, description="Your own crisis id (never reused); generated if unset.")
     retry: RetryBody | None = None
     phase_timeout_seconds: Seconds | None = None
     heartbeat_timeout_seconds: Seconds | None = None
     # Lax for this one field only: a strict enum would take an enum object, never its JSON string.
     failure_policy: Annotated[FailurePolicy, Field(strict=False)] | None = None
-    inputs: Inputs | None = Field(default=None, description="Values of ${inputs.<name>}.")
     max_parallel: Annotated[int, Field(ge=1, le=MAX_PARALLEL)] | None = Field(
         default=None, description="Phases of a graph that run at once, at most (default 4)."
     )
@@ -163,14 +160,18 @@ class StartCrisis(BaseModel):
         return integral(value)
 
 
-class StartPlaybook(BaseModel):
-    """A playbook to start: its inputs, and optionally your own crisis id and the webhooks to tell."""
+class StartCrisis(CrisisOptions):
+    """A crisis to start; who starts it is the token's name."""
 
-    model_config = ConfigDict(extra="forbid")  # inputs are typed by the playbook itself
+    target_member: SafeId
+    missions: list[PhaseBody] = Field(min_length=1, max_length=MAX_PHASES)
+    inputs: Inputs | None = Field(default=None, description="Values of ${inputs.<name>}.")
 
-    inputs: Inputs = Field(default_factory=dict)
-    crisis_id: SafeId | None = None
-    webhooks: WebhookNames | None = None
+
+class StartPlaybook(CrisisOptions):
+    """A playbook to start: its inputs and any option of a crisis, which wins over the playbook's own."""
+
+    inputs: Inputs = Field(default_factory=dict, description="Its inputs by name (each converted to its type).")
 
 
 class PlaybookInputInfo(BaseModel):

@@ -58,13 +58,14 @@ async def start_playbook(
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
-    """Start a crisis from playbook ``name`` with ``inputs``; as ``POST /v1/crises`` otherwise."""
+    """Start a crisis from playbook ``name`` with ``inputs``; as ``POST /v1/crises`` otherwise. The
+    options given win over the playbook's own.
+    """
     started = await agency.start_playbook(
         playbooks.find(name),
         body.inputs,
         operator.name,
-        crisis_id=body.crisis_id,
-        webhooks=body.webhooks,
         idempotency_key=callers_key(operator, idempotency_key),
+        **body.model_dump(mode="json", exclude={"inputs"}, exclude_none=True),
     )
     return started_answer(response, started)
