@@ -53,7 +53,14 @@ from cognition.liara.crisis_requests import (
     request_digest,
     workflow_id_for,
 )
-from cognition.liara.crisis_workflow import crisis_result, ending_error, read_events, running_handle, send_update
+from cognition.liara.crisis_workflow import (
+    crisis_result,
+    ending_error,
+    read_events,
+    running_handle,
+    send_update,
+    started_digest,
+)
 from cognition.liara.diagnostics import (
     problem_if_known,
     running_details,
@@ -175,7 +182,7 @@ class LiaraTemporalAgency:
                 raise CrisisAlreadyExistsError(
                     f"Crisis {request.crisis_id!r} already exists (workflow {workflow_id}): choose another crisis id."
                 ) from None
-            if await self._started_digest(workflow_id) != digest:
+            if await started_digest(client, self.settings, workflow_id) != digest:
                 raise IdempotencyConflictError(
                     f"This idempotency key was already used for another request (crisis workflow {workflow_id}): "
                     "use a new key for a new crisis."
@@ -213,14 +220,6 @@ class LiaraTemporalAgency:
     ) -> str:
         """``start_playbook``, returning the workflow id as ``trigger_crisis_response`` does."""
         return (await self.start_playbook(playbook, inputs, initiated_by, **start))["workflow_id"]
-
-    async def _started_digest(self, workflow_id: str) -> str | None:
-        handle = await self._handle(workflow_id)
-        try:
-            memo = await (await handle.describe()).memo()
-        except RPCError as err:
-            raise self._rpc_error(err, workflow_id) from None
-        return memo.get(REQUEST_DIGEST_MEMO)
 
     async def check_ready(self) -> None:
         """Raise ``TemporalUnavailableError`` or ``TemporalSetupError`` (one sentence) unless the

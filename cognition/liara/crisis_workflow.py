@@ -1,5 +1,5 @@
-"""Calls on one crisis's workflow: its result, an update while it runs, its event stream. Each
-Temporal error is told as the agency's own, in one sentence.
+"""Calls on one crisis's workflow: the digest of its request, its result, an update while it runs,
+its event stream. Each Temporal error is told as the agency's own, in one sentence.
 """
 
 from __future__ import annotations
@@ -31,8 +31,18 @@ from app.temporal.errors import (
 )
 from app.temporal.models import CrisisEvent, EventKind
 from app.temporal.workflows import EVENT_TOPIC
+from cognition.liara.crisis_requests import REQUEST_DIGEST_MEMO
 from cognition.liara.diagnostics import end_state, status_name, workflow_pollers
 from cognition.liara.rpc_errors import translate_rpc_error
+
+
+async def started_digest(client: Client, settings: ConnectionSettings, workflow_id: str) -> str | None:
+    """The digest of the request a crisis was started with, from its workflow's memo."""
+    try:
+        memo = await (await client.get_workflow_handle(workflow_id).describe()).memo()
+    except RPCError as err:
+        raise translate_rpc_error(err, settings, workflow_id) from None
+    return memo.get(REQUEST_DIGEST_MEMO)
 
 
 async def running_handle(
