@@ -8,8 +8,10 @@ from app.temporal.errors import (
     CrisisRecordError,
     CrisisWaitTimeoutError,
     DecisionRefusedError,
+    IdempotencyConflictError,
     InvalidCrisisRequestError,
     LiaraError,
+    TemporalBusyError,
     TemporalSetupError,
     TemporalUnavailableError,
 )
@@ -22,8 +24,10 @@ __all__ = [
     "CrisisRecordError",
     "CrisisWaitTimeoutError",
     "DecisionRefusedError",
+    "IdempotencyConflictError",
     "InvalidCrisisRequestError",
     "LiaraError",
+    "TemporalBusyError",
     "TemporalSetupError",
     "TemporalUnavailableError",
 ]

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
@@ -52,7 +51,7 @@ from app.temporal.agents.processes import (
     last_line,
     start_process,
 )
-from app.temporal.models import MAX_OUTPUT_BYTES
+from app.temporal.models import MAX_OUTPUT_BYTES, json_size
 
 if TYPE_CHECKING:
     from app.temporal.agents.mcp import McpExecutor
@@ -145,7 +144,7 @@ class _Call:
             output = value if parsed else {"text": text}
         else:
             output = None
-        if len(json.dumps(output, separators=(",", ":"))) > MAX_OUTPUT_BYTES:
+        if json_size(output) > MAX_OUTPUT_BYTES:
             raise self.too_large("an output", MAX_OUTPUT_BYTES)
         return output
 
