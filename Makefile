@@ -38,8 +38,12 @@ iproute2:
 		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2; }
 
+# Most tests wait on servers and subprocesses, so two test processes nearly halve the wall time;
+# each file's tests stay in one process, with that file's fixtures.
+TEST_PROCESSES ?= 2
+
 test: lint $(CHROMIUM) postgresql iproute2
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_PROCESSES) --dist loadfile
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check src cognition scripts examples tests
