@@ -172,6 +172,11 @@ async def test_a_queued_crisis_waits_for_a_worker_then_completes(dev_server, lia
     report = json.loads(shown_json.stdout)
     assert (report["status"], report["workers_polling"]) == ("running", 0)
     assert report["note"].startswith("queued: no worker polls")
+    # A change that only a worker can take is refused at once rather than left waiting for one.
+    for change in (("add-phases", workflow_id, "extract"), ("approve", workflow_id, "recon-phase-1")):
+        refused = await cli(liara_env, tmp_path, *change)
+        assert refused.returncode == 1, change
+        assert f"no worker polls task queue '{task_queue}'" in assert_one_sentence_error(refused.stderr)
 
     worker = await asyncio.to_thread(WorkerProcess, "cognition/liara/worker.py", liara_env, tmp_path)
     try:
