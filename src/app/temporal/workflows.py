@@ -352,11 +352,11 @@ class CrisisResponseWorkflow:
         )
 
         def arguments(events: WorkflowStreamState) -> list[Any]:
-            return [self._request, self._carried(runs, self._latest_events(events, self._room_for_events()))]
+            return [self._request, self._continued_crisis(runs, self._latest_events(events, self._room_for_events()))]
 
         await self._events.continue_as_new(arguments)
 
-    def _carried(self, runs: int, events: WorkflowStreamState | None) -> ContinuedCrisis:
+    def _continued_crisis(self, runs: int, events: WorkflowStreamState | None) -> ContinuedCrisis:
         """What the crisis carries into a new run besides its request, after ``runs`` runs."""
         return ContinuedCrisis(
             started_at=self._started_at,
@@ -374,7 +374,7 @@ class CrisisResponseWorkflow:
 
     def _room_for_events(self) -> int:
         """Bytes left for events in what the crisis carries into a new run (negative: none at all)."""
-        return CARRY_LIMIT_BYTES - wire_size(self._request) - wire_size(self._carried(0, None))
+        return CARRY_LIMIT_BYTES - wire_size(self._request) - wire_size(self._continued_crisis(0, None))
 
     def _latest_events(self, events: WorkflowStreamState, room: int) -> WorkflowStreamState:
         """``events`` without the oldest ones that leave the rest more than ``room`` bytes; a
@@ -428,7 +428,7 @@ class CrisisResponseWorkflow:
         request = self._request
         index = self._index_of(phase.phase_id)
         outcome, recorded = await self._run_phase(index, phase)
-        self._set_phase(index, _carried(outcome))
+        self._set_phase(index, _as_carried(outcome))
         # Before anything else runs: a phase waiting for the slot this one freed must not start.
         if outcome.status == PhaseStatus.FAILED and request.failure_policy == FailurePolicy.ABORT:
             self._aborting = True
@@ -502,7 +502,7 @@ class CrisisResponseWorkflow:
                 lambda: not self._aborting and self._agents_running < self._request.max_parallel
             )
         self._agents_running += 1
-        self._set_phase(index, _carried(outcome.model_copy(update={"status": PhaseStatus.RUNNING})))
+        self._set_phase(index, _as_carried(outcome.model_copy(update={"status": PhaseStatus.RUNNING})))
         try:
             # Its activity records it, unless it is the last (then the final record write does,
             # unless its params are for the record only).
@@ -602,7 +602,7 @@ class CrisisResponseWorkflow:
                 phase=phase,
                 compensation=compensation,
                 context=context,
-                entry=_carried(outcome),  # params kept in the record only are the phase's
+                entry=_as_carried(outcome),  # params kept in the record only are the phase's
                 # The agent's success and its record entry in one activity: one server round trip.
                 record=record,
                 inline_output_bytes=max(0, min(MAX_OUTPUT_BYTES, OUTPUT_BUDGET_BYTES - self._carried_bytes)),
@@ -934,7 +934,7 @@ def _pending(phase: MissionPhase) -> PhaseOutcome:
     )
 
 
-def _carried(outcome: PhaseOutcome) -> PhaseOutcome:
+def _as_carried(outcome: PhaseOutcome) -> PhaseOutcome:
     """``outcome`` as the crisis carries it: without the params it keeps in the record only."""
     return outcome if outcome.params_ref is None else outcome.model_copy(update={"params": None})
 
