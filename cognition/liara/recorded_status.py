@@ -19,7 +19,6 @@ from app.temporal.models import (
 )
 from app.temporal.records import configured_record_store
 from app.temporal.records.document import COMPENSATIONS, PHASES
-from cognition.liara import crisis_records
 
 
 async def recorded_status(workflow_id: str, namespace: str) -> dict[str, Any]:
@@ -30,12 +29,13 @@ async def recorded_status(workflow_id: str, namespace: str) -> dict[str, Any]:
     # A crisis's id is its workflow id without the prefix (made safe, for a schedule's runs).
     crisis_id = scheduled_crisis_id(workflow_id)
     try:
-        record = await crisis_records.read_record(crisis_id)
-        record_path = configured_record_store().location(crisis_id)
-    except crisis_records.CrisisRecordNotFoundError:
-        return {}
+        async with configured_record_store() as store:
+            record = await store.read(crisis_id)
+            record_path = store.location(crisis_id)
     except LiaraError as err:
         return {"record_error": str(err)}
+    if record is None:
+        return {}
     if record.get("workflow_id") != workflow_id or record.get("namespace") not in (None, namespace):
         return {}  # another crisis's record under the same id
     try:
