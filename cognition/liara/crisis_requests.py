@@ -14,8 +14,8 @@ from pydantic import BaseModel, ValidationError
 from app.temporal.errors import InvalidCrisisRequestError
 from app.temporal.models import MAX_ID_LENGTH, WORKFLOW_ID_PREFIX, CrisisRequest, MissionPhase, strict_input
 from app.temporal.notifications import notification_task_queue
+from app.temporal.notifier import configured_webhooks_for_all_crises
 from app.temporal.validation import describe_validation_error
-from cognition.liara.notifier import webhooks_for_all_crises
 
 #: Memo key of the digest of the request a crisis was started with (compared when a key is reused).
 REQUEST_DIGEST_MEMO = "liara_request_sha256"
@@ -75,7 +75,7 @@ def build_request(
         **{name: _plain(value) for name, value in options.items() if value is not None},
     }
     told = list(webhooks or [])
-    told += [name for name in webhooks_for_all_crises() if name not in told]
+    told += [name for name in configured_webhooks_for_all_crises() if name not in told]
     if told:
         fields["notifications"] = {"webhooks": told, "task_queue": notification_task_queue()}
     try:
