@@ -115,6 +115,9 @@ def http_app() -> Any:
 def serve_http() -> None:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
+    # Listening before the port is told: a client that connects while uvicorn still starts waits
+    # in the backlog instead of being refused.
+    sock.listen()
     print(sock.getsockname()[1], flush=True)
     config = uvicorn.Config(http_app(), log_level="warning", lifespan="on")
     uvicorn.Server(config).run(sockets=[sock])
