@@ -302,7 +302,7 @@ class LiaraTemporalAgency:
         )
         return {
             **phase.decisions[-1].model_dump(mode="json"),
-            "approvals": sum(1 for taken in phase.decisions if taken.approved),
+            "approvals": phase.approvals,
             "approvals_required": phase.approvals_required,
         }
 

@@ -21,6 +21,7 @@ from temporalio.contrib.workflow_streams import WorkflowStreamClient
 from temporalio.service import RPCError, RPCStatusCode
 
 from app.temporal.client import ConnectionSettings
+from app.temporal.crisis.events import EVENT_TOPIC
 from app.temporal.errors import (
     CrisisFailedError,
     CrisisNotRunningError,
@@ -30,7 +31,6 @@ from app.temporal.errors import (
     innermost_message,
 )
 from app.temporal.models import CrisisEvent, EventKind
-from app.temporal.workflows import EVENT_TOPIC
 from cognition.liara.crisis_requests import REQUEST_DIGEST_MEMO
 from cognition.liara.diagnostics import end_state, status_name, workflow_pollers
 from cognition.liara.rpc_errors import translate_rpc_error

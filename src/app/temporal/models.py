@@ -20,7 +20,6 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 from temporalio.common import RetryPolicy
-from temporalio.contrib.workflow_streams import WorkflowStreamState
 
 from app.temporal import plan
 
@@ -83,7 +82,10 @@ MAX_REQUEST_BYTES = 512 * 1024
 CARRY_LIMIT_BYTES = 3 * MAX_REQUEST_BYTES
 
 
-class _Model(BaseModel):
+class WireModel(BaseModel):
+    """What workers, activities and the agency pass each other: unknown fields are ignored (a
+    rolling deploy mixes releases)."""
+
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
 
@@ -104,12 +106,12 @@ def wire_size(model: BaseModel) -> int:
     return len(model.model_dump_json().encode())
 
 
-def strict_input(model: type[_Model], data: Any) -> Any:
+def strict_input(model: type[WireModel], data: Any) -> Any:
     """``model`` validated from what a person typed: a field it does not know is an error."""
     return model.model_validate(data, extra="forbid")
 
 
-class RetrySettings(_Model):
+class RetrySettings(WireModel):
     """Retry policy of each ``perform_agent_mission`` call (the spec's defaults)."""
 
     maximum_attempts: Annotated[int, Field(ge=1, le=100)] = 3
@@ -133,7 +135,7 @@ class RetrySettings(_Model):
         )
 
 
-class MissionPhase(_Model):
+class MissionPhase(WireModel):
     """One step of a crisis: an agent performing an action against a target."""
 
     phase_id: SafeId
@@ -175,7 +177,7 @@ class FailurePolicy(StrEnum):
     ABORT = "abort"
 
 
-class NotificationSettings(_Model):
+class NotificationSettings(WireModel):
     """Which configured webhooks hear of a crisis (see app.temporal.notifications)."""
 
     webhooks: Annotated[list[SafeId], Field(min_length=1, max_length=MAX_WEBHOOKS)]
@@ -189,7 +191,7 @@ class NotificationSettings(_Model):
         return webhooks
 
 
-class CrisisRequest(_Model):
+class CrisisRequest(WireModel):
     """The single input of ``CrisisResponseWorkflow``."""
 
     crisis_id: SafeId
@@ -270,7 +272,34 @@ class PhaseStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
-class ApprovalDecision(_Model):
+class Stage(StrEnum):
+    """Where a crisis is in its life (``progress().stage``); see ``CrisisResponseWorkflow``."""
+
+    VALIDATING = "validating"
+    INITIALIZING = "initializing"
+    RUNNING = "running"
+    COMPENSATING = "compensating"
+    FINALIZING = "finalizing"
+    DONE = "done"
+
+    @property
+    def winds_down(self) -> bool:
+        """No phase starts any more, and a cancel is recorded, not obeyed."""
+        return self in (Stage.COMPENSATING, Stage.FINALIZING, Stage.DONE)
+
+
+class CrisisStatus(StrEnum):
+    """A crisis's status: its ``CrisisStatus`` search attribute while it runs, then its result's."""
+
+    RUNNING = "running"
+    AWAITING_APPROVAL = "awaiting_approval"
+    COMPENSATING = "compensating"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class ApprovalDecision(WireModel):
     """Input of the ``decide_approval`` update: approve or reject a phase that awaits approval."""
 
     phase_id: SafeId
@@ -285,7 +314,7 @@ class RecordedDecision(ApprovalDecision):
     decided_at: datetime
 
 
-class OutputRef(_Model):
+class OutputRef(WireModel):
     """Where a value past the crisis's output budget is kept: its phase's entry in the record (the
     output its agent reported, or, as a ``params_ref``, the resolved params its agent got).
     """
@@ -297,7 +326,7 @@ class OutputRef(_Model):
     size_bytes: int
 
 
-class PhaseOutcome(_Model):
+class PhaseOutcome(WireModel):
     """How one phase ended (or stands, while the crisis runs)."""
 
     phase_id: str
@@ -323,10 +352,11 @@ class PhaseOutcome(_Model):
     decisions: list[RecordedDecision] = Field(
         default_factory=list, description="Every decision on the phase, in order."
     )
+    approvals: int = Field(default=0, description="Approvals it has so far (each approver counted once).")
     approved_by: str | None = Field(default=None, description="Who approved it (the quorum, comma-separated).")
 
 
-class CrisisSummary(_Model):
+class CrisisSummary(WireModel):
     completed_phases: int
     failed_phases: int
     total_phases: int
@@ -341,13 +371,13 @@ class CrisisSummary(_Model):
         )
 
 
-class CancelNote(_Model):
+class CancelNote(WireModel):
     """A cancel request the crisis saw: when, at which stage, and whether it was obeyed (one that
     arrives once the crisis winds down, compensating or finalizing, is recorded, not obeyed).
     """
 
     requested_at: datetime
-    stage: str
+    stage: Stage
     obeyed: bool
     reason: str | None = Field(default=None, description="The cancel request's reason: the agency sends who asked.")
 
@@ -361,7 +391,7 @@ class EventKind(StrEnum):
     FINISHED = "finished"
 
 
-class CrisisEvent(_Model):
+class CrisisEvent(WireModel):
     """One change of a crisis, on its event stream (small: no outputs)."""
 
     kind: EventKind
@@ -375,12 +405,12 @@ class CrisisEvent(_Model):
     approved: bool | None = None
 
 
-class CrisisProgress(_Model):
+class CrisisProgress(WireModel):
     """Answer of the workflow's ``progress`` query."""
 
     crisis_id: str
     target: str
-    stage: str
+    stage: Stage
     current_phase: str | None
     running_phases: list[str] = Field(default_factory=list, description="Every phase running now (graphs run several).")
     phases: list[PhaseOutcome]
@@ -389,14 +419,14 @@ class CrisisProgress(_Model):
     cancel_requests: list[CancelNote] = Field(default_factory=list)
 
 
-class CrisisResult(_Model):
+class CrisisResult(WireModel):
     """What ``CrisisResponseWorkflow`` returns."""
 
     crisis_id: str
     target: str
     initiated_by: str = Field(default="unknown", description="Who started the crisis.")
     success: bool
-    status: str
+    status: CrisisStatus
     started_at: datetime
     completed_at: datetime
     phases: list[PhaseOutcome]
@@ -411,28 +441,10 @@ class CrisisResult(_Model):
     cancel_requests: list[CancelNote] = Field(default_factory=list)
 
 
-class ContinuedCrisis(_Model):
-    """What a crisis carries into the run it continues as once its history passed its budget,
-    beside its request (its plan: the request's phases, then those added since).
-    """
-
-    started_at: datetime
-    added: list[MissionPhase] = Field(default_factory=list, description="Phases added while it ran, in order.")
-    phases: list[PhaseOutcome]
-    compensations: list[PhaseOutcome] = Field(default_factory=list)
-    decisions: dict[str, list[RecordedDecision]] = Field(default_factory=dict)
-    cancel_requests: list[CancelNote] = Field(default_factory=list)
-    completed_order: list[str] = Field(default_factory=list)
-    carried_bytes: int = Field(default=0, description="Outputs and resolved params carried so far (JSON bytes).")
-    published_events: int = 0
-    events: WorkflowStreamState | None = None
-    runs: int = Field(default=1, description="Runs the crisis has had before this one.")
-
-
 # Activity inputs and outputs: one object each.
 
 
-class PhaseAssignment(_Model):
+class PhaseAssignment(WireModel):
     """Input of ``perform_agent_mission``: a phase, or the compensation of one."""
 
     crisis_id: str
@@ -452,7 +464,7 @@ class PhaseAssignment(_Model):
     )
 
 
-class AgentReport(_Model):
+class AgentReport(WireModel):
     """Output of ``perform_agent_mission``."""
 
     phase_id: str
@@ -467,7 +479,7 @@ class AgentReport(_Model):
     )
 
 
-class CrisisSnapshot(_Model):
+class CrisisSnapshot(WireModel):
     """The crisis as the workflow sees it now: creates its record, or rebuilds one that is missing."""
 
     crisis_id: str
@@ -481,7 +493,7 @@ class CrisisSnapshot(_Model):
     phases: list[PhaseOutcome] = Field(default_factory=list)
 
 
-class PhaseLogEntry(_Model):
+class PhaseLogEntry(WireModel):
     """Input of ``log_mission_phase``."""
 
     crisis_id: str
@@ -493,11 +505,11 @@ class PhaseLogEntry(_Model):
     )
 
 
-class CrisisCompletion(_Model):
+class CrisisCompletion(WireModel):
     """Input of ``finalize_crisis_response``."""
 
     crisis_id: str
-    status: str
+    status: CrisisStatus
     completed_at: datetime
     phases: list[PhaseOutcome]
     compensations: list[PhaseOutcome] = Field(default_factory=list)

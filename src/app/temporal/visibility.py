@@ -13,7 +13,7 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
 from app.temporal.errors import InvalidCrisisRequestError
-from app.temporal.models import MAX_ID_LENGTH, PERSON_PATTERN, SAFE_ID_PATTERN
+from app.temporal.models import MAX_ID_LENGTH, PERSON_PATTERN, SAFE_ID_PATTERN, CrisisStatus
 
 CRISIS_TARGET = SearchAttributeKey.for_keyword("CrisisTarget")
 CRISIS_STATUS = SearchAttributeKey.for_keyword("CrisisStatus")
@@ -21,7 +21,7 @@ CRISIS_INITIATED_BY = SearchAttributeKey.for_keyword("CrisisInitiatedBy")
 CRISIS_SEARCH_ATTRIBUTES = (CRISIS_TARGET, CRISIS_STATUS, CRISIS_INITIATED_BY)
 
 #: Values of ``CrisisStatus``.
-CRISIS_STATUSES = ("running", "awaiting_approval", "compensating", "completed", "failed", "cancelled")
+CRISIS_STATUSES = tuple(status.value for status in CrisisStatus)
 #: The workflow type of a crisis (``CrisisResponseWorkflow.__name__``; not imported, to keep the
 #: workflow module out of this one).
 CRISIS_WORKFLOW_TYPE = "CrisisResponseWorkflow"

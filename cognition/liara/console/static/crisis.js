@@ -129,7 +129,7 @@ export function crisisView(context, workflowId) {
       ]),
       entry.requires_approval || asked || decisions.length
         ? quorum(
-            asked?.approvals ?? decisions.filter((decision) => decision.approved).length,
+            asked?.approvals ?? entry.approvals,
             asked?.approvals_required ?? entry.approvals_required,
             decisions,
           )

@@ -32,7 +32,7 @@ async def pending_approvals(_viewer: Viewer, agency: Agency, lookups: Lookups) -
         {
             **{key: row[key] for key in ("workflow_id", "target", "initiated_by", "started_at")},
             "phase": phase,
-            "approvals": sum(decision["approved"] for decision in phase["decisions"]),
+            "approvals": phase["approvals"],
         }
         for row, report in zip(rows, reports, strict=True)
         for phase in (report or {}).get("phases") or []

@@ -57,6 +57,7 @@ def phase_entry(outcome: PhaseOutcome) -> dict[str, Any]:
         entry["params"] = outcome.params  # as resolved for the agent
     if outcome.requires_approval:
         entry["approvals_required"] = outcome.approvals_required
+        entry["approvals"] = outcome.approvals
         entry["decisions"] = [
             {
                 "decided_by": decision.decided_by,

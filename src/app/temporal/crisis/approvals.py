@@ -1,0 +1,141 @@
+"""``Approvals``: a phase that requires approval waits at its gate for a verdict: the first
+rejection, the approvals of its quorum (distinct approvers), or its approval timeout.
+
+Decisions arrive as the workflow's ``decide_approval`` update; ``check`` is its validator and
+lets through exactly the decisions that count. This is the one place that counts decisions:
+each phase carries its count (``PhaseOutcome.approvals``) for the agency, the service and the
+console to show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from temporalio import workflow
+
+from app.temporal.crisis.events import CrisisEvents
+from app.temporal.crisis.observability import log_fields, show_status
+from app.temporal.crisis.phases import PhaseBoard, failed
+from app.temporal.crisis.state import CrisisState
+from app.temporal.models import (
+    ApprovalDecision,
+    CrisisStatus,
+    EventKind,
+    MissionPhase,
+    PhaseOutcome,
+    PhaseStatus,
+    RecordedDecision,
+)
+
+
+@dataclass(frozen=True)
+class Tally:
+    """The decisions on one phase so far: its first rejection, if any, and its approvals."""
+
+    rejection: RecordedDecision | None
+    approvals: list[RecordedDecision]
+
+    @classmethod
+    def of(cls, decisions: Sequence[RecordedDecision]) -> Tally:
+        return cls(
+            rejection=next((d for d in decisions if not d.approved), None),
+            approvals=[d for d in decisions if d.approved],
+        )
+
+    def decided(self, approvals_required: int) -> bool:
+        return self.rejection is not None or len(self.approvals) >= approvals_required
+
+
+class Approvals:
+    def __init__(self, crisis_id: str, state: CrisisState, board: PhaseBoard, events: CrisisEvents) -> None:
+        self._crisis_id = crisis_id
+        self._decisions = state.decisions
+        self._board = board
+        self._events = events
+
+    def tally(self, phase_id: str) -> Tally:
+        return Tally.of(self._decisions.get(phase_id, []))
+
+    async def gate(self, index: int, phase: MissionPhase) -> PhaseOutcome:
+        """Wait for the verdict on phase ``index``: the phase approved (``approved_by`` set), or
+        failed, rejected or timed out.
+        """
+        board = self._board
+        board.set(index, board.phases[index].model_copy(update={"status": PhaseStatus.AWAITING_APPROVAL}))
+        show_status(CrisisStatus.AWAITING_APPROVAL)
+        timeout = timedelta(seconds=phase.approval_timeout) if phase.approval_timeout else None
+        try:
+            await workflow.wait_condition(
+                lambda: self.tally(phase.phase_id).decided(phase.approvals_required), timeout=timeout
+            )
+        except TimeoutError:
+            pass  # a decision accepted in the same workflow task as the timeout still counts
+        if board.with_status(PhaseStatus.AWAITING_APPROVAL) in ([], [phase.phase_id]):
+            show_status(CrisisStatus.RUNNING)  # unless another gate still waits (in a graph)
+        outcome = board.phases[index]  # with the decisions taken meanwhile
+        tally = self.tally(phase.phase_id)
+        if tally.rejection is not None:
+            reason = f": {tally.rejection.reason}" if tally.rejection.reason else ""
+            return failed(outcome, f"rejected by {tally.rejection.decided_by}{reason}", attempts=0)
+        if not tally.decided(phase.approvals_required):
+            quorum = f" with {outcome.approvals} of {phase.approvals_required} approvals"
+            waited = f"approval timed out after {phase.approval_timeout:g} s"
+            return failed(outcome, waited + (quorum if phase.approvals_required > 1 else ""), attempts=0)
+        return outcome.model_copy(update={"approved_by": ", ".join(d.decided_by for d in tally.approvals)})
+
+    def decide(self, decision: ApprovalDecision) -> PhaseOutcome:
+        """Take ``decision`` (one ``check`` let through); the phase with every decision so far."""
+        recorded = RecordedDecision(**decision.model_dump(), decided_at=workflow.now())
+        decisions = self._decisions.setdefault(decision.phase_id, [])
+        decisions.append(recorded)
+        index = self._board.index_of(decision.phase_id)
+        outcome = self._board.phases[index]
+        outcome = outcome.model_copy(
+            update={"decisions": [*outcome.decisions, recorded], "approvals": len(Tally.of(decisions).approvals)}
+        )
+        self._board.set(index, outcome)
+        verb = "approved" if decision.approved else "rejected"
+        workflow.logger.info(
+            "Mission phase %s %s by %s",
+            decision.phase_id,
+            verb,
+            decision.decided_by,
+            extra=log_fields(self._crisis_id),
+        )
+        self._events.publish(
+            EventKind.DECISION,
+            phase_id=decision.phase_id,
+            decided_by=decision.decided_by,
+            approved=decision.approved,
+            approvals=outcome.approvals,
+            approvals_required=outcome.approvals_required,
+        )
+        return outcome
+
+    def check(self, decision: ApprovalDecision) -> None:
+        """Refuse (``ValueError``, in one sentence) a decision that would not count."""
+        phase_id = decision.phase_id
+        outcome = self._board.find(phase_id)
+        if outcome is None or not outcome.requires_approval:
+            raise ValueError(f"crisis {self._crisis_id} has no phase {phase_id!r} that requires approval")
+        tally = self.tally(phase_id)
+        if tally.decided(outcome.approvals_required):
+            final = tally.rejection or tally.approvals[-1]
+            verb = "rejected" if tally.rejection else "approved"
+            several = tally.rejection is None and len(tally.approvals) > 1
+            by = ", ".join(d.decided_by for d in tally.approvals) if several else final.decided_by
+            raise ValueError(
+                f"phase {phase_id!r} was already {verb} by {by} at {final.decided_at.isoformat(timespec='seconds')}"
+            )
+        if any(d.decided_by == decision.decided_by for d in tally.approvals):
+            raise ValueError(
+                f"{decision.decided_by} has already approved phase {phase_id!r} "
+                f"({len(tally.approvals)} of {outcome.approvals_required} approvals); another approver must decide"
+            )
+        if outcome.status == PhaseStatus.PENDING:
+            raise ValueError(f"phase {phase_id!r} is not awaiting approval yet; decide once it waits for it")
+        if outcome.status != PhaseStatus.AWAITING_APPROVAL:
+            why = f" ({outcome.error})" if outcome.error else ""
+            raise ValueError(f"phase {phase_id!r} is {outcome.status.value}{why}; it can no longer be decided")

@@ -1,0 +1,123 @@
+"""``CrisisBookkeeping``: the crisis record's writes that the workflow makes itself (an agent's
+activity writes its own completed phase).
+
+They cost the server no round trips of their own: each is a local activity, run in the worker
+inside its workflow task. A write that keeps failing in the worker (a full disk, a corrupt
+record) moves to a regular activity, which retries until the store is usable again and whose
+failures ``liara status`` shows. Each carries what it needs to rebuild a missing record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import FailureError, is_cancelled_exception
+
+from app.temporal.activities import CrisisActivities
+from app.temporal.crisis.observability import log_fields
+from app.temporal.crisis.state import CrisisState
+from app.temporal.errors import innermost_message
+from app.temporal.models import (
+    CrisisCompletion,
+    CrisisRequest,
+    CrisisSnapshot,
+    CrisisStatus,
+    PhaseLogEntry,
+    PhaseOutcome,
+)
+from app.temporal.uninterrupted import uninterrupted
+
+#: Bookkeeping activities are quick; if the record store is unavailable they retry until it
+#: is back, so a full disk pauses a crisis instead of losing it.
+BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
+BOOKKEEPING_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
+#: A record write in the worker gets three quick tries before it moves to a regular activity.
+LOCAL_BOOKKEEPING_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=3)
+
+
+class CrisisBookkeeping:
+    def __init__(self, request: CrisisRequest, state: CrisisState) -> None:
+        self._request = request
+        self._state = state
+
+    async def create(self) -> None:
+        """Create the crisis's record. A cancel meanwhile lets it be created, then takes its usual path."""
+        await uninterrupted(self._write(CrisisActivities.initialize_crisis_response, self.snapshot()))
+
+    async def log_phase(self, outcome: PhaseOutcome, *, compensation: bool = False) -> None:
+        """Record a phase's entry. A cancel meanwhile lets the (quick, idempotent) write finish,
+        then takes its usual path.
+        """
+        entry = PhaseLogEntry(
+            crisis_id=self._request.crisis_id,
+            target=self._request.target_member,
+            outcome=outcome,
+            compensation=compensation,
+        )
+        await uninterrupted(
+            self._write(
+                CrisisActivities.log_mission_phase,
+                entry,
+                # Only the regular activity gets the whole crisis, to rebuild a record that is missing.
+                fallback=lambda: entry.model_copy(update={"crisis": self.snapshot()}),
+            )
+        )
+
+    async def finalize(self, status: CrisisStatus, completed_at: datetime) -> str:
+        """Give the record its final state; return where it is."""
+        completion = CrisisCompletion(
+            crisis_id=self._request.crisis_id,
+            status=status,
+            completed_at=completed_at,
+            phases=self._state.phases,
+            compensations=self._state.compensations,
+            cancel_requests=self._state.cancel_requests,
+            crisis=self.snapshot(with_phases=False),
+        )
+        return await self._write(CrisisActivities.finalize_crisis_response, completion)
+
+    def snapshot(self, *, with_phases: bool = True) -> CrisisSnapshot:
+        """The crisis as the workflow sees it now: creates its record, or rebuilds a missing one."""
+        info = workflow.info()
+        return CrisisSnapshot(
+            crisis_id=self._request.crisis_id,
+            workflow_id=info.workflow_id,
+            run_id=info.run_id,
+            target=self._request.target_member,
+            initiated_by=self._request.initiated_by,
+            started_at=self._state.started_at,
+            playbook=self._request.playbook,
+            schedule=self._request.schedule,
+            phases=self._state.phases if with_phases else [],
+        )
+
+    async def _write(
+        self, activity: Callable[..., Any], argument: Any, fallback: Callable[[], Any] | None = None
+    ) -> Any:
+        """Write the record: in the worker (a local activity) if it can, else as a regular
+        activity (with ``fallback()`` as its argument if given), visible to ``liara status`` and
+        retried until the store is usable again.
+        """
+        try:
+            return await workflow.execute_local_activity_method(
+                activity, argument, start_to_close_timeout=BOOKKEEPING_TIMEOUT, retry_policy=LOCAL_BOOKKEEPING_RETRY
+            )
+        except FailureError as err:  # a local activity's own failure, not wrapped in an ActivityError
+            if is_cancelled_exception(err):
+                raise
+            workflow.logger.warning(
+                "Record write %s keeps failing in the worker (%s); retrying it as an activity",
+                activity.__name__,
+                innermost_message(err),
+                extra=log_fields(self._request.crisis_id),
+            )
+        return await workflow.execute_activity_method(
+            activity,
+            fallback() if fallback else argument,
+            start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+            retry_policy=BOOKKEEPING_RETRY,
+        )

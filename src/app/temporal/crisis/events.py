@@ -1,0 +1,103 @@
+"""``CrisisEvents``: every change of a crisis, in order, on its event stream (offset-addressed,
+durable, replay-safe: ``liara`` reads it for ``GET .../events``), and the webhook deliveries of
+the events its webhooks hear of.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from temporalio import workflow
+from temporalio.contrib.workflow_streams import WorkflowStream, WorkflowStreamState
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.workflow import ParentClosePolicy
+
+from app.temporal.crisis.observability import log_fields
+from app.temporal.crisis.state import CrisisState
+from app.temporal.models import CrisisEvent, CrisisRequest, EventKind, json_size
+from app.temporal.notifications import WebhookDelivery, WebhookDeliveryWorkflow, WebhookEvent, delivery_workflow_id
+
+#: The topic of the crisis's event stream.
+EVENT_TOPIC = "crisis"
+
+
+class CrisisEvents:
+    def __init__(self, request: CrisisRequest, state: CrisisState) -> None:
+        self._request = request
+        self._state = state
+        # The stream as the run this one continues handed it over (then the state needs it no more).
+        self._stream = WorkflowStream(prior_state=state.events)
+        state.events = None
+        self._topic = self._stream.topic(EVENT_TOPIC, type=CrisisEvent)
+        self._deliveries: list[asyncio.Task[None]] = []
+
+    def publish(self, kind: EventKind, **details: Any) -> int:
+        """Append an event to the crisis's stream; return its id (its place in the stream)."""
+        self._topic.publish(CrisisEvent(kind=kind, at=workflow.now(), **details))
+        self._state.published_events += 1
+        return self._state.published_events - 1
+
+    def notify(self, event: WebhookEvent, event_id: int, data: dict[str, Any]) -> None:
+        """Start the delivery of ``event`` to each webhook the crisis names."""
+        settings = self._request.notifications
+        for webhook in settings.webhooks if settings else []:
+            delivery = WebhookDelivery(
+                webhook=webhook,
+                workflow_id=workflow.info().workflow_id,
+                crisis_id=self._request.crisis_id,
+                event_id=event_id,
+                event=event,
+                at=workflow.now(),
+                data=data,
+            )
+            self._deliveries.append(asyncio.ensure_future(self._start_delivery(delivery, settings.task_queue)))
+
+    async def _start_delivery(self, delivery: WebhookDelivery, task_queue: str) -> None:
+        try:
+            await workflow.start_child_workflow(
+                WebhookDeliveryWorkflow.run,
+                delivery,
+                id=delivery_workflow_id(delivery),
+                task_queue=task_queue,
+                parent_close_policy=ParentClosePolicy.ABANDON,
+            )
+        except WorkflowAlreadyStartedError:
+            pass  # a reset run repeats an event whose delivery was started before
+
+    async def deliveries_started(self) -> None:
+        """Wait until every delivery has started (not ended: a receiver that is down never holds
+        the crisis up).
+        """
+        await asyncio.gather(*self._deliveries)
+
+    def detach_readers(self) -> None:
+        """Let readers that wait for more collect the last events before the run ends."""
+        self._stream.detach_pollers()
+
+    async def continue_as_new(self, arguments: Callable[[WorkflowStreamState], Sequence[Any]]) -> None:
+        """Continue as new with ``arguments(the stream's state)`` once no handler runs."""
+        await self._stream.continue_as_new(arguments)
+
+    def latest(self, events: WorkflowStreamState, room: int) -> WorkflowStreamState:
+        """``events`` without the oldest ones that leave the rest more than ``room`` bytes; a
+        reader that asks for a dropped one gets the stream from the first event kept.
+        """
+        sizes = [json_size(dataclasses.asdict(item)) + 1 for item in events.log]  # +1: the comma
+        kept, dropped = sum(sizes), 0
+        while kept > room and dropped < len(sizes):
+            kept -= sizes[dropped]
+            dropped += 1
+        if not dropped:
+            return events
+        workflow.logger.warning(
+            "Crisis %s drops its %d oldest events: the new run can be given %d bytes of them",
+            self._request.crisis_id,
+            dropped,
+            room,
+            extra=log_fields(self._request.crisis_id),
+        )
+        self._stream.truncate(events.base_offset + dropped)
+        return self._stream.get_state()

@@ -1,0 +1,182 @@
+"""``PhaseRunner``: one phase from its gate to its record entry: the approval it waits for, its
+params, a slot among the agents running at once (``max_parallel``), its agent's activity, and
+how it ended.
+
+The agent's activity writes the completed phase to the record before it reports (one server
+round trip for both); the last phase's entry goes in with the final write instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, RetryState, is_cancelled_exception
+from temporalio.workflow import ActivityCancellationType
+
+from app.temporal import metrics
+from app.temporal.activities import CrisisActivities
+from app.temporal.crisis.approvals import Approvals
+from app.temporal.crisis.bookkeeping import CrisisBookkeeping
+from app.temporal.crisis.observability import log_fields
+from app.temporal.crisis.params import CannotStart, PhaseParams
+from app.temporal.crisis.phases import PhaseBoard, as_carried, failed
+from app.temporal.crisis.state import CrisisState
+from app.temporal.errors import innermost_message
+from app.temporal.models import (
+    MAX_ERROR_CHARS,
+    AgentReport,
+    CrisisRequest,
+    FailurePolicy,
+    MissionPhase,
+    PhaseAssignment,
+    PhaseOutcome,
+    PhaseStatus,
+)
+
+
+class PhaseRunner:
+    def __init__(
+        self,
+        request: CrisisRequest,
+        state: CrisisState,
+        board: PhaseBoard,
+        approvals: Approvals,
+        params: PhaseParams,
+        records: CrisisBookkeeping,
+    ) -> None:
+        self._request = request
+        self._state = state
+        self._board = board
+        self._approvals = approvals
+        self._params = params
+        self._records = records
+        self._agents_running = 0
+        #: Set the moment a phase fails under the abort policy: from then on no phase starts.
+        self.aborting = False
+
+    async def run_and_record(self, phase: MissionPhase) -> None:
+        """Run one phase and record how it ended (a failure under the abort policy aborts the crisis)."""
+        request = self._request
+        index = self._board.index_of(phase.phase_id)
+        outcome, recorded = await self._run(index, phase)
+        self._board.set(index, as_carried(outcome))
+        # Before anything else runs: a phase waiting for the slot this one freed must not start.
+        if outcome.status == PhaseStatus.FAILED and request.failure_policy == FailurePolicy.ABORT:
+            self.aborting = True
+            workflow.logger.warning(
+                "Crisis %s aborted after phase %s failed",
+                request.crisis_id,
+                phase.phase_id,
+                extra=log_fields(request.crisis_id, phase.phase_id),
+            )
+        if outcome.status == PhaseStatus.COMPLETED:
+            self._state.completed_order.append(phase.phase_id)
+        metrics.count_phase(outcome.action, outcome.status)
+        last_completed = outcome.status == PhaseStatus.COMPLETED and self._board.is_last(phase.phase_id)
+        if not recorded and not last_completed:
+            await self._records.log_phase(outcome)
+        elif last_completed and not recorded:
+            # The final record write includes the last phase (one write fewer per crisis).
+            workflow.logger.info(
+                "Mission phase %s completed (crisis %s)",
+                phase.phase_id,
+                request.crisis_id,
+                extra=log_fields(request.crisis_id, phase.phase_id),
+            )
+
+    async def _run(self, index: int, phase: MissionPhase) -> tuple[PhaseOutcome, bool]:
+        """How the phase ended (with the params its agent got, even those the crisis does not
+        carry: for its record entry), and whether its activity has recorded it.
+        """
+        outcome = self._board.phases[index]
+        if phase.requires_approval:
+            outcome = await self._approvals.gate(index, phase)
+            if outcome.status == PhaseStatus.FAILED:
+                return outcome, False
+        try:
+            resolved, outcome = self._params.prepare(phase, outcome)
+        except CannotStart as err:
+            return failed(outcome, str(err), attempts=0), False
+        # A gated phase waits for its decision without a slot; its agent needs one to run. Checked
+        # again after each wake-up: phases woken together take the free slots one by one. After an
+        # abort no slot frees up: the waiting phase is cancelled, never started.
+        max_parallel = self._request.max_parallel
+        while self.aborting or self._agents_running >= max_parallel:
+            await workflow.wait_condition(lambda: not self.aborting and self._agents_running < max_parallel)
+        self._agents_running += 1
+        self._board.set(index, as_carried(outcome.model_copy(update={"status": PhaseStatus.RUNNING})))
+        try:
+            # Its activity records it, unless it is the last (then the final record write does,
+            # unless its params are for the record only).
+            record = self._board.graph or index < len(self._board.plan) - 1 or outcome.params_ref is not None
+            # The outputs its references named: ``resolved`` has none left to name them.
+            context = self._params.context_of(phase)
+            return await self.perform(resolved, outcome, context=context, compensation=False, record=record)
+        except ActivityError as err:
+            if is_cancelled_exception(err):
+                raise asyncio.CancelledError from err
+            return self.failure(phase, outcome, err), False
+        finally:
+            self._agents_running -= 1
+
+    async def perform(
+        self,
+        phase: MissionPhase,
+        outcome: PhaseOutcome,
+        *,
+        context: dict[str, Any],
+        compensation: bool,
+        record: bool,
+    ) -> tuple[PhaseOutcome, bool]:
+        """Run the phase's agent (``context``: the outputs it reads): the completed outcome, and
+        whether the activity recorded it.
+        """
+        request = self._request
+        report: AgentReport = await workflow.execute_activity_method(
+            CrisisActivities.perform_agent_mission,
+            PhaseAssignment(
+                crisis_id=request.crisis_id,
+                workflow_id=workflow.info().workflow_id,
+                phase=phase,
+                compensation=compensation,
+                context=context,
+                entry=as_carried(outcome),  # params kept in the record only are the phase's
+                # The agent's success and its record entry in one activity: one server round trip.
+                record=record,
+                inline_output_bytes=self._params.inline_output_bytes(),
+            ),
+            start_to_close_timeout=timedelta(seconds=phase.timeout or request.phase_timeout_seconds),
+            heartbeat_timeout=timedelta(seconds=request.heartbeat_timeout_seconds),
+            retry_policy=(phase.retry or request.retry).to_policy(),
+            # Wait for the agent to stop before moving on: a cancelled phase must not run on.
+            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+        )
+        self._params.carry_output(report.output_bytes)
+        completed = outcome.model_copy(
+            update={
+                "status": PhaseStatus.COMPLETED,
+                "attempts": report.attempt,
+                "output": report.output,
+                "output_ref": report.output_ref,
+                "timestamp": report.finished_at or workflow.now(),
+            }
+        )
+        return completed, report.recorded
+
+    def failure(self, phase: MissionPhase, outcome: PhaseOutcome, err: ActivityError) -> PhaseOutcome:
+        """``outcome`` failed with what its agent's activity raised, after its last attempt."""
+        error = innermost_message(err)
+        if len(error) > MAX_ERROR_CHARS:
+            error = error[: MAX_ERROR_CHARS - 1] + "…"
+        workflow.logger.warning(
+            "Mission phase %s failed: %s",
+            phase.phase_id,
+            error,
+            extra=log_fields(self._request.crisis_id, phase.phase_id),
+        )
+        exhausted = err.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED
+        attempts = (phase.retry or self._request.retry).maximum_attempts if exhausted else None
+        return failed(outcome, error, attempts=attempts)
