@@ -74,6 +74,8 @@ from cognition.liara.playbooks import SUFFIXES, find, load
 from cognition.liara.recorded_status import recorded_status
 from cognition.liara.rpc_errors import translate_rpc_error
 
+__all__ = ["LiaraTemporalAgency"]
+
 #: How long a change to a running crisis (a decision, added phases) waits for a worker to take it.
 WORKER_WAIT_SECONDS = 10.0
 

@@ -38,6 +38,8 @@ from app.temporal.records import CrisisRun, RecordStore
 from app.temporal.uninterrupted import uninterrupted
 from app.temporal.validation import CrisisInput, check_crisis_request
 
+__all__ = ["CrisisActivities"]
+
 logger = logging.getLogger("liara.activities")
 
 #: Longest pause between heartbeats of a running agent (a quarter of its heartbeat timeout if shorter).
