@@ -6,11 +6,8 @@ like on the same task queue and Temporal spreads the crises between them.
 
 from __future__ import annotations
 
-import typer
-
-from app.temporal.client import run_and_exit
-from app.temporal.worker import worker_command
 from app.temporal.workflows import CrisisResponseWorkflow
+from cognition.liara.commands.worker import run_as_program, worker_command
 
 CRISIS_WORKFLOWS: list[type] = [CrisisResponseWorkflow]
 
@@ -20,9 +17,7 @@ liara_worker_command = worker_command(
 
 
 def main() -> None:
-    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-    app.command()(liara_worker_command)
-    run_and_exit(app)
+    run_as_program(liara_worker_command)
 
 
 if __name__ == "__main__":

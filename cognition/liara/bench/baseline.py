@@ -19,8 +19,8 @@ with workflow.unsafe.imports_passed_through():
     import typer
     from temporalio.worker import Worker
 
-    from app.temporal.cli_options import AddressOption
     from app.temporal.client import ConnectionSettings, connect, run_and_exit
+    from cognition.liara.commands.options import AddressOption
 
 
 @activity.defn(name="baseline_noop")

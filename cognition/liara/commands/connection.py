@@ -12,9 +12,9 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from app.temporal.cli_options import AddressOption, NamespaceOption, ProfileOption, TaskQueueOption
 from app.temporal.errors import CrisisFailedError, LiaraError
 from cognition.liara.agency import LiaraTemporalAgency
+from cognition.liara.commands.options import AddressOption, NamespaceOption, ProfileOption, TaskQueueOption
 from cognition.liara.commands.output import err_console, say
 from cognition.liara.remote import API_TOKEN_ENV, API_URL_ENV, RemoteAgency
 

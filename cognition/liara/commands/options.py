@@ -1,10 +1,23 @@
-"""Arguments and options several commands take."""
+"""Arguments and options several commands take, the workers' among them."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 import typer
+
+# Where to connect: every command line takes them (see app.temporal.client for how they resolve,
+# with the environment and temporal.toml).
+AddressOption = Annotated[
+    str | None, typer.Option(help="Temporal frontend host:port (env TEMPORAL_ADDRESS; default localhost:7233)")
+]
+NamespaceOption = Annotated[
+    str | None, typer.Option(help="Temporal namespace (env TEMPORAL_NAMESPACE; default default)")
+]
+TaskQueueOption = Annotated[
+    str | None, typer.Option(help="Crisis task queue (env LIARA_TASK_QUEUE; default liara-crisis-tasks)")
+]
+ProfileOption = Annotated[str | None, typer.Option(help="Profile of temporal.toml to use (env TEMPORAL_PROFILE)")]
 
 WorkflowId = Annotated[str, typer.Argument(help="The id printed by `liara trigger`")]
 #: How long approve, reject and add-phases wait for a worker to take the change.

@@ -1,12 +1,13 @@
-"""Main worker: every workflow and activity of the project. Crises run on the crisis task
-queue; webhook deliveries on the notification task queue, as ``liara notifier`` runs them (see
-app.temporal.notifier).
+"""Building and running workers: the main worker runs every workflow and activity of the
+project, the dedicated Liara worker (cognition/liara/worker.py) the crisis workflow only. Crises
+run on the crisis task queue; webhook deliveries on the notification task queue, as ``liara
+notifier`` runs them (see app.temporal.notifier).
 
-Run it with ``python src/app/temporal/worker.py``. Ctrl+C or SIGTERM stops polling, gives
-running activities a grace period to finish, and exits 0. Every worker entry point can serve
-Prometheus metrics (``--metrics-port`` and ``--metrics-host``, see app.temporal.metrics), trace
-with OpenTelemetry (``--tracing``, see app.temporal.tracing) and log JSON lines
-(``--log-format json``, see app.temporal.logs).
+Run the main worker with ``python src/app/temporal/worker.py``. Ctrl+C or SIGTERM stops polling,
+gives running activities a grace period to finish, and exits 0. A worker can serve Prometheus
+metrics (see app.temporal.metrics), trace with OpenTelemetry (app.temporal.tracing) and log JSON
+lines (app.temporal.logs): the command line that chooses them (cognition.liara.commands.worker)
+resolves its options into the ``ConnectionSettings`` and ``WorkerOptions`` taken here.
 """
 
 from __future__ import annotations
@@ -14,34 +15,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import timedelta
-from enum import StrEnum
-from typing import Annotated, Any
+from typing import Any
 
-import typer
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from app.temporal.activities import CrisisActivities
 from app.temporal.agents import ExecutorRegistry, load_executor_registry
-from app.temporal.cli_options import AddressOption, NamespaceOption, ProfileOption, TaskQueueOption
-from app.temporal.client import ConnectionSettings, connect, run_and_exit
+from app.temporal.client import ConnectionSettings, connect
 from app.temporal.errors import LiaraError
 from app.temporal.logs import CrisisLogInterceptor, LogFormat, configure_logging
-from app.temporal.metrics import (
-    METRICS_HOST,
-    METRICS_HOST_ENV,
-    METRICS_PORT_ENV,
-    worker_runtime,
-    zero_crisis_counters,
-)
+from app.temporal.metrics import METRICS_HOST, worker_runtime, zero_crisis_counters
 from app.temporal.notifications import WebhookDeliveryWorkflow, notification_task_queue
 from app.temporal.notifier import configured_webhooks, notifier_worker
 from app.temporal.records import configured_record_store
 from app.temporal.supervisor import run_worker_processes
-from app.temporal.tracing import TRACING_ENV, Tracing, start_tracing
+from app.temporal.tracing import Tracing, start_tracing
 from app.temporal.workflows import CrisisResponseWorkflow
 
 logger = logging.getLogger("liara.worker")
@@ -63,13 +55,6 @@ WORKFLOW_RUNNER = UnsandboxedWorkflowRunner()
 #: the setting bounds a worker's memory however many crises wait, e.g. at an approval gate.
 MAX_CACHED_WORKFLOWS = 1000
 MAX_CACHED_WORKFLOWS_ENV = "LIARA_MAX_CACHED_WORKFLOWS"
-
-
-class LogLevel(StrEnum):
-    DEBUG = "DEBUG"
-    INFO = "INFO"
-    WARNING = "WARNING"
-    ERROR = "ERROR"
 
 
 @dataclass(frozen=True)
@@ -226,108 +211,17 @@ def run_worker(settings: ConnectionSettings, workflows: Sequence[type], options:
     return 0
 
 
-def worker_command(workflows: Sequence[type], description: str) -> Callable[..., None]:
-    """A Typer command running a worker for ``workflows``; shared by every worker entry point."""
-
-    def command(
-        address: AddressOption = None,
-        namespace: NamespaceOption = None,
-        task_queue: TaskQueueOption = None,
-        profile: ProfileOption = None,
-        processes: Annotated[
-            int, typer.Option(min=1, max=64, help="Worker processes to run on this machine (each its own worker)")
-        ] = 1,
-        graceful_shutdown: Annotated[
-            float, typer.Option(min=0, help="Seconds running activities get to finish after Ctrl+C or SIGTERM")
-        ] = 10.0,
-        log_level: Annotated[
-            LogLevel, typer.Option(case_sensitive=False, help="Least severe level to log")
-        ] = LogLevel.INFO,
-        log_format: Annotated[
-            LogFormat,
-            typer.Option(
-                case_sensitive=False,
-                envvar="LIARA_LOG_FORMAT",
-                help="text: LEVEL - message lines; json: one JSON object per line, with crisis_id, "
-                "workflow_id and phase_id when known",
-            ),
-        ] = LogFormat.TEXT,
-        metrics_port: Annotated[
-            int,
-            typer.Option(
-                min=0,
-                max=65535,
-                envvar=METRICS_PORT_ENV,
-                help="Serve Prometheus metrics on http://HOST:PORT/metrics (0: none); "
-                "with --processes N, worker k uses PORT+k-1",
-            ),
-        ] = 0,
-        metrics_host: Annotated[
-            str,
-            typer.Option(
-                envvar=METRICS_HOST_ENV,
-                help="Interface the metrics endpoint listens on: 127.0.0.1 is this machine only, "
-                "0.0.0.0 every interface (for a Prometheus elsewhere or a container)",
-            ),
-        ] = METRICS_HOST,
-        tracing: Annotated[
-            bool,
-            typer.Option(
-                "--tracing",
-                envvar=TRACING_ENV,
-                help="Trace workflows and activities with OpenTelemetry (to OTEL_EXPORTER_OTLP_ENDPOINT, "
-                "else standard output); needs the tracing extra",
-            ),
-        ] = False,
-        max_cached_workflows: Annotated[
-            int,
-            typer.Option(
-                min=0,
-                max=1_000_000,
-                envvar=MAX_CACHED_WORKFLOWS_ENV,
-                help="Crises kept in memory between their steps (0: none); one out of memory is replayed "
-                "from its history when it has work again, so this bounds the worker's memory",
-            ),
-        ] = MAX_CACHED_WORKFLOWS,
-    ) -> None:
-        configure_logging(log_level.value, log_format.value)
-        if metrics_port and metrics_port + processes - 1 > 65535:
-            raise typer.BadParameter(
-                f"{processes} worker processes need ports {metrics_port} to {metrics_port + processes - 1}; "
-                "choose a lower port.",
-                param_hint="'--metrics-port'",
-            )
-        try:
-            settings = ConnectionSettings.resolve(
-                address=address, namespace=namespace, task_queue=task_queue, profile=profile
-            )
-        except LiaraError as err:
-            logger.error("%s", err)
-            raise typer.Exit(1) from None
-        options = WorkerOptions(
-            graceful_shutdown=timedelta(seconds=graceful_shutdown),
-            log_level=log_level.value,
-            log_format=log_format.value,
-            metrics_port=metrics_port or None,
-            metrics_host=metrics_host,
-            tracing=tracing,
-            max_cached_workflows=max_cached_workflows,
-        )
-        if processes == 1:
-            code = run_worker(settings, workflows, options)
-        else:
-            code = run_worker_processes(processes, run_worker, settings, workflows, options)
-        raise typer.Exit(code)
-
-    command.__doc__ = description
-    return command
-
-
-def main() -> None:
-    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-    app.command()(worker_command(ALL_WORKFLOWS, "Run the main worker: every workflow and activity of the project."))
-    run_and_exit(app)
+def run_workers(settings: ConnectionSettings, workflows: Sequence[type], options: WorkerOptions, processes: int) -> int:
+    """``processes`` workers on this machine, each a process of its own (see app.temporal.supervisor),
+    or one in this process; returns the exit code.
+    """
+    if processes == 1:
+        return run_worker(settings, workflows, options)
+    return run_worker_processes(processes, run_worker, settings, workflows, options)
 
 
 if __name__ == "__main__":
-    main()
+    # A script entry point (the spec's `python src/app/temporal/worker.py`): its command line is the agency's.
+    from cognition.liara.commands.worker import main_worker
+
+    main_worker()

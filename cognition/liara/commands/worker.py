@@ -1,0 +1,144 @@
+"""The workers' command line: ``liara worker``, ``python cognition/liara/worker.py`` and
+``python src/app/temporal/worker.py`` take the same options.
+
+A command resolves where to connect and how the worker runs into typed settings, and hands them
+to app.temporal.worker, which builds and runs the workers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from enum import StrEnum
+from typing import Annotated, NoReturn
+
+import typer
+
+from app.temporal.client import ConnectionSettings, run_and_exit
+from app.temporal.errors import LiaraError
+from app.temporal.logs import LogFormat, configure_logging
+from app.temporal.metrics import METRICS_HOST, METRICS_HOST_ENV, METRICS_PORT_ENV
+from app.temporal.tracing import TRACING_ENV
+from app.temporal.worker import (
+    ALL_WORKFLOWS,
+    MAX_CACHED_WORKFLOWS,
+    MAX_CACHED_WORKFLOWS_ENV,
+    WorkerOptions,
+    run_workers,
+)
+from cognition.liara.commands.options import AddressOption, NamespaceOption, ProfileOption, TaskQueueOption
+
+logger = logging.getLogger("liara.worker")
+
+
+class LogLevel(StrEnum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+
+
+def worker_command(workflows: Sequence[type], description: str) -> Callable[..., None]:
+    """A Typer command running a worker for ``workflows``; shared by every worker entry point."""
+
+    def command(
+        address: AddressOption = None,
+        namespace: NamespaceOption = None,
+        task_queue: TaskQueueOption = None,
+        profile: ProfileOption = None,
+        processes: Annotated[
+            int, typer.Option(min=1, max=64, help="Worker processes to run on this machine (each its own worker)")
+        ] = 1,
+        graceful_shutdown: Annotated[
+            float, typer.Option(min=0, help="Seconds running activities get to finish after Ctrl+C or SIGTERM")
+        ] = 10.0,
+        log_level: Annotated[
+            LogLevel, typer.Option(case_sensitive=False, help="Least severe level to log")
+        ] = LogLevel.INFO,
+        log_format: Annotated[
+            LogFormat,
+            typer.Option(
+                case_sensitive=False,
+                envvar="LIARA_LOG_FORMAT",
+                help="text: LEVEL - message lines; json: one JSON object per line, with crisis_id, "
+                "workflow_id and phase_id when known",
+            ),
+        ] = LogFormat.TEXT,
+        metrics_port: Annotated[
+            int,
+            typer.Option(
+                min=0,
+                max=65535,
+                envvar=METRICS_PORT_ENV,
+                help="Serve Prometheus metrics on http://HOST:PORT/metrics (0: none); "
+                "with --processes N, worker k uses PORT+k-1",
+            ),
+        ] = 0,
+        metrics_host: Annotated[
+            str,
+            typer.Option(
+                envvar=METRICS_HOST_ENV,
+                help="Interface the metrics endpoint listens on: 127.0.0.1 is this machine only, "
+                "0.0.0.0 every interface (for a Prometheus elsewhere or a container)",
+            ),
+        ] = METRICS_HOST,
+        tracing: Annotated[
+            bool,
+            typer.Option(
+                "--tracing",
+                envvar=TRACING_ENV,
+                help="Trace workflows and activities with OpenTelemetry (to OTEL_EXPORTER_OTLP_ENDPOINT, "
+                "else standard output); needs the tracing extra",
+            ),
+        ] = False,
+        max_cached_workflows: Annotated[
+            int,
+            typer.Option(
+                min=0,
+                max=1_000_000,
+                envvar=MAX_CACHED_WORKFLOWS_ENV,
+                help="Crises kept in memory between their steps (0: none); one out of memory is replayed "
+                "from its history when it has work again, so this bounds the worker's memory",
+            ),
+        ] = MAX_CACHED_WORKFLOWS,
+    ) -> None:
+        configure_logging(log_level.value, log_format.value)
+        if metrics_port and metrics_port + processes - 1 > 65535:
+            raise typer.BadParameter(
+                f"{processes} worker processes need ports {metrics_port} to {metrics_port + processes - 1}; "
+                "choose a lower port.",
+                param_hint="'--metrics-port'",
+            )
+        try:
+            settings = ConnectionSettings.resolve(
+                address=address, namespace=namespace, task_queue=task_queue, profile=profile
+            )
+        except LiaraError as err:
+            logger.error("%s", err)
+            raise typer.Exit(1) from None
+        options = WorkerOptions(
+            graceful_shutdown=timedelta(seconds=graceful_shutdown),
+            log_level=log_level.value,
+            log_format=log_format.value,
+            metrics_port=metrics_port or None,
+            metrics_host=metrics_host,
+            tracing=tracing,
+            max_cached_workflows=max_cached_workflows,
+        )
+        raise typer.Exit(run_workers(settings, workflows, options, processes))
+
+    command.__doc__ = description
+    return command
+
+
+def run_as_program(command: Callable[..., None]) -> NoReturn:
+    """Run ``command`` as a program of its own: a worker script's whole command line."""
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    app.command()(command)
+    run_and_exit(app)
+
+
+def main_worker() -> NoReturn:
+    """``python src/app/temporal/worker.py``: the main worker, every workflow of the project."""
+    run_as_program(worker_command(ALL_WORKFLOWS, "Run the main worker: every workflow and activity of the project."))
