@@ -40,11 +40,17 @@ from app.temporal.models import (
 )
 from app.temporal.records import FileRecordStore
 from app.temporal.workflows import CrisisResponseWorkflow
-from tests.conftest import assert_eventually
-from tests.temporal.test_cancel_stages import cancel_seen_by_the_workflow
-from tests.temporal.test_continue_as_new import every_run
-from tests.temporal.test_crisis_control import Agents, phase, phase_status, request
-from tests.temporal.test_liara_workflows import crisis_request, crisis_worker
+from tests.helpers import assert_eventually
+from tests.helpers.workflows import (
+    Agents,
+    cancel_seen_by_the_workflow,
+    crisis_request,
+    crisis_worker,
+    every_run,
+    phase,
+    phase_status,
+    request,
+)
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
 

@@ -7,48 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
-from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateStage
 
-from app.temporal.activities import CrisisActivities
 from app.temporal.errors import CrisisWaitTimeoutError, DecisionRefusedError, TemporalUnavailableError
 from app.temporal.models import MissionPhase, PhaseStatus
-from app.temporal.records import FileRecordStore
 from app.temporal.workflows import CrisisResponseWorkflow
-from cognition.liara.agency import LiaraTemporalAgency
-from tests.conftest import assert_eventually, cli
-from tests.temporal.test_crisis_control import phase
-from tests.temporal.test_liara_workflows import crisis_workflow_worker
+from tests.helpers.cli import cli
+from tests.helpers.workflows import gated_crisis, phase, until, worker
 
 pytestmark = pytest.mark.integration
-
-
-def worker(dev_server, task_queue: str, tmp_path: Path):
-    real = CrisisActivities(FileRecordStore(tmp_path / "crises"))
-    activities = [
-        real.initialize_crisis_response,
-        real.perform_agent_mission,
-        real.log_mission_phase,
-        real.finalize_crisis_response,
-    ]
-    return crisis_workflow_worker(dev_server.client, task_queue, activities)
-
-
-async def gated_crisis(agency: LiaraTemporalAgency, *phases: dict) -> str:
-    return await agency.trigger_crisis_response(
-        "target-alpha", list(phases), initiated_by="tester", crisis_id=f"crisis-gate-{uuid.uuid4().hex[:8]}"
-    )
-
-
-async def until(agency: LiaraTemporalAgency, workflow_id: str, phase_id: str, status: PhaseStatus) -> None:
-    async def reached() -> bool:
-        report = await agency.get_crisis_status(workflow_id)
-        return any(p["phase_id"] == phase_id and p["status"] == status for p in report.get("phases", []))
-
-    await assert_eventually(reached, timeout=60)
 
 
 async def test_an_approve_and_a_reject_at_once_one_takes_effect_and_the_other_is_told_who_decided(

@@ -21,9 +21,7 @@ from app.temporal.agents import SIMULATE, ExecutorRegistry, Mission, SimulateExe
 from app.temporal.models import OUTPUT_BUDGET_BYTES, CrisisProgress, CrisisRequest, CrisisResult, PhaseStatus
 from app.temporal.records import FileRecordStore
 from app.temporal.workflows import CrisisResponseWorkflow
-from tests.temporal.test_continue_as_new import every_run
-from tests.temporal.test_crisis_control import phase, request
-from tests.temporal.test_liara_workflows import crisis_workflow_worker
+from tests.helpers.workflows import crisis_workflow_worker, every_run, phase, request
 
 pytestmark = pytest.mark.integration
 

@@ -33,27 +33,14 @@ from app.temporal.models import (
 from app.temporal.records import FileRecordStore
 from app.temporal.visibility import CRISIS_STATUS, start_attributes
 from app.temporal.workflows import CrisisResponseWorkflow
-from tests.conftest import assert_eventually
-from tests.temporal.test_crisis_control import phase, request
-from tests.temporal.test_liara_workflows import crisis_workflow_worker
+from tests.helpers import assert_eventually
+from tests.helpers.workflows import cancel_seen_by_the_workflow, crisis_workflow_worker, phase, request
 
 pytestmark = pytest.mark.integration
 
 #: A record write is a local activity, run inside a workflow task: a short task timeout makes
 #: the worker heartbeat that task, and so see a cancel, sooner.
 SHORT_TASK_TIMEOUT = timedelta(seconds=2)
-
-
-async def cancel_seen_by_the_workflow(handle: WorkflowHandle) -> bool:
-    events = [event async for event in handle.fetch_history_events()]
-    requested = [
-        index
-        for index, event in enumerate(events)
-        if event.HasField("workflow_execution_cancel_requested_event_attributes")
-    ]
-    return bool(requested) and any(
-        event.HasField("workflow_task_completed_event_attributes") for event in events[requested[0] :]
-    )
 
 
 class Held:

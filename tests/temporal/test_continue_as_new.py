@@ -29,9 +29,8 @@ from app.temporal.models import (
 from app.temporal.records import FileRecordStore
 from app.temporal.workflows import CrisisResponseWorkflow
 from cognition.liara.crisis_requests import build_request
-from tests.conftest import assert_eventually
-from tests.temporal.test_crisis_control import Agents, phase, phase_status, request, start
-from tests.temporal.test_liara_workflows import crisis_worker
+from tests.helpers import assert_eventually
+from tests.helpers.workflows import Agents, crisis_worker, every_run, phase, phase_status, request, start
 
 
 @pytest.fixture
@@ -73,21 +72,6 @@ async def test_a_long_crisis_continues_as_new_runs_and_keeps_everything(time_ski
     assert len(record["phases"]) == len({p["phase_id"] for p in record["phases"]}), "no phase twice"
 
     await assert_every_run_replays(runs)
-
-
-async def every_run(env, handle) -> list[WorkflowHistory]:
-    """The history of each run of the crisis, first run first (following continue-as-new)."""
-    histories = []
-    run = env.client.get_workflow_handle(handle.id, run_id=handle.first_execution_run_id)
-    while True:
-        history = await run.fetch_history()
-        histories.append(history)
-        last = history.events[-1]
-        if not last.HasField("workflow_execution_continued_as_new_event_attributes"):
-            return histories
-        run = env.client.get_workflow_handle(
-            handle.id, run_id=last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
-        )
 
 
 async def assert_every_run_replays(runs: list[WorkflowHistory]) -> None:

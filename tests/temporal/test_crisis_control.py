@@ -6,96 +6,33 @@ the real bookkeeping activities and a stand-in agent registered as ``perform_age
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
 import pytest
-from temporalio import activity
 from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError, CancelledError
+from temporalio.exceptions import CancelledError
 from temporalio.service import RPCError
 
 from app.temporal.models import (
-    AgentReport,
     ApprovalDecision,
-    CrisisRequest,
     CrisisResult,
     MissionPhase,
-    PhaseAssignment,
     PhaseStatus,
 )
 from app.temporal.records import FileRecordStore
 from app.temporal.workflows import CrisisResponseWorkflow
-from tests.conftest import assert_eventually
-from tests.temporal.test_liara_workflows import crisis_worker
-
-
-class Agents:
-    """A stand-in agent: records every call, fails the actions in ``failing``, and holds the
-    actions in ``holding`` until released (heartbeating, so cancellation reaches it).
-    """
-
-    def __init__(self, failing: tuple[str, ...] = (), holding: tuple[str, ...] = ()) -> None:
-        self.calls: list[tuple[str, str]] = []
-        self.failing = failing
-        self.holding = holding
-        self.release = asyncio.Event()
-        self.cancelled: list[str] = []
-
-    @activity.defn(name="perform_agent_mission")
-    async def perform(self, assignment: PhaseAssignment) -> AgentReport:
-        phase = assignment.phase
-        self.calls.append((phase.phase_id, phase.action))
-        if phase.action in self.holding:
-            try:
-                while not self.release.is_set():
-                    activity.heartbeat()
-                    await asyncio.sleep(0.05)
-            except asyncio.CancelledError:
-                self.cancelled.append(phase.phase_id)
-                raise
-        if phase.action in self.failing:
-            raise ApplicationError(f"{phase.action} went wrong", non_retryable=True)
-        # Writes nothing, so the workflow writes each entry itself.
-        return AgentReport(phase_id=phase.phase_id, agent_id=phase.agent_id, attempt=1, output={"done": phase.action})
-
-
-def phase(phase_id: str, action: str, priority: int, **extra: object) -> dict[str, object]:
-    return {
-        "phase_id": phase_id,
-        "agent_id": f"{action}-agent-001",
-        "action": action,
-        "target": "target-alpha",
-        "priority": priority,
-        **extra,
-    }
+from tests.helpers import assert_eventually
+from tests.helpers.workflows import Agents, crisis_worker, phase, phase_status, request, start
 
 
 def mission(phase_id: str, action: str, priority: int) -> MissionPhase:
     return MissionPhase.model_validate(phase(phase_id, action, priority))
 
 
-def request(crisis_id: str, *phases: dict[str, object], **extra: object) -> CrisisRequest:
-    return CrisisRequest.model_validate(
-        {"crisis_id": crisis_id, "target_member": "target-alpha", "missions": list(phases), **extra}
-    )
-
-
 @pytest.fixture
 def store(tmp_path: Path) -> FileRecordStore:
     return FileRecordStore(tmp_path / "crises")
-
-
-async def start(env, queue: str, crisis: CrisisRequest) -> WorkflowHandle:
-    return await env.client.start_workflow(
-        CrisisResponseWorkflow.run, crisis, id=f"crisis-workflow-{crisis.crisis_id}", task_queue=queue
-    )
-
-
-async def phase_status(handle: WorkflowHandle, phase_id: str) -> PhaseStatus | None:
-    progress = await handle.query(CrisisResponseWorkflow.progress)
-    return next((p.status for p in progress.phases if p.phase_id == phase_id), None)
 
 
 def read_record(store: FileRecordStore, crisis_id: str) -> dict:

@@ -28,8 +28,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from app.temporal.codec import new_key_line
 from app.temporal.codec_server import TOKENS_ENV
 from app.temporal.server import temporal_binary
-from tests.conftest import REPO_ROOT, ServerProcess, WorkerProcess, assert_one_sentence_error, cli, run_cli
-from tests.temporal.test_setup_temporal import START_TIMEOUT, free_port
+from tests.helpers import REPO_ROOT
+from tests.helpers.cli import assert_one_sentence_error, cli, run_cli
+from tests.helpers.processes import ServerProcess, WorkerProcess
+from tests.helpers.servers import START_TIMEOUT, free_port
 
 pytestmark = pytest.mark.integration
 

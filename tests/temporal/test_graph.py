@@ -33,9 +33,8 @@ from app.temporal.records import FileRecordStore
 from app.temporal.references import UnresolvedReference, resolve, resolve_inputs
 from app.temporal.workflows import CrisisResponseWorkflow
 from cognition.liara import playbooks
-from tests.conftest import REPO_ROOT, assert_eventually
-from tests.temporal.test_crisis_control import phase, phase_status, request, start
-from tests.temporal.test_liara_workflows import crisis_worker
+from tests.helpers import REPO_ROOT, assert_eventually
+from tests.helpers.workflows import crisis_worker, phase, phase_status, request, start
 
 
 def node(phase_id: str, *depends_on: str, **extra: Any) -> dict[str, Any]:

@@ -8,65 +8,25 @@ read the record files they write.
 from __future__ import annotations
 
 import json
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 from temporalio import activity
-from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
-from temporalio.worker import Worker
 
-from app.temporal.activities import CrisisActivities
-from app.temporal.models import AgentReport, CrisisRequest, CrisisResult, PhaseAssignment
+from app.temporal.models import AgentReport, CrisisResult, PhaseAssignment
 from app.temporal.records import FileRecordStore
 from app.temporal.workflows import CrisisResponseWorkflow
 from cognition.liara.actions import missions_from_actions
 from cognition.liara.agency import LiaraTemporalAgency
-from tests.conftest import WorkerProcess, run_cli
+from tests.helpers.cli import run_cli
+from tests.helpers.processes import WorkerProcess
+from tests.helpers.workflows import crisis_request, crisis_worker
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> FileRecordStore:
     return FileRecordStore(tmp_path / "crises")
-
-
-@asynccontextmanager
-async def crisis_worker(client: Client, task_queue: str, store: FileRecordStore, mission=None):
-    """An in-process worker with the real activities, or ``mission`` standing in for the agent."""
-    real = CrisisActivities(store)
-    activities = [
-        real.validate_crisis_request,
-        real.initialize_crisis_response,
-        mission or real.perform_agent_mission,
-        real.log_mission_phase,
-        real.finalize_crisis_response,
-    ]
-    async with crisis_workflow_worker(client, task_queue, activities):
-        yield
-
-
-def crisis_workflow_worker(client: Client, task_queue: str, activities: list) -> Worker:
-    """An in-process worker of the crisis workflow with exactly ``activities``."""
-    return Worker(
-        client,
-        task_queue=task_queue,
-        workflows=[CrisisResponseWorkflow],
-        activities=activities,
-    )
-
-
-def crisis_request(
-    crisis_id: str = "crisis-test-1", actions: tuple[str, ...] = ("recon", "secure", "extract", "cleanup"), **extra: Any
-) -> CrisisRequest:
-    return CrisisRequest(
-        crisis_id=crisis_id,
-        target_member="target-alpha",
-        missions=missions_from_actions("target-alpha", actions),
-        initiated_by="tester",
-        **extra,
-    )
 
 
 async def test_crisis_runs_every_phase_in_order_and_writes_the_record(time_skipping_env, task_queue, store):

@@ -18,8 +18,9 @@ from temporalio.client import WorkflowFailureError
 from app.temporal import metrics
 from app.temporal.models import ApprovalDecision, CrisisRequest, PhaseStatus
 from app.temporal.workflows import CrisisResponseWorkflow
-from tests.conftest import assert_eventually, crisis_request, run_script, start_crisis
-from tests.temporal.test_observability import PORT_IN_USE_ADVICE, SDK_DASHBOARD_METRICS
+from tests.helpers import assert_eventually
+from tests.helpers.metrics import PORT_IN_USE_ADVICE, SDK_DASHBOARD_METRICS, crisis_request, start_crisis
+from tests.helpers.processes import run_script
 
 pytestmark = pytest.mark.integration
 

@@ -23,7 +23,7 @@ from app.temporal.validation import describe_validation_error
 from cognition.liara import crisis_requests
 from cognition.liara.actions import missions_from_actions
 from cognition.liara.crisis_requests import build_request, new_crisis_id
-from tests.temporal.conftest import phase
+from tests.helpers.service import phase
 
 UNSAFE_IDS = [
     pytest.param("", id="empty"),

@@ -37,25 +37,14 @@ from app.temporal.models import CrisisRequest, PhaseAssignment, PhaseLogEntry, P
 from app.temporal.records import FileRecordStore
 from app.temporal.tracing import INSTALL_HINT, TracingUnavailableError, start_tracing
 from app.temporal.workflows import CrisisResponseWorkflow
-from tests.conftest import REPO_ROOT, assert_eventually, crisis_request, run_script, start_crisis
-from tests.temporal.test_liara_workflows import crisis_worker
+from tests.helpers import REPO_ROOT, assert_eventually
+from tests.helpers.metrics import PORT_IN_USE_ADVICE, SDK_DASHBOARD_METRICS, crisis_request, start_crisis
+from tests.helpers.processes import run_script
+from tests.helpers.workflows import crisis_worker
 
 DASHBOARD = REPO_ROOT / "deploy/grafana/liara-dashboard.json"
 HISTORIES = sorted((REPO_ROOT / "tests/temporal/histories").glob("*.json"))
 
-#: Metric families of the Temporal SDK (Core) the dashboard reads; the integration test in
-#: test_metrics.py checks that a worker's /metrics endpoint really has each of them.
-SDK_DASHBOARD_METRICS = {
-    "temporal_workflow_task_schedule_to_start_latency",
-    "temporal_activity_schedule_to_start_latency",
-    "temporal_activity_execution_latency",
-    "temporal_activity_execution_failed",
-    "temporal_worker_task_slots_available",
-    "temporal_worker_task_slots_used",
-    "temporal_num_pollers",
-    "temporal_sticky_cache_size",
-    "temporal_worker_start",
-}
 #: Made by Prometheus itself for every scrape target.
 PROMETHEUS_METRICS = {"up"}
 KNOWN_METRICS = set(metrics.LIARA_METRICS) | SDK_DASHBOARD_METRICS | PROMETHEUS_METRICS
@@ -233,10 +222,6 @@ def test_worker_with_a_port_in_use_exits_1_before_connecting(tmp_path: Path) -> 
     errors = [line for line in output.splitlines() if line.startswith("ERROR - ")]
     assert errors == [f"ERROR - Cannot serve metrics on port {port}: {PORT_IN_USE_ADVICE}"], output
     assert "Traceback" not in output
-
-
-#: How a worker ends the sentence about a metrics port that another process holds.
-PORT_IN_USE_ADVICE = "it is already in use; choose another --metrics-port or stop the process holding it."
 
 
 def test_metrics_port_range_must_fit_every_process(tmp_path: Path) -> None:

@@ -19,10 +19,16 @@ from app.temporal.agents import SIMULATE, ExecutorRegistry, Mission
 from app.temporal.models import MissionPhase, PhaseOutcome, PhaseStatus
 from app.temporal.records import FileRecordStore, format_timestamp
 from app.temporal.workflows import CrisisResponseWorkflow
-from tests.conftest import assert_eventually
-from tests.temporal.test_crisis_control import phase, request, start
-from tests.temporal.test_liara_workflows import crisis_request, crisis_workflow_worker
-from tests.temporal.test_workflow_behaviour import read_record, run_crisis
+from tests.helpers import assert_eventually
+from tests.helpers.workflows import (
+    crisis_request,
+    crisis_workflow_worker,
+    phase,
+    read_record,
+    request,
+    run_crisis,
+    start,
+)
 
 
 class CountingStore(FileRecordStore):

@@ -15,9 +15,8 @@ from app.temporal.activities import CrisisActivities
 from app.temporal.models import PhaseStatus
 from app.temporal.records import CrisisRun, FileRecordStore
 from cognition.liara.agency import LiaraTemporalAgency
-from tests.temporal.test_crisis_control import phase
-from tests.temporal.test_liara_workflows import crisis_workflow_worker
-from tests.temporal.test_records import ended
+from tests.helpers.records import ended
+from tests.helpers.workflows import crisis_workflow_worker, phase
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ from temporalio.client import Client
 
 from app.temporal.models import CrisisRequest
 from app.temporal.workflows import CrisisResponseWorkflow
-from tests.conftest import assert_eventually
+from tests.helpers import assert_eventually
 
 pytestmark = pytest.mark.integration
 

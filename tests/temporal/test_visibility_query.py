@@ -20,7 +20,7 @@ from app.temporal.workflows import CrisisResponseWorkflow
 from cognition.liara.actions import missions_from_actions
 from cognition.liara.agency import LiaraTemporalAgency
 from cognition.liara.crisis_requests import build_request
-from tests.conftest import assert_eventually
+from tests.helpers import assert_eventually
 
 pytestmark = pytest.mark.integration
 

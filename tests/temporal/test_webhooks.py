@@ -10,12 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import threading
 import uuid
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 from temporalio.client import Client
@@ -36,64 +33,11 @@ from app.temporal.notifications import (
     verify_signature,
 )
 from cognition.liara.notifier import configured_webhooks, notifier_worker
-from scripts.local_postgres import free_port
-from tests.conftest import assert_eventually
-from tests.temporal.test_approvals import until, worker
-from tests.temporal.test_crisis_control import phase
+from tests.helpers import assert_eventually
+from tests.helpers.webhooks import SECRET, Receiver
+from tests.helpers.workflows import phase, until, worker
 
 pytestmark = pytest.mark.integration
-
-SECRET = "a-webhook-secret-for-tests-1234"
-
-
-class Receiver:
-    """A webhook receiver on a port of its own. Down until ``up()`` unless started listening:
-    nothing listens, so every connection is refused. Up, it answers 503 to its first
-    ``refusals`` requests and 204 to the rest, and keeps every request with its answer.
-    """
-
-    def __init__(self, *, refusals: int = 0, listening: bool = True) -> None:
-        self.refusals = refusals
-        self.requests: list[dict[str, Any]] = []
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/hooks"
-        self.server: ThreadingHTTPServer | None = None
-        if listening:
-            self.up()
-
-    def up(self) -> None:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                status = 503 if len(receiver.requests) < receiver.refusals else 204
-                request = {"path": self.path, "headers": dict(self.headers), "body": body, "status": status}
-                receiver.requests.append(request)
-                self.send_response(status)
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-
-    def accepted(self) -> list[dict[str, Any]]:
-        """The deliveries it took (answered 2xx), in the order they came."""
-        return [r for r in self.requests if r["status"] == 204]
-
-    def accepted_per_event(self) -> Counter[int]:
-        """How many times it took each event id."""
-        return Counter(json.loads(r["body"])["event_id"] for r in self.accepted())
-
-    def accepted_events(self) -> set[str]:
-        return {json.loads(r["body"])["event"] for r in self.accepted()}
 
 
 def book_for(url: str) -> WebhookBook:

@@ -17,8 +17,11 @@ from temporalio.client import Client, WorkflowHandle
 from app.temporal.notifications import NOTIFICATION_TASK_QUEUE_ENV, SIGNATURE_HEADER, verify_signature
 from cognition.liara.actions import missions_from_actions
 from cognition.liara.agency import LiaraTemporalAgency
-from tests.conftest import WorkerProcess, assert_completed_record, assert_eventually, run_cli, run_script
-from tests.temporal.test_webhooks import SECRET, Receiver
+from tests.helpers import assert_eventually
+from tests.helpers.cli import run_cli
+from tests.helpers.processes import WorkerProcess, run_script
+from tests.helpers.records import assert_completed_record
+from tests.helpers.webhooks import SECRET, Receiver
 
 pytestmark = pytest.mark.integration
 

@@ -7,10 +7,8 @@ bookkeeping activities writing to ``tmp_path``, and a double standing in for the
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from temporalio import activity
@@ -22,7 +20,6 @@ from app.temporal.models import (
     INVALID_REQUEST_ERROR,
     AgentReport,
     CrisisRequest,
-    CrisisResult,
     MissionPhase,
     PhaseAssignment,
     PhaseStatus,
@@ -30,8 +27,8 @@ from app.temporal.models import (
 from app.temporal.records import FileRecordStore
 from app.temporal.workflows import CrisisResponseWorkflow
 from cognition.liara.actions import missions_from_actions
-from tests.conftest import assert_eventually
-from tests.temporal.test_liara_workflows import crisis_request, crisis_worker
+from tests.helpers import assert_eventually
+from tests.helpers.workflows import crisis_request, crisis_worker, read_record, run_crisis
 
 SPEC_PHASES = ["recon-phase-1", "secure-phase-2", "extract-phase-3", "cleanup-phase-4"]
 
@@ -44,16 +41,6 @@ def store(tmp_path: Path) -> FileRecordStore:
 def report(assignment: PhaseAssignment) -> AgentReport:
     phase = assignment.phase
     return AgentReport(phase_id=phase.phase_id, agent_id=phase.agent_id, attempt=activity.info().attempt)
-
-
-async def run_crisis(env: WorkflowEnvironment, task_queue: str, request: CrisisRequest) -> CrisisResult:
-    return await env.client.execute_workflow(
-        CrisisResponseWorkflow.run, request, id=f"crisis-workflow-{request.crisis_id}", task_queue=task_queue
-    )
-
-
-def read_record(store: FileRecordStore, crisis_id: str) -> dict[str, Any]:
-    return json.loads((store.directory / f"{crisis_id}.json").read_text(encoding="utf-8"))
 
 
 async def test_phases_run_by_priority_keeping_the_given_order_for_ties(

@@ -1,0 +1,57 @@
+"""The ``liara`` command line as a user runs it, and what its commands print."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from tests.helpers import assert_eventually
+from tests.helpers.processes import run_script
+
+
+def run_cli(env: dict[str, str], cwd: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """``python cognition/liara/cli.py ARGS`` as a user would run it."""
+    return run_script("cognition/liara/cli.py", env, cwd, *args, timeout=timeout)
+
+
+async def cli(env: dict[str, str], cwd: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """``run_cli`` off the event loop, so the session's Temporal client stays responsive."""
+    return await asyncio.to_thread(run_cli, env, cwd, *args, timeout=timeout)
+
+
+async def trigger_and_wait(
+    env: dict[str, str], cwd: Path, *trigger_args: str
+) -> tuple[str, subprocess.CompletedProcess[str]]:
+    """``liara trigger ARGS --json``, then ``liara wait --json`` on it: the workflow id and the
+    finished ``wait`` (its standard output is the result as JSON).
+    """
+    started = await cli(env, cwd, "trigger", *trigger_args, "--json")
+    assert started.returncode == 0, started.stderr
+    workflow_id = json.loads(started.stdout)["workflow_id"]
+    waited = await cli(env, cwd, "wait", workflow_id, "--json")
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    return workflow_id, waited
+
+
+def assert_one_sentence_error(stderr: str) -> str:
+    """The CLI's failure contract: one ``Error: ...`` line, no traceback."""
+    assert "Traceback" not in stderr, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("Error: "), stderr
+    return lines[0]
+
+
+async def status_of(env: dict[str, str], cwd: Path, workflow_id: str) -> dict[str, Any]:
+    return json.loads((await cli(env, cwd, "status", workflow_id, "--json")).stdout)
+
+
+async def until_awaiting(env: dict[str, str], cwd: Path, workflow_id: str, phase_id: str) -> None:
+    async def awaiting() -> bool:
+        phases = (await status_of(env, cwd, workflow_id)).get("phases", [])
+        return any(p["phase_id"] == phase_id and p["status"] == "awaiting_approval" for p in phases)
+
+    await assert_eventually(awaiting, timeout=60, interval=0.5)

@@ -1,0 +1,92 @@
+"""Temporal servers: the session's dev server, and the embedded server of
+``scripts/setup_temporal.py`` on free ports and a data directory of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from temporalio.client import Client
+
+from app.temporal.server import EmbeddedServer
+from tests.helpers import REPO_ROOT
+
+
+@dataclass(frozen=True)
+class DevServer:
+    address: str
+    client: Client
+
+
+#: Starting waits for the server to answer (up to 60 s in the script).
+START_TIMEOUT = 120
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def process_runs(pid: int) -> bool:
+    """Whether ``pid`` is a live (not zombie) process."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+@dataclass(frozen=True)
+class ServerDir:
+    data_dir: Path
+    port: int
+    ui_port: int
+
+    @property
+    def address(self) -> str:
+        return f"localhost:{self.port}"
+
+    def run(self, command: str, *, ports: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        args = [command, "--data-dir", str(self.data_dir)]
+        if ports:
+            args += ["--port", str(self.port), "--ui-port", str(self.ui_port)]
+        return subprocess.run(
+            [sys.executable, str(REPO_ROOT / "scripts/setup_temporal.py"), *args],
+            env={k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "LIARA_"))},
+            cwd=self.data_dir.parent,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def start(self) -> subprocess.CompletedProcess[str]:
+        return self.run("start", timeout=START_TIMEOUT)
+
+    def stop(self) -> subprocess.CompletedProcess[str]:
+        return self.run("stop", ports=False)
+
+    def status(self) -> subprocess.CompletedProcess[str]:
+        return self.run("status")
+
+    def pid(self) -> int:
+        return int((self.data_dir / "temporal.pid").read_text())
+
+
+def stopped_after(tmp_path: Path) -> Iterator[ServerDir]:
+    """A data directory and two distinct free ports; whatever server the test started there is
+    stopped after it, whatever happens.
+    """
+    ui_port = free_port()
+    port = free_port()
+    while port == ui_port:
+        port = free_port()
+    server = ServerDir(tmp_path / "temporal", port, ui_port)
+    yield server
+    EmbeddedServer(data_dir=server.data_dir).stop()

@@ -1,0 +1,54 @@
+"""Fixtures of the HTTP service's tests (in service/ and console/, and the remote command line's):
+``liara serve`` as a subprocess, with a token per role and a worker on its own task queue
+(``tests.helpers.service`` drives crises through the API).
+
+They are module-scoped: one worker, one token file and one service serve every test of a
+module (each test uses crises of its own), since starting them takes seconds each.
+"""
+
+from __future__ import annotations
+
+import signal
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.processes import WorkerProcess, subprocess_env
+from tests.helpers.servers import DevServer
+from tests.helpers.service import TOKEN_ROLES, ServiceProcess, Tokens, create_token
+
+
+@pytest.fixture(scope="module")
+def service_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("service")
+
+
+@pytest.fixture(scope="module")
+def service_env(dev_server: DevServer, service_dir: Path) -> dict[str, str]:
+    return subprocess_env(dev_server.address, f"liara-service-{uuid.uuid4()}", service_dir / "crises")
+
+
+@pytest.fixture(scope="module")
+def service_worker(service_env: dict[str, str], service_dir: Path) -> Iterator[WorkerProcess]:
+    worker = WorkerProcess("cognition/liara/worker.py", service_env, service_dir)
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture(scope="module")
+def service_tokens(service_env: dict[str, str], service_dir: Path) -> Tokens:
+    path = service_dir / "tokens.json"
+    created = {name: create_token(service_env, service_dir, path, name, role) for name, role in TOKEN_ROLES.items()}
+    return Tokens(path, created)
+
+
+@pytest.fixture(scope="module")
+def liara_service(
+    service_env: dict[str, str], service_dir: Path, service_tokens: Tokens, service_worker: WorkerProcess
+) -> Iterator[ServiceProcess]:
+    """The service with the module's token file, event heartbeats every 0.5 s, and a worker."""
+    server = ServiceProcess(service_env, service_dir, "--tokens", str(service_tokens.path), "--heartbeat", "0.5")
+    yield server
+    assert server.stop(signal.SIGTERM, timeout=90) == 0, server.output

@@ -1,0 +1,159 @@
+"""``liara --api URL --token T``: the crisis commands through a remote service, with no Temporal
+settings at all on the operator's side."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from cognition.liara.agency import LiaraTemporalAgency
+from cognition.liara.service.config import MAX_PAGE_SIZE
+from tests.helpers import REPO_ROOT, assert_eventually
+from tests.helpers.cli import assert_one_sentence_error, run_cli
+from tests.helpers.service import ServiceProcess, Tokens, assert_started_with_the_options, started_request
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def operator_env(liara_service: ServiceProcess, service_tokens: Tokens) -> dict[str, str]:
+    """An operator's shell: the service's address and a token, nothing of Temporal's."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("TEMPORAL_", "LIARA_"))}
+    return {**env, "LIARA_API_URL": liara_service.url, "LIARA_API_TOKEN": service_tokens.by_name["admin-1"]}
+
+
+def liara(env: dict[str, str], cwd: Path, *args: str):
+    return run_cli(env, cwd, *args, timeout=120)
+
+
+def test_a_crisis_runs_to_its_end_through_the_service(operator_env, tmp_path):
+    missions = tmp_path / "missions.json"
+    gated = {"phase_id": "strike-1", "agent_id": "a", "action": "strike", "target": "target-remote"}
+    missions.write_text(json.dumps([{**gated, "requires_approval": True}]))
+    started = liara(operator_env, tmp_path, "trigger", "target-remote", "--missions-file", str(missions))
+    assert started.returncode == 0, started.stderr
+    workflow_id = started.stdout.strip()
+
+    status = liara(operator_env, tmp_path, "status", workflow_id, "--json")
+    assert json.loads(status.stdout)["status"] == "running"
+    approved = liara(operator_env, tmp_path, "approve", workflow_id, "strike-1")
+    assert approved.returncode == 0, approved.stderr
+    waited = liara(operator_env, tmp_path, "wait", workflow_id, "--json")
+    assert waited.returncode == 0, waited.stderr
+    result = json.loads(waited.stdout)
+    assert result["success"] and result["phases"][0]["approved_by"] == "admin-1", "the token's name decided"
+    listed = json.loads(liara(operator_env, tmp_path, "list", "--target", "target-remote", "--json").stdout)
+    assert workflow_id in [row["workflow_id"] for row in listed]
+
+
+def test_the_service_errors_are_the_cli_errors(operator_env, tmp_path, service_tokens):
+    unknown = liara(operator_env, tmp_path, "status", "crisis-workflow-does-not-exist")
+    assert unknown.returncode == 1
+    assert "No crisis workflow 'crisis-workflow-does-not-exist'" in assert_one_sentence_error(unknown.stderr)
+
+    viewer = {**operator_env, "LIARA_API_TOKEN": service_tokens.by_name["viewer-1"]}
+    refused = liara(viewer, tmp_path, "trigger", "target-remote", "recon")
+    assert refused.returncode == 1
+    assert "has role viewer, which may not" in assert_one_sentence_error(refused.stderr)
+
+    no_token = {**operator_env, "LIARA_API_TOKEN": "liara_not-a-real-token-at-all"}
+    assert liara(no_token, tmp_path, "status", "crisis-workflow-x").returncode == 1
+
+    down = {**operator_env, "LIARA_API_URL": "http://127.0.0.1:1"}
+    unreachable = liara(down, tmp_path, "status", "crisis-workflow-x")
+    assert "Cannot reach the Liara service at http://127.0.0.1:1" in assert_one_sentence_error(unreachable.stderr)
+
+    direct = liara(operator_env, tmp_path, "doctor")
+    assert "talks to Temporal itself, not through the service: leave out --api." in assert_one_sentence_error(
+        direct.stderr
+    )
+
+
+async def test_a_playbook_of_the_service_takes_the_crisis_options(operator_env, service_dir, dev_server, tmp_path):
+    shutil.copytree(REPO_ROOT / "playbooks", service_dir / "playbooks", dirs_exist_ok=True)  # the service's own
+    options = ("--max-parallel", "1", "--failure-policy", "abort", "--priority", "1", "--max-attempts", "5")
+    options += ("--phase-timeout", "30", "--heartbeat-timeout", "5")
+    started = await asyncio.to_thread(
+        liara, operator_env, tmp_path, "trigger", "--playbook", "health-check", "--input", "site=example.org", *options
+    )
+    assert started.returncode == 0, started.stderr
+    assert_started_with_the_options(await started_request(dev_server.client, started.stdout.strip()))
+
+
+def test_decisions_print_who_the_service_recorded(operator_env, tmp_path):
+    missions = tmp_path / "missions.json"
+    gate = {"agent_id": "a", "action": "strike", "target": "target-remote", "requires_approval": True}
+    missions.write_text(json.dumps([{"phase_id": "strike-1", **gate}, {"phase_id": "strike-2", **gate}]))
+    started = liara(operator_env, tmp_path, "trigger", "target-remote", "--missions-file", str(missions))
+    assert started.returncode == 0, started.stderr
+    workflow_id = started.stdout.strip()
+
+    approved = liara(operator_env, tmp_path, "approve", workflow_id, "strike-1", "--by", "someone-else")
+    assert approved.returncode == 0, approved.stderr
+    assert f"Phase strike-1 of {workflow_id} approved by admin-1" in approved.stdout
+    rejected = liara(operator_env, tmp_path, "reject", workflow_id, "strike-2", "--reason", "no")
+    assert rejected.returncode == 0, rejected.stderr
+    assert f"Phase strike-2 of {workflow_id} rejected by admin-1" in rejected.stdout
+
+
+def test_list_finds_the_crises_of_a_schedule_through_the_service(operator_env, service_env, tmp_path):
+    name = f"remote-{uuid.uuid4().hex[:8]}"
+    created = run_cli(
+        service_env, tmp_path, "schedule", "create", name, "target-remote", "recon", "--cron", "0 3 1 1 *"
+    )
+    assert created.returncode == 0, created.stderr
+    try:
+        assert run_cli(service_env, tmp_path, "schedule", "trigger", name).returncode == 0
+
+        def one_run() -> list[dict]:
+            listed = liara(operator_env, tmp_path, "list", "--schedule", name, "--json")
+            assert listed.returncode == 0, listed.stderr
+            return json.loads(listed.stdout)
+
+        for _ in range(100):  # visibility is eventually consistent
+            if one_run():
+                break
+            time.sleep(0.3)
+        (run,) = one_run()
+        assert run["workflow_id"].startswith(f"crisis-workflow-sched-{name}")
+    finally:
+        run_cli(service_env, tmp_path, "schedule", "delete", name)
+    assert json.loads(liara(operator_env, tmp_path, "list", "--schedule", "no-such-schedule", "--json").stdout) == []
+
+
+async def test_list_pages_through_the_service_past_its_largest_page(operator_env, dev_server, tmp_path):
+    target = f"target-{uuid.uuid4().hex[:10]}"
+    many = MAX_PAGE_SIZE + 3
+    # Nobody polls this task queue: the crises wait, listed as running.
+    async with LiaraTemporalAgency(temporal_host=dev_server.address, task_queue=f"idle-{uuid.uuid4()}") as agency:
+        gate = [{"phase_id": "p-1", "agent_id": "a", "action": "recon", "target": target}]
+        started = []
+        for first in range(0, many, 50):
+            started += await asyncio.gather(
+                *(agency.trigger_crisis_response(target, gate) for _ in range(first, min(first + 50, many)))
+            )
+
+        async def all_listed() -> bool:
+            return len(await agency.list_crises(target=target, limit=1000)) == many
+
+        await assert_eventually(all_listed, timeout=60, interval=0.5)
+        try:
+            listed = await asyncio.to_thread(
+                liara, operator_env, tmp_path, "list", "--target", target, "--limit", str(many + 10), "--json"
+            )
+            assert listed.returncode == 0, listed.stderr
+            assert sorted(row["workflow_id"] for row in json.loads(listed.stdout)) == sorted(started)
+            fewer = await asyncio.to_thread(
+                liara, operator_env, tmp_path, "list", "--target", target, "--limit", str(MAX_PAGE_SIZE + 1), "--json"
+            )
+            assert len(json.loads(fewer.stdout)) == MAX_PAGE_SIZE + 1
+        finally:
+            for workflow_id in started:
+                await agency.client.get_workflow_handle(workflow_id).terminate("test over")

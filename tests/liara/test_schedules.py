@@ -1,0 +1,227 @@
+"""Schedules on the dev server: they fire, each run is a crisis of its own that records its
+schedule, ``liara list --schedule`` finds them, and pause, trigger and delete do what they say.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import REPO_ROOT, assert_eventually
+from tests.helpers.cli import assert_one_sentence_error, cli, until_awaiting
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def schedule_name(liara_env: dict[str, str], tmp_path: Path):
+    name = f"sched-{uuid.uuid4().hex[:8]}"
+    yield name
+    # Never leave a schedule firing after its test.
+    import subprocess
+    import sys
+
+    subprocess.run(
+        [sys.executable, str(REPO_ROOT / "cognition/liara/cli.py"), "schedule", "delete", name],
+        env=liara_env,
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+async def listed(env: dict[str, str], cwd: Path, name: str) -> list[dict[str, Any]]:
+    return json.loads((await cli(env, cwd, "list", "--schedule", name, "--json")).stdout)
+
+
+#: Once a year: a schedule that runs only when triggered during a test.
+YEARLY = ("--cron", "0 3 1 1 *")
+
+
+async def create(env: dict[str, str], cwd: Path, name: str, *args: str) -> None:
+    created = await cli(env, cwd, "schedule", "create", name, *args)
+    assert created.returncode == 0, created.stderr
+
+
+async def described(env: dict[str, str], cwd: Path, name: str) -> dict[str, Any]:
+    shown = await cli(env, cwd, "schedule", "describe", name, "--json")
+    assert shown.returncode == 0, shown.stderr
+    return json.loads(shown.stdout)
+
+
+async def test_a_schedule_fires_and_each_run_is_a_crisis_of_its_own(liara_env, liara_worker, tmp_path, schedule_name):
+    created = await cli(
+        liara_env, tmp_path, "schedule", "create", schedule_name, "target-alpha", "recon", "--every", "2"
+    )
+    assert created.returncode == 0, created.stderr
+    assert f"liara list --schedule {schedule_name}" in created.stdout
+
+    async def two_runs_done() -> bool:
+        rows = await listed(liara_env, tmp_path, schedule_name)
+        return sum(row["status"] == "completed" for row in rows) >= 2
+
+    await assert_eventually(two_runs_done, timeout=60, interval=1)
+    paused = await cli(liara_env, tmp_path, "schedule", "pause", schedule_name)
+    assert paused.returncode == 0, paused.stderr
+
+    rows = [row for row in await listed(liara_env, tmp_path, schedule_name) if row["status"] == "completed"]
+    workflow_ids = [row["workflow_id"] for row in rows]
+    assert len(set(workflow_ids)) == len(workflow_ids) >= 2
+    records = Path(liara_env["LIARA_CRISIS_DIR"])
+    for workflow_id in workflow_ids[:2]:
+        status = json.loads((await cli(liara_env, tmp_path, "status", workflow_id, "--json")).stdout)
+        crisis_id = status["result"]["crisis_id"]
+        assert crisis_id.startswith(f"sched-{schedule_name}-"), crisis_id
+        record = json.loads((records / f"{crisis_id}.json").read_text())
+        assert (record["schedule"], record["status"]) == (schedule_name, "completed")
+
+    about = await described(liara_env, tmp_path, schedule_name)
+    assert (about["paused"], about["overlap"], about["every_seconds"]) == (True, "skip", [2.0])
+
+    async def in_the_list() -> bool:
+        schedules = json.loads((await cli(liara_env, tmp_path, "schedule", "list", "--json")).stdout)
+        return schedule_name in [row["name"] for row in schedules]
+
+    await assert_eventually(in_the_list, timeout=30, interval=1)
+
+
+async def test_a_paused_schedule_can_still_be_run_now(dev_server, liara_env, liara_worker, tmp_path, schedule_name):
+    playbook = str(REPO_ROOT / "playbooks" / "health-check.toml")
+    inputs = ("--input", "site=example.org")
+    await create(liara_env, tmp_path, schedule_name, *YEARLY, "--playbook", playbook, *inputs, "--priority", "2")
+    assert (await cli(liara_env, tmp_path, "schedule", "pause", schedule_name)).returncode == 0
+    assert (await described(liara_env, tmp_path, schedule_name))["paused"] is True
+    assert (await cli(liara_env, tmp_path, "schedule", "trigger", schedule_name)).returncode == 0
+
+    async def one_run_done() -> bool:
+        rows = await listed(liara_env, tmp_path, schedule_name)
+        return [row["status"] for row in rows] == ["completed"]
+
+    await assert_eventually(one_run_done, timeout=60, interval=1)
+    assert (await described(liara_env, tmp_path, schedule_name))["paused"] is True
+    [run] = await listed(liara_env, tmp_path, schedule_name)
+    workflow = await dev_server.client.get_workflow_handle(run["workflow_id"]).describe()
+    assert workflow.raw_description.workflow_execution_info.priority.priority_key == 2
+    deleted = await cli(liara_env, tmp_path, "schedule", "delete", schedule_name)
+    assert deleted.returncode == 0
+    gone = await cli(liara_env, tmp_path, "schedule", "describe", schedule_name)
+    assert gone.returncode == 1
+    assert (
+        assert_one_sentence_error(gone.stderr)
+        == f"Error: No schedule named {schedule_name!r}: see `liara schedule list`."
+    )
+
+
+async def test_an_unpaused_schedule_fires_again(liara_env, liara_worker, tmp_path, schedule_name):
+    await create(liara_env, tmp_path, schedule_name, "target-alpha", "recon", "--every", "1")
+    assert (await cli(liara_env, tmp_path, "schedule", "pause", schedule_name)).returncode == 0
+    paused = await described(liara_env, tmp_path, schedule_name)
+    assert (paused["paused"], paused["note"]) == (True, "paused with liara")
+
+    unpaused = await cli(liara_env, tmp_path, "schedule", "unpause", schedule_name)
+    assert (unpaused.returncode, unpaused.stdout.strip()) == (0, f"Schedule {schedule_name} unpaused.")
+    about = await described(liara_env, tmp_path, schedule_name)
+    assert (about["paused"], about["note"]) == (False, "unpaused with liara")
+
+    async def fired_since() -> bool:
+        return (await described(liara_env, tmp_path, schedule_name))["runs"] > about["runs"]
+
+    await assert_eventually(fired_since, timeout=60, interval=1)
+
+
+#: One phase that waits for an approval: its crisis runs until someone decides.
+GATED = [
+    {
+        "phase_id": "gate",
+        "agent_id": "gate-agent",
+        "action": "recon",
+        "target": "target-alpha",
+        "requires_approval": True,
+    }
+]
+
+
+@pytest.mark.parametrize(("overlap", "runs", "skipped"), [(None, 1, 1), ("buffer-one", 2, 0)])
+async def test_a_run_due_while_one_runs_is_skipped_unless_the_overlap_says_otherwise(
+    liara_env, liara_worker, tmp_path, schedule_name, overlap, runs, skipped
+):
+    missions = tmp_path / "gated.json"
+    missions.write_text(json.dumps(GATED))
+    policy = ["--overlap", overlap] if overlap else []
+    await create(liara_env, tmp_path, schedule_name, "target-alpha", "--missions-file", str(missions), *YEARLY, *policy)
+
+    async def running() -> list[str]:
+        return (await described(liara_env, tmp_path, schedule_name))["running"]
+
+    async def one_running() -> bool:
+        return len(await running()) == 1
+
+    try:
+        assert (await cli(liara_env, tmp_path, "schedule", "trigger", schedule_name)).returncode == 0
+        await assert_eventually(one_running, timeout=60, interval=0.5)
+        [first] = await running()
+        await until_awaiting(liara_env, tmp_path, first, "gate")
+        assert (await cli(liara_env, tmp_path, "schedule", "trigger", schedule_name)).returncode == 0
+        if skipped:
+
+            async def second_run_skipped() -> bool:
+                return (await described(liara_env, tmp_path, schedule_name))["skipped_overlapping"] == 1
+
+            await assert_eventually(second_run_skipped, timeout=60, interval=0.5)
+        assert (await cli(liara_env, tmp_path, "approve", first, "gate", "--by", "tester")).returncode == 0
+
+        async def settled() -> bool:
+            about = await described(liara_env, tmp_path, schedule_name)
+            return about["runs"] == runs and first not in about["running"]
+
+        await assert_eventually(settled, timeout=60, interval=0.5)
+        about = await described(liara_env, tmp_path, schedule_name)
+        assert (about["overlap"], about["runs"], about["skipped_overlapping"]) == (overlap or "skip", runs, skipped)
+    finally:
+        for workflow_id in await running():
+            await cli(liara_env, tmp_path, "cancel", workflow_id)
+
+
+@pytest.mark.parametrize(
+    ("args", "sentence"),
+    [
+        (("target-alpha", "recon"), "Give a schedule either --cron EXPR or --every SECONDS, not both or neither."),
+        (("target-alpha", "recon", "--every", "0.5"), "--every takes 1 to"),
+        (("target-alpha", "recon", "--cron", "not a cron"), "Temporal refused schedule"),
+    ],
+)
+async def test_a_schedule_the_user_gets_wrong_is_one_sentence(liara_env, tmp_path, schedule_name, args, sentence):
+    refused = await cli(liara_env, tmp_path, "schedule", "create", schedule_name, *args)
+    assert refused.returncode == 1
+    assert sentence in assert_one_sentence_error(refused.stderr)
+
+
+async def test_a_schedule_name_leaves_room_for_the_time_in_each_crisis_id(liara_env, liara_worker, tmp_path):
+    longest = f"long-{uuid.uuid4().hex[:8]}-".ljust(101, "x")
+    too_long = longest + "y"
+    try:
+        refused = await cli(liara_env, tmp_path, "schedule", "create", too_long, "target-alpha", "recon", *YEARLY)
+        assert refused.returncode == 1
+        assert assert_one_sentence_error(refused.stderr) == (
+            "Error: A schedule name has at most 101 characters (each run's crisis id adds the time it was due), "
+            "not 102."
+        )
+        await create(liara_env, tmp_path, longest, "target-alpha", "recon", *YEARLY)
+        assert (await cli(liara_env, tmp_path, "schedule", "trigger", longest)).returncode == 0
+
+        async def one_run_done() -> bool:
+            return [row["status"] for row in await listed(liara_env, tmp_path, longest)] == ["completed"]
+
+        await assert_eventually(one_run_done, timeout=60, interval=1)
+        [run] = await listed(liara_env, tmp_path, longest)
+        status = json.loads((await cli(liara_env, tmp_path, "status", run["workflow_id"], "--json")).stdout)
+        crisis_id = status["result"]["crisis_id"]
+        assert re.fullmatch(rf"sched-{longest}-\d{{4}}-\d\d-\d\dT\d\d-\d\d-\d\dZ", crisis_id), crisis_id
+    finally:
+        for name in (longest, too_long):
+            await cli(liara_env, tmp_path, "schedule", "delete", name)
