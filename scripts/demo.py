@@ -1,6 +1,7 @@
 """``make demo``: one crisis end to end on the embedded Temporal server.
 
-Starts the server if none answers, runs a dedicated worker, triggers
+Starts the server if none answers (on the port of ``TEMPORAL_ADDRESS`` when it names this
+machine, else on 7233), runs a dedicated worker, triggers
 ``target-alpha recon secure extract cleanup`` through the CLI and waits for it, then prints the
 result, the record's path and the Web UI address, and stops the worker. The server keeps
 running so the crisis can be browsed in the Web UI.
@@ -14,8 +15,8 @@ import sys
 import threading
 from pathlib import Path
 
-from app.temporal.client import run_and_exit
-from app.temporal.server import EmbeddedServer, EmbeddedServerError
+from app.temporal.client import ConnectionSettings, run_and_exit
+from app.temporal.server import DEFAULT_DATA_DIR, DEFAULT_PORT, EmbeddedServer, EmbeddedServerError, find_server
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WORKER_READY = "Liara worker is running"
@@ -51,8 +52,22 @@ def start_worker() -> subprocess.Popen[str]:
     return worker
 
 
+def local_server() -> EmbeddedServer:
+    """The embedded server the demo uses: the one on ``TEMPORAL_ADDRESS``'s port (7233 by default)."""
+    host, _, port = ConnectionSettings.resolve().address.rpartition(":")
+    if host not in ("localhost", "127.0.0.1") or not port.isdigit():
+        raise SystemExit(
+            f"Error: TEMPORAL_ADDRESS names {host}:{port}, not this machine; the demo runs on the embedded server: "
+            "unset TEMPORAL_ADDRESS or set it to localhost:PORT."
+        )
+    found, pid = find_server(port=int(port))
+    if pid is None and found.port != DEFAULT_PORT:  # a database of its own: data/temporal is 7233's
+        return EmbeddedServer(data_dir=DEFAULT_DATA_DIR.with_name(f"temporal-{port}"), port=found.port)
+    return found
+
+
 def main() -> None:
-    server = EmbeddedServer()
+    server = local_server()
     step("Temporal server")
     if server.answers():
         print(f"Using the server that answers on {server.address}")
@@ -83,7 +98,7 @@ def main() -> None:
     if workflow_id:
         print(f"Web UI: {server.ui_url}/namespaces/default/workflows/{workflow_id}")
     print(f"Browse every crisis at {server.ui_url} (Workflow Type CrisisResponseWorkflow).")
-    print("Stop the server with: python scripts/setup_temporal.py stop")
+    print(f"Stop the server with: python scripts/setup_temporal.py stop --port {server.port}")
     raise SystemExit(crisis.returncode)
 
 

@@ -34,6 +34,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def process_runs(pid: int) -> bool:
     """Whether ``pid`` is a live (not zombie) process."""
     try:
@@ -53,12 +62,17 @@ class ServerDir:
     def address(self) -> str:
         return f"localhost:{self.port}"
 
-    def run(self, command: str, *, ports: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        args = [command, "--data-dir", str(self.data_dir)]
+    def run(
+        self, command: str, *options: str, ports: bool = True, data_dir: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        """``setup_temporal.py command`` with this data directory and ports (unless told not to)
+        and ``options``.
+        """
+        args = [command, *(["--data-dir", str(self.data_dir)] if data_dir else [])]
         if ports:
             args += ["--port", str(self.port), "--ui-port", str(self.ui_port)]
         return subprocess.run(
-            [sys.executable, str(REPO_ROOT / "scripts/setup_temporal.py"), *args],
+            [sys.executable, str(REPO_ROOT / "scripts/setup_temporal.py"), *args, *options],
             env={k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "LIARA_"))},
             cwd=self.data_dir.parent,
             capture_output=True,

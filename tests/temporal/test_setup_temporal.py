@@ -14,10 +14,12 @@ import httpx
 import pytest
 from temporalio.client import WorkflowExecutionStatus
 
+from app.temporal.server import EmbeddedServer
 from cognition.liara.actions import missions_from_actions
 from cognition.liara.agency import LiaraTemporalAgency
+from tests.helpers.cli import assert_one_sentence_error
 from tests.helpers.processes import WorkerProcess
-from tests.helpers.servers import ServerDir, process_runs, stopped_after
+from tests.helpers.servers import START_TIMEOUT, ServerDir, free_port, port_is_free, process_runs, stopped_after
 
 pytestmark = pytest.mark.integration
 
@@ -63,6 +65,45 @@ def test_start_status_stop_lifecycle(server_dir: ServerDir):
     stopped_again = server_dir.stop()
     assert stopped_again.returncode == 0, stopped_again.stdout + stopped_again.stderr
     assert "not running" in stopped_again.stdout
+
+
+def test_a_server_on_other_ports_is_started_found_reported_and_stopped(tmp_path: Path):
+    port = free_port()
+    while not port_is_free(port + 1000):
+        port = free_port()
+    # The Web UI follows --port (as `temporal` places it) unless --ui-port says otherwise.
+    server = ServerDir(tmp_path / "temporal", port, port + 1000)
+    try:
+        started = server.run("start", "--port", str(port), ports=False, timeout=START_TIMEOUT)
+        assert started.returncode == 0, started.stdout + started.stderr
+        assert f"Web UI at http://localhost:{port + 1000}" in started.stdout
+        assert f"export TEMPORAL_ADDRESS=localhost:{port}" in started.stdout
+        pid = server.pid()
+
+        by_port = server.run("status", "--port", str(port), ports=False, data_dir=False)
+        assert by_port.returncode == 0, by_port.stdout + by_port.stderr
+        assert f"running on localhost:{port} (pid {pid}); Web UI at http://localhost:{port + 1000}" in by_port.stdout
+        by_dir = server.run("status", ports=False)
+        assert by_dir.returncode == 0 and f"running on localhost:{port} (pid {pid})" in by_dir.stdout
+
+        again = server.run("start", "--port", str(port), ports=False)
+        assert again.returncode == 0 and f"already running on localhost:{port} (pid {pid})" in again.stdout
+        assert f"export TEMPORAL_ADDRESS=localhost:{port}" in again.stdout
+        elsewhere = server.run("start", "--port", str(free_port()), ports=False)
+        assert elsewhere.returncode == 1
+        assert assert_one_sentence_error(elsewhere.stderr).startswith(
+            f"Error: the server started from {server.data_dir} runs on port {port}"
+        )
+
+        stopped = server.run("stop", "--port", str(port), ports=False, data_dir=False)
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        assert f"stopped (pid {pid}) on localhost:{port}" in stopped.stdout
+        assert not process_runs(pid)
+        assert not (server.data_dir / "temporal.pid").exists()
+        gone = server.run("status", "--port", str(port), ports=False, data_dir=False)
+        assert gone.returncode == 1 and f"not running on localhost:{port}" in gone.stdout
+    finally:
+        EmbeddedServer(data_dir=server.data_dir).stop()
 
 
 async def test_a_completed_crisis_survives_a_server_restart(server_dir: ServerDir, tmp_path: Path):

@@ -37,6 +37,9 @@ TUNED_DYNAMIC_CONFIG = (
     "matching.numTaskqueueWritePartitions=1",
 )
 DEFAULT_DATA_DIR = Path("data") / "temporal"
+DEFAULT_PORT = 7233
+#: ``temporal server start-dev`` serves its Web UI this far above its gRPC port unless told otherwise.
+UI_PORT_OFFSET = 1000
 READY_TIMEOUT_SECONDS = 60.0
 
 
@@ -65,12 +68,21 @@ def tuned_arguments() -> list[str]:
     return args
 
 
+def default_ui_port(port: int) -> int:
+    """The Web UI port of a server on gRPC ``port`` when none is given (as ``temporal`` picks it)."""
+    return port + UI_PORT_OFFSET
+
+
 @dataclass(frozen=True)
 class EmbeddedServer:
     data_dir: Path = DEFAULT_DATA_DIR
-    port: int = 7233
-    ui_port: int = 8233
+    port: int = DEFAULT_PORT
+    ui_port: int | None = None  # default_ui_port(port)
     tuned: bool = True
+
+    def __post_init__(self) -> None:
+        if self.ui_port is None:
+            object.__setattr__(self, "ui_port", default_ui_port(self.port))
 
     @property
     def pid_file(self) -> Path:
@@ -150,15 +162,8 @@ class EmbeddedServer:
     def stop(self, timeout: float = 15.0) -> int | None:
         """Stop the server this data directory started; return its pid, or None if none ran."""
         pid = self.running_pid()
-        if pid is None:
-            self.pid_file.unlink(missing_ok=True)
-            return None
-        os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _alive(pid):
-            time.sleep(0.1)
-        if _alive(pid):
-            os.killpg(pid, signal.SIGKILL)
+        if pid is not None:
+            stop_process(pid, timeout)
         self.pid_file.unlink(missing_ok=True)
         return pid
 
@@ -167,6 +172,60 @@ class EmbeddedServer:
             return " | ".join(self.log_file.read_text(errors="replace").strip().splitlines()[-lines:])
         except OSError:
             return "(no log)"
+
+
+def stop_process(pid: int, timeout: float = 15.0) -> None:
+    """Stop the server process ``pid``: SIGTERM (to its process group when it leads one, as a
+    server this script started does), then SIGKILL after ``timeout`` seconds.
+    """
+    send = os.killpg if os.getpgid(pid) == pid else os.kill
+    send(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.1)
+    if _alive(pid):
+        send(pid, signal.SIGKILL)
+
+
+def find_server(data_dir: Path | None = None, port: int | None = None) -> tuple[EmbeddedServer, int | None]:
+    """The embedded server these options mean, as it was started, and its pid if it runs: the one
+    started from ``data_dir`` if given (on ``port``, if given too), else the one on ``port`` if
+    given, else the one started from the default data directory or else the one on 7233.
+    """
+    running = running_servers()
+    own = EmbeddedServer(data_dir=data_dir or DEFAULT_DATA_DIR).running_pid()
+    if data_dir is not None or port is None:
+        if own in running and port in (None, running[own].port):
+            return running[own], own
+        if data_dir is not None:
+            return EmbeddedServer(data_dir=data_dir, port=port or DEFAULT_PORT), None
+    port = port or DEFAULT_PORT
+    on_port = ((server, pid) for pid, server in running.items() if server.port == port)
+    return next(on_port, (EmbeddedServer(data_dir=data_dir or DEFAULT_DATA_DIR, port=port), None))
+
+
+def running_servers() -> dict[int, EmbeddedServer]:
+    """Every embedded server running on this machine by pid: a ``temporal server start-dev`` with
+    a database file, read from its command line.
+    """
+    found = {}
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue  # the process ended meanwhile
+        if "start-dev" not in args or not any(Path(arg).name == "temporal" for arg in args[:1]):
+            continue
+        options = dict(zip(args, args[1:], strict=False))
+        try:
+            port = int(options.get("--port") or options.get("-p") or DEFAULT_PORT)
+            ui_port = int(options["--ui-port"]) if "--ui-port" in options else None
+        except ValueError:
+            continue
+        if "--db-filename" in options:
+            data_dir = Path(options["--db-filename"]).parent
+            found[int(cmdline.parent.name)] = EmbeddedServer(data_dir=data_dir, port=port, ui_port=ui_port)
+    return found
 
 
 def _alive(pid: int) -> bool:
