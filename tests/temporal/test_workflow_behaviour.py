@@ -25,9 +25,11 @@ from app.temporal.models import (
     PhaseStatus,
 )
 from app.temporal.records import FileRecordStore
+from app.temporal.records.document import format_timestamp
 from app.temporal.workflows import CrisisResponseWorkflow
 from cognition.liara.actions import missions_from_actions
 from tests.helpers import assert_eventually
+from tests.helpers.servers import DevServer
 from tests.helpers.workflows import crisis_request, crisis_worker, read_record, run_crisis
 
 SPEC_PHASES = ["recon-phase-1", "secure-phase-2", "extract-phase-3", "cleanup-phase-4"]
@@ -287,3 +289,19 @@ async def test_the_result_says_who_started_the_crisis(
         result = await run_crisis(time_skipping_env, task_queue, request)
     assert result.initiated_by == "alice@example.com"
     assert read_record(store, "crisis-initiated")["initiated_by"] == "alice@example.com"
+
+
+async def test_started_at_is_when_the_crisis_started_not_when_a_worker_first_ran_it(
+    dev_server: DevServer, task_queue: str, store: FileRecordStore
+) -> None:
+    request = crisis_request(f"crisis-late-worker-{task_queue[-8:]}", ("recon",))
+    handle = await dev_server.client.start_workflow(
+        CrisisResponseWorkflow.run, request, id=f"crisis-workflow-{request.crisis_id}", task_queue=task_queue
+    )
+    await asyncio.sleep(2)  # no worker polls the crisis's queue yet
+    async with crisis_worker(dev_server.client, task_queue, store):
+        result = await handle.result()
+    started = (await handle.describe()).start_time
+    assert result.started_at == started
+    assert read_record(store, request.crisis_id)["started_at"] == format_timestamp(started)
+    assert result.phases[0].timestamp - started >= timedelta(seconds=2)

@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
     from app.temporal.crisis.running import PhaseRunner
     from app.temporal.crisis.scheduling import PhaseScheduler
     from app.temporal.crisis.state import CrisisState
+    from app.temporal.identity import scheduled_crisis_id
     from app.temporal.models import (
         MAX_PHASES,
         MAX_REQUEST_BYTES,
@@ -55,7 +56,6 @@ with workflow.unsafe.imports_passed_through():
         PhaseOutcome,
         PhaseStatus,
         Stage,
-        scheduled_crisis_id,
         wire_size,
     )
     from app.temporal.notifications import WebhookEvent
@@ -87,7 +87,8 @@ class CrisisResponseWorkflow:
             )
             phases = []
         request = self._request
-        state = continued or CrisisState(started_at=workflow.info().start_time, phases=[pending(p) for p in phases])
+        started_at = workflow.info().workflow_start_time  # not when a worker first ran it
+        state = continued or CrisisState(started_at=started_at, phases=[pending(p) for p in phases])
         self._state = state
         self._events = CrisisEvents(request, state)
         self._board = PhaseBoard([*phases, *state.added], state, self._events)
