@@ -7,6 +7,7 @@ Tests taking ``any_store`` run once on files and once on PostgreSQL: both keep t
 from __future__ import annotations
 
 import json
+import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -234,6 +235,17 @@ async def test_writes_leave_no_temporary_files(store: FileRecordStore) -> None:
         )
     )
     assert sorted(p.name for p in store.directory.iterdir()) == ["crisis-1.json", "crisis-2.json"]
+
+
+async def test_a_temporary_file_left_by_a_writer_that_died_goes_with_the_next_write(store: FileRecordStore) -> None:
+    await create(store)
+    await create(store, "crisis-1.b")
+    # What a worker killed between writing a record's temporary file and renaming it leaves.
+    _, died = tempfile.mkstemp(prefix=".crisis-1.", suffix=".tmp", dir=store.directory)
+    _, others = tempfile.mkstemp(prefix=".crisis-1.b.", suffix=".tmp", dir=store.directory)
+    await store.finalize(CrisisCompletion(crisis_id="crisis-1", status="completed", completed_at=STARTED, phases=[]))
+    assert not Path(died).exists()
+    assert Path(others).exists(), "another crisis's temporary file is its writer's, under its lock"
 
 
 async def test_a_failed_whole_write_keeps_the_previous_record_and_no_temporary_file(

@@ -58,6 +58,9 @@ _CACHED_HEADERS = 4096
 _READ_ATTEMPTS = 5
 
 _SAFE_ID = re.compile(SAFE_ID_PATTERN)
+#: A record's temporary file is ``.<crisis_id>.<8 random characters>.tmp`` (``tempfile.mkstemp``).
+_TEMPORARY_SUFFIX = ".tmp"
+_TEMPORARY_NAME = "[a-z0-9_]{8}"
 #: What identifies one version of a record file: it is only ever replaced, never rewritten in place.
 _Version = tuple[int, int, int, int]
 
@@ -269,10 +272,14 @@ class FileRecordStore(RecordStore):
         return lines
 
     def _write(self, path: Path, record: dict[str, Any]) -> _Version:
-        """Replace the record file atomically; the version written."""
+        """Replace the record file atomically; the version written. Called with the crisis's
+        journal locked, so a temporary file of this crisis found here was left by a writer that
+        died: it goes first.
+        """
         try:
             self.ensure_directory()
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=self.directory)
+            self._sweep_leftovers(path.stem)
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=_TEMPORARY_SUFFIX, dir=self.directory)
         except OSError as err:
             raise CrisisRecordError(f"cannot write crisis records to {self.directory}: {err.strerror}") from err
         try:
@@ -293,6 +300,12 @@ class FileRecordStore(RecordStore):
             Path(tmp_name).unlink(missing_ok=True)
             raise
         return version
+
+    def _sweep_leftovers(self, crisis_id: str) -> None:
+        leftover = re.compile(rf"\.{re.escape(crisis_id)}\.{_TEMPORARY_NAME}{re.escape(_TEMPORARY_SUFFIX)}")
+        for entry in os.scandir(self.directory):
+            if leftover.fullmatch(entry.name):
+                Path(entry.path).unlink(missing_ok=True)
 
     def _sync_directory(self) -> None:
         dir_fd = os.open(self.directory, os.O_RDONLY)
