@@ -245,7 +245,7 @@ async def test_http_error_statuses_are_sorted(http_server: HttpServer, path: str
 
 def test_messages_name_the_url_without_credentials(http_server: HttpServer) -> None:
     executor = McpSettings(url=f"http://scanner:secret@127.0.0.1:{http_server.port}/mcp?token=abc").build(Path())
-    assert executor.server_name == f"MCP server at http://127.0.0.1:{http_server.port}/mcp"
+    assert executor.server.name == f"MCP server at http://127.0.0.1:{http_server.port}/mcp"
 
 
 async def test_a_slow_tool_times_out_retryably_and_its_stdio_server_is_killed(tmp_path: Path) -> None:
@@ -347,9 +347,9 @@ def test_the_file_builds_the_executor_with_cwd_relative_to_it(tmp_path: Path) ->
     )
     executor = load_executor_registry(path, {}).executor_for("scan")
     assert isinstance(executor, McpExecutor)
-    assert executor.cwd == tmp_path / "servers"
+    assert executor.server.cwd == tmp_path / "servers"
     assert executor.settings.tool == "scan" and executor.settings.timeout_seconds == 5
-    assert executor.server_name == "MCP server python3"
+    assert executor.server.name == "MCP server python3"
 
 
 # --- through a worker -------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 ``mission`` holds what every executor shares (the mission, the failure rules, the settings base);
 ``simulate``, ``http``, ``command`` and ``mcp`` each hold one built-in type, its executor and its
-settings; ``plugins`` lists the built-in types and finds ``liara.executors`` entry points;
+settings (``mcp_client`` calls an MCP server's tool, ``mcp_server`` says how to reach one);
+``plugins`` lists the built-in types and finds ``liara.executors`` entry points;
 ``config`` reads the configuration into an :class:`ExecutorRegistry`.
 """
 

@@ -19,6 +19,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 from app.temporal.agents.http import display_url, parse_http_url
+from app.temporal.agents.mcp_server import McpServer
 from app.temporal.agents.mission import ExecutorSettings, Mission, TimeoutSeconds, agent_failure, phase_params
 from app.temporal.agents.processes import ProgramArgv
 
@@ -81,20 +82,28 @@ class McpExecutor:
 
     def __init__(self, settings: McpSettings, config_dir: Path = Path()) -> None:
         self.settings = settings
-        self.cwd = config_dir / settings.cwd if settings.cwd is not None else None
         if settings.command is not None:
-            #: Names the server in failure messages (never the URL's credentials or query).
-            self.server_name = f"MCP server {settings.command[0]}"
+            name = f"MCP server {settings.command[0]}"
         else:
             assert settings.url is not None
-            self.server_name = f"MCP server at {display_url(parse_http_url(settings.url))}"
+            name = f"MCP server at {display_url(parse_http_url(settings.url))}"
+        #: The server as a call reaches it: relative paths resolved against the configuration file's folder.
+        self.server = McpServer(
+            name=name,
+            timeout_seconds=settings.timeout_seconds,
+            command=settings.command,
+            cwd=config_dir / settings.cwd if settings.cwd is not None else None,
+            env=settings.env,
+            url=settings.url,
+            headers=settings.headers,
+        )
 
     async def run(self, mission: Mission) -> JsonValue:
         params = phase_params(McpParams, mission, "mcp")
         tool = params.tool or self.settings.tool
         if tool is None:
             raise agent_failure(
-                f"Phase {mission.phase.phase_id} names no tool of {self.server_name}: "
+                f"Phase {mission.phase.phase_id} names no tool of {self.server.name}: "
                 "set params.tool, or tool in the executor's settings.",
                 retryable=False,
             )
@@ -102,4 +111,4 @@ class McpExecutor:
         # `liara` command imports this module.
         from app.temporal.agents.mcp_client import call_tool
 
-        return await call_tool(self, tool, params.arguments, mission)
+        return await call_tool(self.server, tool, params.arguments, mission)

@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
 
 import anyio
 import httpx
@@ -42,6 +41,7 @@ from pydantic import JsonValue, ValidationError
 from temporalio.exceptions import ApplicationError
 
 from app.temporal.agents.http import is_retryable_status
+from app.temporal.agents.mcp_server import McpServer
 from app.temporal.agents.mission import Mission, agent_failure, parse_json
 from app.temporal.agents.processes import (
     how_it_ended,
@@ -52,9 +52,6 @@ from app.temporal.agents.processes import (
     start_process,
 )
 from app.temporal.models import MAX_OUTPUT_BYTES, json_size
-
-if TYPE_CHECKING:
-    from app.temporal.agents.mcp import McpExecutor
 
 IDEMPOTENCY_KEY_META = "liara/idempotency-key"
 MISSION_META = "liara/mission"
@@ -70,15 +67,14 @@ ReadStream = MemoryObjectReceiveStream[SessionMessage | Exception]
 WriteStream = MemoryObjectSendStream[SessionMessage]
 
 
-async def call_tool(executor: McpExecutor, tool: str, arguments: dict[str, JsonValue], mission: Mission) -> JsonValue:
-    """Call ``tool`` with ``arguments`` on the executor's server; the phase's output, or an AgentFailure."""
-    settings = executor.settings
-    call = _Call(executor.server_name, f"tool {tool!r} for phase {mission.phase.phase_id}", settings.timeout_seconds)
-    server = _StdioServer(executor, call) if settings.command is not None else _HttpServer(executor, call)
+async def call_tool(target: McpServer, tool: str, arguments: dict[str, JsonValue], mission: Mission) -> JsonValue:
+    """Call ``tool`` with ``arguments`` on ``target``; the phase's output, or an AgentFailure."""
+    call = _Call(target.name, f"tool {tool!r} for phase {mission.phase.phase_id}", target.timeout_seconds)
+    server = _StdioServer(target, call) if target.command is not None else _HttpServer(target, call)
     meta = {IDEMPOTENCY_KEY_META: mission.idempotency_key, MISSION_META: mission.payload()}
     result: types.CallToolResult | None = None
     try:
-        async with asyncio.timeout(settings.timeout_seconds):
+        async with asyncio.timeout(target.timeout_seconds):
             async with server.streams() as (read, write), ClientSession(read, write) as session:
                 await session.initialize()
                 result = await session.call_tool(tool, arguments, meta=meta)
@@ -163,8 +159,8 @@ class _StdioServer:
     ``TERM``) and sends the server's stderr to the worker's own, where no failure message sees it.
     """
 
-    def __init__(self, executor: McpExecutor, call: _Call) -> None:
-        self.executor = executor
+    def __init__(self, target: McpServer, call: _Call) -> None:
+        self.target = target
         self.call = call
         self.process: asyncio.subprocess.Process | None = None
         self.stderr = bytearray()
@@ -173,11 +169,11 @@ class _StdioServer:
 
     @contextlib.asynccontextmanager
     async def streams(self) -> AsyncIterator[tuple[ReadStream, WriteStream]]:
-        settings = self.executor.settings
-        assert settings.command is not None
-        env = {**inherited_environment(), **settings.env}
+        target = self.target
+        assert target.command is not None
+        env = {**inherited_environment(), **target.env}
         process = await start_process(
-            settings.command, cwd=self.executor.cwd, env=env, noun="MCP server", limit=MAX_MESSAGE_BYTES
+            target.command, cwd=target.cwd, env=env, noun="MCP server", limit=MAX_MESSAGE_BYTES
         )
         self.process = process
         to_session, read = anyio.create_memory_object_stream[SessionMessage | Exception](0)
@@ -249,21 +245,21 @@ class _StdioServer:
 class _HttpServer:
     """A streamable HTTP server: the SDK's transport, on an HTTP client that watches POST answers."""
 
-    def __init__(self, executor: McpExecutor, call: _Call) -> None:
-        self.executor = executor
+    def __init__(self, target: McpServer, call: _Call) -> None:
+        self.target = target
         self.call = call
         self.watch = _Watch(call)
 
     @contextlib.asynccontextmanager
     async def streams(self) -> AsyncIterator[tuple[ReadStream, WriteStream]]:
-        settings = self.executor.settings
-        assert settings.url is not None
-        client = httpx.AsyncClient(transport=self.watch, headers=settings.headers, timeout=settings.timeout_seconds)
+        target = self.target
+        assert target.url is not None
+        client = httpx.AsyncClient(transport=self.watch, headers=dict(target.headers), timeout=target.timeout_seconds)
         # The session is ended here once the call is done, not by the SDK on every exit: a failed or
         # cancelled call must not wait for a DELETE to a server that may not answer.
         async with (
             client,
-            streamable_http_client(settings.url, http_client=client, terminate_on_close=False) as (read, write, ids),
+            streamable_http_client(target.url, http_client=client, terminate_on_close=False) as (read, write, ids),
         ):
             async with anyio.create_task_group() as watching:
                 watching.start_soon(self.watch.raise_noticed)  # ends the call when an answer is cut off
@@ -271,7 +267,7 @@ class _HttpServer:
                 watching.cancel_scope.cancel()
             if session_id := ids():
                 with contextlib.suppress(httpx.HTTPError):  # the server forgets idle sessions anyway
-                    await client.delete(settings.url, headers={MCP_SESSION_ID: session_id})
+                    await client.delete(target.url, headers={MCP_SESSION_ID: session_id})
 
     def lost(self) -> ApplicationError | None:
         """What the HTTP exchanges showed: an error status, or an answer cut off (the server died)."""
