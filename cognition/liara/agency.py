@@ -38,6 +38,7 @@ from app.temporal.models import ApprovalDecision, MissionPhase, strict_input
 from app.temporal.validation import describe_validation_error
 from app.temporal.visibility import (
     CRISIS_SEARCH_ATTRIBUTES,
+    CrisisFilter,
     crisis_list_query,
     missing_search_attributes,
     register_search_attributes,
@@ -330,37 +331,26 @@ class LiaraTemporalAgency:
         return progress.model_dump(mode="json")
 
     async def list_crises(
-        self,
-        *,
-        target: str | None = None,
-        status: str | None = None,
-        initiated_by: str | None = None,
-        schedule: str | None = None,
-        limit: int = 20,
+        self, crisis_filter: CrisisFilter | None = None, **fields: str | int | None
     ) -> list[dict[str, Any]]:
-        """The newest crises first, filtered by the ``CrisisTarget``, ``CrisisStatus`` and
-        ``CrisisInitiatedBy`` search attributes and by the schedule that started them.
+        """Up to ``limit`` crises, the newest first, filtered by the ``CrisisTarget``,
+        ``CrisisStatus`` and ``CrisisInitiatedBy`` search attributes and by the schedule that
+        started them: a ``CrisisFilter``, or its fields as keywords (``target=None, status=None,
+        initiated_by=None, schedule=None, limit=20``).
         """
-        page = await self.list_crises_page(
-            target=target, status=status, initiated_by=initiated_by, schedule=schedule, limit=limit
-        )
-        return page["crises"]
+        return (await self.list_crises_page(crisis_filter, **fields))["crises"]
 
     async def list_crises_page(
-        self,
-        *,
-        target: str | None = None,
-        status: str | None = None,
-        initiated_by: str | None = None,
-        schedule: str | None = None,
-        limit: int = 20,
-        cursor: str | None = None,
+        self, crisis_filter: CrisisFilter | None = None, **fields: str | int | None
     ) -> dict[str, Any]:
-        """One page of ``list_crises``: its ``crises`` and the ``next_cursor`` to pass for the next
-        page (None after the last one).
+        """One page of ``list_crises`` (from the filter's ``cursor``, or the first): its ``crises``
+        and the ``next_cursor`` to pass for the next page (None after the last one).
         """
-        query = crisis_list_query(target=target, status=status, initiated_by=initiated_by, schedule=schedule)
-        return await crisis_page(await self.connect(), self.settings, query, limit=limit, cursor=cursor)
+        selected = CrisisFilter.of(crisis_filter, **fields)
+        query = crisis_list_query(selected)
+        return await crisis_page(
+            await self.connect(), self.settings, query, limit=selected.limit, cursor=selected.cursor
+        )
 
     async def read_record(self, crisis_id: str) -> dict[str, Any]:
         """The crisis record of ``crisis_id`` from the record store configured on this machine (as its

@@ -24,6 +24,7 @@ from app.temporal.errors import (
     TemporalUnavailableError,
 )
 from app.temporal.models import MissionPhase
+from app.temporal.visibility import CrisisFilter
 from cognition.liara.playbooks import SUFFIXES, load
 from cognition.liara.service.config import MAX_PAGE_SIZE
 from cognition.liara.service.problem_types import LIARA_PROBLEMS
@@ -116,18 +117,29 @@ class RemoteAgency:
         phases = [m.model_dump(mode="json") if isinstance(m, MissionPhase) else dict(m) for m in missions]
         return await self._call("POST", f"/v1/crises/{workflow_id}/phases", json={"missions": phases})
 
-    async def list_crises(self, *, limit: int = 20, **filters: Any) -> list[dict[str, Any]]:
+    async def list_crises(
+        self, crisis_filter: CrisisFilter | None = None, **fields: str | int | None
+    ) -> list[dict[str, Any]]:
         """Up to ``limit`` crises, newest first: as many pages of the service's as that takes."""
+        wanted = CrisisFilter.of(crisis_filter, **fields)
         rows: list[dict[str, Any]] = []
-        cursor = None
-        while len(rows) < limit:
-            wanted = {"limit": min(limit - len(rows), MAX_PAGE_SIZE), "cursor": cursor, **filters}
-            page = await self._call("GET", "/v1/crises", params=_given(wanted))
+        cursor = wanted.cursor
+        while len(rows) < wanted.limit:
+            page = await self.list_crises_page(
+                wanted, limit=min(wanted.limit - len(rows), MAX_PAGE_SIZE), cursor=cursor
+            )
             rows += page["crises"]
             cursor = page["next_cursor"]
             if cursor is None:
                 break
         return rows
+
+    async def list_crises_page(
+        self, crisis_filter: CrisisFilter | None = None, **fields: str | int | None
+    ) -> dict[str, Any]:
+        """One page of the service's listing: the filter's fields as the query parameters."""
+        selected = CrisisFilter.of(crisis_filter, **fields)
+        return await self._call("GET", "/v1/crises", params=selected.model_dump(exclude_none=True))
 
     async def _call(self, method: str, path: str, **request: Any) -> Any:
         try:

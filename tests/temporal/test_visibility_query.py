@@ -6,12 +6,14 @@ visibility cannot match is refused in one sentence, both as a filter and when a 
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from app.temporal.errors import InvalidCrisisRequestError
 from app.temporal.visibility import (
     CRISIS_INITIATED_BY,
     CRISIS_STATUSES,
     CRISIS_WORKFLOW_TYPE,
+    CrisisFilter,
     crisis_list_query,
     quote_literal,
     start_attributes,
@@ -90,7 +92,7 @@ async def test_every_initiated_by_is_found_exactly(dev_server, task_queue, start
 
     async def each_found() -> bool:
         for value in expected:
-            query = crisis_list_query(target=None, status=None, initiated_by=value)
+            query = crisis_list_query(CrisisFilter(target=None, status=None, initiated_by=value))
             found[value] = await listed(dev_server.client, query + on_this_queue)
         return all(found[value] == [workflow_id] for value, workflow_id in expected.items())
 
@@ -105,7 +107,7 @@ async def test_filters_combine_and_surrounding_whitespace_is_dropped_as_when_sto
     obrien_alpha = await started("O'Brien", "target-alpha")
     await started("O'Brien", "target-beta")
     await started("alice@example.com", "target-alpha")
-    query = crisis_list_query(target="target-alpha", status="running", initiated_by="  O'Brien  ")
+    query = crisis_list_query(CrisisFilter(target="target-alpha", status="running", initiated_by="  O'Brien  "))
     assert query == (
         "WorkflowType = 'CrisisResponseWorkflow' AND CrisisTarget = 'target-alpha' "
         "AND CrisisInitiatedBy = 'O''Brien' AND CrisisStatus = 'running'"
@@ -115,7 +117,7 @@ async def test_filters_combine_and_surrounding_whitespace_is_dropped_as_when_sto
         return await listed(dev_server.client, f"{query} AND TaskQueue = {quote_literal(task_queue)}") == [obrien_alpha]
 
     await assert_eventually(only_obrien_alpha, timeout=30, interval=0.5)
-    nobody = crisis_list_query(target="target-alpha", status="completed", initiated_by="O'Brien")
+    nobody = crisis_list_query(CrisisFilter(target="target-alpha", status="completed", initiated_by="O'Brien"))
     assert await listed(dev_server.client, f"{nobody} AND TaskQueue = {quote_literal(task_queue)}") == []
 
 
@@ -142,13 +144,13 @@ async def test_the_refused_values_are_ones_the_server_cannot_match(dev_server, t
             query = f"{on_this_queue} AND CrisisInitiatedBy = {literal}"
             assert await listed(dev_server.client, query) == [], (value, literal)
         with pytest.raises(InvalidCrisisRequestError):
-            crisis_list_query(target=None, status=None, initiated_by=value)
+            crisis_list_query(CrisisFilter(target=None, status=None, initiated_by=value))
 
 
 @pytest.mark.parametrize("value", UNMATCHABLE, ids=repr)
 def test_an_unmatchable_initiated_by_is_refused_in_one_sentence(value):
     with pytest.raises(InvalidCrisisRequestError) as refused:
-        crisis_list_query(target=None, status=None, initiated_by=value)
+        crisis_list_query(CrisisFilter(target=None, status=None, initiated_by=value))
     message = str(refused.value)
     assert message.startswith(f"Invalid CrisisInitiatedBy filter {value!r}: no crisis can be started by it; ")
     assert message.endswith(".") and "\n" not in message and "\x00" not in message
@@ -157,7 +159,7 @@ def test_an_unmatchable_initiated_by_is_refused_in_one_sentence(value):
 @pytest.mark.parametrize("value", ["", "   ", "x" * 129])
 def test_an_initiated_by_no_crisis_can_have_is_refused(value):
     with pytest.raises(InvalidCrisisRequestError) as refused:
-        crisis_list_query(target=None, status=None, initiated_by=value)
+        crisis_list_query(CrisisFilter(target=None, status=None, initiated_by=value))
     assert str(refused.value).startswith(f"Invalid CrisisInitiatedBy filter {value!r}: no crisis can be started by it")
 
 
@@ -174,15 +176,33 @@ def test_a_crisis_cannot_be_started_by_someone_no_list_could_find(value):
 
 def test_target_and_status_keep_their_checks():
     with pytest.raises(InvalidCrisisRequestError) as bad_status:
-        crisis_list_query(target=None, status="nonsense", initiated_by=None)
+        crisis_list_query(CrisisFilter(target=None, status="nonsense", initiated_by=None))
     assert str(bad_status.value) == f"Unknown status 'nonsense': use one of {', '.join(CRISIS_STATUSES)}."
     with pytest.raises(InvalidCrisisRequestError) as bad_target:
-        crisis_list_query(target="x' OR 'a'='a", status=None, initiated_by=None)
+        crisis_list_query(CrisisFilter(target="x' OR 'a'='a", status=None, initiated_by=None))
     assert str(bad_target.value) == (
         "Invalid CrisisTarget filter \"x' OR 'a'='a\": use letters, digits, '.', '_' and '-'."
     )
-    assert crisis_list_query(target=None, status=None, initiated_by=None) == "WorkflowType = 'CrisisResponseWorkflow'"
+    assert (
+        crisis_list_query(CrisisFilter(target=None, status=None, initiated_by=None))
+        == "WorkflowType = 'CrisisResponseWorkflow'"
+    )
     assert CRISIS_WORKFLOW_TYPE == CrisisResponseWorkflow.__name__
+
+
+def test_keyword_arguments_become_a_filter_over_the_one_given():
+    assert CrisisFilter.of(None) == CrisisFilter()
+    schedule = CrisisFilter(schedule="nightly-check", limit=5)
+    assert CrisisFilter.of(schedule) is schedule
+    assert CrisisFilter.of(schedule, target="target-alpha", limit=50) == CrisisFilter(
+        target="target-alpha", schedule="nightly-check", limit=50
+    )
+    assert (
+        crisis_list_query(schedule)
+        == "WorkflowType = 'CrisisResponseWorkflow' AND TemporalScheduledById = 'nightly-check'"
+    )
+    with pytest.raises(ValidationError):
+        CrisisFilter.of(None, colour="red")
 
 
 def test_a_literal_doubles_its_quotes():

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 from app.temporal.errors import CrisisNotRunningError, InvalidCrisisRequestError, TemporalUnavailableError
 from app.temporal.models import MAX_PARALLEL, FailurePolicy
-from app.temporal.visibility import CRISIS_STATUSES
+from app.temporal.visibility import CRISIS_STATUSES, DEFAULT_LIST_LIMIT, CrisisFilter
 from cognition.liara.actions import missions_from_actions
 from cognition.liara.agency import LiaraTemporalAgency
 from cognition.liara.commands.connection import EXIT_CRISIS_UNSUCCESSFUL, Connection
@@ -362,16 +362,15 @@ def list_crises(
     ] = None,
     initiated_by: Annotated[str | None, typer.Option(help="Only crises started by this user")] = None,
     schedule: Annotated[str | None, typer.Option(help="Only crises this schedule started")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many, newest first")] = 20,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many, newest first")] = DEFAULT_LIST_LIMIT,
     as_json: JsonFlag = False,
 ) -> None:
     """List crises, newest first, from the CrisisTarget / CrisisStatus / CrisisInitiatedBy search attributes."""
     connection: Connection = ctx.obj
-    rows = connection.run_on_crises(
-        lambda agency: agency.list_crises(
-            target=target, status=status_filter, initiated_by=initiated_by, schedule=schedule, limit=limit
-        )
+    crisis_filter = CrisisFilter(
+        target=target, status=status_filter, initiated_by=initiated_by, schedule=schedule, limit=limit
     )
+    rows = connection.run_on_crises(lambda agency: agency.list_crises(crisis_filter))
     if as_json:
         print_json(rows)
         return

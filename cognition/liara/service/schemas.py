@@ -42,7 +42,7 @@ from app.temporal.models import (
     SafeId,
     Seconds,
 )
-from app.temporal.visibility import CRISIS_STATUSES
+from app.temporal.visibility import CRISIS_STATUSES, DEFAULT_LIST_LIMIT, CrisisFilter
 from cognition.liara.crisis_requests import WORKFLOW_ID_PREFIX
 from cognition.liara.service.config import MAX_PAGE_SIZE
 from cognition.liara.service.deps import PermissionName
@@ -200,8 +200,10 @@ class Rejection(BaseModel):
     reason: Reason = Field(default=None, description="Why (recorded as the phase's error).")
 
 
-class CrisisFilters(BaseModel):
-    """``GET /v1/crises``: crises newest first, filtered, one page at a time."""
+class CrisisListParams(CrisisFilter):
+    """``GET /v1/crises``: crises newest first, filtered, one page at a time. The agency's
+    ``CrisisFilter``, each field typed as the contract says, and ``progress``.
+    """
 
     model_config = ConfigDict(extra="forbid")  # query strings are text: numbers are parsed from it
 
@@ -211,7 +213,7 @@ class CrisisFilters(BaseModel):
     )
     initiated_by: Annotated[Person | None, NeverNull] = None
     schedule: Annotated[SafeId | None, NeverNull] = Field(default=None, description="The schedule that started them.")
-    limit: Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE)] = 20
+    limit: Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_LIST_LIMIT
     cursor: Annotated[Annotated[str, Field(max_length=4096)] | None, NeverNull] = Field(
         default=None, description="The `next_cursor` of the page before."
     )

@@ -1,4 +1,5 @@
-"""Custom search attributes that make crises findable (``liara list``, Web UI filters).
+"""Custom search attributes that make crises findable (``liara list``, Web UI filters), and the
+``CrisisFilter`` a listing is asked for with.
 
 The agency sets all three when it starts a crisis; the workflow keeps ``CrisisStatus`` current.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from pydantic import BaseModel, ConfigDict
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
@@ -72,14 +74,43 @@ def quote_literal(value: str) -> str:
 
 #: Temporal's own search attribute naming the schedule that started a workflow.
 SCHEDULED_BY = "TemporalScheduledById"
+#: Crises a listing shows when it is not told how many.
+DEFAULT_LIST_LIMIT = 20
 
 
-def crisis_list_query(
-    *, target: str | None, status: str | None, initiated_by: str | None, schedule: str | None = None
-) -> str:
-    """The visibility query of ``liara list``: crises, filtered by target, crisis status and who
-    started them; raise ``InvalidCrisisRequestError`` (one sentence) for a filter no crisis can have
-    or no query can express.
+class CrisisFilter(BaseModel):
+    """Which crises a listing shows, newest first, and which page of them: the one set of filters
+    the Python API, ``liara list``, the remote agency and ``GET /v1/crises`` pass along.
+
+    Fields left None do not filter. The values are checked where they become a query
+    (``crisis_list_query``), so each agency refuses a bad one with the same sentence; the service
+    declares stricter types for its query parameters on a subclass.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    target: str | None = None
+    status: str | None = None
+    initiated_by: str | None = None
+    schedule: str | None = None
+    limit: int = DEFAULT_LIST_LIMIT
+    cursor: str | None = None
+
+    @classmethod
+    def of(cls, crisis_filter: CrisisFilter | None, **fields: str | int | None) -> CrisisFilter:
+        """``crisis_filter`` (every crisis if None) with ``fields`` in place of its own: how the
+        keyword arguments of ``list_crises(target="target-alpha", limit=5)`` become a filter.
+        """
+        if not fields:
+            return crisis_filter or cls()
+        given = crisis_filter.model_dump(include=set(cls.model_fields)) if crisis_filter else {}
+        return cls.model_validate({**given, **fields})
+
+
+def crisis_list_query(crisis_filter: CrisisFilter) -> str:
+    """The visibility query of a crisis listing: crises, filtered by target, crisis status, who
+    started them and the schedule that did; raise ``InvalidCrisisRequestError`` (one sentence)
+    for a filter no crisis can have or no query can express. (Its limit and cursor choose the page.)
 
     ``initiated_by`` may be anything a crisis can be started with (1 to 128 characters, surrounding
     whitespace dropped as when it is stored), except what Temporal's visibility cannot match: a
@@ -87,19 +118,19 @@ def crisis_list_query(
     those off the literal before it compares).
     """
     clauses = [f"WorkflowType = {quote_literal(CRISIS_WORKFLOW_TYPE)}"]
-    if target is not None:
+    if (target := crisis_filter.target) is not None:
         if not re.fullmatch(SAFE_ID_PATTERN, target):
             raise InvalidCrisisRequestError(
                 f"Invalid {CRISIS_TARGET.name} filter {target!r}: use letters, digits, '.', '_' and '-'."
             )
         clauses.append(f"{CRISIS_TARGET.name} = {quote_literal(target)}")
-    if initiated_by is not None:
+    if (initiated_by := crisis_filter.initiated_by) is not None:
         clauses.append(f"{CRISIS_INITIATED_BY.name} = {quote_literal(_initiated_by_filter(initiated_by))}")
-    if status is not None:
+    if (status := crisis_filter.status) is not None:
         if status not in CRISIS_STATUSES:
             raise InvalidCrisisRequestError(f"Unknown status {status!r}: use one of {', '.join(CRISIS_STATUSES)}.")
         clauses.append(f"{CRISIS_STATUS.name} = {quote_literal(status)}")
-    if schedule is not None:
+    if (schedule := crisis_filter.schedule) is not None:
         if not re.fullmatch(SAFE_ID_PATTERN, schedule):
             raise InvalidCrisisRequestError(
                 f"Invalid schedule filter {schedule!r}: use letters, digits, '.', '_' and '-'."

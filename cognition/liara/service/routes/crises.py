@@ -18,7 +18,7 @@ from cognition.liara.service.problems import problem_responses
 from cognition.liara.service.schemas import (
     AddPhases,
     CancelRequested,
-    CrisisFilters,
+    CrisisListParams,
     CrisisOutcome,
     CrisisPage,
     CrisisReport,
@@ -92,12 +92,12 @@ async def start_crisis(
 
 @router.get("", response_model=CrisisPage, responses=problem_responses(*_ANY))
 async def list_crises(
-    filters: Annotated[CrisisFilters, Query()], _viewer: Viewer, agency: Agency, lookups: Lookups
+    filters: Annotated[CrisisListParams, Query()], _viewer: Viewer, agency: Agency, lookups: Lookups
 ) -> dict[str, Any]:
     """Crises, newest first, one page at a time: pass ``next_cursor`` back as ``cursor``. With
     ``progress=true`` each has its ``summary``, looked up within the service's bounds.
     """
-    page = await agency.list_crises_page(**filters.model_dump(exclude={"progress"}))
+    page = await agency.list_crises_page(filters)
     if filters.progress:
         rows = page["crises"]
         summaries = await asyncio.gather(*(lookups.summary(row["workflow_id"], row["status"]) for row in rows))
