@@ -46,6 +46,7 @@ from app.temporal.visibility import (
 )
 from app.temporal.workflows import CrisisResponseWorkflow
 from cognition.liara import crisis_records
+from cognition.liara.crisis_agency import WORKER_WAIT_SECONDS
 from cognition.liara.crisis_requests import (
     REQUEST_DIGEST_MEMO,
     build_phases,
@@ -77,12 +78,11 @@ from cognition.liara.rpc_errors import translate_rpc_error
 
 __all__ = ["LiaraTemporalAgency"]
 
-#: How long a change to a running crisis (a decision, added phases) waits for a worker to take it.
-WORKER_WAIT_SECONDS = 10.0
-
 
 class LiaraTemporalAgency:
-    """High-level API of the agency; use it as an async context manager."""
+    """High-level API of the agency; use it as an async context manager. Its crisis methods are
+    those of ``CrisisAgency``, which ``RemoteAgency`` offers too.
+    """
 
     def __init__(
         self,

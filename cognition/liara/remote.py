@@ -1,10 +1,10 @@
 """The command line's crisis commands over a remote ``liara serve`` instead of Temporal
 (``liara --api URL --token TOKEN ...``, or ``LIARA_API_URL`` and ``LIARA_API_TOKEN``).
 
-``RemoteAgency`` offers the methods those commands call on ``LiaraTemporalAgency``, each one
-HTTP request (or a few, for a long wait), so an operator needs no cluster credentials. The
-service decides who acts (the token's name); a problem it answers with becomes the agency's own
-error again, with the service's sentence.
+``RemoteAgency`` is a ``CrisisAgency``, as ``LiaraTemporalAgency`` is: each method one HTTP
+request (or a few, for a long wait or a long listing), so an operator needs no cluster
+credentials. The service decides who acts (the token's name); a problem it answers with becomes
+the agency's own error again, with the service's sentence.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from app.temporal.errors import (
 )
 from app.temporal.models import MissionPhase
 from app.temporal.visibility import CrisisFilter
+from cognition.liara.crisis_agency import WORKER_WAIT_SECONDS
 from cognition.liara.playbooks import SUFFIXES, load
 from cognition.liara.service.config import MAX_PAGE_SIZE
 from cognition.liara.service.problem_types import LIARA_PROBLEMS
@@ -41,7 +42,7 @@ class ServiceRefusedError(LiaraError):
 
 
 class RemoteAgency:
-    """The crisis methods of ``LiaraTemporalAgency``, over the HTTP service at ``url``."""
+    """The ``CrisisAgency`` methods of ``LiaraTemporalAgency``, over the HTTP service at ``url``."""
 
     def __init__(self, url: str, token: str | None = None) -> None:
         self.url = url.rstrip("/")
@@ -61,11 +62,14 @@ class RemoteAgency:
         target_member: str,
         missions: Iterable[MissionPhase | Mapping[str, Any]],
         initiated_by: str = "unknown",  # the service records the token's name instead
+        *,
+        crisis_id: str | None = None,
+        idempotency_key: str | None = None,
         **options: Any,
     ) -> dict[str, Any]:
         phases = [m.model_dump(mode="json") if isinstance(m, MissionPhase) else dict(m) for m in missions]
-        body = {"target_member": target_member, "missions": phases, **_given(options)}
-        return await self._call("POST", "/v1/crises", json=body)
+        body = {"target_member": target_member, "missions": phases, **_given({"crisis_id": crisis_id, **options})}
+        return await self._call("POST", "/v1/crises", json=body, headers=_keyed(idempotency_key))
 
     async def start_playbook(
         self, playbook: str | Path, inputs: Mapping[str, Any] | None = None, initiated_by: str = "unknown", **start: Any
@@ -76,8 +80,9 @@ class RemoteAgency:
             fields.pop("playbook")
             fields.update(_given(start))
             return await self.start_crisis(fields.pop("target_member"), fields.pop("missions"), **fields)
+        key = start.pop("idempotency_key", None)
         body = {"inputs": dict(inputs or {}), **_given(start)}
-        return await self._call("POST", f"/v1/playbooks/{playbook}/crises", json=body)
+        return await self._call("POST", f"/v1/playbooks/{playbook}/crises", json=body, headers=_keyed(key))
 
     async def get_crisis_status(self, workflow_id: str) -> dict[str, Any]:
         return await self._call("GET", f"/v1/crises/{workflow_id}")
@@ -102,17 +107,29 @@ class RemoteAgency:
     async def cancel_crisis(self, workflow_id: str, *, cancelled_by: str | None = None) -> None:
         await self._call("POST", f"/v1/crises/{workflow_id}/cancel")
 
-    async def approve_phase(self, workflow_id: str, phase_id: str, approved_by: str, *, timeout: float = 10) -> dict:
+    async def approve_phase(
+        self, workflow_id: str, phase_id: str, approved_by: str, *, timeout: float = WORKER_WAIT_SECONDS
+    ) -> dict[str, Any]:
         return await self._call("POST", f"/v1/crises/{workflow_id}/phases/{phase_id}/approve")
 
     async def reject_phase(
-        self, workflow_id: str, phase_id: str, rejected_by: str, reason: str | None = None, *, timeout: float = 10
+        self,
+        workflow_id: str,
+        phase_id: str,
+        rejected_by: str,
+        reason: str | None = None,
+        *,
+        timeout: float = WORKER_WAIT_SECONDS,
     ) -> dict[str, Any]:
         body = {"reason": reason} if reason else {}
         return await self._call("POST", f"/v1/crises/{workflow_id}/phases/{phase_id}/reject", json=body)
 
     async def add_phases(
-        self, workflow_id: str, missions: Iterable[MissionPhase | Mapping[str, Any]], *, timeout: float = 10
+        self,
+        workflow_id: str,
+        missions: Iterable[MissionPhase | Mapping[str, Any]],
+        *,
+        timeout: float = WORKER_WAIT_SECONDS,
     ) -> dict[str, Any]:
         phases = [m.model_dump(mode="json") if isinstance(m, MissionPhase) else dict(m) for m in missions]
         return await self._call("POST", f"/v1/crises/{workflow_id}/phases", json={"missions": phases})
@@ -167,3 +184,8 @@ class RemoteAgency:
 def _given(options: Mapping[str, Any]) -> dict[str, Any]:
     """The options that were given (the service leaves the others to its defaults)."""
     return {name: value for name, value in options.items() if value is not None}
+
+
+def _keyed(idempotency_key: str | None) -> dict[str, str]:
+    """The header that makes a start idempotent, if a key is given (the service scopes it to the token)."""
+    return {"Idempotency-Key": idempotency_key} if idempotency_key else {}

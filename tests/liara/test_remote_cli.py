@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from app.temporal.errors import IdempotencyConflictError
 from cognition.liara.agency import LiaraTemporalAgency
+from cognition.liara.remote import RemoteAgency
 from cognition.liara.service.config import MAX_PAGE_SIZE
 from tests.helpers import REPO_ROOT, assert_eventually
 from tests.helpers.cli import assert_one_sentence_error, run_cli
@@ -85,6 +87,25 @@ async def test_a_playbook_of_the_service_takes_the_crisis_options(operator_env, 
     )
     assert started.returncode == 0, started.stderr
     assert_started_with_the_options(await started_request(dev_server.client, started.stdout.strip()))
+
+
+async def test_the_remote_agency_starts_one_crisis_per_idempotency_key(liara_service, service_tokens):
+    """``start_crisis(..., idempotency_key=KEY)`` sends the key as the service's Idempotency-Key."""
+    phase = {
+        "phase_id": "p-1",
+        "agent_id": "a",
+        "action": "recon",
+        "target": "target-remote",
+        "requires_approval": True,
+    }
+    key = f"key-{uuid.uuid4().hex}"
+    async with RemoteAgency(liara_service.url, service_tokens.by_name["admin-1"]) as remote:
+        first = await remote.start_crisis("target-remote", [phase], idempotency_key=key)
+        again = await remote.start_crisis("target-remote", [phase], idempotency_key=key)
+        with pytest.raises(IdempotencyConflictError):
+            await remote.start_crisis("target-remote", [{**phase, "action": "secure"}], idempotency_key=key)
+    assert first["created"] and not again["created"]
+    assert again["workflow_id"] == first["workflow_id"]
 
 
 def test_decisions_print_who_the_service_recorded(operator_env, tmp_path):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, NoReturn, TypeVar
 
 import typer
 
@@ -16,6 +16,7 @@ from app.temporal.errors import CrisisFailedError, LiaraError
 from cognition.liara.agency import LiaraTemporalAgency
 from cognition.liara.commands.options import AddressOption, NamespaceOption, ProfileOption, TaskQueueOption
 from cognition.liara.commands.output import err_console, say
+from cognition.liara.crisis_agency import CrisisAgency
 from cognition.liara.remote import API_TOKEN_ENV, API_URL_ENV, RemoteAgency
 
 EXIT_ERROR = 1
@@ -51,8 +52,10 @@ class Connection:
 
         return self.guard(lambda: asyncio.run(with_agency()))
 
-    def run_on_crises(self, command: Callable[[Any], Awaitable[T]]) -> T:
-        """Run a crisis command: on Temporal, or through the service with ``--api``."""
+    def run_on_crises(self, command: Callable[[CrisisAgency], Awaitable[T]]) -> T:
+        """Run a crisis command: on Temporal, or through the service with ``--api`` (so it may use
+        only what both agencies offer).
+        """
         if not self.api:
             return self.run(command)
 
@@ -63,7 +66,7 @@ class Connection:
         return self.guard(lambda: asyncio.run(with_service()))
 
     @staticmethod
-    def _refuse_remote() -> Any:
+    def _refuse_remote() -> NoReturn:
         raise LiaraError("This command talks to Temporal itself, not through the service: leave out --api.")
 
     @staticmethod

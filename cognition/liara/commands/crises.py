@@ -16,7 +16,6 @@ from app.temporal.errors import CrisisNotRunningError, InvalidCrisisRequestError
 from app.temporal.models import MAX_PARALLEL, FailurePolicy
 from app.temporal.visibility import CRISIS_STATUSES, DEFAULT_LIST_LIMIT, CrisisFilter
 from cognition.liara.actions import missions_from_actions
-from cognition.liara.agency import LiaraTemporalAgency
 from cognition.liara.commands.connection import EXIT_CRISIS_UNSUCCESSFUL, Connection
 from cognition.liara.commands.options import (
     WORKER_TIMEOUT_SECONDS,
@@ -36,6 +35,7 @@ from cognition.liara.commands.output import (
     print_status,
     say,
 )
+from cognition.liara.crisis_agency import CrisisAgency
 
 #: Seconds between progress polls while waiting on a terminal.
 PROGRESS_POLL_SECONDS = 0.5
@@ -52,7 +52,7 @@ def _progress_line(status: dict[str, Any]) -> tuple[str, int, int] | None:
 
 
 async def _follow(
-    agency: LiaraTemporalAgency, workflow_id: str, timeout: float | None, console: Console, *, lines: bool = False
+    agency: CrisisAgency, workflow_id: str, timeout: float | None, console: Console, *, lines: bool = False
 ) -> dict[str, Any]:
     """Wait for the result while showing progress: a live bar on a terminal, else (with
     ``lines``) one line per change, else nothing.
@@ -213,7 +213,7 @@ def trigger(
         if value is not None
     }
 
-    async def start(agency: LiaraTemporalAgency) -> tuple[str, dict[str, Any] | None]:
+    async def start(agency: CrisisAgency) -> tuple[str, dict[str, Any] | None]:
         options = {
             "crisis_id": crisis_id,
             "retry": retry or None,
@@ -332,7 +332,7 @@ def add_phases(
     if bool(actions) == bool(missions_file):
         raise typer.BadParameter("give either ACTIONS or --missions-file", param_hint="ACTIONS")
 
-    async def add(agency: LiaraTemporalAgency) -> dict[str, Any]:
+    async def add(agency: CrisisAgency) -> dict[str, Any]:
         if missions_file:
             missions = missions_from_file(missions_file)
         else:
