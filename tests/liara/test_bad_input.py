@@ -484,7 +484,7 @@ async def test_a_bad_executor_configuration_stops_the_worker_and_fails_doctor(co
     config = sandbox.root / "liara.toml"
     config.write_text(content)
     sandbox.remember()
-    sentence = f"Executor configuration {config} {says}"
+    sentence = f"Configuration file {config} {says}"
 
     worker = await sandbox.acli("worker")
     assert worker.returncode == 1
@@ -513,6 +513,28 @@ async def test_a_bad_webhooks_table_stops_the_main_worker_with_one_sentence(sand
         "ERROR - Webhook 'ops' needs a secret of at least 16 characters in the environment variable "
         "LIARA_TEST_OPS_SECRET."
     )
+    sandbox.assert_untouched()
+
+
+async def test_a_configuration_file_that_does_not_parse_is_named_so_whatever_reads_it(sandbox):
+    """Webhooks (liara notifier, liara trigger for those every crisis tells) and the record store
+    (liara record, the main worker) read the same file: its problem is the file's, not the executors'."""
+    config = sandbox.root / "liara.toml"
+    config.write_text('[webhooks.ops\nurl = "https://hooks.example/liara"\n')
+    sandbox.remember()
+    sentence = (
+        f"Configuration file {config} is not valid TOML: Expected ']' at the end of a table declaration "
+        "(at line 1, column 14)."
+    )
+
+    for command in (["notifier"], ["trigger", "target-alpha", "recon"], ["record", "list"]):
+        done = await sandbox.acli(*command)
+        assert done.returncode == 1, command
+        assert one_sentence(done.stderr) == f"Error: {sentence}", command
+
+    worker = await asyncio.to_thread(run_script, "src/app/temporal/worker.py", sandbox.env, sandbox.root)
+    assert worker.returncode == 1
+    assert worker_sentence(worker.stdout + worker.stderr) == f"ERROR - {sentence}"
     sandbox.assert_untouched()
 
 
@@ -546,7 +568,7 @@ async def test_a_bad_record_store_url_stops_the_worker_with_one_sentence(url, sa
     else:
         config = sandbox.root / "liara.toml"
         config.write_text(f'record_store = "{url}"\n')
-        source = f"record_store in {config}"
+        source = f"Configuration file {config}: record_store"
     sandbox.remember()
 
     worker = await sandbox.acli("worker", env=env)

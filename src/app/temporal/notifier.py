@@ -12,12 +12,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from app.temporal.agents.config import config_file_path, read_config_file
+from app.temporal.config import load_config
 from app.temporal.notifications import (
     WebhookBook,
     WebhookDeliverer,
@@ -28,22 +27,16 @@ from app.temporal.notifications import (
 )
 
 
-def _webhooks_table(environ: Mapping[str, str]) -> tuple[dict[str, Any], str]:
-    """The ``[webhooks]`` table of the configuration file and how to name the file (empty without one)."""
-    source = config_file_path(None, environ)
-    if source is None:
-        return {}, "No configuration file"
-    return read_config_file(source).webhooks, f"Configuration {source}"
-
-
 def configured_webhooks(environ: Mapping[str, str] = os.environ) -> WebhookBook:
     """The webhooks of the configuration file, checked, with their secrets (none without a file)."""
-    return load_webhooks(*_webhooks_table(environ), environ)
+    config = load_config(environ=environ)
+    return load_webhooks(config.webhooks, config.where, environ)
 
 
 def configured_webhooks_for_all_crises(environ: Mapping[str, str] = os.environ) -> list[str]:
     """The webhooks of the configuration file that every crisis tells (none without a file)."""
-    return webhooks_for_all_crises(*_webhooks_table(environ))
+    config = load_config(environ=environ)
+    return webhooks_for_all_crises(config.webhooks, config.where)
 
 
 def notifier_worker(

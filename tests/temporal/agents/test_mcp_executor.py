@@ -303,7 +303,7 @@ def config_error(tmp_path: Path, table: str) -> str:
     with pytest.raises(ConfigError) as caught:
         load_executor_registry(path, {})
     message = str(caught.value)
-    assert "\n" not in message and message.startswith(f"Executor configuration {path} ")
+    assert "\n" not in message and message.startswith(f"Configuration file {path} ")
     return message
 
 

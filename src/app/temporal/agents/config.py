@@ -1,9 +1,9 @@
 """Executor configuration: which agent executor performs each action.
 
-Read once at worker start from ``liara.toml`` (or the file in ``LIARA_CONFIG``) plus environment
-overrides, and checked completely then, so a typo stops the worker with one sentence instead of
-failing phases later. Without a file every action is simulated, which keeps a fresh checkout
-runnable end to end.
+Built once at worker start from the ``[agents]`` and ``[executors]`` sections of the
+configuration file (read by app.temporal.config) plus environment overrides, and checked
+completely then, so a typo stops the worker with one sentence instead of failing phases later.
+Without a file every action is simulated, which keeps a fresh checkout runnable end to end.
 
     [agents]
     default = "simulate"                 # executor of actions not listed
@@ -21,15 +21,13 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections.abc import Iterable, Mapping
 from functools import partial
 from importlib.metadata import EntryPoint
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic_core import ErrorDetails
+from pydantic import ValidationError
 
 from app.temporal.agents.mission import AgentExecutor, ExecutorSettings
 from app.temporal.agents.plugins import (
@@ -40,60 +38,17 @@ from app.temporal.agents.plugins import (
     plugin_entry_points,
 )
 from app.temporal.agents.simulate import SimulateExecutor
-from app.temporal.errors import LiaraError
-from app.temporal.models import ActionName
+from app.temporal.config import SIMULATE, ConfigError, describe_problem, load_config
 
-CONFIG_ENV = "LIARA_CONFIG"
-DEFAULT_CONFIG_FILE = Path("liara.toml")
 DEFAULT_EXECUTOR_ENV = "LIARA_DEFAULT_EXECUTOR"
 ACTION_EXECUTOR_ENV_PREFIX = "LIARA_EXECUTOR_"
-#: Needs no ``[executors]`` entry and cannot be redefined.
-SIMULATE = "simulate"
 
-ExecutorName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 _ACTION_ENV_KEY = re.compile(r"^[A-Z][A-Z0-9_]*$")
-
-
-class ConfigError(LiaraError, ValueError):
-    """The executor configuration (file or environment) is unusable; the worker must not start."""
 
 
 def action_env_var(action: str) -> str:
     """``LIARA_EXECUTOR_<ACTION>``: upper-cased, ``-`` as ``_`` (environment names allow no dashes)."""
     return ACTION_EXECUTOR_ENV_PREFIX + action.upper().replace("-", "_")
-
-
-# --- file schema ------------------------------------------------------------------------------
-
-
-class _Strict(BaseModel):
-    # strict: TOML already has types; "30" for a number is a mistake worth reporting.
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-class _AgentsTable(_Strict):
-    default: ExecutorName = SIMULATE
-    actions: dict[ActionName, ExecutorName] = Field(default_factory=dict)
-
-
-class _ExecutorTable(BaseModel):
-    """``type`` plus whatever that type takes (checked against the type's own settings model)."""
-
-    model_config = ConfigDict(extra="allow", strict=True)
-
-    type: Annotated[str, Field(min_length=1)]
-
-
-class _ConfigFile(_Strict):
-    agents: _AgentsTable = Field(default_factory=_AgentsTable)
-    executors: dict[ExecutorName, _ExecutorTable] = Field(default_factory=dict)
-    #: Checked where notifications are delivered (app.temporal.notifications), not by workers.
-    webhooks: dict[ExecutorName, dict[str, Any]] = Field(default_factory=dict)
-    #: Where crisis records go (a ``postgresql://`` URL; files when unset), checked by app.temporal.records.
-    record_store: Annotated[str, Field(min_length=1)] | None = None
-
-
-# --- registry ---------------------------------------------------------------------------------
 
 
 class ExecutorRegistry:
@@ -155,12 +110,8 @@ def load_executor_registry(
     ``path`` (or ``LIARA_CONFIG``) must exist; the default ``liara.toml`` may be absent (all
     simulated). ``entry_points`` replaces discovery of installed ``liara.executors`` plugins.
     """
-    source = config_file_path(path, environ)
-    config = read_config_file(source) if source is not None else _ConfigFile()
-    where = f"Executor configuration {source}" if source is not None else "The executor configuration"
-
-    # Relative paths in the file are relative to the file.
-    config_dir = source.parent if source is not None else Path()
+    config = load_config(path, environ)
+    where = config.where
     executors: dict[str, AgentExecutor] = {SIMULATE: SimulateExecutor()}
     plugins: dict[str, EntryPoint] | None = None
     for name, table in config.executors.items():
@@ -169,7 +120,7 @@ def load_executor_registry(
             raise ConfigError(f"{where} redefines {key}, but {SIMULATE!r} is built in; choose another name.")
         settings = table.model_extra or {}
         if table.type in BUILTIN_TYPES:
-            build = partial(_builtin_settings(table.type, settings, where, key).build, config_dir)
+            build = partial(_builtin_settings(table.type, settings, where, key).build, config.directory)
         else:
             plugins = plugins if plugins is not None else plugin_entry_points(entry_points)
             build = partial(build_executor, _plugin_factory(table.type, plugins, where, key), settings)
@@ -197,43 +148,14 @@ def load_executor_registry(
                 "<ACTION> in upper case with '_' for '-')."
             )
         overrides[variable] = defined(name, f"the environment variable {variable}")
-    return ExecutorRegistry(executors, default, actions, env_overrides=overrides, source=source)
-
-
-def config_file_path(path: Path | None, environ: Mapping[str, str]) -> Path | None:
-    """The file to read, or None for built-in defaults; an explicitly named file must exist."""
-    if path is None and environ.get(CONFIG_ENV):
-        path = Path(environ[CONFIG_ENV])
-        if not path.is_file():
-            raise ConfigError(f"{CONFIG_ENV} names {path}, which is not an existing file.")
-    if path is None:
-        return DEFAULT_CONFIG_FILE.resolve() if DEFAULT_CONFIG_FILE.is_file() else None
-    if not path.is_file():
-        raise ConfigError(f"Executor configuration {path} is not an existing file.")
-    return path.resolve()
-
-
-def read_config_file(source: Path) -> _ConfigFile:
-    try:
-        with source.open("rb") as file:
-            raw = tomllib.load(file)
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"Executor configuration {source} is not valid TOML: {err}.") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"Executor configuration {source} is not UTF-8 text.") from None
-    except OSError as err:
-        raise ConfigError(f"Executor configuration {source} cannot be read: {err.strerror or err}.") from None
-    try:
-        return _ConfigFile.model_validate(raw)
-    except ValidationError as err:
-        raise ConfigError(_describe(err, f"Executor configuration {source}")) from None
+    return ExecutorRegistry(executors, default, actions, env_overrides=overrides, source=config.path)
 
 
 def _builtin_settings(kind: str, settings: dict[str, Any], where: str, key: str) -> ExecutorSettings:
     try:
         return BUILTIN_TYPES[kind].model_validate(settings)
     except ValidationError as err:
-        raise ConfigError(_describe(err, where, prefix=key)) from None
+        raise ConfigError(describe_problem(err, where, prefix=key)) from None
 
 
 def _plugin_factory(kind: str, plugins: Mapping[str, EntryPoint], where: str, key: str) -> ExecutorFactory:
@@ -250,25 +172,3 @@ def _plugin_factory(kind: str, plugins: Mapping[str, EntryPoint], where: str, ke
         raise ConfigError(
             f"{where} sets {key}.type to plugin {kind!r} ({point.value}), which cannot be loaded: {err}."
         ) from err
-
-
-def _describe(err: ValidationError, where: str, prefix: str = "") -> str:
-    """The first problem as one sentence naming the key (and how many more there are)."""
-    problems = err.errors()
-    first = problems[0]
-    more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
-    return f"{where} {_problem(first, prefix)}{more}."
-
-
-def _problem(problem: ErrorDetails, prefix: str) -> str:
-    loc = [str(part) for part in problem["loc"]]
-    is_key = bool(loc) and loc[-1] == "[key]"
-    parts = loc[:-1] if is_key else loc
-    key = ".".join(part for part in [prefix, *parts] if part) or "top level"
-    if is_key:
-        return f"has an invalid name {problem['input']!r} under {key.rpartition('.')[0] or 'top level'}"
-    if problem["type"] == "missing":
-        return f"is missing {key}"
-    if problem["type"] == "extra_forbidden":
-        return f"has an unknown key {key}"
-    return f"has an invalid {key}: {problem['msg']}"

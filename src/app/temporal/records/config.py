@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from app.temporal.agents.config import config_file_path, read_config_file
+from app.temporal.config import load_config
 from app.temporal.records.files import FileRecordStore
 from app.temporal.records.postgres import PostgresRecordStore
 from app.temporal.records.store import RecordStore
@@ -21,10 +21,9 @@ RECORD_STORE_ENV = "LIARA_RECORD_STORE"
 def configured_record_store(environ: Mapping[str, str] = os.environ) -> RecordStore:
     """The configured store, not opened yet (use it as an async context manager)."""
     url, source = environ.get(RECORD_STORE_ENV), RECORD_STORE_ENV
-    if not url:
-        config = config_file_path(None, environ)
-        if config is not None:
-            url, source = read_config_file(config).record_store, f"record_store in {config}"
+    if not url:  # the environment wins: the file is not even read
+        config = load_config(environ=environ)
+        url, source = config.record_store, f"{config.where}: record_store"
     if not url:
         return FileRecordStore.from_environment(environ)
     return PostgresRecordStore(url, source=source)
