@@ -439,6 +439,26 @@ async def test_an_unreachable_server_is_one_sentence_from_the_cli_the_worker_and
     sandbox.assert_untouched()
 
 
+@pytest.mark.parametrize("address", ["nonsense:abc", "localhost:99999", ":7233", "localhost"])
+async def test_an_address_that_is_not_host_port_is_one_sentence_naming_it(sandbox, address):
+    says = (
+        f"The Temporal address {address!r} is not host:port with a port from 1 to 65535: "
+        "fix --address or TEMPORAL_ADDRESS (e.g. localhost:7233)."
+    )
+    for command in (("--address", address, "list"), ("--address", address, "status", UNKNOWN)):
+        refused = await sandbox.acli(*command)
+        assert refused.returncode == 1, (command, refused.stderr)
+        assert one_sentence(refused.stderr) == f"Error: {says}", command
+    refused = await sandbox.acli("list", env={**sandbox.env, "TEMPORAL_ADDRESS": address})
+    assert refused.returncode == 1 and one_sentence(refused.stderr) == f"Error: {says}"
+
+    with pytest.raises(LiaraError) as raised:
+        async with LiaraTemporalAgency(temporal_host=address):
+            pass
+    assert str(raised.value) == says
+    sandbox.assert_untouched()
+
+
 async def test_a_wrong_namespace_is_one_sentence_naming_it(sandbox):
     env = {**sandbox.env, "TEMPORAL_NAMESPACE": "nope"}
     says = f"Namespace 'nope' does not exist on the Temporal server at {sandbox.env['TEMPORAL_ADDRESS']}: "

@@ -91,13 +91,24 @@ class ConnectionSettings:
             # An API key needs TLS; keep the profile's TLS settings (CA, server name) if it has any.
             tls = loaded["tls"] if "tls" in loaded else True
         return cls(
-            address=address or loaded.get("target_host") or DEFAULT_ADDRESS,
+            address=_checked_address(address or loaded.get("target_host") or DEFAULT_ADDRESS),
             namespace=namespace or loaded.get("namespace") or DEFAULT_NAMESPACE,
             task_queue=task_queue or os.environ.get(TASK_QUEUE_ENV) or DEFAULT_TASK_QUEUE,
             api_key=api_key if api_key is not None else loaded.get("api_key"),
             tls=tls if tls is not None else loaded.get("tls"),
             rpc_metadata=dict(loaded.get("rpc_metadata") or {}),
         )
+
+
+def _checked_address(address: str) -> str:
+    """``address`` if it is ``host:port`` (the port 1 to 65535), else a one-sentence error."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ConnectionSettingsError(
+            f"The Temporal address {address!r} is not host:port with a port from 1 to 65535: "
+            "fix --address or TEMPORAL_ADDRESS (e.g. localhost:7233)."
+        )
+    return address
 
 
 def _one_line(err: Exception) -> str:
