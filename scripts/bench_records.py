@@ -37,6 +37,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from app.temporal.client import ConnectionSettings  # noqa: E402
+from app.temporal.identity import workflow_id_for  # noqa: E402
 from app.temporal.models import CrisisCompletion, CrisisSnapshot, PhaseOutcome, PhaseStatus  # noqa: E402
 from app.temporal.records import CrisisRun, FileRecordStore, PostgresRecordStore, RecordStore  # noqa: E402
 from app.temporal.server import EmbeddedServer  # noqa: E402
@@ -61,7 +62,7 @@ async def phase_write_cost(store: RecordStore, phases: int, writes: int) -> dict
     finals: list[float] = []
     for _ in range(max(1, writes // phases)):
         crisis_id = f"bench-{uuid.uuid4().hex[:12]}"
-        run = CrisisRun(namespace="bench", workflow_id=f"crisis-workflow-{crisis_id}", run_id="run-1")
+        run = CrisisRun(namespace="bench", workflow_id=workflow_id_for(crisis_id), run_id="run-1")
         outcomes = [PhaseOutcome(phase_id=f"p-{n}", agent_id="agent-001", action="recon") for n in range(phases)]
         crisis = CrisisSnapshot(
             crisis_id=crisis_id,

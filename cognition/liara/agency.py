@@ -34,6 +34,7 @@ from app.temporal.errors import (
     LiaraError,
     TemporalSetupError,
 )
+from app.temporal.identity import crisis_id_for_key, workflow_id_for
 from app.temporal.models import ApprovalDecision, MissionPhase, strict_input
 from app.temporal.validation import describe_validation_error
 from app.temporal.visibility import (
@@ -47,14 +48,7 @@ from app.temporal.visibility import (
 from app.temporal.workflows import CrisisResponseWorkflow
 from cognition.liara import crisis_records
 from cognition.liara.crisis_agency import WORKER_WAIT_SECONDS
-from cognition.liara.crisis_requests import (
-    REQUEST_DIGEST_MEMO,
-    build_phases,
-    build_request,
-    crisis_id_for_key,
-    request_digest,
-    workflow_id_for,
-)
+from cognition.liara.crisis_requests import REQUEST_DIGEST_MEMO, build_phases, build_request, request_digest
 from cognition.liara.crisis_workflow import (
     crisis_result,
     ending_error,

@@ -1,49 +1,23 @@
-"""Building a crisis request from what a caller gives, checked strictly, and naming its workflow."""
+"""Building a crisis request from what a caller gives, checked strictly (its ids are app.temporal.identity's)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import secrets
-import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from app.temporal.errors import InvalidCrisisRequestError
-from app.temporal.models import MAX_ID_LENGTH, WORKFLOW_ID_PREFIX, CrisisRequest, MissionPhase, strict_input
+from app.temporal.identity import new_crisis_id
+from app.temporal.models import CrisisRequest, MissionPhase, strict_input
 from app.temporal.notifications import notification_task_queue
 from app.temporal.notifier import configured_webhooks_for_all_crises
 from app.temporal.validation import describe_validation_error
 
 #: Memo key of the digest of the request a crisis was started with (compared when a key is reused).
 REQUEST_DIGEST_MEMO = "liara_request_sha256"
-MAX_IDEMPOTENCY_KEY_LENGTH = 255
-
-
-def workflow_id_for(crisis_id: str) -> str:
-    return f"{WORKFLOW_ID_PREFIX}{crisis_id}"
-
-
-def new_crisis_id(target_member: str) -> str:
-    """``crisis-<target>-<unix seconds>-<random>``: unique even for one target within a second."""
-    suffix = f"{int(time.time())}-{secrets.token_hex(6)}"
-    return f"crisis-{target_member[: MAX_ID_LENGTH - len(suffix) - 8]}-{suffix}"
-
-
-def scheduled_workflow_id(schedule: str) -> str:
-    """The workflow id a schedule gives its runs (Temporal adds the time each was due)."""
-    return f"{WORKFLOW_ID_PREFIX}sched-{schedule}"
-
-
-def crisis_id_for_key(idempotency_key: str) -> str:
-    """The crisis id an idempotency key stands for: the same key, the same crisis."""
-    if not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
-        raise InvalidCrisisRequestError(
-            f"An idempotency key has 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters, not {len(idempotency_key)}."
-        )
-    return "crisis-key-" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
 
 
 def request_digest(request: CrisisRequest) -> str:

@@ -9,14 +9,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from app.temporal.errors import LiaraError
-from app.temporal.models import (
-    OUTPUT_BUDGET_BYTES,
-    CrisisSummary,
-    OutputRef,
-    PhaseOutcome,
-    json_size,
-    scheduled_crisis_id,
-)
+from app.temporal.identity import scheduled_crisis_id
+from app.temporal.models import OUTPUT_BUDGET_BYTES, CrisisSummary, OutputRef, PhaseOutcome, json_size
 from app.temporal.records import configured_record_store
 from app.temporal.records.document import COMPENSATIONS, PHASES
 

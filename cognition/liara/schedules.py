@@ -32,15 +32,13 @@ from temporalio.common import Priority
 from temporalio.service import RPCError, RPCStatusCode
 
 from app.temporal.errors import InvalidCrisisRequestError, LiaraError
-from app.temporal.models import MAX_ID_LENGTH, CrisisRequest, MissionPhase, scheduled_crisis_id
+from app.temporal.identity import MAX_SCHEDULE_NAME_LENGTH, schedule_request_crisis_id, scheduled_workflow_id
+from app.temporal.models import CrisisRequest, MissionPhase
 from app.temporal.visibility import start_attributes
 from app.temporal.workflows import CrisisResponseWorkflow
-from cognition.liara.crisis_requests import build_request, scheduled_workflow_id
+from cognition.liara.crisis_requests import build_request
 
 MAX_INTERVAL_SECONDS = 366 * 24 * 3600
-#: Longest schedule name whose runs' crisis ids (``sched-<name>-2026-12-02T03-00-00Z``) still
-#: fit in a safe id with the time each run was due: a longer one would be cut and runs would share it.
-MAX_NAME_LENGTH = MAX_ID_LENGTH - len(scheduled_crisis_id(scheduled_workflow_id("") + "-2026-12-02T03:00:00Z"))
 
 
 class Overlap(StrEnum):
@@ -86,16 +84,16 @@ async def create(
     **options: Any,
 ) -> None:
     """Create schedule ``name`` starting the crisis that ``build_request`` makes of the rest."""
-    if len(name) > MAX_NAME_LENGTH:
+    if len(name) > MAX_SCHEDULE_NAME_LENGTH:
         raise InvalidCrisisRequestError(
-            f"A schedule name has at most {MAX_NAME_LENGTH} characters (each run's crisis id adds the time it "
+            f"A schedule name has at most {MAX_SCHEDULE_NAME_LENGTH} characters (each run's crisis id adds the time it "
             f"was due), not {len(name)}."
         )
     request: CrisisRequest = build_request(
         target_member=target_member,
         missions=missions,
         initiated_by=initiated_by,
-        crisis_id=f"scheduled-{name}",  # each run takes its own (see CrisisResponseWorkflow)
+        crisis_id=schedule_request_crisis_id(name),  # each run takes its own (see CrisisResponseWorkflow)
         schedule=name,
         **options,
     )

@@ -14,6 +14,7 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
+from app.temporal.identity import workflow_id_for
 from app.temporal.models import ApprovalDecision
 from app.temporal.records import FileRecordStore
 from app.temporal.workflows import CrisisResponseWorkflow
@@ -27,7 +28,7 @@ from cognition.liara import (
 )
 from cognition.liara.actions import missions_from_actions
 from cognition.liara.agency import LiaraTemporalAgency
-from cognition.liara.crisis_requests import build_request, workflow_id_for
+from cognition.liara.crisis_requests import build_request
 from tests.helpers import assert_eventually
 from tests.helpers.workflows import crisis_worker
 

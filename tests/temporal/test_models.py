@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from app.temporal import identity
 from app.temporal.errors import InvalidCrisisRequestError
+from app.temporal.identity import new_crisis_id
 from app.temporal.models import (
     INVALID_REQUEST_ERROR,
     AgentReport,
@@ -20,9 +22,8 @@ from app.temporal.models import (
     strict_input,
 )
 from app.temporal.validation import describe_validation_error
-from cognition.liara import crisis_requests
 from cognition.liara.actions import missions_from_actions
-from cognition.liara.crisis_requests import build_request, new_crisis_id
+from cognition.liara.crisis_requests import build_request
 from tests.helpers.service import phase
 
 UNSAFE_IDS = [
@@ -274,7 +275,7 @@ def test_build_request_passes_options_through() -> None:
 
 
 def test_generated_crisis_ids_are_unique_within_one_second(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(crisis_requests, "time", SimpleNamespace(time=lambda: 1768559400.25))
+    monkeypatch.setattr(identity, "time", SimpleNamespace(time=lambda: 1768559400.25))
     ids = [build_request(target_member="target-alpha", missions=[phase()]).crisis_id for _ in range(1000)]
     assert all(i.startswith("crisis-target-alpha-1768559400-") for i in ids)
     assert len(set(ids)) == 1000

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from app.temporal.errors import CrisisRecordError, InvalidCrisisRequestError
+from app.temporal.identity import new_crisis_id
 from app.temporal.models import (
     MAX_ID_LENGTH,
     SAFE_ID_PATTERN,
@@ -27,7 +28,7 @@ from app.temporal.models import (
     PhaseStatus,
 )
 from app.temporal.records import FileRecordStore
-from cognition.liara.crisis_requests import build_request, new_crisis_id
+from cognition.liara.crisis_requests import build_request
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 SAFE_CHARS = string.ascii_letters + string.digits + "._-"

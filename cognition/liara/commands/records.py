@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from app.temporal.identity import WORKFLOW_ID_PREFIX
 from cognition.liara import crisis_records
 from cognition.liara.commands.connection import Connection
 from cognition.liara.commands.options import JsonFlag
@@ -21,7 +22,7 @@ record_app = typer.Typer(
 
 @record_app.command()
 def show(
-    crisis_id: Annotated[str, typer.Argument(help="The crisis id (the workflow id without `crisis-workflow-`)")],
+    crisis_id: Annotated[str, typer.Argument(help=f"The crisis id (the workflow id without `{WORKFLOW_ID_PREFIX}`)")],
     as_json: JsonFlag = False,
 ) -> None:
     """Print a crisis record: its phases as written so far, or the final record."""

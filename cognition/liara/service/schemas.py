@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, JsonVal
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
+from app.temporal.identity import WORKFLOW_ID_PREFIX
 from app.temporal.models import (
     MAX_ID_LENGTH,
     MAX_PARALLEL,
@@ -43,7 +44,6 @@ from app.temporal.models import (
     Seconds,
 )
 from app.temporal.visibility import CRISIS_STATUSES, DEFAULT_LIST_LIMIT, CrisisFilter
-from cognition.liara.crisis_requests import WORKFLOW_ID_PREFIX
 from cognition.liara.service.config import MAX_PAGE_SIZE
 from cognition.liara.service.deps import PermissionName
 from cognition.liara.service.tokens import Role

@@ -12,7 +12,6 @@ are errors), before anything starts.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -56,9 +55,6 @@ ActionName = Annotated[str, Field(min_length=1, max_length=MAX_ACTION_LENGTH, pa
 #: A duration: at least a millisecond (Temporal rounds timeouts to milliseconds; 0 means none), at most a day.
 Seconds = Annotated[float, Field(ge=0.001, le=86400)]
 
-#: Every crisis's workflow id is this prefix and its crisis id.
-WORKFLOW_ID_PREFIX = "crisis-workflow-"
-
 #: The non-retryable failure type of a request that can never succeed.
 INVALID_REQUEST_ERROR = "InvalidCrisisRequest"
 
@@ -87,13 +83,6 @@ class WireModel(BaseModel):
     rolling deploy mixes releases)."""
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
-
-
-def scheduled_crisis_id(workflow_id: str) -> str:
-    """The crisis id of a run a schedule started: its workflow id (the schedule's plus the time it
-    was due) without the prefix, as a safe id.
-    """
-    return re.sub(r"[^A-Za-z0-9._-]", "-", workflow_id.removeprefix(WORKFLOW_ID_PREFIX))[:MAX_ID_LENGTH]
 
 
 def json_size(value: JsonValue) -> int:

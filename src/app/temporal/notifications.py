@@ -203,10 +203,6 @@ class WebhookDelivery(BaseModel):
         return json.dumps(document, separators=(",", ":")).encode()
 
 
-def delivery_workflow_id(delivery: WebhookDelivery) -> str:
-    return f"{delivery.workflow_id}-webhook-{delivery.event_id}-{delivery.webhook}"
-
-
 class WebhookDeliverer:
     """The delivery activity, bound to the configured webhooks."""
 

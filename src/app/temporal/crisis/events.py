@@ -17,8 +17,9 @@ from temporalio.workflow import ParentClosePolicy
 
 from app.temporal.crisis.observability import log_fields
 from app.temporal.crisis.state import CrisisState
+from app.temporal.identity import delivery_workflow_id
 from app.temporal.models import CrisisEvent, CrisisRequest, EventKind, json_size
-from app.temporal.notifications import WebhookDelivery, WebhookDeliveryWorkflow, WebhookEvent, delivery_workflow_id
+from app.temporal.notifications import WebhookDelivery, WebhookDeliveryWorkflow, WebhookEvent
 
 #: The topic of the crisis's event stream.
 EVENT_TOPIC = "crisis"

@@ -1,0 +1,92 @@
+"""How crises are named: crisis ids, the workflow ids built from them, and back.
+
+Every part that builds or reads these ids (the agency, the crisis workflow, schedules, webhook
+deliveries, records) goes through this module, so they agree byte for byte: running crises,
+their records and their receivers' deduplication all rely on ids staying what they were.
+
+- A crisis's workflow id is ``crisis-workflow-<crisis id>``.
+- A crisis id is given, generated (``crisis-<target>-<unix seconds>-<random>``) or stands for an
+  idempotency key (``crisis-key-<first 32 hex digits of its SHA-256>``).
+- A schedule starts its runs as ``crisis-workflow-sched-<name>``, to which Temporal appends the
+  time each was due; each run's crisis id is its workflow id without the prefix, made safe.
+- One event's delivery to one webhook is the workflow ``<crisis workflow id>-webhook-<event
+  id>-<webhook>``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import time
+from typing import Protocol
+
+from app.temporal.errors import InvalidCrisisRequestError
+from app.temporal.models import MAX_ID_LENGTH
+
+#: Every crisis's workflow id is this prefix and its crisis id.
+WORKFLOW_ID_PREFIX = "crisis-workflow-"
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+_SCHEDULE_PREFIX = "sched-"
+#: How Temporal marks the time a schedule's run was due, e.g. ``-2026-12-02T03:00:00Z``.
+_DUE_TIME_EXAMPLE = "-2026-12-02T03:00:00Z"
+
+
+class Delivery(Protocol):
+    """What names a webhook delivery (app.temporal.notifications.WebhookDelivery)."""
+
+    @property
+    def workflow_id(self) -> str: ...
+
+    @property
+    def event_id(self) -> int: ...
+
+    @property
+    def webhook(self) -> str: ...
+
+
+def workflow_id_for(crisis_id: str) -> str:
+    return f"{WORKFLOW_ID_PREFIX}{crisis_id}"
+
+
+def new_crisis_id(target_member: str) -> str:
+    """``crisis-<target>-<unix seconds>-<random>``: unique even for one target within a second."""
+    suffix = f"{int(time.time())}-{secrets.token_hex(6)}"
+    return f"crisis-{target_member[: MAX_ID_LENGTH - len(suffix) - 8]}-{suffix}"
+
+
+def crisis_id_for_key(idempotency_key: str) -> str:
+    """The crisis id an idempotency key stands for: the same key, the same crisis."""
+    if not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
+        raise InvalidCrisisRequestError(
+            f"An idempotency key has 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters, not {len(idempotency_key)}."
+        )
+    return "crisis-key-" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+
+
+def scheduled_workflow_id(schedule: str) -> str:
+    """The workflow id a schedule gives its runs (Temporal adds the time each was due)."""
+    return f"{WORKFLOW_ID_PREFIX}{_SCHEDULE_PREFIX}{schedule}"
+
+
+def schedule_request_crisis_id(schedule: str) -> str:
+    """The crisis id of the request a schedule keeps; each run replaces it with its own."""
+    return f"scheduled-{schedule}"
+
+
+def scheduled_crisis_id(workflow_id: str) -> str:
+    """The crisis id of a crisis's workflow id: without the prefix, as a safe id. For a run a
+    schedule started, whose workflow id is the schedule's plus the time it was due, that is its
+    own crisis id; for any other crisis, the crisis id it was started with.
+    """
+    return re.sub(r"[^A-Za-z0-9._-]", "-", workflow_id.removeprefix(WORKFLOW_ID_PREFIX))[:MAX_ID_LENGTH]
+
+
+#: Longest schedule name whose runs' crisis ids (``sched-<name>-2026-12-02T03-00-00Z``) still fit
+#: in a safe id with the time each run was due: a longer one would be cut and runs would share it.
+MAX_SCHEDULE_NAME_LENGTH = MAX_ID_LENGTH - len(scheduled_crisis_id(scheduled_workflow_id("") + _DUE_TIME_EXAMPLE))
+
+
+def delivery_workflow_id(delivery: Delivery) -> str:
+    """The workflow of one event's delivery to one webhook: a crisis starts it at most once."""
+    return f"{delivery.workflow_id}-webhook-{delivery.event_id}-{delivery.webhook}"
