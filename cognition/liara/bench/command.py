@@ -12,7 +12,7 @@ from app.temporal.client import DEFAULT_ADDRESS
 from app.temporal.errors import LiaraError
 from app.temporal.models import MAX_PHASES
 from app.temporal.server import EmbeddedServer
-from app.temporal.worker import MAX_CACHED_WORKFLOWS
+from app.temporal.worker_options import MAX_CACHED_WORKFLOWS
 from cognition.liara.agency import LiaraTemporalAgency
 from cognition.liara.bench.gate import measure_gate_memory
 from cognition.liara.bench.report import print_results, write_results

@@ -20,7 +20,7 @@ from app.temporal.errors import (
     DecisionRefusedError,
     TemporalUnavailableError,
 )
-from app.temporal.worker import MAX_CACHED_WORKFLOWS
+from app.temporal.worker_options import MAX_CACHED_WORKFLOWS
 from cognition.liara.agency import LiaraTemporalAgency
 from cognition.liara.bench.workers import WorkerGroup, proc_peak_rss_mib, proc_rss_mib, wait_for_pollers
 

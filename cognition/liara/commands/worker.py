@@ -1,8 +1,10 @@
 """The workers' command line: ``liara worker``, ``python cognition/liara/worker.py`` and
 ``python src/app/temporal/worker.py`` take the same options.
 
-A command resolves where to connect and how the worker runs into typed settings, and hands them
-to app.temporal.worker, which builds and runs the workers.
+A command resolves where to connect and how the worker runs into typed settings
+(``ConnectionSettings``, ``WorkerOptions``) and hands them to the runner its entry point gives
+it, the engine's ``run_workers``. The main worker's script is app.temporal.worker itself and
+builds its command here, so this module imports nothing of that module.
 """
 
 from __future__ import annotations
@@ -20,16 +22,14 @@ from app.temporal.errors import LiaraError
 from app.temporal.logs import LogFormat, configure_logging
 from app.temporal.metrics import METRICS_HOST, METRICS_HOST_ENV, METRICS_PORT_ENV
 from app.temporal.tracing import TRACING_ENV
-from app.temporal.worker import (
-    ALL_WORKFLOWS,
-    MAX_CACHED_WORKFLOWS,
-    MAX_CACHED_WORKFLOWS_ENV,
-    WorkerOptions,
-    run_workers,
-)
+from app.temporal.worker_options import MAX_CACHED_WORKFLOWS, MAX_CACHED_WORKFLOWS_ENV, WorkerOptions
 from cognition.liara.commands.options import AddressOption, NamespaceOption, ProfileOption, TaskQueueOption
 
 logger = logging.getLogger("liara.worker")
+
+#: Runs workers for ``workflows`` on this many processes and returns the exit code:
+#: ``run_workers(settings, workflows, options, processes)`` of app.temporal.worker.
+WorkerRun = Callable[[ConnectionSettings, Sequence[type], WorkerOptions, int], int]
 
 
 class LogLevel(StrEnum):
@@ -39,8 +39,8 @@ class LogLevel(StrEnum):
     ERROR = "ERROR"
 
 
-def worker_command(workflows: Sequence[type], description: str) -> Callable[..., None]:
-    """A Typer command running a worker for ``workflows``; shared by every worker entry point."""
+def worker_command(workflows: Sequence[type], description: str, run: WorkerRun) -> Callable[..., None]:
+    """A Typer command running workers for ``workflows`` with ``run``; shared by every worker entry point."""
 
     def command(
         address: AddressOption = None,
@@ -126,7 +126,7 @@ def worker_command(workflows: Sequence[type], description: str) -> Callable[...,
             tracing=tracing,
             max_cached_workflows=max_cached_workflows,
         )
-        raise typer.Exit(run_workers(settings, workflows, options, processes))
+        raise typer.Exit(run(settings, workflows, options, processes))
 
     command.__doc__ = description
     return command
@@ -137,8 +137,3 @@ def run_as_program(command: Callable[..., None]) -> NoReturn:
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     app.command()(command)
     run_and_exit(app)
-
-
-def main_worker() -> NoReturn:
-    """``python src/app/temporal/worker.py``: the main worker, every workflow of the project."""
-    run_as_program(worker_command(ALL_WORKFLOWS, "Run the main worker: every workflow and activity of the project."))

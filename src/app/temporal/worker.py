@@ -7,7 +7,8 @@ Run the main worker with ``python src/app/temporal/worker.py``. Ctrl+C or SIGTER
 gives running activities a grace period to finish, and exits 0. A worker can serve Prometheus
 metrics (see app.temporal.metrics), trace with OpenTelemetry (app.temporal.tracing) and log JSON
 lines (app.temporal.logs): the command line that chooses them (cognition.liara.commands.worker)
-resolves its options into the ``ConnectionSettings`` and ``WorkerOptions`` taken here.
+resolves its options into the ``ConnectionSettings`` and ``WorkerOptions`` that ``run_workers``
+takes.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import logging
 import signal
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -34,6 +34,7 @@ from app.temporal.notifier import configured_webhooks, notifier_worker
 from app.temporal.records import configured_record_store
 from app.temporal.supervisor import run_worker_processes
 from app.temporal.tracing import Tracing, start_tracing
+from app.temporal.worker_options import MAX_CACHED_WORKFLOWS, WorkerOptions
 from app.temporal.workflows import CrisisResponseWorkflow
 
 logger = logging.getLogger("liara.worker")
@@ -50,28 +51,6 @@ MAX_CONCURRENT_ACTIVITIES = 100
 #: and the replays of recorded histories run the workflow fully sandboxed, with the SDK's
 #: default runner. The crisis workflow module keeps no state of its own between crises.
 WORKFLOW_RUNNER = UnsandboxedWorkflowRunner()
-#: Crises a worker keeps in memory between their workflow tasks (the SDK's sticky cache). A crisis
-#: out of the cache costs nothing until it has work again, when it is replayed from its history:
-#: the setting bounds a worker's memory however many crises wait, e.g. at an approval gate.
-MAX_CACHED_WORKFLOWS = 1000
-MAX_CACHED_WORKFLOWS_ENV = "LIARA_MAX_CACHED_WORKFLOWS"
-
-
-@dataclass(frozen=True)
-class WorkerOptions:
-    """How a worker process runs, beyond where it connects."""
-
-    graceful_shutdown: timedelta = timedelta(seconds=10)
-    log_level: str = "INFO"
-    log_format: str = LogFormat.TEXT.value
-    #: Serve Prometheus metrics on this port; None for no metrics endpoint.
-    metrics_port: int | None = None
-    #: Interface of the metrics endpoint: this machine only by default, 0.0.0.0 for every one.
-    metrics_host: str = METRICS_HOST
-    #: Trace workflows and activities with OpenTelemetry (see app.temporal.tracing).
-    tracing: bool = False
-    #: Crises kept in memory between workflow tasks (see MAX_CACHED_WORKFLOWS).
-    max_cached_workflows: int = MAX_CACHED_WORKFLOWS
 
 
 async def serve(
@@ -222,6 +201,7 @@ def run_workers(settings: ConnectionSettings, workflows: Sequence[type], options
 
 if __name__ == "__main__":
     # A script entry point (the spec's `python src/app/temporal/worker.py`): its command line is the agency's.
-    from cognition.liara.commands.worker import main_worker
+    from cognition.liara.commands.worker import run_as_program, worker_command
 
-    main_worker()
+    description = "Run the main worker: every workflow and activity of the project."
+    run_as_program(worker_command(ALL_WORKFLOWS, description, run_workers))
