@@ -29,11 +29,13 @@ WORKER_SCRIPTS = ["cognition/liara/worker.py", "src/app/temporal/worker.py"]
 SPEC_ACTIONS = ("recon", "secure", "extract", "cleanup")
 
 
-def spec_lines(task_queue: str) -> list[str]:
-    """The quick reference's expected worker output, with the test's own task queue."""
+def spec_lines(task_queue: str, address: str) -> list[str]:
+    """The quick reference's expected worker output, with the test's own task queue (the
+    connection line also says where: the spec's words, then the address and namespace).
+    """
     return [
         "INFO - Starting Liara Temporal Agency Worker",
-        "INFO - Connected to Temporal server",
+        f"INFO - Connected to Temporal server at {address}, namespace default",
         "INFO - Liara worker created with 1 workflows and 5 activities",
         f"INFO - Task queue: {task_queue}",
         "INFO - Liara worker is running. Press Ctrl+C to stop.",
@@ -91,9 +93,33 @@ def test_worker_prints_the_spec_lines_in_order(script, spawn, liara_env, task_qu
     try:
         assert worker.process.poll() is None, worker.output
         assert worker.lines[0] == "INFO - Starting Liara Temporal Agency Worker", worker.output
-        assert in_order(spec_lines(task_queue), worker.lines), worker.output
+        assert in_order(spec_lines(task_queue, liara_env["TEMPORAL_ADDRESS"]), worker.lines), worker.output
     finally:
         assert worker.stop() == 0, worker.output
+
+
+def test_liara_worker_honours_the_options_given_before_it(spawn, liara_env, task_queue, tmp_path):
+    address = liara_env["TEMPORAL_ADDRESS"]
+    # Nothing in the environment says where: only the options before `worker` do.
+    env = {k: v for k, v in liara_env.items() if k not in ("TEMPORAL_ADDRESS", "LIARA_TASK_QUEUE")}
+    options = ("--address", address, "--namespace", "default", "--task-queue", task_queue, "worker")
+    worker = spawn("cognition/liara/cli.py", env, tmp_path, *options)
+    try:
+        assert in_order(spec_lines(task_queue, address), worker.lines), worker.output
+    finally:
+        assert worker.stop() == 0, worker.output
+
+    elsewhere = run_script("cognition/liara/cli.py", liara_env, tmp_path, "--namespace", "nope", "worker")
+    assert elsewhere.returncode == 1, elsewhere.stdout + elsewhere.stderr
+    assert f"ERROR - Namespace 'nope' does not exist on the Temporal server at {address}" in elsewhere.stderr
+
+
+def test_liara_worker_refuses_the_service_options(liara_env, tmp_path):
+    done = run_script("cognition/liara/cli.py", liara_env, tmp_path, "--api", "http://127.0.0.1:1", "worker")
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert "ERROR - A worker runs on Temporal itself, not through the service: leave out --api." in output
+    assert "Liara worker is running" not in output
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])

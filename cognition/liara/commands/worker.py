@@ -23,6 +23,7 @@ from app.temporal.logs import LogFormat, configure_logging
 from app.temporal.metrics import METRICS_HOST, METRICS_HOST_ENV, METRICS_PORT_ENV
 from app.temporal.tracing import TRACING_ENV
 from app.temporal.worker_options import MAX_CACHED_WORKFLOWS, MAX_CACHED_WORKFLOWS_ENV, WorkerOptions
+from cognition.liara.commands.connection import Connection
 from cognition.liara.commands.options import AddressOption, NamespaceOption, ProfileOption, TaskQueueOption
 
 logger = logging.getLogger("liara.worker")
@@ -43,6 +44,7 @@ def worker_command(workflows: Sequence[type], description: str, run: WorkerRun) 
     """A Typer command running workers for ``workflows`` with ``run``; shared by every worker entry point."""
 
     def command(
+        ctx: typer.Context,
         address: AddressOption = None,
         namespace: NamespaceOption = None,
         task_queue: TaskQueueOption = None,
@@ -110,9 +112,17 @@ def worker_command(workflows: Sequence[type], description: str, run: WorkerRun) 
                 "choose a lower port.",
                 param_hint="'--metrics-port'",
             )
+        # ``liara --address A worker`` means what ``liara worker --address A`` does.
+        given: Connection | None = ctx.find_object(Connection)
         try:
+            if given is not None and given.api:
+                raise LiaraError("A worker runs on Temporal itself, not through the service: leave out --api.")
+            before = given.options if given is not None else {}
             settings = ConnectionSettings.resolve(
-                address=address, namespace=namespace, task_queue=task_queue, profile=profile
+                address=address or before.get("temporal_host"),
+                namespace=namespace or before.get("namespace"),
+                task_queue=task_queue or before.get("task_queue"),
+                profile=profile or before.get("profile"),
             )
         except LiaraError as err:
             logger.error("%s", err)

@@ -109,7 +109,7 @@ async def _serve(
     webhooks = configured_webhooks() if WebhookDeliveryWorkflow in workflows else None  # so does a bad [webhooks]
     crisis_workflows = [w for w in workflows if w is not WebhookDeliveryWorkflow]
     client = await connect(settings, **client_options)
-    logger.info("Connected to Temporal server")
+    logger.info("Connected to Temporal server at %s, namespace %s", settings.address, settings.namespace)
     executors = load_executor_registry()
     activities = CrisisActivities(store, executors).all()
     stop = stop or asyncio.Event()
