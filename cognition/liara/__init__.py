@@ -1,19 +1,16 @@
 """The Liara agency: the Python API, command line and dedicated worker over the crisis engine."""
 
-from app.temporal.errors import (
+from app.temporal.errors import CrisisRecordError, InvalidCrisisRequestError, LiaraError, TemporalUnavailableError
+from cognition.liara.errors import (
     CrisisAlreadyExistsError,
     CrisisFailedError,
     CrisisNotFoundError,
     CrisisNotRunningError,
-    CrisisRecordError,
     CrisisWaitTimeoutError,
     DecisionRefusedError,
     IdempotencyConflictError,
-    InvalidCrisisRequestError,
-    LiaraError,
     TemporalBusyError,
     TemporalSetupError,
-    TemporalUnavailableError,
 )
 
 __all__ = [

@@ -24,16 +24,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
 from app.temporal.client import ConnectionSettings, connect
-from app.temporal.errors import (
-    CrisisAlreadyExistsError,
-    CrisisNotRunningError,
-    CrisisWaitTimeoutError,
-    DecisionRefusedError,
-    IdempotencyConflictError,
-    InvalidCrisisRequestError,
-    LiaraError,
-    TemporalSetupError,
-)
+from app.temporal.errors import InvalidCrisisRequestError, LiaraError
 from app.temporal.identity import crisis_id_for_key, workflow_id_for
 from app.temporal.models import ApprovalDecision, MissionPhase, strict_input
 from app.temporal.validation import describe_validation_error
@@ -63,6 +54,14 @@ from cognition.liara.diagnostics import (
     status_name,
     waiting_problem,
     workflow_pollers,
+)
+from cognition.liara.errors import (
+    CrisisAlreadyExistsError,
+    CrisisNotRunningError,
+    CrisisWaitTimeoutError,
+    DecisionRefusedError,
+    IdempotencyConflictError,
+    TemporalSetupError,
 )
 from cognition.liara.event_feeds import EventFeeds
 from cognition.liara.listing import crisis_page

@@ -22,17 +22,11 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from app.temporal.client import ConnectionSettings
 from app.temporal.crisis.events import EVENT_TOPIC
-from app.temporal.errors import (
-    CrisisFailedError,
-    CrisisNotRunningError,
-    CrisisWaitTimeoutError,
-    LiaraError,
-    TemporalUnavailableError,
-    innermost_message,
-)
+from app.temporal.errors import LiaraError, TemporalUnavailableError, innermost_message
 from app.temporal.models import CrisisEvent, EventKind
 from cognition.liara.crisis_requests import REQUEST_DIGEST_MEMO
 from cognition.liara.diagnostics import end_state, status_name, workflow_pollers
+from cognition.liara.errors import CrisisFailedError, CrisisNotRunningError, CrisisWaitTimeoutError
 from cognition.liara.rpc_errors import translate_rpc_error
 
 

@@ -42,10 +42,11 @@ from pydantic import (
 )
 
 from app.temporal import plan
-from app.temporal.errors import InvalidCrisisRequestError, PlaybookNotFoundError
+from app.temporal.errors import InvalidCrisisRequestError
 from app.temporal.models import INPUT_NAME_PATTERN, CrisisRequest, MissionPhase, SafeId, strict_input
 from app.temporal.references import resolve_inputs
 from app.temporal.validation import describe_validation_error
+from cognition.liara.errors import PlaybookNotFoundError
 
 PLAYBOOKS_ENV = "LIARA_PLAYBOOKS"
 DEFAULT_PLAYBOOKS_DIR = Path("playbooks")

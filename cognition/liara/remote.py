@@ -17,15 +17,11 @@ from typing import Any
 
 import httpx
 
-from app.temporal.errors import (
-    CrisisFailedError,
-    CrisisWaitTimeoutError,
-    LiaraError,
-    TemporalUnavailableError,
-)
+from app.temporal.errors import LiaraError, TemporalUnavailableError
 from app.temporal.models import MissionPhase
 from app.temporal.visibility import CrisisFilter
 from cognition.liara.crisis_agency import WORKER_WAIT_SECONDS
+from cognition.liara.errors import CrisisFailedError, CrisisWaitTimeoutError
 from cognition.liara.playbooks import SUFFIXES, load
 from cognition.liara.service.config import MAX_PAGE_SIZE
 from cognition.liara.service.problem_types import LIARA_PROBLEMS

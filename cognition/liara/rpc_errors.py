@@ -5,13 +5,8 @@ from __future__ import annotations
 from temporalio.service import RPCError, RPCStatusCode
 
 from app.temporal.client import START_SERVER_HINT, ConnectionSettings
-from app.temporal.errors import (
-    CrisisNotFoundError,
-    CrisisNotRunningError,
-    LiaraError,
-    TemporalBusyError,
-    TemporalUnavailableError,
-)
+from app.temporal.errors import LiaraError, TemporalUnavailableError
+from cognition.liara.errors import CrisisNotFoundError, CrisisNotRunningError, TemporalBusyError
 
 
 def translate_rpc_error(err: RPCError, settings: ConnectionSettings, workflow_id: str = "") -> LiaraError:

@@ -23,17 +23,12 @@ import pytest_asyncio
 from temporalio.service import RPCError, RPCStatusCode
 
 from app.temporal.agents import load_executor_registry
-from app.temporal.errors import (
-    CrisisNotFoundError,
-    CrisisWaitTimeoutError,
-    InvalidCrisisRequestError,
-    LiaraError,
-    TemporalUnavailableError,
-)
+from app.temporal.errors import InvalidCrisisRequestError, LiaraError, TemporalUnavailableError
 from app.temporal.models import CrisisCompletion, CrisisSnapshot, PhaseOutcome, PhaseStatus
 from app.temporal.records import FileRecordStore
 from cognition.liara.actions import missions_from_actions
 from cognition.liara.agency import LiaraTemporalAgency
+from cognition.liara.errors import CrisisNotFoundError, CrisisWaitTimeoutError
 from tests.helpers import assert_eventually
 from tests.helpers.cli import run_cli
 from tests.helpers.processes import WorkerProcess, run_script

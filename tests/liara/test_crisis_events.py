@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from app.temporal.errors import CrisisNotFoundError, IdempotencyConflictError, InvalidCrisisRequestError
+from app.temporal.errors import InvalidCrisisRequestError
 from app.temporal.models import PhaseStatus
 from cognition.liara.agency import LiaraTemporalAgency
+from cognition.liara.errors import CrisisNotFoundError, IdempotencyConflictError
 from tests.helpers import assert_eventually
 from tests.helpers.service import all_wait
 from tests.helpers.workflows import gated_crisis, phase, until, worker

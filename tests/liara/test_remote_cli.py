@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from app.temporal.errors import IdempotencyConflictError
 from cognition.liara.agency import LiaraTemporalAgency
+from cognition.liara.errors import IdempotencyConflictError
 from cognition.liara.remote import RemoteAgency
 from cognition.liara.service.config import MAX_PAGE_SIZE
 from tests.helpers import REPO_ROOT, assert_eventually

@@ -11,9 +11,10 @@ import json
 import pytest
 from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateStage
 
-from app.temporal.errors import CrisisWaitTimeoutError, DecisionRefusedError, TemporalUnavailableError
+from app.temporal.errors import TemporalUnavailableError
 from app.temporal.models import MissionPhase, PhaseStatus
 from app.temporal.workflows import CrisisResponseWorkflow
+from cognition.liara.errors import CrisisWaitTimeoutError, DecisionRefusedError
 from tests.helpers.cli import cli
 from tests.helpers.workflows import gated_crisis, phase, until, worker
 

@@ -14,15 +14,11 @@ from rich.progress import Progress
 from temporalio.client import Client
 
 from app.temporal.client import ConnectionSettings
-from app.temporal.errors import (
-    CrisisNotRunningError,
-    CrisisWaitTimeoutError,
-    DecisionRefusedError,
-    TemporalUnavailableError,
-)
+from app.temporal.errors import TemporalUnavailableError
 from app.temporal.worker_options import MAX_CACHED_WORKFLOWS
 from cognition.liara.agency import LiaraTemporalAgency
 from cognition.liara.bench.workers import WorkerGroup, proc_peak_rss_mib, proc_rss_mib, wait_for_pollers
+from cognition.liara.errors import CrisisNotRunningError, CrisisWaitTimeoutError, DecisionRefusedError
 
 #: Starts and approvals in flight at once.
 IN_FLIGHT = 50

@@ -12,11 +12,12 @@ from typing import Annotated, NoReturn, TypeVar
 
 import typer
 
-from app.temporal.errors import CrisisFailedError, LiaraError
+from app.temporal.errors import LiaraError
 from cognition.liara.agency import LiaraTemporalAgency
 from cognition.liara.commands.options import AddressOption, NamespaceOption, ProfileOption, TaskQueueOption
 from cognition.liara.commands.output import err_console, say
 from cognition.liara.crisis_agency import CrisisAgency
+from cognition.liara.errors import CrisisFailedError
 from cognition.liara.remote import API_TOKEN_ENV, API_URL_ENV, RemoteAgency
 
 EXIT_ERROR = 1

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from app.temporal.errors import CrisisNotRunningError, InvalidCrisisRequestError, TemporalUnavailableError
+from app.temporal.errors import InvalidCrisisRequestError, TemporalUnavailableError
 from app.temporal.models import MAX_PARALLEL, FailurePolicy
 from app.temporal.visibility import CRISIS_STATUSES, DEFAULT_LIST_LIMIT, CrisisFilter
 from cognition.liara.actions import missions_from_actions
@@ -36,6 +36,7 @@ from cognition.liara.commands.output import (
     say,
 )
 from cognition.liara.crisis_agency import CrisisAgency
+from cognition.liara.errors import CrisisNotRunningError
 
 #: Seconds between progress polls while waiting on a terminal.
 PROGRESS_POLL_SECONDS = 0.5

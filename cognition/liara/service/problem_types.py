@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.temporal.errors import (
+from app.temporal.errors import InvalidCrisisRequestError, LiaraError, TemporalUnavailableError
+from cognition.liara.errors import (
     CrisisAlreadyExistsError,
     CrisisFailedError,
     CrisisNotFoundError,
@@ -16,12 +17,9 @@ from app.temporal.errors import (
     CrisisWaitTimeoutError,
     DecisionRefusedError,
     IdempotencyConflictError,
-    InvalidCrisisRequestError,
-    LiaraError,
     PlaybookNotFoundError,
     TemporalBusyError,
     TemporalSetupError,
-    TemporalUnavailableError,
 )
 from cognition.liara.service.tokens import TokenFileError
 

@@ -10,8 +10,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
-from app.temporal.errors import CrisisFailedError, CrisisWaitTimeoutError
 from app.temporal.models import CrisisProgress
+from cognition.liara.errors import CrisisFailedError, CrisisWaitTimeoutError
 from cognition.liara.service.config import MAX_WAIT_SECONDS
 from cognition.liara.service.deps import Agency, Approver, LongPolls, Lookups, Operator, Viewer
 from cognition.liara.service.problems import problem_responses
