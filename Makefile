@@ -48,6 +48,7 @@ test: lint $(CHROMIUM) postgresql iproute2
 lint: $(INSTALLED)
 	$(BIN)/ruff check src cognition scripts examples tests
 	$(BIN)/ruff format --check src cognition scripts examples tests
+	$(BIN)/pyright
 
 bench: $(INSTALLED)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,tracing,bench]'

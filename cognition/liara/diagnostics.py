@@ -64,7 +64,7 @@ def status_name(status: WorkflowExecutionStatus | None) -> str:
 
 def end_state(cause: BaseException | None) -> str:
     """How a workflow ended without a result, by the cause of its failure: cancelled, failed..."""
-    return _END_STATES.get(type(cause), "failed")
+    return _END_STATES.get(type(cause), "failed") if cause is not None else "failed"
 
 
 def live_pollers(pollers: Iterable[PollerInfo]) -> int:

@@ -91,8 +91,7 @@ class EventFeeds:
         """The crisis's events after ``after`` from its feed, which ``source()`` starts if none runs."""
         feed = self._feeds.get(workflow_id)
         if feed is None:
-            feed = CrisisFeed(source(), lambda: self._forget(workflow_id, feed))
-            self._feeds[workflow_id] = feed
+            feed = self._feeds[workflow_id] = self._start(workflow_id, source)
         events = feed.follow(after)
         try:
             async for event in events:
@@ -100,9 +99,15 @@ class EventFeeds:
         finally:
             await events.aclose()
 
-    def _forget(self, workflow_id: str, feed: CrisisFeed) -> None:
-        if self._feeds.get(workflow_id) is feed:
-            del self._feeds[workflow_id]
+    def _start(self, workflow_id: str, source: Callable[[], AsyncGenerator[Event, None]]) -> CrisisFeed:
+        """A feed of ``source()`` that leaves the feeds once it ends (a later reader starts another)."""
+
+        def forget() -> None:
+            if self._feeds.get(workflow_id) is feed:
+                del self._feeds[workflow_id]
+
+        feed = CrisisFeed(source(), forget)
+        return feed
 
     async def close(self) -> None:
         """Stop every feed (when the agency disconnects); their followers end."""

@@ -18,6 +18,7 @@ from typing import Any
 from temporalio.client import (
     Client,
     Schedule,
+    ScheduleActionExecutionStartWorkflow,
     ScheduleActionStartWorkflow,
     ScheduleAlreadyRunningError,
     ScheduleDescription,
@@ -124,15 +125,15 @@ async def listed(client: Client) -> list[dict[str, Any]]:
     """
     rows = []
     async for entry in await client.list_schedules():
-        info, action = entry.info, entry.schedule.action
-        if info is None or not isinstance(action, ScheduleListActionStartWorkflow):
+        info, schedule = entry.info, entry.schedule
+        if info is None or schedule is None or not isinstance(schedule.action, ScheduleListActionStartWorkflow):
             continue
-        if action.workflow != CrisisResponseWorkflow.__name__:
+        if schedule.action.workflow != CrisisResponseWorkflow.__name__:
             continue
         rows.append(
             {
                 "name": entry.id,
-                "paused": entry.schedule.state.paused,
+                "paused": schedule.state.paused,
                 "next_run": info.next_action_times[0].isoformat() if info.next_action_times else None,
                 "last_run": info.recent_actions[-1].started_at.isoformat() if info.recent_actions else None,
             }
@@ -154,10 +155,16 @@ async def described(client: Client, name: str) -> dict[str, Any]:
         "note": state.note,
         "runs": info.num_actions,
         "skipped_overlapping": info.num_actions_skipped_overlap,
-        "running": [action.workflow_id for action in info.running_actions],
+        # A crisis schedule's actions start workflows, the only kind of action Temporal has.
+        "running": [
+            action.workflow_id
+            for action in info.running_actions
+            if isinstance(action, ScheduleActionExecutionStartWorkflow)
+        ],
         "recent": [
-            {"workflow_id": action.action.workflow_id, "started_at": action.started_at.isoformat()}
-            for action in info.recent_actions
+            {"workflow_id": result.action.workflow_id, "started_at": result.started_at.isoformat()}
+            for result in info.recent_actions
+            if isinstance(result.action, ScheduleActionExecutionStartWorkflow)
         ],
         "next_runs": [moment.isoformat() for moment in info.next_action_times],
     }

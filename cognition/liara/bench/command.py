@@ -84,7 +84,7 @@ def bench(
         sweep_runs=sweep_runs,
     )
     connection: Connection = ctx.obj
-    settings = LiaraTemporalAgency(**connection.options).settings
+    settings = connection.agency().settings
     if settings.address == DEFAULT_ADDRESS and not EmbeddedServer().answers():
         say("Starting the embedded Temporal server...", err_console)
         try:

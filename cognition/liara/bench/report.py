@@ -17,11 +17,11 @@ def write_results(results: dict[str, Any], output_dir: Path) -> list[Path]:
     stem = output_dir / f"bench-{time.strftime('%Y%m%d-%H%M%S')}"
     written = [stem.with_suffix(".json")]
     written[0].write_text(json.dumps(results, indent=2) + "\n")
-    try:
-        import matplotlib
+    try:  # the bench extra
+        import matplotlib  # pyright: ignore[reportMissingImports]
 
         matplotlib.use("Agg")
-        from matplotlib import pyplot
+        from matplotlib import pyplot  # pyright: ignore[reportMissingImports]
     except ImportError:
         return written
     sweeps = results["sweeps"]

@@ -39,8 +39,12 @@ class Connection:
         api: str | None = None,
         token: str | None = None,
     ):
-        self.options = {"temporal_host": address, "namespace": namespace, "task_queue": task_queue, "profile": profile}
+        self.address, self.namespace, self.task_queue, self.profile = address, namespace, task_queue, profile
         self.api, self.token = api, token
+
+    def agency(self) -> LiaraTemporalAgency:
+        """The Python API on Temporal with these options (it connects on first use)."""
+        return LiaraTemporalAgency(self.address, self.namespace, self.task_queue, profile=self.profile)
 
     def run(self, command: Callable[[LiaraTemporalAgency], Awaitable[T]]) -> T:
         """Run ``command`` with the Python API on Temporal (the commands that need it directly)."""
@@ -49,7 +53,7 @@ class Connection:
 
         async def with_agency() -> T:
             # The agency connects on first use, so `doctor` can report a failed connection itself.
-            return await command(LiaraTemporalAgency(**self.options))
+            return await command(self.agency())
 
         return self.guard(lambda: asyncio.run(with_agency()))
 

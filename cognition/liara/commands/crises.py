@@ -230,6 +230,7 @@ def trigger(
             started = await agency.start_playbook(playbook, inputs, who, **options)
             described = f"playbook {playbook}"
         else:
+            assert target is not None  # checked above
             missions = (
                 missions_from_file(missions_file) if missions_file else missions_from_actions(target, actions or [])
             )

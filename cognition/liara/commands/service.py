@@ -54,7 +54,6 @@ def serve(
     # Imported here: the other commands need no web framework.
     from app.temporal.codec import configured_codec
     from app.temporal.logs import configure_logging
-    from cognition.liara.agency import LiaraTemporalAgency
     from cognition.liara.notifier import configured_webhooks
     from cognition.liara.service.main import create_app
     from cognition.liara.service.server import bind, is_loopback
@@ -69,7 +68,7 @@ def serve(
         verifier = TokenVerifier(TokenFile(tokens)) if tokens else None
         if verifier is not None and not verifier.count:
             raise _fail(f"Token file {tokens} has no tokens: create one with `liara token create NAME --role ROLE`.")
-        agency = LiaraTemporalAgency(**connection.options)
+        agency = connection.agency()
         configured_codec()  # bad encryption keys stop the service here, in one sentence
         webhooks = configured_webhooks() if notifications else None  # so does a bad [webhooks] table
     except LiaraError as err:

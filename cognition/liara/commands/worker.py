@@ -117,12 +117,12 @@ def worker_command(workflows: Sequence[type], description: str, run: WorkerRun) 
         try:
             if given is not None and given.api:
                 raise LiaraError("A worker runs on Temporal itself, not through the service: leave out --api.")
-            before = given.options if given is not None else {}
+            before = given or Connection(None, None, None, None)
             settings = ConnectionSettings.resolve(
-                address=address or before.get("temporal_host"),
-                namespace=namespace or before.get("namespace"),
-                task_queue=task_queue or before.get("task_queue"),
-                profile=profile or before.get("profile"),
+                address=address or before.address,
+                namespace=namespace or before.namespace,
+                task_queue=task_queue or before.task_queue,
+                profile=profile or before.profile,
             )
         except LiaraError as err:
             logger.error("%s", err)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -41,7 +41,10 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
 }
 
 #: A permission as clients see it: ``read``, ``operate`` or ``decide``.
-PermissionName = Literal[tuple(permission.name.lower() for permission in Permission)]  # type: ignore[valid-type]
+if TYPE_CHECKING:
+    PermissionName = str
+else:  # one of the permissions' names, which the API document lists
+    PermissionName = Literal[tuple(permission.name.lower() for permission in Permission)]
 
 
 def permission_names(role: Role) -> list[str]:

@@ -73,7 +73,13 @@ def problem_type_of(err: LiaraError) -> ProblemType:
 
 
 def problem_body(kind: ProblemType, detail: str, errors: Sequence[FieldProblem] | None = None) -> dict[str, Any]:
-    problem = Problem(type=f"/problems/{kind.slug}", title=kind.title, status=kind.status, detail=detail, errors=errors)
+    problem = Problem(
+        type=f"/problems/{kind.slug}",
+        title=kind.title,
+        status=kind.status,
+        detail=detail,
+        errors=list(errors) if errors is not None else None,
+    )
     return problem.model_dump(mode="json", exclude_none=True)
 
 

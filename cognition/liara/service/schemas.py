@@ -14,7 +14,7 @@ Responses reuse the engine's models (phases, summaries, results), so the documen
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from fastapi import Header, Path
 from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, JsonValue, field_validator
@@ -29,7 +29,6 @@ from app.temporal.models import (
     MAX_WEBHOOKS,
     SAFE_ID_PATTERN,
     ActionName,
-    ApprovalDecision,
     CancelNote,
     CrisisResult,
     CrisisSummary,
@@ -38,6 +37,7 @@ from app.temporal.models import (
     MissionPhase,
     Person,
     PhaseOutcome,
+    Reason,
     RecordedDecision,
     RetrySettings,
     SafeId,
@@ -64,8 +64,10 @@ class _NeverNull:
 
 NeverNull = _NeverNull()
 #: A rejection's reason as the engine's decision takes it (at most 1000 characters).
-Reason = ApprovalDecision.model_fields["reason"].annotation
-CrisisStatusName = Literal[CRISIS_STATUSES]  # type: ignore[valid-type]
+if TYPE_CHECKING:
+    CrisisStatusName = str
+else:  # one of CRISIS_STATUSES, which the API document lists
+    CrisisStatusName = Literal[CRISIS_STATUSES]
 
 WorkflowId = Annotated[
     str,
@@ -197,7 +199,7 @@ class AddPhases(BaseModel):
 class Rejection(BaseModel):
     model_config = _STRICT
 
-    reason: Reason = Field(default=None, description="Why (recorded as the phase's error).")
+    reason: Reason | None = Field(default=None, description="Why (recorded as the phase's error).")
 
 
 class CrisisListParams(CrisisFilter):

@@ -99,7 +99,9 @@ class TokenFile:
         """Add a token named ``name`` with ``role``; return the token itself (the file keeps its hash)."""
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         try:
-            entry = _Entry(name=name, role=role, sha256=_digest(token), created_at=datetime.now(UTC))
+            entry = _Entry.model_validate(
+                {"name": name, "role": role, "sha256": _digest(token), "created_at": datetime.now(UTC)}
+            )
         except ValidationError as err:
             raise TokenFileError(f"Invalid token {describe_validation_error(err)}.") from None
         with self._locked():

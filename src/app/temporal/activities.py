@@ -246,4 +246,5 @@ class CrisisActivities:
 def _current_run() -> CrisisRun:
     """The workflow run this activity works for, as Temporal says."""
     info = activity.info()
+    assert info.workflow_id and info.workflow_run_id, "the crisis's activities run for its workflow"
     return CrisisRun(namespace=info.workflow_namespace, workflow_id=info.workflow_id, run_id=info.workflow_run_id)

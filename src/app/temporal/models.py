@@ -52,6 +52,8 @@ SafeId = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=SA
 InputName = Annotated[str, Field(min_length=1, max_length=64, pattern=INPUT_NAME_PATTERN)]
 Person = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=PERSON_PATTERN)]
 ActionName = Annotated[str, Field(min_length=1, max_length=MAX_ACTION_LENGTH, pattern=ACTION_PATTERN)]
+#: Why a decision was taken (a rejection's reason becomes the phase's error).
+Reason = Annotated[str, Field(max_length=1000)]
 #: A duration: at least a millisecond (Temporal rounds timeouts to milliseconds; 0 means none), at most a day.
 Seconds = Annotated[float, Field(ge=0.001, le=86400)]
 
@@ -294,7 +296,7 @@ class ApprovalDecision(WireModel):
     phase_id: SafeId
     approved: bool
     decided_by: Person
-    reason: Annotated[str, Field(max_length=1000)] | None = None
+    reason: Reason | None = None
 
 
 class RecordedDecision(ApprovalDecision):

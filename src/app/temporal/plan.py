@@ -12,7 +12,7 @@ depends on, directly or not). Everything here is deterministic: the workflow use
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from app.temporal.references import references_in
 
@@ -27,11 +27,15 @@ class PlannedPhase(Protocol):
     params: dict
 
 
+#: A kind of planned phase: what the plan functions take, they return (the workflow's MissionPhase).
+P = TypeVar("P", bound=PlannedPhase)
+
+
 def is_graph(phases: Iterable[PlannedPhase]) -> bool:
     return any(phase.depends_on is not None for phase in phases)
 
 
-def execution_order(phases: Sequence[PlannedPhase]) -> list[PlannedPhase]:
+def execution_order(phases: Sequence[P]) -> list[P]:
     """By priority, ties in the order given (stable)."""
     return sorted(phases, key=lambda phase: phase.priority)
 
@@ -130,7 +134,7 @@ def _cycle(dependencies: Mapping[str, Sequence[str]]) -> list[str] | None:
     return None
 
 
-def ready(phases: Sequence[PlannedPhase], statuses: Mapping[str, str], graph: bool) -> list[PlannedPhase]:
+def ready(phases: Sequence[P], statuses: Mapping[str, str], graph: bool) -> list[P]:
     """The pending phases that may start now, in plan order.
 
     Sequentially, the first pending phase once nothing runs; in a graph, every pending phase

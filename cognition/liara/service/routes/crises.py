@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
-from app.temporal.models import CrisisProgress
+from app.temporal.models import CrisisProgress, CrisisResult
 from cognition.liara.errors import CrisisFailedError, CrisisWaitTimeoutError
 from cognition.liara.service.config import MAX_WAIT_SECONDS
 from cognition.liara.service.deps import Agency, Approver, LongPolls, Lookups, Operator, Viewer
@@ -144,7 +144,9 @@ async def crisis_result(
             except CrisisWaitTimeoutError:
                 pass  # still running: answer as without waiting
             else:
-                return CrisisOutcome(workflow_id=workflow_id, status="completed", result=result)
+                return CrisisOutcome(
+                    workflow_id=workflow_id, status="completed", result=CrisisResult.model_validate(result)
+                )
     report = await agency.get_crisis_status(workflow_id)
     if report["status"] == "running":
         response.status_code = status.HTTP_202_ACCEPTED

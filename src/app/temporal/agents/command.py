@@ -93,16 +93,17 @@ async def _communicate(process: asyncio.subprocess.Process, stdin: bytes) -> tup
     Returns the first ``MAX_OUTPUT_BYTES`` of stdout, whether it had more, the last
     ``MAX_OUTPUT_BYTES`` of stderr and the exit code. A flood of output is drained, not kept.
     """
-    assert process.stdin and process.stdout and process.stderr
+    pipe_in, pipe_out, pipe_err = process.stdin, process.stdout, process.stderr
+    assert pipe_in and pipe_out and pipe_err  # start_process pipes all three
 
     async def feed() -> None:
         try:
-            process.stdin.write(stdin)
-            await process.stdin.drain()
+            pipe_in.write(stdin)
+            await pipe_in.drain()
         except (BrokenPipeError, ConnectionResetError):
             pass  # the program does not read its input; that is its business
         finally:
-            process.stdin.close()
+            pipe_in.close()
 
     async def head(stream: asyncio.StreamReader) -> tuple[bytes, bool]:
         kept, overflowed = bytearray(), False
@@ -116,8 +117,8 @@ async def _communicate(process: asyncio.subprocess.Process, stdin: bytes) -> tup
     stderr = bytearray()
     async with asyncio.TaskGroup() as group:
         group.create_task(feed())
-        stdout = group.create_task(head(process.stdout))
-        group.create_task(keep_tail(process.stderr, stderr))
+        stdout = group.create_task(head(pipe_out))
+        group.create_task(keep_tail(pipe_err, stderr))
     returncode = await process.wait()
     return *stdout.result(), bytes(stderr), returncode
 

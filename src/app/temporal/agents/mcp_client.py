@@ -176,20 +176,22 @@ class _StdioServer:
             target.command, cwd=target.cwd, env=env, noun="MCP server", limit=MAX_MESSAGE_BYTES
         )
         self.process = process
+        stderr = process.stderr
+        assert stderr is not None  # start_process pipes it
         to_session, read = anyio.create_memory_object_stream[SessionMessage | Exception](0)
         write, from_session = anyio.create_memory_object_stream[SessionMessage](0)
         try:
             async with anyio.create_task_group() as pumps:
                 pumps.start_soon(self._read_messages, process, to_session)
                 pumps.start_soon(self._write_messages, process, from_session)
-                pumps.start_soon(keep_tail, process.stderr, self.stderr)
+                pumps.start_soon(keep_tail, stderr, self.stderr)
                 yield read, write
                 await self._let_exit(process)
                 pumps.cancel_scope.cancel()
         finally:
             await kill_process_group(process)  # whatever it started, too
             with contextlib.suppress(TimeoutError):  # what it said last, for the failure message
-                await asyncio.wait_for(keep_tail(process.stderr, self.stderr), _EXIT_GRACE_SECONDS)
+                await asyncio.wait_for(keep_tail(stderr, self.stderr), _EXIT_GRACE_SECONDS)
 
     async def _read_messages(
         self, process: asyncio.subprocess.Process, to_session: MemoryObjectSendStream[SessionMessage | Exception]

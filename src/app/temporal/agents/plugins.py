@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterable, Mapping
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any
+from typing import Any, cast
 
 from app.temporal.agents.command import CommandSettings
 from app.temporal.agents.http import HttpSettings
@@ -46,7 +46,7 @@ def load_factory(point: EntryPoint) -> ExecutorFactory:
     factory = point.load()
     if not callable(factory):
         raise TypeError(f"entry point {point.name!r} ({point.value}) is not callable")
-    return factory
+    return cast(ExecutorFactory, factory)  # what it builds is checked by build_executor
 
 
 def build_executor(factory: ExecutorFactory, settings: Mapping[str, Any]) -> AgentExecutor:

@@ -44,7 +44,9 @@ class CrisisEvents:
     def notify(self, event: WebhookEvent, event_id: int, data: dict[str, Any]) -> None:
         """Start the delivery of ``event`` to each webhook the crisis names."""
         settings = self._request.notifications
-        for webhook in settings.webhooks if settings else []:
+        if settings is None:
+            return
+        for webhook in settings.webhooks:
             delivery = WebhookDelivery(
                 webhook=webhook,
                 workflow_id=workflow.info().workflow_id,

@@ -109,7 +109,7 @@ def parse_url(url: str, source: str) -> dict[str, str]:
             f"or leave it unset to keep records in files."
         )
     try:
-        settings = conninfo_to_dict(url)
+        settings = {key: str(value) for key, value in conninfo_to_dict(url).items() if value is not None}
     except psycopg.ProgrammingError as err:
         raise RecordStoreConfigError(f"{source} is not a valid PostgreSQL URL ({_reason(err)}): {advice}.") from None
     for port in (settings.get("port") or "").split(","):
