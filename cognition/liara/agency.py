@@ -12,6 +12,7 @@ Results and statuses are plain JSON-ready dicts. Every failure a caller can fix 
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncGenerator, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -21,6 +22,7 @@ from pydantic import ValidationError
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import Priority, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.runtime import Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
 from app.temporal.client import ConnectionSettings, connect
@@ -92,6 +94,8 @@ class LiaraTemporalAgency:
             address=temporal_host, namespace=namespace, task_queue=task_queue, api_key=api_key, tls=tls, profile=profile
         )
         self._client = client
+        #: The Temporal runtime (Rust threads) of the client this agency connects itself, if any.
+        self._runtime: Runtime | None = None
         self._feeds = EventFeeds()
 
     async def __aenter__(self) -> LiaraTemporalAgency:
@@ -101,13 +105,29 @@ class LiaraTemporalAgency:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self._feeds.close()
-        self._client = None
+        await self.close()
 
     async def connect(self) -> Client:
         if self._client is None:
-            self._client = await connect(self.settings)
+            # A runtime of its own, which close() ends while the interpreter is whole: the SDK's
+            # shared one lives until interpreter shutdown, when its threads can crash the process
+            # (temporalio/sdk-python#300).
+            self._runtime = Runtime(telemetry=TelemetryConfig())
+            self._client = await connect(self.settings, runtime=self._runtime)
         return self._client
+
+    async def close(self) -> None:
+        """Stop reading events and let go of the connection (``async with`` does it on leaving).
+        A client this agency connected itself is closed with its runtime's threads, so the
+        program can end safely at any moment after.
+        """
+        await self._feeds.close()
+        self._client = None
+        if self._runtime is not None:
+            self._runtime = None
+            # The SDK's client and its implementation refer to each other: only the collector
+            # frees them, and with them the runtime, whose threads stop now.
+            gc.collect()
 
     @property
     def client(self) -> Client:
