@@ -30,6 +30,7 @@ TEMPORAL_ONLY = {
     "register_search_attributes",
     "pollers",
     "connect",
+    "close",
     "client",
 }
 

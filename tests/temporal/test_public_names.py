@@ -71,6 +71,7 @@ def test_agency_module_exports_the_python_api() -> None:
         "list_records",
         # the connection and the namespace
         "connect",
+        "close",
         "client",
         "check_ready",
         "register_search_attributes",
