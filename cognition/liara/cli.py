@@ -16,6 +16,7 @@ from cognition.liara.commands.connection import connection_options
 from cognition.liara.commands.playbooks import playbook_app
 from cognition.liara.commands.records import record_app
 from cognition.liara.commands.schedules import schedule_app
+from cognition.liara.commands.webhooks import webhook_app
 from cognition.liara.worker import liara_worker_command
 
 app = typer.Typer(
@@ -47,6 +48,7 @@ app.command()(setup.setup)
 app.command("codec-server")(codec.codec_server)
 app.command("codec-key")(codec.codec_key)
 app.command()(notifier.notifier)
+app.add_typer(webhook_app, name="webhook")
 app.add_typer(playbook_app, name="playbook")
 app.add_typer(schedule_app, name="schedule")
 app.command()(service.serve)

@@ -1,4 +1,6 @@
-"""A webhook receiver on this machine, and the secret its webhooks are signed with."""
+"""A webhook receiver on this machine, the secret its webhooks are signed with, and a
+``liara.toml`` naming it.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +8,14 @@ import json
 import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from scripts.local_postgres import free_port
 
 SECRET = "a-webhook-secret-for-tests-1234"
+#: The environment variable the webhooks of ``webhook_config`` read their secret from.
+SECRET_ENV = "OPS_SECRET"
 
 
 class Receiver:
@@ -61,3 +66,18 @@ class Receiver:
 
     def accepted_events(self) -> set[str]:
         return {json.loads(r["body"])["event"] for r in self.accepted()}
+
+
+#: A receiver that refuses every request (503: "not now"), so its deliveries are retried for ever.
+REFUSING = 10**9
+
+
+def webhook_config(directory: Path, url: str, *names: str) -> Path:
+    """A ``liara.toml`` in ``directory`` whose webhooks ``names`` (default: ``ops``) all POST to
+    ``url`` + ``/NAME``, signed with ``SECRET`` from ``SECRET_ENV``.
+    """
+    config = directory / "liara.toml"
+    config.write_text(
+        "".join(f'[webhooks.{name}]\nurl = "{url}/{name}"\nsecret_env = "{SECRET_ENV}"\n' for name in names or ("ops",))
+    )
+    return config

@@ -14,6 +14,8 @@ from app.temporal.identity import (
     MAX_SCHEDULE_NAME_LENGTH,
     WORKFLOW_ID_PREFIX,
     crisis_id_for_key,
+    deliveries_prefix,
+    delivery_of,
     delivery_workflow_id,
     new_crisis_id,
     schedule_request_crisis_id,
@@ -68,3 +70,10 @@ def test_a_webhook_delivery_is_named_by_its_crisis_event_and_webhook() -> None:
         at=datetime(2026, 1, 16, tzinfo=UTC),
     )
     assert delivery_workflow_id(delivery) == "crisis-workflow-crisis-1-webhook-7-ops"
+    assert deliveries_prefix("crisis-workflow-crisis-1") == "crisis-workflow-crisis-1-webhook-"
+    assert delivery_of(delivery_workflow_id(delivery), "crisis-workflow-crisis-1") == (7, "ops")
+    assert delivery_of("crisis-workflow-crisis-1-webhook-12-ops-2.eu", "crisis-workflow-crisis-1") == (12, "ops-2.eu")
+    # Another crisis's delivery (its workflow id begins with this one's), or no delivery at all.
+    assert delivery_of("crisis-workflow-crisis-1-webhook-7-ops", "crisis-workflow-crisis") is None
+    assert delivery_of("crisis-workflow-crisis-1-webhook-x-ops", "crisis-workflow-crisis-1") is None
+    assert delivery_of("crisis-workflow-crisis-1", "crisis-workflow-crisis-1") is None

@@ -10,7 +10,7 @@ their records and their receivers' deduplication all rely on ids staying what th
 - A schedule starts its runs as ``crisis-workflow-sched-<name>``, to which Temporal appends the
   time each was due; each run's crisis id is its workflow id without the prefix, made safe.
 - One event's delivery to one webhook is the workflow ``<crisis workflow id>-webhook-<event
-  id>-<webhook>``.
+  id>-<webhook>``; ``delivery_of`` reads the event id and webhook back.
 """
 
 from __future__ import annotations
@@ -89,4 +89,18 @@ MAX_SCHEDULE_NAME_LENGTH = MAX_ID_LENGTH - len(scheduled_crisis_id(scheduled_wor
 
 def delivery_workflow_id(delivery: Delivery) -> str:
     """The workflow of one event's delivery to one webhook: a crisis starts it at most once."""
-    return f"{delivery.workflow_id}-webhook-{delivery.event_id}-{delivery.webhook}"
+    return f"{deliveries_prefix(delivery.workflow_id)}{delivery.event_id}-{delivery.webhook}"
+
+
+def deliveries_prefix(crisis_workflow_id: str) -> str:
+    """What the workflow id of every delivery of a crisis's events begins with."""
+    return f"{crisis_workflow_id}-webhook-"
+
+
+def delivery_of(delivery_id: str, crisis_workflow_id: str) -> tuple[int, str] | None:
+    """``(event id, webhook)`` of a delivery of this crisis's events, from its workflow id; None
+    for any other workflow id.
+    """
+    prefix = deliveries_prefix(crisis_workflow_id)
+    found = re.fullmatch(r"(\d+)-(.+)", delivery_id[len(prefix) :]) if delivery_id.startswith(prefix) else None
+    return (int(found[1]), found[2]) if found else None
