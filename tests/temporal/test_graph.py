@@ -20,7 +20,6 @@ from temporalio.exceptions import ApplicationError
 
 from app.temporal import plan
 from app.temporal.models import (
-    MAX_PARAMS_BYTES,
     AgentReport,
     ApprovalDecision,
     CrisisRequest,
@@ -30,7 +29,7 @@ from app.temporal.models import (
     PhaseStatus,
 )
 from app.temporal.records import FileRecordStore
-from app.temporal.references import UnresolvedReference, resolve, resolve_inputs
+from app.temporal.references import MAX_PARAMS_BYTES, UnresolvedReference, resolve, resolve_inputs
 from app.temporal.workflows import CrisisResponseWorkflow
 from cognition.liara import playbooks
 from tests.helpers import REPO_ROOT, assert_eventually

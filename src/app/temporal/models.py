@@ -62,9 +62,6 @@ INVALID_REQUEST_ERROR = "InvalidCrisisRequest"
 
 #: Largest output one phase's agent may report (JSON bytes); executors refuse more.
 MAX_OUTPUT_BYTES = 64 * 1024
-#: Largest params one phase's agent may get once its references are resolved (JSON bytes): a
-#: phase past it fails at once instead of running.
-MAX_PARAMS_BYTES = 4 * MAX_OUTPUT_BYTES
 #: Outputs and resolved params a crisis carries in its workflow state, result and progress, in
 #: all (JSON bytes). Past this budget they are kept in the crisis record only, and the phase says
 #: so with an ``output_ref`` or ``params_ref``: the result stays far below Temporal's 2 MiB payload

@@ -14,7 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol, TypeVar
 
-from app.temporal.references import references_in
+from pydantic import JsonValue
+
+from app.temporal.references import MAX_PARAMS_BYTES, inputs_resolved_size, references_in
 
 #: Statuses after which a phase no longer changes (a dependent may start, or must be skipped).
 FINISHED = frozenset({"completed", "failed", "skipped", "cancelled"})
@@ -52,10 +54,13 @@ def ancestors(phase_id: str, dependencies: Mapping[str, Sequence[str]]) -> set[s
     return seen
 
 
-def problems(phases: Sequence[PlannedPhase], inputs: Iterable[str], known: Sequence[PlannedPhase] = ()) -> list[str]:
+def problems(
+    phases: Sequence[PlannedPhase], inputs: Mapping[str, JsonValue], known: Sequence[PlannedPhase] = ()
+) -> list[str]:
     """What is wrong with the plan of ``phases`` (added to the ``known`` ones, if any: the crisis's
     plan, in the order it runs), one sentence each: unknown or circular dependencies, references
-    to unknown phases, to phases that do not run before, or to inputs not given.
+    to unknown phases, to phases that do not run before, or to inputs not given, and params that
+    ``inputs`` would take past what a phase's agent may get.
     """
     everything = [*known, *phases]
     ids = {phase.phase_id for phase in everything}
@@ -92,6 +97,13 @@ def problems(phases: Sequence[PlannedPhase], inputs: Iterable[str], known: Seque
             elif reference.phase_id is not None and reference.phase_id not in before[phase.phase_id]:
                 why = "it does not depend on it" if graph else "it does not run before it"
                 found.append(f"phase {phase.phase_id!r} refers to {reference.text}, but {why}")
+        if any(reference.input_name in declared for reference in references):
+            size = inputs_resolved_size(phase.params, inputs)  # counted, not built
+            if size > MAX_PARAMS_BYTES:
+                found.append(
+                    f"phase {phase.phase_id!r} has params of {size} bytes once its inputs are filled in, more than "
+                    f"the {MAX_PARAMS_BYTES} a phase's agent may get: refer to large inputs fewer times"
+                )
     return found
 
 
@@ -112,25 +124,28 @@ def _runs_before(
 
 
 def _cycle(dependencies: Mapping[str, Sequence[str]]) -> list[str] | None:
-    """One cycle of the graph, as the phase ids around it, or None."""
+    """One cycle of the graph, as the phase ids around it, or None. A depth-first walk with a
+    stack of its own, so a chain of any length is checked (a thousand phases each depending on
+    the one before would overflow Python's call stack).
+    """
     state: dict[str, str] = {}  # "visiting" or "done"
-    path: list[str] = []
-
-    def visit(phase_id: str) -> list[str] | None:
-        state[phase_id] = "visiting"
-        path.append(phase_id)
-        for dependency in dependencies.get(phase_id, ()):
-            if state.get(dependency) == "visiting":
+    for start in dependencies:
+        if start in state:
+            continue
+        path = [start]
+        pending = [iter(dependencies.get(start, ()))]
+        state[start] = "visiting"
+        while pending:
+            dependency = next(pending[-1], None)
+            if dependency is None:
+                state[path.pop()] = "done"
+                pending.pop()
+            elif state.get(dependency) == "visiting":
                 return [*path[path.index(dependency) :], dependency]
-            if dependency not in state and (cycle := visit(dependency)):
-                return cycle
-        path.pop()
-        state[phase_id] = "done"
-        return None
-
-    for phase_id in dependencies:
-        if phase_id not in state and (cycle := visit(phase_id)):
-            return cycle
+            elif dependency not in state:
+                state[dependency] = "visiting"
+                path.append(dependency)
+                pending.append(iter(dependencies.get(dependency, ())))
     return None
 
 

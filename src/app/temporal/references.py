@@ -19,6 +19,11 @@ from typing import Any
 
 from pydantic import JsonValue
 
+#: Largest params one phase's agent may get once its references are resolved (JSON bytes): a
+#: request whose inputs already take a phase past it is refused, and a phase that the outputs it
+#: reads take past it fails at once instead of running (counted, never built).
+MAX_PARAMS_BYTES = 256 * 1024
+
 #: A reference (its expression in group 1), or the escape ``$${`` (no group).
 _TOKEN = re.compile(r"\$\$\{|\$\{((?:phases|inputs)\.[^{}]*)\}")
 _ESCAPE = "$${"
@@ -63,9 +68,43 @@ def references_in(value: JsonValue) -> Iterator[Reference]:
             yield from references_in(item)
 
 
-def resolve(value: JsonValue, outputs: Mapping[str, JsonValue], inputs: Mapping[str, JsonValue]) -> JsonValue:
-    """``value`` with every reference replaced; ``UnresolvedReference`` when one cannot be."""
-    return _rewrite(value, lambda expression: _value_of(parse(expression), outputs, inputs), escape="${")
+class ParamsTooLarge(Exception):
+    """What a value's references would expand to is past the limit; nothing was built."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"{size} bytes")
+        self.size = size
+
+
+def resolve(
+    value: JsonValue,
+    outputs: Mapping[str, JsonValue],
+    inputs: Mapping[str, JsonValue],
+    *,
+    limit: int | None = None,
+) -> JsonValue:
+    """``value`` with every reference replaced; ``UnresolvedReference`` when one cannot be.
+
+    With ``limit``, a value whose references would make it larger than ``limit`` bytes of JSON
+    raises ``ParamsTooLarge`` instead, counted before anything is built: a thousand references to
+    one large input cost their count, not a thousand copies.
+    """
+
+    def value_of(expression: str) -> JsonValue:
+        return _value_of(parse(expression), outputs, inputs)
+
+    if limit is not None and _has_tokens(value):
+        size = rewritten_size(value, value_of, escape="${")
+        if size > limit:
+            raise ParamsTooLarge(size)
+    return _rewrite(value, value_of, escape="${")
+
+
+def inputs_resolved_size(value: JsonValue, inputs: Mapping[str, JsonValue]) -> int:
+    """The JSON size of ``value`` once its ``${inputs...}`` are filled in (phase references kept
+    as written, since their outputs are not known yet), counted without building it.
+    """
+    return rewritten_size(value, _given(inputs), escape=_ESCAPE)
 
 
 def resolve_inputs(value: Any, inputs: Mapping[str, JsonValue]) -> Any:
@@ -73,13 +112,19 @@ def resolve_inputs(value: Any, inputs: Mapping[str, JsonValue]) -> Any:
     (phase references, other or malformed references, ``$${``) left as written, for the workflow.
     """
 
+    return _rewrite(value, _given(inputs), escape=_ESCAPE)
+
+
+def _given(inputs: Mapping[str, JsonValue]) -> Callable[[str], JsonValue]:
+    """The value of an ``${inputs.<name>}`` that ``inputs`` has; ``_Kept`` for any other reference."""
+
     def given(expression: str) -> JsonValue:
         found = _INPUT.fullmatch(expression)
         if found is None or found["name"] not in inputs:
             raise _Kept
         return inputs[found["name"]]
 
-    return _rewrite(value, given, escape=_ESCAPE)
+    return given
 
 
 class _Kept(Exception):
@@ -112,6 +157,68 @@ def _rewrite(value: Any, value_of: Callable[[str], JsonValue], escape: str) -> A
     if isinstance(value, dict):
         return {key: _rewrite(item, value_of, escape) for key, item in value.items()}
     return value
+
+
+def rewritten_size(value: Any, value_of: Callable[[str], JsonValue], escape: str) -> int:
+    """The size of ``_rewrite(value, value_of, escape)`` as compact JSON (non-ASCII escaped, as
+    ``json_size`` counts), without building it: each referenced value is measured once.
+    """
+    sizes: dict[str, tuple[int, int]] = {}  # expression -> (JSON size, length of its text in a string)
+
+    def measured(expression: str) -> tuple[int, int]:
+        if expression not in sizes:
+            referenced = value_of(expression)
+            sizes[expression] = (_json_length(referenced), _escaped_length(_text(referenced)))
+        return sizes[expression]
+
+    def size(node: Any) -> int:
+        if isinstance(node, str):
+            whole = _TOKEN.fullmatch(node)
+            if whole and whole[0] != _ESCAPE:
+                try:
+                    return measured(whole[1])[0]
+                except _Kept:
+                    return _json_length(node)
+            total, position = 2, 0  # the quotes
+            for found in _TOKEN.finditer(node):
+                total += _escaped_length(node[position : found.start()])
+                if found[0] == _ESCAPE:
+                    total += _escaped_length(escape)
+                else:
+                    try:
+                        total += measured(found[1])[1]
+                    except _Kept:
+                        total += _escaped_length(found[0])
+                position = found.end()
+            return total + _escaped_length(node[position:])
+        if isinstance(node, list):
+            return 2 + sum(size(item) for item in node) + max(len(node) - 1, 0)
+        if isinstance(node, dict):
+            entries = sum(_json_length(key) + 1 + size(item) for key, item in node.items())
+            return 2 + entries + max(len(node) - 1, 0)
+        return _json_length(node)
+
+    return size(value)
+
+
+def _has_tokens(value: Any) -> bool:
+    """Whether ``value`` holds a reference or an escape (resolving it changes it)."""
+    if isinstance(value, str):
+        return _TOKEN.search(value) is not None
+    if isinstance(value, list):
+        return any(_has_tokens(item) for item in value)
+    if isinstance(value, dict):
+        return any(_has_tokens(item) for item in value.values())
+    return False
+
+
+def _json_length(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":")))
+
+
+def _escaped_length(text: str) -> int:
+    """Characters ``text`` takes inside a JSON string."""
+    return _json_length(text) - 2
 
 
 def _text(value: JsonValue) -> str:

@@ -6,9 +6,13 @@ its schema says, and the token is enforced where the document says it is needed.
 
 from __future__ import annotations
 
+import uuid
+
+import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from app.temporal.models import CrisisRequest
@@ -60,3 +64,48 @@ def test_every_answer_keeps_the_contract(liara_service, service_tokens, mode):
         case.call_and_validate(headers=admin, timeout=90)
 
     keeps_the_contract()
+
+
+def chain(size: int, *, closed: bool = False) -> list[dict[str, object]]:
+    """``size`` phases, each depending on the next one, listed first to last (so a check that
+    follows dependencies goes ``size`` deep); ``closed``: the last depends on the first.
+    """
+    phases = [
+        {"phase_id": f"p{i}", "agent_id": "a", "action": "scan", "target": "t", "depends_on": [f"p{i + 1}"]}
+        for i in range(size)
+    ]
+    phases[-1]["depends_on"] = ["p0"] if closed else []
+    return phases
+
+
+@given(size=st.sampled_from([2, 50, 999, 1000]), closed=st.booleans(), fan_in=st.booleans())
+@settings(max_examples=12, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+def test_deep_and_wide_graphs_never_get_a_5xx(liara_service, service_tokens, size, closed, fan_in):
+    missions = chain(size, closed=closed)
+    if fan_in:  # and one more phase that depends on every other
+        missions.append(
+            {
+                "phase_id": "last",
+                "agent_id": "a",
+                "action": "scan",
+                "target": "t",
+                "depends_on": [phase["phase_id"] for phase in missions],
+            }
+        )
+    admin = service_tokens.headers("admin-1")
+    answer = httpx.post(
+        f"{liara_service.url}/v1/crises",
+        json={"target_member": "t", "missions": missions, "crisis_id": f"deep-{uuid.uuid4().hex[:12]}"},
+        headers=admin,
+        timeout=60,
+    )
+    assert answer.status_code < 500, answer.text
+    if len(missions) > 1000:
+        assert answer.status_code == 422, answer.text
+    elif closed:
+        assert answer.status_code == 422, answer.text
+        assert "phases depend on each other in a circle" in answer.json()["detail"]
+    else:
+        assert answer.status_code == 201, answer.text
+        cancelled = httpx.post(f"{liara_service.url}{answer.headers['Location']}/cancel", headers=admin, timeout=60)
+        assert cancelled.status_code < 500, cancelled.text

@@ -15,7 +15,6 @@ from app.temporal.crisis.phases import PhaseBoard
 from app.temporal.crisis.state import CrisisState
 from app.temporal.models import (
     MAX_OUTPUT_BYTES,
-    MAX_PARAMS_BYTES,
     OUTPUT_BUDGET_BYTES,
     CrisisRequest,
     MissionPhase,
@@ -24,7 +23,13 @@ from app.temporal.models import (
     PhaseStatus,
     json_size,
 )
-from app.temporal.references import UnresolvedReference, references_in, resolve
+from app.temporal.references import (
+    MAX_PARAMS_BYTES,
+    ParamsTooLarge,
+    UnresolvedReference,
+    references_in,
+    resolve,
+)
 
 
 class CannotStart(Exception):
@@ -42,28 +47,29 @@ class PhaseParams:
         crisis does not carry: for its record entry). Raises ``CannotStart``.
         """
         try:
-            resolved = self.resolved(phase)
+            resolved = self.resolved(phase, limit=MAX_PARAMS_BYTES)
         except UnresolvedReference as err:
             raise CannotStart(f"phase {phase.phase_id!r} cannot start: {err}") from None
+        except ParamsTooLarge as err:
+            raise CannotStart(
+                f"phase {phase.phase_id!r} cannot start: its params come to {err.size} bytes once their "
+                f"references are resolved, more than the {MAX_PARAMS_BYTES} a phase's agent may get"
+            ) from None
         if resolved is phase:
             return phase, outcome
         size = json_size(resolved.params)
-        if size > MAX_PARAMS_BYTES:
-            raise CannotStart(
-                f"phase {phase.phase_id!r} cannot start: its params come to {size} bytes once their references "
-                f"are resolved, more than the {MAX_PARAMS_BYTES} a phase's agent may get"
-            )
         kept = self._params_ref(phase, size)
         return resolved, outcome.model_copy(update={"params": resolved.params, "params_ref": kept})
 
-    def resolved(self, phase: MissionPhase) -> MissionPhase:
+    def resolved(self, phase: MissionPhase, *, limit: int | None = None) -> MissionPhase:
         """``phase`` with the references (and escapes) in its params resolved (itself when that
-        changes nothing).
+        changes nothing); ``ParamsTooLarge``, before anything is built, if they would come to more
+        than ``limit`` bytes.
         """
         phases = self._board.phases
         outputs = {p.phase_id: p.output for p in phases if p.status == PhaseStatus.COMPLETED and not p.output_ref}
         try:
-            params = resolve(phase.params, outputs, self._request.inputs)
+            params = resolve(phase.params, outputs, self._request.inputs, limit=limit)
         except UnresolvedReference as err:
             kept = [p.phase_id for p in phases if p.output_ref is not None]
             held = next((phase_id for phase_id in kept if f"phases.{phase_id}.output" in str(err)), None)
