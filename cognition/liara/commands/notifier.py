@@ -7,6 +7,7 @@ import signal
 
 import typer
 
+from app.temporal.logs import configure_logging
 from app.temporal.notifications import notification_task_queue
 from cognition.liara.agency import LiaraTemporalAgency
 from cognition.liara.commands.connection import Connection
@@ -20,6 +21,7 @@ def notifier(ctx: typer.Context) -> None:
 
     async def deliver(agency: LiaraTemporalAgency) -> None:
         book = configured_webhooks()
+        configure_logging("WARNING")  # a failed delivery attempt is one "WARNING - ..." line
         client = await agency.connect()
         stop = asyncio.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -21,6 +21,7 @@ from temporalio.exceptions import ApplicationError
 from app.temporal import metrics
 from app.temporal.agents import AGENT_FAILURE_ERROR, SIMULATE, ExecutorRegistry, Mission, SimulateExecutor
 from app.temporal.errors import CrisisRecordError
+from app.temporal.logs import log_failed_attempt
 from app.temporal.models import (
     MAX_OUTPUT_BYTES,
     AgentReport,
@@ -74,7 +75,8 @@ class CrisisActivities:
         The agent runs as a task while this heartbeats, so a dead worker is noticed within the
         heartbeat timeout and a cancelled phase stops its agent before the cancel completes.
         Each attempt is measured (``liara_phase_duration`` by action and outcome) and each retry
-        counted (``liara_phase_retries`` by action); see app.temporal.metrics.
+        counted (``liara_phase_retries`` by action); see app.temporal.metrics. A failed attempt is
+        one log line, with when the next one comes (app.temporal.logs.log_failed_attempt).
         """
         action = assignment.phase.action
         if activity.info().attempt > 1:
@@ -85,6 +87,10 @@ class CrisisActivities:
             report = await self._perform(assignment)
             outcome = "completed"
             return report
+        except ApplicationError as err:
+            kind = "Compensation of mission phase" if assignment.compensation else "Mission phase"
+            log_failed_attempt(logger, f"{kind} {assignment.phase.phase_id}", err)
+            raise
         except asyncio.CancelledError:
             outcome = "cancelled"
             raise

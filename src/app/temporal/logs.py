@@ -12,6 +12,14 @@ not know:
 
 The text format shows none of them (its lines stay exactly as the quick reference prints them);
 ``--log-format json`` writes them as keys of each line when they are known.
+
+A failed attempt of an agent or of a webhook delivery is one line (:func:`log_failed_attempt`):
+what failed, on which attempt, and when the next one comes. The SDK would also log each such
+failure itself, as "Completing activity as failed" with the whole traceback, on every retry:
+that record is left out for a failure logged here (other failures, such as a bug raising an
+unexpected exception, keep it). The failure category ``BENIGN`` would quiet the SDK as well, but
+it also drops the failure from the SDK's metrics (``temporal_activity_execution_failed``), which
+the monitoring relies on.
 """
 
 from __future__ import annotations
@@ -22,11 +30,12 @@ import multiprocessing
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from temporalio import activity, workflow
+from temporalio.exceptions import ApplicationError
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
 
 CRISIS_FIELDS = ("crisis_id", "workflow_id", "phase_id")
@@ -134,5 +143,77 @@ def configure_logging(level: str = "INFO", log_format: LogFormat | str = LogForm
         handler.setFormatter(logging.Formatter(layout))
     handler.addFilter(CrisisContextFilter())
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    # httpx logs each request at INFO: a second line for every delivery attempt and agent call.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     # The ids are in our own messages (and JSON keys) already; the SDK would append its whole info dict.
     workflow.logger.workflow_info_on_message = False
+
+
+#: The SDK's logger of activity failures ("Completing activity as failed", with the traceback).
+SDK_ACTIVITY_LOGGER = "temporalio.activity"
+#: Marks an exception whose failed attempt :func:`log_failed_attempt` logged already.
+_LOGGED_MARK = "_liara_attempt_logged"
+#: Temporal's retry policy where an activity has none of its own.
+_DEFAULT_INITIAL_INTERVAL = timedelta(seconds=1)
+_DEFAULT_BACKOFF = 2.0
+
+
+def log_failed_attempt(log: logging.Logger, subject: str, err: ApplicationError, hint: str = "") -> None:
+    """Log the attempt of the running activity that ``err`` fails as one warning: ``SUBJECT failed on
+    attempt N: MESSAGE Next attempt in 4 s.`` (or why none follows), then ``hint`` when it is
+    retried; the SDK's own record of the failure, with its traceback, is left out.
+    """
+    info = activity.info()
+    retried, when = next_attempt(err, info)
+    log.warning(
+        "%s failed on attempt %d: %s %s%s",
+        subject,
+        info.attempt,
+        err.message,
+        when,
+        f" {hint}" if retried and hint else "",
+    )
+    setattr(err, _LOGGED_MARK, True)
+    _quiet_logged_failures()
+
+
+def next_attempt(err: ApplicationError, info: activity.Info) -> tuple[bool, str]:
+    """Whether Temporal retries an attempt that failed with ``err``, and when, as a sentence."""
+    policy = info.retry_policy
+    if err.non_retryable or (policy is not None and err.type in (policy.non_retryable_error_types or ())):
+        return False, "It is not retried."
+    if policy is not None and policy.maximum_attempts and info.attempt >= policy.maximum_attempts:
+        return False, f"No attempt is left ({policy.maximum_attempts} at most)."
+    initial = policy.initial_interval if policy is not None else _DEFAULT_INITIAL_INTERVAL
+    backoff = policy.backoff_coefficient if policy is not None else _DEFAULT_BACKOFF
+    longest = (policy.maximum_interval if policy is not None else None) or initial * 100
+    delay = err.next_retry_delay or min(initial * backoff ** (info.attempt - 1), longest)
+    if (
+        info.schedule_to_close_timeout
+        and info.scheduled_time + info.schedule_to_close_timeout < datetime.now(UTC) + delay
+    ):
+        return False, "No attempt is left before its deadline."
+    return True, f"Next attempt in {_duration(delay)}."
+
+
+def _duration(delay: timedelta) -> str:
+    seconds = delay.total_seconds()
+    if seconds < 120:
+        return f"{round(seconds, 1):g} s"
+    if seconds < 7200:
+        return f"{round(seconds / 60, 1):g} min"
+    return f"{round(seconds / 3600, 1):g} h"
+
+
+class _LoggedFailureFilter(logging.Filter):
+    """Leaves out the SDK's record of a failure :func:`log_failed_attempt` logged already."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        failure = record.exc_info[1] if record.exc_info else None
+        return not getattr(failure, _LOGGED_MARK, False)
+
+
+def _quiet_logged_failures() -> None:
+    sdk = logging.getLogger(SDK_ACTIVITY_LOGGER)
+    if not any(isinstance(existing, _LoggedFailureFilter) for existing in sdk.filters):
+        sdk.addFilter(_LoggedFailureFilter())

@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import os
 import time
 from collections.abc import Mapping
@@ -49,6 +50,8 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ConfigDict, Field, JsonValue, Strict, ValidationError, model_validator
 
     from app.temporal.errors import LiaraError
+    from app.temporal.identity import delivery_workflow_id
+    from app.temporal.logs import log_failed_attempt
 
 NOTIFICATION_TASK_QUEUE_ENV = "LIARA_NOTIFICATION_TASK_QUEUE"
 DEFAULT_NOTIFICATION_TASK_QUEUE = "liara-notifications"
@@ -62,6 +65,8 @@ DELIVERY_DEADLINE = timedelta(days=7)
 #: 4xx answers that mean "not now" rather than "never".
 _RETRYABLE_STATUSES = frozenset({408, 425, 429})
 REFUSED_ERROR = "WebhookRefused"
+
+logger = logging.getLogger("liara.notifications")
 
 
 class WebhookEvent(StrEnum):
@@ -212,8 +217,17 @@ class WebhookDeliverer:
     @activity.defn(name="deliver_webhook")
     async def deliver_webhook(self, delivery: WebhookDelivery) -> int:
         """POST the event, signed; return the receiver's status (0: not an event the webhook takes).
-        Raises to be retried.
+        Raises to be retried; each failed attempt is one log line saying when the next one comes.
         """
+        try:
+            return await self._deliver(delivery)
+        except ApplicationError as err:
+            delivery_id = delivery_workflow_id(delivery)
+            stop = f"Stop it with `liara webhook cancel {delivery.workflow_id} --webhook {delivery.webhook}`."
+            log_failed_attempt(logger, f"Webhook delivery {delivery_id}", err, hint=stop)
+            raise
+
+    async def _deliver(self, delivery: WebhookDelivery) -> int:
         configured = self.book.get(delivery.webhook)
         if configured is None:
             # Retried: the operator may add the webhook to the notifier's configuration.
