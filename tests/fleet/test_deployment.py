@@ -40,21 +40,43 @@ SPEC_SERVICES = {"temporal", "temporal-postgresql", "temporal-worker"}
 CRISIS_ATTRIBUTE_NAMES = [key.name for key in CRISIS_SEARCH_ATTRIBUTES]
 
 
-def interpolate(value: Any) -> Any:
-    """What Compose makes of a value when no variable is set: `${VAR:-default}` is the default, `$$` is `$`."""
+#: What an operator sets before the first start (the file has no default for a password).
+OPERATOR_ENV = {"POSTGRES_PASSWORD": "temporal-secret", "LIARA_RECORDS_PASSWORD": "records-secret"}
+_VARIABLE = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
+
+
+class MissingVariable(Exception):
+    """Compose refuses to start: a required variable is not set (its message is Compose's)."""
+
+
+def interpolate(value: Any, env: dict[str, str]) -> Any:
+    """What Compose makes of a value with the variables ``env``: ``${VAR:-default}`` is the value
+    or the default, ``${VAR:?message}`` the value or a refusal, ``$$`` is ``$``.
+    """
     if isinstance(value, str):
-        value = re.sub(r"(?<!\$)\$\{[A-Za-z_][A-Za-z0-9_]*:?-([^}]*)\}", r"\1", value)
-        return value.replace("$$", "$")
+
+        def substituted(found: re.Match[str]) -> str:
+            name, kind, rest = found[1], found[2], found[3]
+            given = env.get(name, "")
+            if given:
+                return given
+            if kind in (":-", "-"):
+                return rest
+            if kind in (":?", "?"):
+                raise MissingVariable(f"{name}: {rest}")
+            return ""
+
+        return _VARIABLE.sub(substituted, value).replace("$$", "$")
     if isinstance(value, list):
-        return [interpolate(item) for item in value]
+        return [interpolate(item, env) for item in value]
     if isinstance(value, dict):
-        return {key: interpolate(item) for key, item in value.items()}
+        return {key: interpolate(item, env) for key, item in value.items()}
     return value
 
 
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
-    return interpolate(yaml.safe_load(COMPOSE_FILE.read_text()))
+    return interpolate(yaml.safe_load(COMPOSE_FILE.read_text()), OPERATOR_ENV)
 
 
 @pytest.fixture(scope="module")
@@ -133,6 +155,28 @@ def test_temporal_starts_with_its_database_and_the_web_ui(services: dict[str, An
     }
     assert depends_on(services["temporal-postgresql"]) == {}
     assert depends_on(services["temporal-ui"]) == {}
+
+
+@pytest.mark.parametrize("unset", sorted(OPERATOR_ENV))
+def test_compose_refuses_to_start_without_each_password(unset: str) -> None:
+    env = {name: value for name, value in OPERATOR_ENV.items() if name != unset}
+    with pytest.raises(MissingVariable, match=f"^{unset}: set {unset} "):
+        interpolate(yaml.safe_load(COMPOSE_FILE.read_text()), env)
+
+
+def test_no_password_has_a_default() -> None:
+    text = COMPOSE_FILE.read_text()
+    assert not re.search(r"PASSWORD:?-", text), "a password variable with a default"
+    assert "PASSWORD: temporal" not in text and ":liara@" not in text
+
+
+def test_temporal_and_its_web_ui_are_published_on_loopback_unless_told_otherwise(services: dict[str, Any]) -> None:
+    for name in ("temporal", "temporal-ui"):
+        assert all(str(port).startswith("127.0.0.1:") for port in services[name]["ports"]), name
+    everywhere = interpolate(
+        yaml.safe_load(COMPOSE_FILE.read_text()), {**OPERATOR_ENV, "TEMPORAL_BIND_ADDRESS": "0.0.0.0"}
+    )
+    assert everywhere["services"]["temporal"]["ports"] == ["0.0.0.0:7233:7233"]
 
 
 def test_temporal_uses_postgresql(services: dict[str, Any]) -> None:
