@@ -7,11 +7,17 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from temporalio.client import Schedule, ScheduleActionStartWorkflow, ScheduleSpec
+from temporalio.service import RPCError
 
+from app.temporal.errors import InvalidCrisisRequestError
+from cognition.liara import schedules
+from cognition.liara.actions import missions_from_actions
 from tests.helpers import REPO_ROOT, assert_eventually
 from tests.helpers.cli import assert_one_sentence_error, cli, until_awaiting
 
@@ -192,7 +198,25 @@ async def test_a_run_due_while_one_runs_is_skipped_unless_the_overlap_says_other
     [
         (("target-alpha", "recon"), "Give a schedule either --cron EXPR or --every SECONDS, not both or neither."),
         (("target-alpha", "recon", "--every", "0.5"), "--every takes 1 to"),
-        (("target-alpha", "recon", "--cron", "not a cron"), "Temporal refused schedule"),
+        (
+            ("target-alpha", "recon", "--cron", "not a cron"),
+            "Error: --cron takes five fields (minute hour day-of-month month day-of-week) or a name such as "
+            "@daily, not 'not a cron': e.g. '0 3 * * *' is every day at 03:00 UTC.",
+        ),
+        (
+            ("target-alpha", "recon", "--cron", "0 0 3 * * *"),
+            "Error: --cron takes five fields (minute hour day-of-month month day-of-week) or a name such as "
+            "@daily, not six: Temporal would read the sixth field of '0 0 3 * * *' as the year; with the seconds "
+            "first, you probably meant --cron '0 3 * * *'.",
+        ),
+        (
+            ("target-alpha", "recon", "--cron", "0 30 9 ? * MON-FRI 2027"),
+            "not seven: with the seconds first and the year last, '0 30 9 ? * MON-FRI 2027' probably means "
+            "--cron '30 9 * * MON-FRI'.",
+        ),
+        (("target-alpha", "recon", "--cron", "@reboot"), "or one of @yearly, @annually, @monthly, @weekly, @daily"),
+        (("target-alpha", "recon", "--cron", "@every 5m"), "--cron '@every 5m' is an interval: give --every SECONDS"),
+        (("target-alpha", "recon", "--cron", "61 3 * * *"), "Temporal refused schedule"),
     ],
 )
 async def test_a_schedule_the_user_gets_wrong_is_one_sentence(liara_env, tmp_path, schedule_name, args, sentence):
@@ -225,3 +249,69 @@ async def test_a_schedule_name_leaves_room_for_the_time_in_each_crisis_id(liara_
     finally:
         for name in (longest, too_long):
             await cli(liara_env, tmp_path, "schedule", "delete", name)
+
+
+@pytest.mark.parametrize("cron", ["0 0 3 * * *", "0 0 3 * * * 2027", "1 2 3 4"])
+async def test_the_python_api_refuses_a_cron_expression_of_other_than_five_fields(dev_server, schedule_name, cron):
+    with pytest.raises(InvalidCrisisRequestError, match="--cron takes five fields"):
+        schedules.spec_of(cron, None)
+    with pytest.raises(InvalidCrisisRequestError, match="--cron takes five fields"):
+        await schedules.create(
+            dev_server.client,
+            schedule_name,
+            ScheduleSpec(cron_expressions=[cron]),
+            task_queue="unused",
+            target_member="target-alpha",
+            missions=missions_from_actions("target-alpha", ["recon"]),
+            initiated_by="tester",
+        )
+    with pytest.raises(RPCError):  # nothing was created
+        await dev_server.client.get_schedule_handle(schedule_name).describe()
+
+
+@pytest.mark.parametrize(
+    "cron", ["0 3 * * *", "@daily", "*/15 9-17 * * MON-FRI", "CRON_TZ=Europe/Paris 30 6 1,15 * * # twice a month"]
+)
+async def test_describe_shows_the_timetable_as_it_was_given(liara_env, tmp_path, schedule_name, cron):
+    await create(liara_env, tmp_path, schedule_name, "target-alpha", "recon", "--cron", cron)
+    about = await described(liara_env, tmp_path, schedule_name)
+    assert (about["cron"], about["every_seconds"]) == ([cron], [])
+    shown = await cli(liara_env, tmp_path, "schedule", "describe", schedule_name)
+    assert shown.stdout.startswith(f"Schedule {schedule_name}: cron {cron}; overlap skip; active\n"), shown.stdout
+
+
+async def test_describe_shows_a_schedule_created_elsewhere_as_cron_text(dev_server, liara_env, tmp_path, schedule_name):
+    """A schedule without liara's memo (created before it kept one, or by another client): its
+    timetable is the calendar Temporal compiled, written as cron text again.
+    """
+    action = ScheduleActionStartWorkflow(
+        "CrisisResponseWorkflow", id=f"crisis-workflow-sched-{schedule_name}", task_queue="x"
+    )
+    spec = ScheduleSpec(cron_expressions=["*/15 9-17 * * 1-5", "0 0 3 * * *"])
+    await dev_server.client.create_schedule(schedule_name, Schedule(action=action, spec=spec))
+    about = await described(liara_env, tmp_path, schedule_name)
+    assert about["cron"] == ["*/15 9-17 * * 1-5", "0 0 3 * *"], "the second as Temporal runs it: monthly"
+
+
+async def test_create_says_when_the_schedule_runs_next(liara_env, tmp_path, schedule_name):
+    created = await cli(liara_env, tmp_path, "schedule", "create", schedule_name, "target-alpha", "recon", *YEARLY)
+    assert created.returncode == 0, created.stderr
+    lines = created.stdout.strip().splitlines()
+    assert lines[0] == f"Schedule {schedule_name} created; its crises: liara list --schedule {schedule_name}"
+    assert lines[1].startswith("Next runs: "), created.stdout
+    upcoming = [datetime.fromisoformat(moment) for moment in lines[1].removeprefix("Next runs: ").split(", ")]
+    assert len(upcoming) == 3
+    assert all((moment.month, moment.day, moment.hour, moment.minute) == (1, 1, 3, 0) for moment in upcoming)
+    assert [moment.year for moment in upcoming] == [upcoming[0].year + n for n in range(3)]
+    assert (await described(liara_env, tmp_path, schedule_name))["next_runs"][:3] == [m.isoformat() for m in upcoming]
+
+
+async def test_create_says_when_a_timetable_never_runs(liara_env, tmp_path, schedule_name):
+    created = await cli(
+        liara_env, tmp_path, "schedule", "create", schedule_name, "target-alpha", "recon", "--cron", "0 0 30 2 *"
+    )
+    assert created.returncode == 0, created.stderr
+    assert created.stdout.strip().splitlines()[1] == (
+        "No run is due: the timetable matches no time to come "
+        f"(start one with `liara schedule trigger {schedule_name}`)."
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,7 +34,11 @@ def create(
     target: Annotated[str | None, typer.Argument(help="The target member (with ACTIONS)")] = None,
     actions: Annotated[list[str] | None, typer.Argument(help="One phase per action, in this order")] = None,
     cron: Annotated[
-        str | None, typer.Option(help='A cron expression, e.g. "0 3 * * *" (every day at 03:00 UTC)')
+        str | None,
+        typer.Option(
+            help='A cron expression of five fields (minute hour day-of-month month day-of-week), e.g. "0 3 * * *" '
+            "(every day at 03:00 UTC), or @hourly, @daily, @weekly, @monthly, @yearly"
+        ),
     ] = None,
     every: Annotated[
         float | None, typer.Option(metavar="SECONDS", help="Instead of --cron: every this many seconds")
@@ -51,8 +56,17 @@ def create(
     ] = None,
     max_parallel: MaxParallel = None,
     priority: Priority = None,
+    webhook: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Tell this webhook (a webhooks.NAME table of liara.toml here and where notifications are delivered) "
+            "of each crisis's approvals needed, failed phases and end (repeatable)"
+        ),
+    ] = None,
 ) -> None:
-    """Create a schedule that starts a crisis on --cron or --every, each run a crisis of its own."""
+    """Create a schedule that starts a crisis on --cron or --every, each run a crisis of its own, and
+    print its next runs.
+    """
     connection: Connection = ctx.obj
     spec = connection.guard(lambda: schedules.spec_of(cron, every))
     if playbook is not None:
@@ -65,13 +79,12 @@ def create(
     else:
         missions = missions_from_file(missions_file) if missions_file else missions_from_actions(target, actions or [])
         fields = {"target_member": target, "missions": missions}
-    fields.update(
-        {name: value for name, value in (("max_parallel", max_parallel), ("priority", priority)) if value is not None}
-    )
+    chosen = (("max_parallel", max_parallel), ("priority", priority), ("webhooks", webhook))
+    fields.update({name: value for name, value in chosen if value is not None})
 
-    async def create_it(agency: LiaraTemporalAgency) -> None:
+    async def create_it(agency: LiaraTemporalAgency) -> list[datetime]:
         client = await agency.connect()
-        await schedules.create(
+        return await schedules.create(
             client,
             name,
             spec,
@@ -81,8 +94,12 @@ def create(
             **fields,
         )
 
-    connection.run(create_it)
+    upcoming = connection.run(create_it)
     say(f"Schedule {name} created; its crises: liara list --schedule {name}")
+    if upcoming:
+        say(f"Next runs: {', '.join(moment.isoformat() for moment in upcoming[:3])}")
+    else:
+        say(f"No run is due: the timetable matches no time to come (start one with `liara schedule trigger {name}`).")
 
 
 @schedule_app.command("list")
@@ -111,7 +128,7 @@ def describe(ctx: typer.Context, name: ScheduleName, as_json: JsonFlag = False) 
     if as_json:
         print_json(about)
         return
-    timetable = ", ".join([*about["cron"], *(f"every {s:g} s" for s in about["every_seconds"])])
+    timetable = ", ".join([*(f"cron {c}" for c in about["cron"]), *(f"every {s:g} s" for s in about["every_seconds"])])
     say(f"Schedule {name}: {timetable}; overlap {about['overlap']}; {'paused' if about['paused'] else 'active'}")
     say(f"Runs so far: {about['runs']} ({about['skipped_overlapping']} skipped while one ran)")
     for run in about["recent"]:
