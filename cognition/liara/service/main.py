@@ -24,7 +24,7 @@ from cognition.liara.agency import LiaraTemporalAgency
 from cognition.liara.notifier import deliver_once_reachable
 from cognition.liara.service.config import ServiceSettings
 from cognition.liara.service.lookups import CrisisLookups
-from cognition.liara.service.middleware import BodyLimit, LocalOnly
+from cognition.liara.service.middleware import BodyLimit, LocalOnly, SecurityHeaders
 from cognition.liara.service.problem_types import TOO_MANY_LONG_POLLS
 from cognition.liara.service.problems import add_problem_schema, install_problem_handlers
 from cognition.liara.service.quotas import Quota
@@ -114,6 +114,7 @@ def create_app(
     if tokens is None:
         app.add_middleware(LocalOnly, hosts=local_hosts)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders, documents=[url for url in (app.docs_url, app.redoc_url) if url])
 
     generate_openapi = app.openapi
 

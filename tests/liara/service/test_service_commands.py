@@ -120,6 +120,10 @@ async def test_without_tokens_on_loopback_every_request_is_the_local_admin(servi
             assert "are refused" in assert_problem(posted, 403, "forbidden")["detail"]
             own_page = await http.get("/v1/crises", headers={"Origin": server.url})
             assert own_page.status_code == 200
+            # Behind a proxy every visitor would come from loopback, and be the local admin.
+            for relayed in ({"X-Forwarded-For": "203.0.113.9"}, {"Forwarded": "for=203.0.113.9"}):
+                proxied = await http.get("/v1/crises", headers=relayed)
+                assert "came through a proxy" in assert_problem(proxied, 403, "forbidden")["detail"]
     finally:
         assert server.stop() == 0, server.output
 
