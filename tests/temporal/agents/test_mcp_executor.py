@@ -37,7 +37,12 @@ def call(tool: str, **arguments: JsonValue) -> dict[str, JsonValue]:
     return {"tool": tool, "arguments": arguments}
 
 
+#: The test server's tools, and one it does not have: what these executors let phases name.
+SERVER_TOOLS = ["scan", "summarize", "summarize_json", "mission_context", "refuse", "die", "slow", "flood", "teleport"]
+
+
 def stdio_executor(**settings: Any) -> McpExecutor:
+    settings.setdefault("tools", SERVER_TOOLS)
     return McpSettings(command=[sys.executable, str(SERVER_SCRIPT), "stdio"], **settings).build(Path())
 
 
@@ -50,6 +55,7 @@ class HttpServer:
         return f"http://127.0.0.1:{self.port}{path}"
 
     def executor(self, path: str = "/mcp", **settings: Any) -> McpExecutor:
+        settings.setdefault("tools", SERVER_TOOLS)
         return McpSettings(url=self.url(path), **settings).build(Path())
 
     def stop(self) -> None:
@@ -170,6 +176,20 @@ async def test_an_unknown_tool_is_not_retried(executor_for: Callable[..., McpExe
     assert "Unknown tool: teleport" in err.message and "'teleport'" in err.message
 
 
+async def test_a_tool_the_configuration_does_not_allow_is_refused_before_any_server_starts() -> None:
+    # Only the executor's tool: a request cannot reach the server's other tools.
+    executor = McpSettings(command=["liara-no-such-mcp-server"], tool="scan").build(Path())
+    err = await expect_failure(executor, make_mission(params=call("die")), retryable=False)
+    assert err.message == (
+        "Phase recon-phase-1 asks MCP server liara-no-such-mcp-server for tool 'die', which its executor does not "
+        "allow (it allows 'scan'): add it to tools in the executor's settings to let phases call it."
+    )
+    named = McpSettings(command=["liara-no-such-mcp-server"], tool="scan", tools=["lookup"]).build(Path())
+    assert named.settings.allowed_tools == {"scan", "lookup"}
+    err = await expect_failure(named, make_mission(params=call("summarize")), retryable=False)
+    assert "(it allows 'lookup', 'scan')" in err.message
+
+
 async def test_bad_arguments_are_not_retried(executor_for: Callable[..., McpExecutor]) -> None:
     err = await expect_failure(executor_for(), make_mission(params=call("scan", depth="deep")), retryable=False)
     assert "validation error" in err.message and "\n" not in err.message
@@ -184,7 +204,7 @@ async def test_bad_arguments_are_not_retried(executor_for: Callable[..., McpExec
     ],
 )
 async def test_bad_params_fail_before_any_server_starts(params: dict[str, JsonValue], expected: str) -> None:
-    executor = McpSettings(command=["liara-no-such-mcp-server"]).build(Path())
+    executor = McpSettings(command=["liara-no-such-mcp-server"], tools=SERVER_TOOLS).build(Path())
     err = await expect_failure(executor, make_mission(params=params), retryable=False)
     assert expected in err.message and "recon-phase-1" in err.message
 
@@ -224,7 +244,7 @@ async def test_an_http_server_killed_during_a_slow_tool_is_retried(own_http_serv
 async def test_a_missing_stdio_program_is_not_retried(tmp_path: Path) -> None:
     missing = str(tmp_path / "no-such-server")
     err = await expect_failure(
-        McpSettings(command=[missing]).build(Path()), make_mission(params=call("scan")), retryable=False
+        McpSettings(command=[missing], tool="scan").build(Path()), make_mission(params=call("scan")), retryable=False
     )
     assert f"MCP server executable {missing} was not found" in err.message
 
@@ -244,7 +264,9 @@ async def test_http_error_statuses_are_sorted(http_server: HttpServer, path: str
 
 
 def test_messages_name_the_url_without_credentials(http_server: HttpServer) -> None:
-    executor = McpSettings(url=f"http://scanner:secret@127.0.0.1:{http_server.port}/mcp?token=abc").build(Path())
+    executor = McpSettings(url=f"http://scanner:secret@127.0.0.1:{http_server.port}/mcp?token=abc", tool="scan").build(
+        Path()
+    )
     assert executor.server.name == f"MCP server at http://127.0.0.1:{http_server.port}/mcp"
 
 
@@ -324,7 +346,8 @@ def config_error(tmp_path: Path, table: str) -> str:
         ('command = ["scan"]\nheaders = { A = "1" }\n', "headers apply to a url server, not to a command"),
         ('command = ["scan"]\ntimeout_seconds = "30"\n', "invalid executors.scanner.timeout_seconds"),
         ('command = ["scan"]\ntool = ""\n', "invalid executors.scanner.tool"),
-        ('command = ["scan"]\ntools = "scan"\n', "unknown key executors.scanner.tools"),
+        ('command = ["scan"]\ntools = "scan"\n', "invalid executors.scanner.tools"),
+        ('command = ["scan"]\n', "name the tools phases may call: tool (the one they call) or tools"),
     ],
 )
 def test_invalid_settings_are_one_sentence_naming_the_key(tmp_path: Path, table: str, expected: str) -> None:
@@ -363,6 +386,7 @@ async def test_a_worker_performs_phases_with_mcp_tools(liara_env: dict[str, str]
     config.write_text(
         '[agents.actions]\nscan = "scanner"\n[executors.scanner]\ntype = "mcp"\n'
         f'command = {json.dumps([sys.executable, str(SERVER_SCRIPT), "stdio"])}\ntool = "scan"\n'
+        'tools = ["scan", "mission_context"]\n'
     )
     phases = [
         {

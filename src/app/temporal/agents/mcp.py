@@ -5,10 +5,13 @@
     command = ["python3", "scanner_server.py"]   # a stdio server, started for each call
     # or: url = "http://127.0.0.1:9100/mcp"      # a streamable HTTP server
     tool = "scan"                                # used when the phase's params name no tool
+    tools = ["scan", "lookup"]                   # the tools a phase may name (default: tool alone)
 
 The phase's ``params.tool`` (else the executor's ``tool``) names the tool and ``params.arguments``
-(an object, default ``{}``) are its arguments. How the call goes, and how its result becomes the
-phase's output, is in app.temporal.agents.mcp_client.
+(an object, default ``{}``) are its arguments. A phase gets only the tools the configuration
+allows, whatever else the server offers: a request cannot reach a tool its operator did not name.
+How the call goes, and how its result becomes the phase's output, is in
+app.temporal.agents.mcp_client.
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ class McpSettings(ExecutorSettings):
     headers: dict[str, str] = Field(default_factory=dict)
     #: The tool of a phase whose params name none.
     tool: ToolName | None = None
+    #: The tools a phase's params may name; without it, ``tool`` alone.
+    tools: Annotated[list[ToolName], Field(min_length=1)] | None = None
 
     @field_validator("url")
     @classmethod
@@ -68,7 +73,13 @@ class McpSettings(ExecutorSettings):
             raise ValueError("env and cwd apply to a command server, not to a url")
         if self.command is not None and self.headers:
             raise ValueError("headers apply to a url server, not to a command")
+        if self.tool is None and self.tools is None:
+            raise ValueError("name the tools phases may call: tool (the one they call) or tools (those they may name)")
         return self
+
+    @property
+    def allowed_tools(self) -> frozenset[str]:
+        return frozenset([*(self.tools or ()), *([self.tool] if self.tool else [])])
 
     def build(self, config_dir: Path) -> McpExecutor:
         return McpExecutor(self, config_dir)
@@ -105,6 +116,14 @@ class McpExecutor:
             raise agent_failure(
                 f"Phase {mission.phase.phase_id} names no tool of {self.server.name}: "
                 "set params.tool, or tool in the executor's settings.",
+                retryable=False,
+            )
+        allowed = self.settings.allowed_tools
+        if tool not in allowed:
+            raise agent_failure(
+                f"Phase {mission.phase.phase_id} asks {self.server.name} for tool {tool!r}, which its executor "
+                f"does not allow (it allows {', '.join(repr(name) for name in sorted(allowed))}): "
+                "add it to tools in the executor's settings to let phases call it.",
                 retryable=False,
             )
         # Imported on the first call: the SDK takes a quarter of a second to load, and every
