@@ -13,7 +13,7 @@ from app.temporal.errors import InvalidCrisisRequestError
 from app.temporal.identity import new_crisis_id
 from app.temporal.models import CrisisRequest, MissionPhase, strict_input
 from app.temporal.notifications import notification_task_queue
-from app.temporal.notifier import configured_webhooks_for_all_crises
+from app.temporal.notifier import CrisisWebhooks, configured_crisis_webhooks
 from app.temporal.validation import describe_validation_error
 
 #: Memo key of the digest of the request a crisis was started with (compared when a key is reused).
@@ -39,8 +39,10 @@ def build_request(
 
     ``webhooks`` names webhooks configured where notifications are delivered (``liara serve``,
     ``liara notifier``), to which those of this machine's configuration marked ``all_crises`` are
-    added; ``options`` are further ``CrisisRequest`` fields: ``retry``,
-    ``phase_timeout_seconds``, ``heartbeat_timeout_seconds``, ``failure_policy``.
+    added; each name must be defined in this machine's configuration too (a name it does not
+    define is refused, naming the file, rather than retried for a week by the notifier).
+    ``options`` are further ``CrisisRequest`` fields: ``retry``, ``phase_timeout_seconds``,
+    ``heartbeat_timeout_seconds``, ``failure_policy``.
     """
     fields: dict[str, Any] = {
         "target_member": target_member,
@@ -48,8 +50,9 @@ def build_request(
         "initiated_by": initiated_by,
         **{name: _plain(value) for name, value in options.items() if value is not None},
     }
-    told = list(webhooks or [])
-    told += [name for name in configured_webhooks_for_all_crises() if name not in told]
+    configured = configured_crisis_webhooks()
+    named = list(webhooks or [])
+    told = named + [name for name in configured.all_crises if name not in named]
     if told:
         fields["notifications"] = {"webhooks": told, "task_queue": notification_task_queue()}
     try:
@@ -57,9 +60,33 @@ def build_request(
         strict_input(CrisisRequest, {**fields, "crisis_id": "check"})
         # An empty crisis id is refused like any other bad one, not replaced by a generated id.
         chosen = new_crisis_id(target_member.strip()) if crisis_id is None else crisis_id
-        return strict_input(CrisisRequest, {**fields, "crisis_id": chosen})
+        request = strict_input(CrisisRequest, {**fields, "crisis_id": chosen})
     except ValidationError as err:
         raise InvalidCrisisRequestError(f"Invalid crisis request: {describe_validation_error(err)}.") from None
+    _check_defined(named, configured)
+    return request
+
+
+def _check_defined(named: list[str], configured: CrisisWebhooks) -> None:
+    """Refuse webhook names this machine's configuration does not define: the notifier would
+    retry their deliveries for a week before giving up.
+    """
+    unknown = [(index, name) for index, name in enumerate(named) if name not in configured.defined]
+    if not unknown:
+        return
+    places = [f"webhooks.{index}" for index, _ in unknown]
+    quoted = [repr(name) for _, name in unknown]
+    names = quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} and {quoted[-1]}"
+    what = "is not a webhook" if len(unknown) == 1 else "are not webhooks"
+    if configured.path is None:
+        where = (
+            f"{what} defined here: no configuration file defines webhooks (liara.toml in this directory, or the "
+            "file LIARA_CONFIG names)"
+        )
+    else:
+        defines = f"it defines {', '.join(configured.defined)}" if configured.defined else "it defines none"
+        where = f"{what} of configuration file {configured.path} ({defines})"
+    raise InvalidCrisisRequestError(f"Invalid crisis request: {', '.join(places)}: {names} {where}.")
 
 
 def build_phases(missions: Iterable[MissionPhase | Mapping[str, Any]]) -> list[MissionPhase]:

@@ -34,7 +34,7 @@ from app.temporal.notifications import (
 )
 from cognition.liara.notifier import configured_webhooks, notifier_worker
 from tests.helpers import assert_eventually
-from tests.helpers.webhooks import SECRET, Receiver
+from tests.helpers.webhooks import SECRET, Receiver, webhook_config
 from tests.helpers.workflows import phase, until, worker
 
 pytestmark = pytest.mark.integration
@@ -65,6 +65,8 @@ async def test_every_event_reaches_a_receiver_that_was_down_once_per_event_id(
     notifications = f"notify-{uuid.uuid4()}"
     monkeypatch.setenv("LIARA_NOTIFICATION_TASK_QUEUE", notifications)
     receiver = Receiver(refusals=1, listening=False)
+    # The crisis may name ops: the configuration where it starts defines it.
+    monkeypatch.setenv("LIARA_CONFIG", str(webhook_config(tmp_path, receiver.url)))
     deliverer = WebhookDeliverer(book_for(receiver.url))
     notifier = Worker(
         dev_server.client,

@@ -157,6 +157,7 @@ async def test_the_main_worker_delivers_webhooks_and_the_liara_worker_leaves_the
     env = {**liara_env, "LIARA_CONFIG": str(config), "OPS_SECRET": SECRET}
     notifications = env[NOTIFICATION_TASK_QUEUE_ENV]
     monkeypatch.setenv(NOTIFICATION_TASK_QUEUE_ENV, notifications)  # the crisis names the workers' queue
+    monkeypatch.setenv("LIARA_CONFIG", str(config))  # and a webhook this configuration defines
     dedicated = await asyncio.to_thread(spawn, "cognition/liara/worker.py", env, tmp_path)
     main = await asyncio.to_thread(spawn, "src/app/temporal/worker.py", env, tmp_path)
     try:

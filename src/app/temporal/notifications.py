@@ -140,6 +140,11 @@ def webhooks_for_all_crises(table: Mapping[str, Any], source: str) -> list[str]:
     return [name for name, hook in _checked(table, source).items() if hook.all_crises]
 
 
+def webhook_names(table: Mapping[str, Any], source: str) -> list[str]:
+    """The names of the webhooks a ``[webhooks]`` table defines, each checked (not its secret)."""
+    return sorted(_checked(table, source))
+
+
 class WebhookBook:
     """The configured webhooks by name, with their secrets; what a delivery looks up."""
 
