@@ -124,8 +124,30 @@ class TokenFile:
             self._write(_Contents(tokens=kept))
 
     def identities(self) -> dict[str, Identity]:
-        """Each token's hash and who it stands for."""
+        """Each token's hash and who it stands for; refused from a file that others may write,
+        since whoever can write it can give themselves any role.
+        """
+        self._check_private()
         return {entry.sha256: Identity(entry.name, entry.role) for entry in self._read().tokens}
+
+    def _check_private(self) -> None:
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            return  # said by _read, with what to do
+        except OSError as err:
+            raise TokenFileError(f"Cannot read token file {self.path}: {err.strerror}.") from None
+        writers = [who for who, bit in (("its group", 0o020), ("every user", 0o002)) if stat.st_mode & bit]
+        if writers:
+            raise TokenFileError(
+                f"Token file {self.path} can be written by {' and '.join(writers)} (mode {stat.st_mode & 0o777:o}), "
+                f"who could give themselves any role: make it the owner's alone with `chmod 600 {self.path}`."
+            )
+        if stat.st_uid != os.getuid():
+            raise TokenFileError(
+                f"Token file {self.path} belongs to another user (uid {stat.st_uid}), who could give themselves any "
+                "role: use a token file of the user that runs the service."
+            )
 
     def version(self) -> tuple[int, int, int]:
         """Changes whenever the file is replaced or rewritten (inode, size, modification time)."""

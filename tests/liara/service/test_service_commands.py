@@ -6,6 +6,7 @@ file, ``liara serve`` refusing what it must, serving on loopback without tokens,
 from __future__ import annotations
 
 import json
+import os
 import signal
 import stat
 import uuid
@@ -90,6 +91,26 @@ def test_a_missing_or_malformed_token_file_is_one_sentence(service_env, tmp_path
         failed = run_cli(service_env, tmp_path, *args)
         assert failed.returncode == 1, failed.stdout
         assert expected in assert_one_sentence_error(failed.stderr)
+
+
+@pytest.mark.parametrize(
+    ("mode", "owner", "says"),
+    [
+        (0o664, None, "can be written by its group (mode 664)"),
+        (0o606, None, "can be written by every user (mode 606)"),
+        (0o600, 65534, "belongs to another user (uid 65534)"),
+    ],
+)
+def test_serve_refuses_a_token_file_that_others_may_write(service_env, tmp_path, mode, owner, says):
+    path = tmp_path / "tokens.json"
+    create_token(service_env, tmp_path, path, "admin-1", "admin")
+    os.chmod(path, mode)
+    if owner is not None:
+        os.chown(path, owner, -1)
+    failed = run_cli(service_env, tmp_path, "serve", "--port", "0", "--tokens", str(path))
+    assert failed.returncode == 1, failed.stdout
+    assert says in assert_one_sentence_error(failed.stderr)
+    assert "listening" not in failed.stdout
 
 
 def test_serve_refuses_a_non_loopback_host_without_tokens(service_env, tmp_path):
