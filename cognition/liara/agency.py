@@ -29,7 +29,7 @@ from app.temporal.client import ConnectionSettings, connect
 from app.temporal.errors import InvalidCrisisRequestError, LiaraError
 from app.temporal.identity import crisis_id_for_key, workflow_id_for
 from app.temporal.models import ApprovalDecision, MissionPhase, strict_input
-from app.temporal.validation import describe_validation_error
+from app.temporal.validation import InvalidFieldsError, describe_validation_error
 from app.temporal.visibility import (
     CRISIS_SEARCH_ATTRIBUTES,
     CrisisFilter,
@@ -67,7 +67,7 @@ from cognition.liara.errors import (
 )
 from cognition.liara.event_feeds import EventFeeds
 from cognition.liara.listing import crisis_page
-from cognition.liara.playbooks import SUFFIXES, find, load
+from cognition.liara.playbooks import load, locate
 from cognition.liara.recorded_status import recorded_status
 from cognition.liara.rpc_errors import translate_rpc_error
 
@@ -225,11 +225,14 @@ class LiaraTemporalAgency:
         ``start_crisis``'s keywords (``crisis_id``, ``idempotency_key`` and its options, such as
         ``max_parallel``); each given wins over the playbook's own.
         """
-        path = Path(playbook) if isinstance(playbook, Path) or Path(playbook).suffix in SUFFIXES else find(playbook)
-        fields = load(path).render(inputs or {})
+        loaded = load(locate(playbook))
+        fields = loaded.render(inputs or {})
         # What the caller gives wins over the playbook's own options.
         fields.update({name: value for name, value in start.items() if value is not None})
-        return await self.start_crisis(fields.pop("target_member"), fields.pop("missions"), initiated_by, **fields)
+        try:
+            return await self.start_crisis(fields.pop("target_member"), fields.pop("missions"), initiated_by, **fields)
+        except InvalidFieldsError as err:  # said where it is in the playbook (phases[0].priority)
+            raise err.reworded(loaded.in_its_words, f"Playbook {loaded.name}") from None
 
     async def trigger_playbook(
         self, playbook: str | Path, inputs: Mapping[str, Any] | None = None, initiated_by: str = "unknown", **start: Any

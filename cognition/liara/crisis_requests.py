@@ -14,7 +14,7 @@ from app.temporal.identity import new_crisis_id
 from app.temporal.models import CrisisRequest, MissionPhase, strict_input
 from app.temporal.notifications import notification_task_queue
 from app.temporal.notifier import CrisisWebhooks, configured_crisis_webhooks
-from app.temporal.validation import describe_validation_error
+from app.temporal.validation import FieldProblem, InvalidFieldsError
 
 #: Memo key of the digest of the request a crisis was started with (compared when a key is reused).
 REQUEST_DIGEST_MEMO = "liara_request_sha256"
@@ -62,7 +62,7 @@ def build_request(
         chosen = new_crisis_id(target_member.strip()) if crisis_id is None else crisis_id
         request = strict_input(CrisisRequest, {**fields, "crisis_id": chosen})
     except ValidationError as err:
-        raise InvalidCrisisRequestError(f"Invalid crisis request: {describe_validation_error(err)}.") from None
+        raise InvalidFieldsError.of("Invalid crisis request", err) from None
     _check_defined(named, configured)
     return request
 
@@ -92,10 +92,15 @@ def _check_defined(named: list[str], configured: CrisisWebhooks) -> None:
 def build_phases(missions: Iterable[MissionPhase | Mapping[str, Any]]) -> list[MissionPhase]:
     """Validate phases to add to a running crisis."""
     plain = _plain_list(missions, "Invalid mission phases: the phases to add")
-    try:
-        return [strict_input(MissionPhase, m) for m in plain]
-    except ValidationError as err:
-        raise InvalidCrisisRequestError(f"Invalid mission phase: {describe_validation_error(err)}.") from None
+    if not plain:
+        raise InvalidFieldsError("Invalid mission phases", [FieldProblem(("missions",), "give at least one phase")])
+    phases = []
+    for position, phase in enumerate(plain):
+        try:
+            phases.append(strict_input(MissionPhase, phase))
+        except ValidationError as err:
+            raise InvalidFieldsError.of("Invalid mission phase", err, within=("missions", position)) from None
+    return phases
 
 
 def _plain(value: Any) -> Any:

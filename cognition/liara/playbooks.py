@@ -13,9 +13,10 @@
 
 Starting one renders it: every ``${inputs.<name>}`` in it takes the input's value (a whole value
 where the string is only the reference), the inputs are kept in the request, and the result is
-checked as any crisis request is; ``${phases...}`` references are left to the workflow. A
-playbooks directory (``LIARA_PLAYBOOKS``, default ``playbooks/``) lets a playbook be named instead
-of given by path.
+checked as any crisis request is; ``${phases...}`` references are left to the workflow. An input
+given a value that does not fit where the playbook puts it is named, once, as the input (not as
+each field it went into). A playbooks directory (``LIARA_PLAYBOOKS``, default ``playbooks/``) lets
+a playbook be named instead of given by path (``locate``).
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ from pydantic import (
 from app.temporal import plan
 from app.temporal.errors import InvalidCrisisRequestError
 from app.temporal.models import INPUT_NAME_PATTERN, CrisisRequest, MissionPhase, SafeId, strict_input
-from app.temporal.references import resolve_inputs
-from app.temporal.validation import describe_validation_error
+from app.temporal.references import references_in, resolve_inputs
+from app.temporal.validation import FieldProblem, InvalidFieldsError, Location, describe_validation_error, meaning
 from cognition.liara.errors import PlaybookNotFoundError
 
 PLAYBOOKS_ENV = "LIARA_PLAYBOOKS"
@@ -136,11 +137,90 @@ class Playbook(_Strict):
 
     def render(self, given: Mapping[str, JsonValue], *, placeholders: bool = False) -> dict[str, Any]:
         """The crisis request's fields (``target_member``, ``missions``, ``inputs``, ``playbook``,
-        options).
+        options). A given input whose value does not fit where the playbook puts it (a target, a
+        phase id, a priority) raises ``InvalidFieldsError`` naming the input, once.
         """
         values = self.values(given, placeholders=placeholders)
         fields = {"target_member": self.target_member, "missions": self.phases, **self.options}
-        return {**resolve_inputs(fields, values), "inputs": values, "playbook": self.name}
+        rendered = {**resolve_inputs(fields, values), "inputs": values, "playbook": self.name}
+        self._check_given(fields, rendered, {name: values[name] for name in given if name in values})
+        return rendered
+
+    def in_its_words(self, problem: FieldProblem) -> str:
+        """A problem of the crisis request this playbook renders, where it is in the playbook
+        (``phases[2].priority``, ``options.max_parallel``).
+        """
+        location = _in_playbook(problem.location, self.options)
+        return f"{_located(location)}: {problem.message}" if location else problem.message
+
+    def _check_given(self, fields: dict[str, Any], rendered: dict[str, Any], given: Mapping[str, JsonValue]) -> None:
+        """Refuse given inputs whose values break a rule of the fields they went into."""
+        if not given:
+            return
+        try:
+            strict_input(CrisisRequest, {**rendered, "crisis_id": "check", "initiated_by": "check"})
+        except ValidationError as err:
+            details = err.errors()
+        else:
+            return
+        problems: dict[tuple[str, str], FieldProblem] = {}
+        for detail in details:
+            location = tuple(part for part in detail["loc"] if part != "[key]")
+            for name in _inputs_at(fields, location):
+                if name in given:
+                    noun = _noun(location)
+                    place = _located(_in_playbook(location, self.options))
+                    what = f"is not a valid {noun}" if noun else f"does not fit {place}"
+                    said = f"{what} ({given[name]!r}): {meaning(detail)}"
+                    problems.setdefault((name, said), FieldProblem(("inputs", name), said))
+        if problems:
+            chosen = list(problems.values())
+            raise InvalidFieldsError(
+                "Invalid crisis request",
+                chosen,
+                [f"input {problem.location[1]!r} of playbook {self.name} {problem.message}" for problem in chosen],
+            )
+
+
+#: What the fields an input may go into hold, as a user names them.
+_NOUNS = {
+    "target_member": "target",
+    "target": "target",
+    "phase_id": "phase id",
+    "agent_id": "agent id",
+    "action": "action",
+    "compensate_action": "action",
+    "depends_on": "phase id",
+    "webhooks": "webhook name",
+}
+
+
+def _noun(location: Location) -> str | None:
+    """What the field at ``location`` holds, as a user names it (``target``), if it is a name."""
+    names = [part for part in location if isinstance(part, str)]
+    return _NOUNS.get(names[-1]) if names else None
+
+
+def _inputs_at(fields: Any, location: Location) -> list[str]:
+    """The inputs that the playbook's text puts at ``location`` (or around it: a whole value
+    that an input replaced).
+    """
+    node = fields
+    for part in location:
+        if isinstance(node, str):
+            break
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            return []
+    if not isinstance(node, str):
+        return []
+    try:
+        return [reference.input_name for reference in references_in(node) if reference.input_name]
+    except ValueError:
+        return []
 
 
 def _typed(playbook: str, name: str, kind: InputType, value: JsonValue) -> JsonValue:
@@ -351,11 +431,21 @@ def _located(location: tuple[Any, ...]) -> str:
 
 
 def _message(problem: Mapping[str, Any]) -> str:
-    return str(problem["msg"]).removeprefix("Value error, ")
+    return meaning(problem)
 
 
 def playbooks_directory(environ: Mapping[str, str] = os.environ) -> Path:
     return Path(environ.get(PLAYBOOKS_ENV) or DEFAULT_PLAYBOOKS_DIR)
+
+
+def locate(playbook: str | Path, directory: Path | None = None) -> Path:
+    """A playbook's file: ``playbook`` itself if it is a path or has a playbook's suffix, else the
+    file of the playbook of that name in the playbooks directory (``find``). Every command that
+    takes a playbook finds it so.
+    """
+    if isinstance(playbook, Path) or Path(playbook).suffix in SUFFIXES:
+        return Path(playbook)
+    return find(playbook, directory)
 
 
 def find(name: str, directory: Path | None = None) -> Path:

@@ -63,6 +63,25 @@ def phase(phase_id: str = "recon-phase-1", action: str = "recon", **extra: Any) 
     return {"phase_id": phase_id, "agent_id": agent, "action": action, "target": "target-alpha", **extra}
 
 
+#: A phase's fields given values of another JSON type, by what is wrong, with the field at fault
+#: (within the phase) and what every interface says of it: the Python API, a missions file, a
+#: playbook and the HTTP API refuse each alike.
+WRONG_JSON_TYPES: dict[str, tuple[dict[str, Any], str, str]] = {
+    "a string for a boolean": ({"requires_approval": "yes"}, "requires_approval", "Input should be a valid boolean"),
+    "a boolean for an integer": (
+        {"retry": {"maximum_attempts": True}},
+        "retry.maximum_attempts",
+        "Input should be a valid integer",
+    ),
+    "a numeric string for an integer": (
+        {"retry": {"maximum_attempts": "5"}},
+        "retry.maximum_attempts",
+        "Input should be a valid integer",
+    ),
+    "a string number for a timeout": ({"timeout": "30"}, "timeout", "Input should be a valid number"),
+}
+
+
 def crisis_body(*phases: dict[str, Any], target: str | None = None, **options: Any) -> dict[str, Any]:
     """A crisis on a target of its own (so listing by target finds this test's crises only)."""
     return {"target_member": target or f"target-{uuid.uuid4().hex[:10]}", "missions": list(phases), **options}

@@ -32,7 +32,7 @@ from cognition.liara.errors import CrisisNotFoundError, CrisisWaitTimeoutError
 from tests.helpers import assert_eventually
 from tests.helpers.cli import run_cli
 from tests.helpers.processes import WorkerProcess, run_script
-from tests.helpers.service import phase
+from tests.helpers.service import WRONG_JSON_TYPES, phase
 
 pytestmark = pytest.mark.integration
 
@@ -163,20 +163,39 @@ TEN_THOUSAND = "x" * 10_000
 VALID = [phase()]
 
 BAD_REQUESTS = {
+    # The command line names what the user typed: TARGET, --crisis-id; the Python API its arguments.
     "empty target": BadRequest(
-        ("", "recon"), {"target_member": ""}, "target_member: String should have at least 1 character"
+        ("", "recon"),
+        {"target_member": ""},
+        "Invalid crisis request: TARGET: String should have at least 1 character.",
+        api_says="target_member: String should have at least 1 character",
     ),
     "whitespace target": BadRequest(
-        ("   ", "recon"), {"target_member": " \t "}, "target_member: String should have at least 1 character"
+        ("   ", "recon"),
+        {"target_member": " \t "},
+        "Invalid crisis request: TARGET: String should have at least 1 character.",
+        api_says="target_member: String should have at least 1 character",
     ),
-    "target with /": BadRequest(("a/b", "recon"), {"target_member": "a/b"}, f"target_member: {ID_RULE}"),
-    "target ..": BadRequest(("..", "recon"), {"target_member": ".."}, f"target_member: {ID_RULE}"),
+    "target with /": BadRequest(
+        ("a/b", "recon"), {"target_member": "a/b"}, f"TARGET: {ID_RULE}.", api_says=f"target_member: {ID_RULE}"
+    ),
+    "target ..": BadRequest(
+        ("..", "recon"), {"target_member": ".."}, f"TARGET: {ID_RULE}.", api_says=f"target_member: {ID_RULE}"
+    ),
     "crisis id with /": BadRequest(
-        ("--crisis-id", "../escape", "target-alpha", "recon"), {"crisis_id": "../escape"}, f"crisis_id: {ID_RULE}"
+        ("--crisis-id", "../escape", "target-alpha", "recon"),
+        {"crisis_id": "../escape"},
+        f"Invalid crisis request: --crisis-id: {ID_RULE}.",
+        api_says=f"crisis_id: {ID_RULE}",
     ),
-    "crisis id ..": BadRequest(("--crisis-id", "..", "target-alpha", "recon"), {"crisis_id": ".."}, "crisis_id: "),
+    "crisis id ..": BadRequest(
+        ("--crisis-id", "..", "target-alpha", "recon"), {"crisis_id": ".."}, "--crisis-id: ", api_says="crisis_id: "
+    ),
     "empty crisis id": BadRequest(
-        ("--crisis-id", "", "target-alpha", "recon"), {"crisis_id": ""}, "crisis_id: String should have at least 1"
+        ("--crisis-id", "", "target-alpha", "recon"),
+        {"crisis_id": ""},
+        "--crisis-id: String should have at least 1",
+        api_says="crisis_id: String should have at least 1",
     ),
     "phase id with /": BadRequest(
         ("target-alpha", "--missions-file", "FILE"),
@@ -206,12 +225,14 @@ BAD_REQUESTS = {
     "10,000-character target": BadRequest(
         (TEN_THOUSAND, "recon"),
         {"target_member": TEN_THOUSAND},
-        "target_member: String should have at most 128 characters",
+        "TARGET: String should have at most 128 characters",
+        api_says="target_member: String should have at most 128 characters",
     ),
     "10,000-character crisis id": BadRequest(
         ("--crisis-id", TEN_THOUSAND, "target-alpha", "recon"),
         {"crisis_id": TEN_THOUSAND},
-        "crisis_id: String should have at most 128 characters",
+        "--crisis-id: String should have at most 128 characters",
+        api_says="crisis_id: String should have at most 128 characters",
     ),
     "10,000-character phase id": BadRequest(
         ("target-alpha", "--missions-file", "FILE"),
@@ -219,7 +240,9 @@ BAD_REQUESTS = {
         "missions.0.phase_id: String should have at most 128 characters",
         missions_file=[phase(TEN_THOUSAND)],
     ),
-    "non-ASCII target": BadRequest(("tärget", "recon"), {"target_member": "tärget"}, f"target_member: {ID_RULE}"),
+    "non-ASCII target": BadRequest(
+        ("tärget", "recon"), {"target_member": "tärget"}, f"TARGET: {ID_RULE}", api_says=f"target_member: {ID_RULE}"
+    ),
     "non-ASCII phase id": BadRequest(
         ("target-alpha", "--missions-file", "FILE"),
         {"missions": [phase("phäse-1")]},
@@ -235,13 +258,13 @@ BAD_REQUESTS = {
     "zero phases": BadRequest(
         ("target-alpha", "--missions-file", "FILE"),
         {"missions": []},
-        "missions: a crisis has 1 to 1000 phases, not 0",
+        "missions: give at least one phase.",
         missions_file=[],
     ),
     "10,000 phases": BadRequest(
         ("target-alpha", "--missions-file", "FILE"),
         {"missions": [phase(f"p-{n}") for n in range(10_000)]},
-        "missions: a crisis has 1 to 1000 phases, not 10000",
+        "missions: give at most 1000 phases, not 10000.",
         missions_file=[phase(f"p-{n}") for n in range(10_000)],
     ),
     "negative priority": BadRequest(
@@ -268,6 +291,28 @@ BAD_REQUESTS = {
         "Action 'rec!on' is not a word: use up to 64 letters, digits, '_' and '-', starting with a letter.",
         api_says="missions.0.action: use a word of letters, digits, '_' and '-', starting with a letter",
     ),
+    "retry intervals out of order": BadRequest(
+        ("--retry-maximum-interval", "1", "--retry-initial-interval", "5", "target-alpha", "recon"),
+        {"retry": {"maximum_interval_seconds": 1, "initial_interval_seconds": 5}},
+        "Invalid crisis request: --retry-maximum-interval (1) must not be less than --retry-initial-interval (5).",
+        api_says="retry: maximum_interval_seconds (1) must not be less than initial_interval_seconds (5)",
+    ),
+    "retry interval of zero": BadRequest(
+        ("--retry-maximum-interval", "0", "target-alpha", "recon"),
+        {"retry": {"maximum_interval_seconds": 0}},
+        "Invalid crisis request: --retry-maximum-interval: Input should be greater than 0.",
+        api_says="retry.maximum_interval_seconds: Input should be greater than 0",
+    ),
+    # What people type is as strict in a missions file and from the Python API as over HTTP.
+    **{
+        name: BadRequest(
+            ("target-alpha", "--missions-file", "FILE"),
+            {"missions": [phase(**fields)]},
+            f"Invalid crisis request: missions.0.{field}: {says}.",
+            missions_file=[phase(**fields)],
+        )
+        for name, (fields, field, says) in WRONG_JSON_TYPES.items()
+    },
     "missions not a list (API)": BadRequest(
         ("target-alpha", "--missions-file", "FILE"),
         {"missions": {"phase_id": "p-1"}},
@@ -308,6 +353,41 @@ async def test_a_bad_request_is_refused_with_one_sentence_and_starts_nothing(row
     await assert_not_started(dev_server, f"crisis-workflow-{crisis_id}")
     sandbox.assert_untouched()
     assert sorted(p.name for p in sandbox.data_dir.iterdir()) == ["crisis-earlier.json"]
+
+
+@pytest.mark.parametrize(("fields", "field", "says"), WRONG_JSON_TYPES.values(), ids=WRONG_JSON_TYPES.keys())
+async def test_a_playbook_phase_of_the_wrong_json_type_is_refused_where_it_is_in_the_playbook(
+    fields, field, says, sandbox, dev_server
+):
+    playbook = sandbox.root / "wrong-types.json"
+    playbook.write_text(
+        json.dumps({"name": "wrong-types", "target_member": "target-alpha", "phases": [phase(**fields)]})
+    )
+    sandbox.remember()
+    sentence = f"Playbook wrong-types: phases[0].{field}: {says}."
+
+    refused = await sandbox.acli("trigger", "--playbook", str(playbook), "--crisis-id", "wrong-types")
+
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert one_sentence(refused.stderr) == f"Error: {sentence}"
+    async with sandbox.agency() as agency:
+        with pytest.raises(InvalidCrisisRequestError) as raised:
+            await agency.start_playbook(playbook, crisis_id="wrong-types")
+    assert str(raised.value) == sentence
+    await assert_not_started(dev_server, "crisis-workflow-wrong-types")
+    sandbox.assert_untouched()
+
+
+async def test_no_message_quotes_a_pattern(sandbox):
+    """Each rule of a name is said in words (the input names', the ids'), never as its pattern."""
+    async with sandbox.agency() as agency:
+        with pytest.raises(InvalidCrisisRequestError) as raised:
+            await agency.trigger_crisis_response("target-alpha", VALID, inputs={"1st": "x"})
+    message = str(raised.value)
+    assert message == (
+        "Invalid crisis request: inputs.1st: use only letters, digits, '_' and '-', starting with a letter or '_'."
+    )
+    assert "pattern" not in message and "Value error" not in message
 
 
 async def test_a_trigger_without_actions_is_a_usage_error(sandbox):

@@ -119,7 +119,11 @@ async def test_an_invalid_target_starts_nothing(dev_server, liara_env, task_queu
     assert refused.returncode == 1
     assert refused.stdout == ""
     message = assert_one_sentence_error(refused.stderr)
-    assert "target_member" in message
+    # The target given as TARGET, once: not as target_member and again as each phase's target.
+    assert message == (
+        "Error: Invalid crisis request: TARGET: use only letters, digits, '.', '_' and '-', starting with a letter or "
+        "digit."
+    )
     await assert_not_started(dev_server, f"crisis-workflow-{crisis_id}")
     assert not Path(liara_env["LIARA_CRISIS_DIR"]).exists()
 
@@ -421,11 +425,16 @@ async def test_phase_timeout_fails_a_phase_that_takes_longer(liara_env, liara_wo
 @pytest.mark.parametrize(
     ("options", "field"),
     [
-        (("--retry-maximum-interval", "1", "--retry-initial-interval", "5"), "retry: maximum_interval_seconds"),
-        (("--retry-backoff", "0.5"), "retry.backoff_coefficient"),
-        (("--retry-initial-interval", "0"), "retry.initial_interval_seconds"),
-        (("--phase-timeout", "0"), "phase_timeout_seconds"),
-        (("--heartbeat-timeout", "-1"), "heartbeat_timeout_seconds"),
+        # Each named by the flag the user typed, not by the request field it sets.
+        (
+            ("--retry-maximum-interval", "1", "--retry-initial-interval", "5"),
+            "--retry-maximum-interval (1) must not be less than --retry-initial-interval (5).",
+        ),
+        (("--retry-maximum-interval", "0"), "--retry-maximum-interval: Input should be greater than 0."),
+        (("--retry-backoff", "0.5"), "--retry-backoff: Input should be greater than or equal to 1."),
+        (("--retry-initial-interval", "0"), "--retry-initial-interval: Input should be greater than 0."),
+        (("--phase-timeout", "0"), "--phase-timeout: Input should be greater than or equal to 0.001."),
+        (("--heartbeat-timeout", "-1"), "--heartbeat-timeout: Input should be greater than or equal to 0.001."),
     ],
     ids=lambda value: " ".join(value) if isinstance(value, tuple) else value,
 )
@@ -437,7 +446,8 @@ async def test_a_bad_crisis_option_is_a_one_sentence_error_and_starts_nothing(
     assert refused.returncode == 1
     assert refused.stdout == ""
     message = assert_one_sentence_error(refused.stderr)
-    assert message.startswith("Error: Invalid crisis request: ") and field in message, message
+    assert message == f"Error: Invalid crisis request: {field}", message
+    assert "_seconds" not in message and "backoff_coefficient" not in message
     started = [w.id async for w in dev_server.client.list_workflows(f"TaskQueue = '{task_queue}'")]
     assert started == []
 

@@ -254,8 +254,10 @@ async def test_the_python_api_starts_a_playbook_by_name(agency, monkeypatch, dev
         ),
         (("--playbook", "no-such-playbook"), "No playbook 'no-such-playbook' in"),
         (
+            # Said once, of the input: not of the target and each of the seven phases it went into.
             ("--playbook", "incident-response", "--input", "host=../etc"),
-            "target_member: use only letters, digits",
+            "Error: Invalid crisis request: input 'host' of playbook incident-response is not a valid target "
+            "('../etc'): use only letters, digits, '.', '_' and '-', starting with a letter or digit.",
         ),
     ],
 )

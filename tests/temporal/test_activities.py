@@ -158,7 +158,7 @@ async def test_validate_through_a_worker_fails_a_bad_request_at_once_in_one_line
     assert isinstance(failure, ActivityError) and failure.retry_state == RetryState.NON_RETRYABLE_FAILURE
     err = failure.cause
     assert isinstance(err, ApplicationError) and (err.type, err.non_retryable) == (INVALID_REQUEST_ERROR, True)
-    assert err.message == "invalid crisis request: missions: a crisis has 1 to 1000 phases, not 0"
+    assert err.message == "invalid crisis request: missions: give at least one phase"
 
 
 async def test_validate_through_a_worker_orders_a_request_with_fields_it_does_not_know(

@@ -178,7 +178,7 @@ async def test_an_invalid_request_cancelled_at_once_fails_with_its_reason(dev_se
 
     cause = failure.value.cause
     assert isinstance(cause, ApplicationError)
-    assert cause.message == "invalid crisis request: missions: a crisis has 1 to 1000 phases, not 0"
+    assert cause.message == "invalid crisis request: missions: give at least one phase"
     assert not crisis.store.path_for(crisis_id).exists(), "nothing started, so there is no record"
     assert await ended(handle) == (WorkflowExecutionStatus.FAILED, "failed")
 

@@ -109,11 +109,17 @@ def test_a_negative_priority_is_rejected() -> None:
     assert problems(caught.value) == {"priority": "Input should be greater than or equal to 0"}
 
 
-@pytest.mark.parametrize("priority", [1.5, 1.0, "1", True])
+@pytest.mark.parametrize("priority", [1.5, "1", True])
 def test_a_priority_that_is_not_an_integer_is_rejected(priority: object) -> None:
     with pytest.raises(ValidationError) as caught:
         MissionPhase.model_validate(phase(priority=priority))
     assert problems(caught.value) == {"priority": "Input should be a valid integer"}
+
+
+def test_a_whole_number_written_as_json_writes_it_is_an_integer() -> None:
+    """``1.0`` is the integer 1 wherever a request comes from, as JSON Schema (and the HTTP API) has it."""
+    assert strict_input(MissionPhase, phase(priority=1.0, approvals_required=2.0)).priority == 1
+    assert strict_input(CrisisRequest, request_fields(max_parallel=3.0)).max_parallel == 3
 
 
 def test_priority_zero_is_accepted() -> None:
@@ -164,7 +170,7 @@ def test_a_nested_unknown_field_is_an_error_in_what_people_type() -> None:
 def test_retry_settings_reject_a_maximum_interval_below_the_initial_one() -> None:
     with pytest.raises(ValidationError) as caught:
         RetrySettings(initial_interval_seconds=10, maximum_interval_seconds=5)
-    assert "maximum_interval_seconds must not be less than initial_interval_seconds" in str(caught.value)
+    assert "maximum_interval_seconds (5) must not be less than initial_interval_seconds (10)" in str(caught.value)
 
 
 def test_retry_settings_accept_equal_intervals() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 from app.temporal.errors import InvalidCrisisRequestError, TemporalUnavailableError
 from app.temporal.models import MAX_PARALLEL, FailurePolicy
+from app.temporal.validation import FieldProblem, InvalidFieldsError, Location
 from app.temporal.visibility import CRISIS_STATUSES, DEFAULT_LIST_LIMIT, CrisisFilter
 from cognition.liara.actions import missions_from_actions
 from cognition.liara.commands.connection import EXIT_CRISIS_UNSUCCESSFUL, Connection
@@ -90,6 +92,55 @@ def _finish(result: dict[str, Any], as_json: bool) -> None:
         print_result(result)
     if not result["success"]:
         raise typer.Exit(EXIT_CRISIS_UNSUCCESSFUL)
+
+
+#: The request fields that trigger's options set, and the flag of each.
+_FLAGS: dict[Location, str] = {
+    ("crisis_id",): "--crisis-id",
+    ("initiated_by",): "--initiated-by",
+    ("retry", "maximum_attempts"): "--max-attempts",
+    ("retry", "initial_interval_seconds"): "--retry-initial-interval",
+    ("retry", "maximum_interval_seconds"): "--retry-maximum-interval",
+    ("retry", "backoff_coefficient"): "--retry-backoff",
+    ("phase_timeout_seconds",): "--phase-timeout",
+    ("heartbeat_timeout_seconds",): "--heartbeat-timeout",
+    ("failure_policy",): "--failure-policy",
+    ("max_parallel",): "--max-parallel",
+    ("priority",): "--priority",
+}
+
+
+def as_flags(
+    given: Mapping[Location, object], *, target: bool = False, webhooks: int = 0
+) -> Callable[[FieldProblem], str | None]:
+    """How a problem of the request reads on the command line: at the flag that gave the field
+    (``given``: the fields the options set), at TARGET for the target (``target``: from the
+    arguments, copied into each phase), at --webhook for the first ``webhooks`` webhooks; None
+    for the others (a missions file's, a playbook's own), which keep their request names.
+    """
+    flags = {location: flag for location, flag in _FLAGS.items() if given.get(location) is not None}
+
+    def word(problem: FieldProblem) -> str | None:
+        location, message = problem.location, problem.message
+        if location in flags:
+            return f"{flags[location]}: {message}"
+        if target and (
+            location == ("target_member",) or (location[:1] == ("missions",) and location[2:] == ("target",))
+        ):
+            return f"TARGET: {message}"
+        # The webhooks given are the request's first (the service's body names them on their own).
+        listed = location[1:] if location[:1] == ("webhooks",) else location[2:]
+        if location[:1] == ("webhooks",) or location[:2] == ("notifications", "webhooks"):
+            if len(listed) == 1 and isinstance(listed[0], int) and listed[0] < webhooks:
+                return f"--webhook: {message}"
+        if location == ("retry",) and any(field[0] == "retry" for field in flags):
+            # A rule across the retry options names each field: say the flags instead.
+            for (_, field), flag in ((field, flag) for field, flag in _FLAGS.items() if field[0] == "retry"):
+                message = message.replace(str(field), flag)
+            return message
+        return None
+
+    return word
 
 
 def parse_inputs(pairs: list[str]) -> dict[str, str]:
@@ -214,7 +265,25 @@ def trigger(
         if value is not None
     }
 
+    given: dict[Location, object] = {
+        ("crisis_id",): crisis_id,
+        ("initiated_by",): initiated_by,
+        **{("retry", name): value for name, value in retry.items()},
+        ("phase_timeout_seconds",): phase_timeout,
+        ("heartbeat_timeout_seconds",): heartbeat_timeout,
+        ("failure_policy",): failure_policy,
+        ("max_parallel",): max_parallel,
+        ("priority",): priority,
+    }
+    flags = as_flags(given, target=playbook is None and not missions_file, webhooks=len(webhook or []))
+
     async def start(agency: CrisisAgency) -> tuple[str, dict[str, Any] | None]:
+        try:
+            return await start_it(agency)
+        except InvalidFieldsError as err:
+            raise err.reworded(flags) from None
+
+    async def start_it(agency: CrisisAgency) -> tuple[str, dict[str, Any] | None]:
         options = {
             "crisis_id": crisis_id,
             "retry": retry or None,

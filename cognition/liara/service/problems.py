@@ -20,7 +20,8 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 from app.temporal.errors import LiaraError
-from app.temporal.validation import describe_validation_error
+from app.temporal.validation import FieldProblem as RequestProblem
+from app.temporal.validation import InvalidFieldsError, describe_problems, dotted, phrase, pointer, problems_of
 from cognition.liara.service.problem_types import (
     BODY_TOO_LARGE,
     INTERNAL,
@@ -41,6 +42,10 @@ class FieldProblem(BaseModel):
     """One bad part of a request: where (``body.missions.0.priority``, ``query.limit``) and why."""
 
     field: str
+    pointer: str | None = Field(
+        default=None,
+        description="Where in the body, as a JSON pointer (`/missions/0/priority`; empty for the whole body).",
+    )
     message: str
 
 
@@ -95,33 +100,86 @@ def problem_response(
     )
 
 
-class _OneProblem:
-    """One of a validation error's problems, without its place, as ``describe_validation_error``
-    reads a whole error: its message then says what a pattern means, not the pattern.
+#: How the parts of a request other than its body are named.
+_PARTS = {"query": "query parameter", "header": "header", "path": "path parameter", "cookie": "cookie"}
+
+
+def _named(problem: RequestProblem) -> str:
+    """Where a problem of a request is, in the words of HTTP: a JSON pointer into the body
+    (``/missions/0/target``), ``query parameter limit``, ``header Idempotency-Key``...
     """
-
-    def __init__(self, problem: Any) -> None:
-        self.problem = {**problem, "loc": ()}
-
-    def errors(self) -> list[Any]:
-        return [self.problem]
+    part, *rest = problem.location or ("body",)
+    if part == "body":
+        return pointer(tuple(rest)) or "the body"
+    return f"{_PARTS.get(str(part), part)} {dotted(tuple(rest))}".strip()
 
 
-def _field_problems(err: RequestValidationError) -> list[FieldProblem]:
-    return [
-        FieldProblem(
-            field=".".join(str(part) for part in problem["loc"]),
-            message=describe_validation_error(_OneProblem(problem)),  # type: ignore[arg-type]
-        )
-        for problem in err.errors()
-    ]
+def _field_problem(problem: RequestProblem) -> FieldProblem:
+    part, *rest = problem.location or ("body",)
+    return FieldProblem(
+        field=dotted(problem.location) or "body",
+        pointer=pointer(tuple(rest)) if part == "body" else None,
+        message=problem.message,
+    )
+
+
+def _json_error(err: RequestValidationError) -> str | None:
+    """What is wrong with a body that is not JSON, with where (line and column), if that is the problem."""
+    problem = next((problem for problem in err.errors() if problem.get("type") == "json_invalid"), None)
+    if problem is None:
+        return None
+    text = err.body if isinstance(err.body, str) else ""
+    position = problem["loc"][-1] if isinstance(problem["loc"][-1], int) else 0
+    line = text.count("\n", 0, position) + 1
+    column = position - (text.rfind("\n", 0, position) + 1) + 1
+    reason = str((problem.get("ctx") or {}).get("error") or "it does not parse").rstrip(".")
+    return f"The request body is not valid JSON: {reason} at line {line}, column {column}."
 
 
 async def _on_validation_error(request: Request, err: Exception) -> JSONResponse:
     assert isinstance(err, RequestValidationError)
-    # Its errors() have pydantic's shape, so the agency's one-line description reads them too.
-    detail = f"Invalid request: {describe_validation_error(err)}."  # type: ignore[arg-type]
-    return problem_response(INVALID_REQUEST, detail, errors=_field_problems(err))
+    not_json = _json_error(err)
+    if not_json:
+        return problem_response(
+            INVALID_REQUEST, not_json, errors=[FieldProblem(field="body", pointer="", message=not_json)]
+        )
+    # Its errors() have pydantic's shape, so the agency's own description reads them too.
+    problems = problems_of(err.errors())
+    detail = f"Invalid request: {describe_problems([f'{_named(problem)}: {problem.message}' for problem in problems])}."
+    return problem_response(INVALID_REQUEST, detail, errors=[_field_problem(problem) for problem in problems])
+
+
+def _body_fields(request: Request) -> frozenset[str]:
+    """The fields of the body the route takes, if it takes one."""
+    body = getattr(request.scope.get("route"), "body_field", None)
+    model = getattr(getattr(body, "field_info", None), "annotation", None)
+    fields = getattr(model, "model_fields", None)
+    return frozenset(fields) if isinstance(fields, dict) else frozenset()
+
+
+async def _on_invalid_fields(request: Request, err: Exception) -> JSONResponse:
+    """A request the agency refuses for its fields: those the body has named by JSON pointer."""
+    assert isinstance(err, InvalidFieldsError)
+    in_body = _body_fields(request)
+
+    def in_the_body(problem: RequestProblem) -> bool:
+        return bool(problem.location) and problem.location[0] in in_body
+
+    # A field of the body is named by its JSON pointer (a problem said in words of its own, as a
+    # playbook's input is, stays so).
+    phrases = [
+        f"{pointer(problem.location)}: {problem.message}" if in_the_body(problem) and said == phrase(problem) else said
+        for problem, said in zip(err.problems, err.phrases, strict=True)
+    ]
+    reworded = str(InvalidFieldsError(err.subject, err.problems, phrases))
+    errors = [
+        _field_problem(RequestProblem(("body", *problem.location), problem.message))
+        for problem in err.problems
+        if in_the_body(problem)
+    ]
+    if len(errors) < len(err.problems):  # the rest are not the body's (a playbook's own phases, the plan)
+        errors.append(FieldProblem(field="request", message=reworded))
+    return problem_response(INVALID_REQUEST, reworded, errors=errors)
 
 
 async def _on_liara_error(request: Request, err: Exception) -> JSONResponse:
@@ -157,6 +215,7 @@ async def _on_unexpected(request: Request, err: Exception) -> JSONResponse:
 
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(InvalidFieldsError, _on_invalid_fields)
     app.add_exception_handler(LiaraError, _on_liara_error)
     app.add_exception_handler(ProblemError, _on_problem)
     app.add_exception_handler(HTTPException, _on_http_error)

@@ -3,11 +3,12 @@
 An optional header or query parameter is absent, never ``null`` (``NeverNull`` keeps ``null``
 out of the document, since a header or query string cannot carry one).
 
-Bodies are strict: a field the contract does not name is a 422 at any depth, and every value
-has the JSON type the document says (``true`` is not a number, ``"2"`` not an integer; ``2.0``
-is the integer 2, as JSON Schema has it). They are built from the engine's own field types and
-models, so the service checks each field as the agency does and names every bad one; rules
-across fields (unique phase ids, retry intervals in order) stay with the agency.
+Bodies are strict, by the rule the agency applies to whatever people type (the engine's
+``STRICT_INPUT``): a field the contract does not name is a 422 at any depth, and every value has
+the JSON type the document says (``true`` is not a number, ``"2"`` not an integer; ``2.0`` is the
+integer 2, as JSON Schema has it). They are built from the engine's own field types and models,
+so the service checks each field as the agency does and names every bad one; rules across
+fields (unique phase ids, retry intervals in order) stay with the agency.
 Responses reuse the engine's models (phases, summaries, results), so the document follows them.
 """
 
@@ -17,7 +18,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Literal
 
 from fastapi import Header, Path
-from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, JsonValue, field_validator
+from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, JsonValue
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
@@ -28,6 +29,8 @@ from app.temporal.models import (
     MAX_PHASES,
     MAX_WEBHOOKS,
     SAFE_ID_PATTERN,
+    STRICT_INPUT,
+    WHOLE,
     ActionName,
     CancelNote,
     CrisisResult,
@@ -42,14 +45,15 @@ from app.temporal.models import (
     RetrySettings,
     SafeId,
     Seconds,
+    by_value,
 )
 from app.temporal.visibility import CRISIS_STATUSES, DEFAULT_LIST_LIMIT, CrisisFilter
 from cognition.liara.service.config import MAX_PAGE_SIZE
 from cognition.liara.service.deps import PermissionName
 from cognition.liara.service.tokens import Role
 
-#: Request bodies: no unknown field, no value of another JSON type.
-_STRICT = ConfigDict(extra="forbid", strict=True)
+#: Request bodies: no unknown field, no value of another JSON type (what the agency applies too).
+_STRICT = STRICT_INPUT
 
 
 class _NeverNull:
@@ -108,18 +112,8 @@ WebhookNames = Annotated[
 ]
 
 
-def integral(value: object) -> object:
-    """2.0 as the integer 2 (1.5, "2" and true stay errors)."""
-    return int(value) if isinstance(value, float) and value.is_integer() else value
-
-
 class RetryBody(RetrySettings):
     model_config = _STRICT
-
-    @field_validator("maximum_attempts", mode="before")
-    @classmethod
-    def _integral(cls, value: object) -> object:
-        return integral(value)
 
 
 class PhaseBody(MissionPhase):
@@ -128,11 +122,6 @@ class PhaseBody(MissionPhase):
     model_config = _STRICT
 
     retry: RetryBody | None = Field(default=None, description="Retry policy of this phase (crisis default if unset).")
-
-    @field_validator("priority", "approvals_required", mode="before")
-    @classmethod
-    def _integral(cls, value: object) -> object:
-        return integral(value)
 
 
 class CrisisOptions(BaseModel):
@@ -144,22 +133,16 @@ class CrisisOptions(BaseModel):
     retry: RetryBody | None = None
     phase_timeout_seconds: Seconds | None = None
     heartbeat_timeout_seconds: Seconds | None = None
-    # Lax for this one field only: a strict enum would take an enum object, never its JSON string.
-    failure_policy: Annotated[FailurePolicy, Field(strict=False)] | None = None
-    max_parallel: Annotated[int, Field(ge=1, le=MAX_PARALLEL)] | None = Field(
+    failure_policy: Annotated[FailurePolicy, by_value(FailurePolicy)] | None = None
+    max_parallel: Annotated[int, Field(ge=1, le=MAX_PARALLEL), WHOLE] | None = Field(
         default=None, description="Phases of a graph that run at once, at most (default 4)."
     )
     webhooks: WebhookNames | None = Field(
         default=None, description="Webhooks (configured where notifications are delivered) told of this crisis."
     )
-    priority: Annotated[int, Field(ge=1, le=5)] | None = Field(
+    priority: Annotated[int, Field(ge=1, le=5), WHOLE] | None = Field(
         default=None, description="1 (most urgent) to 5: urgent crises overtake a backlog (3 if unset)."
     )
-
-    @field_validator("max_parallel", "priority", mode="before")
-    @classmethod
-    def _integral(cls, value: object) -> object:
-        return integral(value)
 
 
 class StartCrisis(CrisisOptions):

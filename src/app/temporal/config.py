@@ -25,6 +25,7 @@ from pydantic_core import ErrorDetails
 
 from app.temporal.errors import LiaraError
 from app.temporal.models import ActionName
+from app.temporal.validation import meaning
 
 CONFIG_ENV = "LIARA_CONFIG"
 DEFAULT_CONFIG_FILE = Path("liara.toml")
@@ -151,4 +152,4 @@ def _problem(problem: ErrorDetails, prefix: str) -> str:
         return f"is missing {key}"
     if problem["type"] == "extra_forbidden":
         return f"has an unknown key {key}"
-    return f"has an invalid {key}: {problem['msg']}"
+    return f"has an invalid {key}: {meaning(problem)}"

@@ -5,8 +5,9 @@ rebuilding every pydantic model on each workflow run; ``workflows.py`` re-export
 
 On the wire every model ignores fields it does not know: during a rolling deploy a worker of
 one release reads what a worker or agency of another release wrote. What people type is
-checked strictly instead: the agency validates requests with ``strict_input`` (unknown fields
-are errors), before anything starts.
+checked strictly instead, by one rule whichever way it comes (the Python API, a missions file, a
+playbook, the HTTP API): the agency validates requests with ``strict_input`` before anything
+starts, and the HTTP service's bodies are these models with ``STRICT_INPUT``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, field_validator, model_validator
 from temporalio.common import RetryPolicy
 
 from app.temporal import plan
@@ -94,15 +95,47 @@ def wire_size(model: BaseModel) -> int:
     return len(model.model_dump_json().encode())
 
 
+#: What people type: a field the model does not know is an error, and every value has its own JSON
+#: type (``"yes"`` is not a boolean, ``true`` not a number, ``"2"`` not an integer, ``"30"`` not a
+#: number of seconds). A whole number may be written ``2.0``, as JSON Schema has it (``WHOLE``), and
+#: a choice is its name (``"abort"``).
+STRICT_INPUT = ConfigDict(extra="forbid", strict=True)
+
+
 def strict_input(model: type[WireModel], data: Any) -> Any:
-    """``model`` validated from what a person typed: a field it does not know is an error."""
-    return model.model_validate(data, extra="forbid")
+    """``model`` validated from what a person typed, by the rule of ``STRICT_INPUT``."""
+    return model.model_validate(data, extra="forbid", strict=True)
+
+
+def integral(value: object) -> object:
+    """2.0 as the integer 2 (1.5, "2" and true stay what they are, for the check to refuse)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+#: Reads a whole number written as JSON may write it (2.0): ``Annotated[int, Field(...), WHOLE]``,
+#: after the constraints, which the JSON schema then keeps.
+WHOLE = BeforeValidator(integral)
+
+
+def by_value(choices: type[StrEnum]) -> BeforeValidator:
+    """A choice given by its value (``"abort"``), as people write it: strict validation would take
+    only the enum's member itself.
+    """
+
+    def chosen(value: object) -> object:
+        if isinstance(value, choices):
+            return value
+        if isinstance(value, str) and value in choices._value2member_map_:
+            return choices(value)
+        raise ValueError(f"Input should be {' or '.join(repr(member.value) for member in choices)}")
+
+    return BeforeValidator(chosen)
 
 
 class RetrySettings(WireModel):
     """Retry policy of each ``perform_agent_mission`` call (the spec's defaults)."""
 
-    maximum_attempts: Annotated[int, Field(ge=1, le=100)] = 3
+    maximum_attempts: Annotated[int, Field(ge=1, le=100), WHOLE] = 3
     initial_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 2.0
     maximum_interval_seconds: Annotated[float, Field(gt=0, le=86400)] = 30.0
     backoff_coefficient: Annotated[float, Field(ge=1, le=10)] = 2.0
@@ -110,7 +143,10 @@ class RetrySettings(WireModel):
     @model_validator(mode="after")
     def _interval_order(self) -> RetrySettings:
         if self.maximum_interval_seconds < self.initial_interval_seconds:
-            raise ValueError("maximum_interval_seconds must not be less than initial_interval_seconds")
+            raise ValueError(
+                f"maximum_interval_seconds ({self.maximum_interval_seconds:g}) must not be less than "
+                f"initial_interval_seconds ({self.initial_interval_seconds:g})"
+            )
         return self
 
     def to_policy(self) -> RetryPolicy:
@@ -130,7 +166,7 @@ class MissionPhase(WireModel):
     agent_id: SafeId
     action: ActionName
     target: SafeId
-    priority: Annotated[int, Field(ge=0, strict=True)] = Field(
+    priority: Annotated[int, Field(ge=0, strict=True), WHOLE] = Field(
         default=1, description="Lower runs first; equal priorities keep their given order."
     )
     params: dict[str, JsonValue] = Field(default_factory=dict, description="Parameters for the phase's executor.")
@@ -142,7 +178,7 @@ class MissionPhase(WireModel):
         default=None, description="Action that undoes this phase when the crisis is aborted or cancelled."
     )
     requires_approval: bool = Field(default=False, description="Wait for an approve or reject decision before running.")
-    approvals_required: Annotated[int, Field(ge=1, le=MAX_APPROVALS, strict=True)] = Field(
+    approvals_required: Annotated[int, Field(ge=1, le=MAX_APPROVALS, strict=True), WHOLE] = Field(
         default=1, description="Distinct approvers the phase needs (a quorum); more than 1 implies requires_approval."
     )
     approval_timeout: Seconds | None = Field(
@@ -191,7 +227,7 @@ class CrisisRequest(WireModel):
     heartbeat_timeout_seconds: Seconds = Field(
         default=10.0, description="A phase whose worker is silent this long is retried on another worker."
     )
-    failure_policy: FailurePolicy = Field(
+    failure_policy: Annotated[FailurePolicy, by_value(FailurePolicy)] = Field(
         default=FailurePolicy.CONTINUE, description="continue: run the remaining phases; abort: stop and compensate."
     )
     notifications: NotificationSettings | None = Field(
@@ -200,16 +236,18 @@ class CrisisRequest(WireModel):
     inputs: dict[InputName, JsonValue] = Field(
         default_factory=dict, description="Values phases' params refer to as ${inputs.<name>}."
     )
-    max_parallel: Annotated[int, Field(ge=1, le=MAX_PARALLEL, strict=True)] = Field(
+    max_parallel: Annotated[int, Field(ge=1, le=MAX_PARALLEL, strict=True), WHOLE] = Field(
         default=4, description="Phases of a graph that run at once, at most."
     )
-    priority: Annotated[int, Field(ge=1, le=5, strict=True)] | None = Field(
+    priority: Annotated[int, Field(ge=1, le=5, strict=True), WHOLE] | None = Field(
         default=None,
         description="1 (most urgent) to 5: Temporal's task priority; urgent crises overtake a backlog (3 if unset).",
     )
-    history_budget_events: Annotated[int, Field(ge=MIN_HISTORY_BUDGET, le=MAX_HISTORY_BUDGET, strict=True)] = Field(
-        default=10_000,
-        description="Events of history after which the crisis continues as a new run (nothing is lost).",
+    history_budget_events: Annotated[int, Field(ge=MIN_HISTORY_BUDGET, le=MAX_HISTORY_BUDGET, strict=True), WHOLE] = (
+        Field(
+            default=10_000,
+            description="Events of history after which the crisis continues as a new run (nothing is lost).",
+        )
     )
     playbook: SafeId | None = Field(default=None, description="The playbook the crisis was started from.")
     schedule: SafeId | None = Field(default=None, description="The schedule that started the crisis.")

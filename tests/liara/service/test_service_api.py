@@ -19,6 +19,7 @@ from tests.helpers import assert_eventually
 from tests.helpers.cli import run_cli
 from tests.helpers.service import (
     STREAM_POLL_UPDATE,
+    WRONG_JSON_TYPES,
     ServiceProcess,
     assert_problem,
     create_token,
@@ -253,7 +254,14 @@ async def test_bad_requests_are_422_naming_each_bad_field(http, service_tokens):
         "body.missions.0.surprise",
         "body.initiated_by",
     }
-    assert problem["detail"].startswith("Invalid request: body.target_member: use only letters, digits")
+    # Each named by where it is in the body, as a JSON pointer, and what its rule means.
+    assert problem["detail"].startswith("Invalid request: /target_member: use only letters, digits")
+    assert {e["pointer"] for e in problem["errors"]} == {
+        "/target_member",
+        "/missions/0/priority",
+        "/missions/0/surprise",
+        "/initiated_by",
+    }
 
     duplicated = crisis_body(phase("recon-1"), phase("recon-1"))
     problem = assert_problem(await http.post("/v1/crises", json=duplicated, headers=admin), 422, "invalid-request")
@@ -273,6 +281,50 @@ async def test_bad_requests_are_422_naming_each_bad_field(http, service_tokens):
     assert [e["field"] for e in assert_problem(waited, 422, "invalid-request")["errors"]] == ["query.wait"]
     not_json = await http.post("/v1/crises", content=b"{", headers={**admin, "Content-Type": "application/json"})
     assert_problem(not_json, 422, "invalid-request")
+
+
+@pytest.mark.parametrize(("fields", "field", "says"), WRONG_JSON_TYPES.values(), ids=WRONG_JSON_TYPES.keys())
+async def test_a_value_of_another_json_type_is_422_as_from_a_missions_file(http, service_tokens, fields, field, says):
+    """The same values the Python API and a missions file refuse (test_bad_input), refused alike."""
+    admin = service_tokens.headers("admin-1")
+    refused = await http.post("/v1/crises", json=crisis_body(phase("recon-1", **fields)), headers=admin)
+    problem = assert_problem(refused, 422, "invalid-request")
+    pointer = "/missions/0/" + field.replace(".", "/")
+    assert problem["detail"] == f"Invalid request: {pointer}: {says}."
+    assert problem["errors"] == [{"field": f"body.missions.0.{field}", "pointer": pointer, "message": says}]
+
+
+async def test_bad_bodies_are_told_in_words_with_where(http, service_tokens):
+    admin = service_tokens.headers("admin-1")
+    broken = b'{"target_member": "target-alpha",\n "missions": [}'
+    not_json = await http.post("/v1/crises", content=broken, headers={**admin, "Content-Type": "application/json"})
+    problem = assert_problem(not_json, 422, "invalid-request")
+    assert problem["detail"] == "The request body is not valid JSON: Expecting value at line 2, column 15."
+    assert problem["errors"] == [{"field": "body", "pointer": "", "message": problem["detail"]}]
+
+    for path, body in (("/v1/crises", crisis_body()), ("/v1/crises/crisis-workflow-x/phases", {"missions": []})):
+        empty = assert_problem(await http.post(path, json=body, headers=admin), 422, "invalid-request")
+        assert empty["detail"] == "Invalid request: /missions: give at least one phase.", path
+
+    keyed = {**admin, "Idempotency-Key": "two words"}
+    spaced = await http.post("/v1/crises", json=crisis_body(phase("recon-1")), headers=keyed)
+    problem = assert_problem(spaced, 422, "invalid-request")
+    assert problem["detail"] == (
+        "Invalid request: header Idempotency-Key: use only printable ASCII characters, without spaces."
+    )
+    retry = {"initial_interval_seconds": 5, "maximum_interval_seconds": 1}
+    crossed = await http.post("/v1/crises", json=crisis_body(phase("recon-1"), retry=retry), headers=admin)
+    problem = assert_problem(crossed, 422, "invalid-request")
+    assert problem["detail"] == (
+        "Invalid request: /retry: maximum_interval_seconds (1) must not be less than initial_interval_seconds (5)."
+    )
+    # A rule across phases, which the agency checks: the body's field, by JSON pointer, too.
+    twice = await http.post("/v1/crises", json=crisis_body(phase("recon-1"), phase("recon-1")), headers=admin)
+    problem = assert_problem(twice, 422, "invalid-request")
+    assert problem["detail"] == "Invalid crisis request: /missions: phase_id 'recon-1' appears more than once."
+    assert [(e["field"], e["pointer"]) for e in problem["errors"]] == [("body.missions", "/missions")]
+    for said in [problem["detail"]] + [e["message"] for e in problem["errors"]]:
+        assert "pattern" not in said and "Value error" not in said and "List should" not in said
 
 
 async def test_a_body_over_the_limit_is_413_whether_declared_or_streamed(http, service_tokens):

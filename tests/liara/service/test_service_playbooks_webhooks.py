@@ -87,6 +87,21 @@ async def test_the_service_starts_playbooks_and_delivers_their_webhooks(served: 
         assert_problem(missing, 404, "playbook-not-found")
         wrong = await http.post("/v1/playbooks/health-check/crises", json={"inputs": {"colour": "red"}})
         assert_problem(wrong, 422, "invalid-request")
+        # An input that does not fit where the playbook puts it is told once, as the input.
+        bad_host = await http.post("/v1/playbooks/incident-response/crises", json={"inputs": {"host": "bad/host"}})
+        problem = assert_problem(bad_host, 422, "invalid-request")
+        rule = "use only letters, digits, '.', '_' and '-', starting with a letter or digit"
+        assert problem["detail"] == (
+            f"Invalid crisis request: input 'host' of playbook incident-response is not a valid target ('bad/host'): "
+            f"{rule}."
+        )
+        assert problem["errors"] == [
+            {
+                "field": "body.inputs.host",
+                "pointer": "/inputs/host",
+                "message": f"is not a valid target ('bad/host'): {rule}",
+            }
+        ]
 
     finished = next(r for r in receiver.accepted() if json.loads(r["body"])["event"] == "finished")
     assert verify_signature(SECRET.encode(), finished["headers"][SIGNATURE_HEADER], finished["body"])

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 from temporalio.exceptions import ApplicationError
 
 from app.temporal.models import MissionPhase
+from app.temporal.validation import meaning
 
 #: ``ApplicationError.type`` of every failure an executor reports.
 AGENT_FAILURE_ERROR = "AgentFailure"
@@ -110,7 +111,7 @@ def phase_params(model: type[Params], mission: Mission, kind: str) -> Params:
         problem = err.errors()[0]
         param = ".".join(str(part) for part in problem["loc"]) or "params"
         raise agent_failure(
-            f"Phase {mission.phase.phase_id} has an invalid {kind} param {param!r}: {problem['msg']}.",
+            f"Phase {mission.phase.phase_id} has an invalid {kind} param {param!r}: {meaning(problem)}.",
             retryable=False,
         ) from None
 
