@@ -4,7 +4,9 @@
 ``RemoteAgency`` is a ``CrisisAgency``, as ``LiaraTemporalAgency`` is: each method one HTTP
 request (or a few, for a long wait or a long listing), so an operator needs no cluster
 credentials. The service decides who acts (the token's name); a problem it answers with becomes
-the agency's own error again, with the service's sentence.
+the agency's own error again, with the service's sentence (a refused request's with its bad
+fields, for the command line to name by its flags). A server that answers as no Liara service
+would (a web page, other JSON) is one sentence saying so, never a traceback.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from typing import Any
 
 import httpx
 
-from app.temporal.errors import LiaraError, TemporalUnavailableError
+from app.temporal.errors import InvalidCrisisRequestError, LiaraError, TemporalUnavailableError
 from app.temporal.models import MissionPhase
+from app.temporal.validation import FieldProblem, InvalidFieldsError, Location
 from app.temporal.visibility import CrisisFilter
 from cognition.liara.crisis_agency import WORKER_WAIT_SECONDS
 from cognition.liara.errors import CrisisFailedError, CrisisWaitTimeoutError
@@ -31,10 +34,26 @@ API_TOKEN_ENV = "LIARA_API_TOKEN"
 #: The longest wait of one result request; a longer wait is several.
 LONG_POLL_SECONDS = 30.0
 _ERRORS_BY_SLUG = {kind.slug: error for error, kind in LIARA_PROBLEMS.items()}
+_INVALID_REQUEST = "invalid-request"
+
+#: What each answer of the service has at least (its fields and their JSON types): an answer
+#: without them does not come from a Liara service.
+Shape = dict[str, type | tuple[type, ...]]
+STARTED: Shape = {"workflow_id": str, "crisis_id": str, "created": bool}
+REPORT: Shape = {"workflow_id": str, "status": str}
+OUTCOME: Shape = {"workflow_id": str, "status": str}
+CANCELLED: Shape = {"workflow_id": str, "cancelled_by": str}
+DECISION: Shape = {"phase_id": str, "approved": bool, "decided_by": str, "approvals": int, "approvals_required": int}
+PROGRESS: Shape = {"crisis_id": str, "phases": list}
+PAGE: Shape = {"crises": list, "next_cursor": (str, type(None))}
 
 
 class ServiceRefusedError(LiaraError):
     """The service refused the request (no token, a role that does not allow it, a limit)."""
+
+
+class NotAServiceError(LiaraError):
+    """What answers at the ``--api`` URL is not a Liara service (another web server, the Temporal Web UI)."""
 
 
 class RemoteAgency:
@@ -65,7 +84,7 @@ class RemoteAgency:
     ) -> dict[str, Any]:
         phases = [m.model_dump(mode="json") if isinstance(m, MissionPhase) else dict(m) for m in missions]
         body = {"target_member": target_member, "missions": phases, **_given({"crisis_id": crisis_id, **options})}
-        return await self._call("POST", "/v1/crises", json=body, headers=_keyed(idempotency_key))
+        return await self._call("POST", "/v1/crises", STARTED, json=body, headers=_keyed(idempotency_key))
 
     async def start_playbook(
         self, playbook: str | Path, inputs: Mapping[str, Any] | None = None, initiated_by: str = "unknown", **start: Any
@@ -78,17 +97,19 @@ class RemoteAgency:
             return await self.start_crisis(fields.pop("target_member"), fields.pop("missions"), **fields)
         key = start.pop("idempotency_key", None)
         body = {"inputs": dict(inputs or {}), **_given(start)}
-        return await self._call("POST", f"/v1/playbooks/{playbook}/crises", json=body, headers=_keyed(key))
+        return await self._call("POST", f"/v1/playbooks/{playbook}/crises", STARTED, json=body, headers=_keyed(key))
 
     async def get_crisis_status(self, workflow_id: str) -> dict[str, Any]:
-        return await self._call("GET", f"/v1/crises/{workflow_id}")
+        return await self._call("GET", f"/v1/crises/{workflow_id}", REPORT)
 
     async def wait_for_crisis_completion(self, workflow_id: str, timeout: float | None = None) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         while True:
             left = LONG_POLL_SECONDS if deadline is None else max(0.0, deadline - loop.time())
-            outcome = await self._call("GET", f"/v1/crises/{workflow_id}/result", params={"wait": min(left, 30)})
+            outcome = await self._call(
+                "GET", f"/v1/crises/{workflow_id}/result", OUTCOME, params={"wait": min(left, 30)}
+            )
             if outcome["status"] == "completed":
                 return outcome["result"]
             if outcome["status"] != "running":
@@ -101,12 +122,12 @@ class RemoteAgency:
                 )
 
     async def cancel_crisis(self, workflow_id: str, *, cancelled_by: str | None = None) -> None:
-        await self._call("POST", f"/v1/crises/{workflow_id}/cancel")
+        await self._call("POST", f"/v1/crises/{workflow_id}/cancel", CANCELLED)
 
     async def approve_phase(
         self, workflow_id: str, phase_id: str, approved_by: str, *, timeout: float = WORKER_WAIT_SECONDS
     ) -> dict[str, Any]:
-        return await self._call("POST", f"/v1/crises/{workflow_id}/phases/{phase_id}/approve")
+        return await self._call("POST", f"/v1/crises/{workflow_id}/phases/{phase_id}/approve", DECISION)
 
     async def reject_phase(
         self,
@@ -118,7 +139,7 @@ class RemoteAgency:
         timeout: float = WORKER_WAIT_SECONDS,
     ) -> dict[str, Any]:
         body = {"reason": reason} if reason else {}
-        return await self._call("POST", f"/v1/crises/{workflow_id}/phases/{phase_id}/reject", json=body)
+        return await self._call("POST", f"/v1/crises/{workflow_id}/phases/{phase_id}/reject", DECISION, json=body)
 
     async def add_phases(
         self,
@@ -128,7 +149,7 @@ class RemoteAgency:
         timeout: float = WORKER_WAIT_SECONDS,
     ) -> dict[str, Any]:
         phases = [m.model_dump(mode="json") if isinstance(m, MissionPhase) else dict(m) for m in missions]
-        return await self._call("POST", f"/v1/crises/{workflow_id}/phases", json={"missions": phases})
+        return await self._call("POST", f"/v1/crises/{workflow_id}/phases", PROGRESS, json={"missions": phases})
 
     async def list_crises(
         self, crisis_filter: CrisisFilter | None = None, **fields: str | int | None
@@ -152,9 +173,12 @@ class RemoteAgency:
     ) -> dict[str, Any]:
         """One page of the service's listing: the filter's fields as the query parameters."""
         selected = CrisisFilter.of(crisis_filter, **fields)
-        return await self._call("GET", "/v1/crises", params=selected.model_dump(exclude_none=True))
+        return await self._call("GET", "/v1/crises", PAGE, params=selected.model_dump(exclude_none=True))
 
-    async def _call(self, method: str, path: str, **request: Any) -> Any:
+    async def _call(self, method: str, path: str, shape: Shape, **request: Any) -> Any:
+        """The service's answer to one request, which must have ``shape``; its problem as the
+        agency's error; ``NotAServiceError`` if it answers as no Liara service would.
+        """
         try:
             response = await self._http.request(method, path, **request)
         except httpx.HTTPError as err:
@@ -162,19 +186,66 @@ class RemoteAgency:
                 f"Cannot reach the Liara service at {self.url} ({err or type(err).__name__}): check --api and that "
                 "`liara serve` runs there."
             ) from None
+        answered = f"{method} {path}"
         if response.is_success:
-            return response.json() if response.content else None
-        try:
-            problem = response.json()
-            detail, slug = problem["detail"], str(problem["type"]).rsplit("/", 1)[-1]
-        except (ValueError, KeyError, TypeError):
-            raise ServiceRefusedError(
-                f"The Liara service at {self.url} answered HTTP {response.status_code} without a problem document."
-            ) from None
+            return _shaped(_json_of(response, answered, self.url), shape, answered, self.url)
+        problem = _json_of(response, answered, self.url, f"HTTP {response.status_code} and ")
+        detail, kind = (problem.get("detail"), problem.get("type")) if isinstance(problem, dict) else (None, None)
+        if not isinstance(detail, str) or not isinstance(kind, str):
+            raise _not_a_service(self.url, answered, f"HTTP {response.status_code} and JSON that is not a problem")
+        slug = kind.rsplit("/", 1)[-1]
+        if slug == _INVALID_REQUEST:
+            raise _invalid(detail, problem.get("errors"))
         error = _ERRORS_BY_SLUG.get(slug, ServiceRefusedError)
         if error is CrisisFailedError:
             raise CrisisFailedError(detail, "failed")
         raise error(detail)
+
+
+def _json_of(response: httpx.Response, answered: str, url: str, status: str = "") -> Any:
+    """An answer's JSON; ``NotAServiceError`` if it is not JSON (a web page, say)."""
+    media = response.headers.get("content-type", "").split(";")[0].strip().lower()
+    if not media.endswith("json"):
+        raise _not_a_service(url, answered, f"{status}{media or 'no content type'}, not JSON")
+    try:
+        return response.json()
+    except ValueError:
+        raise _not_a_service(url, answered, f"{status}{media} that does not parse") from None
+
+
+def _shaped(answer: Any, shape: Shape, answered: str, url: str) -> Any:
+    """``answer`` if it has the fields a Liara service answers with; ``NotAServiceError`` if not."""
+    if not isinstance(answer, dict):
+        raise _not_a_service(url, answered, f"a JSON {type(answer).__name__}, not an object")
+    for field, kind in shape.items():
+        value = answer.get(field)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise _not_a_service(url, answered, f"JSON without {field!r}")
+    return answer
+
+
+def _not_a_service(url: str, answered: str, what: str) -> NotAServiceError:
+    return NotAServiceError(
+        f"The server at {url} is not a Liara service (it answered {answered} with {what}): check --api."
+    )
+
+
+def _invalid(detail: str, errors: Any) -> InvalidCrisisRequestError:
+    """A refused request's error: with the bad fields of its body, where the service places each."""
+    listed = errors if isinstance(errors, list) else []
+    placed = [error for error in listed if isinstance(error, dict) and isinstance(error.get("pointer"), str)]
+    subject = detail.partition(": ")[0]
+    if not placed or len(placed) < len(listed) or not all(error["pointer"] for error in placed):
+        return InvalidCrisisRequestError(detail)
+    problems = [FieldProblem(_location(error["pointer"]), str(error.get("message", ""))) for error in placed]
+    said = [f"{error['pointer']}: {problem.message}" for error, problem in zip(placed, problems, strict=True)]
+    return InvalidFieldsError(subject, problems, said)
+
+
+def _location(pointer: str) -> Location:
+    """A JSON pointer's place as a location (``/missions/0/target``: ``("missions", 0, "target")``)."""
+    parts = [part.replace("~1", "/").replace("~0", "~") for part in pointer.split("/")[1:]]
+    return tuple(int(part) if part.isdigit() else part for part in parts)
 
 
 def _given(options: Mapping[str, Any]) -> dict[str, Any]:

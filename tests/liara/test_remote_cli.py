@@ -7,6 +7,9 @@ import asyncio
 import json
 import os
 import shutil
+import socket
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -19,6 +22,7 @@ from cognition.liara.remote import RemoteAgency
 from cognition.liara.service.config import MAX_PAGE_SIZE
 from tests.helpers import REPO_ROOT, assert_eventually
 from tests.helpers.cli import assert_one_sentence_error, run_cli
+from tests.helpers.servers import free_port
 from tests.helpers.service import ServiceProcess, Tokens, assert_started_with_the_options, started_request
 
 pytestmark = pytest.mark.integration
@@ -178,3 +182,67 @@ async def test_list_pages_through_the_service_past_its_largest_page(operator_env
         finally:
             for workflow_id in started:
                 await agency.client.get_workflow_handle(workflow_id).terminate("test over")
+
+
+#: An HTTP server that answers every GET and POST alike, as no Liara service does: a web page (as
+#: the Temporal Web UI does for any path) or JSON of its own.
+OTHER_SERVER = """
+import http.server, sys
+body, media = sys.argv[2].encode(), sys.argv[3]
+
+class Answer(http.server.BaseHTTPRequestHandler):
+    def answer(self):
+        self.send_response(200)
+        self.send_header("Content-Type", media)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = answer
+
+    def log_message(self, *args):
+        pass
+
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Answer).serve_forever()
+"""
+OTHER_SERVERS = {
+    "a directory listing": ("-m", "http.server"),
+    "a web page for every path": ("-c", OTHER_SERVER, "<!doctype html><title>Temporal</title>", "text/html"),
+    "unrelated JSON": ("-c", OTHER_SERVER, '{"hello": "world"}', "application/json"),
+}
+
+
+@pytest.fixture(params=OTHER_SERVERS.values(), ids=OTHER_SERVERS.keys())
+def other_server(request, tmp_path: Path):
+    """The URL of a real HTTP server that is not a Liara service."""
+    program, *args = request.param
+    port = free_port()
+    argv = [*args[:1], str(port), *args[1:]] if program == "-c" else [*args, str(port), "--bind", "127.0.0.1"]
+    server = subprocess.Popen([sys.executable, program, *argv], cwd=tmp_path, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("status", "crisis-workflow-x"), ("list",), ("trigger", "target-alpha", "recon"), ("approve", "wf", "p-1")],
+    ids=lambda command: command[0],
+)
+def test_an_api_url_that_is_not_a_liara_service_is_one_sentence(other_server, command, tmp_path):
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("TEMPORAL_", "LIARA_"))}
+
+    refused = liara({**env, "LIARA_API_URL": other_server}, tmp_path, *command)
+
+    assert refused.returncode == 1
+    sentence = assert_one_sentence_error(refused.stderr)
+    assert sentence.startswith(f"Error: The server at {other_server} is not a Liara service (it answered "), sentence
+    assert sentence.endswith("): check --api."), sentence
+    assert refused.stdout == ""
