@@ -12,11 +12,12 @@ Results and statuses are plain JSON-ready dicts. Every failure a caller can fix 
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
-from collections.abc import AsyncGenerator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from pydantic import ValidationError
 from temporalio.client import Client, WorkflowHandle
@@ -27,7 +28,7 @@ from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
 from app.temporal.client import ConnectionSettings, connect
 from app.temporal.errors import InvalidCrisisRequestError, LiaraError
-from app.temporal.identity import crisis_id_for_key, workflow_id_for
+from app.temporal.identity import WORKFLOW_ID_PREFIX, crisis_id_for_key, workflow_id_for, workflow_ids_for
 from app.temporal.models import ApprovalDecision, MissionPhase, strict_input
 from app.temporal.validation import InvalidFieldsError, describe_validation_error
 from app.temporal.visibility import (
@@ -51,6 +52,7 @@ from cognition.liara.crisis_workflow import (
     started_digest,
 )
 from cognition.liara.diagnostics import (
+    blocked_if_known,
     problem_if_known,
     running_details,
     status_name,
@@ -59,6 +61,7 @@ from cognition.liara.diagnostics import (
 )
 from cognition.liara.errors import (
     CrisisAlreadyExistsError,
+    CrisisNotFoundError,
     CrisisNotRunningError,
     CrisisWaitTimeoutError,
     DecisionRefusedError,
@@ -72,6 +75,23 @@ from cognition.liara.recorded_status import recorded_status
 from cognition.liara.rpc_errors import translate_rpc_error
 
 __all__ = ["LiaraTemporalAgency"]
+
+_Call = TypeVar("_Call", bound=Callable[..., Awaitable[Any]])
+
+
+def _telling_crisis_ids(call: _Call) -> _Call:
+    """A method on one crisis (its workflow id first) whose ``CrisisNotFoundError`` says so when
+    the id given is a crisis id (as ``liara record list`` shows them) whose workflow exists.
+    """
+
+    @functools.wraps(call)
+    async def told(self: LiaraTemporalAgency, workflow_id: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await call(self, workflow_id, *args, **kwargs)
+        except CrisisNotFoundError as err:
+            raise await self._not_found(workflow_id, err) from None
+
+    return cast(_Call, told)
 
 
 class LiaraTemporalAgency:
@@ -267,6 +287,7 @@ class LiaraTemporalAgency:
                 f"({err.message}): ask its operator to add {names} as Keyword attributes."
             ) from None
 
+    @_telling_crisis_ids
     async def cancel_crisis(self, workflow_id: str, *, cancelled_by: str | None = None) -> None:
         """Ask a running crisis to stop: its running phase is cancelled, the rest skipped, and
         completed phases with a ``compensate_action`` are compensated. Returns once requested.
@@ -304,6 +325,7 @@ class LiaraTemporalAgency:
             workflow_id, {"phase_id": phase_id, "approved": False, "decided_by": rejected_by, "reason": reason}, timeout
         )
 
+    @_telling_crisis_ids
     async def _decide(self, workflow_id: str, fields: dict[str, Any], timeout: float) -> dict[str, Any]:
         try:
             decision = strict_input(ApprovalDecision, fields)
@@ -325,6 +347,7 @@ class LiaraTemporalAgency:
             "approvals_required": phase.approvals_required,
         }
 
+    @_telling_crisis_ids
     async def add_phases(
         self,
         workflow_id: str,
@@ -387,6 +410,7 @@ class LiaraTemporalAgency:
         """
         return self._feeds.follow(workflow_id, after, lambda: read_events(self.connect, self.settings, workflow_id))
 
+    @_telling_crisis_ids
     async def get_crisis_status(self, workflow_id: str) -> dict[str, Any]:
         """Where a crisis stands, without waiting for it.
 
@@ -412,7 +436,7 @@ class LiaraTemporalAgency:
         }
         if status == "running":
             try:
-                report.update(await running_details(self.client, handle, description.task_queue))
+                report.update(await running_details(self.client, handle, description.task_queue, self.settings))
                 problem = await waiting_problem(self.client, description)
             except RPCError as err:
                 raise self._rpc_error(err, workflow_id) from None
@@ -425,6 +449,7 @@ class LiaraTemporalAgency:
             report.update(await recorded_status(workflow_id, self.settings.namespace))
         return report
 
+    @_telling_crisis_ids
     async def wait_for_crisis_completion(self, workflow_id: str, timeout: float | None = None) -> dict[str, Any]:
         """Wait for the crisis result. ``timeout`` in seconds; ``None`` waits as long as it takes.
 
@@ -435,11 +460,13 @@ class LiaraTemporalAgency:
         try:
             return await asyncio.wait_for(crisis_result(handle, self.settings), timeout)
         except TimeoutError:
-            problem = await problem_if_known(self.client, handle)
+            problem = await problem_if_known(self.client, handle) or await blocked_if_known(
+                self.client, handle, self.settings
+            )
             if problem:
                 raise CrisisWaitTimeoutError(
                     f"Crisis workflow {workflow_id} did not finish within {timeout:g} s; "
-                    f"it keeps running, but {problem}"
+                    f"it keeps running, but {problem.rstrip('.')}."
                 ) from None
             raise CrisisWaitTimeoutError(
                 f"Crisis workflow {workflow_id} did not finish within {timeout:g} s; it keeps running: "
@@ -457,6 +484,23 @@ class LiaraTemporalAgency:
     async def _handle(self, workflow_id: str) -> WorkflowHandle[Any, Any]:
         client = await self.connect()
         return client.get_workflow_handle(workflow_id)
+
+    async def _not_found(self, given: str, err: CrisisNotFoundError) -> CrisisNotFoundError:
+        """``err``, or, when ``given`` is the crisis id of a crisis whose workflow exists, an error
+        naming that workflow id (commands take the workflow id, not the crisis id).
+        """
+        if given.startswith(WORKFLOW_ID_PREFIX):
+            return err
+        for workflow_id in workflow_ids_for(given):
+            try:
+                await self.client.get_workflow_handle(workflow_id).describe()
+            except RPCError:
+                continue
+            return CrisisNotFoundError(
+                f"No crisis workflow {given!r} in namespace {self.settings.namespace!r}: that is the crisis id of "
+                f"crisis workflow {workflow_id}; use that workflow id."
+            )
+        return err
 
     def _rpc_error(self, err: RPCError, workflow_id: str) -> LiaraError:
         """What a Temporal error means to the caller (``workflow_id`` is "" for no crisis in particular)."""

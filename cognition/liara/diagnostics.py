@@ -1,6 +1,8 @@
 """Where a crisis stands: the state of its workflow, the workers polling its task queue, its
-progress while it runs and, in one sentence, why it waits: an activity or a workflow task that
-keeps failing.
+progress while it runs and, in one sentence, why it waits: no worker polling its task queue, a
+phase awaiting approval, an activity or a workflow task that keeps failing. What blocks it is
+said with the command that would let it go on (``liara worker --task-queue Q``, ``liara approve
+WORKFLOW_ID PHASE``).
 
 A crisis that waits for a record store to be usable again, for an agent being retried or for a
 worker that can decode its history would otherwise seem to hang for no reason.
@@ -9,7 +11,8 @@ worker that can decode its history would otherwise seem to hang for no reason.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+import shlex
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,6 +32,7 @@ from temporalio.exceptions import CancelledError, TerminatedError
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 from temporalio.service import RPCError
 
+from app.temporal.client import DEFAULT_ADDRESS, DEFAULT_NAMESPACE, ConnectionSettings
 from app.temporal.workflows import CrisisResponseWorkflow
 
 #: How long a status call waits for a worker to answer the progress query.
@@ -88,9 +92,47 @@ async def workflow_pollers(client: Client, task_queue: str) -> int:
     return live_pollers(response.pollers)
 
 
-async def running_details(client: Client, handle: WorkflowHandle[Any, Any], task_queue: str) -> dict[str, Any]:
+def liara_command(*words: str, options: Sequence[str] = ()) -> str:
+    """A ``liara`` command line, quoted for a shell, with connection ``options`` before the command."""
+    return shlex.join(["liara", *options, *words])
+
+
+def worker_command(settings: ConnectionSettings, task_queue: str) -> str:
+    """The command that starts a worker polling ``task_queue`` where ``settings`` connect (their
+    address and namespace said when they are not the defaults).
+    """
+    words = ["worker"]
+    if settings.address != DEFAULT_ADDRESS:
+        words += ["--address", settings.address]
+    if settings.namespace != DEFAULT_NAMESPACE:
+        words += ["--namespace", settings.namespace]
+    return liara_command(*words, "--task-queue", task_queue)
+
+
+def no_worker_note(settings: ConnectionSettings, task_queue: str) -> str:
+    return f"no worker polls task queue {task_queue!r}: start one with `{worker_command(settings, task_queue)}`"
+
+
+def awaiting_approval(workflow_id: str, phases: Iterable[Mapping[str, Any]], options: Sequence[str] = ()) -> list[str]:
+    """For each phase that awaits approval: ``awaiting approval of PHASE (n of m)`` (its approvals
+    so far of those it needs) and the commands that decide it.
+    """
+    return [
+        f"awaiting approval of {phase['phase_id']} ({phase.get('approvals') or 0} of "
+        f"{phase.get('approvals_required') or 1}): decide with "
+        f"`{liara_command('approve', workflow_id, phase['phase_id'], options=options)}` or "
+        f"`{liara_command('reject', workflow_id, phase['phase_id'], options=options)}`"
+        for phase in phases
+        if phase.get("status") == "awaiting_approval"
+    ]
+
+
+async def running_details(
+    client: Client, handle: WorkflowHandle[Any, Any], task_queue: str, settings: ConnectionSettings | None = None
+) -> dict[str, Any]:
     """A running crisis's progress, from its workflow's ``progress`` query, or a ``note`` on why no
-    worker told it (an ``RPCError`` if Temporal cannot say who polls ``task_queue``).
+    worker told it (an ``RPCError`` if Temporal cannot say who polls ``task_queue``); the note
+    names the worker command for ``settings``.
     """
     # With nobody polling the crisis's task queue, a query would only wait out its timeout:
     # say so at once.
@@ -103,8 +145,28 @@ async def running_details(client: Client, handle: WorkflowHandle[Any, Any], task
         else:
             return progress.model_dump(mode="json")
     else:
-        note = f"queued: no worker polls task queue {task_queue!r}; start one with `python cognition/liara/worker.py`"
+        note = no_worker_note(settings or ConnectionSettings(namespace=client.namespace), task_queue)
     return {"stage": "unknown", "note": note, "workers_polling": workers}
+
+
+async def blocked_if_known(
+    client: Client, handle: WorkflowHandle[Any, Any], settings: ConnectionSettings
+) -> str | None:
+    """What keeps a running crisis from going on, with the command that would let it (no worker
+    polling its task queue, phases awaiting approval), or None if nothing does or Temporal
+    cannot tell now.
+    """
+    try:
+        description = await handle.describe()
+        if description.status != WorkflowExecutionStatus.RUNNING:
+            return None
+        details = await running_details(client, handle, description.task_queue, settings)
+    except RPCError:
+        return None
+    if details.get("workers_polling") == 0:
+        return details["note"]
+    gates = awaiting_approval(handle.id, details.get("phases") or [])
+    return f"it is {'; '.join(gates)}" if gates else None
 
 
 async def problem_if_known(client: Client, handle: WorkflowHandle[Any, Any]) -> str | None:

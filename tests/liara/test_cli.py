@@ -18,7 +18,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from cognition.liara.agency import LiaraTemporalAgency
 from tests.helpers import REPO_ROOT, assert_eventually
-from tests.helpers.cli import assert_one_sentence_error, cli, run_cli
+from tests.helpers.cli import assert_one_sentence_error, cli, run_cli, until_awaiting
 from tests.helpers.processes import WorkerProcess
 
 pytestmark = pytest.mark.integration
@@ -162,22 +162,41 @@ async def test_a_queued_crisis_waits_for_a_worker_then_completes(dev_server, lia
     assert started.returncode == 0, started.stderr
     workflow_id = started.stdout.strip()
 
+    # What it waits for, with the command that would start a worker polling its queue where it is.
+    address = liara_env["TEMPORAL_ADDRESS"]
+    worker = f"liara worker{'' if address == 'localhost:7233' else f' --address {address}'} --task-queue {task_queue}"
+    waiting = f"no worker polls task queue '{task_queue}': start one with `{worker}`"
     gave_up = await cli(liara_env, tmp_path, "wait", workflow_id, "--timeout", "1")
     assert gave_up.returncode == 1
     message = assert_one_sentence_error(gave_up.stderr)
-    assert "keeps running" in message and workflow_id in message
+    assert message == (
+        f"Error: Crisis workflow {workflow_id} did not finish within 1 s; it keeps running, but {waiting}."
+    )
 
     shown = await cli(liara_env, tmp_path, "status", workflow_id)
     assert shown.returncode == 0, shown.stderr
-    assert shown.stdout.splitlines()[0] == f"Crisis workflow {workflow_id}: running"
-    assert f"no worker polls task queue '{task_queue}'" in shown.stdout
-    assert "python cognition/liara/worker.py" in shown.stdout
+    assert shown.stdout.splitlines() == [f"Crisis workflow {workflow_id}: running", waiting]
+
+    # watch says so within its first poll (it ends with its --timeout: the crisis waits on).
+    watched = await cli(liara_env, tmp_path, "watch", workflow_id, "--timeout", "3")
+    assert watched.returncode == 1
+    assert watched.stdout.splitlines()[0] == waiting
+    assert "did not finish within 3 s" in assert_one_sentence_error(watched.stderr)
 
     shown_json = await cli(liara_env, tmp_path, "status", workflow_id, "--json")
     assert shown_json.returncode == 0, shown_json.stderr
     report = json.loads(shown_json.stdout)
     assert (report["status"], report["workers_polling"]) == ("running", 0)
-    assert report["note"].startswith("queued: no worker polls")
+    assert report["note"] == waiting
+
+    # The crisis id (as `liara record list` shows crises) is not the workflow id: said so, naming it.
+    crisis_id = workflow_id.removeprefix("crisis-workflow-")
+    by_crisis_id = await cli(liara_env, tmp_path, "status", crisis_id)
+    assert by_crisis_id.returncode == 1
+    assert assert_one_sentence_error(by_crisis_id.stderr) == (
+        f"Error: No crisis workflow '{crisis_id}' in namespace 'default': that is the crisis id of crisis workflow "
+        f"{workflow_id}; use that workflow id."
+    )
     # A change that only a worker can take is refused at once rather than left waiting for one.
     for change in (("add-phases", workflow_id, "extract"), ("approve", workflow_id, "recon-phase-1")):
         refused = await cli(liara_env, tmp_path, *change)
@@ -340,6 +359,38 @@ async def test_status_of_a_cancelled_crisis_shows_its_recorded_phases_and_who_ca
     crisis_id = workflow_id.removeprefix("crisis-workflow-")
     record = Path(liara_env["LIARA_CRISIS_DIR"]) / f"{crisis_id}.json"
     assert lines[-1] == f"Record: {record.resolve()}"
+
+
+async def test_a_crisis_at_an_approval_gate_says_so_with_the_commands_that_decide_it(liara_env, liara_worker, tmp_path):
+    gate = _phase("contain", "target-alpha", requires_approval=True)
+    missions = _missions_file(tmp_path, _phase("recon", "target-alpha"), gate, _phase("report", "target-alpha"))
+    started = await cli(liara_env, tmp_path, "trigger", "target-alpha", "--missions-file", str(missions))
+    assert started.returncode == 0, started.stderr
+    workflow_id = started.stdout.strip()
+    await until_awaiting(liara_env, tmp_path, workflow_id, "contain")
+    awaiting = (
+        f"awaiting approval of contain (0 of 1): decide with `liara approve {workflow_id} contain` or "
+        f"`liara reject {workflow_id} contain`"
+    )
+
+    shown = await cli(liara_env, tmp_path, "status", workflow_id)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines()[:2] == [f"Crisis workflow {workflow_id}: running", awaiting]
+
+    watched = await cli(liara_env, tmp_path, "watch", workflow_id, "--timeout", "2")
+    assert watched.returncode == 1
+    assert awaiting in watched.stdout.splitlines()
+    assert f"it keeps running, but it is {awaiting}." in assert_one_sentence_error(watched.stderr)
+
+    # Connection options given on the command line are in the commands it prints.
+    address = liara_env["TEMPORAL_ADDRESS"]
+    elsewhere = await cli(liara_env, tmp_path, "--address", address, "status", workflow_id)
+    assert f"`liara --address {address} approve {workflow_id} contain`" in elsewhere.stdout
+
+    approved = await cli(liara_env, tmp_path, "approve", workflow_id, "contain")
+    assert approved.returncode == 0, approved.stderr
+    waited = await cli(liara_env, tmp_path, "wait", workflow_id, "--json")
+    assert waited.returncode == 0, waited.stderr
 
 
 async def test_a_queued_crisis_on_a_bracketed_task_queue_shows_its_note_literally(dev_server, liara_env, tmp_path):

@@ -42,6 +42,15 @@ class Connection:
         self.address, self.namespace, self.task_queue, self.profile = address, namespace, task_queue, profile
         self.api, self.token = api, token
 
+    @property
+    def options(self) -> list[str]:
+        """These options as given, for a command to print (``liara --address A approve ...``);
+        never the token.
+        """
+        given = (("--address", self.address), ("--namespace", self.namespace), ("--profile", self.profile))
+        given += (("--api", self.api),)
+        return [part for flag, value in given if value for part in (flag, value)]
+
     def agency(self) -> LiaraTemporalAgency:
         """The Python API on Temporal with these options (it connects on first use)."""
         return LiaraTemporalAgency(self.address, self.namespace, self.task_queue, profile=self.profile)

@@ -38,10 +38,22 @@ from cognition.liara.commands.output import (
     say,
 )
 from cognition.liara.crisis_agency import CrisisAgency
+from cognition.liara.diagnostics import awaiting_approval
 from cognition.liara.errors import CrisisNotRunningError
 
 #: Seconds between progress polls while waiting on a terminal.
 PROGRESS_POLL_SECONDS = 0.5
+
+
+def blocked_by(status: dict[str, Any], options: list[str]) -> list[str]:
+    """What keeps a running crisis from going on, each with the command that would let it (the
+    connection ``options`` given before it): no worker polling its task queue, phases awaiting
+    approval.
+    """
+    if status["status"] != "running":
+        return []
+    blocked = [status["note"]] if status.get("workers_polling") == 0 and "note" in status else []
+    return blocked + awaiting_approval(status["workflow_id"], status.get("phases") or [], options)
 
 
 def _progress_line(status: dict[str, Any]) -> tuple[str, int, int] | None:
@@ -55,9 +67,16 @@ def _progress_line(status: dict[str, Any]) -> tuple[str, int, int] | None:
 
 
 async def _follow(
-    agency: CrisisAgency, workflow_id: str, timeout: float | None, console: Console, *, lines: bool = False
+    agency: CrisisAgency,
+    workflow_id: str,
+    timeout: float | None,
+    console: Console,
+    options: list[str],
+    *,
+    lines: bool = False,
 ) -> dict[str, Any]:
-    """Wait for the result while showing progress: a live bar on a terminal, else (with
+    """Wait for the result while showing progress and what blocks it (no worker, a phase awaiting
+    approval, with the command that lets it go on): a live bar on a terminal, else (with
     ``lines``) one line per change, else nothing.
     """
     waiting = asyncio.ensure_future(agency.wait_for_crisis_completion(workflow_id, timeout))
@@ -72,15 +91,24 @@ async def _follow(
     )
     with Progress(*columns, console=console, disable=not console.is_terminal) as progress:
         task = progress.add_task(workflow_id, total=None)
-        last = None
+        last, told = None, set()
         while not waiting.done():
-            line = _progress_line(await agency.get_crisis_status(workflow_id))
+            status = await agency.get_crisis_status(workflow_id)
+            line = _progress_line(status)
+            blocked = blocked_by(status, options)
             if line is not None:
                 description, done, total = line
                 progress.update(task, description=description, completed=done, total=total)
                 if not console.is_terminal and line != last:
                     say(f"{description} ({done}/{total} phases done)", console)
                 last = line
+            if blocked:
+                progress.update(task, description="; ".join(blocked))
+            if not console.is_terminal:
+                for said in blocked:
+                    if said not in told:
+                        say(said, console)
+            told = set(blocked)
             await asyncio.wait([waiting], timeout=PROGRESS_POLL_SECONDS)
     return await waiting
 
@@ -309,7 +337,7 @@ def trigger(
         if not as_json:
             print(workflow_id, flush=True)
             say(f"Started {described}. Follow it with: liara watch {workflow_id}", err_console)
-        result = await _follow(agency, workflow_id, timeout, err_console) if wait else None
+        result = await _follow(agency, workflow_id, timeout, err_console, connection.options) if wait else None
         return workflow_id, result
 
     workflow_id, result = connection.run_on_crises(start)
@@ -328,23 +356,30 @@ def status(ctx: typer.Context, workflow_id: WorkflowId, as_json: JsonFlag = Fals
     if as_json:
         print_json(report)
     else:
-        print_status(workflow_id, report)
+        print_status(workflow_id, report, blocked=blocked_by(report, connection.options))
 
 
 def wait(ctx: typer.Context, workflow_id: WorkflowId, timeout: Timeout = None, as_json: JsonFlag = False) -> None:
     """Wait until a crisis finishes and print its result (exit 3 if a phase failed).
 
-    On a terminal a progress bar shows the current phase; piped, it stays quiet.
+    On a terminal a progress bar shows the current phase, or what the crisis waits for; piped, it
+    stays quiet (a --timeout that runs out says what it waits for).
     """
     connection: Connection = ctx.obj
-    result = connection.run_on_crises(lambda agency: _follow(agency, workflow_id, timeout, err_console))
+    result = connection.run_on_crises(
+        lambda agency: _follow(agency, workflow_id, timeout, err_console, connection.options)
+    )
     _finish(result, as_json)
 
 
 def watch(ctx: typer.Context, workflow_id: WorkflowId, timeout: Timeout = None) -> None:
-    """Show live progress (a bar and the current phase) until the crisis ends, then its result."""
+    """Show live progress (a bar and the current phase, or what the crisis waits for and the command
+    that lets it go on) until the crisis ends, then its result.
+    """
     connection: Connection = ctx.obj
-    result = connection.run_on_crises(lambda agency: _follow(agency, workflow_id, timeout, out, lines=True))
+    result = connection.run_on_crises(
+        lambda agency: _follow(agency, workflow_id, timeout, out, connection.options, lines=True)
+    )
     _finish(result, as_json=False)
 
 

@@ -5,6 +5,7 @@ checks. User data (ids, errors, names, reasons) is always printed literally, nev
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
@@ -132,12 +133,20 @@ def print_result(result: dict[str, Any], console: Console | None = None) -> None
         say(f"Record: {result['record_path']}", console)
 
 
-def print_status(workflow_id: str, report: dict[str, Any], console: Console | None = None) -> None:
+def print_status(
+    workflow_id: str, report: dict[str, Any], console: Console | None = None, blocked: Sequence[str] = ()
+) -> None:
+    """Where a crisis stands; ``blocked``: what keeps a running one from going on, each with the
+    command that lets it.
+    """
     console = console or out
     say(f"Crisis workflow {workflow_id}: {report['status']}", console)
     if report["status"] == "running":
+        for line in blocked:
+            say(line, console)
         if "note" in report:
-            say(report["note"], console)
+            if report["note"] not in blocked:
+                say(report["note"], console)
         else:
             say(f"Stage: {report['stage']}; current phase: {report['current_phase'] or '-'}", console)
             print_phases(report["phases"], report.get("compensations"), console)

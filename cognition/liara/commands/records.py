@@ -8,11 +8,14 @@ from typing import Annotated, Any
 
 import typer
 
-from app.temporal.identity import WORKFLOW_ID_PREFIX
+from app.temporal.identity import WORKFLOW_ID_PREFIX, scheduled_crisis_id, scheduled_workflow_id
 from cognition.liara import crisis_records
 from cognition.liara.commands.connection import Connection
 from cognition.liara.commands.options import JsonFlag
 from cognition.liara.commands.output import out, print_json, print_phases, say, table_of
+
+#: A run of a schedule, as the help of ``record show`` shows one (the time is when it was due).
+_SCHEDULED_RUN = f"{scheduled_workflow_id('nightly')}-2026-12-02T03:00:00Z"
 
 record_app = typer.Typer(
     no_args_is_help=True,
@@ -22,7 +25,14 @@ record_app = typer.Typer(
 
 @record_app.command()
 def show(
-    crisis_id: Annotated[str, typer.Argument(help=f"The crisis id (the workflow id without `{WORKFLOW_ID_PREFIX}`)")],
+    crisis_id: Annotated[
+        str,
+        typer.Argument(
+            help=f"The crisis id, as `liara record list` shows it: the workflow id without `{WORKFLOW_ID_PREFIX}`; "
+            "for a crisis a schedule started, the time it was due is written with '-' for ':' "
+            f"(workflow {_SCHEDULED_RUN}, crisis {scheduled_crisis_id(_SCHEDULED_RUN)})"
+        ),
+    ],
     as_json: JsonFlag = False,
 ) -> None:
     """Print a crisis record: its phases as written so far, or the final record."""

@@ -82,6 +82,19 @@ def scheduled_crisis_id(workflow_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "-", workflow_id.removeprefix(WORKFLOW_ID_PREFIX))[:MAX_ID_LENGTH]
 
 
+def workflow_ids_for(crisis_id: str) -> list[str]:
+    """The workflow ids a crisis with this crisis id may have: ``crisis-workflow-<crisis id>``
+    and, for a run a schedule started (``sched-<name>-2026-12-02T03-00-00Z``, as ``liara record
+    list`` shows it), the schedule's workflow id with the time it was due
+    (``crisis-workflow-sched-<name>-2026-12-02T03:00:00Z``).
+    """
+    ids = [workflow_id_for(crisis_id)]
+    run = re.fullmatch(r"(sched-.+-\d{4}-\d{2}-\d{2}T\d{2})-(\d{2})-(\d{2}(?:\.\d+)?Z)", crisis_id)
+    if run:
+        ids.append(f"{WORKFLOW_ID_PREFIX}{run[1]}:{run[2]}:{run[3]}")
+    return ids
+
+
 #: Longest schedule name whose runs' crisis ids (``sched-<name>-2026-12-02T03-00-00Z``) still fit
 #: in a safe id with the time each run was due: a longer one would be cut and runs would share it.
 MAX_SCHEDULE_NAME_LENGTH = MAX_ID_LENGTH - len(scheduled_crisis_id(scheduled_workflow_id("") + _DUE_TIME_EXAMPLE))
