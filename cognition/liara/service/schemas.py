@@ -171,6 +171,9 @@ class PlaybookInfo(BaseModel):
     description: str
     inputs: dict[str, PlaybookInputInfo]
     phases: int
+    target_member: str = Field(
+        description="The crisis's target as the playbook writes it: `${inputs.NAME}` names the input it comes from."
+    )
 
 
 class AddPhases(BaseModel):
@@ -228,6 +231,16 @@ class CrisisPage(BaseModel):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null after the last one.")
 
 
+class PhaseReport(PhaseOutcome):
+    """A phase as a crisis's status and the approvals inbox tell it."""
+
+    planned_params: dict[str, JsonValue] | None = Field(
+        default=None,
+        description="While it awaits approval: its params as the crisis's plan has them, references unresolved "
+        "(its agent gets them resolved, as `params`, once it starts); absent where they cannot be read in time.",
+    )
+
+
 class CrisisReport(BaseModel):
     """Where a crisis stands (``get_crisis_status``): ``status`` and, by state, the fields below."""
 
@@ -236,6 +249,11 @@ class CrisisReport(BaseModel):
 
     workflow_id: str
     status: str = Field(description="running, completed, failed, cancelled, terminated or timed_out")
+    crisis_status: str | None = Field(
+        default=None,
+        description="Its `CrisisStatus` search attribute, as a listing's `crisis_status` reads it (running, "
+        "awaiting_approval, compensating, then its result's status); absent for a crisis started without it.",
+    )
     task_queue: str | None = None
     started_at: datetime | None = None
     closed_at: datetime | None = None
@@ -244,7 +262,7 @@ class CrisisReport(BaseModel):
     stage: str | None = None
     current_phase: str | None = None
     running_phases: list[str] | None = Field(default=None, description="Every phase running now (graphs run several).")
-    phases: list[PhaseOutcome] | None = None
+    phases: list[PhaseReport] | None = None
     summary: CrisisSummary | None = None
     compensations: list[PhaseOutcome] | None = None
     cancel_requests: list[CancelNote] | None = None
@@ -307,7 +325,7 @@ class PendingApproval(BaseModel):
     target: str | None
     initiated_by: str | None
     started_at: datetime
-    phase: PhaseOutcome
+    phase: PhaseReport
     approvals: int = Field(description="Approvals it has so far.")
 
 
@@ -335,3 +353,4 @@ class ConsoleSettings(BaseModel):
     namespace: str
     web_ui_url: str = Field(description="The Temporal Web UI, for links to a crisis's workflow.")
     statuses: list[CrisisStatusName] = Field(description="The crisis statuses a listing filters by.")
+    max_parallel: int = Field(description="The most a start's `max_parallel` may be.")

@@ -1,7 +1,8 @@
 """What the service adds for the operator console: ``/v1/me``, phases from action words, the page
-and its files with their security headers, ``/v1/console`` (in-process, no Temporal needed),
-and, against a real ``liara serve`` subprocess and worker, a listing's progress summaries and the
-approvals inbox.
+and its files with their security headers, ``/v1/console``, the input a playbook's target comes
+from (in-process, no Temporal needed), and, against a real ``liara serve`` subprocess and worker,
+a listing's progress summaries, the approvals inbox, and a gated phase's params as planned and
+the crisis status a listing shows, in a crisis's status.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.temporal.models import MAX_PARALLEL
 from app.temporal.visibility import CRISIS_STATUSES
 from cognition.liara.actions import missions_from_actions
 from cognition.liara.agency import LiaraTemporalAgency
@@ -21,7 +23,7 @@ from cognition.liara.console import ASSETS
 from cognition.liara.service.config import DEFAULT_WEB_UI_URL, ServiceSettings
 from cognition.liara.service.main import create_app
 from cognition.liara.service.tokens import TokenFile, TokenVerifier
-from tests.helpers import assert_eventually
+from tests.helpers import REPO_ROOT, assert_eventually
 from tests.helpers.service import TOKEN_ROLES, assert_problem, crisis_body, phase, phase_status, start
 
 #: How long the service gives one crisis's lookup.
@@ -128,12 +130,13 @@ async def test_every_import_of_the_scripts_is_one_of_its_files():
             assert (ASSETS / imported).is_file(), (script.name, imported)
 
 
-async def test_console_settings_name_the_namespace_web_ui_and_statuses(guarded, token_file):
+async def test_console_settings_name_the_namespace_web_ui_statuses_and_most_parallel(guarded, token_file):
     settings = await guarded.get("/v1/console", headers=token_file["viewer-1"])
     assert settings.json() == {
         "namespace": "default",
         "web_ui_url": DEFAULT_WEB_UI_URL,
         "statuses": list(CRISIS_STATUSES),
+        "max_parallel": MAX_PARALLEL,
     }
     assert_problem(await guarded.get("/v1/console"), 401, "unauthorized")
 
@@ -271,3 +274,60 @@ async def test_two_gates_open_at_once_both_stay_in_the_inbox_until_each_is_decid
 
 async def _awaits(http: httpx.AsyncClient, token: dict[str, str], workflow_id: str, phase_id: str) -> bool:
     return await phase_status(http, token, workflow_id, phase_id) == "awaiting_approval"
+
+
+async def test_a_playbook_names_the_input_its_target_comes_from(guarded, token_file, monkeypatch):
+    monkeypatch.setenv("LIARA_PLAYBOOKS", str(REPO_ROOT / "playbooks"))
+    listed = await guarded.get("/v1/playbooks", headers=token_file["viewer-1"])
+    assert listed.status_code == 200, listed.text
+    assert {book["name"]: book["target_member"] for book in listed.json()} == {
+        "credential-rotation": "${inputs.service}",
+        "health-check": "${inputs.site}",
+        "incident-response": "${inputs.host}",
+    }
+    shown = await guarded.get("/v1/playbooks/incident-response", headers=token_file["viewer-1"])
+    assert shown.json()["target_member"] == "${inputs.host}"
+
+
+@pytest.mark.integration
+async def test_a_phase_awaiting_approval_comes_with_its_params_as_planned(http, service_tokens):
+    operator, viewer = service_tokens.headers("operator-1"), service_tokens.headers("viewer-1")
+    planned = {"host": "${phases.scan-1.output.host}", "mode": "full"}
+    body = crisis_body(
+        phase("scan-1", "scan", params={"output": {"host": "web-7"}}),
+        phase("contain-2", "contain", depends_on=["scan-1"], requires_approval=True, params=planned),
+    )
+    workflow_id = await start(http, operator, body)
+    await assert_eventually(lambda: _awaits(http, operator, workflow_id, "contain-2"), timeout=60, interval=0.3)
+
+    # The crisis's status: its CrisisStatus as a listing reads it, and the gated phase's params
+    # as the plan has them (they are resolved only once it runs).
+    report = (await http.get(f"/v1/crises/{workflow_id}", headers=viewer)).json()
+    assert report["crisis_status"] == "awaiting_approval"
+    phases = {entry["phase_id"]: entry for entry in report["phases"]}
+    assert (phases["contain-2"]["planned_params"], phases["contain-2"]["params"]) == (planned, None)
+    assert "planned_params" not in phases["scan-1"]
+    listed = await http.get("/v1/crises", params={"target": body["target_member"]}, headers=viewer)
+    assert [row["crisis_status"] for row in listed.json()["crises"]] == ["awaiting_approval"]
+    inbox = (await http.get("/v1/approvals", headers=viewer)).json()["approvals"]
+    (item,) = [item for item in inbox if item["workflow_id"] == workflow_id]
+    assert item["phase"]["planned_params"] == planned
+
+    # A phase added while the crisis runs: its plan is the one the update gave it.
+    added = phase("late-3", "report", depends_on=["contain-2"], requires_approval=True, params={"note": "added"})
+    extended = await http.post(f"/v1/crises/{workflow_id}/phases", json={"missions": [added]}, headers=operator)
+    assert extended.status_code == 200, extended.text
+    approver = service_tokens.headers("approver-1")
+    await http.post(f"/v1/crises/{workflow_id}/phases/contain-2/approve", headers=approver)
+    await assert_eventually(lambda: _awaits(http, operator, workflow_id, "late-3"), timeout=60, interval=0.3)
+    report = (await http.get(f"/v1/crises/{workflow_id}", headers=viewer)).json()
+    phases = {entry["phase_id"]: entry for entry in report["phases"]}
+    assert phases["late-3"]["planned_params"] == {"note": "added"}
+    assert phases["contain-2"]["params"] == {"host": "web-7", "mode": "full"}  # resolved, as it ran
+    assert "planned_params" not in phases["contain-2"]
+
+    await http.post(f"/v1/crises/{workflow_id}/phases/late-3/approve", headers=approver)
+    finished = await http.get(f"/v1/crises/{workflow_id}/result", params={"wait": 60}, headers=viewer)
+    assert finished.json()["status"] == "completed", finished.text
+    report = (await http.get(f"/v1/crises/{workflow_id}", headers=viewer)).json()
+    assert (report["status"], report["crisis_status"]) == ("completed", "completed")

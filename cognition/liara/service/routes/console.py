@@ -15,6 +15,7 @@ from starlette.responses import FileResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
+from app.temporal.models import MAX_PARALLEL
 from app.temporal.visibility import CRISIS_STATUSES
 from cognition.liara.console import ASSETS
 from cognition.liara.service.deps import Agency, Viewer
@@ -52,11 +53,14 @@ async def page() -> FileResponse:
 
 @router.get("/v1/console", response_model=ConsoleSettings, responses=problem_responses(401, 403, 503))
 async def console_settings(_viewer: Viewer, agency: Agency, request: Request) -> ConsoleSettings:
-    """The namespace and Temporal Web UI to link crises to, and the statuses to filter by."""
+    """The namespace and Temporal Web UI to link crises to, the statuses to filter by, and the
+    most a start's ``max_parallel`` may be.
+    """
     return ConsoleSettings(
         namespace=agency.settings.namespace,
         web_ui_url=request.app.state.settings.web_ui_url,
         statuses=list(CRISIS_STATUSES),
+        max_parallel=MAX_PARALLEL,
     )
 
 

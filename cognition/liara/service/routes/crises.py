@@ -8,13 +8,17 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
+from temporalio.service import RPCError
 
 from app.temporal.models import CrisisProgress, CrisisResult
+from app.temporal.visibility import CRISIS_STATUS
+from cognition.liara.agency import LiaraTemporalAgency
 from cognition.liara.errors import CrisisFailedError, CrisisWaitTimeoutError
 from cognition.liara.service.config import MAX_WAIT_SECONDS
 from cognition.liara.service.deps import Agency, Approver, LongPolls, Lookups, Operator, Viewer
 from cognition.liara.service.problems import problem_responses
+from cognition.liara.service.routes.approvals import with_planned_params
 from cognition.liara.service.schemas import (
     AddPhases,
     CancelRequested,
@@ -111,9 +115,30 @@ async def list_crises(
     response_model_exclude_unset=True,
     responses=problem_responses(*_ANY, 404),
 )
-async def crisis_status(workflow_id: WorkflowId, _viewer: Viewer, agency: Agency) -> dict[str, Any]:
-    """Where a crisis stands, without waiting: its state and, while it runs, its phases so far."""
-    return await agency.get_crisis_status(workflow_id)
+async def crisis_status(workflow_id: WorkflowId, _viewer: Viewer, agency: Agency, request: Request) -> dict[str, Any]:
+    """Where a crisis stands, without waiting: its state, its ``CrisisStatus`` (as a listing
+    reads it) and, while it runs, its phases so far (each awaiting approval with its params as
+    planned).
+    """
+    report, crisis_status = await asyncio.gather(
+        agency.get_crisis_status(workflow_id), _crisis_status(agency, workflow_id)
+    )
+    timeout = request.app.state.settings.lookup_timeout_seconds
+    if crisis_status is not None:
+        report["crisis_status"] = crisis_status
+    if report.get("phases"):
+        report["phases"] = await with_planned_params(agency, workflow_id, report["phases"], timeout)
+    return report
+
+
+async def _crisis_status(agency: LiaraTemporalAgency, workflow_id: str) -> str | None:
+    """The crisis's ``CrisisStatus`` search attribute, or None if it has none or Temporal cannot say now."""
+    client = await agency.connect()
+    try:
+        description = await client.get_workflow_handle(workflow_id).describe()
+    except RPCError:
+        return None
+    return description.typed_search_attributes.get(CRISIS_STATUS)
 
 
 @router.get(

@@ -23,6 +23,7 @@ def _info(playbook: playbooks.Playbook) -> dict[str, Any]:
         "description": playbook.description,
         "inputs": {name: spec.model_dump(mode="json") for name, spec in playbook.inputs.items()},
         "phases": len(playbook.phases),
+        "target_member": playbook.target_member,
     }
 
 
@@ -40,7 +41,7 @@ async def list_playbooks(_viewer: Viewer) -> list[dict[str, Any]]:
 
 @router.get("/{name}", response_model=PlaybookInfo, responses=problem_responses(*_ANY, 404))
 async def show_playbook(name: PlaybookName, _viewer: Viewer) -> dict[str, Any]:
-    """One playbook: its description, inputs and number of phases."""
+    """One playbook: its description, inputs, number of phases and target."""
     return _info(playbooks.load(playbooks.find(name)))
 
 
