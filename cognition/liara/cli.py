@@ -16,6 +16,7 @@ from cognition.liara.commands.connection import connection_options
 from cognition.liara.commands.playbooks import playbook_app
 from cognition.liara.commands.records import record_app
 from cognition.liara.commands.schedules import schedule_app
+from cognition.liara.commands.usage import readable
 from cognition.liara.commands.webhooks import webhook_app
 from cognition.liara.worker import liara_worker_command
 
@@ -57,7 +58,7 @@ app.add_typer(record_app, name="record")
 
 
 def main() -> None:
-    run_and_exit(app)
+    run_and_exit(readable(app))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ def codec_server(
     allowed_host: Annotated[
         list[str] | None,
         typer.Option(
-            help="Host name clients reach the server by, besides localhost, 127.0.0.1, [::1] and --host "
+            help="Host name clients reach the server by, besides localhost, 127.0.0.1, ::1 and --host "
             "(repeatable); requests with any other Host header are refused"
         ),
     ] = None,

@@ -258,7 +258,7 @@ def trigger(
     webhook: Annotated[
         list[str] | None,
         typer.Option(
-            help="Tell this webhook (a [webhooks.NAME] of the notifier's liara.toml) of approvals needed, "
+            help="Tell this webhook (a webhooks.NAME table of the notifier's liara.toml) of approvals needed, "
             "failed phases and the end (repeatable)"
         ),
     ] = None,

@@ -16,7 +16,7 @@ from cognition.liara.notifier import configured_webhooks, notifier_worker
 
 
 def notifier(ctx: typer.Context) -> None:
-    """Deliver the webhook notifications of crises (the [webhooks] of liara.toml) until Ctrl+C or SIGTERM."""
+    """Deliver the webhook notifications of crises (the webhooks table of liara.toml) until Ctrl+C or SIGTERM."""
     connection: Connection = ctx.obj
 
     async def deliver(agency: LiaraTemporalAgency) -> None:

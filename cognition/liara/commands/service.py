@@ -39,7 +39,7 @@ def serve(
         bool,
         typer.Option(
             "--notifications/--no-notifications",
-            help="Also deliver webhook notifications (as `liara notifier`), with the [webhooks] of liara.toml",
+            help="Also deliver webhook notifications (as `liara notifier`), with the webhooks table of liara.toml",
         ),
     ] = True,
     web_ui: Annotated[

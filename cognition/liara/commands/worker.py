@@ -25,6 +25,7 @@ from app.temporal.tracing import TRACING_ENV
 from app.temporal.worker_options import MAX_CACHED_WORKFLOWS, MAX_CACHED_WORKFLOWS_ENV, WorkerOptions
 from cognition.liara.commands.connection import Connection
 from cognition.liara.commands.options import AddressOption, NamespaceOption, ProfileOption, TaskQueueOption
+from cognition.liara.commands.usage import readable
 
 logger = logging.getLogger("liara.worker")
 
@@ -146,4 +147,4 @@ def run_as_program(command: Callable[..., None]) -> NoReturn:
     """Run ``command`` as a program of its own: a worker script's whole command line."""
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     app.command()(command)
-    run_and_exit(app)
+    run_and_exit(readable(app))
