@@ -25,6 +25,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
+from cognition.liara.agency import LiaraTemporalAgency
 from scripts.local_postgres import LocalPostgres
 from tests.helpers import REPO_ROOT
 from tests.helpers.service import ServiceProcess, Tokens, crisis_body, phase, start
@@ -554,3 +555,39 @@ async def test_a_viewer_is_offered_nothing_that_changes_a_crisis(page, service_t
     await page.set_viewport_size(PHONE)
     await screenshot(page, "crises-phone")
     await http.post(f"/v1/crises/{workflow_id}/cancel", headers=service_tokens.headers("operator-1"))
+
+
+def header_status(page: Page):
+    """The Status of a crisis's page (its header)."""
+    return page.locator(".summary .facts > div", has=page.locator("dt", has_text=re.compile(r"^Status$"))).locator("dd")
+
+
+async def test_a_crisis_page_shows_the_status_its_list_row_shows(page, service_tokens, http, dev_server):
+    target = f"target-{uuid.uuid4().hex[:10]}"
+    body = crisis_body(
+        phase("recon-1"), phase("gate-2", "strike", requires_approval=True, approvals_required=2), target=target
+    )
+    workflow_id = await start(http, service_tokens.headers("operator-1"), body)
+    await sign_in(page, service_tokens, "viewer-1")
+    await page.goto(f"/#/crises?target={target}")
+    await expect(page.get_by_role("row", name=re.compile(workflow_id))).to_contain_text("awaiting approval")
+    await page.goto(f"/#/crises/{workflow_id}")
+    await expect(header_status(page)).to_have_text(re.compile(r"awaiting approval of gate-2 \(0 of 2\)$"))
+    await http.post(f"/v1/crises/{workflow_id}/phases/gate-2/approve", headers=service_tokens.headers("approver-1"))
+    await expect(header_status(page)).to_have_text(re.compile(r"awaiting approval of gate-2 \(1 of 2\)$"))
+    await screenshot(page, "crisis-awaiting-status")
+    await http.post(f"/v1/crises/{workflow_id}/cancel", headers=service_tokens.headers("operator-1"))
+    await expect(header_status(page)).to_have_text(re.compile(r"cancelled$"))
+    await page.goto(f"/#/crises?target={target}")
+    await expect(page.get_by_role("row", name=re.compile(workflow_id))).to_contain_text("cancelled")
+
+    # A crisis on a task queue no worker polls says so where its status is.
+    queue = f"nobody-{uuid.uuid4().hex[:8]}"
+    unpolled = LiaraTemporalAgency(temporal_host=dev_server.address, task_queue=queue)
+    stranded = await unpolled.trigger_crisis_response(target, [phase("recon-1")], "ops-1")
+    try:
+        await expect(page.get_by_role("row", name=re.compile(stranded))).to_contain_text("running")
+        await page.goto(f"/#/crises/{stranded}")
+        await expect(header_status(page)).to_have_text(re.compile(rf"running\s*no worker polls task queue {queue}$"))
+    finally:
+        await dev_server.client.get_workflow_handle(stranded).terminate("test over")

@@ -4,15 +4,10 @@ import { api } from "./api.js";
 import { badge, h, keyed, uid, when, words } from "./dom.js";
 import { fieldErrors } from "./forms.js";
 import { poll } from "./poll.js";
+import { crisisStatus } from "./status.js";
 
 const POLL_MS = 3000;
 const PAGE = 25;
-
-/** The crisis status a row shows: the crisis's own while its workflow runs or has completed,
- * the workflow's otherwise (a terminated workflow could not update its crisis status). */
-function statusOf(row) {
-  return row.status === "running" || row.status === "completed" ? (row.crisis_status ?? row.status) : row.status;
-}
 
 function progress(summary) {
   if (!summary) return h("span", { class: "muted", text: "not known" });
@@ -36,7 +31,7 @@ function row(crisis) {
       h("a", { href: `#/crises/${encodeURIComponent(crisis.workflow_id)}`, text: crisis.workflow_id }),
     ),
     h("td", { "data-label": "Target", text: crisis.target ?? "" }),
-    h("td", { "data-label": "Status" }, badge(statusOf(crisis))),
+    h("td", { "data-label": "Status" }, badge(crisisStatus(crisis))),
     h("td", { "data-label": "Progress" }, progress(crisis.summary)),
     h("td", { "data-label": "Started by", text: crisis.initiated_by ?? "" }),
     h("td", { "data-label": "Started" }, when(crisis.started_at)),

@@ -6,6 +6,7 @@ import { decisionForm, quorum } from "./decide.js";
 import { badge, duration, facts, fill, h, keyed, uid, when, words } from "./dom.js";
 import { follow } from "./events.js";
 import { drawEdges, layers } from "./graph.js";
+import { awaited, crisisStatus } from "./status.js";
 
 /** Outputs longer than this (as JSON) are collapsed. */
 const LONG_OUTPUT = 160;
@@ -177,6 +178,22 @@ export function crisisView(context, workflowId) {
     requestAnimationFrame(() => drawEdges(boardArea, edges));
   }
 
+  /** The crisis's status as the list shows it (see status.js), with what it waits on: the
+   * phases awaiting approval and their quorums, or a task queue no worker polls. */
+  function statusNow(report, ended) {
+    if (!report.status) return null;
+    const status = crisisStatus({ status: report.status, crisis_status: report.crisis_status ?? ended?.status });
+    const phases = state.phases.map((phase) => ({ ...phase, ...state.quorums.get(phase.phase_id) }));
+    const waitingOn = status === "awaiting_approval" ? awaited(phases) : null;
+    const unpolled = running() && report.workers_polling === 0;
+    return h(
+      "span",
+      { class: "status-now" },
+      badge(status, waitingOn ? `awaiting approval of ${waitingOn}` : words(status)),
+      unpolled ? h("span", { class: "warning", text: ` no worker polls task queue ${report.task_queue}` }) : null,
+    );
+  }
+
   /** Where the crisis record is, or why that is not known. */
   function record(report, ended) {
     if (ended) return ended.record_path ?? "not told by the worker that finished it";
@@ -197,7 +214,7 @@ export function crisisView(context, workflowId) {
     fill(
       summary,
       facts([
-        ["Status", report.status ? badge(ended?.status ?? report.status) : null],
+        ["Status", statusNow(report, ended)],
         ["Stage", running() ? words(report.stage) : null],
         ["Target", ended?.target ?? report.target],
         ["Workflow", workflowId],

@@ -71,13 +71,14 @@ const SYMBOLS = {
   timed_out: "◷",
 };
 
-/** A status badge: a symbol and the status in words (colour only repeats what they say). */
-export function badge(status) {
+/** A status badge: a symbol and the status in words, or `text` that says more (colour only
+ * repeats what they say). */
+export function badge(status, text = words(status)) {
   return h(
     "span",
     { class: `badge status-${status}` },
     h("span", { "aria-hidden": "true", text: SYMBOLS[status] ?? "•" }),
-    ` ${words(status)}`,
+    ` ${text}`,
   );
 }
 
