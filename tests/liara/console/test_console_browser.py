@@ -48,6 +48,8 @@ SCREENSHOTS = REPO_ROOT / "test-output" / "screenshots"
 PHONE = {"width": 390, "height": 844}
 #: Where each crisis's record is, in the module's PostgreSQL record store.
 RECORD_PATH = re.compile(r"Record\s*postgresql://127\.0\.0\.1:\d+/\S+#crisis-")
+#: What a crisis's page says once the crisis has ended and each of its events is drawn.
+ENDED = "The crisis has ended: its events are all shown."
 #: Long enough for a crisis to reach its next state and the page's next poll (every 3 s).
 WAIT_MS = 30_000
 expect.set_options(timeout=WAIT_MS)
@@ -56,9 +58,10 @@ expect.set_options(timeout=WAIT_MS)
 @pytest.fixture(scope="module")
 def service_env(service_env: dict[str, str], postgres: LocalPostgres) -> dict[str, str]:
     """Records in PostgreSQL, as a fleet keeps them: the service reads a crisis's record from the
-    store its workers write, and a record's path names no one machine's directory.
+    store its workers write, and a record's path names no one machine's directory. The service
+    starts the playbooks shipped in playbooks/.
     """
-    return {**service_env, "LIARA_RECORD_STORE": postgres.url}
+    return {**service_env, "LIARA_RECORD_STORE": postgres.url, "LIARA_PLAYBOOKS": str(REPO_ROOT / "playbooks")}
 
 
 @pytest.fixture(scope="module")
@@ -196,7 +199,7 @@ async def test_a_crisis_from_the_missions_form_is_followed_live_from_running_to_
     await expect(scan).to_contain_text("running")
     await expect(scan).to_contain_text("completed")
     await expect(scan).to_contain_text(re.compile(r"Duration\s*2\.\d s"))
-    await expect(page.get_by_text("The crisis has ended: its events are all shown.")).to_be_visible()
+    await expect(page.get_by_text(ENDED)).to_be_visible()
     await expect(page.locator(".summary")).to_contain_text(RECORD_PATH)
     link = page.get_by_role("link", name="Open the workflow in the Temporal Web UI")
     workflow_id = page.url.rsplit("/", 1)[-1]
@@ -555,6 +558,130 @@ async def test_a_viewer_is_offered_nothing_that_changes_a_crisis(page, service_t
     await page.set_viewport_size(PHONE)
     await screenshot(page, "crises-phone")
     await http.post(f"/v1/crises/{workflow_id}/cancel", headers=service_tokens.headers("operator-1"))
+
+
+async def start_playbook(http: httpx.AsyncClient, tokens: Tokens, name: str, **inputs: Any) -> str:
+    """A crisis of one of the shipped playbooks, started through the API as the console starts it."""
+    started = await http.post(
+        f"/v1/playbooks/{name}/crises", json={"inputs": inputs}, headers=tokens.headers("operator-1")
+    )
+    assert started.status_code == 201, started.text
+    return started.json()["workflow_id"]
+
+
+async def wholly_shown(locator) -> bool:
+    """Whether the element is whole within the window and within every box that clips it."""
+    return await locator.evaluate(
+        """(element) => {
+            const box = element.getBoundingClientRect();
+            if (box.left < -0.5 || box.right > innerWidth + 0.5) return false;
+            for (let clip = element.parentElement; clip; clip = clip.parentElement) {
+                if (getComputedStyle(clip).overflowX === "visible") continue;
+                const frame = clip.getBoundingClientRect();
+                if (box.left < frame.left - 0.5 || box.right > frame.right + 0.5) return false;
+            }
+            return true;
+        }"""
+    )
+
+
+async def clips(locator) -> bool:
+    """Whether a box hides part of what it holds (it would scroll, either way)."""
+    return await locator.evaluate(
+        "(box) => box.scrollHeight > box.clientHeight + 1 || box.scrollWidth > box.clientWidth + 1"
+    )
+
+
+async def the_whole_json(holder, what: str) -> str:
+    """The JSON of the card's (or inbox item's) `what` box ("output", "params"), shown whole: a box
+    that clips it offers Expand, which shows all of it."""
+    label = holder.page.locator(".json-label", has_text=re.compile(rf"^{what.capitalize()}"))
+    json_box = holder.locator(".json-box", has=label).locator("pre")
+    if await clips(json_box):
+        await holder.get_by_role("button", name=f"Expand {what}").click()
+        collapse = holder.get_by_role("button", name=f"Collapse {what}")
+        await expect(collapse).to_have_attribute("aria-expanded", "true")
+        assert not await clips(json_box)
+    assert await wholly_shown(json_box)
+    return await json_box.inner_text()
+
+
+async def test_the_incident_response_graph_shows_every_card_and_its_output(page, service_tokens, http):
+    host = f"web-{uuid.uuid4().hex[:8]}.example.internal"
+    workflow_id = await start_playbook(http, service_tokens, "incident-response", host=host, ticket="INC-4821")
+    await sign_in(page, service_tokens, "approver-1")
+    await page.goto(f"/#/crises/{workflow_id}")
+    await expect(card(page, "contain")).to_contain_text("awaiting approval")
+    await card(page, "contain").get_by_role("button", name="Approve").click()
+    report = card(page, "report")
+    await expect(report).to_contain_text("completed")
+    await expect(page.get_by_text(ENDED)).to_be_visible()
+    await expect(page.locator(".board.graph svg.edges path")).to_have_count(6)
+
+    async def every_card_reached() -> None:
+        """Each card is shown whole, at once or once the graph is scrolled to it, with a cue
+        that says the graph scrolls whenever it is wider than the page."""
+        wider = await report.evaluate(
+            """(card) => {
+                for (let box = card.parentElement; box; box = box.parentElement) {
+                    if (["auto", "scroll"].includes(getComputedStyle(box).overflowX))
+                        return box.scrollWidth > box.clientWidth + 1;
+                }
+                return false;
+            }"""
+        )
+        cue = page.get_by_text("The graph is wider than the page: scroll it sideways")
+        if wider:
+            await expect(cue).to_be_visible()
+            await expect(page.get_by_role("region", name="Phases graph")).to_be_visible()  # by keyboard too
+        else:
+            await expect(cue).to_be_hidden()
+        for phase_id in ("triage", "collect-logs", "scan-host", "contain", "eradicate", "report"):
+            await card(page, phase_id).scroll_into_view_if_needed()
+            assert await wholly_shown(card(page, phase_id)), phase_id
+        assert await fits_the_width(page)
+
+    await every_card_reached()  # 1280 pixels wide
+    assert host in await the_whole_json(report, "output")  # "...incident on HOST (ticket INC-4821)..."
+    await screenshot(page, "crisis-graph")
+    await page.set_viewport_size({"width": 900, "height": 900})  # five layers cannot fit: it scrolls
+    await expect(page.get_by_text("The graph is wider than the page: scroll it sideways")).to_be_visible()
+    await expect(page.locator(".board.graph")).to_have_class(re.compile(r"\bmore-right\b"))
+    await every_card_reached()
+    await expect(page.locator(".board.graph")).to_have_class(re.compile(r"\bmore-left\b"))
+    await page.set_viewport_size(PHONE)  # the layers stack, one under the other
+    await expect(page.get_by_text("The graph is wider than the page: scroll it sideways")).to_be_hidden()
+    assert await fits_the_width(page)
+
+
+async def test_an_output_or_params_larger_than_its_box_can_be_seen_whole(page, service_tokens, http):
+    hosts = [f"host-{n:02d}.{'a-long-subdomain.' * 3}example.internal" for n in range(40)]
+    body = crisis_body(
+        phase("scan-1", "scan", params={"output": {"hosts": hosts}}),
+        phase("probe-2", "probe", params={"hosts": "${phases.scan-1.output.hosts}"}),
+    )
+    workflow_id = await start(http, service_tokens.headers("operator-1"), body)
+    await http.get(f"/v1/crises/{workflow_id}/result", params={"wait": 60}, headers=service_tokens.headers("viewer-1"))
+    await sign_in(page, service_tokens, "viewer-1")
+    await page.goto(f"/#/crises/{workflow_id}")
+    await expect(page.get_by_text(ENDED)).to_be_visible()  # every event drawn: the cards stay as they are
+    scan = card(page, "scan-1")
+    expand = scan.get_by_role("button", name="Expand output")
+    await expect(expand).to_have_attribute("aria-expanded", "false")
+    output = scan.locator(".json-box", has=page.locator(".json-label", has_text=re.compile("^Output"))).locator("pre")
+    assert await clips(output)  # forty hosts, on lines longer than the card
+    await expect(scan).to_contain_text(re.compile(r"Output \(\d+ characters\)"))
+
+    shown = await the_whole_json(scan, "output")
+    assert json.loads(shown) == {"hosts": hosts}
+    await screenshot(page, "crisis-output-expanded")
+    await scan.get_by_role("button", name="Collapse output").click()
+    await expect(expand).to_have_attribute("aria-expanded", "false")
+    assert await clips(output)
+
+    probe = card(page, "probe-2")
+    await expect(probe).to_contain_text("Params, resolved")  # as its agent got them
+    assert json.loads(await the_whole_json(probe, "params")) == {"hosts": hosts}
 
 
 def header_status(page: Page):

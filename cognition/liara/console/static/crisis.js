@@ -6,29 +6,10 @@ import { decisionForm, quorum } from "./decide.js";
 import { badge, duration, facts, fill, h, keyed, uid, when, words } from "./dom.js";
 import { follow } from "./events.js";
 import { drawEdges, layers } from "./graph.js";
+import { jsonBox, keptInRecord, phaseParams } from "./json.js";
 import { awaited, crisisStatus } from "./status.js";
 
-/** Outputs longer than this (as JSON) are collapsed. */
-const LONG_OUTPUT = 160;
 const SHOWN_EVENTS = 8;
-
-function output(value) {
-  if (value === null || value === undefined) return null;
-  const text = JSON.stringify(value, null, 2);
-  if (text.length <= LONG_OUTPUT) return h("pre", { class: "output", text });
-  return h(
-    "details",
-    { class: "output" },
-    h("summary", { text: `Output (${text.length} characters)` }),
-    h("pre", { text }),
-  );
-}
-
-/** Says that a phase's params or output passed the crisis's budget: its record alone keeps them. */
-function keptInRecord(what, ref) {
-  if (!ref) return null;
-  return h("p", { class: "muted", text: `${what} kept in the crisis record only (${ref.size_bytes} bytes).` });
-}
 
 function describe(event) {
   const data = event.data;
@@ -69,6 +50,7 @@ export function crisisView(context, workflowId) {
     finished: null, // the `finished` event's data
   };
   const forms = new Map(); // decision forms kept across redraws (a reason being typed survives)
+  const expanded = new Set(); // the JSON boxes opened whole, kept open across redraws
 
   const heading = h("h1", { tabindex: "-1", text: `Crisis ${workflowId}` });
   const summary = h("div", { class: "summary" });
@@ -77,7 +59,16 @@ export function crisisView(context, workflowId) {
   const edges = document.createElementNS("http://www.w3.org/2000/svg", "svg");
   edges.setAttribute("class", "edges");
   edges.setAttribute("aria-hidden", "true");
-  const boardArea = h("div", { class: "board" }, edges, board);
+  // A graph wider than the page scrolls sideways within its frame: the cue says so, and shades
+  // at the frame's edges show on which side more phases are.
+  const scroller = h("div", { class: "scroller" }, edges, board);
+  const cue = h(
+    "p",
+    { id: uid("cue"), class: "scroll-cue", hidden: true },
+    h("span", { "aria-hidden": "true", text: "⇆ " }),
+    "The graph is wider than the page: scroll it sideways (or focus it and use the arrow keys) to see every phase.",
+  );
+  const boardArea = h("div", { class: "board" }, cue, h("div", { class: "frame" }, scroller));
   const compensations = h("ol", { class: "timeline" });
   const compensationsPart = part("Compensations", compensations);
   const cancels = h("ul", { class: "plain" });
@@ -112,6 +103,7 @@ export function crisisView(context, workflowId) {
       forms.set(entry.phase_id, decisionForm(context, workflowId, entry.phase_id, refresh));
     }
     const decisions = entry.decisions ?? [];
+    const box = (field) => `${shown.kind}:${entry.phase_id}:${field}`;
     return h(
       "li",
       {
@@ -136,9 +128,9 @@ export function crisisView(context, workflowId) {
           )
         : null,
       entry.error ? h("p", { class: "error", text: `Error: ${entry.error}` }) : null,
-      keptInRecord("Params", entry.params_ref),
+      phaseParams(entry, { key: box("params"), expanded }),
       keptInRecord("Output", entry.output_ref),
-      output(entry.output),
+      jsonBox(entry.output, { label: "Output", key: box("output"), expanded }),
       shown.decide ? forms.get(entry.phase_id) : null,
     );
   }
@@ -155,6 +147,7 @@ export function crisisView(context, workflowId) {
         card,
       );
       edges.replaceChildren();
+      requestAnimationFrame(redraw);
       return;
     }
     board.setAttribute("aria-label", "Phases in layers: each runs once those it comes after have completed");
@@ -175,7 +168,7 @@ export function crisisView(context, workflowId) {
         card,
       );
     });
-    requestAnimationFrame(() => drawEdges(boardArea, edges));
+    requestAnimationFrame(redraw);
   }
 
   /** The crisis's status as the list shows it (see status.js), with what it waits on: the
@@ -365,12 +358,29 @@ export function crisisView(context, workflowId) {
   }).then(() => {
     if (state.finished) stream.textContent = "The crisis has ended: its events are all shown.";
   });
-  const redraw = () => {
-    if (boardArea.classList.contains("graph")) drawEdges(boardArea, edges);
-  };
+  /** Whether the graph is wider than its frame: then the cue shows, the frame's edges are
+   * shaded where more phases are, and the graph can be scrolled by keyboard. */
+  function overflow() {
+    const wide = boardArea.classList.contains("graph") && scroller.scrollWidth > scroller.clientWidth + 1;
+    const left = scroller.scrollLeft;
+    cue.hidden = !wide;
+    boardArea.classList.toggle("more-left", wide && left > 1);
+    boardArea.classList.toggle("more-right", wide && left + scroller.clientWidth < scroller.scrollWidth - 1);
+    const region = { tabindex: "0", role: "region", "aria-label": "Phases graph", "aria-describedby": cue.id };
+    for (const [name, value] of Object.entries(region)) {
+      if (wide) scroller.setAttribute(name, value);
+      else scroller.removeAttribute(name);
+    }
+  }
+  function redraw() {
+    if (boardArea.classList.contains("graph")) drawEdges(scroller, edges);
+    overflow();
+  }
   const resized = new ResizeObserver(redraw);
   resized.observe(boardArea);
-  board.addEventListener("scroll", redraw, { passive: true });
+  resized.observe(board);
+  scroller.addEventListener("scroll", overflow, { passive: true });
+  boardArea.addEventListener("json-toggle", redraw); // a card grew or shrank: its lines move
 
   const element = h(
     "section",

@@ -22,12 +22,10 @@ export function layers(phases) {
   return grouped.filter(Boolean);
 }
 
-/** Draws into `svg` a line from each card to the cards it depends on, within `board`. */
+/** Draws into `svg` a line from each card to the cards it depends on, within `board` (the svg's
+ * own box is the origin: it scrolls with the cards, and lines past it are drawn all the same). */
 export function drawEdges(board, svg) {
-  const area = board.getBoundingClientRect();
-  svg.setAttribute("viewBox", `0 0 ${area.width} ${area.height}`);
-  svg.setAttribute("width", String(area.width));
-  svg.setAttribute("height", String(area.height));
+  const area = svg.getBoundingClientRect();
   const paths = [];
   const card = (id) => board.querySelector(`[data-phase="${CSS.escape(id)}"]`);
   for (const target of board.querySelectorAll("[data-depends-on]")) {
