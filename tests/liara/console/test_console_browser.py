@@ -684,6 +684,72 @@ async def test_an_output_or_params_larger_than_its_box_can_be_seen_whole(page, s
     assert json.loads(await the_whole_json(probe, "params")) == {"hosts": hosts}
 
 
+async def test_an_approval_card_shows_the_params_as_planned_and_each_decision(page, service_tokens, http):
+    body = crisis_body(
+        phase("triage-1", "triage", params={"output": {"host": "web-7.example.internal"}}),
+        phase(
+            "contain-2",
+            "isolate-host",
+            depends_on=["triage-1"],
+            approvals_required=2,
+            params={"host": "${phases.triage-1.output.host}", "mode": "full"},
+        ),
+    )
+    workflow_id = await start(http, service_tokens.headers("operator-1"), body)
+    await sign_in(page, service_tokens, "approver-1")
+    await page.goto(f"/#/crises/{workflow_id}")
+    await expect(card(page, "contain-2")).to_contain_text("awaiting approval")
+    approved = await http.post(
+        f"/v1/crises/{workflow_id}/phases/contain-2/approve", headers=service_tokens.headers("approver-2")
+    )
+    assert approved.status_code == 200, approved.text
+
+    await page.goto("/#/approvals")
+    item = inbox_item(page, workflow_id, "contain-2")
+    # What will run: the params as the plan has them, said to be resolved only when it runs.
+    await expect(item).to_contain_text("Params as planned")
+    await expect(item).to_contain_text("Not resolved yet: each ${…} reference is replaced when the phase runs")
+    await expect(item).to_contain_text('"host": "${phases.triage-1.output.host}"')
+    await expect(item).to_contain_text('"mode": "full"')
+    # Who decided already: who, which way and when.
+    await expect(item).to_contain_text("1 of 2 approvals")
+    await expect(item.locator(".decisions li")).to_have_text(re.compile(r"^Approved by approver-2 at \S"))
+    await expect(item.locator(".decisions time")).to_have_attribute("datetime", re.compile(r"^\d{4}-\d\d-\d\dT"))
+    await screenshot(page, "approval-params")
+
+    await item.get_by_role("button", name="Approve").click()
+    await page.goto(f"/#/crises/{workflow_id}")
+    contain = card(page, "contain-2")
+    await expect(contain).to_contain_text("completed")
+    await expect(contain).to_contain_text("Params, resolved")  # now as its agent got them
+    await expect(contain).to_contain_text('"host": "web-7.example.internal"')
+
+
+async def test_an_approver_who_has_approved_is_not_offered_approve_again(page, service_tokens, http):
+    workflow_id = await gated(http, service_tokens, approvals_required=2)
+    await sign_in(page, service_tokens, "approver-1")
+    await page.goto("/#/approvals")
+    item = inbox_item(page, workflow_id, "gate-2")
+    await item.get_by_role("button", name="Approve").click()
+    await expect(item).to_contain_text("You approved this phase; 1 of 2 approvals.")
+    await expect(item.get_by_role("button", name="Approve")).to_have_count(0)
+    await expect(item.get_by_role("button", name="Reject")).to_have_count(0)
+    await page.reload()
+    await expect(item).to_contain_text("You approved this phase; 1 of 2 approvals.")
+    await expect(item.get_by_role("button", name="Approve")).to_have_count(0)
+
+    await page.goto(f"/#/crises/{workflow_id}")
+    gate = card(page, "gate-2")
+    await expect(gate).to_contain_text("You approved this phase; 1 of 2 approvals.")
+    await expect(gate.get_by_role("button", name="Approve")).to_have_count(0)
+
+    await sign_out(page)  # another approver is still asked
+    await sign_in(page, service_tokens, "approver-2")
+    await page.goto(f"/#/crises/{workflow_id}")
+    await card(page, "gate-2").get_by_role("button", name="Approve").click()
+    await expect(card(page, "report-3")).to_contain_text("completed")
+
+
 def header_status(page: Page):
     """The Status of a crisis's page (its header)."""
     return page.locator(".summary .facts > div", has=page.locator("dt", has_text=re.compile(r"^Status$"))).locator("dd")

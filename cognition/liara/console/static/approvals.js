@@ -2,7 +2,8 @@
 
 import { api } from "./api.js";
 import { facts, h, keyed, when } from "./dom.js";
-import { decisionForm, quorum } from "./decide.js";
+import { approvedAlready, approvedBy, decisionForm, quorum } from "./decide.js";
+import { phaseParams } from "./json.js";
 import { poll } from "./poll.js";
 
 const POLL_MS = 3000;
@@ -19,11 +20,15 @@ export function approvalsView(context) {
   });
   // Kept across refreshes, so a reason being typed is not lost when the item is redrawn.
   const forms = new Map();
+  const expanded = new Set(); // the JSON boxes opened whole, kept open across refreshes
 
   function item(pending) {
     const { phase, workflow_id: workflowId } = pending;
     const key = `${workflowId}/${phase.phase_id}`;
-    if (context.may("decide") && !forms.has(key))
+    // Someone who has approved is not asked again: the phase waits for the rest of its quorum.
+    const voted = approvedBy(context.me.name, phase.decisions);
+    if (voted) forms.delete(key);
+    else if (context.may("decide") && !forms.has(key))
       forms.set(key, decisionForm(context, workflowId, phase.phase_id, refresh));
     return h(
       "li",
@@ -42,8 +47,11 @@ export function approvalsView(context) {
         ["Started by", pending.initiated_by],
         ["Crisis started", when(pending.started_at)],
       ]),
+      phaseParams(phase, { key: `params:${key}`, expanded }),
       quorum(pending.approvals, phase.approvals_required, phase.decisions),
-      forms.get(key) ?? null,
+      context.may("decide") && voted
+        ? approvedAlready(pending.approvals, phase.approvals_required)
+        : (forms.get(key) ?? null),
     );
   }
 
@@ -54,6 +62,7 @@ export function approvalsView(context) {
       keyed(list, inbox.approvals, (pending) => `${pending.workflow_id}/${pending.phase.phase_id}`, item);
       const shown = new Set(inbox.approvals.map((pending) => `${pending.workflow_id}/${pending.phase.phase_id}`));
       for (const key of forms.keys()) if (!shown.has(key)) forms.delete(key);
+      for (const key of expanded) if (!shown.has(key.replace(/^params:/, ""))) expanded.delete(key);
       empty.hidden = inbox.approvals.length > 0;
       more.hidden = !inbox.more;
     } catch (err) {

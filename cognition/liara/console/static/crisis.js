@@ -2,7 +2,7 @@
 // compensations and cancel requests, kept current from its event stream without a reload.
 
 import { api } from "./api.js";
-import { decisionForm, quorum } from "./decide.js";
+import { approvedAlready, approvedBy, decisionForm, quorum } from "./decide.js";
 import { badge, duration, facts, fill, h, keyed, uid, when, words } from "./dom.js";
 import { follow } from "./events.js";
 import { drawEdges, layers } from "./graph.js";
@@ -82,12 +82,16 @@ export function crisisView(context, workflowId) {
   /** What one card shows: the entry and what the events and the role add to it. */
   function model(entry, kind) {
     const awaiting = kind === "phase" && entry.status === "awaiting_approval";
+    const mayDecide = awaiting && running() && context.may("decide");
+    // Someone who has approved is not asked again: the phase waits for the rest of its quorum.
+    const voted = mayDecide && approvedBy(context.me.name, entry.decisions);
     return {
       entry,
       kind,
       time: state.times.get(`${kind}:${entry.phase_id}`) ?? null,
       quorum: kind === "phase" ? (state.quorums.get(entry.phase_id) ?? null) : null,
-      decide: awaiting && running() && context.may("decide"),
+      decide: mayDecide && !voted,
+      voted,
     };
   }
 
@@ -103,6 +107,8 @@ export function crisisView(context, workflowId) {
       forms.set(entry.phase_id, decisionForm(context, workflowId, entry.phase_id, refresh));
     }
     const decisions = entry.decisions ?? [];
+    const approvals = asked?.approvals ?? entry.approvals;
+    const required = asked?.approvals_required ?? entry.approvals_required;
     const box = (field) => `${shown.kind}:${entry.phase_id}:${field}`;
     return h(
       "li",
@@ -120,18 +126,13 @@ export function crisisView(context, workflowId) {
         ["After", entry.depends_on?.length ? entry.depends_on.join(", ") : null],
         ["Approved by", entry.approved_by],
       ]),
-      entry.requires_approval || asked || decisions.length
-        ? quorum(
-            asked?.approvals ?? entry.approvals,
-            asked?.approvals_required ?? entry.approvals_required,
-            decisions,
-          )
-        : null,
+      entry.requires_approval || asked || decisions.length ? quorum(approvals, required, decisions) : null,
       entry.error ? h("p", { class: "error", text: `Error: ${entry.error}` }) : null,
       phaseParams(entry, { key: box("params"), expanded }),
       keptInRecord("Output", entry.output_ref),
       jsonBox(entry.output, { label: "Output", key: box("output"), expanded }),
       shown.decide ? forms.get(entry.phase_id) : null,
+      shown.voted ? approvedAlready(approvals, required) : null,
     );
   }
 

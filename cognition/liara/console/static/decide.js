@@ -28,6 +28,16 @@ export function quorum(approvals, required, decisions) {
   );
 }
 
+/** Whether `name` is among the approvers in `decisions`. */
+export function approvedBy(name, decisions) {
+  return (decisions ?? []).some((decision) => decision.approved && decision.decided_by === name);
+}
+
+/** Said instead of Approve and Reject to someone who has approved the phase already. */
+export function approvedAlready(approvals, required) {
+  return h("p", { class: "decided", text: `You approved this phase; ${approvals} of ${required} approvals.` });
+}
+
 /** Approve and Reject (with a reason) for `phaseId` of `workflowId`; `decided()` after either. */
 export function decisionForm(context, workflowId, phaseId, decided) {
   const reasonId = uid("reason");
