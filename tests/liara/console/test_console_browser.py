@@ -7,8 +7,10 @@ without a reload, field errors where the API names them, the list (filters, page
 live), a graph, approvals from the inbox (a quorum, a rejection with its reason), a cancel that
 asks first and the cancelled crisis after a reload, a decision on a crisis that has ended, what
 a viewer is not offered, params and outputs kept in the record only, an unreachable service and
-a phone's width. One browser serves the
-module; each test has its own browser context. Screenshots of each page go to
+a phone's width; a graph wider than the page, JSON boxes expanded whole, what an approval card
+shows of the phase (its params) and who approved it not asked again, a playbook started from the
+form with the options of a crisis, and the same status on a crisis's page as in the list. One
+browser serves the module; each test has its own browser context. Screenshots of each page go to
 ``test-output/screenshots/``.
 """
 
@@ -28,7 +30,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 from cognition.liara.agency import LiaraTemporalAgency
 from scripts.local_postgres import LocalPostgres
 from tests.helpers import REPO_ROOT
-from tests.helpers.service import ServiceProcess, Tokens, crisis_body, phase, start
+from tests.helpers.service import ServiceProcess, Tokens, crisis_body, phase, start, started_request
 
 pytestmark = pytest.mark.integration
 
@@ -748,6 +750,66 @@ async def test_an_approver_who_has_approved_is_not_offered_approve_again(page, s
     await page.goto(f"/#/crises/{workflow_id}")
     await card(page, "gate-2").get_by_role("button", name="Approve").click()
     await expect(card(page, "report-3")).to_contain_text("completed")
+
+
+async def test_a_playbook_starts_from_the_form_with_the_options_of_a_crisis(page, service_tokens, http, dev_server):
+    await sign_in(page, service_tokens, "operator-1")
+    await page.goto("/#/start")
+    await page.get_by_label("A playbook").check()
+    await page.get_by_label("Playbook", exact=True).select_option("incident-response")
+    await expect(page.locator(".start")).to_contain_text("Contain and clean a compromised host")
+    host = page.get_by_label("host", exact=True)
+    host_field = page.locator(".field", has=host)
+    start_button = page.get_by_role("button", name="Start crisis")
+
+    await start_button.click()  # its required input left empty
+    await expect(host).to_have_attribute("aria-invalid", "true")
+    await expect(host_field.locator(".field-error")).to_have_text("Give host: the playbook needs it.")
+    await host.fill("../escape")  # the crisis's target comes from it
+    await start_button.click()
+    await expect(host_field.locator(".field-error")).to_have_text(
+        re.compile(r"^host .*target.*: use only letters, digits, '\.', '_' and '-', starting with a letter or digit\.$")
+    )
+    name = f"web-{uuid.uuid4().hex[:8]}.example.internal"
+    await host.fill(name)
+    parallel = page.get_by_label("Max parallel")
+    await parallel.fill("0")
+    await start_button.click()
+    await expect(parallel).to_have_attribute("aria-invalid", "true")
+    await expect(page.locator(".field", has=parallel).locator(".field-error")).to_have_text(
+        "Give a whole number from 1 to 64, or leave it empty for the default."
+    )
+    await expect(host).not_to_have_attribute("aria-invalid", "true")
+    await expect(page.locator(".start")).not_to_contain_text("Input should")  # never pydantic's words
+    await screenshot(page, "start-playbook")
+
+    await parallel.fill("1")
+    await page.get_by_label("Failure policy").select_option("continue")  # over the playbook's own abort
+    await page.get_by_label("Priority").select_option("1")
+    await page.get_by_label("severity (optional)").fill("critical")
+    await start_button.click()
+    await expect(page.get_by_role("status")).to_have_text(re.compile(rf"^Started crisis crisis-{re.escape(name)}-"))
+    await expect(card(page, "contain")).to_contain_text("awaiting approval")
+    workflow_id = page.url.rsplit("/", 1)[-1]
+    request = await started_request(dev_server.client, workflow_id)
+    assert (request.playbook, request.failure_policy, request.priority, request.max_parallel) == (
+        "incident-response",
+        "continue",
+        1,
+        1,
+    )
+    assert request.inputs == {"host": name, "severity": "critical", "ticket": "none"}
+    await http.post(f"/v1/crises/{workflow_id}/cancel", headers=service_tokens.headers("operator-1"))
+
+    # Phases from action words take the options too.
+    await page.goto("/#/start")
+    await page.get_by_label("Target").fill(f"target-{uuid.uuid4().hex[:10]}")
+    await page.get_by_label("Actions").fill("recon")
+    await page.get_by_label("Priority").select_option("5")
+    await start_button.click()
+    await expect(card(page, "recon-phase-1")).to_contain_text("completed")
+    request = await started_request(dev_server.client, page.url.rsplit("/", 1)[-1])
+    assert (request.priority, request.failure_policy, request.max_parallel) == (5, "continue", 4)
 
 
 def header_status(page: Page):
