@@ -68,25 +68,24 @@ def build_request(
 
 
 def _check_defined(named: list[str], configured: CrisisWebhooks) -> None:
-    """Refuse webhook names this machine's configuration does not define: the notifier would
-    retry their deliveries for a week before giving up.
+    """Refuse webhook names this machine's configuration does not define (each at its place,
+    ``webhooks.N``): the notifier would retry their deliveries for a week before giving up.
     """
-    unknown = [(index, name) for index, name in enumerate(named) if name not in configured.defined]
-    if not unknown:
-        return
-    places = [f"webhooks.{index}" for index, _ in unknown]
-    quoted = [repr(name) for _, name in unknown]
-    names = quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} and {quoted[-1]}"
-    what = "is not a webhook" if len(unknown) == 1 else "are not webhooks"
     if configured.path is None:
         where = (
-            f"{what} defined here: no configuration file defines webhooks (liara.toml in this directory, or the "
-            "file LIARA_CONFIG names)"
+            "is not a webhook defined here: no configuration file defines webhooks (liara.toml in this "
+            "directory, or the file LIARA_CONFIG names)"
         )
     else:
         defines = f"it defines {', '.join(configured.defined)}" if configured.defined else "it defines none"
-        where = f"{what} of configuration file {configured.path} ({defines})"
-    raise InvalidCrisisRequestError(f"Invalid crisis request: {', '.join(places)}: {names} {where}.")
+        where = f"is not a webhook of configuration file {configured.path} ({defines})"
+    problems = [
+        FieldProblem(("webhooks", index), f"{name!r} {where}")
+        for index, name in enumerate(named)
+        if name not in configured.defined
+    ]
+    if problems:
+        raise InvalidFieldsError("Invalid crisis request", problems)
 
 
 def build_phases(missions: Iterable[MissionPhase | Mapping[str, Any]]) -> list[MissionPhase]:

@@ -9,11 +9,12 @@ from typing import Annotated, Any
 
 import typer
 
+from app.temporal.validation import InvalidFieldsError, Location
 from cognition.liara import schedules
 from cognition.liara.actions import missions_from_actions
 from cognition.liara.agency import LiaraTemporalAgency
 from cognition.liara.commands.connection import Connection
-from cognition.liara.commands.crises import MaxParallel, missions_from_file, parse_inputs
+from cognition.liara.commands.crises import MaxParallel, as_flags, missions_from_file, parse_inputs
 from cognition.liara.commands.options import JsonFlag, Priority
 from cognition.liara.commands.output import out, print_json, say, table_of
 from cognition.liara.playbooks import SUFFIXES, find, load
@@ -82,17 +83,28 @@ def create(
     chosen = (("max_parallel", max_parallel), ("priority", priority), ("webhooks", webhook))
     fields.update({name: value for name, value in chosen if value is not None})
 
+    # A field the request refuses is named by the option or argument that gave it, as trigger does.
+    given: dict[Location, object] = {
+        ("initiated_by",): initiated_by,
+        ("max_parallel",): max_parallel,
+        ("priority",): priority,
+    }
+    flags = as_flags(given, target=playbook is None and not missions_file, webhooks=len(webhook or []))
+
     async def create_it(agency: LiaraTemporalAgency) -> list[datetime]:
         client = await agency.connect()
-        return await schedules.create(
-            client,
-            name,
-            spec,
-            task_queue=agency.settings.task_queue,
-            initiated_by=initiated_by or getpass.getuser(),
-            overlap=overlap,
-            **fields,
-        )
+        try:
+            return await schedules.create(
+                client,
+                name,
+                spec,
+                task_queue=agency.settings.task_queue,
+                initiated_by=initiated_by or getpass.getuser(),
+                overlap=overlap,
+                **fields,
+            )
+        except InvalidFieldsError as err:
+            raise err.reworded(flags) from None
 
     upcoming = connection.run(create_it)
     say(f"Schedule {name} created; its crises: liara list --schedule {name}")

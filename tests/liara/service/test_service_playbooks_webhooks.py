@@ -167,12 +167,14 @@ async def test_a_service_started_before_temporal_delivers_once_temporal_answers(
 
 async def test_the_service_refuses_a_webhook_its_configuration_does_not_define(served: ServiceProcess, tmp_path: Path):
     config = tmp_path / "liara.toml"
-    refused = f"'nope' is not a webhook of configuration file {config} (it defines ops)."
+    refused = f"'nope' is not a webhook of configuration file {config} (it defines ops)"
     async with httpx.AsyncClient(base_url=served.url, timeout=60) as http:
         started = await http.post("/v1/crises", json=crisis_body(phase("recon-1"), webhooks=["ops", "nope"]))
         problem = assert_problem(started, 422, "invalid-request")
-        assert problem["detail"] == f"Invalid crisis request: webhooks.1: {refused}"
+        assert problem["detail"] == f"Invalid crisis request: /webhooks/1: {refused}."
+        assert problem["errors"] == [{"field": "body.webhooks.1", "pointer": "/webhooks/1", "message": refused}]
         from_playbook = await http.post(
             "/v1/playbooks/health-check/crises", json={"inputs": {"site": "example.org"}, "webhooks": ["nope"]}
         )
-        assert assert_problem(from_playbook, 422, "invalid-request")["detail"].endswith(f"webhooks.0: {refused}")
+        problem = assert_problem(from_playbook, 422, "invalid-request")
+        assert problem["errors"] == [{"field": "body.webhooks.0", "pointer": "/webhooks/0", "message": refused}]
