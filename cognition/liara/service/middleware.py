@@ -95,7 +95,7 @@ class SecurityHeaders:
                 message["headers"] = _with_defaults(message.get("headers", []), SECURITY_HEADERS)
             await send(message)
 
-        await self.app(scope, receive, send=secured)
+        await self.app(scope, receive, secured)
 
     async def _document(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A document page is small and whole in memory: its policy needs its inline code."""
@@ -115,7 +115,7 @@ class SecurityHeaders:
             await send(start)
             await send({"type": "http.response.body", "body": body})
 
-        await self.app(scope, receive, send=held)
+        await self.app(scope, receive, held)
 
 
 def _with_defaults(headers: Iterable[tuple[bytes, bytes]], defaults: dict[str, str]) -> list[tuple[bytes, bytes]]:
