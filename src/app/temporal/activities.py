@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from pydantic import JsonValue
 from temporalio import activity
@@ -187,7 +187,8 @@ class CrisisActivities:
             compensation=assignment.compensation,
         )
         try:
-            await self._record_phase(log_entry)
+            # The attempt's start tells a late report (Temporal gave up on this attempt meanwhile) from a timely one.
+            await self._record_phase(log_entry, attempt_started=activity.info().started_time)
         except CrisisRecordError as err:
             if report.output_ref is not None:
                 raise ApplicationError(
@@ -203,10 +204,15 @@ class CrisisActivities:
     async def log_mission_phase(self, entry: PhaseLogEntry) -> None:
         await self._record_phase(entry)
 
-    async def _record_phase(self, entry: PhaseLogEntry) -> None:
+    async def _record_phase(self, entry: PhaseLogEntry, *, attempt_started: datetime | None = None) -> None:
         outcome = entry.outcome
         written = await self.store.upsert_phase(
-            entry.crisis_id, outcome, compensation=entry.compensation, crisis=entry.crisis, run=_current_run()
+            entry.crisis_id,
+            outcome,
+            compensation=entry.compensation,
+            crisis=entry.crisis,
+            run=_current_run(),
+            attempt_started=attempt_started,
         )
         if written is None:
             return

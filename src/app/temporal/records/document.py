@@ -17,7 +17,8 @@ from enum import StrEnum
 from typing import Any
 
 from app.temporal.errors import CrisisRecordError
-from app.temporal.models import CrisisCompletion, CrisisSnapshot, CrisisSummary, PhaseOutcome
+from app.temporal.models import CrisisCompletion, CrisisSnapshot, CrisisSummary, PhaseOutcome, PhaseStatus
+from app.temporal.plan import FINISHED
 
 logger = logging.getLogger("liara.records")
 
@@ -104,6 +105,42 @@ def upsert_outcome(record: dict[str, Any], kind: str, outcome: PhaseOutcome) -> 
     put_entry(entries, entry)
     refresh_summary(record)
     return entry
+
+
+@dataclass(frozen=True)
+class PhaseEnd:
+    """How a phase's entry says the phase ended: what a late completion is checked against."""
+
+    status: str
+    attempts: int | None
+    timestamp: str  # as the record has it
+
+
+def phase_end(entry: dict[str, Any] | None) -> PhaseEnd | None:
+    """How ``entry`` says its phase ended; None while it has not (or without an entry)."""
+    if entry is None or entry.get("status") not in FINISHED or not entry.get("timestamp"):
+        return None
+    return PhaseEnd(entry["status"], entry.get("attempts"), entry["timestamp"])
+
+
+def overtaken(end: PhaseEnd | None, outcome: PhaseOutcome, attempt_started: datetime) -> bool:
+    """Whether ``outcome``, the completion an agent's attempt reports, comes after its phase ended
+    without it. The attempt started at ``attempt_started`` (Temporal's clock); ``end`` is how the
+    phase's entry says it ended. The phase ended without this attempt if it ended after the attempt
+    started, by the completion of a later attempt or as the workflow decided (failed, skipped,
+    cancelled): Temporal had given up on this attempt (its worker was cut off or paused past the
+    heartbeat timeout) and retried the phase, or ended it. An end from before the attempt started
+    is not this run's: a reset replaced the run that wrote it, and runs the phase again.
+    """
+    if end is None or outcome.status != PhaseStatus.COMPLETED:
+        return False
+    try:
+        ended_at = datetime.fromisoformat(end.timestamp)
+    except ValueError:
+        return False  # a record edited by hand: the write goes ahead, as it always did
+    if ended_at <= attempt_started:
+        return False
+    return end.status != PhaseStatus.COMPLETED or (end.attempts or 0) > (outcome.attempts or 0)
 
 
 def summary(phases: Iterable[dict[str, Any]]) -> dict[str, int]:

@@ -14,6 +14,13 @@ Journal lines name the run that wrote them and count only for the record's curre
 left beside a final record counts for nothing. Writes never give up the event loop (they are a
 few KB, with fsyncs): keep the directory on a fast disk.
 
+Whether an agent's completion comes too late (its phase ended without it, see
+``app.temporal.records.store``) is decided by how the phase's entry says it ended: the journal's
+last line for that phase, found by searching the journal's bytes for its id (only the lines that
+name it are parsed), else the record file's entry, remembered with the file's header. The search
+is all of such a write's cost that grows with the phases written: about 0.01 ms with 10 lines in
+the journal, 0.1 ms with 1000.
+
 Records hold mission data, so they are the owner's only: a directory the store creates is 0700,
 every record and journal 0600.
 """
@@ -28,6 +35,7 @@ import tempfile
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +44,11 @@ from app.temporal.models import MAX_ID_LENGTH, SAFE_ID_PATTERN
 from app.temporal.records.document import (
     COMPENSATIONS,
     PHASES,
+    PhaseEnd,
     header_of,
     headline,
     is_record,
+    phase_end,
     put_entry,
     refresh_summary,
 )
@@ -69,10 +79,21 @@ def _version(stat: os.stat_result) -> _Version:
     return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
+@dataclass(frozen=True)
+class _Remembered:
+    """What a phase write needs of one version of a record file: its header, and how its entries
+    say their phases ended (by kind and phase id; none once the record is final).
+    """
+
+    version: _Version
+    header: dict[str, Any]
+    ends: dict[tuple[str, str], PhaseEnd]
+
+
 class FileRecordStore(RecordStore):
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self._headers: OrderedDict[str, tuple[_Version, dict[str, Any]]] = OrderedDict()
+        self._headers: OrderedDict[str, _Remembered] = OrderedDict()
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> FileRecordStore:
@@ -214,26 +235,32 @@ class FileRecordStore(RecordStore):
         except OSError as err:
             raise CrisisRecordError(f"cannot read crisis record {path}: {err.strerror}") from err
 
-    def _header(self, crisis_id: str, path: Path) -> dict[str, Any] | None:
-        """The record's header fields, from memory while the file is the version read last."""
+    def _remembered(self, crisis_id: str, path: Path) -> _Remembered | None:
+        """The record file's header and ends, from memory while the file is the version read last."""
         version = self._current_version(path)
         if version is None:
             return None
         cached = self._headers.get(crisis_id)
-        if cached is not None and cached[0] == version:
-            return cached[1]
+        if cached is not None and cached.version == version:
+            return cached
         loaded = self._load(path)
         if loaded is None:
             return None
         return self._remember(crisis_id, *loaded)
 
-    def _remember(self, crisis_id: str, record: dict[str, Any], version: _Version) -> dict[str, Any]:
-        header = header_of(record)
-        self._headers[crisis_id] = (version, header)
+    def _remember(self, crisis_id: str, record: dict[str, Any], version: _Version) -> _Remembered:
+        ends = {}
+        if record.get("completed_at") is None:  # a final record takes no phase write
+            for kind in (PHASES, COMPENSATIONS):
+                for entry in record.get(kind, []):
+                    if (end := phase_end(entry)) is not None:
+                        ends[kind, entry["phase_id"]] = end
+        remembered = _Remembered(version, header_of(record), ends)
+        self._headers[crisis_id] = remembered
         self._headers.move_to_end(crisis_id)
         while len(self._headers) > _CACHED_HEADERS:
             self._headers.popitem(last=False)
-        return header
+        return remembered
 
     def _with_journal(self, crisis_id: str, record: dict[str, Any]) -> dict[str, Any]:
         """``record`` with the entries its journal holds for the record's run (none once final)."""
@@ -332,7 +359,8 @@ class _FileTransaction:
         self._run_id: str | None = None
 
     async def header(self) -> dict[str, Any] | None:
-        header = self._store._header(self._crisis_id, self._path)
+        remembered = self._store._remembered(self._crisis_id, self._path)
+        header = remembered.header if remembered else None
         self._run_id = header.get("run_id") if header else None
         return header
 
@@ -348,6 +376,40 @@ class _FileTransaction:
         record = await self.record()
         entries = record.get(kind, []) if record else []
         return next((e for e in entries if e.get("phase_id") == phase_id), None)
+
+    async def end(self, kind: str, phase_id: str) -> PhaseEnd | None:
+        if (found := self._last_journal_entry(kind, phase_id)) is not None:
+            return phase_end(found)
+        remembered = self._store._remembered(self._crisis_id, self._path)
+        return remembered.ends.get((kind, phase_id)) if remembered else None
+
+    def _last_journal_entry(self, kind: str, phase_id: str) -> dict[str, Any] | None:
+        """The entry of the journal's last line for the phase in this run, if it has one: the
+        lines that name the phase id are found from the end, and only they are parsed.
+        """
+        data = os.pread(self._journal, os.fstat(self._journal).st_size, 0)
+        needle = json.dumps(phase_id).encode()
+        end = len(data)
+        while (found := data.rfind(needle, 0, end)) >= 0:
+            start = data.rfind(b"\n", 0, found) + 1
+            stop = data.find(b"\n", found)
+            if stop >= 0:  # else a last line a crash cut short: never acknowledged
+                try:
+                    line = json.loads(data[start:stop])
+                except ValueError as err:
+                    journal = self._store.journal_for(self._crisis_id)
+                    raise CrisisRecordError(
+                        f"crisis journal {journal} is not valid JSON ({err}); move it aside"
+                    ) from err
+                if not _is_journal_line(line):
+                    journal = self._store.journal_for(self._crisis_id)
+                    raise CrisisRecordError(
+                        f"crisis journal {journal} holds a line that is not a phase entry; move it aside"
+                    )
+                if (line["run_id"], line["kind"], line["entry"]["phase_id"]) == (self._run_id, kind, phase_id):
+                    return line["entry"]
+            end = start
+        return None
 
     async def write(self, record: dict[str, Any]) -> None:
         version = self._store._write(self._path, record)

@@ -30,7 +30,15 @@ from psycopg.types.json import Json
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from app.temporal.errors import CrisisRecordError, LiaraError
-from app.temporal.records.document import COMPENSATIONS, PHASES, header_of, headline, refresh_summary
+from app.temporal.records.document import (
+    COMPENSATIONS,
+    PHASES,
+    PhaseEnd,
+    header_of,
+    headline,
+    phase_end,
+    refresh_summary,
+)
 from app.temporal.records.store import RecordStore, StoreHealth
 
 # The pool's own warnings on every failed reconnect repeat, in several lines each, what the
@@ -349,6 +357,16 @@ class _PostgresTransaction:
         )
         row = await cursor.fetchone()
         return row[0] if row else None
+
+    async def end(self, kind: str, phase_id: str) -> PhaseEnd | None:
+        cursor = await self._conn.execute(
+            "SELECT json_build_object('status', entry -> 'status', 'attempts', entry -> 'attempts', "
+            "'timestamp', entry -> 'timestamp') FROM liara_crisis_phases "
+            "WHERE crisis_id = %s AND kind = %s AND phase_id = %s",
+            (self._crisis_id, kind, phase_id),
+        )
+        row = await cursor.fetchone()
+        return phase_end(row[0] if row else None)
 
     async def write(self, record: dict[str, Any]) -> None:
         await self._conn.execute(_WRITE_HEADER, (self._crisis_id, Json(header_of(record))))

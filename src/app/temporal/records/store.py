@@ -8,6 +8,10 @@ writers and keep the same document:
 
 - a phase write that arrives after the record is finalized (an abandoned activity attempt on a
   worker that was paused, say) is dropped;
+- so is an agent's completion that arrives after its phase ended without it: the entry says the
+  phase ended after that attempt started, by a later attempt's completion or as the workflow
+  decided (a worker cut off from Temporal past the heartbeat timeout, whose phase another worker
+  ran meanwhile, reports late);
 - a write from another namespace or another workflow is refused with an error;
 - a write from another run of the same workflow is a reset: the newer run takes the record over
   (the run it replaced is listed in ``superseded_run_ids``) and later writes from the replaced run
@@ -27,6 +31,7 @@ import logging
 from abc import ABC, abstractmethod
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -36,10 +41,12 @@ from app.temporal.records.document import (
     COMPENSATIONS,
     PHASES,
     CrisisRun,
+    PhaseEnd,
     Relation,
     finish,
     merged_entry,
     new_record,
+    overtaken,
     relation,
     superseded,
     take_over,
@@ -60,6 +67,11 @@ class RecordTransaction(Protocol):
 
     async def entry(self, kind: str, phase_id: str) -> dict[str, Any] | None:
         """The entry of ``phase_id`` in the ``kind`` list, if there is one."""
+
+    async def end(self, kind: str, phase_id: str) -> PhaseEnd | None:
+        """How the entry of ``phase_id`` says its phase ended (None while it has not): what
+        ``entry`` would say, without the cost of reading the entry whole.
+        """
 
     async def write(self, record: dict[str, Any]) -> None:
         """Replace the whole record."""
@@ -153,12 +165,15 @@ class RecordStore(ABC):
         compensation: bool = False,
         crisis: CrisisSnapshot | None = None,
         run: CrisisRun | None = None,
+        attempt_started: datetime | None = None,
     ) -> dict[str, Any] | None:
         """Replace the entry of ``outcome.phase_id`` (or append it).
 
         Compensations go to their own list, ``compensations``, keyed the same way. ``crisis``
-        rebuilds a missing record first. Returns the entry written, or None when the write was
-        dropped as stale (the record is finalized, or taken over by a newer run).
+        rebuilds a missing record first. ``attempt_started``: when the agent's attempt that reports
+        this outcome started (Temporal's clock), for the writes of an agent's activity. Returns the
+        entry written, or None when the write was dropped as stale (the record is finalized, or
+        taken over by a newer run, or the phase ended without this attempt).
         """
         kind = COMPENSATIONS if compensation else PHASES
         async with self.transaction(crisis_id) as held:
@@ -177,6 +192,17 @@ class RecordStore(ABC):
                 return entry
             if verdict == Relation.STALE or header.get("completed_at") is not None:
                 logger.info("Dropped a late write of phase %s: crisis record %s is final", outcome.phase_id, crisis_id)
+                return None
+            if attempt_started is not None and overtaken(
+                await held.end(kind, outcome.phase_id), outcome, attempt_started
+            ):
+                logger.info(
+                    "Dropped a late completion of phase %s by attempt %s: crisis record %s says the phase "
+                    "ended without it, after that attempt started",
+                    outcome.phase_id,
+                    outcome.attempts,
+                    crisis_id,
+                )
                 return None
             kept = outcome.output_ref is not None or outcome.params_ref is not None
             existing = await held.entry(kind, outcome.phase_id) if kept else None
