@@ -7,12 +7,13 @@ in PostgreSQL, or in files on a directory both hosts share. No other record stor
 from __future__ import annotations
 
 import asyncio
-import json
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import pytest
 
 from app.temporal.client import ConnectionSettings, connect
 from app.temporal.errors import TemporalUnavailableError
-from app.temporal.records import PostgresRecordStore
+from app.temporal.records import FileRecordStore, PostgresRecordStore, RecordStore
 from app.temporal.server import temporal_binary, tuned_arguments
 from app.temporal.visibility import server_arguments
 from cognition.liara.agency import LiaraTemporalAgency
@@ -125,21 +126,85 @@ async def start_temporal(server: Host, tmp_path: Path, started: list[Process]) -
 
 
 def start_worker(host: Host, env: dict[str, str], workdir: Path, started: list[Process]) -> Process:
-    workdir.mkdir()
     argv = [sys.executable, str(REPO_ROOT / "cognition/liara/worker.py")]
     worker = Process(host, argv, workdir / "worker.log", workdir, env)
     started.append(worker)
     return worker
 
 
-def phase_lines(worker: Process) -> int:
-    return worker.output().count(COMPLETED_LINE)
+@dataclass
+class Fleet:
+    """The running hosts: Temporal and (with ``store`` ``postgresql``) PostgreSQL on ``server``,
+    a worker on each worker host, in ``workdirs[name]``; records in ``database``, else in ``shared``.
+    """
+
+    store: str
+    server: Host
+    settings: ConnectionSettings
+    env: dict[str, str]
+    workers: dict[str, Process]
+    workdirs: dict[str, Path]
+    shared: Path
+    database: LocalPostgres | None
+
+    @property
+    def task_queue(self) -> str:
+        return self.env["LIARA_TASK_QUEUE"]
+
+    def records(self) -> RecordStore:
+        """The record store the workers write to, as the test process reaches it."""
+        return FileRecordStore(self.shared) if self.database is None else PostgresRecordStore(self.database.url)
+
+    async def read_records(self, crisis_ids: list[str]) -> dict[str, dict[str, Any]]:
+        async with self.records() as records:
+            found = {crisis_id: await records.read(crisis_id) for crisis_id in crisis_ids}
+        assert all(found.values()), [crisis_id for crisis_id, record in found.items() if record is None]
+        return found  # type: ignore[return-value]
+
+    async def assert_one_record_each(
+        self, results: list[dict[str, Any]], phase_ids: list[list[str]]
+    ) -> dict[str, dict[str, Any]]:
+        """Every crisis completed with one complete record (``phase_ids[i]``, in order, for
+        ``results[i]``), where the store keeps it and nowhere else; the records.
+        """
+        assert [result["success"] for result in results] == [True] * len(results)
+        records = await self.read_records([result["crisis_id"] for result in results])
+        for result, expected in zip(results, phase_ids, strict=True):
+            assert_completed_record(records[result["crisis_id"]], expected)
+            if self.database is not None:
+                where = f"postgresql://{self.server.address}:{POSTGRES_PORT}/{self.database.database}"
+                assert result["record_path"] == f"{where}#{result['crisis_id']}"
+            else:
+                assert result["record_path"] == str((self.shared / f"{result['crisis_id']}.json").resolve())
+        # No other store holds a copy: nothing under either worker's own directory, and with files
+        # exactly one record file per crisis (no journal left, no temporary file).
+        for workdir in self.workdirs.values():
+            assert not (workdir / "data").exists()
+        if self.database is None:
+            assert sorted(path.name for path in self.shared.iterdir()) == sorted(f"{id}.json" for id in records)
+        else:
+            assert not self.shared.exists()
+            database = self.database.database
+            rows = self.database.sql("SELECT count(*), count(DISTINCT crisis_id) FROM liara_crises", database)
+            assert rows == f"{len(records)}|{len(records)}"
+            duplicates = self.database.sql(
+                "SELECT count(*) FROM (SELECT 1 FROM liara_crisis_phases GROUP BY crisis_id, kind, phase_id "
+                "HAVING count(*) > 1) AS twice",
+                database,
+            )
+            assert duplicates == "0"
+        return records
 
 
-@pytest.mark.parametrize("store", ["postgresql", "files"])
-async def test_crises_spread_over_two_worker_hosts_survive_losing_one(store: str, network: TestNetwork, tmp_path: Path):
-    began = time.monotonic()
-    server, first, second = network.hosts["server"], network.hosts["worker-1"], network.hosts["worker-2"]
+@asynccontextmanager
+async def fleet(
+    store: str, network: TestNetwork, tmp_path: Path, prepare: Callable[[str, Path], None] | None = None
+) -> AsyncIterator[Fleet]:
+    """Start Temporal (and PostgreSQL) on the server host and a worker on each other host, each in
+    a working directory of its own (``prepare(name, workdir)`` first, if given); once every worker
+    is ready, the fleet. Whatever happens, every process stops and the database goes.
+    """
+    server = network.hosts["server"]
     started: list[Process] = []
     database: LocalPostgres | None = None
     shared = tmp_path / "shared-crises"  # one directory both worker hosts see (the files variant)
@@ -154,17 +219,42 @@ async def test_crises_spread_over_two_worker_hosts_survive_losing_one(store: str
             # Set up from the client host, as an operator would: search attributes and record tables.
             prepared = await asyncio.to_thread(run_cli, env, tmp_path, "setup")
             assert prepared.returncode == 0, prepared.stderr
-        workers = [start_worker(host, env, tmp_path / host.name, started) for host in (first, second)]
+        workers, workdirs = {}, {}
+        for name, host in network.hosts.items():
+            if host == server:
+                continue
+            workdirs[name] = tmp_path / name
+            workdirs[name].mkdir()
+            if prepare is not None:
+                prepare(name, workdirs[name])
+            workers[name] = start_worker(host, env, workdirs[name], started)
 
-        async def both_ready() -> bool:
-            for worker in workers:
+        async def all_ready() -> bool:
+            for worker in workers.values():
                 assert worker.popen.poll() is None, worker.output()
-            return all(WORKER_READY_LINE in worker.output() for worker in workers)
+            return all(WORKER_READY_LINE in worker.output() for worker in workers.values())
 
-        await assert_eventually(both_ready, timeout=60, interval=0.3)
+        await assert_eventually(all_ready, timeout=60, interval=0.3)
+        yield Fleet(store, server, settings, env, workers, workdirs, shared, database)
+    finally:
+        for process in reversed(started):
+            process.stop()
+        if database is not None:
+            await asyncio.to_thread(database.destroy)
 
+
+def phase_lines(worker: Process) -> int:
+    return worker.output().count(COMPLETED_LINE)
+
+
+@pytest.mark.parametrize("store", ["postgresql", "files"])
+async def test_crises_spread_over_two_worker_hosts_survive_losing_one(store: str, network: TestNetwork, tmp_path: Path):
+    began = time.monotonic()
+    first = network.hosts["worker-1"]
+    async with fleet(store, network, tmp_path) as hosts:
+        workers = list(hosts.workers.values())
         run = uuid.uuid4().hex[:8]
-        async with LiaraTemporalAgency(temporal_host=settings.address, task_queue=env["LIARA_TASK_QUEUE"]) as agency:
+        async with LiaraTemporalAgency(temporal_host=hosts.settings.address, task_queue=hosts.task_queue) as agency:
             gate = asyncio.Semaphore(CONCURRENT_STARTS)
 
             async def trigger(index: int) -> str:
@@ -187,48 +277,6 @@ async def test_crises_spread_over_two_worker_hosts_survive_losing_one(store: str
             )
         assert workers[0].popen.wait(timeout=10) == -9
         assert first_ran_before >= 10 and phase_lines(workers[1]) > 0, "both worker hosts ran crises"
-
-        assert [result["success"] for result in results] == [True] * CRISES
-        records = await read_records(database, shared, [result["crisis_id"] for result in results])
-        for index, result in enumerate(results):
-            expected = [mission["phase_id"] for mission in missions(index)]
-            assert_completed_record(records[result["crisis_id"]], expected)
-            if database is not None:
-                where = f"postgresql://{server.address}:{POSTGRES_PORT}/{database.database}"
-                assert result["record_path"] == f"{where}#{result['crisis_id']}"
-            else:
-                assert result["record_path"] == str((shared / f"{result['crisis_id']}.json").resolve())
-        # No other store holds a copy: nothing under either worker's own directory, and with files
-        # exactly one record file per crisis (no journal left, no temporary file).
-        for host in (first, second):
-            assert not (tmp_path / host.name / "data").exists()
-        if database is None:
-            assert sorted(path.name for path in shared.iterdir()) == sorted(f"{r['crisis_id']}.json" for r in results)
-        else:
-            assert not shared.exists()
-            rows = database.sql("SELECT count(*), count(DISTINCT crisis_id) FROM liara_crises", database.database)
-            assert rows == f"{CRISES}|{CRISES}"
-            duplicates = database.sql(
-                "SELECT count(*) FROM (SELECT 1 FROM liara_crisis_phases GROUP BY crisis_id, kind, phase_id "
-                "HAVING count(*) > 1) AS twice",
-                database.database,
-            )
-            assert duplicates == "0"
-    finally:
-        for process in reversed(started):
-            process.stop()
-        if database is not None:
-            await asyncio.to_thread(database.destroy)
+        expected = [[mission["phase_id"] for mission in missions(index)] for index in range(CRISES)]
+        await hosts.assert_one_record_each(results, expected)
     print(f"multi-host {store}: {CRISES} crises in {time.monotonic() - began:.1f} s")
-
-
-async def read_records(
-    database: LocalPostgres | None, shared: Path, crisis_ids: list[str]
-) -> dict[str, dict[str, Any]]:
-    """Each crisis's record, from PostgreSQL if ``database``, else from the shared directory."""
-    if database is None:
-        return {crisis_id: json.loads((shared / f"{crisis_id}.json").read_text()) for crisis_id in crisis_ids}
-    async with PostgresRecordStore(database.url) as records:
-        found = {crisis_id: await records.read(crisis_id) for crisis_id in crisis_ids}
-    assert all(found.values()), [crisis_id for crisis_id, record in found.items() if record is None]
-    return found  # type: ignore[return-value]
