@@ -332,15 +332,15 @@ def config_error(tmp_path: Path, table: str) -> str:
 @pytest.mark.parametrize(
     ("table", "expected"),
     [
-        ("", "invalid executors.scanner: Value error, set exactly one of command (a stdio server) and url"),
-        ('command = ["scan"]\nurl = "http://h/mcp"\n', "invalid executors.scanner: Value error, set exactly one"),
+        ("", "invalid executors.scanner: set exactly one of command (a stdio server) and url"),
+        ('command = ["scan"]\nurl = "http://h/mcp"\n', "invalid executors.scanner: set exactly one"),
         (
             'url = "ftp://h/mcp"\n',
-            "invalid executors.scanner.url: Value error, must be an absolute http:// or https://",
+            "invalid executors.scanner.url: must be an absolute http:// or https://",
         ),
-        ('url = "http://h:port/mcp"\n', "invalid executors.scanner.url: Value error, not a URL"),
+        ('url = "http://h:port/mcp"\n', "invalid executors.scanner.url: not a URL"),
         ("command = []\n", "invalid executors.scanner.command"),
-        ('command = [""]\n', "invalid executors.scanner.command: Value error, the first element must name the program"),
+        ('command = [""]\n', "invalid executors.scanner.command: the first element must name the program"),
         ('command = "scanner.py"\n', "invalid executors.scanner.command"),
         ('url = "http://h/mcp"\nenv = { A = "1" }\n', "env and cwd apply to a command server, not to a url"),
         ('command = ["scan"]\nheaders = { A = "1" }\n', "headers apply to a url server, not to a command"),
