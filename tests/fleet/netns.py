@@ -2,10 +2,11 @@
 
 Each host is a namespace with one address on a private /24 that only these namespaces use; the
 bridge has the last address, so the test process (in the root namespace) is a host on that
-network too. ``TestNetwork`` creates everything on entry and removes it on exit, failed test or
-not: first it SIGKILLs every process still running in its namespaces (all of them started by the
-test), then it deletes the namespaces, which takes their veth pairs along, and the bridge. Needs
-root and iproute2.
+network too. A host can drop off the network and come back (``Host.disconnect``, ``reconnect``:
+its cable, the bridge's end of its veth pair, goes down and up). ``TestNetwork`` creates
+everything on entry and removes it on exit, failed test or not: first it SIGKILLs every process
+still running in its namespaces (all of them started by the test), then it deletes the
+namespaces, which takes their veth pairs along, and the bridge. Needs root and iproute2.
 """
 
 from __future__ import annotations
@@ -31,6 +32,16 @@ def ip(*args: str, check: bool = True) -> str:
 class Host:
     name: str  # the network namespace
     address: str
+    cable: str  # the bridge's end of its veth pair, in the root namespace
+
+    def disconnect(self) -> None:
+        """Pull this host's cable: its end on the bridge goes down, so whatever it sends is lost
+        (no error comes back: its connections hang, as across a real partition).
+        """
+        ip("link", "set", self.cable, "down")
+
+    def reconnect(self) -> None:
+        ip("link", "set", self.cable, "up")
 
     def command(self, *argv: str) -> list[str]:
         """``argv`` run on this host."""
@@ -60,7 +71,8 @@ class TestNetwork:
         addresses = list(self.subnet.hosts())
         self.client_address = str(addresses[-1])  # the bridge: the test process's own address
         self.hosts = {
-            name: Host(f"liara-{self.tag}-{index}", str(addresses[index])) for index, name in enumerate(names, 1)
+            name: Host(f"liara-{self.tag}-{index}", str(addresses[index]), f"lv{self.tag}o{index}")
+            for index, name in enumerate(names, 1)
         }
 
     def _free_subnet(self) -> ipaddress.IPv4Network:
@@ -77,11 +89,11 @@ class TestNetwork:
             ip("addr", "add", f"{self.client_address}/24", "dev", self.bridge)
             ip("link", "set", self.bridge, "up")
             for index, host in enumerate(self.hosts.values(), 1):
-                outside, inside = f"lv{self.tag}o{index}", f"lv{self.tag}i{index}"
+                inside = f"lv{self.tag}i{index}"
                 ip("netns", "add", host.name)
-                ip("link", "add", outside, "type", "veth", "peer", "name", inside)
+                ip("link", "add", host.cable, "type", "veth", "peer", "name", inside)
                 ip("link", "set", inside, "netns", host.name)
-                ip("link", "set", outside, "master", self.bridge, "up")
+                ip("link", "set", host.cable, "master", self.bridge, "up")
                 ip("-n", host.name, "addr", "add", f"{host.address}/24", "dev", inside)
                 ip("-n", host.name, "link", "set", inside, "up")
                 ip("-n", host.name, "link", "set", "lo", "up")
