@@ -24,6 +24,7 @@ from app.temporal.models import MissionPhase
 from app.temporal.validation import FieldProblem, InvalidFieldsError, Location
 from app.temporal.visibility import CrisisFilter
 from cognition.liara.crisis_agency import WORKER_WAIT_SECONDS
+from cognition.liara.diagnostics import awaiting_approval
 from cognition.liara.errors import CrisisFailedError, CrisisWaitTimeoutError
 from cognition.liara.playbooks import SUFFIXES, load
 from cognition.liara.service.config import MAX_PAGE_SIZE
@@ -116,10 +117,31 @@ class RemoteAgency:
                 ended = outcome.get("error") or f"Crisis workflow {workflow_id} ended as {outcome['status']}."
                 raise CrisisFailedError(ended, outcome["status"])
             if deadline is not None and loop.time() >= deadline:
+                blocked = await self._blocked(workflow_id)
+                if blocked:
+                    raise CrisisWaitTimeoutError(
+                        f"Crisis workflow {workflow_id} did not finish within {timeout:g} s; it keeps running, but "
+                        f"{blocked}."
+                    )
                 raise CrisisWaitTimeoutError(
                     f"Crisis workflow {workflow_id} did not finish within {timeout:g} s; it keeps running: "
                     f"check it with `liara status {workflow_id}`."
                 )
+
+    async def _blocked(self, workflow_id: str) -> str | None:
+        """What the crisis waits for, as the service's status tells it (no worker, phases awaiting
+        approval), or None if nothing does or the service cannot say now.
+        """
+        try:
+            report = await self.get_crisis_status(workflow_id)
+        except LiaraError:
+            return None
+        if report.get("status") != "running":
+            return None
+        if report.get("workers_polling") == 0 and isinstance(report.get("note"), str):
+            return report["note"]
+        gates = awaiting_approval(workflow_id, report.get("phases") or [])
+        return f"it is {'; '.join(gates)}" if gates else None
 
     async def cancel_crisis(self, workflow_id: str, *, cancelled_by: str | None = None) -> None:
         await self._call("POST", f"/v1/crises/{workflow_id}/cancel", CANCELLED)

@@ -59,6 +59,29 @@ def test_a_crisis_runs_to_its_end_through_the_service(operator_env, tmp_path):
     assert workflow_id in [row["workflow_id"] for row in listed]
 
 
+async def test_a_wait_through_the_service_says_what_the_crisis_waits_for(operator_env, tmp_path):
+    missions = tmp_path / "missions.json"
+    gate = {"phase_id": "gate-1", "agent_id": "a", "action": "strike", "target": "t-r", "requires_approval": True}
+    missions.write_text(json.dumps([gate]))
+    started = await asyncio.to_thread(liara, operator_env, tmp_path, "trigger", "t-r", "--missions-file", str(missions))
+    assert started.returncode == 0, started.stderr
+    workflow_id = started.stdout.strip()
+
+    async def awaiting() -> bool:
+        shown = await asyncio.to_thread(liara, operator_env, tmp_path, "status", workflow_id, "--json")
+        return any(phase["status"] == "awaiting_approval" for phase in json.loads(shown.stdout).get("phases", []))
+
+    await assert_eventually(awaiting, timeout=60, interval=0.5)
+    waited = await asyncio.to_thread(liara, operator_env, tmp_path, "wait", workflow_id, "--timeout", "1")
+    assert waited.returncode == 1
+    assert assert_one_sentence_error(waited.stderr) == (
+        f"Error: Crisis workflow {workflow_id} did not finish within 1 s; it keeps running, but it is awaiting "
+        f"approval of gate-1 (0 of 1): decide with `liara approve {workflow_id} gate-1` or "
+        f"`liara reject {workflow_id} gate-1`."
+    )
+    assert (await asyncio.to_thread(liara, operator_env, tmp_path, "cancel", workflow_id)).returncode == 0
+
+
 def test_the_service_errors_are_the_cli_errors(operator_env, tmp_path, service_tokens):
     unknown = liara(operator_env, tmp_path, "status", "crisis-workflow-does-not-exist")
     assert unknown.returncode == 1
