@@ -24,10 +24,11 @@ from app.temporal.client import ConnectionSettings
 from app.temporal.crisis.events import EVENT_TOPIC
 from app.temporal.errors import LiaraError, TemporalUnavailableError, innermost_message
 from app.temporal.models import CrisisEvent, EventKind
+from app.temporal.visibility import CRISIS_WORKFLOW_TYPE
 from cognition.liara.crisis_requests import REQUEST_DIGEST_MEMO
 from cognition.liara.diagnostics import end_state, status_name, workflow_pollers
 from cognition.liara.errors import CrisisFailedError, CrisisNotRunningError, CrisisWaitTimeoutError
-from cognition.liara.rpc_errors import translate_rpc_error
+from cognition.liara.rpc_errors import no_such_crisis, translate_rpc_error
 
 
 async def started_digest(client: Client, settings: ConnectionSettings, workflow_id: str) -> str | None:
@@ -39,15 +40,28 @@ async def started_digest(client: Client, settings: ConnectionSettings, workflow_
     return memo.get(REQUEST_DIGEST_MEMO)
 
 
-async def running_handle(
-    client: Client, settings: ConnectionSettings, workflow_id: str, action: str
+async def described_crisis(
+    client: Client, settings: ConnectionSettings, workflow_id: str
 ) -> tuple[WorkflowHandle[Any, Any], WorkflowExecutionDescription]:
-    """The handle of a running crisis and its description; a clear error if it is unknown or has ended."""
+    """The handle of a crisis and its description. A workflow of another type is no crisis: the
+    agency sees and steers crisis workflows only (a webhook delivery's id is predictable, and
+    cancelling one would silence an alert).
+    """
     handle = client.get_workflow_handle(workflow_id)
     try:
         description = await handle.describe()
     except RPCError as err:
         raise translate_rpc_error(err, settings, workflow_id) from None
+    if description.workflow_type != CRISIS_WORKFLOW_TYPE:
+        raise no_such_crisis(settings, workflow_id)
+    return handle, description
+
+
+async def running_handle(
+    client: Client, settings: ConnectionSettings, workflow_id: str, action: str
+) -> tuple[WorkflowHandle[Any, Any], WorkflowExecutionDescription]:
+    """The handle of a running crisis and its description; a clear error if it is unknown or has ended."""
+    handle, description = await described_crisis(client, settings, workflow_id)
     if description.status != WorkflowExecutionStatus.RUNNING:
         state = status_name(description.status)
         raise CrisisNotRunningError(f"Cannot {action} crisis workflow {workflow_id}: it has already ended ({state}).")
@@ -125,11 +139,7 @@ async def read_events(
     (connecting with ``connect`` once read).
     """
     client = await connect()
-    handle = client.get_workflow_handle(workflow_id)
-    try:
-        await handle.describe()
-    except RPCError as err:
-        raise translate_rpc_error(err, settings, workflow_id) from None
+    handle, _ = await described_crisis(client, settings, workflow_id)
     stream = WorkflowStreamClient.create(client, workflow_id)
     events = stream.subscribe(EVENT_TOPIC, result_type=CrisisEvent)
     while True:

@@ -22,10 +22,7 @@ def translate_rpc_error(err: RPCError, settings: ConnectionSettings, workflow_id
     if err.status == RPCStatusCode.NOT_FOUND and "completed" in message:
         return CrisisNotRunningError(f"Crisis workflow {workflow_id} has already ended.")
     if err.status == RPCStatusCode.NOT_FOUND:
-        return CrisisNotFoundError(
-            f"No crisis workflow {workflow_id!r} in namespace {settings.namespace!r}: "
-            "check the id printed by `liara trigger`."
-        )
+        return no_such_crisis(settings, workflow_id)
     if err.status == RPCStatusCode.FAILED_PRECONDITION and "poller" in message:
         return TemporalUnavailableError(
             f"No worker answered for {workflow_id}: start one with `python cognition/liara/worker.py`."
@@ -39,4 +36,12 @@ def translate_rpc_error(err: RPCError, settings: ConnectionSettings, workflow_id
         )
     return TemporalUnavailableError(
         f"The Temporal server at {settings.address} refused the request for {subject} ({err.message})."
+    )
+
+
+def no_such_crisis(settings: ConnectionSettings, workflow_id: str) -> CrisisNotFoundError:
+    """``workflow_id`` names no crisis workflow (no workflow at all, or one of another type)."""
+    return CrisisNotFoundError(
+        f"No crisis workflow {workflow_id!r} in namespace {settings.namespace!r}: "
+        "check the id printed by `liara trigger`."
     )

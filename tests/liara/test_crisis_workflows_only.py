@@ -1,0 +1,60 @@
+"""The agency, the command line and the service see and steer crisis workflows only: any other
+workflow id (a webhook delivery's is predictable) is "no such crisis", and is left alone.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+from temporalio.client import WorkflowExecutionStatus
+
+from cognition.liara.errors import CrisisNotFoundError
+from tests.helpers.cli import assert_one_sentence_error, cli
+from tests.helpers.service import assert_problem
+
+pytestmark = pytest.mark.integration
+
+
+async def other_workflow(client) -> str:
+    """A running workflow that is not a crisis (no worker ever takes it)."""
+    workflow_id = f"crisis-workflow-{uuid.uuid4().hex[:12]}-webhook-1-ops"
+    await client.start_workflow("WebhookDeliveryWorkflow", {}, id=workflow_id, task_queue=f"nobody-{uuid.uuid4()}")
+    return workflow_id
+
+
+async def test_no_call_of_the_agency_acts_on_another_workflow(dev_server, agency, liara_env, tmp_path):
+    workflow_id = await other_workflow(dev_server.client)
+    says = f"No crisis workflow {workflow_id!r} in namespace 'default': check the id printed by `liara trigger`."
+    calls = {
+        "status": agency.get_crisis_status(workflow_id),
+        "wait": agency.wait_for_crisis_completion(workflow_id, timeout=1),
+        "cancel": agency.cancel_crisis(workflow_id, cancelled_by="mallory"),
+        "approve": agency.approve_phase(workflow_id, "deliver", approved_by="mallory"),
+        "add": agency.add_phases(workflow_id, [{"phase_id": "x", "agent_id": "a", "action": "b", "target": "t"}]),
+    }
+    for name, call in calls.items():
+        with pytest.raises(CrisisNotFoundError) as refused:
+            await call
+        assert str(refused.value) == says, name
+    with pytest.raises(CrisisNotFoundError):
+        await anext(aiter(agency.crisis_events(workflow_id)))
+    for command in (("cancel", workflow_id), ("status", workflow_id)):
+        refused = await cli(liara_env, tmp_path, *command)
+        assert refused.returncode == 1 and assert_one_sentence_error(refused.stderr) == f"Error: {says}"
+    description = await dev_server.client.get_workflow_handle(workflow_id).describe()
+    assert description.status == WorkflowExecutionStatus.RUNNING, "left alone"
+    await dev_server.client.get_workflow_handle(workflow_id).terminate()
+
+
+async def test_the_service_answers_404_for_another_workflow(dev_server, liara_service, service_tokens):
+    workflow_id = await other_workflow(dev_server.client)
+    admin = service_tokens.headers("admin-1")
+    async with httpx.AsyncClient(base_url=liara_service.url, timeout=60, headers=admin) as http:
+        assert_problem(await http.post(f"/v1/crises/{workflow_id}/cancel"), 404, "crisis-not-found")
+        assert_problem(await http.get(f"/v1/crises/{workflow_id}"), 404, "crisis-not-found")
+        assert_problem(await http.post(f"/v1/crises/{workflow_id}/phases/deliver/approve"), 404, "crisis-not-found")
+    description = await dev_server.client.get_workflow_handle(workflow_id).describe()
+    assert description.status == WorkflowExecutionStatus.RUNNING
+    await dev_server.client.get_workflow_handle(workflow_id).terminate()
