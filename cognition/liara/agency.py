@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import Any, TypeVar, cast
 
 from pydantic import ValidationError
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client
 from temporalio.common import Priority, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.runtime import Runtime, TelemetryConfig
@@ -45,6 +45,7 @@ from cognition.liara.crisis_agency import WORKER_WAIT_SECONDS
 from cognition.liara.crisis_requests import REQUEST_DIGEST_MEMO, build_phases, build_request, request_digest
 from cognition.liara.crisis_workflow import (
     crisis_result,
+    described_crisis,
     ending_error,
     read_events,
     running_handle,
@@ -307,9 +308,7 @@ class LiaraTemporalAgency:
         Exactly one decision per phase takes effect: if another was taken first, the approval
         timed out or the phase is not awaiting approval, ``DecisionRefusedError`` says so.
         """
-        return await self._decide(
-            workflow_id, {"phase_id": phase_id, "approved": True, "decided_by": approved_by}, timeout
-        )
+        return await self.decide(workflow_id, phase_id, approved=True, decided_by=approved_by, timeout=timeout)
 
     async def reject_phase(
         self,
@@ -321,12 +320,26 @@ class LiaraTemporalAgency:
         timeout: float = WORKER_WAIT_SECONDS,
     ) -> dict[str, Any]:
         """Fail a phase that awaits approval without running it (then the failure policy applies)."""
-        return await self._decide(
-            workflow_id, {"phase_id": phase_id, "approved": False, "decided_by": rejected_by, "reason": reason}, timeout
+        return await self.decide(
+            workflow_id, phase_id, approved=False, decided_by=rejected_by, reason=reason, timeout=timeout
         )
 
     @_telling_crisis_ids
-    async def _decide(self, workflow_id: str, fields: dict[str, Any], timeout: float) -> dict[str, Any]:
+    async def decide(
+        self,
+        workflow_id: str,
+        phase_id: str,
+        *,
+        approved: bool,
+        decided_by: str,
+        reason: str | None = None,
+        role: str | None = None,
+        timeout: float = WORKER_WAIT_SECONDS,
+    ) -> dict[str, Any]:
+        """Approve or reject, as ``decided_by`` deciding with ``role`` (the service's token role,
+        which an approval policy may name; a decision made on Temporal directly has none).
+        """
+        fields = {"phase_id": phase_id, "approved": approved, "decided_by": decided_by, "reason": reason, "role": role}
         try:
             decision = strict_input(ApprovalDecision, fields)
         except ValidationError as err:
@@ -421,11 +434,7 @@ class LiaraTemporalAgency:
         its phases, compensations, cancel requests, summary and ``record_path`` (or the
         ``record_error`` that kept them from being read).
         """
-        handle = await self._handle(workflow_id)
-        try:
-            description = await handle.describe()
-        except RPCError as err:
-            raise self._rpc_error(err, workflow_id) from None
+        handle, description = await described_crisis(await self.connect(), self.settings, workflow_id)
         status = status_name(description.status)
         report: dict[str, Any] = {
             "workflow_id": workflow_id,
@@ -456,7 +465,7 @@ class LiaraTemporalAgency:
         Raises ``CrisisWaitTimeoutError`` when the time runs out (the crisis goes on) and
         ``CrisisFailedError`` when the workflow itself ended without a result.
         """
-        handle = await self._handle(workflow_id)
+        handle, _ = await described_crisis(await self.connect(), self.settings, workflow_id)
         try:
             return await asyncio.wait_for(crisis_result(handle, self.settings), timeout)
         except TimeoutError:
@@ -480,10 +489,6 @@ class LiaraTemporalAgency:
             return await workflow_pollers(client, task_queue or self.settings.task_queue)
         except RPCError as err:
             raise self._rpc_error(err, "") from None
-
-    async def _handle(self, workflow_id: str) -> WorkflowHandle[Any, Any]:
-        client = await self.connect()
-        return client.get_workflow_handle(workflow_id)
 
     async def _not_found(self, given: str, err: CrisisNotFoundError) -> CrisisNotFoundError:
         """``err``, or, when ``given`` is the crisis id of a crisis whose workflow exists, an error

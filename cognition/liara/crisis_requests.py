@@ -15,6 +15,7 @@ from app.temporal.models import CrisisRequest, MissionPhase, strict_input
 from app.temporal.notifications import notification_task_queue
 from app.temporal.notifier import CrisisWebhooks, configured_crisis_webhooks
 from app.temporal.validation import FieldProblem, InvalidFieldsError
+from cognition.liara.approval_policy import POLICY_ONLY, ApprovalPolicy
 
 #: Memo key of the digest of the request a crisis was started with (compared when a key is reused).
 REQUEST_DIGEST_MEMO = "liara_request_sha256"
@@ -50,6 +51,7 @@ def build_request(
         "initiated_by": initiated_by,
         **{name: _plain(value) for name, value in options.items() if value is not None},
     }
+    _refuse_policy_fields(fields["missions"], options)
     configured = configured_crisis_webhooks()
     named = list(webhooks or [])
     told = named + [name for name in configured.all_crises if name not in named]
@@ -64,7 +66,10 @@ def build_request(
     except ValidationError as err:
         raise InvalidFieldsError.of("Invalid crisis request", err) from None
     _check_defined(named, configured)
-    return request
+    policy = ApprovalPolicy.configured()
+    return request.model_copy(
+        update={"missions": policy.apply(request.missions), "self_approval": policy.self_approval}
+    )
 
 
 def _check_defined(named: list[str], configured: CrisisWebhooks) -> None:
@@ -93,13 +98,28 @@ def build_phases(missions: Iterable[MissionPhase | Mapping[str, Any]]) -> list[M
     plain = _plain_list(missions, "Invalid mission phases: the phases to add")
     if not plain:
         raise InvalidFieldsError("Invalid mission phases", [FieldProblem(("missions",), "give at least one phase")])
+    _refuse_policy_fields(plain, {})
     phases = []
     for position, phase in enumerate(plain):
         try:
             phases.append(strict_input(MissionPhase, phase))
         except ValidationError as err:
             raise InvalidFieldsError.of("Invalid mission phase", err, within=("missions", position)) from None
-    return phases
+    return ApprovalPolicy.configured().apply(phases)
+
+
+def _refuse_policy_fields(missions: list[Any], options: Mapping[str, Any]) -> None:
+    """What the approval policy sets is not a request's to give."""
+    said = POLICY_ONLY
+    problems = [
+        FieldProblem(("missions", position, "approvers"), said)
+        for position, phase in enumerate(missions)
+        if isinstance(phase, Mapping) and phase.get("approvers") is not None
+    ]
+    if options.get("self_approval") is not None:
+        problems.append(FieldProblem(("self_approval",), said))
+    if problems:
+        raise InvalidFieldsError("Invalid crisis request", problems)
 
 
 def _plain(value: Any) -> Any:

@@ -387,7 +387,7 @@ async def test_a_crisis_at_an_approval_gate_says_so_with_the_commands_that_decid
     elsewhere = await cli(liara_env, tmp_path, "--address", address, "status", workflow_id)
     assert f"`liara --address {address} approve {workflow_id} contain`" in elsewhere.stdout
 
-    approved = await cli(liara_env, tmp_path, "approve", workflow_id, "contain")
+    approved = await cli(liara_env, tmp_path, "approve", workflow_id, "contain", "--by", "duty-lead")
     assert approved.returncode == 0, approved.stderr
     waited = await cli(liara_env, tmp_path, "wait", workflow_id, "--json")
     assert waited.returncode == 0, waited.stderr

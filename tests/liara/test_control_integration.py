@@ -208,7 +208,9 @@ async def test_a_rejected_phase_fails_without_running_with_the_reason(liara_env,
     missions = missions_file(
         tmp_path, phase("gate", target, requires_approval=True), phase("after", target, priority=2)
     )
-    workflow_id = await trigger(liara_env, tmp_path, crises, target, "--missions-file", str(missions))
+    # Started by someone else: whoever starts a crisis may not decide its gates (four eyes).
+    started = ("--missions-file", str(missions), "--initiated-by", "incident-lead")
+    workflow_id = await trigger(liara_env, tmp_path, crises, target, *started)
     await until_phase(liara_env, tmp_path, workflow_id, "gate", "awaiting_approval")
 
     rejected = await cli(liara_env, tmp_path, "reject", workflow_id, "gate", "--reason", "too risky")

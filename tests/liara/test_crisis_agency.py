@@ -31,6 +31,7 @@ TEMPORAL_ONLY = {
     "pollers",
     "connect",
     "close",
+    "decide",
     "client",
 }
 

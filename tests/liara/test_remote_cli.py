@@ -35,11 +35,17 @@ def operator_env(liara_service: ServiceProcess, service_tokens: Tokens) -> dict[
     return {**env, "LIARA_API_URL": liara_service.url, "LIARA_API_TOKEN": service_tokens.by_name["admin-1"]}
 
 
+@pytest.fixture
+def approver_env(operator_env: dict[str, str], service_tokens: Tokens) -> dict[str, str]:
+    """Another operator's shell, with an approver's token: who started a crisis may not decide its gates."""
+    return {**operator_env, "LIARA_API_TOKEN": service_tokens.by_name["approver-1"]}
+
+
 def liara(env: dict[str, str], cwd: Path, *args: str):
     return run_cli(env, cwd, *args, timeout=120)
 
 
-def test_a_crisis_runs_to_its_end_through_the_service(operator_env, tmp_path):
+def test_a_crisis_runs_to_its_end_through_the_service(operator_env, approver_env, tmp_path):
     missions = tmp_path / "missions.json"
     gated = {"phase_id": "strike-1", "agent_id": "a", "action": "strike", "target": "target-remote"}
     missions.write_text(json.dumps([{**gated, "requires_approval": True}]))
@@ -49,12 +55,14 @@ def test_a_crisis_runs_to_its_end_through_the_service(operator_env, tmp_path):
 
     status = liara(operator_env, tmp_path, "status", workflow_id, "--json")
     assert json.loads(status.stdout)["status"] == "running"
-    approved = liara(operator_env, tmp_path, "approve", workflow_id, "strike-1")
+    refused = liara(operator_env, tmp_path, "approve", workflow_id, "strike-1")
+    assert "admin-1 started crisis" in assert_one_sentence_error(refused.stderr), "four eyes"
+    approved = liara(approver_env, tmp_path, "approve", workflow_id, "strike-1")
     assert approved.returncode == 0, approved.stderr
     waited = liara(operator_env, tmp_path, "wait", workflow_id, "--json")
     assert waited.returncode == 0, waited.stderr
     result = json.loads(waited.stdout)
-    assert result["success"] and result["phases"][0]["approved_by"] == "admin-1", "the token's name decided"
+    assert result["success"] and result["phases"][0]["approved_by"] == "approver-1", "the token's name decided"
     listed = json.loads(liara(operator_env, tmp_path, "list", "--target", "target-remote", "--json").stdout)
     assert workflow_id in [row["workflow_id"] for row in listed]
 
@@ -135,7 +143,7 @@ async def test_the_remote_agency_starts_one_crisis_per_idempotency_key(liara_ser
     assert again["workflow_id"] == first["workflow_id"]
 
 
-def test_decisions_print_who_the_service_recorded(operator_env, tmp_path):
+def test_decisions_print_who_the_service_recorded(operator_env, approver_env, tmp_path):
     missions = tmp_path / "missions.json"
     gate = {"agent_id": "a", "action": "strike", "target": "target-remote", "requires_approval": True}
     missions.write_text(json.dumps([{"phase_id": "strike-1", **gate}, {"phase_id": "strike-2", **gate}]))
@@ -143,12 +151,12 @@ def test_decisions_print_who_the_service_recorded(operator_env, tmp_path):
     assert started.returncode == 0, started.stderr
     workflow_id = started.stdout.strip()
 
-    approved = liara(operator_env, tmp_path, "approve", workflow_id, "strike-1", "--by", "someone-else")
+    approved = liara(approver_env, tmp_path, "approve", workflow_id, "strike-1", "--by", "someone-else")
     assert approved.returncode == 0, approved.stderr
-    assert f"Phase strike-1 of {workflow_id} approved by admin-1" in approved.stdout
-    rejected = liara(operator_env, tmp_path, "reject", workflow_id, "strike-2", "--reason", "no")
+    assert f"Phase strike-1 of {workflow_id} approved by approver-1" in approved.stdout
+    rejected = liara(approver_env, tmp_path, "reject", workflow_id, "strike-2", "--reason", "no")
     assert rejected.returncode == 0, rejected.stderr
-    assert f"Phase strike-2 of {workflow_id} rejected by admin-1" in rejected.stdout
+    assert f"Phase strike-2 of {workflow_id} rejected by approver-1" in rejected.stdout
 
 
 def test_list_finds_the_crises_of_a_schedule_through_the_service(operator_env, service_env, tmp_path):

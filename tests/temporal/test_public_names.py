@@ -72,6 +72,7 @@ def test_agency_module_exports_the_python_api() -> None:
         # the connection and the namespace
         "connect",
         "close",
+        "decide",
         "client",
         "check_ready",
         "register_search_attributes",

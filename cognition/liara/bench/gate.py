@@ -100,7 +100,7 @@ async def _approve(agency: LiaraTemporalAgency, workflow_id: str, retries: list[
     """
     for attempt in range(APPROVAL_ATTEMPTS):
         try:
-            await agency.approve_phase(workflow_id, "gate", "bench")
+            await agency.approve_phase(workflow_id, "gate", "bench-approver")
             return
         except (TemporalUnavailableError, CrisisWaitTimeoutError):
             retries.append(workflow_id)

@@ -18,8 +18,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Literal
 
 from fastapi import Header, Path
-from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, JsonValue
-from pydantic.json_schema import JsonSchemaValue
+from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, JsonValue, field_validator
+from pydantic.json_schema import JsonSchemaValue, SkipJsonSchema
 from pydantic_core import CoreSchema
 
 from app.temporal.identity import WORKFLOW_ID_PREFIX
@@ -48,6 +48,7 @@ from app.temporal.models import (
     by_value,
 )
 from app.temporal.visibility import CRISIS_STATUSES, DEFAULT_LIST_LIMIT, CrisisFilter
+from cognition.liara.approval_policy import POLICY_ONLY
 from cognition.liara.service.config import MAX_PAGE_SIZE
 from cognition.liara.service.deps import PermissionName
 from cognition.liara.service.tokens import Role
@@ -122,6 +123,14 @@ class PhaseBody(MissionPhase):
     model_config = _STRICT
 
     retry: RetryBody | None = Field(default=None, description="Retry policy of this phase (crisis default if unset).")
+    # The approval policy sets who may decide a gate: not part of the contract, refused if sent.
+    approvers: SkipJsonSchema[None] = None
+
+    @field_validator("approvers", mode="before")
+    @classmethod
+    def _set_by_the_policy(cls, value: object) -> None:
+        if value is not None:
+            raise ValueError(POLICY_ONLY)
 
 
 class CrisisOptions(BaseModel):

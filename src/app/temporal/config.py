@@ -3,7 +3,8 @@
 Each part of the engine that a machine configures reads its section from :class:`LiaraConfig`:
 the executor registry (``[agents]``, ``[executors]``, app.temporal.agents.config), the
 notifier and the webhooks every crisis tells (``[webhooks]``, app.temporal.notifier) and the
-record store (``record_store``, app.temporal.records.config). So the file is found the same way
+record store (``record_store``, app.temporal.records.config) and the approval policy (``[approvals]``,
+cognition.liara.approval_policy). So the file is found the same way
 for all of them, and every error about it begins "Configuration file PATH", whichever section
 was being read. A new feature adds its section here.
 
@@ -62,6 +63,30 @@ class ExecutorTable(BaseModel):
     type: Annotated[str, Field(min_length=1)]
 
 
+#: An action, or a pattern of actions (``*`` any characters, ``?`` one, ``[...]`` one of them).
+ActionPattern = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_*?\[\]!-]+$")]
+#: A token's name or a role, as the service knows them.
+ApproverName = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]*$")]
+
+
+class ApprovalRule(_Strict):
+    """``[approvals.actions."PATTERN"]``: what a phase whose action matches needs before it runs."""
+
+    approvals: Annotated[int, Field(ge=1, le=100)] = 1
+    #: Who may decide: these token names, and anyone with these roles (anyone who may decide, if neither).
+    approvers: list[ApproverName] = Field(default_factory=list)
+    roles: list[ApproverName] = Field(default_factory=list)
+
+
+class ApprovalsSection(_Strict):
+    """``[approvals]``: the approval policy a crisis's author cannot lower."""
+
+    #: Whether whoever started a crisis may decide its gates (false: four eyes).
+    self_approval: bool = False
+    #: By action pattern, in the order of the file: the first that matches a phase's action applies.
+    actions: dict[ActionPattern, ApprovalRule] = Field(default_factory=dict)
+
+
 class LiaraConfig(_Strict):
     """The file's sections, each checked as far as its shape goes; what a section means is
     checked where it is used, so a bad webhook does not stop ``liara record``."""
@@ -72,6 +97,8 @@ class LiaraConfig(_Strict):
     webhooks: dict[TableName, dict[str, Any]] = Field(default_factory=dict)
     #: Where crisis records go (a ``postgresql://`` URL; files when unset), checked by app.temporal.records.
     record_store: Annotated[str, Field(min_length=1)] | None = None
+    #: The approval policy every crisis started here gets (cognition.liara.approval_policy).
+    approvals: ApprovalsSection = Field(default_factory=ApprovalsSection)
 
     _path: Path | None = PrivateAttr(default=None)
 

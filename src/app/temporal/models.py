@@ -159,6 +159,34 @@ class RetrySettings(WireModel):
         )
 
 
+class ApprovalDecision(WireModel):
+    """Input of the ``decide_approval`` update: approve or reject a phase that awaits approval."""
+
+    phase_id: SafeId
+    approved: bool
+    decided_by: Person
+    reason: Reason | None = None
+    role: Annotated[str, Field(max_length=MAX_ID_LENGTH)] | None = Field(
+        default=None, description="The decider's role, for a decision made through the service (its token's)."
+    )
+
+
+class Approvers(WireModel):
+    """Who may decide a phase's gate, as the approval policy says: any of these names, or anyone
+    deciding with one of these roles.
+    """
+
+    names: list[Person] = Field(default_factory=list)
+    roles: list[Annotated[str, Field(max_length=MAX_ID_LENGTH)]] = Field(default_factory=list)
+
+    def allow(self, decision: ApprovalDecision) -> bool:
+        return decision.decided_by in self.names or (decision.role is not None and decision.role in self.roles)
+
+    def describe(self) -> str:
+        named = [*self.names, *(f"anyone with the role {role}" for role in self.roles)]
+        return ", ".join(named[:-1]) + (" or " if len(named) > 1 else "") + named[-1]
+
+
 class MissionPhase(WireModel):
     """One step of a crisis: an agent performing an action against a target."""
 
@@ -187,6 +215,9 @@ class MissionPhase(WireModel):
     depends_on: Annotated[list[SafeId], Field(max_length=MAX_PHASES)] | None = Field(
         default=None,
         description="Phases that must complete before this one starts; declaring it makes the crisis a graph.",
+    )
+    approvers: Approvers | None = Field(
+        default=None, description="Who may decide its gate: set by the approval policy, not by a request."
     )
 
     @model_validator(mode="after")
@@ -251,6 +282,10 @@ class CrisisRequest(WireModel):
     )
     playbook: SafeId | None = Field(default=None, description="The playbook the crisis was started from.")
     schedule: SafeId | None = Field(default=None, description="The schedule that started the crisis.")
+    self_approval: bool = Field(
+        default=False,
+        description="Whether whoever started the crisis may decide its gates (as the approval policy says).",
+    )
 
     @field_validator("missions")
     @classmethod
@@ -323,15 +358,6 @@ class CrisisStatus(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
-
-
-class ApprovalDecision(WireModel):
-    """Input of the ``decide_approval`` update: approve or reject a phase that awaits approval."""
-
-    phase_id: SafeId
-    approved: bool
-    decided_by: Person
-    reason: Reason | None = None
 
 
 class RecordedDecision(ApprovalDecision):

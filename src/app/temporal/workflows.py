@@ -92,7 +92,7 @@ class CrisisResponseWorkflow:
         self._state = state
         self._events = CrisisEvents(request, state)
         self._board = PhaseBoard([*phases, *state.added], state, self._events)
-        self._approvals = Approvals(request.crisis_id, state, self._board, self._events)
+        self._approvals = Approvals(request, state, self._board, self._events)
         self._records = CrisisBookkeeping(request, state)
         params = PhaseParams(request, state, self._board)
         runner = PhaseRunner(request, state, self._board, self._approvals, params, self._records)

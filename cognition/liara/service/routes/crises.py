@@ -211,7 +211,7 @@ async def approve_phase(
     workflow_id: WorkflowId, phase_id: PhaseId, approver: Approver, agency: Agency
 ) -> dict[str, Any]:
     """Approve a phase that awaits approval; a phase with a quorum runs once enough approvers have."""
-    return await agency.approve_phase(workflow_id, phase_id, approver.name)
+    return await agency.decide(workflow_id, phase_id, approved=True, decided_by=approver.name, role=approver.role)
 
 
 @router.post(
@@ -223,4 +223,7 @@ async def reject_phase(
     workflow_id: WorkflowId, phase_id: PhaseId, approver: Approver, agency: Agency, body: Rejection | None = None
 ) -> dict[str, Any]:
     """Fail a phase that awaits approval without running it."""
-    return await agency.reject_phase(workflow_id, phase_id, approver.name, body.reason if body else None)
+    reason = body.reason if body else None
+    return await agency.decide(
+        workflow_id, phase_id, approved=False, decided_by=approver.name, reason=reason, role=approver.role
+    )

@@ -2,7 +2,9 @@
 rejection, the approvals of its quorum (distinct approvers), or its approval timeout.
 
 Decisions arrive as the workflow's ``decide_approval`` update; ``check`` is its validator and
-lets through exactly the decisions that count. This is the one place that counts decisions:
+lets through exactly the decisions that count: from someone the phase's approval policy allows
+(``MissionPhase.approvers``), never from whoever started the crisis unless its policy lets them
+(``CrisisRequest.self_approval``), one per approver. This is the one place that counts decisions:
 each phase carries its count (``PhaseOutcome.approvals``) for the agency, the service and the
 console to show.
 """
@@ -21,6 +23,7 @@ from app.temporal.crisis.phases import PhaseBoard, failed
 from app.temporal.crisis.state import CrisisState
 from app.temporal.models import (
     ApprovalDecision,
+    CrisisRequest,
     CrisisStatus,
     EventKind,
     MissionPhase,
@@ -49,8 +52,9 @@ class Tally:
 
 
 class Approvals:
-    def __init__(self, crisis_id: str, state: CrisisState, board: PhaseBoard, events: CrisisEvents) -> None:
-        self._crisis_id = crisis_id
+    def __init__(self, request: CrisisRequest, state: CrisisState, board: PhaseBoard, events: CrisisEvents) -> None:
+        self._request = request
+        self._crisis_id = request.crisis_id
         self._decisions = state.decisions
         self._board = board
         self._events = events
@@ -120,6 +124,7 @@ class Approvals:
         outcome = self._board.find(phase_id)
         if outcome is None or not outcome.requires_approval:
             raise ValueError(f"crisis {self._crisis_id} has no phase {phase_id!r} that requires approval")
+        self._check_decider(decision)
         tally = self.tally(phase_id)
         if tally.decided(outcome.approvals_required):
             final = tally.rejection or tally.approvals[-1]
@@ -139,3 +144,19 @@ class Approvals:
         if outcome.status != PhaseStatus.AWAITING_APPROVAL:
             why = f" ({outcome.error})" if outcome.error else ""
             raise ValueError(f"phase {phase_id!r} is {outcome.status.value}{why}; it can no longer be decided")
+
+    def _check_decider(self, decision: ApprovalDecision) -> None:
+        """Refuse a decider the crisis's approval policy does not allow."""
+        request, who = self._request, decision.decided_by
+        if who == request.initiated_by and not request.self_approval:
+            raise ValueError(
+                f"{who} started crisis {self._crisis_id} and may not decide its gates (four eyes): "
+                "another approver must decide"
+            )
+        approvers = next(p.approvers for p in self._board.plan if p.phase_id == decision.phase_id)
+        if approvers is not None and not approvers.allow(decision):
+            role = f" (role {decision.role})" if decision.role else ""
+            raise ValueError(
+                f"{who}{role} may not decide phase {decision.phase_id!r}: its approval policy lets "
+                f"{approvers.describe()} decide"
+            )

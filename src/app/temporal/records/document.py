@@ -65,6 +65,7 @@ def phase_entry(outcome: PhaseOutcome) -> dict[str, Any]:
                 "approved": decision.approved,
                 "reason": decision.reason,
                 "decided_at": format_timestamp(decision.decided_at),
+                **({"role": decision.role} if decision.role is not None else {}),
             }
             for decision in outcome.decisions
         ]
