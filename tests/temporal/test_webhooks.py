@@ -19,6 +19,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
+from app.temporal.crisis.phases import MAX_FAILURES_TOLD
 from app.temporal.errors import LiaraError
 from app.temporal.models import PhaseStatus
 from app.temporal.notifications import (
@@ -32,10 +33,12 @@ from app.temporal.notifications import (
     sign,
     verify_signature,
 )
+from app.temporal.records import FileRecordStore
 from cognition.liara.notifier import configured_webhooks, notifier_worker
 from tests.helpers import assert_eventually
 from tests.helpers.webhooks import SECRET, Receiver, webhook_config
-from tests.helpers.workflows import phase, until, worker
+from tests.helpers.workflows import Agents, crisis_worker, phase, start, until, worker
+from tests.helpers.workflows import request as crisis
 
 pytestmark = pytest.mark.integration
 
@@ -202,3 +205,24 @@ async def test_a_webhook_name_must_be_a_safe_id(agency) -> None:
     with pytest.raises(LiaraError, match="notifications.webhooks.0"):
         await agency.trigger_crisis_response("target-alpha", [phase("p-1", "scan", 1)], webhooks=["no spaces"])
     await asyncio.sleep(0)
+
+
+async def test_a_crisis_tells_its_webhooks_of_ten_failed_phases_at_most(time_skipping_env, task_queue, tmp_path):
+    agents = Agents(failing=("scan",))
+    phases = [phase(f"scan-{n:02d}", "scan", n) for n in range(15)]
+    told_to = {"webhooks": ["ops"], "task_queue": f"nobody-{task_queue}"}
+    failing = crisis("crisis-many-failures", *phases, notifications=told_to)
+    store = FileRecordStore(tmp_path / "crises")
+    async with crisis_worker(time_skipping_env.client, task_queue, store, agents.perform):
+        handle = await start(time_skipping_env, task_queue, failing)
+        result = await handle.result()
+    assert result.summary.failed_phases == 15
+    told = [
+        event.start_child_workflow_execution_initiated_event_attributes
+        async for event in handle.fetch_history_events()
+        if event.HasField("start_child_workflow_execution_initiated_event_attributes")
+    ]
+    events = [json.loads(started.input.payloads[0].data)["event"] for started in told]
+    assert Counter(events) == {"phase_failed": MAX_FAILURES_TOLD, "finished": 1}
+    last = [json.loads(started.input.payloads[0].data)["data"] for started in told][MAX_FAILURES_TOLD - 1]
+    assert last == {"phase_id": "scan-09", "error": "scan went wrong", "last_told": True}

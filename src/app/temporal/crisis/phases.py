@@ -14,6 +14,8 @@ from app.temporal.crisis.state import CrisisState
 from app.temporal.models import CrisisSummary, EventKind, MissionPhase, PhaseOutcome, PhaseStatus
 from app.temporal.notifications import WebhookEvent
 
+#: ``phase_failed`` notifications a crisis sends at most (the last says so in ``last_told``).
+MAX_FAILURES_TOLD = 10
 #: A phase's statuses while it is under way: its agent runs, or it awaits a decision.
 UNDER_WAY = (PhaseStatus.RUNNING, PhaseStatus.AWAITING_APPROVAL)
 
@@ -69,8 +71,12 @@ class PhaseBoard:
         changed_at = self._events.publish(
             EventKind.PHASE, phase_id=outcome.phase_id, status=outcome.status, error=outcome.error
         )
-        if outcome.status == PhaseStatus.FAILED:
+        if outcome.status == PhaseStatus.FAILED and self._state.failures_told < MAX_FAILURES_TOLD:
+            # A crisis of a thousand failing phases tells the first few; ``finished`` gives the count.
+            self._state.failures_told += 1
             data = {"phase_id": outcome.phase_id, "error": outcome.error}
+            if self._state.failures_told == MAX_FAILURES_TOLD:
+                data["last_told"] = True
             self._events.notify(WebhookEvent.PHASE_FAILED, changed_at, data)
         if outcome.status == PhaseStatus.AWAITING_APPROVAL:
             required = self._events.publish(

@@ -26,6 +26,7 @@ class CrisisState(WireModel):
     completed_order: list[str] = Field(default_factory=list)
     carried_bytes: int = Field(default=0, description="Outputs and resolved params carried so far (JSON bytes).")
     published_events: int = 0
+    failures_told: int = Field(default=0, description="Failed phases told to the crisis's webhooks so far.")
     events: WorkflowStreamState | None = Field(
         default=None, description="The event stream, as handed over at continue-as-new."
     )
