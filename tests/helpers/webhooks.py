@@ -21,11 +21,15 @@ SECRET_ENV = "OPS_SECRET"
 class Receiver:
     """A webhook receiver on a port of its own. Down until ``up()`` unless started listening:
     nothing listens, so every connection is refused. Up, it answers 503 to its first
-    ``refusals`` requests and 204 to the rest, and keeps every request with its answer.
+    ``refusals`` requests and ``status`` (204) to the rest, and keeps every request with its
+    answer. With ``answer_bytes`` each answer has a body that long, which it writes until the
+    client hangs up: each request then says how much of it was ``sent`` once ``answered``.
     """
 
-    def __init__(self, *, refusals: int = 0, listening: bool = True) -> None:
+    def __init__(self, *, refusals: int = 0, listening: bool = True, status: int = 204, answer_bytes: int = 0) -> None:
         self.refusals = refusals
+        self.status = status
+        self.answer_bytes = answer_bytes
         self.requests: list[dict[str, Any]] = []
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/hooks"
@@ -39,11 +43,30 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                status = 503 if len(receiver.requests) < receiver.refusals else 204
+                status = 503 if len(receiver.requests) < receiver.refusals else receiver.status
                 request = {"path": self.path, "headers": dict(self.headers), "body": body, "status": status}
                 receiver.requests.append(request)
                 self.send_response(status)
+                if receiver.answer_bytes:
+                    self.send_header("Content-Length", str(receiver.answer_bytes))
                 self.end_headers()
+                if receiver.answer_bytes:
+                    request["sent"] = self.write_answer(receiver.answer_bytes)
+                request["answered"] = True
+
+            def write_answer(self, size: int) -> int:
+                """Write ``size`` bytes of answer, or as many as the client takes before it hangs up."""
+                chunk = b"x" * 65536
+                sent = 0
+                try:
+                    while sent < size:
+                        piece = chunk[: size - sent]
+                        self.wfile.write(piece)
+                        sent += len(piece)
+                    self.wfile.flush()
+                except OSError:  # the client hung up
+                    self.close_connection = True
+                return sent
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -58,7 +81,7 @@ class Receiver:
 
     def accepted(self) -> list[dict[str, Any]]:
         """The deliveries it took (answered 2xx), in the order they came."""
-        return [r for r in self.requests if r["status"] == 204]
+        return [r for r in self.requests if 200 <= r["status"] < 300]
 
     def accepted_per_event(self) -> Counter[int]:
         """How many times it took each event id."""

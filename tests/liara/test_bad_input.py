@@ -611,6 +611,29 @@ async def test_a_bad_webhooks_table_stops_the_main_worker_with_one_sentence(sand
     sandbox.assert_untouched()
 
 
+async def test_a_webhook_over_plain_http_to_another_machine_stops_whatever_reads_it(sandbox):
+    """The notifier, the service's deliveries, the main worker and a crisis that names the webhook
+    all refuse it, in one sentence naming its key (and never its URL, which may hold a secret)."""
+    config = sandbox.root / "liara.toml"
+    config.write_text('[webhooks.ops]\nurl = "http://hooks.example/liara"\nsecret_env = "LIARA_TEST_OPS_SECRET"\n')
+    sandbox.remember()
+    env = {**sandbox.env, "LIARA_TEST_OPS_SECRET": "a-webhook-secret-for-tests-1234"}
+    sentence = (
+        f"Configuration file {config} sets webhooks.ops.url wrongly: an http:// URL may only name this machine "
+        "(localhost, 127.0.0.0/8 or ::1), as it would carry events and their signatures unencrypted: use https://."
+    )
+
+    for command in (["notifier"], ["serve", "--port", "0"], ["trigger", "target-alpha", "recon", "--webhook", "ops"]):
+        done = await sandbox.acli(*command, env=env)
+        assert done.returncode == 1, command
+        assert one_sentence(done.stderr) == f"Error: {sentence}", command
+
+    worker = await asyncio.to_thread(run_script, "src/app/temporal/worker.py", env, sandbox.root)
+    assert worker.returncode == 1
+    assert worker_sentence(worker.stdout + worker.stderr) == f"ERROR - {sentence}"
+    sandbox.assert_untouched()
+
+
 async def test_a_configuration_file_that_does_not_parse_is_named_so_whatever_reads_it(sandbox):
     """Webhooks (liara notifier, liara trigger for those every crisis tells) and the record store
     (liara record, the main worker) read the same file: its problem is the file's, not the executors'."""

@@ -12,21 +12,26 @@ import contextlib
 import json
 import uuid
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
+from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Worker
 
 from app.temporal.crisis.phases import MAX_FAILURES_TOLD
 from app.temporal.errors import LiaraError
 from app.temporal.models import PhaseStatus
 from app.temporal.notifications import (
+    REFUSED_ERROR,
     SIGNATURE_HEADER,
     WebhookBook,
     WebhookConfigError,
     WebhookDeliverer,
+    WebhookDelivery,
     WebhookDeliveryWorkflow,
     WebhookEvent,
     load_webhooks,
@@ -191,6 +196,87 @@ def test_a_bad_webhook_table_is_one_sentence(table, environ, message) -> None:
         load_webhooks(table, "liara.toml", environ)
     assert message in str(caught.value)
     assert isinstance(caught.value, LiaraError) and "\n" not in str(caught.value)
+
+
+PLAIN_HTTP = (
+    "an http:// URL may only name this machine (localhost, 127.0.0.0/8 or ::1), as it would carry events and "
+    "their signatures unencrypted: use https://"
+)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://hooks.example.org/liara",
+        "http://10.0.0.7:8080/hooks",
+        "http://[2001:db8::1]/hooks",
+        "http://localhost.example.org/hooks",
+        "http://127.0.0.1.nip.io/hooks",
+        "http://localhost@hooks.example.org/hooks",  # the host is hooks.example.org
+    ],
+)
+def test_a_webhook_over_plain_http_to_another_machine_is_refused_naming_its_key(url: str) -> None:
+    table = {"ops": {"url": url, "secret_env": "S"}}
+    with pytest.raises(WebhookConfigError) as caught:
+        load_webhooks(table, "Configuration file liara.toml", {"S": SECRET})
+    assert str(caught.value) == f"Configuration file liara.toml sets webhooks.ops.url wrongly: {PLAIN_HTTP}."
+    assert url not in str(caught.value), "a webhook's URL may hold a secret: never repeated"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://hooks.example.org/liara",
+        "http://127.0.0.1:8080/hooks",
+        "http://127.8.9.10/hooks",
+        "http://localhost/hooks",
+        "http://LOCALHOST:9000/hooks",
+        "http://[::1]:9000/hooks",
+    ],
+)
+def test_a_webhook_over_https_or_to_this_machine_is_taken(url: str) -> None:
+    hook, _ = load_webhooks({"ops": {"url": url, "secret_env": "S"}}, "liara.toml", {"S": SECRET}).get("ops")
+    assert hook.url == url
+
+
+def finished_delivery() -> WebhookDelivery:
+    return WebhookDelivery(
+        webhook="ops",
+        workflow_id="crisis-workflow-crisis-1",
+        crisis_id="crisis-1",
+        event_id=7,
+        event=WebhookEvent.FINISHED,
+        at=datetime(2026, 1, 16, tzinfo=UTC),
+    )
+
+
+@pytest.mark.parametrize("status", [200, 410])
+async def test_a_receiver_answering_a_huge_body_is_read_no_further_than_the_cap(status: int) -> None:
+    """The delivery counts by the status code: 200 delivered, 410 refused; of the 64 MiB answer it
+    reads at most the cap and hangs up, so the receiver cannot write it all."""
+    answer = 64 * 1024 * 1024
+    receiver = Receiver(status=status, answer_bytes=answer)
+    try:
+        deliver = ActivityEnvironment().run(
+            WebhookDeliverer(book_for(receiver.url)).deliver_webhook, finished_delivery()
+        )
+        if status == 200:
+            assert await deliver == 200
+        else:
+            with pytest.raises(ApplicationError) as refused:
+                await deliver
+            assert (refused.value.type, refused.value.non_retryable) == (REFUSED_ERROR, True)
+            assert refused.value.message == "Webhook 'ops' answered HTTP 410 to event 7."
+
+        async def answered() -> bool:
+            return len(receiver.requests) == 1 and receiver.requests[0].get("answered", False)
+
+        await assert_eventually(answered, timeout=60)
+    finally:
+        receiver.close()
+    sent = receiver.requests[0]["sent"]
+    assert sent < answer, "the delivery hung up after reading its share"
+    assert json.loads(receiver.requests[0]["body"])["event_id"] == 7
 
 
 def test_a_webhook_subscribes_to_the_events_its_table_names() -> None:

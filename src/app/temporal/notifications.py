@@ -24,12 +24,20 @@ deliveries run (``liara serve``, ``liara notifier``), in ``liara.toml``::
 
 ``all_crises`` takes effect where crises are started (``build_request`` reads the same file),
 adding the webhook to each crisis's own list.
+
+A webhook's URL is ``https://``, or ``http://`` to this machine only (``localhost``,
+127.0.0.0/8, ``::1``): events and their signatures never cross a network unencrypted. A
+receiver's answer counts by its status code; at most ``MAX_ANSWER_BYTES`` of its body are read,
+so a receiver answering a huge or endless body cannot exhaust the worker, and the whole exchange
+gets ``DELIVERY_TIMEOUT_SECONDS``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import os
@@ -39,6 +47,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from temporalio import activity, workflow
 from temporalio.common import RetryPolicy
@@ -47,7 +56,16 @@ from temporalio.exceptions import ApplicationError
 # The sandbox re-imports this module for the delivery workflow: the rest serves the activity.
 with workflow.unsafe.imports_passed_through():
     import httpx
-    from pydantic import BaseModel, ConfigDict, Field, JsonValue, Strict, ValidationError, model_validator
+    from pydantic import (
+        BaseModel,
+        ConfigDict,
+        Field,
+        JsonValue,
+        Strict,
+        ValidationError,
+        field_validator,
+        model_validator,
+    )
 
     from app.temporal.errors import LiaraError
     from app.temporal.identity import delivery_workflow_id
@@ -58,7 +76,10 @@ DEFAULT_NOTIFICATION_TASK_QUEUE = "liara-notifications"
 SIGNATURE_HEADER = "Liara-Signature"
 #: How old a signature's timestamp may be before a receiver refuses it as a replay.
 SIGNATURE_TOLERANCE_SECONDS = 300
+#: How long one delivery attempt may take, from connecting to the last byte read of the answer.
 DELIVERY_TIMEOUT_SECONDS = 30.0
+#: The most of a receiver's answer an attempt reads: it counts by the status code alone.
+MAX_ANSWER_BYTES = 64 * 1024
 #: A receiver that is down is retried for this long.
 DELIVERY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5))
 DELIVERY_DEADLINE = timedelta(days=7)
@@ -92,6 +113,21 @@ class Webhook(BaseModel):
     #: Told of every crisis, not only of those that name it.
     all_crises: bool = False
 
+    @field_validator("url")
+    @classmethod
+    def _encrypted_unless_local(cls, url: str) -> str:
+        try:
+            parts = urlsplit(url)
+            host = parts.hostname or ""
+        except ValueError:
+            raise ValueError("not a URL") from None
+        if parts.scheme == "http" and not _is_loopback(host):
+            raise ValueError(
+                "an http:// URL may only name this machine (localhost, 127.0.0.0/8 or ::1), as it would carry "
+                "events and their signatures unencrypted: use https://"
+            )
+        return url
+
     @model_validator(mode="after")
     def _one_secret(self) -> Webhook:
         if (self.secret_env is None) == (self.secret_file is None):
@@ -115,6 +151,16 @@ class Webhook(BaseModel):
         return value.strip().encode()
 
 
+def _is_loopback(host: str) -> bool:
+    """Whether ``host`` (a URL's, lower case, without brackets) names this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _checked(table: Mapping[str, Any], source: str) -> dict[str, Webhook]:
     """The ``[webhooks]`` table of a configuration file, each webhook checked (not its secret)."""
     hooks: dict[str, Webhook] = {}
@@ -125,7 +171,8 @@ def _checked(table: Mapping[str, Any], source: str) -> dict[str, Webhook]:
             problem = err.errors()[0]
             where = ".".join(str(part) for part in problem["loc"])
             field = f".{where}" if where else ""
-            raise WebhookConfigError(f"{source} sets webhooks.{name}{field} wrongly: {problem['msg']}.") from None
+            said = str(problem["msg"]).removeprefix("Value error, ")
+            raise WebhookConfigError(f"{source} sets webhooks.{name}{field} wrongly: {said}.") from None
     return hooks
 
 
@@ -247,11 +294,15 @@ class WebhookDeliverer:
             SIGNATURE_HEADER: sign(secret, body),
         }
         try:
-            async with httpx.AsyncClient(timeout=DELIVERY_TIMEOUT_SECONDS, follow_redirects=False) as http:
-                response = await http.post(hook.url, content=body, headers=headers)
+            async with asyncio.timeout(DELIVERY_TIMEOUT_SECONDS):
+                response = await _post(hook.url, body, headers)
         except httpx.HTTPError as err:
             reason = str(err) or type(err).__name__
             raise ApplicationError(f"Webhook {delivery.webhook!r} could not be reached ({reason}).") from None
+        except TimeoutError:
+            raise ApplicationError(
+                f"Webhook {delivery.webhook!r} did not answer within {DELIVERY_TIMEOUT_SECONDS:g} s."
+            ) from None
         if response.is_success:
             return response.status_code
         retryable = response.is_server_error or response.status_code in _RETRYABLE_STATUSES
@@ -260,6 +311,22 @@ class WebhookDeliverer:
             type=None if retryable else REFUSED_ERROR,
             non_retryable=not retryable,
         )
+
+
+async def _post(url: str, body: bytes, headers: Mapping[str, str]) -> httpx.Response:
+    """POST ``body``; the answer, of which at most ``MAX_ANSWER_BYTES`` of the body were read
+    (as sent: a compressed body is never expanded), the rest left unread.
+    """
+    async with (
+        httpx.AsyncClient(timeout=DELIVERY_TIMEOUT_SECONDS, follow_redirects=False) as http,
+        http.stream("POST", url, content=body, headers=headers) as response,
+    ):
+        read = 0
+        async for chunk in response.aiter_raw():
+            read += len(chunk)
+            if read >= MAX_ANSWER_BYTES:
+                break
+        return response
 
 
 @workflow.defn
