@@ -28,7 +28,7 @@ from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
 from app.temporal.client import ConnectionSettings, connect
 from app.temporal.errors import InvalidCrisisRequestError, LiaraError
-from app.temporal.identity import WORKFLOW_ID_PREFIX, crisis_id_for_key, workflow_id_for, workflow_ids_for
+from app.temporal.identity import WORKFLOW_ID_PREFIX, workflow_id_for, workflow_ids_for
 from app.temporal.models import ApprovalDecision, MissionPhase, strict_input
 from app.temporal.validation import InvalidFieldsError, describe_validation_error
 from app.temporal.visibility import (
@@ -188,16 +188,21 @@ class LiaraTemporalAgency:
         """Start a crisis as ``trigger_crisis_response`` does; return its ``workflow_id``,
         ``crisis_id`` and whether this call ``created`` it.
 
+        A ``crisis_id`` of the forms the agency keeps for its own ids (beginning ``sched-``, or
+        ``crisis-key-`` and 32 hex digits) is refused with ``InvalidCrisisRequestError``.
         With an ``idempotency_key`` (and no ``crisis_id``) the crisis id comes from the key, so the
         same key starts at most one crisis however often, or however concurrently, it is sent: a
         repeat with the same request returns that crisis (``created`` False), one with another
         request raises ``IdempotencyConflictError``. Temporal's workflow id uniqueness does the
         deduplicating; the request's digest is kept in the workflow's memo to compare.
         """
-        if crisis_id is None and idempotency_key is not None:
-            crisis_id = crisis_id_for_key(idempotency_key)
         request = build_request(
-            target_member=target_member, missions=missions, initiated_by=initiated_by, crisis_id=crisis_id, **options
+            target_member=target_member,
+            missions=missions,
+            initiated_by=initiated_by,
+            crisis_id=crisis_id,
+            idempotency_key=idempotency_key,
+            **options,
         )
         client = await self.connect()
         workflow_id = workflow_id_for(request.crisis_id)

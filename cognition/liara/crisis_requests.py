@@ -10,11 +10,11 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from app.temporal.errors import InvalidCrisisRequestError
-from app.temporal.identity import new_crisis_id
+from app.temporal.identity import crisis_id_for_key, new_crisis_id, reserved_crisis_id
 from app.temporal.models import CrisisRequest, MissionPhase, strict_input
 from app.temporal.notifications import notification_task_queue
 from app.temporal.notifier import CrisisWebhooks, configured_crisis_webhooks
-from app.temporal.validation import FieldProblem, InvalidFieldsError
+from app.temporal.validation import FieldProblem, InvalidFieldsError, problems_of
 from cognition.liara.approval_policy import POLICY_ONLY, ApprovalPolicy
 
 #: Memo key of the digest of the request a crisis was started with (compared when a key is reused).
@@ -33,10 +33,15 @@ def build_request(
     missions: Iterable[MissionPhase | Mapping[str, Any]],
     initiated_by: str = "unknown",
     crisis_id: str | None = None,
+    idempotency_key: str | None = None,
     webhooks: Iterable[str] | None = None,
     **options: Any,
 ) -> CrisisRequest:
     """Validate everything a crisis needs; raise ``InvalidCrisisRequestError`` naming each bad field.
+
+    The crisis id is the caller's ``crisis_id`` (never of the forms the agency keeps for its own
+    ids, ``app.temporal.identity.reserved_crisis_id``), else the one ``idempotency_key`` stands
+    for, else a generated one.
 
     ``webhooks`` names webhooks configured where notifications are delivered (``liara serve``,
     ``liara notifier``), to which those of this machine's configuration marked ``all_crises`` are
@@ -57,14 +62,22 @@ def build_request(
     told = named + [name for name in configured.all_crises if name not in named]
     if told:
         fields["notifications"] = {"webhooks": told, "task_queue": notification_task_queue()}
+    keyed = crisis_id_for_key(idempotency_key) if crisis_id is None and idempotency_key is not None else None
+    reserved = reserved_crisis_id(crisis_id) if isinstance(crisis_id, str) else None
+    refused = [FieldProblem(("crisis_id",), reserved)] if reserved else []
     try:
         # Check the target first so a generated crisis id is built from a valid one.
         strict_input(CrisisRequest, {**fields, "crisis_id": "check"})
         # An empty crisis id is refused like any other bad one, not replaced by a generated id.
-        chosen = new_crisis_id(target_member.strip()) if crisis_id is None else crisis_id
+        chosen = crisis_id if crisis_id is not None else keyed or new_crisis_id(target_member.strip())
         request = strict_input(CrisisRequest, {**fields, "crisis_id": chosen})
     except ValidationError as err:
-        raise InvalidFieldsError.of("Invalid crisis request", err) from None
+        problems = problems_of(err)
+        if any(problem.location[:1] == ("crisis_id",) for problem in problems):
+            refused = []  # an id that breaks the rules of every id: that is what to say of it
+        raise InvalidFieldsError("Invalid crisis request", [*problems, *refused]) from None
+    if refused:
+        raise InvalidFieldsError("Invalid crisis request", refused)
     _check_defined(named, configured)
     policy = ApprovalPolicy.configured()
     return request.model_copy(

@@ -159,6 +159,10 @@ class BadRequest:
 
 
 TEN_THOUSAND = "x" * 10_000
+SCHEDULES_IDS = "begins with sched-, which only the runs of schedules take; choose another crisis id"
+KEYS_IDS = (
+    "has the form crisis-key-<32 hex digits>, which only the crises of idempotency keys take; choose another crisis id"
+)
 #: Valid phases, to pair with a bad field elsewhere.
 VALID = [phase()]
 
@@ -196,6 +200,19 @@ BAD_REQUESTS = {
         {"crisis_id": ""},
         "--crisis-id: String should have at least 1",
         api_says="crisis_id: String should have at least 1",
+    ),
+    # The forms of the agency's own crisis ids: a schedule's runs', an idempotency key's.
+    "crisis id of a schedule's run": BadRequest(
+        ("--crisis-id", "sched-nightly-2026-12-02T03-00-00Z", "target-alpha", "recon"),
+        {"crisis_id": "sched-nightly-2026-12-02T03-00-00Z"},
+        f"Invalid crisis request: --crisis-id: {SCHEDULES_IDS}.",
+        api_says=f"Invalid crisis request: crisis_id: {SCHEDULES_IDS}.",
+    ),
+    "crisis id of an idempotency key": BadRequest(
+        ("--crisis-id", "crisis-key-ba7816bf8f01cfea414140de5dae2223", "target-alpha", "recon"),
+        {"crisis_id": "crisis-key-ba7816bf8f01cfea414140de5dae2223"},
+        f"Invalid crisis request: --crisis-id: {KEYS_IDS}.",
+        api_says=f"Invalid crisis request: crisis_id: {KEYS_IDS}.",
     ),
     "phase id with /": BadRequest(
         ("target-alpha", "--missions-file", "FILE"),

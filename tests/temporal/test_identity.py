@@ -18,6 +18,7 @@ from app.temporal.identity import (
     delivery_of,
     delivery_workflow_id,
     new_crisis_id,
+    reserved_crisis_id,
     schedule_request_crisis_id,
     scheduled_crisis_id,
     scheduled_workflow_id,
@@ -58,6 +59,35 @@ def test_a_schedules_runs_are_named_after_it_and_the_time_each_was_due() -> None
     assert MAX_SCHEDULE_NAME_LENGTH == 101
     longest = scheduled_crisis_id(scheduled_workflow_id("n" * MAX_SCHEDULE_NAME_LENGTH) + "-2026-12-02T03:00:00Z")
     assert len(longest) == MAX_ID_LENGTH and longest.endswith("-2026-12-02T03-00-00Z")
+
+
+def test_a_caller_may_not_give_the_crisis_ids_of_schedules_runs_or_of_idempotency_keys() -> None:
+    run = scheduled_crisis_id(scheduled_workflow_id("nightly") + "-2026-12-02T03:00:00Z")
+    schedules = "begins with sched-, which only the runs of schedules take; choose another crisis id"
+    keys = (
+        "has the form crisis-key-<32 hex digits>, which only the crises of idempotency keys take; "
+        "choose another crisis id"
+    )
+    for crisis_id in (run, "sched-nightly", "sched-", "SCHED-nightly-2026-12-02T03-00-00Z"):
+        assert reserved_crisis_id(crisis_id) == schedules, crisis_id
+    for crisis_id in (
+        crisis_id_for_key("abc"),
+        "crisis-key-" + "0" * 32,
+        "CRISIS-KEY-BA7816BF8F01CFEA414140DE5DAE2223",
+    ):
+        assert reserved_crisis_id(crisis_id) == keys, crisis_id
+    # Neither form: the agency's generated ids, a schedule's request's, and ids that only look alike.
+    for crisis_id in (
+        new_crisis_id("target-alpha"),
+        new_crisis_id("key-target"),
+        schedule_request_crisis_id("nightly"),
+        "schedule-nightly",
+        "crisis-key-rotation",
+        "crisis-key-" + "0" * 31,
+        "crisis-key-" + "0" * 33,
+        "crisis-1",
+    ):
+        assert reserved_crisis_id(crisis_id) is None, crisis_id
 
 
 def test_a_webhook_delivery_is_named_by_its_crisis_event_and_webhook() -> None:

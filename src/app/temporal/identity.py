@@ -9,6 +9,9 @@ their records and their receivers' deduplication all rely on ids staying what th
   idempotency key (``crisis-key-<first 32 hex digits of its SHA-256>``).
 - A schedule starts its runs as ``crisis-workflow-sched-<name>``, to which Temporal appends the
   time each was due; each run's crisis id is its workflow id without the prefix, made safe.
+- A caller may not give a crisis id of the agency's own forms (``reserved_crisis_id``): one
+  beginning ``sched-`` (a schedule's run) or ``crisis-key-`` and 32 hex digits (an idempotency
+  key's crisis).
 - One event's delivery to one webhook is the workflow ``<crisis workflow id>-webhook-<event
   id>-<webhook>``; ``delivery_of`` reads the event id and webhook back.
 """
@@ -28,6 +31,9 @@ from app.temporal.models import MAX_ID_LENGTH
 WORKFLOW_ID_PREFIX = "crisis-workflow-"
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 _SCHEDULE_PREFIX = "sched-"
+#: An idempotency key's crisis id is this prefix and the first 32 hex digits of the key's SHA-256.
+_KEY_PREFIX = "crisis-key-"
+_KEY_DIGITS = 32
 #: How Temporal marks the time a schedule's run was due, e.g. ``-2026-12-02T03:00:00Z``.
 _DUE_TIME_EXAMPLE = "-2026-12-02T03:00:00Z"
 
@@ -61,7 +67,25 @@ def crisis_id_for_key(idempotency_key: str) -> str:
         raise InvalidCrisisRequestError(
             f"An idempotency key has 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters, not {len(idempotency_key)}."
         )
-    return "crisis-key-" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+    return _KEY_PREFIX + hashlib.sha256(idempotency_key.encode()).hexdigest()[:_KEY_DIGITS]
+
+
+def reserved_crisis_id(crisis_id: str) -> str | None:
+    """Why a caller may not give ``crisis_id`` itself (None: it may). Crisis ids beginning
+    ``sched-`` are those of schedules' runs, and ``crisis-key-`` with 32 hex digits those of
+    idempotency keys (either in any case, for a file system that ignores it): a crisis a caller
+    started under such an id would hold the record of a run a schedule has yet to start, which
+    would then wait on a record that is not its own, or be the crisis of a key it was never sent
+    with. The agency's own ids (generated, from a key, a schedule's run's) are never refused.
+    """
+    if crisis_id.lower().startswith(_SCHEDULE_PREFIX):
+        return f"begins with {_SCHEDULE_PREFIX}, which only the runs of schedules take; choose another crisis id"
+    if re.fullmatch(rf"{_KEY_PREFIX}[0-9a-f]{{{_KEY_DIGITS}}}", crisis_id, re.IGNORECASE):
+        return (
+            f"has the form {_KEY_PREFIX}<{_KEY_DIGITS} hex digits>, which only the crises of idempotency keys take; "
+            "choose another crisis id"
+        )
+    return None
 
 
 def scheduled_workflow_id(schedule: str) -> str:

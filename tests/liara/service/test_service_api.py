@@ -144,6 +144,28 @@ async def test_one_idempotency_key_starts_one_crisis_and_refuses_another_body(ht
     assert theirs.status_code == 201 and theirs.json()["workflow_id"] != first.json()["workflow_id"]
 
 
+async def test_a_crisis_id_of_a_schedules_run_or_an_idempotency_keys_form_is_422(http, service_tokens):
+    """Taken by a caller, it could hold the record of a run a schedule has yet to start, or be
+    another token's key's crisis before that key is first sent."""
+    operator = service_tokens.headers("operator-1")
+    key = {"Idempotency-Key": f"order-{uuid.uuid4()}"}
+    keyed = await http.post("/v1/crises", json=crisis_body(phase("recon-1")), headers={**operator, **key})
+    assert keyed.status_code == 201, keyed.text
+    assert keyed.json()["crisis_id"].startswith("crisis-key-"), "the agency's own ids keep their form"
+    for crisis_id, says in (
+        ("sched-nightly-2026-12-02T03-00-00Z", "begins with sched-, which only the runs of schedules take"),
+        (f"crisis-key-{uuid.uuid4().hex}", "has the form crisis-key-<32 hex digits>, which only the crises of"),
+    ):
+        refused = await http.post(
+            "/v1/crises", json=crisis_body(phase("recon-1"), crisis_id=crisis_id), headers=operator
+        )
+        problem = assert_problem(refused, 422, "invalid-request")
+        assert problem["detail"].startswith(f"Invalid crisis request: /crisis_id: {says}"), problem
+        assert [(e["field"], e["pointer"]) for e in problem["errors"]] == [("body.crisis_id", "/crisis_id")]
+        missing = await http.get(f"/v1/crises/crisis-workflow-{crisis_id}", headers=operator)
+        assert_problem(missing, 404, "crisis-not-found")
+
+
 async def test_each_role_may_do_what_it_allows_and_no_more(http, service_tokens):
     body = crisis_body(phase("gate-1", requires_approval=True))
     for name in ("viewer-1", "approver-1"):
