@@ -554,7 +554,7 @@ async def test_a_worker_host_cut_off_mid_phase_changes_nothing_when_it_comes_bac
             await assert_eventually(all_awaiting_approval, timeout=60, interval=0.5)
             await asyncio.gather(
                 *(
-                    agency.approve_phase(workflow_id, f"seal-{index}", "hosts-test", timeout=30)
+                    agency.approve_phase(workflow_id, f"seal-{index}", "hosts-approver", timeout=30)
                     for index, workflow_id in enumerate(workflow_ids)
                 )
             )
