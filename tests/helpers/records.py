@@ -49,7 +49,12 @@ def ended(phase_id: str, status: PhaseStatus, seconds: float, **extra: Any) -> P
     )
 
 
-async def create(store: RecordStore, crisis_id: str = "crisis-1", run_id: str = "run-1") -> dict[str, Any]:
+async def create(
+    store: RecordStore, crisis_id: str = "crisis-1", run_id: str = "run-1", first_run_id: str | None = None
+) -> dict[str, Any]:
+    """Create the record of run ``run_id`` of a crisis whose first run is ``first_run_id`` (None:
+    a workflow of an earlier release, which does not say).
+    """
     # Unvalidated on purpose: the store must refuse unsafe ids however the input was built.
     return await store.create(
         CrisisSnapshot.model_construct(
@@ -60,6 +65,7 @@ async def create(store: RecordStore, crisis_id: str = "crisis-1", run_id: str = 
             initiated_by="user-123",
             started_at=STARTED,
             phases=[pending(p) for p in PHASE_IDS],
+            first_run_id=first_run_id,
         )
     )
 

@@ -20,7 +20,7 @@ from temporalio.exceptions import ApplicationError
 
 from app.temporal import metrics
 from app.temporal.agents import AGENT_FAILURE_ERROR, SIMULATE, ExecutorRegistry, Mission, SimulateExecutor
-from app.temporal.errors import CrisisRecordError
+from app.temporal.errors import CrisisIdTakenError, CrisisRecordError
 from app.temporal.logs import log_failed_attempt
 from app.temporal.models import (
     MAX_OUTPUT_BYTES,
@@ -45,6 +45,8 @@ logger = logging.getLogger("liara.activities")
 
 #: Longest pause between heartbeats of a running agent (a quarter of its heartbeat timeout if shorter).
 HEARTBEAT_INTERVAL_SECONDS = 1.0
+#: The error type of a new crisis whose crisis id an earlier crisis's record holds.
+CRISIS_ID_TAKEN_ERROR = "CrisisIdTaken"
 
 
 class CrisisActivities:
@@ -65,7 +67,16 @@ class CrisisActivities:
 
     @activity.defn(name="initialize_crisis_response")
     async def initialize_crisis_response(self, crisis: CrisisSnapshot) -> None:
-        await self.store.create(crisis, run=_current_run())
+        """Create the crisis's record. A new crisis reusing the crisis id of an earlier one whose
+        record is kept (its workflow gone from Temporal) fails at once, not retried: the earlier
+        record stays, and the new crisis must start under another id.
+        """
+        try:
+            await self.store.create(crisis, run=_current_run())
+        except CrisisIdTakenError as err:
+            raise ApplicationError(
+                f"Crisis {crisis.crisis_id} cannot start: {err}.", type=CRISIS_ID_TAKEN_ERROR, non_retryable=True
+            ) from None
         logger.info("Crisis %s initialized: %d phases against %s", crisis.crisis_id, len(crisis.phases), crisis.target)
 
     @activity.defn(name="perform_agent_mission")

@@ -23,6 +23,12 @@ class CrisisRecordError(LiaraError, OSError):
     """A crisis record cannot be read or written."""
 
 
+class CrisisIdTakenError(CrisisRecordError):
+    """A new crisis would replace the record of an earlier crisis with the same id (whose workflow
+    Temporal no longer has): it must not start; retrying cannot help.
+    """
+
+
 def innermost_message(err: BaseException) -> str:
     """The message of the root cause of a chain: for a failed activity, the agent's own error."""
     while err.__cause__ is not None:

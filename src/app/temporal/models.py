@@ -543,6 +543,11 @@ class CrisisSnapshot(WireModel):
     playbook: str | None = None
     schedule: str | None = None
     phases: list[PhaseOutcome] = Field(default_factory=list)
+    first_run_id: str | None = Field(
+        default=None,
+        description="The crisis's first workflow run (the same for a reset run and every run it continues as, "
+        "another for a new crisis with the same id); None from a workflow of an earlier release.",
+    )
 
 
 class PhaseLogEntry(WireModel):

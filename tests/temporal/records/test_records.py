@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from app.temporal.errors import CrisisRecordError
+from app.temporal.errors import CrisisIdTakenError, CrisisRecordError
 from app.temporal.models import CrisisCompletion, CrisisSnapshot, OutputRef, PhaseOutcome, PhaseStatus
 from app.temporal.records import (
     DEFAULT_RECORD_DIR,
@@ -91,16 +91,65 @@ async def test_create_again_for_the_same_run_keeps_the_record(any_store: RecordS
     assert before["phases"][0]["status"] == "completed"
 
 
-async def test_create_for_another_run_starts_a_fresh_record(any_store: RecordStore) -> None:
-    await create(any_store)
+@pytest.mark.parametrize("first_run_id", ["run-1", None], ids=["a reset run", "a run of an earlier release"])
+async def test_create_for_another_run_starts_a_fresh_record(any_store: RecordStore, first_run_id: str | None) -> None:
+    await create(any_store, first_run_id=first_run_id)
     await any_store.upsert_phase("crisis-1", ended("recon-phase-1", PhaseStatus.COMPLETED, 1, attempts=1))
 
-    await create(any_store, run_id="run-2")
+    await create(any_store, run_id="run-2", first_run_id=first_run_id)
 
     record = await current(any_store)
-    assert record["run_id"] == "run-2"
+    assert (record["run_id"], record["first_run_id"], record["superseded_run_ids"]) == (
+        "run-2",
+        first_run_id,
+        ["run-1"],
+    )
     assert [p["status"] for p in record["phases"]] == ["pending"] * 4
     assert record["summary"] == {"completed_phases": 0, "failed_phases": 0, "total_phases": 4}
+
+
+async def test_a_new_crisis_reusing_the_crisis_id_of_a_recorded_one_is_refused_and_the_record_kept(
+    any_store: RecordStore,
+) -> None:
+    """Temporal no longer has the earlier crisis's workflow (its retention ended), so its workflow
+    id could be started again: the new crisis has a first run of its own."""
+    await create(any_store, first_run_id="run-1")
+    await finalize(any_store)
+    earlier = await current(any_store)
+
+    with pytest.raises(CrisisIdTakenError) as refused:
+        await create(any_store, run_id="run-9", first_run_id="run-9")
+
+    assert str(refused.value) == (
+        f"crisis record {any_store.where('crisis-1')} is that of an earlier crisis with this id (started "
+        "2026-01-16T10:30:00.000Z, workflow run run-1), which a new crisis never replaces: start it under another "
+        "crisis id"
+    )
+    assert await current(any_store) == earlier
+
+
+async def test_a_record_from_before_records_named_their_first_run_knows_its_crisis_by_its_runs(
+    any_store: RecordStore,
+) -> None:
+    """A crisis of an earlier release continued as run-2, which took the record over: a reset run
+    of the crisis (first run run-1) starts the record afresh, a new crisis with the id does not."""
+    await create(any_store)  # its workflow did not name its first run
+    continued = CrisisRun(namespace=None, workflow_id="crisis-workflow-crisis-1", run_id="run-2")
+    await any_store.upsert_phase("crisis-1", ended("recon-phase-1", PhaseStatus.COMPLETED, 1), run=continued)
+    await any_store.finalize(
+        CrisisCompletion(crisis_id="crisis-1", status="failed", completed_at=STARTED, phases=[]), run=continued
+    )
+    earlier = await current(any_store)
+    assert (earlier["first_run_id"], earlier["run_id"], earlier["superseded_run_ids"]) == (None, "run-2", ["run-1"])
+
+    with pytest.raises(CrisisIdTakenError):
+        await create(any_store, run_id="run-9", first_run_id="run-9")
+    assert await current(any_store) == earlier
+
+    await create(any_store, run_id="run-3", first_run_id="run-1")
+    reset = await current(any_store)
+    assert (reset["status"], reset["run_id"], reset["first_run_id"]) == ("running", "run-3", "run-1")
+    assert reset["superseded_run_ids"] == ["run-1", "run-2"]
 
 
 async def test_upserting_a_phase_twice_leaves_one_entry_and_a_correct_summary(any_store: RecordStore) -> None:

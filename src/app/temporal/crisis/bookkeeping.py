@@ -15,7 +15,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import FailureError, is_cancelled_exception
+from temporalio.exceptions import ApplicationError, FailureError, is_cancelled_exception
 
 from app.temporal.activities import CrisisActivities
 from app.temporal.crisis.observability import log_fields
@@ -93,6 +93,7 @@ class CrisisBookkeeping:
             playbook=self._request.playbook,
             schedule=self._request.schedule,
             phases=self._state.phases if with_phases else [],
+            first_run_id=info.first_execution_run_id,
         )
 
     async def _write(
@@ -107,8 +108,8 @@ class CrisisBookkeeping:
                 activity, argument, start_to_close_timeout=BOOKKEEPING_TIMEOUT, retry_policy=LOCAL_BOOKKEEPING_RETRY
             )
         except FailureError as err:  # a local activity's own failure, not wrapped in an ActivityError
-            if is_cancelled_exception(err):
-                raise
+            if is_cancelled_exception(err) or (isinstance(err, ApplicationError) and err.non_retryable):
+                raise  # (non-retryable: no store can accept that write, say a crisis id already taken)
             workflow.logger.warning(
                 "Record write %s keeps failing in the worker (%s); retrying it as an activity",
                 activity.__name__,

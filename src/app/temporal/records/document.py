@@ -1,10 +1,10 @@
 """The crisis record document, the same in every store, and the rules that keep stale writers out.
 
 A record is a JSON object: the crisis's header fields (``crisis_id``, ``target``, ``status``,
-``started_at``, ``completed_at``, ``initiated_by``, ``namespace``, ``workflow_id``, ``run_id``, ...),
-its ``phases`` and ``compensations`` (entries keyed by ``phase_id``) and their ``summary``. Stores
-differ in how they keep it; these functions decide what it holds, so every store writes the same
-document and refuses the same writers.
+``started_at``, ``completed_at``, ``initiated_by``, ``namespace``, ``workflow_id``, ``run_id``,
+``first_run_id``, ...), its ``phases`` and ``compensations`` (entries keyed by ``phase_id``) and
+their ``summary``. Stores differ in how they keep it; these functions decide what it holds, so
+every store writes the same document and refuses the same writers.
 """
 
 from __future__ import annotations
@@ -179,6 +179,7 @@ def new_record(crisis: CrisisSnapshot, run: CrisisRun | None) -> dict[str, Any]:
         "namespace": run.namespace if run else None,
         "workflow_id": crisis.workflow_id,
         "run_id": run.run_id if run else crisis.run_id,
+        "first_run_id": crisis.first_run_id,
     }
 
 
@@ -226,6 +227,24 @@ def relation(header: dict[str, Any], run: CrisisRun | None, where: str) -> Relat
         logger.info("Dropped a write of crisis %s from run %s, which a reset replaced", where, run.run_id)
         return Relation.STALE
     return Relation.TAKEOVER
+
+
+def another_crisis(record: dict[str, Any], crisis: CrisisSnapshot) -> bool:
+    """Whether ``record`` is that of another crisis than ``crisis``, a new crisis given the same
+    crisis id once Temporal no longer had the earlier one's workflow (its retention ended, or it
+    was deleted). A reset run and every run a crisis continues as share the crisis's first run
+    (Temporal's ``first_execution_run_id``); a new crisis has its own. A record written before
+    records named their first run is the crisis's whose runs it lists (its run and the runs it
+    superseded); a snapshot that does not name its first run (a workflow of an earlier release)
+    is taken for the same crisis, as it always was.
+    """
+    first = crisis.first_run_id
+    if first is None:
+        return False
+    known = record.get("first_run_id")
+    if known is not None:
+        return known != first
+    return first not in (record.get("run_id"), *record.get("superseded_run_ids", []))
 
 
 def take_over(record: dict[str, Any], run: CrisisRun) -> None:

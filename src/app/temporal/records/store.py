@@ -16,6 +16,9 @@ writers and keep the same document:
 - a write from another run of the same workflow is a reset: the newer run takes the record over
   (the run it replaced is listed in ``superseded_run_ids``) and later writes from the replaced run
   are dropped;
+- but the record of a crisis is never replaced by a new crisis that reuses its crisis id once
+  Temporal no longer has the earlier workflow (same workflow id, another first run): creating the
+  new one's record raises ``CrisisIdTakenError`` and leaves the earlier record as it is;
 - a write given the whole crisis (the workflow's view of it) writes the record afresh when it is
   missing, say moved aside because it was corrupt: records are derived from the workflow;
 - an output or params kept in the record only (``output_ref``, ``params_ref``) survive every later
@@ -35,7 +38,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol
 
-from app.temporal.errors import CrisisRecordError
+from app.temporal.errors import CrisisIdTakenError, CrisisRecordError
 from app.temporal.models import CrisisCompletion, CrisisSnapshot, PhaseOutcome
 from app.temporal.records.document import (
     COMPENSATIONS,
@@ -43,6 +46,7 @@ from app.temporal.records.document import (
     CrisisRun,
     PhaseEnd,
     Relation,
+    another_crisis,
     finish,
     merged_entry,
     new_record,
@@ -142,7 +146,10 @@ class RecordStore(ABC):
         await self.close()
 
     async def create(self, crisis: CrisisSnapshot, *, run: CrisisRun | None = None) -> dict[str, Any]:
-        """Create the record of a crisis run; a repeated call for the same run keeps what is there."""
+        """Create the record of a crisis run; a repeated call for the same run keeps what is there,
+        and a reset run of the crisis starts it afresh. A new crisis that reuses the crisis id of
+        one whose record is here raises ``CrisisIdTakenError``: that record stays as it is.
+        """
         async with self.transaction(crisis.crisis_id) as held:
             existing = await held.record()
             if existing is not None:
@@ -151,6 +158,12 @@ class RecordStore(ABC):
                 )
                 if relation(existing, writer, self.where(crisis.crisis_id)) != Relation.TAKEOVER:
                     return existing
+                if another_crisis(existing, crisis):
+                    raise CrisisIdTakenError(
+                        f"crisis record {self.where(crisis.crisis_id)} is that of an earlier crisis with this id "
+                        f"(started {existing.get('started_at')}, workflow run {existing.get('run_id')}), which a "
+                        "new crisis never replaces: start it under another crisis id"
+                    )
             record = new_record(crisis, run)
             if existing is not None:
                 record["superseded_run_ids"] = superseded(existing)
