@@ -7,11 +7,17 @@ credentials. The service decides who acts (the token's name); a problem it answe
 the agency's own error again, with the service's sentence (a refused request's with its bad
 fields, for the command line to name by its flags). A server that answers as no Liara service
 would (a web page, other JSON) is one sentence saying so, never a traceback.
+
+An ``https://`` service's certificate is checked against the usual certificate authorities, or,
+if ``SSL_CERT_FILE`` (or ``SSL_CERT_DIR``) is set, against those it names, as OpenSSL and httpx
+have it: point it at the CA that signed the service's certificate, or at a self-signed one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import ssl
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -20,6 +26,7 @@ from typing import Any
 import httpx
 
 from app.temporal.errors import InvalidCrisisRequestError, LiaraError, TemporalUnavailableError
+from app.temporal.loopback import is_loopback_host
 from app.temporal.models import MissionPhase
 from app.temporal.validation import FieldProblem, InvalidFieldsError, Location
 from app.temporal.visibility import CrisisFilter
@@ -32,6 +39,9 @@ from cognition.liara.service.problem_types import LIARA_PROBLEMS
 
 API_URL_ENV = "LIARA_API_URL"
 API_TOKEN_ENV = "LIARA_API_TOKEN"
+#: The certificate authorities to trust instead of the usual ones (a PEM file; a directory of them).
+CA_FILE_ENV = "SSL_CERT_FILE"
+CA_DIR_ENV = "SSL_CERT_DIR"
 #: The longest wait of one result request; a longer wait is several.
 LONG_POLL_SECONDS = 30.0
 _ERRORS_BY_SLUG = {kind.slug: error for error, kind in LIARA_PROBLEMS.items()}
@@ -63,7 +73,9 @@ class RemoteAgency:
     def __init__(self, url: str, token: str | None = None) -> None:
         self.url = url.rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.AsyncClient(base_url=self.url, headers=headers, timeout=LONG_POLL_SECONDS + 30)
+        self._http = httpx.AsyncClient(
+            base_url=self.url, headers=headers, timeout=LONG_POLL_SECONDS + 30, verify=trusted_authorities()
+        )
 
     async def __aenter__(self) -> RemoteAgency:
         return self
@@ -204,6 +216,13 @@ class RemoteAgency:
         try:
             response = await self._http.request(method, path, **request)
         except httpx.HTTPError as err:
+            untrusted = _certificate_refused(err)
+            if untrusted:
+                raise TemporalUnavailableError(
+                    f"The Liara service at {self.url} has a certificate this machine does not trust ({untrusted}): "
+                    f"set {CA_FILE_ENV} to the certificate of the authority that signed it (or to its own, if "
+                    "self-signed)."
+                ) from None
             raise TemporalUnavailableError(
                 f"Cannot reach the Liara service at {self.url} ({err or type(err).__name__}): check --api and that "
                 "`liara serve` runs there."
@@ -222,6 +241,45 @@ class RemoteAgency:
         if error is CrisisFailedError:
             raise CrisisFailedError(detail, "failed")
         raise error(detail)
+
+
+def trusted_authorities() -> ssl.SSLContext:
+    """How an ``https://`` service's certificate is checked: against ``SSL_CERT_FILE`` or
+    ``SSL_CERT_DIR`` if set, as OpenSSL and httpx have it, else against the usual authorities.
+    """
+    try:
+        return httpx.create_ssl_context(trust_env=True)
+    except (OSError, ssl.SSLError) as err:
+        ca_file = os.environ.get(CA_FILE_ENV)
+        named = f"{CA_FILE_ENV}={ca_file}" if ca_file else f"{CA_DIR_ENV}={os.environ.get(CA_DIR_ENV)}"
+        reason = getattr(err, "strerror", None) or getattr(err, "reason", None) or err
+        raise LiaraError(f"Cannot read the certificate authorities of {named} ({reason}): fix or unset it.") from None
+
+
+def _certificate_refused(err: httpx.HTTPError) -> str | None:
+    """Why the service's certificate was refused, if that is what failed."""
+    cause: BaseException | None = err
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return cause.verify_message or cause.reason or str(cause)
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+def cleartext_warning(url: str) -> str | None:
+    """The warning for an ``http://`` service on another machine (the token crosses the network in
+    clear), or None for ``https://`` or this machine.
+    """
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return None
+    if parsed.scheme != "http" or is_loopback_host(parsed.host):
+        return None
+    return (
+        f"Warning: {url} is plain HTTP to another machine, so the token and every crisis cross the network in "
+        "clear: serve it with --ssl-certfile and --ssl-keyfile and use https://."
+    )
 
 
 def _json_of(response: httpx.Response, answered: str, url: str, status: str = "") -> Any:

@@ -18,7 +18,7 @@ from cognition.liara.commands.options import AddressOption, NamespaceOption, Pro
 from cognition.liara.commands.output import err_console, say
 from cognition.liara.crisis_agency import CrisisAgency
 from cognition.liara.errors import CrisisFailedError
-from cognition.liara.remote import API_TOKEN_ENV, API_URL_ENV, RemoteAgency
+from cognition.liara.remote import API_TOKEN_ENV, API_URL_ENV, RemoteAgency, cleartext_warning
 
 EXIT_ERROR = 1
 EXIT_CRISIS_UNSUCCESSFUL = 3
@@ -72,6 +72,9 @@ class Connection:
         """
         if not self.api:
             return self.run(command)
+        warning = cleartext_warning(self.api)
+        if warning:
+            say(warning, err_console)
 
         async def with_service() -> T:
             async with RemoteAgency(self.api or "", self.token) as remote:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.temporal.server import default_ui_port
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8780
 #: The embedded Temporal server's Web UI (``python scripts/setup_temporal.py start``).
@@ -16,6 +18,14 @@ MAX_PAGE_SIZE = 200
 MAX_INBOX_CRISES = 50
 
 
+def web_ui_for(temporal_address: str) -> str:
+    """The Web UI of the Temporal server at ``host:port``, where ``temporal server start-dev`` (and
+    the compose file) serve it: the same host, the port + 1000.
+    """
+    host, _, port = temporal_address.rpartition(":")
+    return f"http://{host}:{default_ui_port(int(port))}"
+
+
 @dataclass(frozen=True)
 class ServiceSettings:
     #: Largest request body (a crisis of 1000 phases with params fits).
@@ -24,6 +34,12 @@ class ServiceSettings:
     max_streams_per_identity: int = 20
     #: Result requests with ``wait`` one token may have waiting at once.
     max_long_polls_per_identity: int = 20
+    #: Crises started by one token that may run at once (0: no quota), counted on Temporal.
+    max_running_crises_per_identity: int = 100
+    #: Crises one token may start within any 60 seconds (0: no quota), counted by this process.
+    max_starts_per_minute_per_identity: int = 60
+    #: The ``Retry-After`` of a start refused for running crises: when one may have ended.
+    running_quota_retry_seconds: int = 30
     #: Seconds between ``: keep-alive`` comments on an idle event stream.
     heartbeat_seconds: float = 15.0
     #: The Temporal Web UI the console links each crisis to.

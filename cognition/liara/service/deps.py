@@ -22,6 +22,7 @@ from cognition.liara.service.lookups import CrisisLookups
 from cognition.liara.service.problem_types import FORBIDDEN, UNAUTHORIZED
 from cognition.liara.service.problems import ProblemError
 from cognition.liara.service.quotas import Quota
+from cognition.liara.service.start_quotas import StartQuotas
 from cognition.liara.service.tokens import Identity, Role, TokenVerifier
 
 LOCAL_IDENTITY = Identity("local", Role.ADMIN)
@@ -74,6 +75,13 @@ def get_long_polls(request: Request) -> Quota:
 
 
 LongPolls = Annotated[Quota, Depends(get_long_polls)]
+
+
+def get_start_quotas(request: Request) -> StartQuotas:
+    return request.app.state.start_quotas
+
+
+StartLimits = Annotated[StartQuotas, Depends(get_start_quotas)]
 
 
 def current_identity(

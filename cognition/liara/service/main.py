@@ -29,6 +29,7 @@ from cognition.liara.service.problem_types import TOO_MANY_LONG_POLLS
 from cognition.liara.service.problems import add_problem_schema, install_problem_handlers
 from cognition.liara.service.quotas import Quota
 from cognition.liara.service.routes import approvals, console, crises, events, health, identity, missions, playbooks
+from cognition.liara.service.start_quotas import StartQuotas
 from cognition.liara.service.streams import EventStreams
 from cognition.liara.service.tokens import TokenVerifier
 
@@ -101,6 +102,11 @@ def create_app(
     )
     app.state.long_polls = Quota(
         settings.max_long_polls_per_identity, TOO_MANY_LONG_POLLS, "long polls", "wait for one to end first"
+    )
+    app.state.start_quotas = StartQuotas(
+        running=settings.max_running_crises_per_identity,
+        per_minute=settings.max_starts_per_minute_per_identity,
+        running_retry=settings.running_quota_retry_seconds,
     )
     install_problem_handlers(app)
     app.include_router(health.router)

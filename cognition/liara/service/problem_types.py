@@ -39,6 +39,9 @@ BODY_TOO_LARGE = ProblemType("body-too-large", 413, "Request body too large")
 INVALID_REQUEST = ProblemType("invalid-request", 422, "Invalid request")
 TOO_MANY_STREAMS = ProblemType("too-many-streams", 429, "Too many open event streams")
 TOO_MANY_LONG_POLLS = ProblemType("too-many-long-polls", 429, "Too many long polls")
+#: A token's start quotas; answered with ``Retry-After``.
+TOO_MANY_STARTS = ProblemType("too-many-starts", 429, "Too many crisis starts")
+TOO_MANY_RUNNING_CRISES = ProblemType("too-many-running-crises", 429, "Too many running crises")
 INTERNAL = ProblemType("internal", 500, "Internal error")
 #: Temporal refused for now; answered with ``Retry-After``.
 TEMPORAL_BUSY = ProblemType("temporal-busy", 429, "Temporal busy")

@@ -1,7 +1,10 @@
-"""Running the app with uvicorn: on a socket bound beforehand, until SIGINT or SIGTERM.
+"""Running the app with uvicorn: on a socket bound beforehand, with TLS if given a certificate,
+until SIGINT or SIGTERM.
 
 Binding first lets ``liara serve`` refuse a non-loopback address (or one in use) with one
-sentence before anything starts. Once listening it prints one line with its URL. On SIGINT or
+sentence before anything starts; so does loading the certificate and key first (uvicorn would
+answer a bad one with a traceback, and ask for the passphrase of an encrypted key on the
+terminal). Once listening it prints one line with its URL. On SIGINT or
 SIGTERM it stops accepting connections, ends every event stream (clients resume with
 ``Last-Event-ID``), lets requests in flight finish (a long poll waits at most
 ``MAX_WAIT_SECONDS``) and returns, so the command exits 0, as the workers do.
@@ -11,6 +14,8 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import ssl
+from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
@@ -39,8 +44,31 @@ def is_loopback(sock: socket.socket) -> bool:
     return ipaddress.ip_address(sock.getsockname()[0]).is_loopback
 
 
-def serve(app: FastAPI, sock: socket.socket) -> None:
-    """Serve ``app`` on ``sock`` until SIGINT or SIGTERM, then drain and return."""
+def tls_problem(certfile: Path, keyfile: Path) -> str | None:
+    """Why the certificate chain ``certfile`` and its private key ``keyfile`` cannot serve TLS
+    (None if they can), in words to end a sentence with.
+    """
+    try:
+        if b"-----BEGIN CERTIFICATE-----" not in certfile.read_bytes():
+            return f"{certfile} holds no PEM certificate"
+        keyfile.read_bytes()
+    except OSError as err:
+        return f"{err.filename} cannot be read ({err.strerror or err})"
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        # An empty passphrase: an encrypted key fails here instead of prompting on the terminal.
+        context.load_cert_chain(certfile, keyfile, password=b"")
+    except ssl.SSLError as err:
+        if err.reason == "KEY_VALUES_MISMATCH":
+            return f"{keyfile} is not the private key of {certfile}"
+        return f"{certfile} and {keyfile} are not a PEM certificate and its unencrypted PEM private key"
+    return None
+
+
+def serve(app: FastAPI, sock: socket.socket, *, certfile: Path | None = None, keyfile: Path | None = None) -> None:
+    """Serve ``app`` on ``sock`` (over TLS with ``certfile`` and ``keyfile``) until SIGINT or
+    SIGTERM, then drain and return.
+    """
     config = uvicorn.Config(
         app,
         log_level="warning",
@@ -48,5 +76,7 @@ def serve(app: FastAPI, sock: socket.socket) -> None:
         lifespan="on",
         # Past the longest long poll, whatever still runs is cancelled.
         timeout_graceful_shutdown=MAX_WAIT_SECONDS + 10,
+        ssl_certfile=certfile,
+        ssl_keyfile=keyfile,
     )
     GracefulServer(config, ready_line=READY_LINE, before_shutdown=app.state.streams.drain).run(sockets=[sock])

@@ -16,10 +16,10 @@ from collections.abc import Callable, Iterator
 import uvicorn
 
 
-def url_of(sock: socket.socket) -> str:
-    """``http://host:port`` of a listening socket (an IPv6 host in brackets)."""
+def url_of(sock: socket.socket, scheme: str = "http") -> str:
+    """``http://host:port`` of a listening socket (an IPv6 host in brackets); ``https://`` with TLS."""
     host, port = sock.getsockname()[:2]
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
 class GracefulServer(uvicorn.Server):
@@ -47,7 +47,8 @@ class GracefulServer(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if self.started and self.servers:
-            print(f"{self._ready_line} {url_of(self.servers[0].sockets[0])}", flush=True)
+            scheme = "https" if self.config.is_ssl else "http"
+            print(f"{self._ready_line} {url_of(self.servers[0].sockets[0], scheme)}", flush=True)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         if self._before_shutdown is not None:

@@ -37,7 +37,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
 import os
@@ -70,6 +69,7 @@ with workflow.unsafe.imports_passed_through():
     from app.temporal.errors import LiaraError
     from app.temporal.identity import delivery_workflow_id
     from app.temporal.logs import log_failed_attempt
+    from app.temporal.loopback import is_loopback_host
 
 NOTIFICATION_TASK_QUEUE_ENV = "LIARA_NOTIFICATION_TASK_QUEUE"
 DEFAULT_NOTIFICATION_TASK_QUEUE = "liara-notifications"
@@ -121,7 +121,7 @@ class Webhook(BaseModel):
             host = parts.hostname or ""
         except ValueError:
             raise ValueError("not a URL") from None
-        if parts.scheme == "http" and not _is_loopback(host):
+        if parts.scheme == "http" and not is_loopback_host(host):
             raise ValueError(
                 "an http:// URL may only name this machine (localhost, 127.0.0.0/8 or ::1), as it would carry "
                 "events and their signatures unencrypted: use https://"
@@ -149,16 +149,6 @@ class Webhook(BaseModel):
         if len(value.strip()) < 16:
             raise WebhookConfigError(f"Webhook {name!r} needs a secret of at least 16 characters in {where}.")
         return value.strip().encode()
-
-
-def _is_loopback(host: str) -> bool:
-    """Whether ``host`` (a URL's, lower case, without brackets) names this machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _checked(table: Mapping[str, Any], source: str) -> dict[str, Webhook]:

@@ -134,6 +134,10 @@ async def test_without_tokens_on_loopback_every_request_is_the_local_admin(servi
             assert outcome.json()["result"]["success"] is True
             rows = (await http.get("/v1/crises", params={"initiated_by": "local", "limit": 200})).json()["crises"]
             assert workflow_id in [row["workflow_id"] for row in rows]
+            # The console links to the Web UI of the Temporal server it uses (its port + 1000).
+            host, _, port = service_env["TEMPORAL_ADDRESS"].rpartition(":")
+            console = (await http.get("/v1/console")).json()
+            assert console["web_ui_url"] == f"http://{host}:{int(port) + 1000}", console
             # What keeps it to this machine's programs: no other host name, no other site's page.
             rebound = await http.get("/v1/crises", headers={"Host": "attacker.example"})
             assert "does not name this machine" in assert_problem(rebound, 403, "forbidden")["detail"]

@@ -11,12 +11,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response, status
 from temporalio.service import RPCError
 
+from app.temporal.identity import crisis_id_for_key, workflow_id_for
 from app.temporal.models import CrisisProgress, CrisisResult
 from app.temporal.visibility import CRISIS_STATUS
 from cognition.liara.agency import LiaraTemporalAgency
 from cognition.liara.errors import CrisisFailedError, CrisisWaitTimeoutError
 from cognition.liara.service.config import MAX_WAIT_SECONDS
-from cognition.liara.service.deps import Agency, Approver, LongPolls, Lookups, Operator, Viewer
+from cognition.liara.service.deps import Agency, Approver, LongPolls, Lookups, Operator, StartLimits, Viewer
 from cognition.liara.service.problems import problem_responses
 from cognition.liara.service.routes.approvals import with_planned_params
 from cognition.liara.service.schemas import (
@@ -49,6 +50,12 @@ def callers_key(caller: Identity, idempotency_key: str | None) -> str | None:
     return f"{caller.name}:{idempotency_key}" if idempotency_key else None
 
 
+def keyed_workflow(caller: Identity, idempotency_key: str | None, crisis_id: str | None) -> str | None:
+    """The workflow id a start with this Idempotency-Key (and no crisis id) has, however often it is sent."""
+    key = callers_key(caller, idempotency_key)
+    return workflow_id_for(crisis_id_for_key(key)) if key and crisis_id is None else None
+
+
 #: The answer of a start that started a crisis, as the document declares it.
 _LOCATION = {"description": "Where the crisis is: /v1/crises/{workflow_id}", "schema": {"type": "string"}}
 CREATED = {201: {"description": "The crisis started", "headers": {"Location": _LOCATION}}}
@@ -78,19 +85,28 @@ def _phases(missions: list[PhaseBody]) -> list[dict[str, Any]]:
     },
 )
 async def start_crisis(
-    body: StartCrisis, operator: Operator, agency: Agency, response: Response, idempotency_key: IdempotencyKey = None
+    body: StartCrisis,
+    operator: Operator,
+    agency: Agency,
+    quotas: StartLimits,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     """Start a crisis; ``Location`` names it. The same Idempotency-Key with the same body returns
-    the first crisis (200) instead of starting another; with another body it is a 409.
+    the first crisis (200) instead of starting another; with another body it is a 409. A token
+    past its quota of running crises or of starts per minute gets a 429 with ``Retry-After``.
     """
-    started = await agency.start_crisis(
-        body.target_member,
-        _phases(body.missions),
-        operator.name,
-        crisis_id=body.crisis_id,
-        idempotency_key=callers_key(operator, idempotency_key),
-        **body.model_dump(mode="json", exclude={"target_member", "missions", "crisis_id"}, exclude_none=True),
-    )
+    repeat_of = keyed_workflow(operator, idempotency_key, body.crisis_id)
+    async with quotas.admit(operator.name, agency, repeat_of) as admission:
+        started = await agency.start_crisis(
+            body.target_member,
+            _phases(body.missions),
+            operator.name,
+            crisis_id=body.crisis_id,
+            idempotency_key=callers_key(operator, idempotency_key),
+            **body.model_dump(mode="json", exclude={"target_member", "missions", "crisis_id"}, exclude_none=True),
+        )
+        admission.started(started)
     return started_answer(response, started)
 
 

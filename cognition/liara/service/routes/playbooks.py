@@ -8,9 +8,9 @@ from fastapi import APIRouter, Response, status
 
 from app.temporal.errors import InvalidCrisisRequestError
 from cognition.liara import playbooks
-from cognition.liara.service.deps import Agency, Operator, Viewer
+from cognition.liara.service.deps import Agency, Operator, StartLimits, Viewer
 from cognition.liara.service.problems import problem_responses
-from cognition.liara.service.routes.crises import CREATED, callers_key, started_answer
+from cognition.liara.service.routes.crises import CREATED, callers_key, keyed_workflow, started_answer
 from cognition.liara.service.schemas import IdempotencyKey, PlaybookInfo, PlaybookName, StartedCrisis, StartPlaybook
 
 router = APIRouter(prefix="/v1/playbooks", tags=["playbooks"])
@@ -56,17 +56,22 @@ async def start_playbook(
     body: StartPlaybook,
     operator: Operator,
     agency: Agency,
+    quotas: StartLimits,
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
-    """Start a crisis from playbook ``name`` with ``inputs``; as ``POST /v1/crises`` otherwise. The
-    options given win over the playbook's own.
+    """Start a crisis from playbook ``name`` with ``inputs``; as ``POST /v1/crises`` otherwise
+    (its quotas too). The options given win over the playbook's own.
     """
-    started = await agency.start_playbook(
-        playbooks.find(name),
-        body.inputs,
-        operator.name,
-        idempotency_key=callers_key(operator, idempotency_key),
-        **body.model_dump(mode="json", exclude={"inputs"}, exclude_none=True),
-    )
+    playbook = playbooks.find(name)
+    repeat_of = keyed_workflow(operator, idempotency_key, body.crisis_id)
+    async with quotas.admit(operator.name, agency, repeat_of) as admission:
+        started = await agency.start_playbook(
+            playbook,
+            body.inputs,
+            operator.name,
+            idempotency_key=callers_key(operator, idempotency_key),
+            **body.model_dump(mode="json", exclude={"inputs"}, exclude_none=True),
+        )
+        admission.started(started)
     return started_answer(response, started)
