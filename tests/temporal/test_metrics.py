@@ -20,6 +20,7 @@ from app.temporal.models import ApprovalDecision, CrisisRequest, PhaseStatus
 from app.temporal.workflows import CrisisResponseWorkflow
 from tests.helpers import assert_eventually
 from tests.helpers.metrics import PORT_IN_USE_ADVICE, SDK_DASHBOARD_METRICS, crisis_request, start_crisis
+from tests.helpers.network import non_loopback_address
 from tests.helpers.processes import run_script
 
 pytestmark = pytest.mark.integration
@@ -266,17 +267,6 @@ def listening_addresses(port: int) -> set[str]:
             words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
             found.add(socket.inet_ntop(family, words))
     return found
-
-
-def non_loopback_address() -> str | None:
-    """An IPv4 address of this machine that is not loopback (None if it has none)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: no packet is sent, only a route chosen
-        except OSError:
-            return None
-        address = probe.getsockname()[0]
-    return None if address.startswith("127.") or address == "0.0.0.0" else address
 
 
 def connects(host: str, port: int) -> bool:

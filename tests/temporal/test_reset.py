@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.api.common.v1 import WorkflowExecution
@@ -25,15 +27,20 @@ from tests.helpers.workflows import crisis_workflow_worker, phase
 pytestmark = pytest.mark.integration
 
 
-async def test_a_reset_run_takes_the_record_over(dev_server, task_queue, tmp_path: Path):
-    store = FileRecordStore(tmp_path / "crises")
+def recording_activities(store: FileRecordStore) -> list[Callable[..., Any]]:
+    """The crisis activities, writing their records to ``store``."""
     real = CrisisActivities(store)
-    activities = [
+    return [
         real.initialize_crisis_response,
         real.perform_agent_mission,
         real.log_mission_phase,
         real.finalize_crisis_response,
     ]
+
+
+async def test_a_reset_run_takes_the_record_over(dev_server, task_queue, tmp_path: Path):
+    store = FileRecordStore(tmp_path / "crises")
+    activities = recording_activities(store)
     crisis_id = f"crisis-reset-{uuid.uuid4().hex[:8]}"
     async with (
         LiaraTemporalAgency(temporal_host=dev_server.address, task_queue=task_queue) as agency,
@@ -77,13 +84,7 @@ async def test_a_new_crisis_reusing_a_recorded_crisis_id_fails_and_leaves_the_re
     """Once Temporal no longer has a crisis's workflow (here deleted, as its retention would), its
     crisis id can be started again: the new crisis stops at once, and the record stays the first's."""
     store = FileRecordStore(tmp_path / "crises")
-    real = CrisisActivities(store)
-    activities = [
-        real.initialize_crisis_response,
-        real.perform_agent_mission,
-        real.log_mission_phase,
-        real.finalize_crisis_response,
-    ]
+    activities = recording_activities(store)
     crisis_id = f"crisis-reused-{uuid.uuid4().hex[:8]}"
     async with (
         LiaraTemporalAgency(temporal_host=dev_server.address, task_queue=task_queue) as agency,

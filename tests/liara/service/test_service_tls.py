@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import ssl
 
 import httpx
@@ -16,6 +15,7 @@ import pytest
 
 from tests.helpers.certificates import self_signed
 from tests.helpers.cli import assert_one_sentence_error, cli, run_cli
+from tests.helpers.network import non_loopback_address
 from tests.helpers.service import ServiceProcess, create_token
 
 pytestmark = pytest.mark.integration
@@ -30,17 +30,6 @@ def operator_shell(env: dict[str, str], url: str, token: str, **extra: str) -> d
     """An operator's shell: the service's URL and a token, nothing of Temporal's."""
     clean = {key: value for key, value in env.items() if not key.startswith(("TEMPORAL_", "LIARA_", "SSL_CERT_"))}
     return {**clean, "LIARA_API_URL": url, "LIARA_API_TOKEN": token, **extra}
-
-
-def non_loopback_address() -> str | None:
-    """An IPv4 address of this machine that is not loopback (None if it has none)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: no packet is sent, only a route chosen
-        except OSError:
-            return None
-        address = probe.getsockname()[0]
-    return None if address.startswith("127.") or address == "0.0.0.0" else address
 
 
 async def test_the_service_serves_https_with_the_certificate_it_is_given(service_env, service_worker, tmp_path):
