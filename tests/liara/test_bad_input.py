@@ -582,7 +582,7 @@ CONFIGS = {
     "unknown executor type": (
         '[executors.recon-api]\ntype = "satellite"\n',
         "sets executors.recon-api.type to unknown executor type 'satellite' "
-        "(built in: simulate, http, command, mcp; installed plugins: none).",
+        "(built in: simulate, http, command, mcp, llm; installed plugins: none).",
     ),
     "malformed TOML": (
         '[agents\ndefault = "simulate"\n',

@@ -1,4 +1,5 @@
-"""The five activities of a crisis. Each one is safe to retry: records are upserted by id.
+"""The five activities of a crisis (and, from app.temporal.agent_steps, a language-model agent's
+steps). Each one is safe to retry: records are upserted by id.
 
 Record writes go to the worker's record store (app.temporal.records), awaited on the worker's
 event loop. The file store writes synchronously inside its async methods, not on a thread: a
@@ -19,8 +20,10 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from app.temporal import metrics
+from app.temporal.agent_steps import AgentStepActivities
 from app.temporal.agents import AGENT_FAILURE_ERROR, SIMULATE, ExecutorRegistry, Mission, SimulateExecutor
 from app.temporal.errors import CrisisIdTakenError, CrisisRecordError
+from app.temporal.heartbeats import while_heartbeating
 from app.temporal.logs import log_failed_attempt
 from app.temporal.models import (
     MAX_OUTPUT_BYTES,
@@ -43,8 +46,6 @@ __all__ = ["CrisisActivities"]
 
 logger = logging.getLogger("liara.activities")
 
-#: Longest pause between heartbeats of a running agent (a quarter of its heartbeat timeout if shorter).
-HEARTBEAT_INTERVAL_SECONDS = 1.0
 #: The error type of a new crisis whose crisis id an earlier crisis's record holds.
 CRISIS_ID_TAKEN_ERROR = "CrisisIdTaken"
 
@@ -128,21 +129,15 @@ class CrisisActivities:
             compensation=assignment.compensation,
             context=assignment.context,
         )
-        agent = asyncio.ensure_future(self.executors.executor_for(phase.action).run(mission))
-        interval = HEARTBEAT_INTERVAL_SECONDS
-        if info.heartbeat_timeout:
-            interval = min(interval, info.heartbeat_timeout.total_seconds() / 4)
+        plan = self.executors.agent_plan(phase.action)
+        if plan is not None:  # a language-model agent: its workflow runs the loop, step by step
+            return AgentReport(phase_id=phase.phase_id, agent_id=phase.agent_id, attempt=info.attempt, agent_loop=plan)
         began = time.monotonic()
         try:
-            # Heartbeat only while the agent runs: a quick agent costs the server no heartbeat.
-            while not (await asyncio.wait({agent}, timeout=interval))[0]:
-                activity.heartbeat()
+            output = await while_heartbeating(self.executors.executor_for(phase.action).run(mission))
         except asyncio.CancelledError:
-            agent.cancel()
-            await asyncio.gather(agent, return_exceptions=True)
             logger.warning("Mission phase %s cancelled; agent %s stopped", phase.phase_id, phase.agent_id)
             raise
-        output = agent.result()
         # The server's clock: when the attempt started there, plus how long the agent ran here.
         finished_at = info.started_time + timedelta(seconds=time.monotonic() - began)
         logger.info("Agent %s deployed successfully for mission phase %s", phase.agent_id, phase.phase_id)
@@ -256,13 +251,14 @@ class CrisisActivities:
         return location
 
     def all(self) -> list:
-        """The five activities, for registering on a worker."""
+        """The five activities and a language-model agent's steps, for registering on a worker."""
         return [
             self.validate_crisis_request,
             self.initialize_crisis_response,
             self.perform_agent_mission,
             self.log_mission_phase,
             self.finalize_crisis_response,
+            *AgentStepActivities(self.executors).all(),
         ]
 
 

@@ -378,6 +378,55 @@ class OutputRef(WireModel):
     size_bytes: int
 
 
+class ModelUsage(WireModel):
+    """Tokens spent by language-model calls, summed over every call whose answer arrived."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    model_calls: int = 0
+
+    def plus(self, other: ModelUsage) -> ModelUsage:
+        return ModelUsage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            total_tokens=self.total_tokens + other.total_tokens,
+            model_calls=self.model_calls + other.model_calls,
+        )
+
+    @classmethod
+    def total(cls, usages: Iterable[ModelUsage | None]) -> ModelUsage | None:
+        """The sum of those given; None if none is."""
+        given = [usage for usage in usages if usage is not None]
+        if not given:
+            return None
+        summed = cls()
+        for usage in given:
+            summed = summed.plus(usage)
+        return summed
+
+
+class ToolSpec(WireModel):
+    """An executor a model may call, as the model sees it."""
+
+    name: str
+    description: str
+    parameters: dict[str, JsonValue] = Field(description="The JSON schema of the tool's arguments.")
+
+
+class AgentLoopPlan(WireModel):
+    """What a language-model agent phase runs: fixed in its history when the phase starts, so a
+    change of configuration cannot change a loop under way.
+    """
+
+    executor: str
+    model: str
+    system: str | None = None
+    tools: list[ToolSpec] = Field(default_factory=list)
+    max_turns: int
+    output_schema: dict[str, JsonValue] | None = None
+
+
 class PhaseOutcome(WireModel):
     """How one phase ended (or stands, while the crisis runs)."""
 
@@ -406,6 +455,11 @@ class PhaseOutcome(WireModel):
     )
     approvals: int = Field(default=0, description="Approvals it has so far (each approver counted once).")
     approved_by: str | None = Field(default=None, description="Who approved it (the quorum, comma-separated).")
+    usage: ModelUsage | None = Field(default=None, description="What a language-model agent phase spent.")
+    transcript: list[dict[str, JsonValue]] | None = Field(
+        default=None,
+        description="A language-model agent's conversation (messages, tool calls and results): in the record only.",
+    )
 
 
 class CrisisSummary(WireModel):
@@ -491,6 +545,9 @@ class CrisisResult(WireModel):
     )
     compensations: list[PhaseOutcome] = Field(default_factory=list)
     cancel_requests: list[CancelNote] = Field(default_factory=list)
+    usage: ModelUsage | None = Field(
+        default=None, description="What its language-model agents spent in all (None: it ran none)."
+    )
 
 
 # Activity inputs and outputs: one object each.
@@ -528,6 +585,9 @@ class AgentReport(WireModel):
     recorded: bool = Field(default=False, description="Whether the completed phase is in the crisis record already.")
     finished_at: datetime | None = Field(
         default=None, description="When the agent finished, on the Temporal server's clock (see the README)."
+    )
+    agent_loop: AgentLoopPlan | None = Field(
+        default=None, description="Set for a language-model agent: the workflow runs its loop, step by step."
     )
 
 

@@ -53,6 +53,7 @@ with workflow.unsafe.imports_passed_through():
         CrisisStatus,
         EventKind,
         MissionPhase,
+        ModelUsage,
         PhaseOutcome,
         PhaseStatus,
         Stage,
@@ -189,6 +190,7 @@ class CrisisResponseWorkflow:
             record_path=record_path,
             compensations=state.compensations,
             cancel_requests=state.cancel_requests,
+            usage=ModelUsage.total(phase.usage for phase in [*state.phases, *state.compensations]),
         )
 
     def _note_cancel(self, *, obeyed: bool) -> None:

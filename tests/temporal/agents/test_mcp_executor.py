@@ -357,7 +357,7 @@ def test_invalid_settings_are_one_sentence_naming_the_key(tmp_path: Path, table:
 def test_mcp_is_a_built_in_type(tmp_path: Path) -> None:
     path = tmp_path / "liara.toml"
     path.write_text('[executors.scanner]\ntype = "teleport"\n')
-    with pytest.raises(ConfigError, match=r"built in: simulate, http, command, mcp;"):
+    with pytest.raises(ConfigError, match=r"built in: simulate, http, command, mcp, llm;"):
         load_executor_registry(path, {})
 
 

@@ -10,8 +10,9 @@ Without a file every action is simulated, which keeps a fresh checkout runnable 
     [agents.actions]
     reconnaissance = "recon-api"         # action -> executor name
     [executors.recon-api]
-    type = "http"                        # simulate | http | command | mcp | <liara.executors entry point>
+    type = "http"                        # simulate | http | command | mcp | llm | <liara.executors entry point>
     url = "http://127.0.0.1:9000/missions"
+    description = "Looks a host up"      # with parameters (a JSON schema): a tool llm executors may call
 
 Precedence for an action: ``LIARA_EXECUTOR_<ACTION>``, then ``[agents.actions]``, then
 ``LIARA_DEFAULT_EXECUTOR``, then ``[agents] default``.
@@ -29,6 +30,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from app.temporal.agents.llm import LLM, LlmExecutor
 from app.temporal.agents.mission import AgentExecutor, ExecutorSettings
 from app.temporal.agents.plugins import (
     BUILTIN_TYPES,
@@ -39,6 +41,7 @@ from app.temporal.agents.plugins import (
 )
 from app.temporal.agents.simulate import SimulateExecutor
 from app.temporal.config import SIMULATE, ConfigError, describe_problem, load_config
+from app.temporal.models import AgentLoopPlan, ToolSpec
 
 DEFAULT_EXECUTOR_ENV = "LIARA_DEFAULT_EXECUTOR"
 ACTION_EXECUTOR_ENV_PREFIX = "LIARA_EXECUTOR_"
@@ -62,9 +65,13 @@ class ExecutorRegistry:
         *,
         env_overrides: Mapping[str, str] | None = None,
         source: Path | None = None,
+        tools: Mapping[str, ToolSpec] | None = None,
     ) -> None:
-        """``env_overrides`` maps ``LIARA_EXECUTOR_<ACTION>`` variable names to executor names."""
+        """``env_overrides`` maps ``LIARA_EXECUTOR_<ACTION>`` variable names to executor names;
+        ``tools`` the executors a model may call to how it sees them.
+        """
         self._executors = dict(executors)
+        self._tools = dict(tools or {})
         self._default = default
         self._actions = dict(actions or {})
         self._env_overrides = dict(env_overrides or {})
@@ -80,6 +87,17 @@ class ExecutorRegistry:
 
     def executor_for(self, action: str) -> AgentExecutor:
         return self._executors[self.name_for(action)]
+
+    def executor_named(self, name: str) -> AgentExecutor | None:
+        return self._executors.get(name)
+
+    def agent_plan(self, action: str) -> AgentLoopPlan | None:
+        """The loop of ``action``'s language-model agent; None if another kind of executor performs it."""
+        name = self.name_for(action)
+        executor = self._executors[name]
+        if not isinstance(executor, LlmExecutor):
+            return None
+        return executor.plan(name, [self._tools[tool] for tool in executor.settings.tools])
 
     def describe(self) -> dict[str, Any]:
         """The mapping, for one log line at worker start (no settings: headers may hold secrets)."""
@@ -113,12 +131,16 @@ def load_executor_registry(
     config = load_config(path, environ)
     where = config.where
     executors: dict[str, AgentExecutor] = {SIMULATE: SimulateExecutor()}
+    tools: dict[str, ToolSpec] = {}
     plugins: dict[str, EntryPoint] | None = None
     for name, table in config.executors.items():
         key = f"executors.{name}"
         if name == SIMULATE:
             raise ConfigError(f"{where} redefines {key}, but {SIMULATE!r} is built in; choose another name.")
-        settings = table.model_extra or {}
+        settings = dict(table.model_extra or {})
+        tool = _tool_spec(name, settings, where, key)  # takes description and parameters out
+        if tool is not None:
+            tools[name] = tool
         if table.type in BUILTIN_TYPES:
             build = partial(_builtin_settings(table.type, settings, where, key).build, config.directory)
         else:
@@ -134,6 +156,10 @@ def load_executor_registry(
             raise ConfigError(f"{where} maps {origin} to executor {name!r}, which is not defined under [executors].")
         return name
 
+    for name, executor in executors.items():
+        if isinstance(executor, LlmExecutor):
+            for tool in executor.settings.tools:
+                _check_tool(tool, executors, tools, where, f"executors.{name}.tools")
     actions = {action: defined(name, f"agents.actions.{action}") for action, name in config.agents.actions.items()}
     default = defined(config.agents.default, "agents.default")
     if environ.get(DEFAULT_EXECUTOR_ENV):
@@ -148,7 +174,41 @@ def load_executor_registry(
                 "<ACTION> in upper case with '_' for '-')."
             )
         overrides[variable] = defined(name, f"the environment variable {variable}")
-    return ExecutorRegistry(executors, default, actions, env_overrides=overrides, source=config.path)
+    return ExecutorRegistry(executors, default, actions, env_overrides=overrides, source=config.path, tools=tools)
+
+
+def _tool_spec(name: str, settings: dict[str, Any], where: str, key: str) -> ToolSpec | None:
+    """How a model sees executor ``name`` as a tool (its ``description`` and ``parameters``, taken
+    out of ``settings``); None without a description.
+    """
+    description = settings.pop("description", None)
+    parameters = settings.pop("parameters", None)
+    if description is not None and (not isinstance(description, str) or not description.strip()):
+        raise ConfigError(f"{where} sets {key}.description to something other than a text: write what the tool does.")
+    if parameters is not None and (not isinstance(parameters, dict) or parameters.get("type") != "object"):
+        raise ConfigError(
+            f'{where} sets {key}.parameters to something other than a JSON schema of type "object": '
+            'e.g. parameters = { type = "object", properties = { host = { type = "string" } } }.'
+        )
+    if description is None:
+        if parameters is not None:
+            raise ConfigError(f"{where} sets {key}.parameters without {key}.description: say what the tool does.")
+        return None
+    return ToolSpec(name=name, description=description, parameters=parameters or {"type": "object", "properties": {}})
+
+
+def _check_tool(
+    tool: str, executors: Mapping[str, AgentExecutor], tools: Mapping[str, ToolSpec], where: str, key: str
+) -> None:
+    if tool not in executors:
+        raise ConfigError(f"{where} lists {tool!r} in {key}, which is not defined under [executors].")
+    if isinstance(executors[tool], LlmExecutor):
+        raise ConfigError(f"{where} lists {tool!r} in {key}, another {LLM} executor: a tool is any other kind.")
+    if tool not in tools:
+        raise ConfigError(
+            f"{where} lists {tool!r} in {key}, but executors.{tool} has no description: say what the tool does "
+            "(and its parameters, a JSON schema), for the model."
+        )
 
 
 def _builtin_settings(kind: str, settings: dict[str, Any], where: str, key: str) -> ExecutorSettings:

@@ -42,15 +42,20 @@ class Mission:
     compensation: bool = False
     #: Outputs of the phases this one depends on or refers to, by phase id.
     context: Mapping[str, JsonValue] = field(default_factory=dict)
+    #: One step of a language-model agent's phase (a tool call's id), whose own mission this is.
+    step: str | None = None
 
     @property
     def idempotency_key(self) -> str:
         """The same on every attempt of this phase, so an agent can drop a duplicate delivery.
 
         A compensation reuses the phase id with another action; it gets its own key so that an
-        agent deduplicating by key does not mistake the undo for a retry of the original.
+        agent deduplicating by key does not mistake the undo for a retry of the original. Each
+        tool call of a language-model agent has its own key too (its step).
         """
         key = f"{self.workflow_id}/{self.phase.phase_id}"
+        if self.step is not None:
+            key = f"{key}/{self.step}"
         return f"{key}/compensation" if self.compensation else key
 
     def payload(self) -> dict[str, JsonValue]:

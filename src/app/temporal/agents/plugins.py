@@ -15,6 +15,7 @@ from typing import Any, cast
 
 from app.temporal.agents.command import CommandSettings
 from app.temporal.agents.http import HttpSettings
+from app.temporal.agents.llm import LLM, LlmSettings
 from app.temporal.agents.mcp import McpSettings
 from app.temporal.agents.mission import AgentExecutor, ExecutorSettings
 from app.temporal.agents.simulate import SimulateSettings
@@ -28,6 +29,7 @@ BUILTIN_TYPES: dict[str, type[ExecutorSettings]] = {
     "http": HttpSettings,
     "command": CommandSettings,
     "mcp": McpSettings,
+    LLM: LlmSettings,
 }
 
 ExecutorFactory = Callable[..., AgentExecutor]

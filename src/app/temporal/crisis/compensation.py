@@ -14,7 +14,7 @@ from app.temporal.crisis.bookkeeping import CrisisBookkeeping
 from app.temporal.crisis.events import CrisisEvents
 from app.temporal.crisis.observability import show_status
 from app.temporal.crisis.params import PhaseParams
-from app.temporal.crisis.phases import PhaseBoard, pending
+from app.temporal.crisis.phases import PhaseBoard, as_carried, pending
 from app.temporal.crisis.running import PhaseRunner
 from app.temporal.crisis.state import CrisisState
 from app.temporal.models import CrisisStatus, EventKind
@@ -55,7 +55,7 @@ class Compensation:
                 )
             except ActivityError as err:
                 outcome, recorded = self._runner.failure(undo, pending(undo), err), False
-            self._state.compensations.append(outcome)
+            self._state.compensations.append(as_carried(outcome))  # an agent's transcript: its entry's only
             self._events.publish(
                 EventKind.COMPENSATION, phase_id=outcome.phase_id, status=outcome.status, error=outcome.error
             )

@@ -123,8 +123,15 @@ def pending(phase: MissionPhase) -> PhaseOutcome:
 
 
 def as_carried(outcome: PhaseOutcome) -> PhaseOutcome:
-    """``outcome`` as the crisis carries it: without the params it keeps in the record only."""
-    return outcome if outcome.params_ref is None else outcome.model_copy(update={"params": None})
+    """``outcome`` as the crisis carries it: without what it keeps in the record only (params past
+    the budget, an agent's transcript).
+    """
+    if outcome.params_ref is None and outcome.transcript is None:
+        return outcome
+    dropped: dict[str, None] = {"transcript": None}
+    if outcome.params_ref is not None:
+        dropped["params"] = None
+    return outcome.model_copy(update=dropped)
 
 
 def failed(outcome: PhaseOutcome, error: str, *, attempts: int | None) -> PhaseOutcome:

@@ -18,6 +18,7 @@ from temporalio.workflow import ActivityCancellationType
 
 from app.temporal import metrics
 from app.temporal.activities import CrisisActivities
+from app.temporal.crisis.agent_loop import AgentLoop
 from app.temporal.crisis.approvals import Approvals
 from app.temporal.crisis.bookkeeping import CrisisBookkeeping
 from app.temporal.crisis.observability import log_fields
@@ -34,6 +35,7 @@ from app.temporal.models import (
     PhaseAssignment,
     PhaseOutcome,
     PhaseStatus,
+    json_size,
 )
 
 
@@ -53,6 +55,7 @@ class PhaseRunner:
         self._approvals = approvals
         self._params = params
         self._records = records
+        self._agents = AgentLoop(request)
         self._agents_running = 0
         #: Set the moment a phase fails under the abort policy: from then on no phase starts.
         self.aborting = False
@@ -76,7 +79,8 @@ class PhaseRunner:
             self._state.completed_order.append(phase.phase_id)
         metrics.count_phase(outcome.action, outcome.status)
         last_completed = outcome.status == PhaseStatus.COMPLETED and self._board.is_last(phase.phase_id)
-        if not recorded and not last_completed:
+        # (An agent's transcript is for its entry only: the final write, from what the crisis carries, lacks it.)
+        if not recorded and (not last_completed or outcome.transcript is not None):
             await self._records.log_phase(outcome)
         elif last_completed and not recorded:
             # The final record write includes the last phase (one write fewer per crisis).
@@ -154,6 +158,8 @@ class PhaseRunner:
             # Wait for the agent to stop before moving on: a cancelled phase must not run on.
             cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
         )
+        if report.agent_loop is not None:
+            return await self._run_agent(phase, outcome, report, context), False
         self._params.carry_output(report.output_bytes)
         completed = outcome.model_copy(
             update={
@@ -166,11 +172,31 @@ class PhaseRunner:
         )
         return completed, report.recorded
 
+    async def _run_agent(
+        self, phase: MissionPhase, outcome: PhaseOutcome, report: AgentReport, context: dict[str, Any]
+    ) -> PhaseOutcome:
+        """Run a language-model agent's loop (``report`` holds its plan): the phase's outcome,
+        with its usage and, for its record entry, its transcript.
+        """
+        assert report.agent_loop is not None
+        run = await self._agents.run(phase, report.agent_loop, context)
+        spent = outcome.model_copy(update={"usage": run.usage, "transcript": run.transcript})
+        if run.error is not None:
+            workflow.logger.warning(
+                "Mission phase %s failed: %s",
+                phase.phase_id,
+                run.error,
+                extra=log_fields(self._request.crisis_id, phase.phase_id),
+            )
+            return failed(spent, shortened(run.error), attempts=None)
+        self._params.carry_output(json_size(run.output))
+        return spent.model_copy(
+            update={"status": PhaseStatus.COMPLETED, "attempts": 1, "output": run.output, "timestamp": workflow.now()}
+        )
+
     def failure(self, phase: MissionPhase, outcome: PhaseOutcome, err: ActivityError) -> PhaseOutcome:
         """``outcome`` failed with what its agent's activity raised, after its last attempt."""
-        error = innermost_message(err)
-        if len(error) > MAX_ERROR_CHARS:
-            error = error[: MAX_ERROR_CHARS - 1] + "…"
+        error = shortened(innermost_message(err))
         workflow.logger.warning(
             "Mission phase %s failed: %s",
             phase.phase_id,
@@ -180,3 +206,8 @@ class PhaseRunner:
         exhausted = err.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED
         attempts = (phase.retry or self._request.retry).maximum_attempts if exhausted else None
         return failed(outcome, error, attempts=attempts)
+
+
+def shortened(error: str) -> str:
+    """An error as a phase's entry keeps it: at most ``MAX_ERROR_CHARS``."""
+    return error if len(error) <= MAX_ERROR_CHARS else error[: MAX_ERROR_CHARS - 1] + "…"

@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 from app.temporal.errors import CrisisRecordError
-from app.temporal.models import CrisisCompletion, CrisisSnapshot, CrisisSummary, PhaseOutcome, PhaseStatus
+from app.temporal.models import CrisisCompletion, CrisisSnapshot, CrisisSummary, ModelUsage, PhaseOutcome, PhaseStatus
 from app.temporal.plan import FINISHED
 
 logger = logging.getLogger("liara.records")
@@ -69,18 +69,24 @@ def phase_entry(outcome: PhaseOutcome) -> dict[str, Any]:
             }
             for decision in outcome.decisions
         ]
+    if outcome.usage is not None:
+        entry["usage"] = outcome.usage.model_dump()
+    if outcome.transcript is not None:
+        entry["transcript"] = outcome.transcript
     return entry
 
 
 def merged_entry(outcome: PhaseOutcome, existing: dict[str, Any] | None) -> dict[str, Any]:
     """The entry of ``outcome``; an output or params kept in the record only (``output_ref``,
-    ``params_ref``) stay as they are.
+    ``params_ref``) and an agent's transcript stay as they are.
     """
     entry = phase_entry(outcome)
     if outcome.output_ref is not None and existing is not None:
         entry["output"] = existing.get("output")
     if outcome.params_ref is not None and existing is not None and "params" in existing:
         entry["params"] = existing["params"]
+    if outcome.transcript is None and existing is not None and existing.get("transcript") is not None:
+        entry["transcript"] = existing["transcript"]  # the crisis does not carry it; the record keeps it
     return entry
 
 
@@ -149,7 +155,12 @@ def summary(phases: Iterable[dict[str, Any]]) -> dict[str, int]:
 
 
 def refresh_summary(record: dict[str, Any]) -> None:
+    """The record's ``summary``, and its ``usage``: what its language-model agents spent in all."""
     record["summary"] = summary(record[PHASES])
+    entries = [*record[PHASES], *record.get(COMPENSATIONS, [])]
+    usage = ModelUsage.total(ModelUsage.model_validate(entry["usage"]) for entry in entries if entry.get("usage"))
+    if usage is not None:
+        record["usage"] = usage.model_dump()
 
 
 def header_of(record: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,150 @@
+"""The steps of a language-model agent, each its own activity: one model call (``call_model``)
+and one tool call (``call_tool``). The crisis workflow runs the loop between them
+(app.temporal.crisis.agent_loop), so a step that completed is in its history and never made again.
+
+Both carry only what the step needs and return only what the loop needs: the key stays in the
+worker's environment (app.temporal.agents.llm), and a tool's result is cut to
+``MAX_TOOL_RESULT_CHARS`` before it goes back to the model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from pydantic import Field, JsonValue
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from app.temporal.agents import ExecutorRegistry, Mission, agent_failure
+from app.temporal.agents.llm import LlmExecutor
+from app.temporal.heartbeats import while_heartbeating
+from app.temporal.logs import log_failed_attempt
+from app.temporal.models import MissionPhase, ModelUsage, ToolSpec, WireModel
+
+logger = logging.getLogger("liara.activities")
+
+#: The most of one tool's result (as JSON text) that goes back to the model.
+MAX_TOOL_RESULT_CHARS = 16_000
+
+
+class ModelCall(WireModel):
+    """Input of ``call_model``: the conversation so far, and what the model may answer with."""
+
+    crisis_id: str
+    workflow_id: str
+    phase_id: str
+    executor: str
+    turn: int
+    messages: list[dict[str, JsonValue]]
+    tools: list[ToolSpec] = Field(default_factory=list)
+    output_schema: dict[str, JsonValue] | None = None
+
+
+class ToolCallRequest(WireModel):
+    """A tool call the model asked for; ``arguments`` as the model wrote them (JSON text)."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+class ModelAnswer(WireModel):
+    """Output of ``call_model``."""
+
+    message: dict[str, JsonValue] = Field(description="The assistant message, as the next call sends it back.")
+    content: str | None = None
+    tool_calls: list[ToolCallRequest] = Field(default_factory=list)
+    usage: ModelUsage
+    finish_reason: str | None = None
+
+
+class ToolRun(WireModel):
+    """Input of ``call_tool``: the agent's phase, the tool and the model's arguments."""
+
+    crisis_id: str
+    workflow_id: str
+    phase: MissionPhase
+    call: ToolCallRequest
+    context: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class AgentStepActivities:
+    """The agent steps, bound to the worker's executors."""
+
+    def __init__(self, executors: ExecutorRegistry) -> None:
+        self.executors = executors
+
+    @activity.defn(name="call_model")
+    async def call_model(self, call: ModelCall) -> ModelAnswer:
+        """One model call, streamed while it heartbeats."""
+        executor = self.executors.executor_named(call.executor)
+        if not isinstance(executor, LlmExecutor):
+            raise agent_failure(
+                f"This worker has no llm executor {call.executor!r} for phase {call.phase_id}: "
+                "give every worker the same [executors].",
+                retryable=False,
+            )
+        try:
+            answer = await while_heartbeating(
+                executor.complete(call.messages, call.tools, call.output_schema, on_chunk=lambda _text: None)
+            )
+        except ApplicationError as err:
+            log_failed_attempt(logger, f"Model call {call.turn} of phase {call.phase_id}", err)
+            raise
+        requested = [
+            ToolCallRequest(id=slot["id"], name=slot["function"]["name"], arguments=slot["function"]["arguments"])
+            for slot in (answer.tool_calls[index] for index in sorted(answer.tool_calls))
+        ]
+        return ModelAnswer(
+            message=answer.message(),
+            content=answer.content or None,
+            tool_calls=requested,
+            usage=answer.usage or ModelUsage(model_calls=1),
+            finish_reason=answer.finish_reason,
+        )
+
+    @activity.defn(name="call_tool")
+    async def call_tool(self, run: ToolRun) -> str:
+        """Run the tool's executor with the model's arguments as its params; its output as the
+        text the model reads. A failure raises (Temporal retries a retryable one); the loop tells
+        the model of the last.
+        """
+        call = run.call
+        try:
+            arguments = json.loads(call.arguments or "{}")
+        except ValueError:
+            arguments = None
+        if not isinstance(arguments, dict):
+            raise agent_failure(
+                f"the arguments of {call.name} are not a JSON object: {call.arguments[:200]}", retryable=False
+            )
+        executor = self.executors.executor_named(call.name)
+        if executor is None or isinstance(executor, LlmExecutor):
+            raise agent_failure(f"this worker has no tool {call.name!r}", retryable=False)
+        phase = run.phase.model_copy(update={"params": arguments, "action": call.name})
+        mission = Mission(
+            crisis_id=run.crisis_id,
+            workflow_id=run.workflow_id,
+            phase=phase,
+            attempt=activity.info().attempt,
+            context=run.context,
+            step=call.id,
+        )
+        try:
+            output = await while_heartbeating(executor.run(mission))
+        except ApplicationError as err:
+            log_failed_attempt(logger, f"Tool call {call.name} of phase {run.phase.phase_id}", err)
+            raise
+        return tool_text(output)
+
+    def all(self) -> list:
+        return [self.call_model, self.call_tool]
+
+
+def tool_text(output: JsonValue) -> str:
+    """A tool's output as the model reads it: JSON text, cut to ``MAX_TOOL_RESULT_CHARS``."""
+    text = output if isinstance(output, str) else json.dumps(output)
+    if len(text) <= MAX_TOOL_RESULT_CHARS:
+        return text
+    return f"{text[:MAX_TOOL_RESULT_CHARS]}… (cut: {len(text) - MAX_TOOL_RESULT_CHARS} more characters)"

@@ -1,0 +1,146 @@
+"""``AgentLoop``: a language-model agent's phase, run in its crisis workflow one step at a time.
+
+The loop is deterministic workflow code; each model call and each tool call is an activity
+(app.temporal.agent_steps), so a worker that dies after a tool call resumes with the next model
+call: a step that completed is in the history and is never made again. The tool calls of one
+answer run side by side. The transcript (messages, tool calls and their results) and the usage
+go to the phase's record entry; the crisis carries the usage only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from pydantic import JsonValue
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, is_cancelled_exception
+from temporalio.workflow import ActivityCancellationType
+
+from app.temporal.agent_steps import AgentStepActivities, ModelAnswer, ModelCall, ToolCallRequest, ToolRun
+from app.temporal.errors import innermost_message
+from app.temporal.models import AgentLoopPlan, CrisisRequest, MissionPhase, ModelUsage
+
+#: Where a phase's params hold its task.
+PROMPT_PARAM = "prompt"
+
+
+@dataclass
+class AgentRun:
+    """How an agent's loop ended: its output, or the error it ended with."""
+
+    output: JsonValue = None
+    error: str | None = None
+    usage: ModelUsage = field(default_factory=ModelUsage)
+    transcript: list[dict[str, JsonValue]] = field(default_factory=list)
+
+
+class AgentLoop:
+    def __init__(self, request: CrisisRequest) -> None:
+        self._request = request
+
+    async def run(self, phase: MissionPhase, plan: AgentLoopPlan, context: dict[str, JsonValue]) -> AgentRun:
+        """Call the model until it answers without tool calls, at most ``plan.max_turns`` times.
+        A failed model call (after its retries) ends the phase; a failed tool call is told to the
+        model as that tool's result, and the agent goes on.
+        """
+        run = AgentRun()
+        prompt = phase.params.get(PROMPT_PARAM)
+        if not isinstance(prompt, str) or not prompt.strip():
+            run.error = f"Phase {phase.phase_id}'s language-model agent needs its task as params.prompt (a text)."
+            return run
+        if plan.system:
+            run.transcript.append({"role": "system", "content": plan.system})
+        run.transcript.append({"role": "user", "content": task(prompt, phase, context)})
+        for turn in range(1, plan.max_turns + 1):
+            try:
+                answer = await self._call_model(phase, plan, turn, run.transcript)
+            except ActivityError as err:
+                if is_cancelled_exception(err):
+                    raise asyncio.CancelledError from err
+                run.error = innermost_message(err)
+                return run
+            run.usage = run.usage.plus(answer.usage)
+            run.transcript.append(answer.message)
+            if not answer.tool_calls:
+                run.output, run.error = final_output(plan, answer)
+                return run
+            results = await asyncio.gather(*(self._call_tool(phase, call, context) for call in answer.tool_calls))
+            for call, result in zip(answer.tool_calls, results, strict=True):
+                run.transcript.append({"role": "tool", "tool_call_id": call.id, "content": result})
+        run.error = f"Phase {phase.phase_id}'s agent gave no answer within {plan.max_turns} model calls (max_turns)."
+        return run
+
+    async def _call_model(
+        self, phase: MissionPhase, plan: AgentLoopPlan, turn: int, messages: list[dict[str, JsonValue]]
+    ) -> ModelAnswer:
+        call = ModelCall(
+            crisis_id=self._request.crisis_id,
+            workflow_id=workflow.info().workflow_id,
+            phase_id=phase.phase_id,
+            executor=plan.executor,
+            turn=turn,
+            messages=messages,
+            tools=plan.tools,
+            output_schema=plan.output_schema,
+        )
+        return await workflow.execute_activity_method(
+            AgentStepActivities.call_model, call, summary=f"{phase.phase_id}: model call {turn}", **self._options(phase)
+        )
+
+    async def _call_tool(self, phase: MissionPhase, call: ToolCallRequest, context: dict[str, JsonValue]) -> str:
+        run = ToolRun(
+            crisis_id=self._request.crisis_id,
+            workflow_id=workflow.info().workflow_id,
+            phase=phase,
+            call=call,
+            context=context,
+        )
+        try:
+            return await workflow.execute_activity_method(
+                AgentStepActivities.call_tool, run, summary=f"{phase.phase_id}: {call.name}", **self._options(phase)
+            )
+        except ActivityError as err:
+            if is_cancelled_exception(err):
+                raise
+            return f"error: {innermost_message(err)}"
+
+    def _options(self, phase: MissionPhase) -> dict[str, Any]:
+        """As the phase's own activity: its timeout per attempt, heartbeats, retry policy."""
+        request = self._request
+        return {
+            "start_to_close_timeout": timedelta(seconds=phase.timeout or request.phase_timeout_seconds),
+            "heartbeat_timeout": timedelta(seconds=request.heartbeat_timeout_seconds),
+            "retry_policy": (phase.retry or request.retry).to_policy(),
+            "cancellation_type": ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+        }
+
+
+def task(prompt: str, phase: MissionPhase, context: dict[str, JsonValue]) -> str:
+    """The user message: the task, and beside it as JSON the phase's other params and the outputs it reads."""
+    beside: dict[str, Any] = {}
+    params = {name: value for name, value in phase.params.items() if name != PROMPT_PARAM}
+    if params:
+        beside["params"] = params
+    if context:
+        beside["context"] = context
+    if not beside:
+        return prompt
+    return f"{prompt}\n\n{json.dumps(beside, indent=2, sort_keys=True)}"
+
+
+def final_output(plan: AgentLoopPlan, answer: ModelAnswer) -> tuple[JsonValue, str | None]:
+    """The phase's output from the model's last answer (and an error if it is not what was asked)."""
+    text = answer.content or ""
+    if plan.output_schema is None:
+        return {"answer": text}, None
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        return None, f"Model {plan.model!r} answered {text[:200]!r}, not the JSON object its output_schema asks for."
+    return parsed, None

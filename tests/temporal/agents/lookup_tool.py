@@ -1,0 +1,11 @@
+"""A ``command`` tool for the agent tests: looks the host of its params up; ``fail`` is unknown."""
+
+import json
+import sys
+
+mission = json.load(sys.stdin)
+host = mission["params"]["host"]
+if host == "fail":
+    print(f"no such host {host}", file=sys.stderr)
+    sys.exit(3)
+print(json.dumps({"host": host, "owner": "ops"}))

@@ -1,0 +1,248 @@
+"""A language-model agent as a phase, on the dev server with an in-process worker and the scripted
+OpenAI-compatible server: each model call and each tool call its own activity, tools run by their
+executors, the answer as the phase's output, usage summed, the transcript in the record, the key
+nowhere but in the model's requests.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from app.temporal.activities import CrisisActivities
+from app.temporal.agents import load_executor_registry
+from app.temporal.records import FileRecordStore
+from app.temporal.workflows import CrisisResponseWorkflow
+from cognition.liara.agency import LiaraTemporalAgency
+from scripts.scripted_model_server import Answer, Failure, ScriptedModelServer, ToolCalls
+
+pytestmark = pytest.mark.integration
+
+KEY = "sk-test-" + uuid.uuid4().hex
+KEY_ENV = "LIARA_TEST_ANALYST_KEY"
+LOOKUP = Path(__file__).with_name("lookup_tool.py")
+
+
+def config(base_url: str, *, tools: str = '["lookup"]', extra: str = "") -> str:
+    return f"""
+[agents.actions]
+investigate = "analyst"
+
+[executors.analyst]
+type = "llm"
+base_url = "{base_url}"
+model = "scripted-analyst"
+api_key_env = "{KEY_ENV}"
+system = "You are a security analyst."
+tools = {tools}
+max_turns = 4
+{extra}
+
+[executors.lookup]
+type = "command"
+argv = ["{sys.executable}", "{LOOKUP}"]
+description = "Looks a host up in the inventory"
+parameters = {{ type = "object", properties = {{ host = {{ type = "string" }} }}, required = ["host"] }}
+"""
+
+
+@pytest.fixture
+def model() -> Iterator[ScriptedModelServer]:
+    with ScriptedModelServer([], api_key=KEY) as server:
+        yield server
+
+
+@asynccontextmanager
+async def agent_worker(
+    client: Client, task_queue: str, tmp_path: Path, toml: str, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[FileRecordStore]:
+    path = tmp_path / "liara.toml"
+    path.write_text(toml)
+    monkeypatch.setenv(KEY_ENV, KEY)
+    registry = load_executor_registry(path, environ={})
+    store = FileRecordStore(tmp_path / "crises")
+    async with Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[CrisisResponseWorkflow],
+        activities=CrisisActivities(store, registry).all(),
+    ):
+        yield store
+    await registry.aclose()
+
+
+def triage(**params: Any) -> list[dict[str, Any]]:
+    return [
+        {
+            "phase_id": "triage",
+            "agent_id": "analyst-001",
+            "action": "investigate",
+            "target": "web-1",
+            "params": {"prompt": "Is web-1 compromised?", **params},
+            "retry": {"maximum_attempts": 3, "initial_interval_seconds": 0.1},
+        }
+    ]
+
+
+async def run_crisis(dev_server, task_queue: str, missions: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    async with LiaraTemporalAgency(temporal_host=dev_server.address, task_queue=task_queue) as agency:
+        workflow_id = await agency.trigger_crisis_response("web-1", missions, "tester")
+        return workflow_id, await agency.wait_for_crisis_completion(workflow_id, timeout=60)
+
+
+async def history_json(client: Client, workflow_id: str) -> tuple[str, list[Any]]:
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    return history.to_json(), list(history.events)
+
+
+async def test_an_agent_calls_a_tool_and_answers_each_step_an_activity(
+    dev_server, task_queue, tmp_path, model, monkeypatch
+):
+    model.set_script(
+        [ToolCalls([("lookup", {"host": "web-1"})], usage=(20, 7)), Answer("web-1 is clean", usage=(40, 9))]
+    )
+    async with agent_worker(dev_server.client, task_queue, tmp_path, config(model.base_url), monkeypatch) as store:
+        workflow_id, result = await run_crisis(dev_server, task_queue, triage(severity="high"))
+
+    assert result["success"], result
+    (phase,) = result["phases"]
+    assert phase["output"] == {"answer": "web-1 is clean"}
+    expected_usage = {"prompt_tokens": 60, "completion_tokens": 16, "total_tokens": 76, "model_calls": 2}
+    assert phase["usage"] == expected_usage
+    assert result["usage"] == expected_usage
+    assert "transcript" not in phase or phase["transcript"] is None  # the crisis does not carry it
+
+    first, second = (request.body for request in model.requests)
+    assert first["model"] == "scripted-analyst"
+    assert first["messages"][0] == {"role": "system", "content": "You are a security analyst."}
+    task = first["messages"][1]["content"]
+    assert task.startswith("Is web-1 compromised?") and '"severity": "high"' in task
+    (tool,) = first["tools"]
+    assert tool["function"]["name"] == "lookup" and tool["function"]["parameters"]["required"] == ["host"]
+    tool_message = second["messages"][-1]
+    assert tool_message["role"] == "tool" and json.loads(tool_message["content"]) == {"host": "web-1", "owner": "ops"}
+    assert all(request.headers["authorization"] == f"Bearer {KEY}" for request in model.requests)
+
+    # One activity per step: the phase's, two model calls and one tool call.
+    text, events = await history_json(dev_server.client, workflow_id)
+    scheduled = [
+        event.activity_task_scheduled_event_attributes.activity_type.name
+        for event in events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+    assert scheduled == ["perform_agent_mission", "call_model", "call_tool", "call_model"]
+
+    record = json.loads(store.path_for(result["crisis_id"]).read_text())
+    (entry,) = record["phases"]
+    assert entry["usage"] == expected_usage and record["usage"] == expected_usage
+    assert [message["role"] for message in entry["transcript"]] == ["system", "user", "assistant", "tool", "assistant"]
+    assert entry["transcript"][2]["tool_calls"][0]["function"]["name"] == "lookup"
+    # The key is in the worker's environment and the model's requests, nowhere else.
+    assert KEY not in text and KEY not in json.dumps(result) and KEY not in json.dumps(record)
+
+
+async def test_parallel_tool_calls_run_side_by_side_and_a_failed_tool_is_told_to_the_model(
+    dev_server, task_queue, tmp_path, model, monkeypatch
+):
+    model.set_script(
+        [
+            ToolCalls([("lookup", {"host": "web-1"}), ("lookup", {"host": "web-2"}), ("lookup", {"host": "fail"})]),
+            Answer("two hosts known, one lookup failed"),
+        ]
+    )
+    async with agent_worker(dev_server.client, task_queue, tmp_path, config(model.base_url), monkeypatch):
+        workflow_id, result = await run_crisis(dev_server, task_queue, triage())
+
+    assert result["success"], result
+    tool_messages = [message for message in model.requests[1].body["messages"] if message["role"] == "tool"]
+    contents = [message["content"] for message in tool_messages]
+    assert json.loads(contents[0])["host"] == "web-1" and json.loads(contents[1])["host"] == "web-2"
+    assert contents[2].startswith("error: ") and "no such host" in contents[2], contents[2]
+    # The three calls were scheduled in one workflow task, before any of them completed.
+    _, events = await history_json(dev_server.client, workflow_id)
+    kinds = [event.event_type for event in events]
+    first_tool = next(
+        index
+        for index, event in enumerate(events)
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and event.activity_task_scheduled_event_attributes.activity_type.name == "call_tool"
+    )
+    assert kinds[first_tool : first_tool + 3] == [EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED] * 3
+
+
+async def test_a_rate_limited_model_call_waits_as_retry_after_says(
+    dev_server, task_queue, tmp_path, model, monkeypatch
+):
+    model.set_script([Failure(429, "Rate limit reached", retry_after=2), Answer("done")])
+    async with agent_worker(dev_server.client, task_queue, tmp_path, config(model.base_url), monkeypatch):
+        _, result = await run_crisis(dev_server, task_queue, triage())
+
+    assert result["success"] and result["phases"][0]["output"] == {"answer": "done"}, result
+    first, second = model.requests
+    # The phase's retry policy would have retried after 0.1 s; Retry-After said 2.
+    assert second.received_at - first.received_at >= 1.9, (first.received_at, second.received_at)
+    assert result["phases"][0]["usage"]["model_calls"] == 1  # the refused call spent nothing
+
+
+async def test_a_refused_model_call_fails_the_phase_at_once_with_the_providers_message(
+    dev_server, task_queue, tmp_path, model, monkeypatch
+):
+    model.set_script([Failure(400, "Invalid value for 'model': no such model")])
+    async with agent_worker(dev_server.client, task_queue, tmp_path, config(model.base_url), monkeypatch):
+        _, result = await run_crisis(dev_server, task_queue, triage())
+
+    (phase,) = result["phases"]
+    assert phase["status"] == "failed" and len(model.requests) == 1
+    assert phase["error"] == (
+        f"Model 'scripted-analyst' at {model.base_url}/chat/completions answered HTTP 400: "
+        "Invalid value for 'model': no such model."
+    )
+
+
+async def test_an_agent_that_never_answers_within_max_turns_fails(dev_server, task_queue, tmp_path, model, monkeypatch):
+    model.set_script([ToolCalls([("lookup", {"host": f"web-{turn}"})]) for turn in range(4)])
+    async with agent_worker(dev_server.client, task_queue, tmp_path, config(model.base_url), monkeypatch):
+        _, result = await run_crisis(dev_server, task_queue, triage())
+
+    (phase,) = result["phases"]
+    assert phase["status"] == "failed"
+    assert phase["error"] == "Phase triage's agent gave no answer within 4 model calls (max_turns)."
+    assert phase["usage"]["model_calls"] == 4
+
+
+async def test_an_output_schema_makes_the_answer_the_phases_json_output(
+    dev_server, task_queue, tmp_path, model, monkeypatch
+):
+    schema = '{ type = "object", properties = { verdict = { type = "string" } }, required = ["verdict"] }'
+    model.set_script([Answer(json={"verdict": "contain"})])
+    toml = config(model.base_url, tools="[]", extra=f"output_schema = {schema}")
+    async with agent_worker(dev_server.client, task_queue, tmp_path, toml, monkeypatch):
+        _, result = await run_crisis(dev_server, task_queue, triage())
+
+    assert result["phases"][0]["output"] == {"verdict": "contain"}, result
+    (request,) = model.requests
+    assert request.body["response_format"]["json_schema"]["schema"]["required"] == ["verdict"]
+    assert "tools" not in request.body
+
+
+async def test_a_phase_without_a_prompt_fails_without_calling_the_model(
+    dev_server, task_queue, tmp_path, model, monkeypatch
+):
+    missions = triage()
+    missions[0]["params"] = {"severity": "high"}
+    async with agent_worker(dev_server.client, task_queue, tmp_path, config(model.base_url), monkeypatch):
+        _, result = await run_crisis(dev_server, task_queue, missions)
+
+    error = result["phases"][0]["error"]
+    assert error == "Phase triage's language-model agent needs its task as params.prompt (a text)."
+    assert model.requests == []
