@@ -8,4 +8,7 @@ host = mission["params"]["host"]
 if host == "fail":
     print(f"no such host {host}", file=sys.stderr)
     sys.exit(3)
-print(json.dumps({"host": host, "owner": "ops"}))
+found = {"host": host, "owner": "ops"}
+if "size" in mission["params"]:  # a long answer
+    found["notes"] = "x" * mission["params"]["size"]
+print(json.dumps(found))

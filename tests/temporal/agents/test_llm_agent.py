@@ -246,3 +246,17 @@ async def test_a_phase_without_a_prompt_fails_without_calling_the_model(
     error = result["phases"][0]["error"]
     assert error == "Phase triage's language-model agent needs its task as params.prompt (a text)."
     assert model.requests == []
+
+
+async def test_a_conversation_past_its_size_limit_ends_the_phase(dev_server, task_queue, tmp_path, model, monkeypatch):
+    """Tool results are cut to 16,000 characters each; 34 of them pass the 512 KiB a model call may carry."""
+    model.set_script([ToolCalls([("lookup", {"host": f"web-{index}", "size": 20_000}) for index in range(34)])])
+    async with agent_worker(dev_server.client, task_queue, tmp_path, config(model.base_url), monkeypatch):
+        _, result = await run_crisis(dev_server, task_queue, triage())
+
+    (phase,) = result["phases"]
+    assert phase["error"] == (
+        "Phase triage's conversation grew past 512 KiB after 1 model calls: "
+        "ask for shorter tool results or fewer turns."
+    )
+    assert len(model.requests) == 1

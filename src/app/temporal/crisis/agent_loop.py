@@ -22,10 +22,13 @@ from temporalio.workflow import ActivityCancellationType
 
 from app.temporal.agent_steps import AgentStepActivities, ModelAnswer, ModelCall, ToolCallRequest, ToolRun
 from app.temporal.errors import innermost_message
-from app.temporal.models import AgentLoopPlan, CrisisRequest, MissionPhase, ModelUsage
+from app.temporal.models import AgentLoopPlan, CrisisRequest, MissionPhase, ModelUsage, json_size
 
 #: Where a phase's params hold its task.
 PROMPT_PARAM = "prompt"
+#: The largest conversation a model call carries (every call's input holds it all): within
+#: Temporal's payload limits, and its history's, over max_turns calls.
+MAX_TRANSCRIPT_BYTES = 512 * 1024
 
 
 @dataclass
@@ -71,6 +74,12 @@ class AgentLoop:
             results = await asyncio.gather(*(self._call_tool(phase, call, context) for call in answer.tool_calls))
             for call, result in zip(answer.tool_calls, results, strict=True):
                 run.transcript.append({"role": "tool", "tool_call_id": call.id, "content": result})
+            if json_size(run.transcript) > MAX_TRANSCRIPT_BYTES:
+                run.error = (
+                    f"Phase {phase.phase_id}'s conversation grew past {MAX_TRANSCRIPT_BYTES // 1024} KiB after "
+                    f"{turn} model calls: ask for shorter tool results or fewer turns."
+                )
+                return run
         run.error = f"Phase {phase.phase_id}'s agent gave no answer within {plan.max_turns} model calls (max_turns)."
         return run
 
