@@ -246,6 +246,8 @@ class RecordedRequest:
     #: Header names in lower case.
     headers: dict[str, str]
     answered: bool = False
+    #: ``time.monotonic()`` when it arrived: how far apart a client's attempts were.
+    received_at: float = field(default_factory=time.monotonic)
 
 
 class _Rejected(Exception):
