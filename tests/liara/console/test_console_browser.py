@@ -183,7 +183,9 @@ async def test_an_unreachable_service_is_one_sentence_until_it_answers_again(pag
     await expect(page.get_by_role("alert")).to_be_hidden()
 
 
-async def test_a_crisis_from_the_missions_form_is_followed_live_from_running_to_completed(page, service_tokens):
+async def test_a_crisis_from_the_missions_form_is_followed_live_from_running_to_completed(
+    page, service_tokens, service_env
+):
     await sign_in(page, service_tokens, "operator-1")
     await page.get_by_role("link", name="Start a crisis").click()
     target = f"target-{uuid.uuid4().hex[:10]}"
@@ -205,7 +207,10 @@ async def test_a_crisis_from_the_missions_form_is_followed_live_from_running_to_
     await expect(page.locator(".summary")).to_contain_text(RECORD_PATH)
     link = page.get_by_role("link", name="Open the workflow in the Temporal Web UI")
     workflow_id = page.url.rsplit("/", 1)[-1]
-    assert await link.get_attribute("href") == f"http://localhost:8233/namespaces/default/workflows/{workflow_id}"
+    # The Web UI of the service's Temporal server: its host, its port + 1000.
+    host, _, port = service_env["TEMPORAL_ADDRESS"].rpartition(":")
+    web_ui = f"http://{host}:{int(port) + 1000}"
+    assert await link.get_attribute("href") == f"{web_ui}/namespaces/default/workflows/{workflow_id}"
     assert await page.evaluate("window.sameDocument") is True
     await screenshot(page, "crisis-followed")
 
