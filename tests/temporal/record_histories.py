@@ -15,7 +15,8 @@ import asyncio
 import shutil
 import sys
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -23,11 +24,13 @@ from tempfile import TemporaryDirectory
 from typing import Any
 
 from temporalio import activity
-from temporalio.client import WorkflowFailureError, WorkflowHandle
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
+from app.temporal.activities import CrisisActivities
+from app.temporal.agents import load_executor_registry
 from app.temporal.client import run_and_exit
 from app.temporal.models import (
     AgentReport,
@@ -40,12 +43,14 @@ from app.temporal.models import (
 )
 from app.temporal.records import FileRecordStore
 from app.temporal.workflows import CrisisResponseWorkflow
+from scripts.scripted_model_server import Answer, ScriptedModelServer, Step, ToolCalls
 from tests.helpers import assert_eventually
 from tests.helpers.workflows import (
     Agents,
     cancel_seen_by_the_workflow,
     crisis_request,
     crisis_worker,
+    crisis_workflow_worker,
     every_run,
     phase,
     phase_status,
@@ -53,6 +58,28 @@ from tests.helpers.workflows import (
 )
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
+LOOKUP_TOOL = Path(__file__).resolve().parent / "agents" / "lookup_tool.py"
+
+
+def analyst_executors(base_url: str) -> str:
+    """A liara.toml: ``investigate`` by a language-model agent at ``base_url`` with one tool, ``lookup``."""
+    return f"""
+[agents.actions]
+investigate = "analyst"
+
+[executors.analyst]
+type = "llm"
+base_url = "{base_url}"
+model = "scripted-analyst"
+system = "You are a security analyst."
+tools = ["lookup"]
+
+[executors.lookup]
+type = "command"
+argv = ["{sys.executable}", "{LOOKUP_TOOL}"]
+description = "Looks a host up in the inventory"
+parameters = {{ type = "object", properties = {{ host = {{ type = "string" }} }}, required = ["host"] }}
+"""
 
 
 @activity.defn(name="perform_agent_mission")
@@ -157,6 +184,30 @@ class Scenario:
     steer: Callable[[WorkflowHandle], Awaitable[None]] | None = None  # signals, cancels while it runs
     # The crisis starts with an unreadable record; this repairs it while the crisis runs.
     repair: Callable[[WorkflowHandle, Path], Awaitable[None]] | None = None
+    # Language-model agents: the real activities with the executors of this liara.toml (given the
+    # scripted model server's base URL), the model answering with ``model_script``.
+    executors: Callable[[str], str] | None = None
+    model_script: tuple[Step, ...] = ()
+
+
+@asynccontextmanager
+async def scenario_worker(
+    client: Client, queue: str, store: FileRecordStore, scenario: Scenario
+) -> AsyncIterator[None]:
+    """The worker a scenario's crisis runs on: for agents, with the scripted model server answering."""
+    if scenario.executors is None:
+        async with crisis_worker(client, queue, store, scenario.mission):
+            yield
+        return
+    with ScriptedModelServer(scenario.model_script) as model, TemporaryDirectory() as folder:
+        config = Path(folder) / "liara.toml"
+        config.write_text(scenario.executors(model.base_url))
+        registry = load_executor_registry(config, environ={})
+        try:
+            async with crisis_workflow_worker(client, queue, CrisisActivities(store, registry).all()):
+                yield
+        finally:
+            await registry.aclose()
 
 
 def scenarios() -> dict[str, Scenario]:
@@ -277,6 +328,19 @@ def scenarios() -> dict[str, Scenario]:
             Agents().perform,
             approve_strike,
         ),
+        # An agent looks a host up, answers, and a simulated phase follows.
+        "crisis_llm_agent": Scenario(
+            request(
+                "crisis-replay-llm-agent",
+                phase("triage-1", "investigate", 1, params={"prompt": "Is target-alpha compromised?"}),
+                phase("report-2", "report", 2),
+            ),
+            executors=analyst_executors,
+            model_script=(
+                ToolCalls([("lookup", {"host": "target-alpha"})], usage=(20, 7)),
+                Answer("target-alpha is clean", usage=(40, 9)),
+            ),
+        ),
     }
 
 
@@ -302,7 +366,7 @@ async def record(names: list[str], force: bool) -> None:
             store = FileRecordStore(Path(records))
             if scenario.repair is not None:
                 store.path_for(crisis.crisis_id).write_text('{"crisis_id": "corr')
-            async with crisis_worker(env.client, queue, store, scenario.mission):
+            async with scenario_worker(env.client, queue, store, scenario):
                 handle = await env.client.start_workflow(
                     CrisisResponseWorkflow.run, crisis, id=f"crisis-workflow-{crisis.crisis_id}", task_queue=queue
                 )
