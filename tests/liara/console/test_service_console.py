@@ -282,6 +282,7 @@ async def test_a_playbook_names_the_input_its_target_comes_from(guarded, token_f
     listed = await guarded.get("/v1/playbooks", headers=token_file["viewer-1"])
     assert listed.status_code == 200, listed.text
     assert {book["name"]: book["target_member"] for book in listed.json()} == {
+        "ai-triage": "${inputs.host}",
         "credential-rotation": "${inputs.service}",
         "health-check": "${inputs.site}",
         "incident-response": "${inputs.host}",

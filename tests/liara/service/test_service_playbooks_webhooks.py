@@ -65,7 +65,7 @@ def served(dev_server, tmp_path: Path, receiver: Receiver):
 async def test_the_service_starts_playbooks_and_delivers_their_webhooks(served: ServiceProcess, receiver: Receiver):
     async with httpx.AsyncClient(base_url=served.url, timeout=60) as http:
         listed = (await http.get("/v1/playbooks")).json()
-        assert {p["name"] for p in listed} == {"incident-response", "credential-rotation", "health-check"}
+        assert {p["name"] for p in listed} == {"incident-response", "credential-rotation", "health-check", "ai-triage"}
         health = (await http.get("/v1/playbooks/health-check")).json()
         assert health["inputs"]["site"] == {
             "type": "string",
