@@ -5,7 +5,7 @@ checks. User data (ids, errors, names, reasons) is always printed literally, nev
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -119,11 +119,49 @@ def print_phases(phases: list[dict[str, Any]], compensations: list[dict[str, Any
         console.print(phase_table(compensations))
 
 
+_USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens", "model_calls")
+
+
+def usage_text(usage: Mapping[str, Any]) -> str:
+    """``76 tokens (60 prompt, 16 completion) in 2 model calls``: what language-model calls spent."""
+    calls = usage.get("model_calls") or 0
+    return (
+        f"{usage.get('total_tokens') or 0} tokens ({usage.get('prompt_tokens') or 0} prompt, "
+        f"{usage.get('completion_tokens') or 0} completion) in {calls} model call{'' if calls == 1 else 's'}"
+    )
+
+
+def print_usage(
+    phases: list[dict[str, Any]],
+    compensations: list[dict[str, Any]] | None,
+    total: Mapping[str, Any] | None,
+    console: Console,
+    *,
+    running: bool = False,
+) -> None:
+    """What each language-model agent phase (and compensation) spent, one line each, and the
+    crisis's ``total``: ``so far`` while it runs, ``in all`` once it ended. Nothing for a crisis
+    that ran no agent.
+    """
+    spent = [(f"phase {phase['phase_id']}", phase["usage"]) for phase in phases if phase.get("usage")]
+    spent += [
+        (f"compensation {entry['phase_id']}", entry["usage"]) for entry in compensations or [] if entry.get("usage")
+    ]
+    if not spent and not total:
+        return
+    for named, usage in spent:
+        say(f"Model usage of {named}: {usage_text(usage)}", console)
+    if not total:  # told by a worker of an earlier release: its phases' sum
+        total = {key: sum(usage.get(key) or 0 for _, usage in spent) for key in _USAGE_KEYS}
+    say(f"Model usage {'so far' if running else 'in all'}: {usage_text(total)}", console)
+
+
 def print_result(result: dict[str, Any], console: Console | None = None) -> None:
     console = console or out
     summary = result["summary"]
     say(f"Crisis {result['crisis_id']} on {result['target']}: {result['status']}", console)
     print_phases(result["phases"], result.get("compensations"), console)
+    print_usage(result["phases"], result.get("compensations"), result.get("usage"), console)
     say(
         f"Success: {result['success']} ({summary['completed_phases']} of {summary['total_phases']} phases completed, "
         f"{summary['failed_phases']} failed)",
@@ -150,6 +188,7 @@ def print_status(
         else:
             say(f"Stage: {report['stage']}; current phase: {report['current_phase'] or '-'}", console)
             print_phases(report["phases"], report.get("compensations"), console)
+            print_usage(report["phases"], report.get("compensations"), report.get("usage"), console, running=True)
         if "problem" in report:
             say(f"Problem: {report['problem']}", console)
     elif "result" in report:
@@ -165,6 +204,7 @@ def _print_recorded(report: dict[str, Any], console: Console) -> None:
     """
     if "phases" in report:
         print_phases(report["phases"], report.get("compensations"), console)
+        print_usage(report["phases"], report.get("compensations"), report.get("usage"), console)
     for request in report.get("cancel_requests", []):
         when = f"Cancel requested at {request['requested_at']} while {request['stage']}"
         if not request["obeyed"]:

@@ -38,6 +38,7 @@ from app.temporal.models import (
     FailurePolicy,
     InputName,
     MissionPhase,
+    ModelUsage,
     Person,
     PhaseOutcome,
     Reason,
@@ -275,6 +276,11 @@ class CrisisReport(BaseModel):
     summary: CrisisSummary | None = None
     compensations: list[PhaseOutcome] | None = None
     cancel_requests: list[CancelNote] | None = None
+    usage: ModelUsage | None = Field(
+        default=None,
+        description="What its language-model agents spent in all: so far while it runs, or as the record of one "
+        "that ended without a result tells; null if none has (a completed crisis's is its result's `usage`).",
+    )
     note: str | None = Field(default=None, description="Why no progress is shown (no worker polling).")
     workers_polling: int | None = Field(default=None, description="With `note`: the workers polling its task queue.")
     problem: str | None = Field(default=None, description="Why a running crisis waits (an activity keeps failing).")

@@ -16,6 +16,7 @@ from pydantic import Field, JsonValue
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from app.temporal import metrics
 from app.temporal.agents import ExecutorRegistry, Mission, agent_failure
 from app.temporal.agents.llm import LlmExecutor
 from app.temporal.heartbeats import while_heartbeating
@@ -91,11 +92,13 @@ class AgentStepActivities:
             )
         except ApplicationError as err:
             log_failed_attempt(logger, f"Model call {call.turn} of phase {call.phase_id}", err)
+            metrics.record_model_call(executor.settings.model, None, completed=False)
             raise
         requested = [
             ToolCallRequest(id=slot["id"], name=slot["function"]["name"], arguments=slot["function"]["arguments"])
             for slot in (answer.tool_calls[index] for index in sorted(answer.tool_calls))
         ]
+        metrics.record_model_call(executor.settings.model, answer.usage, completed=True)
         return ModelAnswer(
             message=answer.message(),
             content=answer.content or None,

@@ -16,7 +16,12 @@ Crisis metrics (every one also carries the SDK's ``namespace`` and ``task_queue`
   ``cancelled``), counted once when the phase ends;
 - in ``perform_agent_mission``, through ``activity.metric_meter()``, once per attempt:
   ``liara_phase_duration`` (histogram, seconds) by ``action`` and ``outcome`` (``completed``,
-  ``failed``, ``cancelled``) and ``liara_phase_retries`` by ``action`` (attempts after the first).
+  ``failed``, ``cancelled``) and ``liara_phase_retries`` by ``action`` (attempts after the first);
+- in ``call_model``, once per model call of a language-model agent, by ``model`` (the executor's
+  configured model): ``liara_model_calls`` by ``outcome`` (``completed``, or ``failed``: an attempt
+  that raised, a retried one included) and ``liara_model_tokens`` by ``kind`` (``prompt``,
+  ``completion``), the tokens a completed call spent as its provider reported them. They appear
+  with a worker's first model call (no model is known before it).
 
 Actions come from users, so the ``action`` label is capped: the first :data:`MAX_ACTION_LABELS`
 distinct actions a process labels keep their own value, any later new one is labelled
@@ -45,6 +50,7 @@ from temporalio.runtime import (
 )
 
 from app.temporal.errors import LiaraError
+from app.temporal.models import ModelUsage
 
 METRICS_PORT_ENV = "LIARA_METRICS_PORT"
 METRICS_HOST_ENV = "LIARA_METRICS_HOST"
@@ -63,6 +69,8 @@ PHASES = "liara_phases"
 COMPENSATIONS = "liara_compensations"
 PHASE_DURATION = "liara_phase_duration"
 PHASE_RETRIES = "liara_phase_retries"
+MODEL_TOKENS = "liara_model_tokens"
+MODEL_CALLS = "liara_model_calls"
 
 #: Counter of crises that ended, by the status they ended with.
 CRISES_ENDED = {"completed": CRISES_COMPLETED, "failed": CRISES_FAILED, "cancelled": CRISES_CANCELLED}
@@ -75,6 +83,8 @@ _DESCRIPTIONS = {
     COMPENSATIONS: "Compensations by action and outcome",
     PHASE_DURATION: "Duration of one attempt of a mission phase, in seconds",
     PHASE_RETRIES: "Retried attempts of mission phases",
+    MODEL_TOKENS: "Tokens spent by language-model calls, by model and kind (prompt, completion)",
+    MODEL_CALLS: "Language-model calls by model and outcome (completed, failed)",
 }
 
 #: Bucket bounds (seconds) of ``liara_phase_duration``: from quick agents to the longest phases.
@@ -90,7 +100,11 @@ LIARA_METRICS = (
     COMPENSATIONS,
     PHASE_DURATION,
     PHASE_RETRIES,
+    MODEL_TOKENS,
+    MODEL_CALLS,
 )
+#: The metrics a worker exports from its first model call on (their ``model`` label comes from it).
+MODEL_METRICS = (MODEL_TOKENS, MODEL_CALLS)
 
 
 class MetricsUnavailableError(LiaraError):
@@ -213,3 +227,20 @@ def record_phase_attempt(action: str, outcome: str, duration: timedelta) -> None
     activity.metric_meter().create_histogram_float(PHASE_DURATION, _DESCRIPTIONS[PHASE_DURATION], "s").record(
         duration.total_seconds(), {"action": action_label(action), "outcome": outcome}
     )
+
+
+# --- in call_model ------------------------------------------------------------------------------
+
+
+def record_model_call(model: str, usage: ModelUsage | None, *, completed: bool) -> None:
+    """One model call to ``model`` (an attempt of ``call_model``): completed, with the tokens it
+    spent (``usage``, as its provider reported them), or failed.
+    """
+    meter = activity.metric_meter()
+    outcome = "completed" if completed else "failed"
+    meter.create_counter(MODEL_CALLS, _DESCRIPTIONS[MODEL_CALLS]).add(1, {"model": model, "outcome": outcome})
+    if completed:
+        tokens = meter.create_counter(MODEL_TOKENS, _DESCRIPTIONS[MODEL_TOKENS])
+        spent = usage or ModelUsage()
+        tokens.add(max(spent.prompt_tokens, 0), {"model": model, "kind": "prompt"})
+        tokens.add(max(spent.completion_tokens, 0), {"model": model, "kind": "completion"})

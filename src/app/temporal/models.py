@@ -523,6 +523,11 @@ class CrisisProgress(WireModel):
     summary: CrisisSummary
     compensations: list[PhaseOutcome] = Field(default_factory=list)
     cancel_requests: list[CancelNote] = Field(default_factory=list)
+    usage: ModelUsage | None = Field(
+        default=None,
+        description="What its language-model agents spent so far, in all: the phases whose agent has finished "
+        "(None: none has yet).",
+    )
 
 
 class CrisisResult(WireModel):

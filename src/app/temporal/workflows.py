@@ -221,6 +221,7 @@ class CrisisResponseWorkflow:
             summary=board.summary(),
             compensations=self._state.compensations,
             cancel_requests=self._state.cancel_requests,
+            usage=ModelUsage.total(phase.usage for phase in [*self._state.phases, *self._state.compensations]),
         )
 
     @workflow.update
