@@ -306,14 +306,24 @@ class LiaraTemporalAgency:
             raise self._rpc_error(err, workflow_id) from None
 
     async def approve_phase(
-        self, workflow_id: str, phase_id: str, approved_by: str, *, timeout: float = WORKER_WAIT_SECONDS
+        self,
+        workflow_id: str,
+        phase_id: str,
+        approved_by: str,
+        *,
+        arguments: Mapping[str, Any] | None = None,
+        timeout: float = WORKER_WAIT_SECONDS,
     ) -> dict[str, Any]:
         """Let a phase that awaits approval run; ``approved_by`` is recorded. Returns the decision.
+        When the phase's agent waits for approval of a tool call, this approves that call, with
+        ``arguments`` (recorded) instead of the model's if given.
 
         Exactly one decision per phase takes effect: if another was taken first, the approval
         timed out or the phase is not awaiting approval, ``DecisionRefusedError`` says so.
         """
-        return await self.decide(workflow_id, phase_id, approved=True, decided_by=approved_by, timeout=timeout)
+        return await self.decide(
+            workflow_id, phase_id, approved=True, decided_by=approved_by, arguments=arguments, timeout=timeout
+        )
 
     async def reject_phase(
         self,
@@ -339,12 +349,20 @@ class LiaraTemporalAgency:
         decided_by: str,
         reason: str | None = None,
         role: str | None = None,
+        arguments: Mapping[str, Any] | None = None,
         timeout: float = WORKER_WAIT_SECONDS,
     ) -> dict[str, Any]:
         """Approve or reject, as ``decided_by`` deciding with ``role`` (the service's token role,
         which an approval policy may name; a decision made on Temporal directly has none).
         """
-        fields = {"phase_id": phase_id, "approved": approved, "decided_by": decided_by, "reason": reason, "role": role}
+        fields = {
+            "phase_id": phase_id,
+            "approved": approved,
+            "decided_by": decided_by,
+            "reason": reason,
+            "role": role,
+            "arguments": dict(arguments) if arguments is not None else None,
+        }
         try:
             decision = strict_input(ApprovalDecision, fields)
         except ValidationError as err:

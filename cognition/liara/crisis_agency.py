@@ -57,7 +57,13 @@ class CrisisAgency(Protocol):
     async def cancel_crisis(self, workflow_id: str, *, cancelled_by: str | None = None) -> None: ...
 
     async def approve_phase(
-        self, workflow_id: str, phase_id: str, approved_by: str, *, timeout: float = WORKER_WAIT_SECONDS
+        self,
+        workflow_id: str,
+        phase_id: str,
+        approved_by: str,
+        *,
+        arguments: Mapping[str, Any] | None = None,
+        timeout: float = WORKER_WAIT_SECONDS,
     ) -> dict[str, Any]: ...
 
     async def reject_phase(

@@ -159,9 +159,16 @@ class RemoteAgency:
         await self._call("POST", f"/v1/crises/{workflow_id}/cancel", CANCELLED)
 
     async def approve_phase(
-        self, workflow_id: str, phase_id: str, approved_by: str, *, timeout: float = WORKER_WAIT_SECONDS
+        self,
+        workflow_id: str,
+        phase_id: str,
+        approved_by: str,
+        *,
+        arguments: Mapping[str, Any] | None = None,
+        timeout: float = WORKER_WAIT_SECONDS,
     ) -> dict[str, Any]:
-        return await self._call("POST", f"/v1/crises/{workflow_id}/phases/{phase_id}/approve", DECISION)
+        body = {"arguments": dict(arguments)} if arguments is not None else {}
+        return await self._call("POST", f"/v1/crises/{workflow_id}/phases/{phase_id}/approve", DECISION, json=body)
 
     async def reject_phase(
         self,

@@ -10,8 +10,6 @@ the test that kills workers starts its own. Each test reads only the requests it
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import json
 import signal
 import sys
@@ -32,6 +30,7 @@ from cognition.liara.agency import LiaraTemporalAgency
 from cognition.liara.errors import CrisisFailedError
 from scripts.scripted_model_server import Answer, Failure, Hang, RecordedRequest, ScriptedModelServer, ToolCalls
 from tests.helpers import REPO_ROOT, assert_eventually
+from tests.helpers.histories import history_text
 from tests.helpers.processes import WorkerProcess, subprocess_env
 from tests.helpers.servers import DevServer
 
@@ -221,28 +220,6 @@ def activity_ends(events: list[HistoryEvent]) -> list[tuple[str, str]]:
             how, field = ends[event.event_type]
             found.append((names[getattr(event, field).scheduled_event_id], how))
     return found
-
-
-def history_text(history: WorkflowHistory) -> str:
-    """The history as JSON, and every base64 text in it decoded (payloads are base64 there)."""
-    text = history.to_json()
-    decoded: list[str] = []
-
-    def walk(value: Any) -> None:
-        if isinstance(value, dict):
-            for item in value.values():
-                walk(item)
-        elif isinstance(value, list):
-            for item in value:
-                walk(item)
-        elif isinstance(value, str):
-            try:
-                decoded.append(base64.b64decode(value, validate=True).decode("utf-8", errors="replace"))
-            except (binascii.Error, ValueError):
-                pass
-
-    walk(json.loads(text))
-    return "\n".join([text, *decoded])
 
 
 def tool_messages(request: RecordedRequest) -> list[str]:

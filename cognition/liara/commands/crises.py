@@ -182,6 +182,17 @@ def parse_inputs(pairs: list[str]) -> dict[str, str]:
     return inputs
 
 
+def json_object_option(text: str, option: str) -> dict[str, Any]:
+    """An option's JSON object (``--arguments '{"host": "web-1"}'``)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise typer.BadParameter(f"{text!r} is not JSON ({err.msg})", param_hint=f"'{option}'") from None
+    if not isinstance(value, dict):
+        raise typer.BadParameter(f"{text!r} is not a JSON object", param_hint=f"'{option}'")
+    return value
+
+
 def missions_from_file(path: Path) -> list[Any]:
     """A JSON list of mission phases (the Python API's ``missions``)."""
     try:
@@ -395,17 +406,31 @@ def approve(
     workflow_id: WorkflowId,
     phase_id: Annotated[str, typer.Argument(help="The phase that waits for approval")],
     by: Annotated[str | None, typer.Option(help="Who approves (recorded). Default: your user name")] = None,
+    arguments: Annotated[
+        str | None,
+        typer.Option(
+            metavar="JSON",
+            help="When the phase's agent waits for approval of a tool call: the arguments it runs with instead "
+            "of the model's, a JSON object (recorded with the decision)",
+        ),
+    ] = None,
     timeout: WorkerTimeout = WORKER_TIMEOUT_SECONDS,
 ) -> None:
-    """Approve a phase that requires approval, so it runs (once its quorum has approved)."""
+    """Approve a phase that requires approval, so it runs (once its quorum has approved); or, when
+    the phase's agent waits for approval of a tool call, that call.
+    """
     connection: Connection = ctx.obj
     approver = by or getpass.getuser()
+    edited = json_object_option(arguments, "--arguments") if arguments is not None else None
     decision = connection.run_on_crises(
-        lambda agency: agency.approve_phase(workflow_id, phase_id, approved_by=approver, timeout=timeout)
+        lambda agency: agency.approve_phase(
+            workflow_id, phase_id, approved_by=approver, arguments=edited, timeout=timeout
+        )
     )
     quorum = decision["approvals_required"]
     progress = f" ({decision['approvals']} of {quorum} approvals)" if quorum > 1 else ""
-    say(f"Phase {phase_id} of {workflow_id} approved by {decision['decided_by']}{progress}")
+    what = f"Tool call {decision['tool']} of phase" if decision.get("tool") else "Phase"
+    say(f"{what} {phase_id} of {workflow_id} approved by {decision['decided_by']}{progress}")
 
 
 def reject(
@@ -422,7 +447,8 @@ def reject(
     decision = connection.run_on_crises(
         lambda agency: agency.reject_phase(workflow_id, phase_id, rejected_by=rejecter, reason=reason, timeout=timeout)
     )
-    say(f"Phase {phase_id} of {workflow_id} rejected by {decision['decided_by']}")
+    what = f"Tool call {decision['tool']} of phase" if decision.get("tool") else "Phase"
+    say(f"{what} {phase_id} of {workflow_id} rejected by {decision['decided_by']}")
 
 
 def add_phases(

@@ -198,6 +198,16 @@ class Rejection(BaseModel):
     reason: Reason | None = Field(default=None, description="Why (recorded as the phase's error).")
 
 
+class Approval(BaseModel):
+    model_config = _STRICT
+
+    arguments: dict[str, JsonValue] | None = Field(
+        default=None,
+        description="When the phase's agent waits for approval of a tool call: the arguments it runs with "
+        "instead of the model's (recorded with the decision).",
+    )
+
+
 class CrisisListParams(CrisisFilter):
     """``GET /v1/crises``: crises newest first, filtered, one page at a time. The agency's
     ``CrisisFilter``, each field typed as the contract says, and ``progress``.

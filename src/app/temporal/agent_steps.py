@@ -125,7 +125,10 @@ class AgentStepActivities:
         executor = self.executors.executor_named(call.name)
         if executor is None or isinstance(executor, LlmExecutor):
             raise agent_failure(f"this worker has no tool {call.name!r}", retryable=False)
-        phase = run.phase.model_copy(update={"params": arguments, "action": call.name})
+        # An executor may read a model's arguments its own way (an MCP server's one tool takes them as its own).
+        as_params = getattr(executor, "tool_params", None)
+        params = as_params(arguments) if as_params is not None else arguments
+        phase = run.phase.model_copy(update={"params": params, "action": call.name})
         mission = Mission(
             crisis_id=run.crisis_id,
             workflow_id=run.workflow_id,

@@ -169,6 +169,10 @@ class ApprovalDecision(WireModel):
     role: Annotated[str, Field(max_length=MAX_ID_LENGTH)] | None = Field(
         default=None, description="The decider's role, for a decision made through the service (its token's)."
     )
+    arguments: dict[str, JsonValue] | None = Field(
+        default=None,
+        description="With the approval of an agent's tool call: the arguments it runs with instead of the model's.",
+    )
 
 
 class Approvers(WireModel):
@@ -364,6 +368,17 @@ class RecordedDecision(ApprovalDecision):
     """A decision the crisis took: what ``decide_approval`` returns."""
 
     decided_at: datetime
+    tool: str | None = Field(default=None, description="The tool whose call it decided (an agent's gated tool).")
+    tool_call_id: str | None = None
+
+
+class PendingToolCall(WireModel):
+    """A tool call of a phase's agent that waits for approval before it runs."""
+
+    call_id: str
+    tool: str
+    arguments: dict[str, JsonValue]
+    approvals_required: int = 1
 
 
 class OutputRef(WireModel):
@@ -407,11 +422,13 @@ class ModelUsage(WireModel):
 
 
 class ToolSpec(WireModel):
-    """An executor a model may call, as the model sees it."""
+    """An executor a model may call, as the model sees it, and whether a call of it waits for approval."""
 
     name: str
     description: str
     parameters: dict[str, JsonValue] = Field(description="The JSON schema of the tool's arguments.")
+    approval: bool = Field(default=False, description="Each call waits for approval, as a gated phase does.")
+    approvals_required: int = Field(default=1, description="Distinct approvers a call needs.")
 
 
 class AgentLoopPlan(WireModel):
@@ -456,6 +473,9 @@ class PhaseOutcome(WireModel):
     approvals: int = Field(default=0, description="Approvals it has so far (each approver counted once).")
     approved_by: str | None = Field(default=None, description="Who approved it (the quorum, comma-separated).")
     usage: ModelUsage | None = Field(default=None, description="What a language-model agent phase spent.")
+    pending_tool_call: PendingToolCall | None = Field(
+        default=None, description="The tool call of its agent that awaits approval now."
+    )
     transcript: list[dict[str, JsonValue]] | None = Field(
         default=None,
         description="A language-model agent's conversation (messages, tool calls and results): in the record only.",
@@ -509,6 +529,7 @@ class CrisisEvent(WireModel):
     approvals_required: int | None = None
     decided_by: str | None = None
     approved: bool | None = None
+    tool: str | None = Field(default=None, description="With approval_required: the tool whose call waits.")
 
 
 class CrisisProgress(WireModel):

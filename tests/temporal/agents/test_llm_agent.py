@@ -24,7 +24,10 @@ from app.temporal.agents import load_executor_registry
 from app.temporal.records import FileRecordStore
 from app.temporal.workflows import CrisisResponseWorkflow
 from cognition.liara.agency import LiaraTemporalAgency
+from cognition.liara.errors import DecisionRefusedError
 from scripts.scripted_model_server import Answer, Failure, ScriptedModelServer, ToolCalls
+from tests.helpers import assert_eventually
+from tests.helpers.histories import history_text
 
 pytestmark = pytest.mark.integration
 
@@ -101,8 +104,9 @@ async def run_crisis(dev_server, task_queue: str, missions: list[dict[str, Any]]
 
 
 async def history_json(client: Client, workflow_id: str) -> tuple[str, list[Any]]:
+    """The history as text, its payloads decoded, and its events."""
     history = await client.get_workflow_handle(workflow_id).fetch_history()
-    return history.to_json(), list(history.events)
+    return history_text(history), list(history.events)
 
 
 async def test_an_agent_calls_a_tool_and_answers_each_step_an_activity(
@@ -148,6 +152,7 @@ async def test_an_agent_calls_a_tool_and_answers_each_step_an_activity(
     assert [message["role"] for message in entry["transcript"]] == ["system", "user", "assistant", "tool", "assistant"]
     assert entry["transcript"][2]["tool_calls"][0]["function"]["name"] == "lookup"
     # The key is in the worker's environment and the model's requests, nowhere else.
+    assert "Is web-1 compromised?" in text  # (payloads are read)
     assert KEY not in text and KEY not in json.dumps(result) and KEY not in json.dumps(record)
 
 
@@ -260,3 +265,110 @@ async def test_a_conversation_past_its_size_limit_ends_the_phase(dev_server, tas
         "ask for shorter tool results or fewer turns."
     )
     assert len(model.requests) == 1
+
+
+def gated_config(base_url: str, approvals: int = 1) -> str:
+    """The analyst may call ``isolate``, each call of which waits for approval."""
+    return (
+        config(base_url, tools='["lookup", "isolate"]')
+        + f"""
+[executors.isolate]
+type = "command"
+argv = ["{sys.executable}", "{LOOKUP}"]
+description = "Isolates a host from the network"
+parameters = {{ type = "object", properties = {{ host = {{ type = "string" }} }}, required = ["host"] }}
+approval = "always"
+approvals = {approvals}
+"""
+    )
+
+
+async def awaiting_tool_call(agency: LiaraTemporalAgency, workflow_id: str) -> dict[str, Any]:
+    """The agent phase once its tool call awaits approval."""
+    found: dict[str, Any] = {}
+
+    async def waits() -> bool:
+        (phase,) = (await agency.get_crisis_status(workflow_id))["phases"]
+        found.update(phase)
+        return phase["status"] == "awaiting_approval"
+
+    await assert_eventually(waits, timeout=30, interval=0.2)
+    return found
+
+
+async def test_a_gated_tool_call_waits_for_an_approval_that_may_edit_its_arguments(
+    dev_server, task_queue, tmp_path, model, monkeypatch
+):
+    model.set_script([ToolCalls([("isolate", {"host": "web-1"})]), Answer("web-1 isolated")])
+    async with (
+        agent_worker(dev_server.client, task_queue, tmp_path, gated_config(model.base_url), monkeypatch) as store,
+        LiaraTemporalAgency(temporal_host=dev_server.address, task_queue=task_queue) as agency,
+    ):
+        workflow_id = await agency.trigger_crisis_response("web-1", triage(), "tester")
+        phase = await awaiting_tool_call(agency, workflow_id)
+        assert phase["pending_tool_call"] == {
+            "call_id": phase["pending_tool_call"]["call_id"],
+            "tool": "isolate",
+            "arguments": {"host": "web-1"},
+            "approvals_required": 1,
+        }
+        assert model.calls == 1  # the tool has not run: the model waits for its result
+        with pytest.raises(DecisionRefusedError, match="four eyes"):
+            await agency.approve_phase(workflow_id, "triage", "tester")
+        decision = await agency.approve_phase(workflow_id, "triage", "approver-1", arguments={"host": "web-1-lab"})
+        assert (decision["tool"], decision["arguments"]) == ("isolate", {"host": "web-1-lab"})
+        result = await agency.wait_for_crisis_completion(workflow_id, timeout=60)
+
+    assert result["success"] and result["phases"][0]["output"] == {"answer": "web-1 isolated"}, result
+    (tool_message,) = [m for m in model.requests[1].body["messages"] if m["role"] == "tool"]
+    assert json.loads(tool_message["content"])["host"] == "web-1-lab"  # it ran with the approver's arguments
+    (entry,) = json.loads(store.path_for(result["crisis_id"]).read_text())["phases"]
+    (recorded,) = entry["decisions"]
+    assert (recorded["decided_by"], recorded["tool"], recorded["arguments"]) == (
+        "approver-1",
+        "isolate",
+        {"host": "web-1-lab"},
+    )
+    assert entry["transcript"][2]["tool_calls"][0]["function"]["arguments"] == '{"host": "web-1"}'  # the model's
+
+
+async def test_a_rejected_tool_call_tells_the_model_why_and_the_agent_goes_on(
+    dev_server, task_queue, tmp_path, model, monkeypatch
+):
+    model.set_script([ToolCalls([("isolate", {"host": "db-1"})]), Answer("db-1 left online as told")])
+    async with (
+        agent_worker(dev_server.client, task_queue, tmp_path, gated_config(model.base_url), monkeypatch),
+        LiaraTemporalAgency(temporal_host=dev_server.address, task_queue=task_queue) as agency,
+    ):
+        workflow_id = await agency.trigger_crisis_response("web-1", triage(), "tester")
+        await awaiting_tool_call(agency, workflow_id)
+        await agency.reject_phase(workflow_id, "triage", "approver-1", reason="db-1 serves payments")
+        result = await agency.wait_for_crisis_completion(workflow_id, timeout=60)
+
+    assert result["success"] and result["phases"][0]["output"] == {"answer": "db-1 left online as told"}
+    (tool_message,) = [m for m in model.requests[1].body["messages"] if m["role"] == "tool"]
+    assert tool_message["content"] == "not run: the call was rejected by approver-1: db-1 serves payments"
+
+
+async def test_a_gated_tool_with_a_quorum_runs_once_enough_approvers_have(
+    dev_server, task_queue, tmp_path, model, monkeypatch
+):
+    model.set_script([ToolCalls([("isolate", {"host": "web-1"})]), Answer("done")])
+    toml = gated_config(model.base_url, approvals=2)
+    async with (
+        agent_worker(dev_server.client, task_queue, tmp_path, toml, monkeypatch),
+        LiaraTemporalAgency(temporal_host=dev_server.address, task_queue=task_queue) as agency,
+    ):
+        workflow_id = await agency.trigger_crisis_response("web-1", triage(), "tester")
+        await awaiting_tool_call(agency, workflow_id)
+        first = await agency.approve_phase(workflow_id, "triage", "approver-1")
+        assert (first["approvals"], first["approvals_required"]) == (1, 2)
+        with pytest.raises(DecisionRefusedError, match="already approved"):
+            await agency.approve_phase(workflow_id, "triage", "approver-1")
+        phase = await awaiting_tool_call(agency, workflow_id)
+        assert phase["approvals"] == 1 and model.calls == 1
+        await agency.approve_phase(workflow_id, "triage", "approver-2")
+        result = await agency.wait_for_crisis_completion(workflow_id, timeout=60)
+
+    assert result["success"], result
+    assert [d["decided_by"] for d in result["phases"][0]["decisions"]] == ["approver-1", "approver-2"]

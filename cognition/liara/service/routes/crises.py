@@ -22,6 +22,7 @@ from cognition.liara.service.problems import problem_responses
 from cognition.liara.service.routes.approvals import with_planned_params
 from cognition.liara.service.schemas import (
     AddPhases,
+    Approval,
     CancelRequested,
     CrisisListParams,
     CrisisOutcome,
@@ -224,10 +225,16 @@ async def add_phases(workflow_id: WorkflowId, body: AddPhases, _operator: Operat
     responses=problem_responses(*_ANY, 404, 409, 504),
 )
 async def approve_phase(
-    workflow_id: WorkflowId, phase_id: PhaseId, approver: Approver, agency: Agency
+    workflow_id: WorkflowId, phase_id: PhaseId, approver: Approver, agency: Agency, body: Approval | None = None
 ) -> dict[str, Any]:
-    """Approve a phase that awaits approval; a phase with a quorum runs once enough approvers have."""
-    return await agency.decide(workflow_id, phase_id, approved=True, decided_by=approver.name, role=approver.role)
+    """Approve a phase that awaits approval; a phase with a quorum runs once enough approvers have.
+    When its agent waits for approval of a tool call, this approves that call (with ``arguments``,
+    if given, instead of the model's).
+    """
+    arguments = body.arguments if body else None
+    return await agency.decide(
+        workflow_id, phase_id, approved=True, decided_by=approver.name, role=approver.role, arguments=arguments
+    )
 
 
 @router.post(

@@ -13,6 +13,7 @@ Without a file every action is simulated, which keeps a fresh checkout runnable 
     type = "http"                        # simulate | http | command | mcp | llm | <liara.executors entry point>
     url = "http://127.0.0.1:9000/missions"
     description = "Looks a host up"      # with parameters (a JSON schema): a tool llm executors may call
+    approval = "always"                  # each call waits for approval (approvals = N: a quorum)
 
 Precedence for an action: ``LIARA_EXECUTOR_<ACTION>``, then ``[agents.actions]``, then
 ``LIARA_DEFAULT_EXECUTOR``, then ``[agents] default``.
@@ -41,7 +42,7 @@ from app.temporal.agents.plugins import (
 )
 from app.temporal.agents.simulate import SimulateExecutor
 from app.temporal.config import SIMULATE, ConfigError, describe_problem, load_config
-from app.temporal.models import AgentLoopPlan, ToolSpec
+from app.temporal.models import MAX_APPROVALS, AgentLoopPlan, ToolSpec
 
 DEFAULT_EXECUTOR_ENV = "LIARA_DEFAULT_EXECUTOR"
 ACTION_EXECUTOR_ENV_PREFIX = "LIARA_EXECUTOR_"
@@ -183,6 +184,14 @@ def _tool_spec(name: str, settings: dict[str, Any], where: str, key: str) -> Too
     """
     description = settings.pop("description", None)
     parameters = settings.pop("parameters", None)
+    approval = settings.pop("approval", "never")
+    approvals = settings.pop("approvals", 1)
+    if approval not in ("always", "never"):
+        raise ConfigError(f'{where} sets {key}.approval to {approval!r}: write "always" or "never".')
+    if isinstance(approvals, bool) or not isinstance(approvals, int) or not 1 <= approvals <= MAX_APPROVALS:
+        raise ConfigError(
+            f"{where} sets {key}.approvals to {approvals!r}: write a whole number from 1 to {MAX_APPROVALS}."
+        )
     if description is not None and (not isinstance(description, str) or not description.strip()):
         raise ConfigError(f"{where} sets {key}.description to something other than a text: write what the tool does.")
     if parameters is not None and (not isinstance(parameters, dict) or parameters.get("type") != "object"):
@@ -191,10 +200,16 @@ def _tool_spec(name: str, settings: dict[str, Any], where: str, key: str) -> Too
             'e.g. parameters = { type = "object", properties = { host = { type = "string" } } }.'
         )
     if description is None:
-        if parameters is not None:
-            raise ConfigError(f"{where} sets {key}.parameters without {key}.description: say what the tool does.")
+        if parameters is not None or approval != "never":
+            raise ConfigError(f"{where} makes executors.{name} a tool without {key}.description: say what it does.")
         return None
-    return ToolSpec(name=name, description=description, parameters=parameters or {"type": "object", "properties": {}})
+    return ToolSpec(
+        name=name,
+        description=description,
+        parameters=parameters or {"type": "object", "properties": {}},
+        approval=approval == "always",
+        approvals_required=approvals,
+    )
 
 
 def _check_tool(

@@ -109,6 +109,13 @@ class McpExecutor:
             headers=settings.headers,
         )
 
+    def tool_params(self, arguments: dict[str, JsonValue]) -> dict[str, JsonValue]:
+        """A model's arguments as a call's params, when a language-model agent calls this executor
+        as a tool: the MCP tool's own arguments if the executor has one tool; with several, the
+        model names it (``{"tool": ..., "arguments": {...}}``).
+        """
+        return {"arguments": arguments} if self.settings.tool and self.settings.tools is None else arguments
+
     async def run(self, mission: Mission) -> JsonValue:
         params = phase_params(McpParams, mission, "mcp")
         tool = params.tool or self.settings.tool

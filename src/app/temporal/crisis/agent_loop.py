@@ -13,7 +13,7 @@ import asyncio
 import json
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from pydantic import JsonValue
 from temporalio import workflow
@@ -21,8 +21,17 @@ from temporalio.exceptions import ActivityError, is_cancelled_exception
 from temporalio.workflow import ActivityCancellationType
 
 from app.temporal.agent_steps import AgentStepActivities, ModelAnswer, ModelCall, ToolCallRequest, ToolRun
+from app.temporal.crisis.approvals import Approvals
 from app.temporal.errors import innermost_message
-from app.temporal.models import AgentLoopPlan, CrisisRequest, MissionPhase, ModelUsage, json_size
+from app.temporal.models import (
+    AgentLoopPlan,
+    CrisisRequest,
+    MissionPhase,
+    ModelUsage,
+    PendingToolCall,
+    ToolSpec,
+    json_size,
+)
 
 #: Where a phase's params hold its task.
 PROMPT_PARAM = "prompt"
@@ -42,8 +51,12 @@ class AgentRun:
 
 
 class AgentLoop:
-    def __init__(self, request: CrisisRequest) -> None:
+    def __init__(self, request: CrisisRequest, approvals: Approvals) -> None:
         self._request = request
+        self._approvals = approvals
+        #: Gated tool calls wait for their decisions one at a time: a decision on a phase decides
+        #: the one call it names (``liara approve WORKFLOW_ID PHASE_ID``).
+        self._gate = asyncio.Lock()
 
     async def run(self, phase: MissionPhase, plan: AgentLoopPlan, context: dict[str, JsonValue]) -> AgentRun:
         """Call the model until it answers without tool calls, at most ``plan.max_turns`` times.
@@ -71,10 +84,13 @@ class AgentLoop:
             if not answer.tool_calls:
                 run.output, run.error = final_output(plan, answer)
                 return run
-            results = await asyncio.gather(*(self._call_tool(phase, call, context) for call in answer.tool_calls))
+            tools = {tool.name: tool for tool in plan.tools}
+            results = await asyncio.gather(
+                *(self._call_tool(phase, call, tools.get(call.name), context) for call in answer.tool_calls)
+            )
             for call, result in zip(answer.tool_calls, results, strict=True):
                 run.transcript.append({"role": "tool", "tool_call_id": call.id, "content": result})
-            if json_size(run.transcript) > MAX_TRANSCRIPT_BYTES:
+            if json_size(cast(JsonValue, run.transcript)) > MAX_TRANSCRIPT_BYTES:
                 run.error = (
                     f"Phase {phase.phase_id}'s conversation grew past {MAX_TRANSCRIPT_BYTES // 1024} KiB after "
                     f"{turn} model calls: ask for shorter tool results or fewer turns."
@@ -100,7 +116,23 @@ class AgentLoop:
             AgentStepActivities.call_model, call, summary=f"{phase.phase_id}: model call {turn}", **self._options(phase)
         )
 
-    async def _call_tool(self, phase: MissionPhase, call: ToolCallRequest, context: dict[str, JsonValue]) -> str:
+    async def _call_tool(
+        self, phase: MissionPhase, call: ToolCallRequest, tool: ToolSpec | None, context: dict[str, JsonValue]
+    ) -> str:
+        """The tool's result as the model reads it; a gated tool runs once approved (with the
+        arguments the approval gives, if any), and a refusal is its result.
+        """
+        if tool is not None and tool.approval:
+            arguments = json_object(call.arguments)
+            if arguments is not None:  # (arguments that are no object fail in call_tool, running nothing)
+                async with self._gate:
+                    pending = PendingToolCall(
+                        call_id=call.id, tool=call.name, arguments=arguments, approvals_required=tool.approvals_required
+                    )
+                    allowed, refusal = await self._approvals.tool_gate(phase, pending)
+                if refusal is not None:
+                    return f"not run: the call was {refusal}"
+                call = call.model_copy(update={"arguments": json.dumps(allowed)})
         run = ToolRun(
             crisis_id=self._request.crisis_id,
             workflow_id=workflow.info().workflow_id,
@@ -153,3 +185,12 @@ def final_output(plan: AgentLoopPlan, answer: ModelAnswer) -> tuple[JsonValue, s
     if not isinstance(parsed, dict):
         return None, f"Model {plan.model!r} answered {text[:200]!r}, not the JSON object its output_schema asks for."
     return parsed, None
+
+
+def json_object(text: str) -> dict[str, JsonValue] | None:
+    """``text`` as a JSON object (a tool call's arguments), or None if it is not one."""
+    try:
+        parsed = json.loads(text or "{}")
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None

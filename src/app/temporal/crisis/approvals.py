@@ -1,5 +1,7 @@
 """``Approvals``: a phase that requires approval waits at its gate for a verdict: the first
-rejection, the approvals of its quorum (distinct approvers), or its approval timeout.
+rejection, the approvals of its quorum (distinct approvers), or its approval timeout. So does a
+gated tool call of a phase's agent (``tool_gate``): while it waits, its phase awaits approval,
+and a decision on the phase decides that call (an approval may give the arguments it runs with).
 
 Decisions arrive as the workflow's ``decide_approval`` update; ``check`` is its validator and
 lets through exactly the decisions that count: from someone the phase's approval policy allows
@@ -15,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
+from pydantic import JsonValue
 from temporalio import workflow
 
 from app.temporal.crisis.events import CrisisEvents
@@ -27,10 +30,16 @@ from app.temporal.models import (
     CrisisStatus,
     EventKind,
     MissionPhase,
+    PendingToolCall,
     PhaseOutcome,
     PhaseStatus,
     RecordedDecision,
 )
+
+
+def tool_key(phase_id: str, call_id: str) -> str:
+    """Where the decisions on a tool call of a phase's agent are kept (phase ids have no ``#``)."""
+    return f"{phase_id}#{call_id}"
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,54 @@ class Approvals:
     def tally(self, phase_id: str) -> Tally:
         return Tally.of(self._decisions.get(phase_id, []))
 
+    async def tool_gate(self, phase: MissionPhase, pending: PendingToolCall) -> tuple[dict[str, JsonValue], str | None]:
+        """Wait for the verdict on a gated tool call of ``phase``'s agent: the arguments it runs
+        with (the model's, or those an approver gave), and why it may not run (None if it may).
+        """
+        board = self._board
+        index = board.index_of(phase.phase_id)
+        running = board.phases[index]
+        board.set(
+            index,
+            running.model_copy(
+                update={
+                    "status": PhaseStatus.AWAITING_APPROVAL,
+                    "pending_tool_call": pending,
+                    "approvals": 0,
+                    "approvals_required": pending.approvals_required,
+                }
+            ),
+        )
+        show_status(CrisisStatus.AWAITING_APPROVAL)
+        key = tool_key(phase.phase_id, pending.call_id)
+        timeout = timedelta(seconds=phase.approval_timeout) if phase.approval_timeout else None
+        try:
+            await workflow.wait_condition(lambda: self.tally(key).decided(pending.approvals_required), timeout=timeout)
+        except TimeoutError:
+            pass
+        if board.with_status(PhaseStatus.AWAITING_APPROVAL) == [phase.phase_id]:
+            show_status(CrisisStatus.RUNNING)
+        decided = board.phases[index]  # with the decisions taken meanwhile
+        board.set(
+            index,
+            decided.model_copy(
+                update={
+                    "status": PhaseStatus.RUNNING,
+                    "pending_tool_call": None,
+                    "approvals": running.approvals,
+                    "approvals_required": running.approvals_required,
+                }
+            ),
+        )
+        tally = self.tally(key)
+        if tally.rejection is not None:
+            reason = f": {tally.rejection.reason}" if tally.rejection.reason else ""
+            return pending.arguments, f"rejected by {tally.rejection.decided_by}{reason}"
+        if not tally.decided(pending.approvals_required):
+            return pending.arguments, f"approval timed out after {phase.approval_timeout:g} s"
+        edited = [d.arguments for d in tally.approvals if d.arguments is not None]
+        return (edited[-1] if edited else pending.arguments), None
+
     async def gate(self, index: int, phase: MissionPhase) -> PhaseOutcome:
         """Wait for the verdict on phase ``index``: the phase approved (``approved_by`` set), or
         failed, rejected or timed out.
@@ -91,11 +148,18 @@ class Approvals:
 
     def decide(self, decision: ApprovalDecision) -> PhaseOutcome:
         """Take ``decision`` (one ``check`` let through); the phase with every decision so far."""
-        recorded = RecordedDecision(**decision.model_dump(), decided_at=workflow.now())
-        decisions = self._decisions.setdefault(decision.phase_id, [])
-        decisions.append(recorded)
         index = self._board.index_of(decision.phase_id)
         outcome = self._board.phases[index]
+        pending = outcome.pending_tool_call
+        recorded = RecordedDecision(
+            **decision.model_dump(),
+            decided_at=workflow.now(),
+            tool=pending.tool if pending else None,
+            tool_call_id=pending.call_id if pending else None,
+        )
+        key = tool_key(decision.phase_id, pending.call_id) if pending else decision.phase_id
+        decisions = self._decisions.setdefault(key, [])
+        decisions.append(recorded)
         outcome = outcome.model_copy(
             update={"decisions": [*outcome.decisions, recorded], "approvals": len(Tally.of(decisions).approvals)}
         )
@@ -122,11 +186,30 @@ class Approvals:
         """Refuse (``ValueError``, in one sentence) a decision that would not count."""
         phase_id = decision.phase_id
         outcome = self._board.find(phase_id)
+        pending = outcome.pending_tool_call if outcome is not None else None
+        if pending is not None:
+            self._check_decider(decision)
+            if decision.arguments is not None and not decision.approved:
+                raise ValueError("arguments go with an approval: a rejection runs nothing")
+            self._check_tally(self.tally(tool_key(phase_id, pending.call_id)), decision, pending.approvals_required)
+            return
+        if decision.arguments is not None:
+            raise ValueError(f"phase {phase_id!r} has no tool call awaiting approval, whose arguments one could give")
         if outcome is None or not outcome.requires_approval:
             raise ValueError(f"crisis {self._crisis_id} has no phase {phase_id!r} that requires approval")
         self._check_decider(decision)
-        tally = self.tally(phase_id)
-        if tally.decided(outcome.approvals_required):
+        self._check_tally(self.tally(phase_id), decision, outcome.approvals_required)
+        if outcome.status == PhaseStatus.PENDING:
+            raise ValueError(f"phase {phase_id!r} is not awaiting approval yet; decide once it waits for it")
+        if outcome.status != PhaseStatus.AWAITING_APPROVAL:
+            why = f" ({outcome.error})" if outcome.error else ""
+            raise ValueError(f"phase {phase_id!r} is {outcome.status.value}{why}; it can no longer be decided")
+
+    @staticmethod
+    def _check_tally(tally: Tally, decision: ApprovalDecision, approvals_required: int) -> None:
+        """Refuse a decision on a gate already decided, or a second approval by the same approver."""
+        phase_id = decision.phase_id
+        if tally.decided(approvals_required):
             final = tally.rejection or tally.approvals[-1]
             verb = "rejected" if tally.rejection else "approved"
             several = tally.rejection is None and len(tally.approvals) > 1
@@ -137,13 +220,8 @@ class Approvals:
         if any(d.decided_by == decision.decided_by for d in tally.approvals):
             raise ValueError(
                 f"{decision.decided_by} has already approved phase {phase_id!r} "
-                f"({len(tally.approvals)} of {outcome.approvals_required} approvals); another approver must decide"
+                f"({len(tally.approvals)} of {approvals_required} approvals); another approver must decide"
             )
-        if outcome.status == PhaseStatus.PENDING:
-            raise ValueError(f"phase {phase_id!r} is not awaiting approval yet; decide once it waits for it")
-        if outcome.status != PhaseStatus.AWAITING_APPROVAL:
-            why = f" ({outcome.error})" if outcome.error else ""
-            raise ValueError(f"phase {phase_id!r} is {outcome.status.value}{why}; it can no longer be decided")
 
     def _check_decider(self, decision: ApprovalDecision) -> None:
         """Refuse a decider the crisis's approval policy does not allow."""

@@ -5,6 +5,7 @@ webhooks) a change of status makes.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from temporalio import workflow
 
@@ -79,14 +80,18 @@ class PhaseBoard:
                 data["last_told"] = True
             self._events.notify(WebhookEvent.PHASE_FAILED, changed_at, data)
         if outcome.status == PhaseStatus.AWAITING_APPROVAL:
+            tool_call = outcome.pending_tool_call  # a gated tool call of its agent waits, not the phase
             required = self._events.publish(
                 EventKind.APPROVAL_REQUIRED,
                 phase_id=outcome.phase_id,
                 approvals=outcome.approvals,
                 approvals_required=outcome.approvals_required,
+                tool=tool_call.tool if tool_call else None,
             )
-            quorum = {"phase_id": outcome.phase_id, "approvals_required": outcome.approvals_required}
-            self._events.notify(WebhookEvent.APPROVAL_REQUIRED, required, quorum)
+            data: dict[str, Any] = {"phase_id": outcome.phase_id, "approvals_required": outcome.approvals_required}
+            if tool_call is not None:
+                data |= {"tool": tool_call.tool, "arguments": tool_call.arguments}
+            self._events.notify(WebhookEvent.APPROVAL_REQUIRED, required, data)
 
     def close(self, index: int, status: PhaseStatus) -> None:
         """Phase ``index`` ends, now, with ``status`` without having completed."""

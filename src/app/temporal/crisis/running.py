@@ -55,7 +55,7 @@ class PhaseRunner:
         self._approvals = approvals
         self._params = params
         self._records = records
-        self._agents = AgentLoop(request)
+        self._agents = AgentLoop(request, approvals)
         self._agents_running = 0
         #: Set the moment a phase fails under the abort policy: from then on no phase starts.
         self.aborting = False
@@ -159,7 +159,7 @@ class PhaseRunner:
             cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
         )
         if report.agent_loop is not None:
-            return await self._run_agent(phase, outcome, report, context), False
+            return await self._run_agent(phase, outcome, report, context, compensation=compensation), False
         self._params.carry_output(report.output_bytes)
         completed = outcome.model_copy(
             update={
@@ -173,14 +173,23 @@ class PhaseRunner:
         return completed, report.recorded
 
     async def _run_agent(
-        self, phase: MissionPhase, outcome: PhaseOutcome, report: AgentReport, context: dict[str, Any]
+        self,
+        phase: MissionPhase,
+        outcome: PhaseOutcome,
+        report: AgentReport,
+        context: dict[str, Any],
+        *,
+        compensation: bool,
     ) -> PhaseOutcome:
         """Run a language-model agent's loop (``report`` holds its plan): the phase's outcome,
-        with its usage and, for its record entry, its transcript.
+        with its usage, the decisions on its gated tool calls and, for its record entry, its
+        transcript.
         """
         assert report.agent_loop is not None
         run = await self._agents.run(phase, report.agent_loop, context)
         spent = outcome.model_copy(update={"usage": run.usage, "transcript": run.transcript})
+        if not compensation:  # decisions taken while it ran are on the board
+            spent.decisions = self._board.phases[self._board.index_of(phase.phase_id)].decisions
         if run.error is not None:
             workflow.logger.warning(
                 "Mission phase %s failed: %s",

@@ -56,7 +56,7 @@ def phase_entry(outcome: PhaseOutcome) -> dict[str, Any]:
         entry["depends_on"] = outcome.depends_on
     if outcome.params is not None:
         entry["params"] = outcome.params  # as resolved for the agent
-    if outcome.requires_approval:
+    if outcome.requires_approval or outcome.decisions:  # (the decisions on an agent's gated tool calls too)
         entry["approvals_required"] = outcome.approvals_required
         entry["approvals"] = outcome.approvals
         entry["decisions"] = [
@@ -66,6 +66,8 @@ def phase_entry(outcome: PhaseOutcome) -> dict[str, Any]:
                 "reason": decision.reason,
                 "decided_at": format_timestamp(decision.decided_at),
                 **({"role": decision.role} if decision.role is not None else {}),
+                **({"tool": decision.tool, "tool_call_id": decision.tool_call_id} if decision.tool else {}),
+                **({"arguments": decision.arguments} if decision.arguments is not None else {}),
             }
             for decision in outcome.decisions
         ]
