@@ -13,12 +13,13 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from app.temporal.errors import InvalidCrisisRequestError, TemporalUnavailableError
+from app.temporal.errors import InvalidCrisisRequestError, LiaraError, TemporalUnavailableError
 from app.temporal.models import MAX_PARALLEL, FailurePolicy
 from app.temporal.validation import FieldProblem, InvalidFieldsError, Location
 from app.temporal.visibility import CRISIS_STATUSES, DEFAULT_LIST_LIMIT, CrisisFilter
 from cognition.liara.actions import missions_from_actions
 from cognition.liara.commands.connection import EXIT_CRISIS_UNSUCCESSFUL, Connection
+from cognition.liara.commands.live_text import EventReader, finish_reading, print_agent_text, print_event_lines
 from cognition.liara.commands.options import (
     WORKER_TIMEOUT_SECONDS,
     JsonFlag,
@@ -77,11 +78,32 @@ async def _follow(
 ) -> dict[str, Any]:
     """Wait for the result while showing progress and what blocks it (no worker, a phase awaiting
     approval, with the command that lets it go on): a live bar on a terminal, else (with
-    ``lines``) one line per change, else nothing.
+    ``lines``) one line per change, else nothing. With ``lines``, the text the crisis's agents
+    write too, as they write it.
     """
     waiting = asyncio.ensure_future(agency.wait_for_crisis_completion(workflow_id, timeout))
     if not console.is_terminal and not lines:
         return await waiting
+    if not lines:
+        return await _show_progress(agency, workflow_id, waiting, console, options)
+    reading = asyncio.ensure_future(print_agent_text(agency, workflow_id, console))
+    try:
+        result = await _show_progress(agency, workflow_id, waiting, console, options)
+    except BaseException:
+        reading.cancel()
+        await asyncio.gather(reading, return_exceptions=True)
+        raise
+    await finish_reading(reading)  # the text that came last
+    return result
+
+
+async def _show_progress(
+    agency: CrisisAgency,
+    workflow_id: str,
+    waiting: asyncio.Future[dict[str, Any]],
+    console: Console,
+    options: list[str],
+) -> dict[str, Any]:
     columns = (
         SpinnerColumn(),
         TextColumn("{task.description}", markup=False),
@@ -383,15 +405,49 @@ def wait(ctx: typer.Context, workflow_id: WorkflowId, timeout: Timeout = None, a
     _finish(result, as_json)
 
 
-def watch(ctx: typer.Context, workflow_id: WorkflowId, timeout: Timeout = None) -> None:
+WatchJsonFlag = Annotated[
+    bool, typer.Option("--json", help="Print each event as a JSON line (the last, finished, with the result)")
+]
+
+
+def watch(ctx: typer.Context, workflow_id: WorkflowId, timeout: Timeout = None, as_json: WatchJsonFlag = False) -> None:
     """Show live progress (a bar and the current phase, or what the crisis waits for and the command
-    that lets it go on) until the crisis ends, then its result.
+    that lets it go on) and the text its agents write, as they write it, until the crisis ends,
+    then its result.
     """
     connection: Connection = ctx.obj
+    if as_json:
+        result = connection.run_on_crises(lambda agency: _events_as_json(agency, workflow_id, timeout))
+        if not result["success"]:
+            raise typer.Exit(EXIT_CRISIS_UNSUCCESSFUL)
+        return
     result = connection.run_on_crises(
         lambda agency: _follow(agency, workflow_id, timeout, out, connection.options, lines=True)
     )
     _finish(result, as_json=False)
+
+
+async def _events_as_json(agency: CrisisAgency, workflow_id: str, timeout: float | None) -> dict[str, Any]:
+    """Print the crisis's events as JSON lines until it ends; its result."""
+    if not isinstance(agency, EventReader):
+        raise LiaraError(
+            "liara watch --json reads the crisis's events from Temporal: leave out --api "
+            "(the service gives them at GET /v1/crises/WORKFLOW_ID/events)."
+        )
+    waiting = asyncio.ensure_future(agency.wait_for_crisis_completion(workflow_id, timeout))
+    reading = asyncio.ensure_future(print_event_lines(agency, workflow_id))
+    try:
+        await asyncio.wait({waiting, reading}, return_when=asyncio.FIRST_EXCEPTION)
+        if reading.done():
+            reading.result()  # raises what reading the stream raised
+        result = await waiting
+    except BaseException:
+        waiting.cancel()
+        reading.cancel()
+        await asyncio.gather(waiting, reading, return_exceptions=True)
+        raise
+    await finish_reading(reading)
+    return result
 
 
 def cancel(ctx: typer.Context, workflow_id: WorkflowId) -> None:

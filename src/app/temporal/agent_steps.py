@@ -17,6 +17,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from app.temporal import metrics
+from app.temporal.agent_output import streamed_to_crisis
 from app.temporal.agents import ExecutorRegistry, Mission, agent_failure
 from app.temporal.agents.llm import LlmExecutor
 from app.temporal.heartbeats import while_heartbeating
@@ -87,8 +88,14 @@ class AgentStepActivities:
                 retryable=False,
             )
         try:
+            # The answer's text goes to the crisis's event stream as it comes, in batches.
             answer = await while_heartbeating(
-                executor.complete(call.messages, call.tools, call.output_schema, on_chunk=lambda _text: None)
+                streamed_to_crisis(
+                    lambda on_chunk: executor.complete(call.messages, call.tools, call.output_schema, on_chunk),
+                    workflow_id=call.workflow_id,
+                    phase_id=call.phase_id,
+                    turn=call.turn,
+                )
             )
         except ApplicationError as err:
             log_failed_attempt(logger, f"Model call {call.turn} of phase {call.phase_id}", err)

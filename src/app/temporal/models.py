@@ -18,7 +18,16 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 from temporalio.common import RetryPolicy
 
 from app.temporal import plan
@@ -515,10 +524,21 @@ class EventKind(StrEnum):
     COMPENSATION = "compensation"
     CANCEL_REQUESTED = "cancel_requested"
     FINISHED = "finished"
+    AGENT_OUTPUT = "agent_output"
+
+
+#: Text a model wrote, kept as it came (the wire models strip other strings): streamed pieces
+#: join to the answer only with their spaces and line breaks.
+ModelText = Annotated[str, StringConstraints(strip_whitespace=False)]
 
 
 class CrisisEvent(WireModel):
-    """One change of a crisis, on its event stream (small: no outputs)."""
+    """One change of a crisis, on its event stream (small: no outputs). An ``agent_output`` event
+    carries the text a model call of a phase's agent has streamed since the last one (``delta``):
+    the deltas of a model call (its ``turn``) join to its answer's text, unless one says
+    ``restart`` (the call was tried again: drop its text so far, then add the delta) or one says
+    ``cut`` (the text streamed ends there; the phase's output holds the answer).
+    """
 
     kind: EventKind
     at: datetime
@@ -529,7 +549,27 @@ class CrisisEvent(WireModel):
     approvals_required: int | None = None
     decided_by: str | None = None
     approved: bool | None = None
+    turn: int | None = None
+    delta: ModelText | None = None
+    restart: bool | None = None
+    cut: bool | None = None
+    compensation: bool | None = None
     tool: str | None = Field(default=None, description="With approval_required: the tool whose call waits.")
+
+
+#: The signal by which a model call (activity ``call_model``) hands its crisis the text it has
+#: streamed, batched (app.temporal.agent_output); the crisis publishes it as ``agent_output``.
+AGENT_OUTPUT_SIGNAL = "agent_output"
+
+
+class AgentOutputBatch(WireModel):
+    """Text a model call streamed since its last batch: the payload of ``AGENT_OUTPUT_SIGNAL``."""
+
+    phase_id: str
+    turn: int
+    attempt: int = Field(description="The attempt of the model call's activity that streamed it (from 1).")
+    delta: ModelText = ""
+    cut: bool = Field(default=False, description="The attempt streams no more text (the rest was too long).")
 
 
 class CrisisProgress(WireModel):

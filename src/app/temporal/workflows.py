@@ -43,8 +43,10 @@ with workflow.unsafe.imports_passed_through():
     from app.temporal.crisis.state import CrisisState
     from app.temporal.identity import scheduled_crisis_id
     from app.temporal.models import (
+        AGENT_OUTPUT_SIGNAL,
         MAX_PHASES,
         MAX_REQUEST_BYTES,
+        AgentOutputBatch,
         ApprovalDecision,
         CancelNote,
         CrisisProgress,
@@ -99,6 +101,8 @@ class CrisisResponseWorkflow:
         runner = PhaseRunner(request, state, self._board, self._approvals, params, self._records)
         self._scheduler = PhaseScheduler(self._board, runner, Continuation(request, state, self._events))
         self._compensation = Compensation(state, self._board, params, runner, self._events, self._records)
+        # Set here, as the event stream sets its own: a signal only this crisis's model calls send.
+        workflow.set_signal_handler(AGENT_OUTPUT_SIGNAL, self._agent_output)
 
     @workflow.run
     async def run(self, request: CrisisInput, continued: CrisisState | None = None) -> CrisisResult:
@@ -275,6 +279,15 @@ class CrisisResponseWorkflow:
                 f"with these phases the crisis would carry {size} bytes of request and phases, more than the "
                 f"{MAX_REQUEST_BYTES} it can carry; start another crisis for them"
             )
+
+    def _agent_output(self, batch: AgentOutputBatch) -> None:
+        """Text a model call streamed (app.temporal.agent_output), published while its phase, or
+        its compensation, runs; ignored once it has ended.
+        """
+        compensating = self._compensation.current == batch.phase_id
+        phase = self._board.find(batch.phase_id)
+        if compensating or (phase is not None and phase.status == PhaseStatus.RUNNING):
+            self._events.agent_output(batch, compensation=compensating)
 
     def _refuse_if_invalid(self) -> None:
         if self._invalid is not None:

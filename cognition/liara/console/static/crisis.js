@@ -1,5 +1,7 @@
 // One crisis: its phases as a timeline (or, once phases depend on each other, as their graph),
-// compensations and cancel requests, kept current from its event stream without a reload.
+// compensations and cancel requests, kept current from its event stream without a reload; the
+// text a language-model agent writes, live, on its running phase's card, and once the phase has
+// ended what its model calls spent.
 
 import { api } from "./api.js";
 import { approvedAlready, approvedBy, decisionForm, quorum } from "./decide.js";
@@ -10,6 +12,14 @@ import { jsonBox, keptInRecord, phaseParams } from "./json.js";
 import { awaited, crisisStatus } from "./status.js";
 
 const SHOWN_EVENTS = 8;
+
+/** What an agent phase's model calls spent, in words (null for a phase without an agent). */
+function modelUsage(usage) {
+  if (!usage) return null;
+  const calls = `${usage.model_calls} model call${usage.model_calls === 1 ? "" : "s"}`;
+  const split = `${usage.prompt_tokens} prompt, ${usage.completion_tokens} completion`;
+  return `${usage.total_tokens} tokens (${split}) in ${calls}`;
+}
 
 function describe(event) {
   const data = event.data;
@@ -48,7 +58,11 @@ export function crisisView(context, workflowId) {
     quorums: new Map(), // phase id → {approvals, approvals_required} from the events
     recent: [],
     finished: null, // the `finished` event's data
+    // "phase:<id>" or "compensation:<id>" → its agent's text, model call (turn) → text, from the
+    // `agent_output` events (a restart drops that call's text so far)
+    live: new Map(),
   };
+  const liveBoxes = new Map(); // the live text boxes, kept across redraws (as they scroll)
   const forms = new Map(); // decision forms kept across redraws (a reason being typed survives)
   const expanded = new Set(); // the JSON boxes opened whole, kept open across redraws
 
@@ -85,9 +99,20 @@ export function crisisView(context, workflowId) {
     const mayDecide = awaiting && running() && context.may("decide");
     // Someone who has approved is not asked again: the phase waits for the rest of its quorum.
     const voted = mayDecide && approvedBy(context.me.name, entry.decisions);
+    // An agent's text shows while it writes: on the phase's card while the phase runs (or
+    // awaits a decision on a tool call it asked for), and while its compensation runs
+    // (compensations get a card once they have ended).
+    const streaming = (key) => state.live.has(key) && running();
+    const underWay = entry.status === "running" || entry.status === "awaiting_approval";
+    const undoing = kind === "phase" && !state.compensations.some((undone) => undone.phase_id === entry.phase_id);
+    const live = [
+      streaming(`phase:${entry.phase_id}`) && kind === "phase" && underWay ? `phase:${entry.phase_id}` : null,
+      streaming(`compensation:${entry.phase_id}`) && undoing ? `compensation:${entry.phase_id}` : null,
+    ].filter(Boolean);
     return {
       entry,
       kind,
+      live,
       time: state.times.get(`${kind}:${entry.phase_id}`) ?? null,
       quorum: kind === "phase" ? (state.quorums.get(entry.phase_id) ?? null) : null,
       decide: mayDecide && !voted,
@@ -125,12 +150,14 @@ export function crisisView(context, workflowId) {
         ["Duration", timing(shown)],
         ["After", entry.depends_on?.length ? entry.depends_on.join(", ") : null],
         ["Approved by", entry.approved_by],
+        ["Model usage", entry.status === "running" ? null : modelUsage(entry.usage)],
       ]),
       entry.requires_approval || asked || decisions.length ? quorum(approvals, required, decisions) : null,
       entry.error ? h("p", { class: "error", text: `Error: ${entry.error}` }) : null,
       phaseParams(entry, { key: box("params"), expanded }),
       keptInRecord("Output", entry.output_ref),
       jsonBox(entry.output, { label: "Output", key: box("output"), expanded }),
+      shown.live.map(liveBox),
       shown.decide ? forms.get(entry.phase_id) : null,
       shown.voted ? approvedAlready(approvals, required) : null,
     );
@@ -313,6 +340,39 @@ export function crisisView(context, workflowId) {
     }
   }
 
+  /** The box of an agent's live text ("phase:<id>" or "compensation:<id>"), made once. */
+  function liveBox(key) {
+    let box = liveBoxes.get(key);
+    if (!box) {
+      const [kind, phaseId] = [key.slice(0, key.indexOf(":")), key.slice(key.indexOf(":") + 1)];
+      const title = kind === "phase" ? "Live output" : "Live output of its compensation";
+      const text = h("pre", { class: "live-text", role: "log", "aria-label": `${title} of ${phaseId}` });
+      box = h("div", { class: "live", "data-live": key }, h("p", { class: "live-head", text: `${title}:` }), text);
+      liveBoxes.set(key, box);
+    }
+    return box;
+  }
+
+  /** An `agent_output` event: its text appended to its model call's (dropped first on a restart). */
+  function appendText(data) {
+    const key = `${data.compensation ? "compensation" : "phase"}:${data.phase_id}`;
+    const known = state.live.has(key);
+    const calls = state.live.get(key) ?? new Map();
+    const before = data.restart ? "" : (calls.get(data.turn) ?? "");
+    const cut = data.cut ? "\n… (cut here: the phase's output holds the whole answer)" : "";
+    calls.set(data.turn, before + (data.delta ?? "") + cut);
+    state.live.set(key, calls);
+    const text = liveBox(key).querySelector("pre");
+    const following = text.scrollTop + text.clientHeight >= text.scrollHeight - 4; // kept at the bottom
+    text.textContent = [...calls.keys()]
+      .sort((a, b) => a - b)
+      .map((turn) => calls.get(turn))
+      .filter((said) => said)
+      .join("\n\n");
+    if (following) text.scrollTop = text.scrollHeight;
+    if (!known) draw(); // its card shows the box from now on
+  }
+
   function upsert(list, data) {
     const known = list.find((entry) => entry.phase_id === data.phase_id);
     const change = { status: data.status, ...(data.error ? { error: data.error } : {}) };
@@ -322,6 +382,10 @@ export function crisisView(context, workflowId) {
 
   function observe(event) {
     const data = event.data;
+    if (event.event === "agent_output") {
+      appendText(data); // text, not a change: neither in the latest events nor a reason to ask for the report
+      return;
+    }
     if (event.event === "phase" || event.event === "compensation") {
       upsert(event.event === "phase" ? state.phases : state.compensations, data);
       const key = `${event.event}:${data.phase_id}`;

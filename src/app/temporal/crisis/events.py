@@ -1,6 +1,7 @@
 """``CrisisEvents``: every change of a crisis, in order, on its event stream (offset-addressed,
-durable, replay-safe: ``liara`` reads it for ``GET .../events``), and the webhook deliveries of
-the events its webhooks hear of.
+durable, replay-safe: ``liara`` reads it for ``GET .../events``), the text its language-model
+agents stream (``agent_output``, from the batches their model calls send: app.temporal.agent_output),
+and the webhook deliveries of the events its webhooks hear of.
 """
 
 from __future__ import annotations
@@ -18,11 +19,20 @@ from temporalio.workflow import ParentClosePolicy
 from app.temporal.crisis.observability import log_fields
 from app.temporal.crisis.state import CrisisState
 from app.temporal.identity import delivery_workflow_id
-from app.temporal.models import CrisisEvent, CrisisRequest, EventKind, json_size
+from app.temporal.models import AgentOutputBatch, CrisisEvent, CrisisRequest, EventKind, json_size
 from app.temporal.notifications import WebhookDelivery, WebhookDeliveryWorkflow, WebhookEvent
 
 #: The topic of the crisis's event stream.
 EVENT_TOPIC = "crisis"
+
+
+@dataclasses.dataclass
+class _StreamedCall:
+    """What a model call (a phase's, or its compensation's, turn) has streamed so far."""
+
+    attempt: int
+    #: Some of the attempt's text is on the stream (a later attempt must say ``restart``).
+    streamed: bool = False
 
 
 class CrisisEvents:
@@ -34,12 +44,40 @@ class CrisisEvents:
         state.events = None
         self._topic = self._stream.topic(EVENT_TOPIC, type=CrisisEvent)
         self._deliveries: list[asyncio.Task[None]] = []
+        # Per model call (phase id, compensation or not, turn); never carried into a new run:
+        # a crisis continues as new only while no phase runs.
+        self._calls: dict[tuple[str, bool, int], _StreamedCall] = {}
 
     def publish(self, kind: EventKind, **details: Any) -> int:
         """Append an event to the crisis's stream; return its id (its place in the stream)."""
         self._topic.publish(CrisisEvent(kind=kind, at=workflow.now(), **details))
         self._state.published_events += 1
         return self._state.published_events - 1
+
+    def agent_output(self, batch: AgentOutputBatch, *, compensation: bool) -> None:
+        """Publish a batch of a running model call's text as an ``agent_output`` event. A batch of
+        a later attempt than the text streamed so far says ``restart``; one of an earlier attempt
+        (still streaming after its retry started) is dropped.
+        """
+        key = (batch.phase_id, compensation, batch.turn)
+        call = self._calls.setdefault(key, _StreamedCall(attempt=batch.attempt))
+        if batch.attempt < call.attempt:
+            return
+        restart = batch.attempt > call.attempt and call.streamed
+        if batch.attempt > call.attempt:
+            call.attempt, call.streamed = batch.attempt, False
+        if not (batch.delta or restart or batch.cut):
+            return
+        call.streamed = call.streamed or bool(batch.delta)
+        self.publish(
+            EventKind.AGENT_OUTPUT,
+            phase_id=batch.phase_id,
+            turn=batch.turn,
+            delta=batch.delta,
+            restart=restart or None,
+            cut=batch.cut or None,
+            compensation=compensation or None,
+        )
 
     def notify(self, event: WebhookEvent, event_id: int, data: dict[str, Any]) -> None:
         """Start the delivery of ``event`` to each webhook the crisis names."""
