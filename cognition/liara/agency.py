@@ -312,17 +312,28 @@ class LiaraTemporalAgency:
         approved_by: str,
         *,
         arguments: Mapping[str, Any] | None = None,
+        extend_tokens: int | None = None,
+        extend_cost: float | None = None,
         timeout: float = WORKER_WAIT_SECONDS,
     ) -> dict[str, Any]:
         """Let a phase that awaits approval run; ``approved_by`` is recorded. Returns the decision.
         When the phase's agent waits for approval of a tool call, this approves that call, with
-        ``arguments`` (recorded) instead of the model's if given.
+        ``arguments`` (recorded) instead of the model's if given; when it waits at an
+        extend-budget gate, this extends the budget by ``extend_tokens`` and ``extend_cost``
+        (as much again as the budget if not given).
 
         Exactly one decision per phase takes effect: if another was taken first, the approval
         timed out or the phase is not awaiting approval, ``DecisionRefusedError`` says so.
         """
         return await self.decide(
-            workflow_id, phase_id, approved=True, decided_by=approved_by, arguments=arguments, timeout=timeout
+            workflow_id,
+            phase_id,
+            approved=True,
+            decided_by=approved_by,
+            arguments=arguments,
+            extend_tokens=extend_tokens,
+            extend_cost=extend_cost,
+            timeout=timeout,
         )
 
     async def reject_phase(
@@ -350,6 +361,8 @@ class LiaraTemporalAgency:
         reason: str | None = None,
         role: str | None = None,
         arguments: Mapping[str, Any] | None = None,
+        extend_tokens: int | None = None,
+        extend_cost: float | None = None,
         timeout: float = WORKER_WAIT_SECONDS,
     ) -> dict[str, Any]:
         """Approve or reject, as ``decided_by`` deciding with ``role`` (the service's token role,
@@ -362,6 +375,8 @@ class LiaraTemporalAgency:
             "reason": reason,
             "role": role,
             "arguments": dict(arguments) if arguments is not None else None,
+            "extend_tokens": extend_tokens,
+            "extend_cost": extend_cost,
         }
         try:
             decision = strict_input(ApprovalDecision, fields)

@@ -63,6 +63,8 @@ class CrisisAgency(Protocol):
         approved_by: str,
         *,
         arguments: Mapping[str, Any] | None = None,
+        extend_tokens: int | None = None,
+        extend_cost: float | None = None,
         timeout: float = WORKER_WAIT_SECONDS,
     ) -> dict[str, Any]: ...
 

@@ -165,9 +165,16 @@ class RemoteAgency:
         approved_by: str,
         *,
         arguments: Mapping[str, Any] | None = None,
+        extend_tokens: int | None = None,
+        extend_cost: float | None = None,
         timeout: float = WORKER_WAIT_SECONDS,
     ) -> dict[str, Any]:
-        body = {"arguments": dict(arguments)} if arguments is not None else {}
+        given = {
+            "arguments": dict(arguments) if arguments is not None else None,
+            "extend_tokens": extend_tokens,
+            "extend_cost": extend_cost,
+        }
+        body = {name: value for name, value in given.items() if value is not None}
         return await self._call("POST", f"/v1/crises/{workflow_id}/phases/{phase_id}/approve", DECISION, json=body)
 
     async def reject_phase(

@@ -157,6 +157,8 @@ _FLAGS: dict[Location, str] = {
     ("failure_policy",): "--failure-policy",
     ("max_parallel",): "--max-parallel",
     ("priority",): "--priority",
+    ("token_budget",): "--token-budget",
+    ("cost_budget",): "--cost-budget",
 }
 
 
@@ -288,6 +290,17 @@ def trigger(
     ] = None,
     max_parallel: MaxParallel = None,
     priority: Priority = None,
+    token_budget: Annotated[
+        int | None,
+        typer.Option(
+            metavar="TOKENS",
+            help="Tokens its language-model agents may spend in all; reached, they wait at an extend-budget gate",
+        ),
+    ] = None,
+    cost_budget: Annotated[
+        float | None,
+        typer.Option(metavar="AMOUNT", help="What its agents' model calls may cost in all (models with prices)"),
+    ] = None,
     webhook: Annotated[
         list[str] | None,
         typer.Option(
@@ -335,6 +348,8 @@ def trigger(
         ("failure_policy",): failure_policy,
         ("max_parallel",): max_parallel,
         ("priority",): priority,
+        ("token_budget",): token_budget,
+        ("cost_budget",): cost_budget,
     }
     flags = as_flags(given, target=playbook is None and not missions_file, webhooks=len(webhook or []))
 
@@ -354,6 +369,8 @@ def trigger(
             "failure_policy": failure_policy,
             "max_parallel": max_parallel,
             "priority": priority,
+            "token_budget": token_budget,
+            "cost_budget": cost_budget,
         }
         who = initiated_by or getpass.getuser()
         if playbook is not None:
@@ -470,6 +487,18 @@ def approve(
             "of the model's, a JSON object (recorded with the decision)",
         ),
     ] = None,
+    extend_tokens: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            metavar="TOKENS",
+            help="When the phase's agent waits at an extend-budget gate: tokens to add (default: as many again)",
+        ),
+    ] = None,
+    extend_cost: Annotated[
+        float | None,
+        typer.Option(metavar="AMOUNT", help="At an extend-budget gate: cost to add (default: as much again)"),
+    ] = None,
     timeout: WorkerTimeout = WORKER_TIMEOUT_SECONDS,
 ) -> None:
     """Approve a phase that requires approval, so it runs (once its quorum has approved); or, when
@@ -480,7 +509,13 @@ def approve(
     edited = json_object_option(arguments, "--arguments") if arguments is not None else None
     decision = connection.run_on_crises(
         lambda agency: agency.approve_phase(
-            workflow_id, phase_id, approved_by=approver, arguments=edited, timeout=timeout
+            workflow_id,
+            phase_id,
+            approved_by=approver,
+            arguments=edited,
+            extend_tokens=extend_tokens,
+            extend_cost=extend_cost,
+            timeout=timeout,
         )
     )
     quorum = decision["approvals_required"]

@@ -153,6 +153,13 @@ class CrisisOptions(BaseModel):
     priority: Annotated[int, Field(ge=1, le=5), WHOLE] | None = Field(
         default=None, description="1 (most urgent) to 5: urgent crises overtake a backlog (3 if unset)."
     )
+    token_budget: Annotated[int, Field(ge=1), WHOLE] | None = Field(
+        default=None,
+        description="Tokens its language-model agents may spend in all; reached, they wait at an extend-budget gate.",
+    )
+    cost_budget: Annotated[float, Field(gt=0)] | None = Field(
+        default=None, description="What its agents' model calls may cost in all (models with prices)."
+    )
 
 
 class StartCrisis(CrisisOptions):
@@ -205,6 +212,12 @@ class Approval(BaseModel):
         default=None,
         description="When the phase's agent waits for approval of a tool call: the arguments it runs with "
         "instead of the model's (recorded with the decision).",
+    )
+    extend_tokens: Annotated[int, Field(ge=1), WHOLE] | None = Field(
+        default=None, description="At an extend-budget gate: tokens to add (default: as many again)."
+    )
+    extend_cost: Annotated[float, Field(gt=0)] | None = Field(
+        default=None, description="At an extend-budget gate: cost to add (default: as much again)."
     )
 
 

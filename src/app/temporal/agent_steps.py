@@ -110,7 +110,7 @@ class AgentStepActivities:
             message=answer.message(),
             content=answer.content or None,
             tool_calls=requested,
-            usage=answer.usage or ModelUsage(model_calls=1),
+            usage=priced(answer.usage or ModelUsage(model_calls=1), executor),
             finish_reason=answer.finish_reason,
         )
 
@@ -153,6 +153,11 @@ class AgentStepActivities:
 
     def all(self) -> list:
         return [self.call_model, self.call_tool]
+
+
+def priced(usage: ModelUsage, executor: LlmExecutor) -> ModelUsage:
+    """``usage`` with its cost at the executor's prices (if it has any)."""
+    return usage.model_copy(update={"cost": executor.settings.cost_of(usage)})
 
 
 def tool_text(output: JsonValue) -> str:

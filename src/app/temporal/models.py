@@ -24,8 +24,10 @@ from pydantic import (
     ConfigDict,
     Field,
     JsonValue,
+    SerializerFunctionWrapHandler,
     StringConstraints,
     field_validator,
+    model_serializer,
     model_validator,
 )
 from temporalio.common import RetryPolicy
@@ -182,6 +184,12 @@ class ApprovalDecision(WireModel):
         default=None,
         description="With the approval of an agent's tool call: the arguments it runs with instead of the model's.",
     )
+    extend_tokens: Annotated[int, Field(ge=1, strict=True), WHOLE] | None = Field(
+        default=None, description="With the approval of an extend-budget gate: tokens to add (default: as many again)."
+    )
+    extend_cost: Annotated[float, Field(gt=0)] | None = Field(
+        default=None, description="With the approval of an extend-budget gate: cost to add (default: as much again)."
+    )
 
 
 class Approvers(WireModel):
@@ -282,6 +290,14 @@ class CrisisRequest(WireModel):
     )
     max_parallel: Annotated[int, Field(ge=1, le=MAX_PARALLEL, strict=True), WHOLE] = Field(
         default=4, description="Phases of a graph that run at once, at most."
+    )
+    token_budget: Annotated[int, Field(ge=1, strict=True), WHOLE] | None = Field(
+        default=None,
+        description="Tokens its language-model agents may spend in all; reached, they wait at an extend-budget gate.",
+    )
+    cost_budget: Annotated[float, Field(gt=0)] | None = Field(
+        default=None,
+        description="What its agents' model calls may cost in all (models with prices); reached, as token_budget.",
     )
     priority: Annotated[int, Field(ge=1, le=5, strict=True), WHOLE] | None = Field(
         default=None,
@@ -390,6 +406,16 @@ class PendingToolCall(WireModel):
     approvals_required: int = 1
 
 
+class PendingBudget(WireModel):
+    """An agent stopped at a budget (its phase's, or its crisis's): its extend-budget gate asks for more."""
+
+    scope: str = Field(description="phase or crisis: whose budget was reached.")
+    spent: ModelUsage
+    token_budget: int | None = None
+    cost_budget: float | None = None
+    approvals_required: int = 1
+
+
 class OutputRef(WireModel):
     """Where a value past the crisis's output budget is kept: its phase's entry in the record (the
     output its agent reported, or, as a ``params_ref``, the resolved params its agent got).
@@ -409,13 +435,23 @@ class ModelUsage(WireModel):
     completion_tokens: int = 0
     total_tokens: int = 0
     model_calls: int = 0
+    cost: float | None = Field(default=None, description="What the calls cost, where their model has prices.")
+
+    @model_serializer(mode="wrap")
+    def _without_unknown_cost(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        dumped = handler(self)
+        if dumped.get("cost", 0) is None:  # no model of it has prices: there is no cost to tell
+            del dumped["cost"]
+        return dumped
 
     def plus(self, other: ModelUsage) -> ModelUsage:
+        costs = [cost for cost in (self.cost, other.cost) if cost is not None]
         return ModelUsage(
             prompt_tokens=self.prompt_tokens + other.prompt_tokens,
             completion_tokens=self.completion_tokens + other.completion_tokens,
             total_tokens=self.total_tokens + other.total_tokens,
             model_calls=self.model_calls + other.model_calls,
+            cost=round(sum(costs), 6) if costs else None,
         )
 
     @classmethod
@@ -428,6 +464,18 @@ class ModelUsage(WireModel):
         for usage in given:
             summed = summed.plus(usage)
         return summed
+
+
+class StepLimit(WireModel):
+    """A limit of ``[limits]`` (liara.toml) on an agent's model calls or on its calls of a tool,
+    across every worker of the crisis task queue: a step waits for a permit of the limit's
+    limiter workflow (app.temporal.limits) before its activity is scheduled.
+    """
+
+    kind: str = Field(description="model or tool: the [limits] table it comes from.")
+    name: str = Field(description="Its key in that table: a model, an llm executor, a provider's host, or a tool.")
+    concurrent: int | None = Field(default=None, description="Calls at once, at most.")
+    per_minute: int | None = Field(default=None, description="Calls a minute, at most (one every 60/N seconds).")
 
 
 class ToolSpec(WireModel):
@@ -451,6 +499,11 @@ class AgentLoopPlan(WireModel):
     tools: list[ToolSpec] = Field(default_factory=list)
     max_turns: int
     output_schema: dict[str, JsonValue] | None = None
+    limits: list[StepLimit] = Field(
+        default_factory=list, description="The [limits.models] entries its model calls wait for, in the order taken."
+    )
+    token_budget: int | None = Field(default=None, description="Tokens one phase of it may spend (its executor's).")
+    cost_budget: float | None = Field(default=None, description="What one phase of it may cost (its executor's).")
 
 
 class PhaseOutcome(WireModel):
@@ -484,6 +537,9 @@ class PhaseOutcome(WireModel):
     usage: ModelUsage | None = Field(default=None, description="What a language-model agent phase spent.")
     pending_tool_call: PendingToolCall | None = Field(
         default=None, description="The tool call of its agent that awaits approval now."
+    )
+    pending_budget: PendingBudget | None = Field(
+        default=None, description="The budget its agent reached, whose extend-budget gate awaits approval now."
     )
     transcript: list[dict[str, JsonValue]] | None = Field(
         default=None,

@@ -372,3 +372,79 @@ async def test_a_gated_tool_with_a_quorum_runs_once_enough_approvers_have(
 
     assert result["success"], result
     assert [d["decided_by"] for d in result["phases"][0]["decisions"]] == ["approver-1", "approver-2"]
+
+
+async def test_a_crisis_at_its_token_budget_waits_at_an_extend_budget_gate_then_goes_on(
+    dev_server, task_queue, tmp_path, model, monkeypatch
+):
+    lookups = [ToolCalls([("lookup", {"host": f"web-{n}"})], usage=(20, 7)) for n in (1, 2)]
+    model.set_script([*lookups, Answer("both clean", usage=(30, 5))])
+    async with (
+        agent_worker(dev_server.client, task_queue, tmp_path, config(model.base_url), monkeypatch) as store,
+        LiaraTemporalAgency(temporal_host=dev_server.address, task_queue=task_queue) as agency,
+    ):
+        workflow_id = await agency.trigger_crisis_response("web-1", triage(), "tester", token_budget=50)
+        phase = await awaiting_tool_call(agency, workflow_id)
+        # Two calls spent 54 tokens: the third waits, and the gate says what was spent and allowed.
+        assert model.calls == 2
+        assert phase["pending_budget"]["scope"] == "crisis"
+        assert phase["pending_budget"]["token_budget"] == 50
+        assert phase["pending_budget"]["spent"]["total_tokens"] == 54
+        with pytest.raises(DecisionRefusedError, match="four eyes"):
+            await agency.approve_phase(workflow_id, "triage", "tester", extend_tokens=100)
+        decision = await agency.approve_phase(workflow_id, "triage", "approver-1", extend_tokens=100)
+        assert (decision["tool"], decision["extend_tokens"]) == ("extend-budget", 100)
+        result = await agency.wait_for_crisis_completion(workflow_id, timeout=60)
+
+    assert result["success"] and result["phases"][0]["output"] == {"answer": "both clean"}, result
+    assert result["usage"]["total_tokens"] == 89 and model.calls == 3
+    (entry,) = json.loads(store.path_for(result["crisis_id"]).read_text())["phases"]
+    assert [(d["decided_by"], d["tool"], d.get("extend_tokens")) for d in entry["decisions"]] == [
+        ("approver-1", "extend-budget", 100)
+    ]
+
+
+async def test_a_rejected_extension_of_a_phases_budget_fails_the_phase_with_the_reason(
+    dev_server, task_queue, tmp_path, model, monkeypatch
+):
+    model.set_script([ToolCalls([("lookup", {"host": "web-1"})], usage=(20, 7)), Answer("never asked")])
+    toml = config(model.base_url, extra="token_budget = 20")
+    async with (
+        agent_worker(dev_server.client, task_queue, tmp_path, toml, monkeypatch),
+        LiaraTemporalAgency(temporal_host=dev_server.address, task_queue=task_queue) as agency,
+    ):
+        workflow_id = await agency.trigger_crisis_response("web-1", triage(), "tester")
+        phase = await awaiting_tool_call(agency, workflow_id)
+        assert (phase["pending_budget"]["scope"], phase["pending_budget"]["token_budget"]) == ("phase", 20)
+        with pytest.raises(DecisionRefusedError, match="a rejection runs nothing"):
+            await agency.decide(workflow_id, "triage", approved=False, decided_by="approver-1", extend_tokens=10)
+        await agency.reject_phase(workflow_id, "triage", "approver-1", reason="enough for this one")
+        result = await agency.wait_for_crisis_completion(workflow_id, timeout=60)
+
+    (phase,) = result["phases"]
+    assert phase["status"] == "failed" and model.calls == 1
+    assert phase["error"] == (
+        "Phase triage's agent reached its phase's budget (27 of 20 tokens): the extension was rejected by "
+        "approver-1: enough for this one"
+    )
+    assert phase["usage"]["total_tokens"] == 27
+
+
+async def test_a_model_with_prices_tells_what_its_calls_cost_and_a_cost_budget_gates_it(
+    dev_server, task_queue, tmp_path, model, monkeypatch
+):
+    """20 prompt and 7 completion tokens at 2.0 and 8.0 per million: 0.000096 per call."""
+    model.set_script([ToolCalls([("lookup", {"host": "web-1"})], usage=(20, 7)), Answer("clean", usage=(20, 7))])
+    toml = config(model.base_url, extra="prompt_price = 2.0\ncompletion_price = 8.0")
+    async with (
+        agent_worker(dev_server.client, task_queue, tmp_path, toml, monkeypatch),
+        LiaraTemporalAgency(temporal_host=dev_server.address, task_queue=task_queue) as agency,
+    ):
+        workflow_id = await agency.trigger_crisis_response("web-1", triage(), "tester", cost_budget=0.00009)
+        phase = await awaiting_tool_call(agency, workflow_id)
+        assert phase["pending_budget"]["spent"]["cost"] == 0.000096
+        await agency.approve_phase(workflow_id, "triage", "approver-1")  # as much again
+        result = await agency.wait_for_crisis_completion(workflow_id, timeout=60)
+
+    assert result["success"], result
+    assert result["usage"]["cost"] == 0.000192 and result["phases"][0]["usage"]["cost"] == 0.000192

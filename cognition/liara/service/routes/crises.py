@@ -231,9 +231,16 @@ async def approve_phase(
     When its agent waits for approval of a tool call, this approves that call (with ``arguments``,
     if given, instead of the model's).
     """
-    arguments = body.arguments if body else None
+    given = body or Approval()
     return await agency.decide(
-        workflow_id, phase_id, approved=True, decided_by=approver.name, role=approver.role, arguments=arguments
+        workflow_id,
+        phase_id,
+        approved=True,
+        decided_by=approver.name,
+        role=approver.role,
+        arguments=given.arguments,
+        extend_tokens=given.extend_tokens,
+        extend_cost=given.extend_cost,
     )
 
 

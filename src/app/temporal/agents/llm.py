@@ -30,7 +30,7 @@ from pydantic import Field, JsonValue, field_validator
 from app.temporal.agents.chat_completions import StreamedAnswer, request_body, stream_completion
 from app.temporal.agents.http import display_url, parse_http_url
 from app.temporal.agents.mission import ExecutorSettings, Mission, TimeoutSeconds, agent_failure
-from app.temporal.models import AgentLoopPlan, ToolSpec
+from app.temporal.models import AgentLoopPlan, ModelUsage, ToolSpec
 
 LLM = "llm"
 #: Most model calls one agent phase may make.
@@ -64,6 +64,8 @@ class LlmExecutor:
             tools=tools,
             max_turns=settings.max_turns,
             output_schema=settings.output_schema,
+            token_budget=settings.token_budget,
+            cost_budget=settings.cost_budget,
         )
 
     async def complete(
@@ -131,6 +133,18 @@ class LlmSettings(ExecutorSettings):
         default=None, description="A JSON schema the answer follows (then the output is that JSON object)."
     )
     timeout_seconds: TimeoutSeconds = Field(default=120.0, description="Longest wait for a chunk of an answer.")
+    token_budget: int | None = Field(default=None, ge=1, description="Tokens one phase may spend before its gate.")
+    cost_budget: float | None = Field(default=None, gt=0, description="What one phase may cost before its gate.")
+    prompt_price: float | None = Field(default=None, ge=0, description="Price of a million prompt tokens.")
+    completion_price: float | None = Field(default=None, ge=0, description="Price of a million completion tokens.")
+
+    def cost_of(self, usage: ModelUsage) -> float | None:
+        """What ``usage`` costs at this model's prices (None without prices)."""
+        if self.prompt_price is None and self.completion_price is None:
+            return None
+        prompt = usage.prompt_tokens * (self.prompt_price or 0.0)
+        completion = usage.completion_tokens * (self.completion_price or 0.0)
+        return round((prompt + completion) / 1_000_000, 6)
 
     @field_validator("base_url")
     @classmethod

@@ -22,6 +22,7 @@ from temporalio.workflow import ActivityCancellationType
 
 from app.temporal.agent_steps import AgentStepActivities, ModelAnswer, ModelCall, ToolCallRequest, ToolRun
 from app.temporal.crisis.approvals import Approvals
+from app.temporal.crisis.budgets import Budgets, PhaseLimits
 from app.temporal.errors import innermost_message
 from app.temporal.models import (
     AgentLoopPlan,
@@ -51,9 +52,10 @@ class AgentRun:
 
 
 class AgentLoop:
-    def __init__(self, request: CrisisRequest, approvals: Approvals) -> None:
+    def __init__(self, request: CrisisRequest, approvals: Approvals, budgets: Budgets) -> None:
         self._request = request
         self._approvals = approvals
+        self._budgets = budgets
         #: Gated tool calls wait for their decisions one at a time: a decision on a phase decides
         #: the one call it names (``liara approve WORKFLOW_ID PHASE_ID``).
         self._gate = asyncio.Lock()
@@ -71,19 +73,35 @@ class AgentLoop:
         if plan.system:
             run.transcript.append({"role": "system", "content": plan.system})
         run.transcript.append({"role": "user", "content": task(prompt, phase, context)})
+        try:
+            await self._converse(phase, plan, context, run)
+        finally:
+            self._budgets.spending(phase.phase_id, None)  # from now on its phase carries it
+        return run
+
+    async def _converse(
+        self, phase: MissionPhase, plan: AgentLoopPlan, context: dict[str, JsonValue], run: AgentRun
+    ) -> None:
+        """The loop of ``run``: model calls, each after the budgets let it, and tool calls."""
+        limits = PhaseLimits.of(plan)
         for turn in range(1, plan.max_turns + 1):
+            refusal = await self._budgets.go_on(phase, run.usage, limits)
+            if refusal is not None:
+                run.error = refusal
+                return
             try:
                 answer = await self._call_model(phase, plan, turn, run.transcript)
             except ActivityError as err:
                 if is_cancelled_exception(err):
                     raise asyncio.CancelledError from err
                 run.error = innermost_message(err)
-                return run
+                return
             run.usage = run.usage.plus(answer.usage)
+            self._budgets.spending(phase.phase_id, run.usage)
             run.transcript.append(answer.message)
             if not answer.tool_calls:
                 run.output, run.error = final_output(plan, answer)
-                return run
+                return
             tools = {tool.name: tool for tool in plan.tools}
             results = await asyncio.gather(
                 *(self._call_tool(phase, call, tools.get(call.name), context) for call in answer.tool_calls)
@@ -95,9 +113,8 @@ class AgentLoop:
                     f"Phase {phase.phase_id}'s conversation grew past {MAX_TRANSCRIPT_BYTES // 1024} KiB after "
                     f"{turn} model calls: ask for shorter tool results or fewer turns."
                 )
-                return run
+                return
         run.error = f"Phase {phase.phase_id}'s agent gave no answer within {plan.max_turns} model calls (max_turns)."
-        return run
 
     async def _call_model(
         self, phase: MissionPhase, plan: AgentLoopPlan, turn: int, messages: list[dict[str, JsonValue]]

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from pydantic import JsonValue
 from temporalio import workflow
@@ -30,6 +31,7 @@ from app.temporal.models import (
     CrisisStatus,
     EventKind,
     MissionPhase,
+    PendingBudget,
     PendingToolCall,
     PhaseOutcome,
     PhaseStatus,
@@ -67,6 +69,8 @@ class Approvals:
         self._decisions = state.decisions
         self._board = board
         self._events = events
+        #: Extend-budget gates each phase's agent has reached in this run.
+        self._budget_gates: dict[str, int] = {}
 
     def tally(self, phase_id: str) -> Tally:
         return Tally.of(self._decisions.get(phase_id, []))
@@ -75,49 +79,70 @@ class Approvals:
         """Wait for the verdict on a gated tool call of ``phase``'s agent: the arguments it runs
         with (the model's, or those an approver gave), and why it may not run (None if it may).
         """
+        key = tool_key(phase.phase_id, pending.call_id)
+        tally = await self._step_gate(phase, key, {"pending_tool_call": pending}, pending.approvals_required)
+        refusal = self._refusal(tally, phase, pending.approvals_required)
+        if refusal is not None:
+            return pending.arguments, refusal
+        edited = [d.arguments for d in tally.approvals if d.arguments is not None]
+        return (edited[-1] if edited else pending.arguments), None
+
+    async def budget_gate(self, phase: MissionPhase, pending: PendingBudget) -> tuple[int, float, str | None]:
+        """Wait at an extend-budget gate of ``phase``'s agent: the tokens and cost the approvals
+        add (as much again as the budget, unless an approver said how much), and why the agent
+        may not go on (None if it may).
+        """
+        self._budget_gates[phase.phase_id] = self._budget_gates.get(phase.phase_id, 0) + 1
+        key = tool_key(phase.phase_id, f"budget-{self._budget_gates[phase.phase_id]}")
+        tally = await self._step_gate(phase, key, {"pending_budget": pending}, pending.approvals_required)
+        refusal = self._refusal(tally, phase, pending.approvals_required)
+        if refusal is not None:
+            return 0, 0.0, refusal
+        tokens = [d.extend_tokens for d in tally.approvals if d.extend_tokens is not None]
+        costs = [d.extend_cost for d in tally.approvals if d.extend_cost is not None]
+        return (
+            tokens[-1] if tokens else (pending.token_budget or 0),
+            costs[-1] if costs else (pending.cost_budget or 0.0),
+            None,
+        )
+
+    async def _step_gate(
+        self, phase: MissionPhase, key: str, pending: dict[str, Any], approvals_required: int
+    ) -> Tally:
+        """Hold a running phase awaiting approval of a step of its agent (``pending``: what waits)
+        until the decisions kept under ``key`` decide it, or the phase's approval timeout.
+        """
         board = self._board
         index = board.index_of(phase.phase_id)
         running = board.phases[index]
-        board.set(
-            index,
-            running.model_copy(
-                update={
-                    "status": PhaseStatus.AWAITING_APPROVAL,
-                    "pending_tool_call": pending,
-                    "approvals": 0,
-                    "approvals_required": pending.approvals_required,
-                }
-            ),
-        )
+        waiting = {"status": PhaseStatus.AWAITING_APPROVAL, "approvals": 0, "approvals_required": approvals_required}
+        board.set(index, running.model_copy(update={**waiting, **pending}))
         show_status(CrisisStatus.AWAITING_APPROVAL)
-        key = tool_key(phase.phase_id, pending.call_id)
         timeout = timedelta(seconds=phase.approval_timeout) if phase.approval_timeout else None
         try:
-            await workflow.wait_condition(lambda: self.tally(key).decided(pending.approvals_required), timeout=timeout)
+            await workflow.wait_condition(lambda: self.tally(key).decided(approvals_required), timeout=timeout)
         except TimeoutError:
             pass
         if board.with_status(PhaseStatus.AWAITING_APPROVAL) == [phase.phase_id]:
             show_status(CrisisStatus.RUNNING)
         decided = board.phases[index]  # with the decisions taken meanwhile
-        board.set(
-            index,
-            decided.model_copy(
-                update={
-                    "status": PhaseStatus.RUNNING,
-                    "pending_tool_call": None,
-                    "approvals": running.approvals,
-                    "approvals_required": running.approvals_required,
-                }
-            ),
-        )
-        tally = self.tally(key)
+        going_on = {
+            "status": PhaseStatus.RUNNING,
+            "approvals": running.approvals,
+            "approvals_required": running.approvals_required,
+            **dict.fromkeys(pending),
+        }
+        board.set(index, decided.model_copy(update=going_on))
+        return self.tally(key)
+
+    @staticmethod
+    def _refusal(tally: Tally, phase: MissionPhase, approvals_required: int) -> str | None:
         if tally.rejection is not None:
             reason = f": {tally.rejection.reason}" if tally.rejection.reason else ""
-            return pending.arguments, f"rejected by {tally.rejection.decided_by}{reason}"
-        if not tally.decided(pending.approvals_required):
-            return pending.arguments, f"approval timed out after {phase.approval_timeout:g} s"
-        edited = [d.arguments for d in tally.approvals if d.arguments is not None]
-        return (edited[-1] if edited else pending.arguments), None
+            return f"rejected by {tally.rejection.decided_by}{reason}"
+        if not tally.decided(approvals_required):
+            return f"approval timed out after {phase.approval_timeout:g} s"
+        return None
 
     async def gate(self, index: int, phase: MissionPhase) -> PhaseOutcome:
         """Wait for the verdict on phase ``index``: the phase approved (``approved_by`` set), or
@@ -154,10 +179,10 @@ class Approvals:
         recorded = RecordedDecision(
             **decision.model_dump(),
             decided_at=workflow.now(),
-            tool=pending.tool if pending else None,
+            tool=pending.tool if pending else ("extend-budget" if outcome.pending_budget else None),
             tool_call_id=pending.call_id if pending else None,
         )
-        key = tool_key(decision.phase_id, pending.call_id) if pending else decision.phase_id
+        key = self._gate_key(outcome) or decision.phase_id
         decisions = self._decisions.setdefault(key, [])
         decisions.append(recorded)
         outcome = outcome.model_copy(
@@ -186,15 +211,22 @@ class Approvals:
         """Refuse (``ValueError``, in one sentence) a decision that would not count."""
         phase_id = decision.phase_id
         outcome = self._board.find(phase_id)
-        pending = outcome.pending_tool_call if outcome is not None else None
-        if pending is not None:
+        key = self._gate_key(outcome) if outcome is not None else None
+        if outcome is not None and key is not None:
             self._check_decider(decision)
-            if decision.arguments is not None and not decision.approved:
-                raise ValueError("arguments go with an approval: a rejection runs nothing")
-            self._check_tally(self.tally(tool_key(phase_id, pending.call_id)), decision, pending.approvals_required)
+            budget = decision.extend_tokens is not None or decision.extend_cost is not None
+            if (decision.arguments is not None or budget) and not decision.approved:
+                raise ValueError("arguments and amounts go with an approval: a rejection runs nothing")
+            if decision.arguments is not None and outcome.pending_tool_call is None:
+                raise ValueError(f"phase {phase_id!r} waits at an extend-budget gate, not for a tool call's arguments")
+            if budget and outcome.pending_budget is None:
+                raise ValueError(f"phase {phase_id!r} waits for a tool call, not at an extend-budget gate")
+            self._check_tally(self.tally(key), decision, outcome.approvals_required)
             return
         if decision.arguments is not None:
             raise ValueError(f"phase {phase_id!r} has no tool call awaiting approval, whose arguments one could give")
+        if decision.extend_tokens is not None or decision.extend_cost is not None:
+            raise ValueError(f"phase {phase_id!r} waits at no extend-budget gate, whose budget one could extend")
         if outcome is None or not outcome.requires_approval:
             raise ValueError(f"crisis {self._crisis_id} has no phase {phase_id!r} that requires approval")
         self._check_decider(decision)
@@ -204,6 +236,14 @@ class Approvals:
         if outcome.status != PhaseStatus.AWAITING_APPROVAL:
             why = f" ({outcome.error})" if outcome.error else ""
             raise ValueError(f"phase {phase_id!r} is {outcome.status.value}{why}; it can no longer be decided")
+
+    def _gate_key(self, outcome: PhaseOutcome) -> str | None:
+        """Where the decisions on the step of its agent that awaits approval are kept (None: none waits)."""
+        if outcome.pending_tool_call is not None:
+            return tool_key(outcome.phase_id, outcome.pending_tool_call.call_id)
+        if outcome.pending_budget is not None:
+            return tool_key(outcome.phase_id, f"budget-{self._budget_gates.get(outcome.phase_id, 0)}")
+        return None
 
     @staticmethod
     def _check_tally(tally: Tally, decision: ApprovalDecision, approvals_required: int) -> None:

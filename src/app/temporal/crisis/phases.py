@@ -91,6 +91,8 @@ class PhaseBoard:
             data: dict[str, Any] = {"phase_id": outcome.phase_id, "approvals_required": outcome.approvals_required}
             if tool_call is not None:
                 data |= {"tool": tool_call.tool, "arguments": tool_call.arguments}
+            if outcome.pending_budget is not None:  # an extend-budget gate: what was spent, what was allowed
+                data |= {"budget": outcome.pending_budget.model_dump(mode="json")}
             self._events.notify(WebhookEvent.APPROVAL_REQUIRED, required, data)
 
     def close(self, index: int, status: PhaseStatus) -> None:

@@ -21,6 +21,7 @@ from app.temporal.activities import CrisisActivities
 from app.temporal.crisis.agent_loop import AgentLoop
 from app.temporal.crisis.approvals import Approvals
 from app.temporal.crisis.bookkeeping import CrisisBookkeeping
+from app.temporal.crisis.budgets import Budgets
 from app.temporal.crisis.observability import log_fields
 from app.temporal.crisis.params import CannotStart, PhaseParams
 from app.temporal.crisis.phases import PhaseBoard, as_carried, failed
@@ -55,7 +56,7 @@ class PhaseRunner:
         self._approvals = approvals
         self._params = params
         self._records = records
-        self._agents = AgentLoop(request, approvals)
+        self._agents = AgentLoop(request, approvals, Budgets(request, state, board, approvals))
         self._agents_running = 0
         #: Set the moment a phase fails under the abort policy: from then on no phase starts.
         self.aborting = False

@@ -31,3 +31,5 @@ class CrisisState(WireModel):
         default=None, description="The event stream, as handed over at continue-as-new."
     )
     runs: int = Field(default=0, description="Runs the crisis has had before this one.")
+    extra_tokens: int = Field(default=0, description="Tokens its extend-budget gates added to its token_budget.")
+    extra_cost: float = Field(default=0.0, description="Cost its extend-budget gates added to its cost_budget.")

@@ -67,7 +67,15 @@ def phase_entry(outcome: PhaseOutcome) -> dict[str, Any]:
                 "decided_at": format_timestamp(decision.decided_at),
                 **({"role": decision.role} if decision.role is not None else {}),
                 **({"tool": decision.tool, "tool_call_id": decision.tool_call_id} if decision.tool else {}),
-                **({"arguments": decision.arguments} if decision.arguments is not None else {}),
+                **{
+                    name: value
+                    for name, value in (
+                        ("arguments", decision.arguments),
+                        ("extend_tokens", decision.extend_tokens),
+                        ("extend_cost", decision.extend_cost),
+                    )
+                    if value is not None
+                },
             }
             for decision in outcome.decisions
         ]
