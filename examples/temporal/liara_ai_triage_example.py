@@ -42,6 +42,7 @@ from typing import Any
 from temporalio.worker import Worker
 
 from app.temporal.activities import CrisisActivities
+from app.temporal.agent_steps import AgentStepActivities
 from app.temporal.agents import load_executor_registry
 from app.temporal.client import run_and_exit
 from app.temporal.records import configured_record_store
@@ -187,7 +188,7 @@ async def worker(agency: LiaraTemporalAgency, config: Path) -> AsyncIterator[str
                 agency.client,
                 task_queue=agency.settings.task_queue,
                 workflows=[CrisisResponseWorkflow],
-                activities=CrisisActivities(store, registry).all(),
+                activities=[*CrisisActivities(store, registry).all(), *AgentStepActivities(registry).all()],
                 workflow_runner=WORKFLOW_RUNNER,
                 max_heartbeat_throttle_interval=timedelta(seconds=1),
                 graceful_shutdown_timeout=timedelta(seconds=5),

@@ -30,6 +30,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from app.temporal.activities import CrisisActivities
+from app.temporal.agent_steps import AgentStepActivities
 from app.temporal.agents import load_executor_registry
 from app.temporal.client import run_and_exit
 from app.temporal.models import (
@@ -204,7 +205,9 @@ async def scenario_worker(
         config.write_text(scenario.executors(model.base_url))
         registry = load_executor_registry(config, environ={})
         try:
-            async with crisis_workflow_worker(client, queue, CrisisActivities(store, registry).all()):
+            async with crisis_workflow_worker(
+                client, queue, [*CrisisActivities(store, registry).all(), *AgentStepActivities(registry).all()]
+            ):
                 yield
         finally:
             await registry.aclose()

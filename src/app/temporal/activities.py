@@ -20,7 +20,6 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from app.temporal import metrics
-from app.temporal.agent_steps import AgentStepActivities
 from app.temporal.agents import AGENT_FAILURE_ERROR, SIMULATE, ExecutorRegistry, Mission, SimulateExecutor
 from app.temporal.errors import CrisisIdTakenError, CrisisRecordError
 from app.temporal.heartbeats import while_heartbeating
@@ -251,14 +250,13 @@ class CrisisActivities:
         return location
 
     def all(self) -> list:
-        """The five activities and a language-model agent's steps, for registering on a worker."""
+        """The five activities, for registering on a worker (beside app.temporal.agent_steps')."""
         return [
             self.validate_crisis_request,
             self.initialize_crisis_response,
             self.perform_agent_mission,
             self.log_mission_phase,
             self.finalize_crisis_response,
-            *AgentStepActivities(self.executors).all(),
         ]
 
 

@@ -24,6 +24,7 @@ from typing import Any
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from app.temporal.activities import CrisisActivities
+from app.temporal.agent_steps import AgentStepActivities
 from app.temporal.agents import ExecutorRegistry, load_executor_registry
 from app.temporal.client import ConnectionSettings, connect
 from app.temporal.errors import LiaraError
@@ -111,7 +112,8 @@ async def _serve(
     client = await connect(settings, **client_options)
     logger.info("Connected to Temporal server at %s, namespace %s", settings.address, settings.namespace)
     executors = load_executor_registry()
-    activities = CrisisActivities(store, executors).all()
+    activities = CrisisActivities(store, executors).all()  # the five the spec's log line counts
+    agent_steps = AgentStepActivities(executors).all()  # a language-model agent's model and tool calls
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -120,7 +122,7 @@ async def _serve(
         client,
         task_queue=settings.task_queue,
         workflows=crisis_workflows,
-        activities=activities,
+        activities=[*activities, *agent_steps],
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
         max_cached_workflows=max_cached_workflows,
         graceful_shutdown_timeout=graceful_shutdown,

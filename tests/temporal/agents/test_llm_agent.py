@@ -20,6 +20,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from app.temporal.activities import CrisisActivities
+from app.temporal.agent_steps import AgentStepActivities
 from app.temporal.agents import load_executor_registry
 from app.temporal.records import FileRecordStore
 from app.temporal.workflows import CrisisResponseWorkflow
@@ -78,7 +79,7 @@ async def agent_worker(
         client,
         task_queue=task_queue,
         workflows=[CrisisResponseWorkflow],
-        activities=CrisisActivities(store, registry).all(),
+        activities=[*CrisisActivities(store, registry).all(), *AgentStepActivities(registry).all()],
     ):
         yield store
     await registry.aclose()
