@@ -7,9 +7,20 @@ from __future__ import annotations
 
 import sys
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from app.temporal.activities import CrisisActivities
+from app.temporal.agent_steps import AgentStepActivities
+from app.temporal.agents import load_executor_registry
+from app.temporal.records import FileRecordStore
+from app.temporal.workflows import CrisisResponseWorkflow
 from scripts.scripted_model_server import Answer, Step, ToolCalls
 from tests.helpers import REPO_ROOT
 
@@ -19,9 +30,9 @@ MODEL = "scripted-analyst"
 LOOKUP = REPO_ROOT / "tests/temporal/agents/lookup_tool.py"
 
 
-def agent_config(base_url: str) -> str:
-    """``liara.toml``: ``investigate`` by the ``analyst`` llm executor, which may call ``lookup``;
-    every other action simulated.
+def agent_config(base_url: str, *, tools: str = '["lookup"]', extra: str = "") -> str:
+    """``liara.toml``: ``investigate`` by the ``analyst`` llm executor, which may call ``tools``
+    (``lookup`` by default) and has the settings of ``extra`` too; every other action simulated.
     """
     return f"""
 [agents.actions]
@@ -33,8 +44,9 @@ base_url = "{base_url}"
 model = "{MODEL}"
 api_key_env = "{KEY_ENV}"
 system = "You are a security analyst."
-tools = ["lookup"]
+tools = {tools}
 max_turns = 4
+{extra}
 
 [executors.lookup]
 type = "command"
@@ -42,6 +54,28 @@ argv = ["{sys.executable}", "{LOOKUP}"]
 description = "Looks a host up in the inventory"
 parameters = {{ type = "object", properties = {{ host = {{ type = "string" }} }}, required = ["host"] }}
 """
+
+
+@asynccontextmanager
+async def agent_worker(
+    client: Client, task_queue: str, tmp_path: Path, toml: str, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[FileRecordStore]:
+    """An in-process worker of the crisis workflow with the executors of ``toml`` and the key in
+    its environment; its record store.
+    """
+    path = tmp_path / "liara.toml"
+    path.write_text(toml)
+    monkeypatch.setenv(KEY_ENV, KEY)
+    registry = load_executor_registry(path, environ={})
+    store = FileRecordStore(tmp_path / "crises")
+    async with Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[CrisisResponseWorkflow],
+        activities=[*CrisisActivities(store, registry).all(), *AgentStepActivities(registry).all()],
+    ):
+        yield store
+    await registry.aclose()
 
 
 def agent_env(env: dict[str, str], directory: Path, base_url: str) -> dict[str, str]:
@@ -59,16 +93,21 @@ def script() -> list[Step]:
 USAGE = {"prompt_tokens": 60, "completion_tokens": 16, "total_tokens": 76, "model_calls": 2}
 
 
-def triage(target: str = "web-1") -> dict[str, Any]:
-    """The agent's phase."""
+def triage(target: str = "web-1", **params: Any) -> dict[str, Any]:
+    """The agent's phase (``params`` beside its prompt)."""
     return {
         "phase_id": "triage",
         "agent_id": "analyst-001",
         "action": "investigate",
         "target": target,
-        "params": {"prompt": "Is web-1 compromised?"},
+        "params": {"prompt": "Is web-1 compromised?", **params},
         "retry": {"maximum_attempts": 3, "initial_interval_seconds": 0.1},
     }
+
+
+def triage_missions(**params: Any) -> list[dict[str, Any]]:
+    """A crisis of the agent's phase alone."""
+    return [triage(**params)]
 
 
 def gate(target: str = "web-1") -> dict[str, Any]:

@@ -17,7 +17,7 @@ from cognition.liara.commands.live_text import LiveText
 from scripts.scripted_model_server import Answer, ScriptedModelServer
 from tests.helpers import REPO_ROOT
 from tests.helpers.cli import cli
-from tests.temporal.agents.test_llm_agent import KEY, agent_worker, config, triage
+from tests.helpers.model_agents import KEY, agent_config, agent_worker, triage_missions
 
 FINDINGS = (
     "Findings on web-1:\n- packages match the baseline\n- no unknown listener\nVerdict: clean, keep it in rotation."
@@ -69,10 +69,10 @@ async def test_watch_prints_the_agents_text_while_the_phase_runs(
 ):
     slow_model.set_script([Answer(FINDINGS)])
     async with (
-        agent_worker(dev_server.client, task_queue, tmp_path, config(slow_model.base_url), monkeypatch),
+        agent_worker(dev_server.client, task_queue, tmp_path, agent_config(slow_model.base_url), monkeypatch),
         LiaraTemporalAgency(temporal_host=dev_server.address, task_queue=task_queue) as agency,
     ):
-        workflow_id = await agency.trigger_crisis_response("web-1", triage(), "tester")
+        workflow_id = await agency.trigger_crisis_response("web-1", triage_missions(), "tester")
         watcher = await asyncio.create_subprocess_exec(
             sys.executable,
             str(REPO_ROOT / "cognition/liara/cli.py"),
@@ -114,10 +114,10 @@ async def test_watch_json_prints_each_event_as_a_json_line(
     slow_model.chunk_delay = 0.01
     slow_model.set_script([Answer(FINDINGS)])
     async with (
-        agent_worker(dev_server.client, task_queue, tmp_path, config(slow_model.base_url), monkeypatch),
+        agent_worker(dev_server.client, task_queue, tmp_path, agent_config(slow_model.base_url), monkeypatch),
         LiaraTemporalAgency(temporal_host=dev_server.address, task_queue=task_queue) as agency,
     ):
-        workflow_id = await agency.trigger_crisis_response("web-1", triage(), "tester")
+        workflow_id = await agency.trigger_crisis_response("web-1", triage_missions(), "tester")
         watched = await cli(liara_env, tmp_path, "watch", workflow_id, "--json")
 
     assert watched.returncode == 0, watched.stdout + watched.stderr

@@ -18,9 +18,9 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from scripts.scripted_model_server import Answer, Hang, ScriptedModelServer, ToolCalls
+from tests.helpers.model_agents import KEY, KEY_ENV, agent_config
 from tests.helpers.service import Tokens, crisis_body, start
 from tests.liara.console.test_console_browser import CHROMIUM, CHROMIUM_FLAGS, card, screenshot, sign_in
-from tests.temporal.agents.test_llm_agent import KEY, KEY_ENV, config
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +40,7 @@ def model() -> Iterator[ScriptedModelServer]:
 def service_env(service_env: dict[str, str], service_dir: Path, model: ScriptedModelServer) -> dict[str, str]:
     """The service's worker has the analyst (an ``llm`` executor on the scripted model) and its key."""
     path = service_dir / "liara.toml"
-    path.write_text(config(model.base_url))
+    path.write_text(agent_config(model.base_url))
     return {**service_env, "LIARA_CONFIG": str(path), KEY_ENV: KEY}
 
 

@@ -24,7 +24,7 @@ from app.temporal.agent_output import OutputBatcher
 from app.temporal.models import AGENT_OUTPUT_SIGNAL, AgentOutputBatch
 from cognition.liara.agency import LiaraTemporalAgency
 from scripts.scripted_model_server import Answer, ScriptedModelServer, ToolCalls, split_deltas
-from tests.temporal.agents.test_llm_agent import KEY, agent_worker, config, triage
+from tests.helpers.model_agents import KEY, agent_config, agent_worker, triage_missions
 
 #: An answer the scripted server streams in its most deltas (16), one every ``SLOW`` seconds.
 LONG_ANSWER = (
@@ -107,8 +107,8 @@ async def test_a_streamed_answer_reaches_the_event_stream_in_batches_while_the_p
     dev_server, task_queue, tmp_path, slow_model, monkeypatch
 ):
     slow_model.set_script([Answer(LONG_ANSWER, usage=(40, 9))])
-    async with agent_worker(dev_server.client, task_queue, tmp_path, config(slow_model.base_url), monkeypatch):
-        workflow_id, events = await events_while_it_runs(dev_server, task_queue, triage())
+    async with agent_worker(dev_server.client, task_queue, tmp_path, agent_config(slow_model.base_url), monkeypatch):
+        workflow_id, events = await events_while_it_runs(dev_server, task_queue, triage_missions())
 
     assert events[-1]["data"]["result"]["success"], events[-1]
     # The deltas join to the answer's text, in order, between the phase's running and completed.
@@ -138,9 +138,9 @@ async def test_a_retried_model_call_says_restart_and_readers_keep_only_the_answe
     dev_server, task_queue, tmp_path, slow_model, monkeypatch
 ):
     slow_model.set_script([BrokenOff(LONG_ANSWER), Answer("web-1 is clean")])
-    async with agent_worker(dev_server.client, task_queue, tmp_path, config(slow_model.base_url), monkeypatch):
+    async with agent_worker(dev_server.client, task_queue, tmp_path, agent_config(slow_model.base_url), monkeypatch):
         started = time.monotonic()
-        _, events = await events_while_it_runs(dev_server, task_queue, triage())
+        _, events = await events_while_it_runs(dev_server, task_queue, triage_missions())
         took = time.monotonic() - started
 
     result = events[-1]["data"]["result"]
@@ -163,12 +163,12 @@ async def test_each_model_call_streams_its_own_text_and_text_after_its_phase_end
         [ToolCalls([("lookup", {"host": "web-1"})], text="Let me look web-1 up."), Answer("web-1 is clean")]
     )
     missions = [
-        *triage(),
+        *triage_missions(),
         {"phase_id": "contain", "agent_id": "ops-001", "action": "investigate", "target": "web-1"},
     ]
     missions[1]["requires_approval"] = True
     async with (
-        agent_worker(dev_server.client, task_queue, tmp_path, config(model.base_url), monkeypatch),
+        agent_worker(dev_server.client, task_queue, tmp_path, agent_config(model.base_url), monkeypatch),
         LiaraTemporalAgency(temporal_host=dev_server.address, task_queue=task_queue) as agency,
     ):
         workflow_id = await agency.trigger_crisis_response("web-1", missions, "tester")

@@ -8,94 +8,27 @@ from __future__ import annotations
 
 import json
 import sys
-import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
-from temporalio.worker import Worker
 
-from app.temporal.activities import CrisisActivities
-from app.temporal.agent_steps import AgentStepActivities
-from app.temporal.agents import load_executor_registry
-from app.temporal.records import FileRecordStore
-from app.temporal.workflows import CrisisResponseWorkflow
 from cognition.liara.agency import LiaraTemporalAgency
 from cognition.liara.errors import DecisionRefusedError
 from scripts.scripted_model_server import Answer, Failure, ScriptedModelServer, ToolCalls
 from tests.helpers import assert_eventually
 from tests.helpers.histories import history_text
+from tests.helpers.model_agents import KEY, LOOKUP, agent_config, agent_worker, triage_missions
 
 pytestmark = pytest.mark.integration
-
-KEY = "sk-test-" + uuid.uuid4().hex
-KEY_ENV = "LIARA_TEST_ANALYST_KEY"
-LOOKUP = Path(__file__).with_name("lookup_tool.py")
-
-
-def config(base_url: str, *, tools: str = '["lookup"]', extra: str = "") -> str:
-    return f"""
-[agents.actions]
-investigate = "analyst"
-
-[executors.analyst]
-type = "llm"
-base_url = "{base_url}"
-model = "scripted-analyst"
-api_key_env = "{KEY_ENV}"
-system = "You are a security analyst."
-tools = {tools}
-max_turns = 4
-{extra}
-
-[executors.lookup]
-type = "command"
-argv = ["{sys.executable}", "{LOOKUP}"]
-description = "Looks a host up in the inventory"
-parameters = {{ type = "object", properties = {{ host = {{ type = "string" }} }}, required = ["host"] }}
-"""
 
 
 @pytest.fixture
 def model() -> Iterator[ScriptedModelServer]:
     with ScriptedModelServer([], api_key=KEY) as server:
         yield server
-
-
-@asynccontextmanager
-async def agent_worker(
-    client: Client, task_queue: str, tmp_path: Path, toml: str, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[FileRecordStore]:
-    path = tmp_path / "liara.toml"
-    path.write_text(toml)
-    monkeypatch.setenv(KEY_ENV, KEY)
-    registry = load_executor_registry(path, environ={})
-    store = FileRecordStore(tmp_path / "crises")
-    async with Worker(
-        client,
-        task_queue=task_queue,
-        workflows=[CrisisResponseWorkflow],
-        activities=[*CrisisActivities(store, registry).all(), *AgentStepActivities(registry).all()],
-    ):
-        yield store
-    await registry.aclose()
-
-
-def triage(**params: Any) -> list[dict[str, Any]]:
-    return [
-        {
-            "phase_id": "triage",
-            "agent_id": "analyst-001",
-            "action": "investigate",
-            "target": "web-1",
-            "params": {"prompt": "Is web-1 compromised?", **params},
-            "retry": {"maximum_attempts": 3, "initial_interval_seconds": 0.1},
-        }
-    ]
 
 
 async def run_crisis(dev_server, task_queue: str, missions: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
@@ -116,8 +49,10 @@ async def test_an_agent_calls_a_tool_and_answers_each_step_an_activity(
     model.set_script(
         [ToolCalls([("lookup", {"host": "web-1"})], usage=(20, 7)), Answer("web-1 is clean", usage=(40, 9))]
     )
-    async with agent_worker(dev_server.client, task_queue, tmp_path, config(model.base_url), monkeypatch) as store:
-        workflow_id, result = await run_crisis(dev_server, task_queue, triage(severity="high"))
+    async with agent_worker(
+        dev_server.client, task_queue, tmp_path, agent_config(model.base_url), monkeypatch
+    ) as store:
+        workflow_id, result = await run_crisis(dev_server, task_queue, triage_missions(severity="high"))
 
     assert result["success"], result
     (phase,) = result["phases"]
@@ -166,8 +101,8 @@ async def test_parallel_tool_calls_run_side_by_side_and_a_failed_tool_is_told_to
             Answer("two hosts known, one lookup failed"),
         ]
     )
-    async with agent_worker(dev_server.client, task_queue, tmp_path, config(model.base_url), monkeypatch):
-        workflow_id, result = await run_crisis(dev_server, task_queue, triage())
+    async with agent_worker(dev_server.client, task_queue, tmp_path, agent_config(model.base_url), monkeypatch):
+        workflow_id, result = await run_crisis(dev_server, task_queue, triage_missions())
 
     assert result["success"], result
     tool_messages = [message for message in model.requests[1].body["messages"] if message["role"] == "tool"]
@@ -190,8 +125,8 @@ async def test_a_rate_limited_model_call_waits_as_retry_after_says(
     dev_server, task_queue, tmp_path, model, monkeypatch
 ):
     model.set_script([Failure(429, "Rate limit reached", retry_after=2), Answer("done")])
-    async with agent_worker(dev_server.client, task_queue, tmp_path, config(model.base_url), monkeypatch):
-        _, result = await run_crisis(dev_server, task_queue, triage())
+    async with agent_worker(dev_server.client, task_queue, tmp_path, agent_config(model.base_url), monkeypatch):
+        _, result = await run_crisis(dev_server, task_queue, triage_missions())
 
     assert result["success"] and result["phases"][0]["output"] == {"answer": "done"}, result
     first, second = model.requests
@@ -204,8 +139,8 @@ async def test_a_refused_model_call_fails_the_phase_at_once_with_the_providers_m
     dev_server, task_queue, tmp_path, model, monkeypatch
 ):
     model.set_script([Failure(400, "Invalid value for 'model': no such model")])
-    async with agent_worker(dev_server.client, task_queue, tmp_path, config(model.base_url), monkeypatch):
-        _, result = await run_crisis(dev_server, task_queue, triage())
+    async with agent_worker(dev_server.client, task_queue, tmp_path, agent_config(model.base_url), monkeypatch):
+        _, result = await run_crisis(dev_server, task_queue, triage_missions())
 
     (phase,) = result["phases"]
     assert phase["status"] == "failed" and len(model.requests) == 1
@@ -217,8 +152,8 @@ async def test_a_refused_model_call_fails_the_phase_at_once_with_the_providers_m
 
 async def test_an_agent_that_never_answers_within_max_turns_fails(dev_server, task_queue, tmp_path, model, monkeypatch):
     model.set_script([ToolCalls([("lookup", {"host": f"web-{turn}"})]) for turn in range(4)])
-    async with agent_worker(dev_server.client, task_queue, tmp_path, config(model.base_url), monkeypatch):
-        _, result = await run_crisis(dev_server, task_queue, triage())
+    async with agent_worker(dev_server.client, task_queue, tmp_path, agent_config(model.base_url), monkeypatch):
+        _, result = await run_crisis(dev_server, task_queue, triage_missions())
 
     (phase,) = result["phases"]
     assert phase["status"] == "failed"
@@ -231,9 +166,9 @@ async def test_an_output_schema_makes_the_answer_the_phases_json_output(
 ):
     schema = '{ type = "object", properties = { verdict = { type = "string" } }, required = ["verdict"] }'
     model.set_script([Answer(json={"verdict": "contain"})])
-    toml = config(model.base_url, tools="[]", extra=f"output_schema = {schema}")
+    toml = agent_config(model.base_url, tools="[]", extra=f"output_schema = {schema}")
     async with agent_worker(dev_server.client, task_queue, tmp_path, toml, monkeypatch):
-        _, result = await run_crisis(dev_server, task_queue, triage())
+        _, result = await run_crisis(dev_server, task_queue, triage_missions())
 
     assert result["phases"][0]["output"] == {"verdict": "contain"}, result
     (request,) = model.requests
@@ -244,9 +179,9 @@ async def test_an_output_schema_makes_the_answer_the_phases_json_output(
 async def test_a_phase_without_a_prompt_fails_without_calling_the_model(
     dev_server, task_queue, tmp_path, model, monkeypatch
 ):
-    missions = triage()
+    missions = triage_missions()
     missions[0]["params"] = {"severity": "high"}
-    async with agent_worker(dev_server.client, task_queue, tmp_path, config(model.base_url), monkeypatch):
+    async with agent_worker(dev_server.client, task_queue, tmp_path, agent_config(model.base_url), monkeypatch):
         _, result = await run_crisis(dev_server, task_queue, missions)
 
     error = result["phases"][0]["error"]
@@ -257,8 +192,8 @@ async def test_a_phase_without_a_prompt_fails_without_calling_the_model(
 async def test_a_conversation_past_its_size_limit_ends_the_phase(dev_server, task_queue, tmp_path, model, monkeypatch):
     """Tool results are cut to 16,000 characters each; 34 of them pass the 512 KiB a model call may carry."""
     model.set_script([ToolCalls([("lookup", {"host": f"web-{index}", "size": 20_000}) for index in range(34)])])
-    async with agent_worker(dev_server.client, task_queue, tmp_path, config(model.base_url), monkeypatch):
-        _, result = await run_crisis(dev_server, task_queue, triage())
+    async with agent_worker(dev_server.client, task_queue, tmp_path, agent_config(model.base_url), monkeypatch):
+        _, result = await run_crisis(dev_server, task_queue, triage_missions())
 
     (phase,) = result["phases"]
     assert phase["error"] == (
@@ -271,7 +206,7 @@ async def test_a_conversation_past_its_size_limit_ends_the_phase(dev_server, tas
 def gated_config(base_url: str, approvals: int = 1) -> str:
     """The analyst may call ``isolate``, each call of which waits for approval."""
     return (
-        config(base_url, tools='["lookup", "isolate"]')
+        agent_config(base_url, tools='["lookup", "isolate"]')
         + f"""
 [executors.isolate]
 type = "command"
@@ -305,7 +240,7 @@ async def test_a_gated_tool_call_waits_for_an_approval_that_may_edit_its_argumen
         agent_worker(dev_server.client, task_queue, tmp_path, gated_config(model.base_url), monkeypatch) as store,
         LiaraTemporalAgency(temporal_host=dev_server.address, task_queue=task_queue) as agency,
     ):
-        workflow_id = await agency.trigger_crisis_response("web-1", triage(), "tester")
+        workflow_id = await agency.trigger_crisis_response("web-1", triage_missions(), "tester")
         phase = await awaiting_tool_call(agency, workflow_id)
         assert phase["pending_tool_call"] == {
             "call_id": phase["pending_tool_call"]["call_id"],
@@ -341,7 +276,7 @@ async def test_a_rejected_tool_call_tells_the_model_why_and_the_agent_goes_on(
         agent_worker(dev_server.client, task_queue, tmp_path, gated_config(model.base_url), monkeypatch),
         LiaraTemporalAgency(temporal_host=dev_server.address, task_queue=task_queue) as agency,
     ):
-        workflow_id = await agency.trigger_crisis_response("web-1", triage(), "tester")
+        workflow_id = await agency.trigger_crisis_response("web-1", triage_missions(), "tester")
         await awaiting_tool_call(agency, workflow_id)
         await agency.reject_phase(workflow_id, "triage", "approver-1", reason="db-1 serves payments")
         result = await agency.wait_for_crisis_completion(workflow_id, timeout=60)
@@ -360,7 +295,7 @@ async def test_a_gated_tool_with_a_quorum_runs_once_enough_approvers_have(
         agent_worker(dev_server.client, task_queue, tmp_path, toml, monkeypatch),
         LiaraTemporalAgency(temporal_host=dev_server.address, task_queue=task_queue) as agency,
     ):
-        workflow_id = await agency.trigger_crisis_response("web-1", triage(), "tester")
+        workflow_id = await agency.trigger_crisis_response("web-1", triage_missions(), "tester")
         await awaiting_tool_call(agency, workflow_id)
         first = await agency.approve_phase(workflow_id, "triage", "approver-1")
         assert (first["approvals"], first["approvals_required"]) == (1, 2)
@@ -381,10 +316,10 @@ async def test_a_crisis_at_its_token_budget_waits_at_an_extend_budget_gate_then_
     lookups = [ToolCalls([("lookup", {"host": f"web-{n}"})], usage=(20, 7)) for n in (1, 2)]
     model.set_script([*lookups, Answer("both clean", usage=(30, 5))])
     async with (
-        agent_worker(dev_server.client, task_queue, tmp_path, config(model.base_url), monkeypatch) as store,
+        agent_worker(dev_server.client, task_queue, tmp_path, agent_config(model.base_url), monkeypatch) as store,
         LiaraTemporalAgency(temporal_host=dev_server.address, task_queue=task_queue) as agency,
     ):
-        workflow_id = await agency.trigger_crisis_response("web-1", triage(), "tester", token_budget=50)
+        workflow_id = await agency.trigger_crisis_response("web-1", triage_missions(), "tester", token_budget=50)
         phase = await awaiting_tool_call(agency, workflow_id)
         # Two calls spent 54 tokens: the third waits, and the gate says what was spent and allowed.
         assert model.calls == 2
@@ -409,12 +344,12 @@ async def test_a_rejected_extension_of_a_phases_budget_fails_the_phase_with_the_
     dev_server, task_queue, tmp_path, model, monkeypatch
 ):
     model.set_script([ToolCalls([("lookup", {"host": "web-1"})], usage=(20, 7)), Answer("never asked")])
-    toml = config(model.base_url, extra="token_budget = 20")
+    toml = agent_config(model.base_url, extra="token_budget = 20")
     async with (
         agent_worker(dev_server.client, task_queue, tmp_path, toml, monkeypatch),
         LiaraTemporalAgency(temporal_host=dev_server.address, task_queue=task_queue) as agency,
     ):
-        workflow_id = await agency.trigger_crisis_response("web-1", triage(), "tester")
+        workflow_id = await agency.trigger_crisis_response("web-1", triage_missions(), "tester")
         phase = await awaiting_tool_call(agency, workflow_id)
         assert (phase["pending_budget"]["scope"], phase["pending_budget"]["token_budget"]) == ("phase", 20)
         with pytest.raises(DecisionRefusedError, match="a rejection runs nothing"):
@@ -436,12 +371,12 @@ async def test_a_model_with_prices_tells_what_its_calls_cost_and_a_cost_budget_g
 ):
     """20 prompt and 7 completion tokens at 2.0 and 8.0 per million: 0.000096 per call."""
     model.set_script([ToolCalls([("lookup", {"host": "web-1"})], usage=(20, 7)), Answer("clean", usage=(20, 7))])
-    toml = config(model.base_url, extra="prompt_price = 2.0\ncompletion_price = 8.0")
+    toml = agent_config(model.base_url, extra="prompt_price = 2.0\ncompletion_price = 8.0")
     async with (
         agent_worker(dev_server.client, task_queue, tmp_path, toml, monkeypatch),
         LiaraTemporalAgency(temporal_host=dev_server.address, task_queue=task_queue) as agency,
     ):
-        workflow_id = await agency.trigger_crisis_response("web-1", triage(), "tester", cost_budget=0.00009)
+        workflow_id = await agency.trigger_crisis_response("web-1", triage_missions(), "tester", cost_budget=0.00009)
         phase = await awaiting_tool_call(agency, workflow_id)
         assert phase["pending_budget"]["spent"]["cost"] == 0.000096
         await agency.approve_phase(workflow_id, "triage", "approver-1")  # as much again
@@ -449,3 +384,19 @@ async def test_a_model_with_prices_tells_what_its_calls_cost_and_a_cost_budget_g
 
     assert result["success"], result
     assert result["usage"]["cost"] == 0.000192 and result["phases"][0]["usage"]["cost"] == 0.000192
+
+
+async def test_a_provider_quoting_the_refused_key_masked_gets_it_taken_out_of_the_error(
+    dev_server, task_queue, tmp_path, model, monkeypatch
+):
+    masked = f"{KEY[:5]}{'*' * 12}{KEY[-4:]}"  # as OpenAI quotes a key it refuses
+    said = f"Incorrect API key provided: {masked}. You can find your API key at https://example.org/keys"
+    model.set_script([Failure(401, said)])
+    async with agent_worker(dev_server.client, task_queue, tmp_path, agent_config(model.base_url), monkeypatch):
+        _, result = await run_crisis(dev_server, task_queue, triage_missions())
+
+    error = result["phases"][0]["error"]
+    assert error.endswith(
+        "answered HTTP 401: Incorrect API key provided: [the key]. You can find your API key at https://example.org/keys."
+    ), error
+    assert KEY[-4:] not in json.dumps(result)

@@ -11,6 +11,7 @@ policy, and any other ``4xx`` fails the phase at once with the provider's messag
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -31,6 +32,8 @@ _WAIT_STATUSES = frozenset({429, 503})
 MAX_RETRY_AFTER_SECONDS = 600.0
 #: The most of one answer read (as streamed: JSON chunks); its text must fit a phase's output.
 MAX_ANSWER_BYTES = 4 * MAX_OUTPUT_BYTES
+#: What stands for the key in a provider's message.
+REDACTED_KEY = "[the key]"
 #: The most of an error answer read for its message.
 _MAX_ERROR_BODY = 16 * 1024
 
@@ -193,3 +196,19 @@ def retry_after(value: str | None) -> float | None:
             return None
         seconds = (when - datetime.now(UTC)).total_seconds()
     return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
+
+
+def without_key(err: ApplicationError, key: str | None) -> ApplicationError:
+    """``err`` with the key taken out of its message: the whole key, and the masked forms
+    providers quote (``sk-...ab12``, ``sk-****ab12``), which a phase's error would carry into
+    the history, the record, the result and the logs.
+    """
+    if not key or len(key) < 8:
+        return err
+    message = err.message.replace(key, REDACTED_KEY)
+    message = re.sub(rf"\S*(?:\.{{3}}|\*{{3,}}|…)\S*{re.escape(key[-4:])}\b", REDACTED_KEY, message)
+    if message == err.message:
+        return err
+    return ApplicationError(
+        message, type=err.type, non_retryable=err.non_retryable, next_retry_delay=err.next_retry_delay
+    )

@@ -26,8 +26,9 @@ from pathlib import Path
 
 import httpx
 from pydantic import Field, JsonValue, field_validator
+from temporalio.exceptions import ApplicationError
 
-from app.temporal.agents.chat_completions import StreamedAnswer, request_body, stream_completion
+from app.temporal.agents.chat_completions import StreamedAnswer, request_body, stream_completion, without_key
 from app.temporal.agents.http import display_url, parse_http_url
 from app.temporal.agents.mission import ExecutorSettings, Mission, TimeoutSeconds, agent_failure
 from app.temporal.models import AgentLoopPlan, ModelUsage, ToolSpec
@@ -76,7 +77,7 @@ class LlmExecutor:
         on_chunk: Callable[[str], None],
     ) -> StreamedAnswer:
         """One model call: the answer to ``messages``, streamed (``on_chunk`` gets each chunk's text)."""
-        headers = {}
+        headers, key = {}, None
         if self.settings.api_key_env:
             key = os.environ.get(self.settings.api_key_env)
             if not key:
@@ -98,14 +99,17 @@ class LlmExecutor:
             ],
             output_schema,
         )
-        return await stream_completion(
-            self._client_for_call(),
-            self.completions_url,
-            body,
-            headers,
-            on_chunk=on_chunk,
-            where=f"Model {self.settings.model!r} at {self.display_url}",
-        )
+        try:
+            return await stream_completion(
+                self._client_for_call(),
+                self.completions_url,
+                body,
+                headers,
+                on_chunk=on_chunk,
+                where=f"Model {self.settings.model!r} at {self.display_url}",
+            )
+        except ApplicationError as err:  # a provider may quote the key it refused, masked
+            raise without_key(err, key) from None
 
     def _client_for_call(self) -> httpx.AsyncClient:
         # Created on first use, inside the worker's event loop; no retries of its own (Temporal retries).
