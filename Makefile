@@ -6,13 +6,13 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: install demo test lint postgresql iproute2 bench server-start server-stop clean
+.PHONY: install demo test lint docs postgresql iproute2 bench server-start server-stop clean
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "Python 3.11 or newer is needed: run make with PYTHON=/path/to/python3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,tracing]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,tracing,docs]'
 	@touch $@
 
 install: $(INSTALLED)
@@ -49,6 +49,11 @@ lint: $(INSTALLED)
 	$(BIN)/ruff check src cognition scripts examples tests
 	$(BIN)/ruff format --check src cognition scripts examples tests
 	$(BIN)/pyright
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+# The documentation site, into build/site; its reference pages are generated from the code as it builds.
+docs: $(INSTALLED)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 bench: $(INSTALLED)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,tracing,bench]'
