@@ -10,6 +10,7 @@ import { follow } from "./events.js";
 import { drawEdges, layers } from "./graph.js";
 import { jsonBox, keptInRecord, phaseParams } from "./json.js";
 import { awaited, crisisStatus } from "./status.js";
+import { agentStep, agentWaits, gateDecisions, gateKey, gateKnown } from "./steps.js";
 
 const SHOWN_EVENTS = 8;
 
@@ -28,8 +29,10 @@ function describe(event) {
       return `${data.phase_id} ${words(data.status)}${data.error ? `: ${data.error}` : ""}`;
     case "compensation":
       return `Compensation of ${data.phase_id} ${words(data.status)}`;
-    case "approval_required":
-      return `${data.phase_id} awaits approval (${data.approvals} of ${data.approvals_required})`;
+    case "approval_required": {
+      const what = data.tool ? ` of a call of ${data.tool}` : ""; // a tool call of its agent
+      return `${data.phase_id} awaits approval${what} (${data.approvals} of ${data.approvals_required})`;
+    }
     case "decision":
       return `${data.decided_by} ${data.approved ? "approved" : "rejected"} ${data.phase_id}`;
     case "cancel_requested":
@@ -97,8 +100,9 @@ export function crisisView(context, workflowId) {
   function model(entry, kind) {
     const awaiting = kind === "phase" && entry.status === "awaiting_approval";
     const mayDecide = awaiting && running() && context.may("decide");
-    // Someone who has approved is not asked again: the phase waits for the rest of its quorum.
-    const voted = mayDecide && approvedBy(context.me.name, entry.decisions);
+    // Someone who has approved is not asked again: the phase (or its agent's step) waits for the
+    // rest of its quorum.
+    const voted = mayDecide && approvedBy(context.me.name, gateDecisions(entry));
     // An agent's text shows while it writes: on the phase's card while the phase runs (or
     // awaits a decision on a tool call it asked for), and while its compensation runs
     // (compensations get a card once they have ended).
@@ -115,7 +119,7 @@ export function crisisView(context, workflowId) {
       live,
       time: state.times.get(`${kind}:${entry.phase_id}`) ?? null,
       quorum: kind === "phase" ? (state.quorums.get(entry.phase_id) ?? null) : null,
-      decide: mayDecide && !voted,
+      decide: mayDecide && !voted && gateKnown(entry),
       voted,
     };
   }
@@ -127,13 +131,21 @@ export function crisisView(context, workflowId) {
   }
 
   function card(shown) {
-    const { entry, quorum: asked } = shown;
-    if (shown.decide && !forms.has(entry.phase_id)) {
-      forms.set(entry.phase_id, decisionForm(context, workflowId, entry.phase_id, refresh));
+    const { entry, quorum: told } = shown;
+    const step = shown.kind === "phase" ? agentStep(entry) : null;
+    const gate = gateKey(entry);
+    if (shown.decide && !forms.has(gate)) {
+      forms.set(gate, decisionForm(context, workflowId, entry.phase_id, refresh, step));
     }
     const decisions = entry.decisions ?? [];
+    // The events' count, but for a phase whose agent's steps were decided: each step counts its
+    // own approvals, and once it is decided the phase's count (the report's) is shown again.
+    const stepped = entry.status !== "awaiting_approval" && decisions.some((decision) => decision.tool);
+    const asked = told && !(stepped && entry.approvals !== undefined) ? told : null;
     const approvals = asked?.approvals ?? entry.approvals;
     const required = asked?.approvals_required ?? entry.approvals_required;
+    // A phase without a gate of its own that waits on nothing has decisions on its agent's steps only.
+    const counted = entry.requires_approval !== false || entry.status === "awaiting_approval";
     const box = (field) => `${shown.kind}:${entry.phase_id}:${field}`;
     return h(
       "li",
@@ -152,14 +164,17 @@ export function crisisView(context, workflowId) {
         ["Approved by", entry.approved_by],
         ["Model usage", entry.status === "running" ? null : modelUsage(entry.usage)],
       ]),
-      entry.requires_approval || asked || decisions.length ? quorum(approvals, required, decisions) : null,
+      agentWaits(step, { key: box(`step:${gate}`), expanded }),
+      entry.requires_approval || told || decisions.length
+        ? quorum(approvals, required, decisions, { counted, key: box("decisions"), expanded })
+        : null,
       entry.error ? h("p", { class: "error", text: `Error: ${entry.error}` }) : null,
       phaseParams(entry, { key: box("params"), expanded }),
       keptInRecord("Output", entry.output_ref),
       jsonBox(entry.output, { label: "Output", key: box("output"), expanded }),
       shown.live.map(liveBox),
-      shown.decide ? forms.get(entry.phase_id) : null,
-      shown.voted ? approvedAlready(approvals, required) : null,
+      shown.decide ? forms.get(gate) : null,
+      shown.voted ? approvedAlready(approvals, required, step) : null,
     );
   }
 
@@ -285,10 +300,8 @@ export function crisisView(context, workflowId) {
     );
     cancelsPart.hidden = !notes.length;
     recent.replaceChildren(...state.recent.map((event) => h("li", {}, when(event.data.at), ` ${describe(event)}`)));
-    for (const id of forms.keys()) {
-      if (!state.phases.some((phase) => phase.phase_id === id && phase.status === "awaiting_approval"))
-        forms.delete(id);
-    }
+    const open = new Set(state.phases.filter((phase) => phase.status === "awaiting_approval").map(gateKey));
+    for (const key of forms.keys()) if (!open.has(key)) forms.delete(key);
   }
 
   async function cancel() {
@@ -376,6 +389,11 @@ export function crisisView(context, workflowId) {
   function upsert(list, data) {
     const known = list.find((entry) => entry.phase_id === data.phase_id);
     const change = { status: data.status, ...(data.error ? { error: data.error } : {}) };
+    if (known && known.status !== data.status) {
+      // What its agent waited on is over (the report tells what it waits on next).
+      delete known.pending_tool_call;
+      delete known.pending_budget;
+    }
     if (known) Object.assign(known, change);
     else list.push({ phase_id: data.phase_id, decisions: [], ...change });
   }
