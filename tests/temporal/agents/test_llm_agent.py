@@ -335,8 +335,8 @@ async def test_a_crisis_at_its_token_budget_waits_at_an_extend_budget_gate_then_
     assert result["success"] and result["phases"][0]["output"] == {"answer": "both clean"}, result
     assert result["usage"]["total_tokens"] == 89 and model.calls == 3
     (entry,) = json.loads(store.path_for(result["crisis_id"]).read_text())["phases"]
-    assert [(d["decided_by"], d["tool"], d.get("extend_tokens")) for d in entry["decisions"]] == [
-        ("approver-1", "extend-budget", 100)
+    assert [(d["decided_by"], d["tool"], d["tool_call_id"], d.get("extend_tokens")) for d in entry["decisions"]] == [
+        ("approver-1", "extend-budget", "budget-1", 100)
     ]
 
 

@@ -93,7 +93,7 @@ class Approvals:
         may not go on (None if it may).
         """
         self._budget_gates[phase.phase_id] = self._budget_gates.get(phase.phase_id, 0) + 1
-        key = tool_key(phase.phase_id, f"budget-{self._budget_gates[phase.phase_id]}")
+        key = tool_key(phase.phase_id, f"budget-{self._budget_gates[phase.phase_id]}")  # (_budget_gate_id's)
         tally = await self._step_gate(phase, key, {"pending_budget": pending}, pending.approvals_required)
         refusal = self._refusal(tally, phase, pending.approvals_required)
         if refusal is not None:
@@ -180,7 +180,7 @@ class Approvals:
             **decision.model_dump(),
             decided_at=workflow.now(),
             tool=pending.tool if pending else ("extend-budget" if outcome.pending_budget else None),
-            tool_call_id=pending.call_id if pending else None,
+            tool_call_id=pending.call_id if pending else self._budget_gate_id(outcome),
         )
         key = self._gate_key(outcome) or decision.phase_id
         decisions = self._decisions.setdefault(key, [])
@@ -241,9 +241,14 @@ class Approvals:
         """Where the decisions on the step of its agent that awaits approval are kept (None: none waits)."""
         if outcome.pending_tool_call is not None:
             return tool_key(outcome.phase_id, outcome.pending_tool_call.call_id)
-        if outcome.pending_budget is not None:
-            return tool_key(outcome.phase_id, f"budget-{self._budget_gates.get(outcome.phase_id, 0)}")
-        return None
+        budget_gate = self._budget_gate_id(outcome)
+        return tool_key(outcome.phase_id, budget_gate) if budget_gate else None
+
+    def _budget_gate_id(self, outcome: PhaseOutcome) -> str | None:
+        """``budget-N`` while the phase waits at its agent's N-th extend-budget gate of this run."""
+        if outcome.pending_budget is None:
+            return None
+        return f"budget-{self._budget_gates.get(outcome.phase_id, 0)}"
 
     @staticmethod
     def _check_tally(tally: Tally, decision: ApprovalDecision, approvals_required: int) -> None:
