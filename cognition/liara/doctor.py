@@ -3,7 +3,9 @@
 Checks, in order: the server answers and the namespace exists; the crisis search attributes are
 registered; workers poll the crisis task queue; its backlog is not piling up; and, on this
 machine, the executor configuration loads and the record store can be written (the record
-directory, or the PostgreSQL database: reachable, its schema version, the user's permissions).
+directory, or the PostgreSQL database: reachable, its schema version, the user's permissions);
+and, with ``[limits]`` in the configuration, the limits in force, the permits of each in use and
+the steps waiting for one, and whether workers poll the limits task queue.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ from datetime import timedelta
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from app.temporal.agents import load_executor_registry
+from app.temporal.agents import ExecutorRegistry, load_executor_registry
 from app.temporal.client import START_SERVER_HINT, ConnectionSettings
 from app.temporal.errors import LiaraError, TemporalUnavailableError
+from app.temporal.limits import describe_limit, limits_task_queue
+from app.temporal.limits.serving import limiter_status
 from app.temporal.records import configured_record_store
 from app.temporal.visibility import missing_search_attributes
 from cognition.liara.agency import LiaraTemporalAgency
@@ -62,7 +66,7 @@ async def diagnose(agency: LiaraTemporalAgency) -> list[Check]:
         (TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY, "activity"),
     ):
         checks += await _task_queue_checks(client, settings, kind, label)
-    return [*checks, *await _local_checks()]
+    return [*checks, *await _local_checks(client, settings)]
 
 
 def _server_fix(err: RPCError, settings: ConnectionSettings, otherwise: str) -> str:
@@ -145,8 +149,8 @@ def _backlog_check(label: str, count: int, age: timedelta, pollers: int) -> Chec
     return Check(name, True, detail)
 
 
-async def _local_checks() -> list[Check]:
-    """What a worker started from this directory would use."""
+async def _local_checks(client: Client | None = None, settings: ConnectionSettings | None = None) -> list[Check]:
+    """What a worker started from this directory would use (and, connected, how its limits stand)."""
     checks = []
     try:
         registry = load_executor_registry()
@@ -155,6 +159,8 @@ async def _local_checks() -> list[Check]:
     else:
         source = registry.describe()["source"] or "built-in defaults (every action simulated)"
         checks.append(Check("executor configuration", True, f"loads from {source}"))
+        if registry.limits:
+            checks.append(await _limits_check(registry, client, settings))
     try:
         store = configured_record_store()
     except LiaraError as err:
@@ -163,3 +169,47 @@ async def _local_checks() -> list[Check]:
     health = await store.check()
     checks.append(Check("crisis records", health.ok, health.detail, health.fix))
     return checks
+
+
+async def _limits_check(
+    registry: ExecutorRegistry, client: Client | None, settings: ConnectionSettings | None
+) -> Check:
+    """The limits of ``[limits]``, each with its permits in use and its steps waiting (as its
+    limiter says, if it runs), and whether workers poll the limits task queue.
+    """
+    name = "limits"
+    limits = registry.limits
+    listed = "; ".join(describe_limit(limit) for limit in limits)
+    if client is None or settings is None:  # the connection check says why
+        return Check(name, True, listed)
+    queue = limits_task_queue(settings.task_queue)
+    try:
+        response = await client.workflow_service.describe_task_queue(
+            DescribeTaskQueueRequest(
+                namespace=settings.namespace,
+                task_queue=TaskQueue(name=queue),
+                task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+            )
+        )
+    except RPCError as err:
+        return Check(
+            name,
+            False,
+            f"{listed}; cannot describe task queue {queue!r}: {err.message}",
+            _server_fix(err, settings, f"see the Temporal server's log for why it refused ({err.status.name})"),
+        )
+    if not live_pollers(response.pollers):
+        fix = f"start workers with this configuration: a worker with [limits] polls {queue!r} ({START_WORKER_HINT})"
+        return Check(name, False, f"{listed}; no worker polls {queue!r}, so limited calls wait", fix)
+    described = []
+    for limit in limits:
+        try:
+            status = await limiter_status(client, settings.task_queue, limit)
+        except (RPCError, WorkflowQueryFailedError) as err:
+            described.append(f"{describe_limit(limit)} (in use: unknown, {err})")
+            continue
+        if status is None:
+            described.append(f"{describe_limit(limit)} (none in use)")
+        else:
+            described.append(f"{describe_limit(limit)} ({status.in_use} in use, {status.waiting} waiting)")
+    return Check(name, True, "; ".join(described))

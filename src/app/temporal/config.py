@@ -3,8 +3,9 @@
 Each part of the engine that a machine configures reads its section from :class:`LiaraConfig`:
 the executor registry (``[agents]``, ``[executors]``, app.temporal.agents.config), the
 notifier and the webhooks every crisis tells (``[webhooks]``, app.temporal.notifier) and the
-record store (``record_store``, app.temporal.records.config) and the approval policy (``[approvals]``,
-cognition.liara.approval_policy). So the file is found the same way
+record store (``record_store``, app.temporal.records.config), the approval policy (``[approvals]``,
+cognition.liara.approval_policy) and the limits on agents' model and tool calls across the fleet
+(``[limits]``, app.temporal.limits). So the file is found the same way
 for all of them, and every error about it begins "Configuration file PATH", whichever section
 was being read. A new feature adds its section here.
 
@@ -21,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 from pydantic_core import ErrorDetails
 
 from app.temporal.errors import LiaraError
@@ -87,6 +88,38 @@ class ApprovalsSection(_Strict):
     actions: dict[ActionPattern, ApprovalRule] = Field(default_factory=dict)
 
 
+#: The key of a limit: a model's name as its provider spells it ("gpt-4.1-mini", "openai/gpt-4o",
+#: "llama3:8b"), an executor's name, or a provider's host.
+LimitName = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")]
+#: The most a limit may say, of calls at once or calls a minute.
+MAX_LIMIT = 10_000
+
+
+class LimitTable(_Strict):
+    """``[limits.models.NAME]`` or ``[limits.tools.NAME]``: at most ``concurrent`` calls at once and
+    ``per_minute`` calls a minute (one every 60/per_minute seconds), across every worker.
+    """
+
+    concurrent: Annotated[int, Field(ge=1, le=MAX_LIMIT)] | None = None
+    per_minute: Annotated[int, Field(ge=1, le=MAX_LIMIT)] | None = None
+
+    @model_validator(mode="after")
+    def _says_something(self) -> LimitTable:
+        if self.concurrent is None and self.per_minute is None:
+            raise ValueError("give concurrent (calls at once), per_minute (calls a minute) or both")
+        return self
+
+
+class LimitsSection(_Strict):
+    """``[limits]``: limits on agents' calls across the fleet, by model (``models``: a model, an llm
+    executor or a provider's host) and by tool (``tools``: an executor agents call); checked
+    against the executors by app.temporal.agents.config.
+    """
+
+    models: dict[LimitName, LimitTable] = Field(default_factory=dict)
+    tools: dict[TableName, LimitTable] = Field(default_factory=dict)
+
+
 class LiaraConfig(_Strict):
     """The file's sections, each checked as far as its shape goes; what a section means is
     checked where it is used, so a bad webhook does not stop ``liara record``."""
@@ -99,6 +132,8 @@ class LiaraConfig(_Strict):
     record_store: Annotated[str, Field(min_length=1)] | None = None
     #: The approval policy every crisis started here gets (cognition.liara.approval_policy).
     approvals: ApprovalsSection = Field(default_factory=ApprovalsSection)
+    #: Limits on agents' model and tool calls across the fleet (app.temporal.limits).
+    limits: LimitsSection = Field(default_factory=LimitsSection)
 
     _path: Path | None = PrivateAttr(default=None)
 

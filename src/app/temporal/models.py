@@ -486,6 +486,7 @@ class ToolSpec(WireModel):
     parameters: dict[str, JsonValue] = Field(description="The JSON schema of the tool's arguments.")
     approval: bool = Field(default=False, description="Each call waits for approval, as a gated phase does.")
     approvals_required: int = Field(default=1, description="Distinct approvers a call needs.")
+    limit: StepLimit | None = Field(default=None, description="The [limits.tools] entry its calls wait for.")
 
 
 class AgentLoopPlan(WireModel):

@@ -1,7 +1,8 @@
 """Building and running workers: the main worker runs every workflow and activity of the
 project, the dedicated Liara worker (cognition/liara/worker.py) the crisis workflow only. Crises
 run on the crisis task queue; webhook deliveries on the notification task queue, as ``liara
-notifier`` runs them (see app.temporal.notifier).
+notifier`` runs them (see app.temporal.notifier); with ``[limits]`` in the configuration, the
+limiters of agents' calls on the limits task queue (see app.temporal.limits).
 
 Run the main worker with ``python src/app/temporal/worker.py``. Ctrl+C or SIGTERM stops polling,
 gives running activities a grace period to finish, and exits 0. A worker can serve Prometheus
@@ -28,6 +29,8 @@ from app.temporal.agent_steps import AgentStepActivities
 from app.temporal.agents import ExecutorRegistry, load_executor_registry
 from app.temporal.client import ConnectionSettings, connect
 from app.temporal.errors import LiaraError
+from app.temporal.limits import describe_limit, limits_task_queue
+from app.temporal.limits.serving import limits_worker
 from app.temporal.logs import CrisisLogInterceptor, LogFormat, configure_logging
 from app.temporal.metrics import METRICS_HOST, worker_runtime, zero_crisis_counters
 from app.temporal.notifications import WebhookDeliveryWorkflow, notification_task_queue
@@ -148,6 +151,16 @@ async def _serve(
                 )
                 names = ", ".join(webhooks.names()) or "none configured"
                 logger.info("Webhook deliveries: task queue %s (webhooks: %s)", notification_task_queue(), names)
+            # The limiters of [limits], fleet-wide, beside the crises whose agents wait for them.
+            limits = executors.limits if CrisisResponseWorkflow in crisis_workflows else []
+            if limits:
+                await running.enter_async_context(
+                    limits_worker(client, settings.task_queue, graceful_shutdown=graceful_shutdown)
+                )
+                described = "; ".join(describe_limit(limit) for limit in limits)
+                logger.info(
+                    "Limits across the fleet: %s (task queue %s)", described, limits_task_queue(settings.task_queue)
+                )
             logger.info("Liara worker is running. Press Ctrl+C to stop.")
             await stop.wait()
             logger.info("Shutting down: running activities get %g s to finish", graceful_shutdown.total_seconds())

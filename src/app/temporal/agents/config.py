@@ -14,6 +14,11 @@ Without a file every action is simulated, which keeps a fresh checkout runnable 
     url = "http://127.0.0.1:9000/missions"
     description = "Looks a host up"      # with parameters (a JSON schema): a tool llm executors may call
     approval = "always"                  # each call waits for approval (approvals = N: a quorum)
+    [limits.tools.recon-api]             # its calls by agents across the fleet (app.temporal.limits)
+    concurrent = 2
+
+The ``[limits]`` of the file are checked here too: a model limit must name an llm executor, the
+model of one or the host of one's ``base_url``; a tool limit an executor that is a tool.
 
 Precedence for an action: ``LIARA_EXECUTOR_<ACTION>``, then ``[agents.actions]``, then
 ``LIARA_DEFAULT_EXECUTOR``, then ``[agents] default``.
@@ -28,6 +33,7 @@ from functools import partial
 from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
@@ -41,8 +47,8 @@ from app.temporal.agents.plugins import (
     plugin_entry_points,
 )
 from app.temporal.agents.simulate import SimulateExecutor
-from app.temporal.config import SIMULATE, ConfigError, describe_problem, load_config
-from app.temporal.models import MAX_APPROVALS, AgentLoopPlan, ToolSpec
+from app.temporal.config import SIMULATE, ConfigError, LiaraConfig, LimitTable, describe_problem, load_config
+from app.temporal.models import MAX_APPROVALS, AgentLoopPlan, StepLimit, ToolSpec
 
 DEFAULT_EXECUTOR_ENV = "LIARA_DEFAULT_EXECUTOR"
 ACTION_EXECUTOR_ENV_PREFIX = "LIARA_EXECUTOR_"
@@ -67,12 +73,15 @@ class ExecutorRegistry:
         env_overrides: Mapping[str, str] | None = None,
         source: Path | None = None,
         tools: Mapping[str, ToolSpec] | None = None,
+        model_limits: Mapping[str, list[StepLimit]] | None = None,
     ) -> None:
         """``env_overrides`` maps ``LIARA_EXECUTOR_<ACTION>`` variable names to executor names;
-        ``tools`` the executors a model may call to how it sees them.
+        ``tools`` the executors a model may call to how it sees them (with the limit of their
+        calls); ``model_limits`` llm executors to the limits their model calls wait for.
         """
         self._executors = dict(executors)
         self._tools = dict(tools or {})
+        self._model_limits = {name: list(limits) for name, limits in (model_limits or {}).items()}
         self._default = default
         self._actions = dict(actions or {})
         self._env_overrides = dict(env_overrides or {})
@@ -98,7 +107,15 @@ class ExecutorRegistry:
         executor = self._executors[name]
         if not isinstance(executor, LlmExecutor):
             return None
-        return executor.plan(name, [self._tools[tool] for tool in executor.settings.tools])
+        tools = [self._tools[tool] for tool in executor.settings.tools]
+        return executor.plan(name, tools, self._model_limits.get(name))
+
+    @property
+    def limits(self) -> list[StepLimit]:
+        """Every limit of ``[limits]``, models first, each once."""
+        found = {(limit.kind, limit.name): limit for limits in self._model_limits.values() for limit in limits}
+        found.update({("tool", tool.name): tool.limit for tool in self._tools.values() if tool.limit is not None})
+        return [found[key] for key in sorted(found)]
 
     def describe(self) -> dict[str, Any]:
         """The mapping, for one log line at worker start (no settings: headers may hold secrets)."""
@@ -175,7 +192,66 @@ def load_executor_registry(
                 "<ACTION> in upper case with '_' for '-')."
             )
         overrides[variable] = defined(name, f"the environment variable {variable}")
-    return ExecutorRegistry(executors, default, actions, env_overrides=overrides, source=config.path, tools=tools)
+    model_limits = _model_limits(config, executors, where)
+    for name, table in config.limits.tools.items():
+        tools[name] = tools[_limited_tool(name, executors, tools, where)].model_copy(
+            update={"limit": _step_limit("tool", name, table)}
+        )
+    return ExecutorRegistry(
+        executors,
+        default,
+        actions,
+        env_overrides=overrides,
+        source=config.path,
+        tools=tools,
+        model_limits=model_limits,
+    )
+
+
+def _step_limit(kind: str, name: str, table: LimitTable) -> StepLimit:
+    return StepLimit(kind=kind, name=name, concurrent=table.concurrent, per_minute=table.per_minute)
+
+
+def _model_limits(
+    config: LiaraConfig, executors: Mapping[str, AgentExecutor], where: str
+) -> dict[str, list[StepLimit]]:
+    """The ``[limits.models]`` of each llm executor: those keyed by its name, its model or its
+    ``base_url``'s host (a provider's), in the order a model call takes them.
+    """
+    found: dict[str, list[StepLimit]] = {}
+    for key, table in config.limits.models.items():
+        limit = _step_limit("model", key, table)
+        matched = False
+        for name, executor in executors.items():
+            if not isinstance(executor, LlmExecutor):
+                continue
+            settings = executor.settings
+            if key in (name, settings.model, urlsplit(settings.base_url).hostname):
+                found.setdefault(name, []).append(limit)
+                matched = True
+        if not matched:
+            raise ConfigError(
+                f"{where} sets limits.models.{key}, but no {LLM} executor under [executors] is called {key!r}, "
+                f"uses model {key!r} or calls host {key!r}."
+            )
+    return {name: sorted(limits, key=lambda limit: limit.name) for name, limits in found.items()}
+
+
+def _limited_tool(name: str, executors: Mapping[str, AgentExecutor], tools: Mapping[str, ToolSpec], where: str) -> str:
+    """``name`` of ``[limits.tools.NAME]``, if it is a tool agents may call."""
+    key = f"limits.tools.{name}"
+    if name not in executors:
+        raise ConfigError(f"{where} sets {key}, but executors.{name} is not defined.")
+    if isinstance(executors[name], LlmExecutor):
+        raise ConfigError(
+            f"{where} sets {key}, but executors.{name} is an {LLM} executor: limit its model calls under "
+            "[limits.models] instead."
+        )
+    if name not in tools:
+        raise ConfigError(
+            f"{where} sets {key}, but executors.{name} has no description, so no agent may call it as a tool."
+        )
+    return name
 
 
 def _tool_spec(name: str, settings: dict[str, Any], where: str, key: str) -> ToolSpec | None:

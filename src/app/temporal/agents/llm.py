@@ -31,7 +31,7 @@ from temporalio.exceptions import ApplicationError
 from app.temporal.agents.chat_completions import StreamedAnswer, request_body, stream_completion, without_key
 from app.temporal.agents.http import display_url, parse_http_url
 from app.temporal.agents.mission import ExecutorSettings, Mission, TimeoutSeconds, agent_failure
-from app.temporal.models import AgentLoopPlan, ModelUsage, ToolSpec
+from app.temporal.models import AgentLoopPlan, ModelUsage, StepLimit, ToolSpec
 
 LLM = "llm"
 #: Most model calls one agent phase may make.
@@ -55,8 +55,10 @@ class LlmExecutor:
             retryable=False,
         )
 
-    def plan(self, name: str, tools: list[ToolSpec]) -> AgentLoopPlan:
-        """The loop a phase of this executor (called ``name``) runs, with its tools' specs."""
+    def plan(self, name: str, tools: list[ToolSpec], limits: list[StepLimit] | None = None) -> AgentLoopPlan:
+        """The loop a phase of this executor (called ``name``) runs, with its tools' specs and the
+        ``[limits.models]`` its model calls wait for.
+        """
         settings = self.settings
         return AgentLoopPlan(
             executor=name,
@@ -65,6 +67,7 @@ class LlmExecutor:
             tools=tools,
             max_turns=settings.max_turns,
             output_schema=settings.output_schema,
+            limits=limits or [],
             token_budget=settings.token_budget,
             cost_budget=settings.cost_budget,
         )

@@ -24,6 +24,7 @@ from app.temporal.agent_steps import AgentStepActivities, ModelAnswer, ModelCall
 from app.temporal.crisis.approvals import Approvals
 from app.temporal.crisis.budgets import Budgets, PhaseLimits
 from app.temporal.errors import innermost_message
+from app.temporal.limits import step_permits
 from app.temporal.models import (
     AgentLoopPlan,
     CrisisRequest,
@@ -129,9 +130,14 @@ class AgentLoop:
             tools=plan.tools,
             output_schema=plan.output_schema,
         )
-        return await workflow.execute_activity_method(
-            AgentStepActivities.call_model, call, summary=f"{phase.phase_id}: model call {turn}", **self._options(phase)
-        )
+        # With [limits.models] for it, the call waits for its permits (app.temporal.limits).
+        async with step_permits(plan.limits, phase.phase_id):
+            return await workflow.execute_activity_method(
+                AgentStepActivities.call_model,
+                call,
+                summary=f"{phase.phase_id}: model call {turn}",
+                **self._options(phase),
+            )
 
     async def _call_tool(
         self, phase: MissionPhase, call: ToolCallRequest, tool: ToolSpec | None, context: dict[str, JsonValue]
@@ -158,9 +164,11 @@ class AgentLoop:
             context=context,
         )
         try:
-            return await workflow.execute_activity_method(
-                AgentStepActivities.call_tool, run, summary=f"{phase.phase_id}: {call.name}", **self._options(phase)
-            )
+            # With [limits.tools] for it, the call waits for its permit (app.temporal.limits).
+            async with step_permits([tool.limit] if tool is not None and tool.limit else [], phase.phase_id):
+                return await workflow.execute_activity_method(
+                    AgentStepActivities.call_tool, run, summary=f"{phase.phase_id}: {call.name}", **self._options(phase)
+                )
         except ActivityError as err:
             if is_cancelled_exception(err):
                 raise
