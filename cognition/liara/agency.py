@@ -29,7 +29,7 @@ from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 from app.temporal.client import ConnectionSettings, connect
 from app.temporal.errors import InvalidCrisisRequestError, LiaraError
 from app.temporal.identity import WORKFLOW_ID_PREFIX, workflow_id_for, workflow_ids_for
-from app.temporal.models import ApprovalDecision, MissionPhase, strict_input
+from app.temporal.models import ApprovalDecision, CrisisRequest, MissionPhase, strict_input
 from app.temporal.validation import InvalidFieldsError, describe_validation_error
 from app.temporal.visibility import (
     CRISIS_SEARCH_ATTRIBUTES,
@@ -40,7 +40,7 @@ from app.temporal.visibility import (
     start_attributes,
 )
 from app.temporal.workflows import CrisisResponseWorkflow
-from cognition.liara import crisis_records
+from cognition.liara import crisis_records, reruns
 from cognition.liara.crisis_agency import WORKER_WAIT_SECONDS
 from cognition.liara.crisis_requests import REQUEST_DIGEST_MEMO, build_phases, build_request, request_digest
 from cognition.liara.crisis_workflow import (
@@ -204,6 +204,10 @@ class LiaraTemporalAgency:
             idempotency_key=idempotency_key,
             **options,
         )
+        return await self._start_request(request, idempotency_key=idempotency_key)
+
+    async def _start_request(self, request: CrisisRequest, *, idempotency_key: str | None = None) -> dict[str, Any]:
+        """Start the crisis of ``request``, built and checked by ``build_request``; answers as ``start_crisis``."""
         client = await self.connect()
         workflow_id = workflow_id_for(request.crisis_id)
         digest = request_digest(request)
@@ -451,6 +455,33 @@ class LiaraTemporalAgency:
     async def list_records(self, *, limit: int = 20) -> list[dict[str, Any]]:
         """Headlines of up to ``limit`` crisis records in that store, the most recently created or finalized first."""
         return await crisis_records.list_records(limit)
+
+    @_telling_crisis_ids
+    async def rerun_crisis(
+        self,
+        workflow_id: str,
+        from_phase: str,
+        *,
+        overrides: Mapping[str, Any] | None = None,
+        initiated_by: str = "unknown",
+        crisis_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Start a crisis that has ended again from its phase ``from_phase``, the phases before it
+        taken as completed with their recorded outputs (no agent runs again for them), the request
+        changed by ``overrides`` (``{"scan.params.depth": 3}``): see cognition.liara.reruns.
+        Returns what ``start_crisis`` does, with ``rerun_of``, the ``reused`` phases and whether the
+        old record lists the rerun (``linked``). ``CrisisStillRunningError`` while it runs,
+        ``RerunRefusedError`` for a phase it lacks or an override that cannot apply.
+        """
+        return await reruns.rerun_crisis(
+            self, workflow_id, from_phase, overrides=overrides, initiated_by=initiated_by, crisis_id=crisis_id
+        )
+
+    async def diff_crises(self, workflow_id: str, other_workflow_id: str) -> dict[str, Any]:
+        """How two crises differ, phase by phase, from their records in this machine's record store
+        (``cognition.liara.reruns.crisis_diff``). Needs no Temporal server.
+        """
+        return await reruns.diff_crises(workflow_id, other_workflow_id)
 
     def crisis_events(self, workflow_id: str, *, after: int | None = None) -> AsyncGenerator[dict[str, Any], None]:
         """The crisis's events from its stream, after offset ``after`` (from the first one if None),

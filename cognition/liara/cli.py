@@ -11,7 +11,7 @@ import typer
 
 from app.temporal.client import run_and_exit
 from cognition.liara.bench.command import bench
-from cognition.liara.commands import codec, crises, notifier, service, setup
+from cognition.liara.commands import codec, crises, notifier, reruns, service, setup
 from cognition.liara.commands.connection import connection_options
 from cognition.liara.commands.playbooks import playbook_app
 from cognition.liara.commands.records import record_app
@@ -43,6 +43,8 @@ app.command()(crises.approve)
 app.command()(crises.reject)
 app.command("add-phases")(crises.add_phases)
 app.command("list")(crises.list_crises)
+app.command()(reruns.rerun)
+app.command()(reruns.diff)
 app.command()(setup.doctor)
 app.command()(bench)
 app.command()(setup.setup)

@@ -26,6 +26,9 @@ TEMPORAL_ONLY = {
     "crisis_events",
     "read_record",
     "list_records",
+    # A rerun runs on Temporal (the service has its own route for it); a comparison reads records.
+    "rerun_crisis",
+    "diff_crises",
     "check_ready",
     "register_search_attributes",
     "pollers",

@@ -69,6 +69,9 @@ def test_agency_module_exports_the_python_api() -> None:
         "crisis_events",
         "read_record",
         "list_records",
+        # reruns and comparisons
+        "rerun_crisis",
+        "diff_crises",
         # the connection and the namespace
         "connect",
         "close",

@@ -43,6 +43,7 @@ from app.temporal.models import (
     PhaseOutcome,
     Reason,
     RecordedDecision,
+    RerunOf,
     RetrySettings,
     SafeId,
     Seconds,
@@ -331,6 +332,37 @@ class CrisisOutcome(BaseModel):
 class CancelRequested(BaseModel):
     workflow_id: str
     cancelled_by: str
+
+
+#: A path a rerun's override sets: ``PHASE_ID.params.KEY``, ``PHASE_ID.FIELD`` or ``inputs.NAME``.
+OverridePath = Annotated[str, Field(min_length=1, max_length=512)]
+
+
+class RerunCrisis(BaseModel):
+    """A crisis that has ended, started again from one of its phases (``liara rerun``); who starts
+    it is the token's name.
+    """
+
+    model_config = _STRICT
+
+    from_phase: SafeId = Field(
+        description="The phase to rerun from: those before it (in a graph, those that do not depend on it) keep "
+        "their recorded outputs, and no agent runs again for them."
+    )
+    overrides: Annotated[dict[OverridePath, JsonValue], Field(max_length=100)] = Field(
+        default_factory=dict,
+        description="Changes to the request, by path: `PHASE_ID.params.KEY` (deeper keys with more dots), "
+        "`PHASE_ID.FIELD` (such as `action`, for another executor), `inputs.NAME`.",
+    )
+    crisis_id: SafeId | None = Field(
+        default=None, description="The rerun's own crisis id (never reused); generated if unset."
+    )
+
+
+class RerunStarted(StartedCrisis):
+    rerun_of: RerunOf
+    reused: list[str] = Field(description="The phases taken as completed with their recorded outputs, in plan order.")
+    linked: bool = Field(description="Whether the record of the crisis it reruns lists it (false: there is none here).")
 
 
 class DecisionTaken(RecordedDecision):

@@ -267,6 +267,24 @@ class NotificationSettings(WireModel):
         return webhooks
 
 
+class RerunOf(WireModel):
+    """What a rerun (``liara rerun``) reruns: a crisis, from one of its phases."""
+
+    workflow_id: str
+    crisis_id: str
+    from_phase: str
+    overrides: dict[str, JsonValue] = Field(
+        default_factory=dict, description="What it changed of the request, by path (PHASE_ID.params.KEY: value)."
+    )
+
+
+class ReusedPhase(WireModel):
+    """A phase a rerun takes as completed, with the output its agent reported in an earlier crisis."""
+
+    workflow_id: str = Field(description="The crisis workflow whose agent reported the output.")
+    output: JsonValue = None
+
+
 class CrisisRequest(WireModel):
     """The single input of ``CrisisResponseWorkflow``."""
 
@@ -315,6 +333,19 @@ class CrisisRequest(WireModel):
         default=False,
         description="Whether whoever started the crisis may decide its gates (as the approval policy says).",
     )
+    rerun_of: RerunOf | None = Field(default=None, description="Set by a rerun: the crisis it reruns, and from where.")
+    reused: dict[SafeId, ReusedPhase] = Field(
+        default_factory=dict,
+        description="Set by a rerun: phases completed with these outputs as they come, no agent running for them.",
+    )
+
+    @model_validator(mode="after")
+    def _reused_phases_planned(self) -> CrisisRequest:
+        planned = {phase.phase_id for phase in self.missions}
+        unknown = [phase_id for phase_id in self.reused if phase_id not in planned]
+        if unknown:
+            raise ValueError(f"reused names {unknown[0]!r}, which is not a phase of the crisis")
+        return self
 
     @field_validator("missions")
     @classmethod
@@ -546,6 +577,11 @@ class PhaseOutcome(WireModel):
         default=None,
         description="A language-model agent's conversation (messages, tool calls and results): in the record only.",
     )
+    reused_from: str | None = Field(
+        default=None,
+        description="Set when a rerun took the phase as completed without running it: the crisis workflow whose "
+        "agent reported its output.",
+    )
 
 
 class CrisisSummary(WireModel):
@@ -731,6 +767,7 @@ class CrisisSnapshot(WireModel):
         description="The crisis's first workflow run (the same for a reset run and every run it continues as, "
         "another for a new crisis with the same id); None from a workflow of an earlier release.",
     )
+    rerun_of: RerunOf | None = Field(default=None, description="The crisis it reruns, and from where (a rerun's).")
 
 
 class PhaseLogEntry(WireModel):

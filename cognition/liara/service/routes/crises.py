@@ -16,9 +16,11 @@ from app.temporal.models import CrisisProgress, CrisisResult
 from app.temporal.visibility import CRISIS_STATUS
 from cognition.liara.agency import LiaraTemporalAgency
 from cognition.liara.errors import CrisisFailedError, CrisisWaitTimeoutError
+from cognition.liara.reruns import CrisisStillRunningError
 from cognition.liara.service.config import MAX_WAIT_SECONDS
 from cognition.liara.service.deps import Agency, Approver, LongPolls, Lookups, Operator, StartLimits, Viewer
-from cognition.liara.service.problems import problem_responses
+from cognition.liara.service.problem_types import ProblemType
+from cognition.liara.service.problems import ProblemError, problem_responses
 from cognition.liara.service.routes.approvals import with_planned_params
 from cognition.liara.service.schemas import (
     AddPhases,
@@ -33,6 +35,8 @@ from cognition.liara.service.schemas import (
     PhaseBody,
     PhaseId,
     Rejection,
+    RerunCrisis,
+    RerunStarted,
     StartCrisis,
     StartedCrisis,
     WorkflowId,
@@ -257,3 +261,44 @@ async def reject_phase(
     return await agency.decide(
         workflow_id, phase_id, approved=False, decided_by=approver.name, reason=reason, role=approver.role
     )
+
+
+#: A rerun asked of a crisis that still runs.
+CRISIS_RUNNING = ProblemType("crisis-running", 409, "Crisis still running")
+
+
+@router.post(
+    "/{workflow_id}/rerun",
+    status_code=status.HTTP_201_CREATED,
+    response_model=RerunStarted,
+    responses={
+        201: {"description": "The rerun started", "headers": {"Location": _LOCATION}},
+        **problem_responses(*_ANY, 404, 409, 413),
+    },
+)
+async def rerun_crisis(
+    workflow_id: WorkflowId,
+    body: RerunCrisis,
+    operator: Operator,
+    agency: Agency,
+    quotas: StartLimits,
+    response: Response,
+) -> dict[str, Any]:
+    """Start a crisis that has ended again from one of its phases, with its request (changed by
+    ``overrides``); ``Location`` names the rerun. The phases before ``from_phase`` keep their
+    recorded outputs and run no agent. A 409 while the crisis still runs, a 422 for a phase it
+    does not have or an override that cannot apply; it counts against the token's start quotas.
+    """
+    async with quotas.admit(operator.name, agency) as admission:
+        try:
+            started = await agency.rerun_crisis(
+                workflow_id,
+                body.from_phase,
+                overrides=body.overrides,
+                initiated_by=operator.name,
+                crisis_id=body.crisis_id,
+            )
+        except CrisisStillRunningError as err:
+            raise ProblemError(CRISIS_RUNNING, str(err)) from None
+        admission.started(started)
+    return started_answer(response, started)

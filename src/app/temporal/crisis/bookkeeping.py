@@ -94,6 +94,7 @@ class CrisisBookkeeping:
             schedule=self._request.schedule,
             phases=self._state.phases if with_phases else [],
             first_run_id=info.first_execution_run_id,
+            rerun_of=self._request.rerun_of,
         )
 
     async def _write(

@@ -63,6 +63,9 @@ class PhaseRunner:
 
     async def run_and_record(self, phase: MissionPhase) -> None:
         """Run one phase and record how it ended (a failure under the abort policy aborts the crisis)."""
+        if phase.phase_id in self._request.reused:  # a rerun's phase from before the one it reruns from
+            await self._reuse(phase)
+            return
         request = self._request
         index = self._board.index_of(phase.phase_id)
         outcome, recorded = await self._run(index, phase)
@@ -91,6 +94,32 @@ class PhaseRunner:
                 request.crisis_id,
                 extra=log_fields(request.crisis_id, phase.phase_id),
             )
+
+    async def _reuse(self, phase: MissionPhase) -> None:
+        """Complete ``phase`` with the output its agent reported in the crisis this one reruns, no
+        activity running for it, and record it (only a rerun's request names phases to reuse, so
+        no other crisis comes here). It is never compensated here: its agent ran in that crisis.
+        """
+        reused = self._request.reused[phase.phase_id]
+        index = self._board.index_of(phase.phase_id)
+        self._params.carry_output(json_size(reused.output))
+        outcome = self._board.phases[index].model_copy(
+            update={
+                "status": PhaseStatus.COMPLETED,
+                "attempts": 0,
+                "output": reused.output,
+                "reused_from": reused.workflow_id,
+                "timestamp": workflow.now(),
+            }
+        )
+        self._board.set(index, outcome)
+        workflow.logger.info(
+            "Mission phase %s reused from crisis workflow %s",
+            phase.phase_id,
+            reused.workflow_id,
+            extra=log_fields(self._request.crisis_id, phase.phase_id),
+        )
+        await self._records.log_phase(outcome)
 
     async def _run(self, index: int, phase: MissionPhase) -> tuple[PhaseOutcome, bool]:
         """How the phase ended (with the params its agent got, even those the crisis does not

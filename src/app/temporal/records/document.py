@@ -83,6 +83,8 @@ def phase_entry(outcome: PhaseOutcome) -> dict[str, Any]:
         entry["usage"] = outcome.usage.model_dump()
     if outcome.transcript is not None:
         entry["transcript"] = outcome.transcript
+    if outcome.reused_from is not None:  # a rerun took it as completed: no agent ran for it here
+        entry["reused_from"] = outcome.reused_from
     return entry
 
 
@@ -201,6 +203,7 @@ def new_record(crisis: CrisisSnapshot, run: CrisisRun | None) -> dict[str, Any]:
         "workflow_id": crisis.workflow_id,
         "run_id": run.run_id if run else crisis.run_id,
         "first_run_id": crisis.first_run_id,
+        **({"rerun_of": crisis.rerun_of.model_dump()} if crisis.rerun_of else {}),
     }
 
 
@@ -276,6 +279,15 @@ def take_over(record: dict[str, Any], run: CrisisRun) -> None:
 
 def superseded(record: dict[str, Any]) -> list[str]:
     return [*record.get("superseded_run_ids", []), record["run_id"]]
+
+
+def add_rerun(record: dict[str, Any], rerun: dict[str, Any]) -> None:
+    """List ``rerun`` (``workflow_id``, ``crisis_id``, ``from_phase``, ``started_at``,
+    ``initiated_by``) among the record's ``reruns``: the crises started again from one of its
+    phases, each of whose records says so in its ``rerun_of``.
+    """
+    reruns = [known for known in record.get("reruns", []) if known.get("workflow_id") != rerun["workflow_id"]]
+    record["reruns"] = [*reruns, rerun]
 
 
 def headline(record: dict[str, Any], location: str) -> dict[str, Any]:
