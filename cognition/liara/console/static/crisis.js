@@ -159,6 +159,7 @@ export function crisisView(context, workflowId) {
         ["Agent", entry.agent_id],
         ["Action", entry.action],
         ["Attempts", entry.attempts ?? null],
+        ["Reused from", entry.reused_from ?? null],
         ["Duration", timing(shown)],
         ["After", entry.depends_on?.length ? entry.depends_on.join(", ") : null],
         ["Approved by", entry.approved_by],
@@ -277,6 +278,7 @@ export function crisisView(context, workflowId) {
       running() && context.may("operate")
         ? h("button", { type: "button", class: "danger", text: "Cancel crisis", onclick: cancel })
         : null,
+      state.report && !running() && state.phases.length && context.may("operate") ? rerunControl() : null,
     );
     drawPhases();
     keyed(
@@ -314,6 +316,43 @@ export function crisisView(context, workflowId) {
       context.recover();
       context.say(`Cancel of ${workflowId} requested by ${asked.cancelled_by}.`);
       await refresh();
+    } catch (err) {
+      context.fail(err);
+    }
+  }
+
+  let rerunForm = null; // made once the crisis has ended (its phases no longer change): the choice stays
+  /** A crisis that has ended, started again from a phase chosen: the phases before it keep their outputs. */
+  function rerunControl() {
+    if (rerunForm) return rerunForm;
+    const id = uid("rerun-from");
+    const phases = state.phases.map((phase) => h("option", { value: phase.phase_id, text: phase.phase_id }));
+    const select = h("select", { id, name: "from_phase" }, ...phases);
+    const submit = (event) => {
+      event.preventDefault();
+      rerun(select.value);
+    };
+    rerunForm = h(
+      "form",
+      { class: "rerun", onsubmit: submit },
+      h("label", { for: id, text: "Rerun from phase " }),
+      select,
+      h("button", { type: "submit", text: "Rerun" }),
+    );
+    return rerunForm;
+  }
+
+  async function rerun(fromPhase) {
+    const question =
+      `Rerun crisis ${workflowId} from phase ${fromPhase}? A new crisis runs it and the phases after it; ` +
+      "those before it keep their outputs and run no agent.";
+    if (!window.confirm(question)) return;
+    try {
+      const path = `/v1/crises/${encodeURIComponent(workflowId)}/rerun`;
+      const started = await api(path, { method: "POST", body: { from_phase: fromPhase } });
+      const reused = started.reused.length ? started.reused.join(", ") : "none";
+      const said = `Started ${started.crisis_id}, a rerun of ${workflowId} from ${fromPhase} (reused: ${reused}).`;
+      context.go(`#/crises/${encodeURIComponent(started.workflow_id)}`, said);
     } catch (err) {
       context.fail(err);
     }
