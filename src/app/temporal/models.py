@@ -16,7 +16,7 @@ import json
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, NotRequired
 
 from pydantic import (
     BaseModel,
@@ -31,6 +31,7 @@ from pydantic import (
     model_validator,
 )
 from temporalio.common import RetryPolicy
+from typing_extensions import TypedDict
 
 from app.temporal import plan
 
@@ -459,6 +460,16 @@ class OutputRef(WireModel):
     size_bytes: int
 
 
+class UsageDocument(TypedDict):
+    """``ModelUsage`` as JSON: ``cost`` only where a model has prices."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    model_calls: int
+    cost: NotRequired[float]
+
+
 class ModelUsage(WireModel):
     """Tokens spent by language-model calls, summed over every call whose answer arrived."""
 
@@ -469,7 +480,7 @@ class ModelUsage(WireModel):
     cost: float | None = Field(default=None, description="What the calls cost, where their model has prices.")
 
     @model_serializer(mode="wrap")
-    def _without_unknown_cost(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+    def _without_unknown_cost(self, handler: SerializerFunctionWrapHandler) -> UsageDocument:
         dumped = handler(self)
         if dumped.get("cost", 0) is None:  # no model of it has prices: there is no cost to tell
             del dumped["cost"]

@@ -85,8 +85,12 @@ async def test_the_api_document_describes_usage(http):
     document = (await http.get("/openapi.json")).json()
     schemas = document["components"]["schemas"]
     usage = schemas["ModelUsage"]
-    assert set(usage["properties"]) == {"prompt_tokens", "completion_tokens", "total_tokens", "model_calls"}
-    assert all(field["type"] == "integer" for field in usage["properties"].values())
+    if "$ref" in usage:  # as it is written: the cost only where a model has prices
+        usage = schemas[usage["$ref"].rsplit("/", 1)[-1]]
+    counts = {"prompt_tokens", "completion_tokens", "total_tokens", "model_calls"}
+    assert set(usage["properties"]) == {*counts, "cost"} and set(usage["required"]) == counts
+    assert all(usage["properties"][count]["type"] == "integer" for count in counts)
+    assert usage["properties"]["cost"]["type"] == "number"
     reference = "#/components/schemas/ModelUsage"
     for schema in ("CrisisReport", "CrisisResult", "PhaseReport", "PhaseOutcome"):
         field = schemas[schema]["properties"]["usage"]
