@@ -53,7 +53,9 @@ PLAYBOOKS_ENV = "LIARA_PLAYBOOKS"
 DEFAULT_PLAYBOOKS_DIR = Path("playbooks")
 SUFFIXES = (".yaml", ".yml", ".json", ".toml")
 #: Crisis request fields that a playbook's ``options`` cannot set.
-NOT_OPTIONS = frozenset({"crisis_id", "target_member", "missions", "initiated_by", "inputs", "playbook", "schedule"})
+NOT_OPTIONS = frozenset(
+    {"crisis_id", "target_member", "missions", "initiated_by", "inputs", "playbook", "schedule", "reused", "rerun_of"}
+)
 #: What ``validate`` and ``show`` put in for a required input that has no value.
 _PLACEHOLDERS: dict[str, JsonValue] = {
     "string": "example",

@@ -363,3 +363,20 @@ async def test_show_prints_the_plan(playbook_env, tmp_path):
     assert shown.returncode == 0, shown.stderr
     assert "Target web-7; 6 phases, a graph, 2 at once; failure policy abort" in shown.stdout
     assert "contain [isolate-host by network-agent] approval (also after scan-host)" in shown.stdout
+
+
+async def test_a_playbook_cannot_make_its_crises_reruns(playbook_env, tmp_path):
+    """What a rerun reuses comes from the crisis it reruns, never from a playbook's options."""
+    told = await problems_told(
+        playbook_env,
+        tmp_path,
+        "name: sneaky\n"
+        "target_member: site\n"
+        "options: {reused: {a: {workflow_id: crisis-workflow-x, output: {}}}, rerun_of: {workflow_id: x}}\n"
+        "phases:\n"
+        "  - {phase_id: a, agent_id: a, action: a, target: site}\n",
+    )
+    assert told == [
+        "options.reused: not an option: the playbook or whoever starts it gives it",
+        "options.rerun_of: not an option: the playbook or whoever starts it gives it",
+    ]
