@@ -473,9 +473,18 @@ class LiaraTemporalAgency:
         old record lists the rerun (``linked``). ``CrisisStillRunningError`` while it runs,
         ``RerunRefusedError`` for a phase it lacks or an override that cannot apply.
         """
-        return await reruns.rerun_crisis(
-            self, workflow_id, from_phase, overrides=overrides, initiated_by=initiated_by, crisis_id=crisis_id
+        rerun = await reruns.plan_rerun(
+            await self.connect(),
+            self.settings,
+            workflow_id,
+            from_phase,
+            overrides=overrides,
+            initiated_by=initiated_by,
+            crisis_id=crisis_id,
         )
+        started = await self._start_request(rerun.request)
+        linked = await reruns.link_rerun(rerun, started)
+        return {**started, "rerun_of": rerun.rerun_of, "reused": rerun.reused, "linked": linked}
 
     async def diff_crises(self, workflow_id: str, other_workflow_id: str) -> dict[str, Any]:
         """How two crises differ, phase by phase, from their records in this machine's record store

@@ -35,7 +35,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import JsonValue, ValidationError
 from temporalio.api.enums.v1 import EventType
@@ -55,9 +55,6 @@ from cognition.liara.crisis_requests import build_request
 from cognition.liara.crisis_workflow import crisis_result, described_crisis
 from cognition.liara.diagnostics import status_name
 from cognition.liara.rpc_errors import translate_rpc_error
-
-if TYPE_CHECKING:
-    from cognition.liara.agency import LiaraTemporalAgency
 
 #: The workflow's update that appends phases (its method's name).
 _ADD_PHASES_UPDATE = "add_phases"
@@ -217,21 +214,30 @@ def _put(target: dict[str, Any], keys: list[str], value: JsonValue, path: str) -
     target[keys[-1]] = value
 
 
-async def rerun_crisis(
-    agency: LiaraTemporalAgency,
+@dataclass(frozen=True)
+class RerunPlan:
+    """A rerun's request, and what links it to the crisis it reruns."""
+
+    request: CrisisRequest
+    rerun_of: dict[str, JsonValue]
+    reused: list[str]
+    overrides: dict[str, JsonValue]
+
+
+async def plan_rerun(
+    client: Client,
+    settings: ConnectionSettings,
     workflow_id: str,
     from_phase: str,
     *,
     overrides: Mapping[str, JsonValue] | None = None,
     initiated_by: str = "unknown",
     crisis_id: str | None = None,
-) -> dict[str, Any]:
-    """Start crisis ``workflow_id`` again from ``from_phase`` (see the module's docstring); answers
-    what ``start_crisis`` does and ``rerun_of``, the ``reused`` phases (in plan order) and whether
-    the old record now lists the rerun (``linked``).
+) -> RerunPlan:
+    """The request of crisis ``workflow_id`` started again from ``from_phase`` (see the module's
+    docstring): the phases before it reused (in plan order), the rest as the crisis had them,
+    changed by ``overrides``.
     """
-    client = await agency.connect()
-    settings = agency.settings
     handle, description = await described_crisis(client, settings, workflow_id)
     if description.status == WorkflowExecutionStatus.RUNNING:
         raise CrisisStillRunningError(
@@ -256,7 +262,12 @@ async def rerun_crisis(
     options = original.model_dump(mode="json", exclude=set(_NOT_CARRIED), exclude_none=True)
     given = dict(overrides or {})
     apply_overrides(missions, options.setdefault("inputs", {}), given, dict.fromkeys(reused, from_phase), workflow_id)
-    rerun_of = {"workflow_id": workflow_id, "crisis_id": old_crisis_id, "from_phase": from_phase, "overrides": given}
+    rerun_of: dict[str, JsonValue] = {
+        "workflow_id": workflow_id,
+        "crisis_id": old_crisis_id,
+        "from_phase": from_phase,
+        "overrides": given,
+    }
     request = build_request(
         target_member=original.target_member,
         missions=missions,
@@ -268,17 +279,20 @@ async def rerun_crisis(
     )
     if original.notifications is not None:  # told as the crisis it reruns was
         request = request.model_copy(update={"notifications": original.notifications})
-    started = await agency._start_request(request)
+    return RerunPlan(request, rerun_of, reused, given)
+
+
+async def link_rerun(rerun: RerunPlan, started: Mapping[str, Any]) -> bool:
+    """List the started rerun in the record of the crisis it reruns; whether it could."""
     link = {
         "workflow_id": started["workflow_id"],
         "crisis_id": started["crisis_id"],
-        "from_phase": from_phase,
+        "from_phase": rerun.rerun_of["from_phase"],
         "started_at": format_timestamp(datetime.now(UTC)),
-        "initiated_by": request.initiated_by,
-        **({"overrides": given} if given else {}),
+        "initiated_by": rerun.request.initiated_by,
+        **({"overrides": rerun.overrides} if rerun.overrides else {}),
     }
-    linked = await _link(old_crisis_id, workflow_id, link)
-    return {**started, "rerun_of": rerun_of, "reused": reused, "linked": linked}
+    return await _link(str(rerun.rerun_of["crisis_id"]), str(rerun.rerun_of["workflow_id"]), link)
 
 
 async def _completed_outputs(
