@@ -60,13 +60,17 @@ def start(
     port: Port = DEFAULT_PORT,
     ui_port: UiPort = None,
     untuned: Annotated[
-        bool, typer.Option("--untuned", help="Use SQLite's and the server's stock settings (slower; see README)")
+        bool,
+        typer.Option(
+            "--untuned",
+            help="Use SQLite's and the server's stock settings (slower; see docs/guides/embedded-server.md)",
+        ),
     ] = False,
     ui_codec_endpoint: Annotated[
         str | None,
         typer.Option(
             help="Codec endpoint the Web UI decodes payloads with: an https:// proxy in front of `liara codec-server` "
-            "that adds its token (see README)"
+            "that adds its token (see docs/guides/security.md)"
         ),
     ] = None,
 ) -> None:

@@ -1,6 +1,6 @@
 """Every error the service answers, as an RFC 9457 problem (``application/problem+json``).
 
-``type`` names the problem (``/problems/<slug>``, listed in the README), ``title`` is its short
+``type`` names the problem (``/problems/<slug>``, listed in docs/guides/http-service.md), ``title`` is its short
 summary, ``detail`` one sentence about this occurrence and, for a request that breaks the
 contract (422), ``errors`` lists each bad field. The agency's ``LiaraError``s get their status
 here, in ``LIARA_PROBLEMS``, and nowhere else; anything unexpected is a 500 whose detail says

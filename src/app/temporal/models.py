@@ -754,7 +754,8 @@ class AgentReport(WireModel):
     output_bytes: int = Field(default=0, description="Size of the inline output as JSON.")
     recorded: bool = Field(default=False, description="Whether the completed phase is in the crisis record already.")
     finished_at: datetime | None = Field(
-        default=None, description="When the agent finished, on the Temporal server's clock (see the README)."
+        default=None,
+        description="When the agent finished, on the Temporal server's clock (see docs/concepts/record.md).",
     )
     agent_loop: AgentLoopPlan | None = Field(
         default=None, description="Set for a language-model agent: the workflow runs its loop, step by step."
