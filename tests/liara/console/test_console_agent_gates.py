@@ -14,26 +14,24 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, Request, ViewportSize, async_playwright, expect
+from playwright.async_api import Page, Request, ViewportSize, expect
 
 from scripts.scripted_model_server import Answer, ScriptedModelServer, ToolCalls
-from tests.helpers.model_agents import KEY, KEY_ENV, LOOKUP, agent_config, triage
-from tests.helpers.service import Tokens, crisis_body, start
-from tests.liara.console.test_console_browser import (
-    CHROMIUM,
-    CHROMIUM_FLAGS,
+from tests.helpers.console import (
     card,
     fits_the_width,
     inbox_item,
     screenshot,
     sign_in,
 )
+from tests.helpers.model_agents import KEY, KEY_ENV, LOOKUP, agent_config, triage
+from tests.helpers.service import Tokens, crisis_body, start
 
 pytestmark = pytest.mark.integration
 
@@ -82,32 +80,6 @@ def service_env(service_env: dict[str, str], service_dir: Path, model: ScriptedM
     path = service_dir / "liara.toml"
     path.write_text(config(model.base_url))
     return {**service_env, "LIARA_CONFIG": str(path), KEY_ENV: KEY}
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: `make test` installs it (apt-get install chromium)"
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-        yield launched
-        await launched.close()
-
-
-@pytest.fixture
-async def page(browser: Browser, liara_service) -> AsyncIterator[Page]:
-    context = await browser.new_context(base_url=liara_service.url, viewport=DESKTOP)
-    opened = await context.new_page()
-    errors: list[str] = []
-    opened.on("pageerror", lambda error: errors.append(str(error)))
-    yield opened
-    await context.close()
-    assert not errors, errors
-
-
-@pytest.fixture
-async def http(liara_service) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=liara_service.url, timeout=90) as client:
-        yield client
 
 
 async def report(http: httpx.AsyncClient, tokens: Tokens, workflow_id: str) -> dict[str, Any]:

@@ -10,17 +10,17 @@ model call hangs a while, holding the phase open after its first answer streamed
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Page, expect
 
 from scripts.scripted_model_server import Answer, Hang, ScriptedModelServer, ToolCalls
+from tests.helpers.console import card, screenshot, sign_in
 from tests.helpers.model_agents import KEY, KEY_ENV, agent_config
 from tests.helpers.service import Tokens, crisis_body, start
-from tests.liara.console.test_console_browser import CHROMIUM, CHROMIUM_FLAGS, card, screenshot, sign_in
 
 pytestmark = pytest.mark.integration
 
@@ -42,26 +42,6 @@ def service_env(service_env: dict[str, str], service_dir: Path, model: ScriptedM
     path = service_dir / "liara.toml"
     path.write_text(agent_config(model.base_url))
     return {**service_env, "LIARA_CONFIG": str(path), KEY_ENV: KEY}
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: `make test` installs it (apt-get install chromium)"
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-        yield launched
-        await launched.close()
-
-
-@pytest.fixture
-async def page(browser: Browser, liara_service) -> AsyncIterator[Page]:
-    context = await browser.new_context(base_url=liara_service.url, viewport={"width": 1280, "height": 900})
-    opened = await context.new_page()
-    errors: list[str] = []
-    opened.on("pageerror", lambda error: errors.append(str(error)))
-    yield opened
-    await context.close()
-    assert not errors, errors
 
 
 async def test_a_running_agent_phase_shows_its_text_live_and_once_ended_its_usage(

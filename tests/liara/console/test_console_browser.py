@@ -19,39 +19,32 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Page, expect
 
 from cognition.liara.agency import LiaraTemporalAgency
 from scripts.local_postgres import LocalPostgres
 from tests.helpers import REPO_ROOT
+from tests.helpers.console import (
+    ENDED,
+    PHONE,
+    card,
+    crisis_rows,
+    fits_the_width,
+    inbox_item,
+    screenshot,
+    sign_in,
+    sign_out,
+)
 from tests.helpers.service import ServiceProcess, Tokens, crisis_body, phase, start, started_request
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = Path("/usr/bin/chromium")
-#: As root, in a machine whose network is closed: no sandbox, no GPU, nothing fetched in the background.
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-SCREENSHOTS = REPO_ROOT / "test-output" / "screenshots"
-PHONE = {"width": 390, "height": 844}
 #: Where each crisis's record is, in the module's PostgreSQL record store.
 RECORD_PATH = re.compile(r"Record\s*postgresql://127\.0\.0\.1:\d+/\S+#crisis-")
-#: What a crisis's page says once the crisis has ended and each of its events is drawn.
-ENDED = "The crisis has ended: its events are all shown."
 #: Long enough for a crisis to reach its next state and the page's next poll (every 3 s).
 WAIT_MS = 30_000
 expect.set_options(timeout=WAIT_MS)
@@ -64,69 +57,6 @@ def service_env(service_env: dict[str, str], postgres: LocalPostgres) -> dict[st
     starts the playbooks shipped in playbooks/.
     """
     return {**service_env, "LIARA_RECORD_STORE": postgres.url, "LIARA_PLAYBOOKS": str(REPO_ROOT / "playbooks")}
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: `make test` installs it (apt-get install chromium)"
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-        yield launched
-        await launched.close()
-
-
-@pytest.fixture
-async def page(browser: Browser, liara_service) -> AsyncIterator[Page]:
-    """A page of its own browser context; the test fails on any error the page's script raised."""
-    context = await browser.new_context(base_url=liara_service.url, viewport={"width": 1280, "height": 900})
-    opened = await context.new_page()
-    errors: list[str] = []
-    opened.on("pageerror", lambda error: errors.append(str(error)))
-    yield opened
-    await context.close()
-    assert not errors, errors
-
-
-@pytest.fixture
-async def http(liara_service) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=liara_service.url, timeout=90) as client:
-        yield client
-
-
-async def screenshot(page: Page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
-
-
-async def sign_in(page: Page, tokens: Tokens, name: str) -> None:
-    await page.goto("/")
-    await page.get_by_label("API token").fill(tokens.by_name[name])
-    await page.get_by_label("API token").press("Enter")
-    await expect(page.get_by_text(f"Signed in as {name}")).to_be_visible()
-
-
-async def sign_out(page: Page) -> None:
-    await page.get_by_role("button", name="Sign out").click()
-    await expect(page.get_by_label("API token")).to_be_visible()
-
-
-def card(page: Page, phase_id: str):
-    """A phase's card on a crisis's page."""
-    return page.locator(f'.board [data-phase="{phase_id}"]')
-
-
-def inbox_item(page: Page, workflow_id: str, phase_id: str | None = None):
-    item = page.locator(".approval", has=page.get_by_role("link", name=workflow_id))
-    return item.filter(has=page.get_by_role("heading", name=phase_id)) if phase_id else item
-
-
-def crisis_rows(page: Page):
-    return page.locator("table.crises tbody tr")
-
-
-async def fits_the_width(page: Page) -> bool:
-    """Nothing on the page is wider than the window (no sideways scrolling)."""
-    return await page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
 
 
 async def gated(http: httpx.AsyncClient, tokens: Tokens, **gate: Any) -> str:

@@ -8,53 +8,23 @@ Chromium (Debian's) driven by Playwright, against ``liara serve``, a worker and 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 
-import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import expect
 
-from tests.helpers.service import crisis_body, phase, start
-from tests.liara.console.test_console_browser import (
-    CHROMIUM,
-    CHROMIUM_FLAGS,
+from tests.helpers.console import (
     ENDED,
     card,
     screenshot,
     sign_in,
     sign_out,
 )
+from tests.helpers.service import crisis_body, phase, start
 
 pytestmark = pytest.mark.integration
 
 WAIT_MS = 30_000
 expect.set_options(timeout=WAIT_MS)
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: `make test` installs it (apt-get install chromium)"
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-        yield launched
-        await launched.close()
-
-
-@pytest.fixture
-async def page(browser: Browser, liara_service) -> AsyncIterator[Page]:
-    context = await browser.new_context(base_url=liara_service.url, viewport={"width": 1280, "height": 900})
-    opened = await context.new_page()
-    errors: list[str] = []
-    opened.on("pageerror", lambda error: errors.append(str(error)))
-    yield opened
-    await context.close()
-    assert not errors, errors
-
-
-@pytest.fixture
-async def http(liara_service) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=liara_service.url, timeout=90) as client:
-        yield client
 
 
 async def test_a_crisis_that_has_ended_is_rerun_from_a_phase_chosen_on_its_page(page, service_tokens, http):
