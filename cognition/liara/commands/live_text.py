@@ -19,6 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 from rich.console import Console
 
 from cognition.liara.commands.output import err_console, say
+from cognition.liara.errors import CrisisNotFoundError
 
 Event = dict[str, Any]
 #: How long, after the crisis's result came, its last events may take to be read.
@@ -90,6 +91,8 @@ async def print_agent_text(agency: object, workflow_id: str, console: Console) -
         async for event in agency.crisis_events(workflow_id):
             for line in text.lines(event):
                 say(line, console)
+    except CrisisNotFoundError:
+        return  # what watch waits for says so, once
     except Exception as err:
         say(f"The agents' text is not shown any more: {err}", err_console)
 
