@@ -121,11 +121,8 @@ class AgentStepActivities:
         the model of the last.
         """
         call = run.call
-        try:
-            arguments = json.loads(call.arguments or "{}")
-        except ValueError:
-            arguments = None
-        if not isinstance(arguments, dict):
+        arguments = arguments_object(call.arguments)
+        if arguments is None:
             raise agent_failure(
                 f"the arguments of {call.name} are not a JSON object: {call.arguments[:200]}", retryable=False
             )
@@ -153,6 +150,15 @@ class AgentStepActivities:
 
     def all(self) -> list:
         return [self.call_model, self.call_tool]
+
+
+def arguments_object(text: str) -> dict[str, JsonValue] | None:
+    """A tool call's arguments (JSON text, as the model wrote them) as an object; None if they are not one."""
+    try:
+        parsed = json.loads(text or "{}")
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
 
 
 def priced(usage: ModelUsage, executor: LlmExecutor) -> ModelUsage:

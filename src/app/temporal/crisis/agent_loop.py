@@ -20,7 +20,14 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, is_cancelled_exception
 from temporalio.workflow import ActivityCancellationType
 
-from app.temporal.agent_steps import AgentStepActivities, ModelAnswer, ModelCall, ToolCallRequest, ToolRun
+from app.temporal.agent_steps import (
+    AgentStepActivities,
+    ModelAnswer,
+    ModelCall,
+    ToolCallRequest,
+    ToolRun,
+    arguments_object,
+)
 from app.temporal.crisis.approvals import Approvals
 from app.temporal.crisis.budgets import Budgets, PhaseLimits
 from app.temporal.errors import innermost_message
@@ -146,7 +153,7 @@ class AgentLoop:
         arguments the approval gives, if any), and a refusal is its result.
         """
         if tool is not None and tool.approval:
-            arguments = json_object(call.arguments)
+            arguments = arguments_object(call.arguments)
             if arguments is not None:  # (arguments that are no object fail in call_tool, running nothing)
                 async with self._gate:
                     pending = PendingToolCall(
@@ -210,12 +217,3 @@ def final_output(plan: AgentLoopPlan, answer: ModelAnswer) -> tuple[JsonValue, s
     if not isinstance(parsed, dict):
         return None, f"Model {plan.model!r} answered {text[:200]!r}, not the JSON object its output_schema asks for."
     return parsed, None
-
-
-def json_object(text: str) -> dict[str, JsonValue] | None:
-    """``text`` as a JSON object (a tool call's arguments), or None if it is not one."""
-    try:
-        parsed = json.loads(text or "{}")
-    except ValueError:
-        return None
-    return parsed if isinstance(parsed, dict) else None

@@ -117,14 +117,7 @@ class Approvals:
         running = board.phases[index]
         waiting = {"status": PhaseStatus.AWAITING_APPROVAL, "approvals": 0, "approvals_required": approvals_required}
         board.set(index, running.model_copy(update={**waiting, **pending}))
-        show_status(CrisisStatus.AWAITING_APPROVAL)
-        timeout = timedelta(seconds=phase.approval_timeout) if phase.approval_timeout else None
-        try:
-            await workflow.wait_condition(lambda: self.tally(key).decided(approvals_required), timeout=timeout)
-        except TimeoutError:
-            pass
-        if board.with_status(PhaseStatus.AWAITING_APPROVAL) == [phase.phase_id]:
-            show_status(CrisisStatus.RUNNING)
+        tally = await self._verdict(phase, key, approvals_required)
         decided = board.phases[index]  # with the decisions taken meanwhile
         going_on = {
             "status": PhaseStatus.RUNNING,
@@ -133,6 +126,20 @@ class Approvals:
             **dict.fromkeys(pending),
         }
         board.set(index, decided.model_copy(update=going_on))
+        return tally
+
+    async def _verdict(self, phase: MissionPhase, key: str, approvals_required: int) -> Tally:
+        """Wait, with the crisis awaiting approval, until the decisions kept under ``key`` decide
+        (or ``phase``'s approval timeout passes); the decisions then.
+        """
+        show_status(CrisisStatus.AWAITING_APPROVAL)
+        timeout = timedelta(seconds=phase.approval_timeout) if phase.approval_timeout else None
+        try:
+            await workflow.wait_condition(lambda: self.tally(key).decided(approvals_required), timeout=timeout)
+        except TimeoutError:
+            pass  # a decision accepted in the same workflow task as the timeout still counts
+        if self._board.with_status(PhaseStatus.AWAITING_APPROVAL) in ([], [phase.phase_id]):
+            show_status(CrisisStatus.RUNNING)  # unless another gate still waits (in a graph)
         return self.tally(key)
 
     @staticmethod
@@ -150,25 +157,13 @@ class Approvals:
         """
         board = self._board
         board.set(index, board.phases[index].model_copy(update={"status": PhaseStatus.AWAITING_APPROVAL}))
-        show_status(CrisisStatus.AWAITING_APPROVAL)
-        timeout = timedelta(seconds=phase.approval_timeout) if phase.approval_timeout else None
-        try:
-            await workflow.wait_condition(
-                lambda: self.tally(phase.phase_id).decided(phase.approvals_required), timeout=timeout
-            )
-        except TimeoutError:
-            pass  # a decision accepted in the same workflow task as the timeout still counts
-        if board.with_status(PhaseStatus.AWAITING_APPROVAL) in ([], [phase.phase_id]):
-            show_status(CrisisStatus.RUNNING)  # unless another gate still waits (in a graph)
+        tally = await self._verdict(phase, phase.phase_id, phase.approvals_required)
         outcome = board.phases[index]  # with the decisions taken meanwhile
-        tally = self.tally(phase.phase_id)
-        if tally.rejection is not None:
-            reason = f": {tally.rejection.reason}" if tally.rejection.reason else ""
-            return failed(outcome, f"rejected by {tally.rejection.decided_by}{reason}", attempts=0)
-        if not tally.decided(phase.approvals_required):
-            quorum = f" with {outcome.approvals} of {phase.approvals_required} approvals"
-            waited = f"approval timed out after {phase.approval_timeout:g} s"
-            return failed(outcome, waited + (quorum if phase.approvals_required > 1 else ""), attempts=0)
+        refusal = self._refusal(tally, phase, phase.approvals_required)
+        if refusal is not None:
+            if tally.rejection is None and phase.approvals_required > 1:  # timed out short of its quorum
+                refusal += f" with {outcome.approvals} of {phase.approvals_required} approvals"
+            return failed(outcome, refusal, attempts=0)
         return outcome.model_copy(update={"approved_by": ", ".join(d.decided_by for d in tally.approvals)})
 
     def decide(self, decision: ApprovalDecision) -> PhaseOutcome:
