@@ -56,6 +56,21 @@ parameters = {{ type = "object", properties = {{ host = {{ type = "string" }} }}
 """
 
 
+def gated_tool(name: str, description: str, approvals: int = 1) -> str:
+    """``[executors.NAME]``: the ``lookup`` program as a tool each call of which waits for
+    ``approvals`` approvals (add NAME to the analyst's ``tools``).
+    """
+    return f"""
+[executors.{name}]
+type = "command"
+argv = ["{sys.executable}", "{LOOKUP}"]
+description = "{description}"
+parameters = {{ type = "object", properties = {{ host = {{ type = "string" }} }}, required = ["host"] }}
+approval = "always"
+approvals = {approvals}
+"""
+
+
 @asynccontextmanager
 async def agent_worker(
     client: Client, task_queue: str, tmp_path: Path, toml: str, monkeypatch: pytest.MonkeyPatch

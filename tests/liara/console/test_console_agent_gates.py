@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from tests.helpers.console import (
     screenshot,
     sign_in,
 )
-from tests.helpers.model_agents import KEY, KEY_ENV, LOOKUP, agent_config, triage
+from tests.helpers.model_agents import KEY, KEY_ENV, agent_config, gated_tool, triage
 from tests.helpers.service import Tokens, crisis_body, start
 
 pytestmark = pytest.mark.integration
@@ -39,18 +38,6 @@ pytestmark = pytest.mark.integration
 WAIT_MS = 30_000
 DESKTOP: ViewportSize = {"width": 1280, "height": 900}
 PHONE: ViewportSize = {"width": 390, "height": 844}
-
-
-def gated_tool(name: str, description: str, approvals: int) -> str:
-    return f"""
-[executors.{name}]
-type = "command"
-argv = ["{sys.executable}", "{LOOKUP}"]
-description = "{description}"
-parameters = {{ type = "object", properties = {{ host = {{ type = "string" }} }}, required = ["host"] }}
-approval = "always"
-approvals = {approvals}
-"""
 
 
 def config(base_url: str) -> str:

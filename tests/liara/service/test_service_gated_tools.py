@@ -6,7 +6,6 @@ an approval with edited arguments from ``liara --api ... approve --arguments``.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,22 +16,11 @@ import pytest
 from scripts.scripted_model_server import Answer, ScriptedModelServer, ToolCalls
 from tests.helpers import assert_eventually
 from tests.helpers.cli import assert_one_sentence_error, cli
-from tests.helpers.model_agents import KEY, LOOKUP, agent_env, triage
+from tests.helpers.model_agents import KEY, agent_config, agent_env, gated_tool, triage
 from tests.helpers.processes import WorkerProcess
 from tests.helpers.service import assert_problem, crisis_body, start
 
 pytestmark = pytest.mark.integration
-
-#: ``isolate``: a tool each call of which two approvers must approve.
-GATED_TOOL = f"""
-[executors.isolate]
-type = "command"
-argv = ["{sys.executable}", "{LOOKUP}"]
-description = "Isolates a host from the network"
-parameters = {{ type = "object", properties = {{ host = {{ type = "string" }} }}, required = ["host"] }}
-approval = "always"
-approvals = 2
-"""
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +36,8 @@ def service_worker(
     """The module's worker: the analyst may call ``lookup`` and the gated ``isolate``."""
     env = agent_env(service_env, service_dir, model.base_url)
     config = Path(env["LIARA_CONFIG"])
-    config.write_text(config.read_text().replace('tools = ["lookup"]', 'tools = ["lookup", "isolate"]') + GATED_TOOL)
+    gated = gated_tool("isolate", "Isolates a host from the network", approvals=2)
+    config.write_text(agent_config(model.base_url, tools='["lookup", "isolate"]') + gated)
     worker = WorkerProcess("cognition/liara/worker.py", env, service_dir)
     yield worker
     worker.stop()

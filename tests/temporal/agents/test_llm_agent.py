@@ -7,7 +7,6 @@ nowhere but in the model's requests.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,7 +19,7 @@ from cognition.liara.errors import DecisionRefusedError
 from scripts.scripted_model_server import Answer, Failure, ScriptedModelServer, ToolCalls
 from tests.helpers import assert_eventually
 from tests.helpers.histories import history_text
-from tests.helpers.model_agents import KEY, LOOKUP, agent_config, agent_worker, triage_missions
+from tests.helpers.model_agents import KEY, agent_config, agent_worker, gated_tool, triage_missions
 
 pytestmark = pytest.mark.integration
 
@@ -205,17 +204,8 @@ async def test_a_conversation_past_its_size_limit_ends_the_phase(dev_server, tas
 
 def gated_config(base_url: str, approvals: int = 1) -> str:
     """The analyst may call ``isolate``, each call of which waits for approval."""
-    return (
-        agent_config(base_url, tools='["lookup", "isolate"]')
-        + f"""
-[executors.isolate]
-type = "command"
-argv = ["{sys.executable}", "{LOOKUP}"]
-description = "Isolates a host from the network"
-parameters = {{ type = "object", properties = {{ host = {{ type = "string" }} }}, required = ["host"] }}
-approval = "always"
-approvals = {approvals}
-"""
+    return agent_config(base_url, tools='["lookup", "isolate"]') + gated_tool(
+        "isolate", "Isolates a host from the network", approvals
     )
 
 
