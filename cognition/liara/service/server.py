@@ -12,7 +12,6 @@ SIGTERM it stops accepting connections, ends every event stream (clients resume 
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import ssl
 from pathlib import Path
@@ -21,6 +20,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from app.temporal.http_serving import GracefulServer
+from app.temporal.loopback import is_loopback_host
 from cognition.liara.service.config import MAX_WAIT_SECONDS
 
 READY_LINE = "Liara service listening on"
@@ -41,7 +41,8 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def is_loopback(sock: socket.socket) -> bool:
-    return ipaddress.ip_address(sock.getsockname()[0]).is_loopback
+    """Whether ``sock`` listens on this machine only."""
+    return is_loopback_host(sock.getsockname()[0])
 
 
 def tls_problem(certfile: Path, keyfile: Path) -> str | None:
