@@ -188,7 +188,7 @@ async def worker(agency: LiaraTemporalAgency, config: Path) -> AsyncIterator[str
                 agency.client,
                 task_queue=agency.settings.task_queue,
                 workflows=[CrisisResponseWorkflow],
-                activities=[*CrisisActivities(store, registry).all(), *AgentStepActivities(registry).all()],
+                activities=[*CrisisActivities(store, registry).all(), *AgentStepActivities(registry, store).all()],
                 workflow_runner=WORKFLOW_RUNNER,
                 max_heartbeat_throttle_interval=timedelta(seconds=1),
                 graceful_shutdown_timeout=timedelta(seconds=5),

@@ -87,7 +87,7 @@ async def agent_worker(
         client,
         task_queue=task_queue,
         workflows=[CrisisResponseWorkflow],
-        activities=[*CrisisActivities(store, registry).all(), *AgentStepActivities(registry).all()],
+        activities=[*CrisisActivities(store, registry).all(), *AgentStepActivities(registry, store).all()],
     ):
         yield store
     await registry.aclose()

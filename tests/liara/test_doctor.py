@@ -161,7 +161,7 @@ def test_a_usable_record_database_passes(liara_env, tmp_path, postgres):
     check = record_store_check(liara_env, tmp_path, postgres.url)
     assert check["ok"], check
     where = f"postgresql://{postgres.host}:{postgres.port}/{postgres.database}"
-    assert check["detail"] == f"{where} answers; record schema version 1; user 'liara' may write records"
+    assert check["detail"] == f"{where} answers; record schema version 2; user 'liara' may write records"
     assert postgres.password not in check["detail"]
 
 
@@ -200,9 +200,9 @@ def test_a_record_database_that_cannot_be_used_fails_with_one_sentence_and_a_fix
 @pytest.mark.parametrize(
     ("version", "says", "fix"),
     [
-        (0, "has record schema version 0; this release uses 1", "run `liara setup`"),
-        (None, "has no record schema version; this release uses 1", "run `liara setup`"),
-        (2, "has record schema version 2; this release uses 1", "upgrade Liara on this machine"),
+        (1, "has record schema version 1; this release uses 2", "run `liara setup`"),
+        (None, "has no record schema version; this release uses 2", "run `liara setup`"),
+        (3, "has record schema version 3; this release uses 2", "upgrade Liara on this machine"),
     ],
     ids=["older", "missing", "newer"],
 )

@@ -206,7 +206,7 @@ async def scenario_worker(
         registry = load_executor_registry(config, environ={})
         try:
             async with crisis_workflow_worker(
-                client, queue, [*CrisisActivities(store, registry).all(), *AgentStepActivities(registry).all()]
+                client, queue, [*CrisisActivities(store, registry).all(), *AgentStepActivities(registry, store).all()]
             ):
                 yield
         finally:
@@ -342,6 +342,20 @@ def scenarios() -> dict[str, Scenario]:
             model_script=(
                 ToolCalls([("lookup", {"host": "target-alpha"})], usage=(20, 7)),
                 Answer("target-alpha is clean", usage=(40, 9)),
+            ),
+        ),
+        # An agent's loop outlasts the history budget: it stops between two model calls and goes on
+        # in the crisis's next run.
+        "crisis_llm_agent_continued": Scenario(
+            request(
+                "crisis-replay-llm-agent-continued",
+                phase("triage-1", "investigate", 1, params={"prompt": "Which hosts are compromised?"}),
+                history_budget_events=50,
+            ),
+            executors=analyst_executors,
+            model_script=(
+                *(ToolCalls([("lookup", {"host": f"web-{index}"})], usage=(20, 7)) for index in range(1, 6)),
+                Answer("none of them", usage=(40, 9)),
             ),
         ),
     }

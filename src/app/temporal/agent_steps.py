@@ -3,8 +3,9 @@ and one tool call (``call_tool``). The crisis workflow runs the loop between the
 (app.temporal.crisis.agent_loop), so a step that completed is in its history and never made again.
 
 Both carry only what the step needs and return only what the loop needs: the key stays in the
-worker's environment (app.temporal.agents.llm), and a tool's result is cut to
-``MAX_TOOL_RESULT_CHARS`` before it goes back to the model.
+worker's environment (app.temporal.agents.llm), and a tool's result past ``MAX_TOOL_RESULT_CHARS``
+(or the model's answer past ``MAX_ANSWER_CHARS``) is kept whole beside the crisis record
+(``RecordStore.keep``) while the conversation carries its beginning and where the rest is.
 """
 
 from __future__ import annotations
@@ -23,11 +24,14 @@ from app.temporal.agents.llm import LlmExecutor
 from app.temporal.heartbeats import while_heartbeating
 from app.temporal.logs import log_failed_attempt
 from app.temporal.models import MissionPhase, ModelUsage, ToolSpec, WireModel
+from app.temporal.records.store import RecordStore, kept_key
 
 logger = logging.getLogger("liara.activities")
 
 #: The most of one tool's result (as JSON text) that goes back to the model.
 MAX_TOOL_RESULT_CHARS = 16_000
+#: The most of one answer of the model that its conversation (and its phase's output) carries.
+MAX_ANSWER_CHARS = 32_000
 
 
 class ModelCall(WireModel):
@@ -59,6 +63,7 @@ class ModelAnswer(WireModel):
     tool_calls: list[ToolCallRequest] = Field(default_factory=list)
     usage: ModelUsage
     finish_reason: str | None = None
+    kept: str | None = Field(default=None, description="Where the whole of an answer too long to carry is kept.")
 
 
 class ToolRun(WireModel):
@@ -72,10 +77,11 @@ class ToolRun(WireModel):
 
 
 class AgentStepActivities:
-    """The agent steps, bound to the worker's executors."""
+    """The agent steps, bound to the worker's executors and its record store (for what is too long to carry)."""
 
-    def __init__(self, executors: ExecutorRegistry) -> None:
+    def __init__(self, executors: ExecutorRegistry, store: RecordStore) -> None:
         self.executors = executors
+        self.store = store
 
     @activity.defn(name="call_model")
     async def call_model(self, call: ModelCall) -> ModelAnswer:
@@ -106,12 +112,17 @@ class AgentStepActivities:
             for slot in (answer.tool_calls[index] for index in sorted(answer.tool_calls))
         ]
         metrics.record_model_call(executor.settings.model, answer.usage, completed=True)
+        message, kept = answer.message(), None
+        if len(answer.content) > MAX_ANSWER_CHARS:
+            kept = await self._keep(call.crisis_id, call.phase_id, f"answer{call.turn}", answer.content)
+            answer.content = message["content"] = shortened(answer.content, MAX_ANSWER_CHARS, kept)
         return ModelAnswer(
-            message=answer.message(),
+            message=message,
             content=answer.content or None,
             tool_calls=requested,
             usage=priced(answer.usage or ModelUsage(model_calls=1), executor),
             finish_reason=answer.finish_reason,
+            kept=kept,
         )
 
     @activity.defn(name="call_tool")
@@ -146,7 +157,18 @@ class AgentStepActivities:
         except ApplicationError as err:
             log_failed_attempt(logger, f"Tool call {call.name} of phase {run.phase.phase_id}", err)
             raise
-        return tool_text(output)
+        text = output if isinstance(output, str) else json.dumps(output)
+        if len(text) <= MAX_TOOL_RESULT_CHARS:
+            return text
+        kept = await self._keep(run.crisis_id, run.phase.phase_id, f"tool-{call.id}", text)
+        return shortened(text, MAX_TOOL_RESULT_CHARS, kept)
+
+    async def _keep(self, crisis_id: str, phase_id: str, step: str, text: str) -> str:
+        """Keep the whole of ``text`` beside the crisis record, under a key of this step's attempt."""
+        info = activity.info()
+        return await self.store.keep(
+            crisis_id, kept_key(phase_id, info.workflow_run_id or "", step, info.attempt), text
+        )
 
     def all(self) -> list:
         return [self.call_model, self.call_tool]
@@ -166,9 +188,6 @@ def priced(usage: ModelUsage, executor: LlmExecutor) -> ModelUsage:
     return usage.model_copy(update={"cost": executor.settings.cost_of(usage)})
 
 
-def tool_text(output: JsonValue) -> str:
-    """A tool's output as the model reads it: JSON text, cut to ``MAX_TOOL_RESULT_CHARS``."""
-    text = output if isinstance(output, str) else json.dumps(output)
-    if len(text) <= MAX_TOOL_RESULT_CHARS:
-        return text
-    return f"{text[:MAX_TOOL_RESULT_CHARS]}… (cut: {len(text) - MAX_TOOL_RESULT_CHARS} more characters)"
+def shortened(text: str, limit: int, kept: str) -> str:
+    """The first ``limit`` characters of ``text``, and where the whole of it is kept."""
+    return f"{text[:limit]}… (cut: {len(text) - limit} more characters; the whole is kept at {kept})"

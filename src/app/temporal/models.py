@@ -549,6 +549,18 @@ class AgentLoopPlan(WireModel):
     cost_budget: float | None = Field(default=None, description="What one phase of it may cost (its executor's).")
 
 
+class AgentProgress(WireModel):
+    """Where a language-model agent's loop stood when its crisis continued as a new run: the run
+    goes on from here, with nothing of the conversation lost and no step made again.
+    """
+
+    plan: AgentLoopPlan
+    context: dict[str, JsonValue] = Field(default_factory=dict, description="The outputs its phase reads.")
+    turns: int = Field(description="Model calls made so far.")
+    usage: ModelUsage
+    transcript: list[dict[str, JsonValue]]
+
+
 class PhaseOutcome(WireModel):
     """How one phase ended (or stands, while the crisis runs)."""
 

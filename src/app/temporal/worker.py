@@ -116,7 +116,7 @@ async def _serve(
     logger.info("Connected to Temporal server at %s, namespace %s", settings.address, settings.namespace)
     executors = load_executor_registry()
     activities = CrisisActivities(store, executors).all()  # the five the spec's log line counts
-    agent_steps = AgentStepActivities(executors).all()  # a language-model agent's model and tool calls
+    agent_steps = AgentStepActivities(executors, store).all()  # a language-model agent's model and tool calls
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -98,8 +98,11 @@ class CrisisResponseWorkflow:
         self._approvals = Approvals(request, state, self._board, self._events)
         self._records = CrisisBookkeeping(request, state)
         params = PhaseParams(request, state, self._board)
-        runner = PhaseRunner(request, state, self._board, self._approvals, params, self._records)
-        self._scheduler = PhaseScheduler(self._board, runner, Continuation(request, state, self._events))
+        continuation = Continuation(request, state, self._events)
+        runner = PhaseRunner(
+            request, state, self._board, self._approvals, params, self._records, continuation.over_budget
+        )
+        self._scheduler = PhaseScheduler(self._board, runner, continuation)
         self._compensation = Compensation(state, self._board, params, runner, self._events, self._records)
         # Set here, as the event stream sets its own: a signal only this crisis's model calls send.
         workflow.set_signal_handler(AGENT_OUTPUT_SIGNAL, self._agent_output)

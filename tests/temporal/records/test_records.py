@@ -25,6 +25,7 @@ from app.temporal.records import (
     format_timestamp,
 )
 from app.temporal.records import files as file_store
+from app.temporal.records.store import kept_key
 from tests.helpers.records import PHASE_IDS, STARTED, create, ended, pending
 
 
@@ -223,6 +224,30 @@ async def test_list_records_shows_the_newest_first_with_where_each_is(any_store:
     assert [(row["crisis_id"], row["status"]) for row in rows] == [("crisis-1", "failed"), ("crisis-3", "running")]
     assert rows[1]["summary"] == {"completed_phases": 0, "failed_phases": 0, "total_phases": 4}
     assert rows[1]["location"] == any_store.location("crisis-3")
+
+
+async def test_a_kept_text_is_read_back_by_its_key_and_keeping_it_again_writes_the_same(any_store: RecordStore) -> None:
+    key = kept_key("triage", "run-1", "tool-call_1/../x", 1)
+    assert key == "triage.run-1.tool-call_1____x.1"  # a file name as well as a row key
+    text = "é" + "x" * 100_000
+
+    where = await any_store.keep("crisis-1", key, text)
+    again = await any_store.keep("crisis-1", key, text)
+
+    assert where == again and key in where
+    assert await any_store.kept("crisis-1", key) == text
+    assert await any_store.kept("crisis-1", kept_key("triage", "run-1", "tool-other", 1)) is None
+    assert await any_store.kept("crisis-2", key) is None
+    assert await any_store.list_records(10) == []  # kept texts are no records
+
+
+async def test_the_file_store_keeps_texts_beside_the_record_and_refuses_a_key_that_is_no_file_name(
+    store: FileRecordStore,
+) -> None:
+    where = await store.keep("crisis-1", "triage.run-1.answer1.1", "text")
+    assert Path(where) == (store.directory / "crisis-1.kept" / "triage.run-1.answer1.1.txt").resolve()
+    with pytest.raises(CrisisRecordError, match="is not a key of a kept text"):
+        await store.keep("crisis-1", "../elsewhere", "text")
 
 
 # --- the file store: whole files, a journal while the crisis runs ---------------------------------

@@ -47,11 +47,11 @@ def test_setup_creates_the_record_tables_once(liara_env, tmp_path, postgres: Loc
     for _ in range(2):  # the second run finds them there
         done = run_cli(env, tmp_path, "setup")
         assert done.returncode == 0, done.stderr
-        assert done.stdout.splitlines()[-1] == ready + "(record schema version 1)."
+        assert done.stdout.splitlines()[-1] == ready + "(record schema version 2)."
     tables = postgres.sql(
         "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public'", database
     )
-    assert set(tables.split(",")) == {"liara_crisis_phases", "liara_crises", "liara_record_schema"}
+    assert set(tables.split(",")) == {"liara_crisis_phases", "liara_crises", "liara_crisis_kept", "liara_record_schema"}
     checks = json.loads(run_cli(env, tmp_path, "doctor", "--json").stdout)
     assert next(check for check in checks if check["name"] == "crisis records")["ok"]
 
@@ -64,24 +64,24 @@ async def test_setup_brings_an_older_record_schema_to_this_releases(liara_env, t
     done = await cli(env, tmp_path, "setup")
 
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[-1].endswith("(record schema version 1).")
-    assert postgres.sql("SELECT string_agg(version::text, ',') FROM liara_record_schema", database) == "1"
+    assert done.stdout.splitlines()[-1].endswith("(record schema version 2).")
+    assert postgres.sql("SELECT string_agg(version::text, ',') FROM liara_record_schema", database) == "2"
     checks = json.loads((await cli(env, tmp_path, "doctor", "--json")).stdout)
     assert next(check for check in checks if check["name"] == "crisis records")["ok"]
 
 
 async def test_setup_refuses_a_newer_record_schema_with_one_sentence(liara_env, tmp_path, postgres):
-    database, url = await tables_with_schema_version(postgres, 2)
+    database, url = await tables_with_schema_version(postgres, 3)
 
     done = await cli({**liara_env, "LIARA_RECORD_STORE": url}, tmp_path, "setup")
 
     assert done.returncode == 1
     where = f"postgresql://{postgres.host}:{postgres.port}/{database}"
     assert assert_one_sentence_error(done.stderr) == (
-        f"Error: the crisis record database {where} has record schema version 2, newer than this release's 1: "
+        f"Error: the crisis record database {where} has record schema version 3, newer than this release's 2: "
         "upgrade Liara on this machine."
     )
-    assert postgres.sql("SELECT string_agg(version::text, ',') FROM liara_record_schema", database) == "2"
+    assert postgres.sql("SELECT string_agg(version::text, ',') FROM liara_record_schema", database) == "3"
 
 
 async def test_workers_write_records_to_postgresql_and_liara_record_reads_them(

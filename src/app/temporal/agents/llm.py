@@ -34,8 +34,8 @@ from app.temporal.agents.mission import ExecutorSettings, Mission, TimeoutSecond
 from app.temporal.models import AgentLoopPlan, ModelUsage, StepLimit, ToolSpec
 
 LLM = "llm"
-#: Most model calls one agent phase may make.
-MAX_TURNS = 50
+#: Most model calls one agent phase may make (a long loop continues as a new run of its crisis).
+MAX_TURNS = 200
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 

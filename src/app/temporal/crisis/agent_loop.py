@@ -5,12 +5,17 @@ The loop is deterministic workflow code; each model call and each tool call is a
 call: a step that completed is in the history and is never made again. The tool calls of one
 answer run side by side. The transcript (messages, tool calls and their results) and the usage
 go to the phase's record entry; the crisis carries the usage only.
+
+A loop that outlasts its crisis's history budget stops between two model calls (``AgentSuspended``)
+with where it stands in the crisis's state (``CrisisState.agent_loops``); the crisis continues as a
+new run, where the loop goes on from there.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, cast
@@ -21,6 +26,7 @@ from temporalio.exceptions import ActivityError, is_cancelled_exception
 from temporalio.workflow import ActivityCancellationType
 
 from app.temporal.agent_steps import (
+    MAX_ANSWER_CHARS,
     AgentStepActivities,
     ModelAnswer,
     ModelCall,
@@ -30,10 +36,12 @@ from app.temporal.agent_steps import (
 )
 from app.temporal.crisis.approvals import Approvals
 from app.temporal.crisis.budgets import Budgets, PhaseLimits
+from app.temporal.crisis.state import CrisisState
 from app.temporal.errors import innermost_message
 from app.temporal.limits import step_permits
 from app.temporal.models import (
     AgentLoopPlan,
+    AgentProgress,
     CrisisRequest,
     MissionPhase,
     ModelUsage,
@@ -59,40 +67,84 @@ class AgentRun:
     transcript: list[dict[str, JsonValue]] = field(default_factory=list)
 
 
+class AgentSuspended(Exception):
+    """The loop stopped between two model calls for its crisis to continue as a new run (where it stands is in
+    ``CrisisState.agent_loops``).
+    """
+
+
 class AgentLoop:
-    def __init__(self, request: CrisisRequest, approvals: Approvals, budgets: Budgets) -> None:
+    def __init__(
+        self,
+        request: CrisisRequest,
+        state: CrisisState,
+        approvals: Approvals,
+        budgets: Budgets,
+        over_budget: Callable[[], bool],
+    ) -> None:
         self._request = request
+        self._state = state
         self._approvals = approvals
         self._budgets = budgets
+        #: Whether the crisis's history has passed its budget (then the loop stops for a new run).
+        self._over_budget = over_budget
         #: Gated tool calls wait for their decisions one at a time: a decision on a phase decides
         #: the one call it names (``liara approve WORKFLOW_ID PHASE_ID``).
         self._gate = asyncio.Lock()
 
-    async def run(self, phase: MissionPhase, plan: AgentLoopPlan, context: dict[str, JsonValue]) -> AgentRun:
-        """Call the model until it answers without tool calls, at most ``plan.max_turns`` times.
-        A failed model call (after its retries) ends the phase; a failed tool call is told to the
-        model as that tool's result, and the agent goes on.
+    async def run(
+        self,
+        phase: MissionPhase,
+        plan: AgentLoopPlan,
+        context: dict[str, JsonValue],
+        *,
+        suspendable: bool,
+        progress: AgentProgress | None = None,
+    ) -> AgentRun:
+        """Call the model until it answers without tool calls, at most ``plan.max_turns`` times
+        (going on from ``progress``, where a previous run of the crisis left the loop). A failed
+        model call (after its retries) ends the phase; a failed tool call is told to the model as
+        that tool's result, and the agent goes on. Raises ``AgentSuspended`` if ``suspendable`` and
+        the crisis's history passes its budget.
         """
-        run = AgentRun()
-        prompt = phase.params.get(PROMPT_PARAM)
-        if not isinstance(prompt, str) or not prompt.strip():
-            run.error = f"Phase {phase.phase_id}'s language-model agent needs its task as params.prompt (a text)."
-            return run
-        if plan.system:
-            run.transcript.append({"role": "system", "content": plan.system})
-        run.transcript.append({"role": "user", "content": task(prompt, phase, context)})
+        if progress is not None:
+            run = AgentRun(usage=progress.usage, transcript=progress.transcript)
+            self._budgets.spending(phase.phase_id, run.usage)
+        else:
+            run = AgentRun()
+            prompt = phase.params.get(PROMPT_PARAM)
+            if not isinstance(prompt, str) or not prompt.strip():
+                run.error = f"Phase {phase.phase_id}'s language-model agent needs its task as params.prompt (a text)."
+                return run
+            if plan.system:
+                run.transcript.append({"role": "system", "content": plan.system})
+            run.transcript.append({"role": "user", "content": task(prompt, phase, context)})
         try:
-            await self._converse(phase, plan, context, run)
+            first_turn = progress.turns + 1 if progress is not None else 1
+            await self._converse(phase, plan, context, run, suspendable, first_turn=first_turn)
         finally:
             self._budgets.spending(phase.phase_id, None)  # from now on its phase carries it
         return run
 
     async def _converse(
-        self, phase: MissionPhase, plan: AgentLoopPlan, context: dict[str, JsonValue], run: AgentRun
+        self,
+        phase: MissionPhase,
+        plan: AgentLoopPlan,
+        context: dict[str, JsonValue],
+        run: AgentRun,
+        suspendable: bool,
+        *,
+        first_turn: int,
     ) -> None:
         """The loop of ``run``: model calls, each after the budgets let it, and tool calls."""
         limits = PhaseLimits.of(plan)
-        for turn in range(1, plan.max_turns + 1):
+        for turn in range(first_turn, plan.max_turns + 1):
+            # After at least one model call in this run, so that every run moves the loop on.
+            if suspendable and turn > first_turn and self._over_budget():
+                self._state.agent_loops[phase.phase_id] = AgentProgress(
+                    plan=plan, context=context, turns=turn - 1, usage=run.usage, transcript=run.transcript
+                )
+                raise AgentSuspended(phase.phase_id)
             refusal = await self._budgets.go_on(phase, run.usage, limits)
             if refusal is not None:
                 run.error = refusal
@@ -210,6 +262,11 @@ def final_output(plan: AgentLoopPlan, answer: ModelAnswer) -> tuple[JsonValue, s
     text = answer.content or ""
     if plan.output_schema is None:
         return {"answer": text}, None
+    if answer.kept is not None:
+        return None, (
+            f"Model {plan.model!r} answered more than the {MAX_ANSWER_CHARS} characters a phase's output may "
+            f"carry (the whole answer is kept at {answer.kept}); ask for a shorter JSON object."
+        )
     try:
         parsed = json.loads(text)
     except ValueError:

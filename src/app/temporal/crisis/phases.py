@@ -46,6 +46,10 @@ class PhaseBoard:
         """The phases that may start now (see app.temporal.plan)."""
         return plan.ready(self.plan, self.statuses(), self.graph)
 
+    def suspended(self) -> list[MissionPhase]:
+        """Agent phases whose loops stopped for a new run of the crisis: they go on before any other starts."""
+        return [phase for phase in self.plan if phase.phase_id in self._state.agent_loops]
+
     def summary(self) -> CrisisSummary:
         return CrisisSummary.of(p.status for p in self.phases)
 

@@ -9,6 +9,7 @@ round trip for both); the last phase's entry goes in with the final write instea
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -18,7 +19,7 @@ from temporalio.workflow import ActivityCancellationType
 
 from app.temporal import metrics
 from app.temporal.activities import CrisisActivities
-from app.temporal.crisis.agent_loop import AgentLoop
+from app.temporal.crisis.agent_loop import AgentLoop, AgentSuspended
 from app.temporal.crisis.approvals import Approvals
 from app.temporal.crisis.bookkeeping import CrisisBookkeeping
 from app.temporal.crisis.budgets import Budgets
@@ -29,6 +30,8 @@ from app.temporal.crisis.state import CrisisState
 from app.temporal.errors import innermost_message
 from app.temporal.models import (
     MAX_ERROR_CHARS,
+    AgentLoopPlan,
+    AgentProgress,
     AgentReport,
     CrisisRequest,
     FailurePolicy,
@@ -49,6 +52,7 @@ class PhaseRunner:
         approvals: Approvals,
         params: PhaseParams,
         records: CrisisBookkeeping,
+        over_budget: Callable[[], bool],
     ) -> None:
         self._request = request
         self._state = state
@@ -56,7 +60,8 @@ class PhaseRunner:
         self._approvals = approvals
         self._params = params
         self._records = records
-        self._agents = AgentLoop(request, approvals, Budgets(request, state, board, approvals))
+        budgets = Budgets(request, state, board, approvals)
+        self._agents = AgentLoop(request, state, approvals, budgets, over_budget)
         self._agents_running = 0
         #: Set the moment a phase fails under the abort policy: from then on no phase starts.
         self.aborting = False
@@ -68,7 +73,10 @@ class PhaseRunner:
             return
         request = self._request
         index = self._board.index_of(phase.phase_id)
-        outcome, recorded = await self._run(index, phase)
+        try:
+            outcome, recorded = await self._run(index, phase)
+        except AgentSuspended:
+            return  # its agent goes on in the run the crisis continues as
         self._board.set(index, as_carried(outcome))
         # Before anything else runs: a phase waiting for the slot this one freed must not start.
         if outcome.status == PhaseStatus.FAILED and request.failure_policy == FailurePolicy.ABORT:
@@ -126,14 +134,18 @@ class PhaseRunner:
         carry: for its record entry), and whether its activity has recorded it.
         """
         outcome = self._board.phases[index]
-        if phase.requires_approval:
+        # An agent whose loop a previous run of the crisis stopped goes on where it stood.
+        progress = self._state.agent_loops.pop(phase.phase_id, None)
+        resolved = phase
+        if progress is None and phase.requires_approval:
             outcome = await self._approvals.gate(index, phase)
             if outcome.status == PhaseStatus.FAILED:
                 return outcome, False
-        try:
-            resolved, outcome = self._params.prepare(phase, outcome)
-        except CannotStart as err:
-            return failed(outcome, str(err), attempts=0), False
+        if progress is None:
+            try:
+                resolved, outcome = self._params.prepare(phase, outcome)
+            except CannotStart as err:
+                return failed(outcome, str(err), attempts=0), False
         # A gated phase waits for its decision without a slot; its agent needs one to run. Checked
         # again after each wake-up: phases woken together take the free slots one by one. After an
         # abort no slot frees up: the waiting phase is cancelled, never started.
@@ -143,6 +155,8 @@ class PhaseRunner:
         self._agents_running += 1
         self._board.set(index, as_carried(outcome.model_copy(update={"status": PhaseStatus.RUNNING})))
         try:
+            if progress is not None:
+                return await self._run_agent(phase, outcome, progress.plan, progress.context, progress=progress), False
             # Its activity records it, unless it is the last (then the final record write does,
             # unless its params are for the record only).
             record = self._board.graph or index < len(self._board.plan) - 1 or outcome.params_ref is not None
@@ -189,7 +203,7 @@ class PhaseRunner:
             cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
         )
         if report.agent_loop is not None:
-            return await self._run_agent(phase, outcome, report, context, compensation=compensation), False
+            return await self._run_agent(phase, outcome, report.agent_loop, context, compensation=compensation), False
         self._params.carry_output(report.output_bytes)
         completed = outcome.model_copy(
             update={
@@ -206,17 +220,18 @@ class PhaseRunner:
         self,
         phase: MissionPhase,
         outcome: PhaseOutcome,
-        report: AgentReport,
+        plan: AgentLoopPlan,
         context: dict[str, Any],
         *,
-        compensation: bool,
+        compensation: bool = False,
+        progress: AgentProgress | None = None,
     ) -> PhaseOutcome:
-        """Run a language-model agent's loop (``report`` holds its plan): the phase's outcome,
-        with its usage, the decisions on its gated tool calls and, for its record entry, its
-        transcript.
+        """Run a language-model agent's loop (from ``progress``, if a previous run stopped it):
+        the phase's outcome, with its usage, the decisions on its gated tool calls and, for its
+        record entry, its transcript. A phase's loop (not a compensation's) may stop for a new run
+        of the crisis: ``AgentSuspended``.
         """
-        assert report.agent_loop is not None
-        run = await self._agents.run(phase, report.agent_loop, context)
+        run = await self._agents.run(phase, plan, context, suspendable=not compensation, progress=progress)
         spent = outcome.model_copy(update={"usage": run.usage, "transcript": run.transcript})
         if not compensation:  # decisions taken while it ran are on the board
             spent.decisions = self._board.phases[self._board.index_of(phase.phase_id)].decisions

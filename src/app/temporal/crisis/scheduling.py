@@ -3,7 +3,8 @@
 Each phase runs as a task of its own, started once: one at a time in a sequential crisis, every
 ready one in a graph (at most ``max_parallel`` agents at once; the others wait for a slot). A
 cancel stops them all; so does an abort, after which no phase starts. Past its history budget
-the crisis starts no phase, and continues as a new run once nothing runs.
+the crisis starts no phase, and continues as a new run once nothing runs (a language-model
+agent's loop stops between two model calls for it, and goes on first in the new run).
 """
 
 from __future__ import annotations
@@ -33,11 +34,11 @@ class PhaseScheduler:
             while not runner.aborting:
                 board.skip_blocked()
                 over_budget = self._continuation.over_budget()
-                for phase in [] if over_budget else board.ready():
+                for phase in [] if over_budget else [*board.suspended(), *board.ready()]:
                     if phase.phase_id not in running:
                         running[phase.phase_id] = asyncio.ensure_future(runner.run_and_record(phase))
                 if not running:
-                    if not (over_budget and board.ready()):
+                    if not (over_budget and (board.ready() or board.suspended())):
                         return False
                     await self._continuation.continue_as_new()  # returns only if the crisis stays in this run
                     continue

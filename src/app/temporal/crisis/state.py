@@ -11,7 +11,7 @@ from datetime import datetime
 from pydantic import Field
 from temporalio.contrib.workflow_streams import WorkflowStreamState
 
-from app.temporal.models import CancelNote, MissionPhase, PhaseOutcome, RecordedDecision, WireModel
+from app.temporal.models import AgentProgress, CancelNote, MissionPhase, PhaseOutcome, RecordedDecision, WireModel
 
 
 class CrisisState(WireModel):
@@ -33,3 +33,6 @@ class CrisisState(WireModel):
     runs: int = Field(default=0, description="Runs the crisis has had before this one.")
     extra_tokens: int = Field(default=0, description="Tokens its extend-budget gates added to its token_budget.")
     extra_cost: float = Field(default=0.0, description="Cost its extend-budget gates added to its cost_budget.")
+    agent_loops: dict[str, AgentProgress] = Field(
+        default_factory=dict, description="Agent phases whose loops stopped between two model calls for a new run."
+    )

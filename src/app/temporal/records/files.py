@@ -62,6 +62,9 @@ DEFAULT_RECORD_DIR = Path("data") / "crises"
 RECORD_DIR_MODE = 0o700
 RECORD_FILE_MODE = 0o600
 JOURNAL_SUFFIX = ".journal"
+#: ``<crisis_id>.kept/<key>.txt``: messages of agents' conversations too long to carry (``keep``).
+KEPT_SUFFIX = ".kept"
+_KEPT_KEY = re.compile(r"[A-Za-z0-9_.-]{1,400}")
 #: Record headers kept in memory so a phase write need not parse the whole record.
 _CACHED_HEADERS = 4096
 #: Tries of a lock-free read racing a finalize (which replaces the record, then drops the journal).
@@ -127,6 +130,43 @@ class FileRecordStore(RecordStore):
             if self._current_version(path) == version:
                 break
         return record
+
+    def kept_path(self, crisis_id: str, key: str) -> Path:
+        if not _KEPT_KEY.fullmatch(key):
+            raise CrisisRecordError(f"{key!r} is not a key of a kept text")
+        return self.path_for(crisis_id).with_suffix(KEPT_SUFFIX) / f"{key}.txt"
+
+    async def keep(self, crisis_id: str, key: str, text: str) -> str:
+        path = self.kept_path(crisis_id, key)
+        try:
+            self.ensure_directory()
+            path.parent.mkdir(mode=RECORD_DIR_MODE, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(prefix=".", suffix=_TEMPORARY_SUFFIX, dir=path.parent)
+        except OSError as err:
+            raise CrisisRecordError(f"cannot keep {key} beside crisis record {crisis_id}: {err.strerror}") from err
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp_name, path)
+            dir_fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as err:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise CrisisRecordError(f"cannot keep {path}: {err.strerror or err}") from err
+        return str(path.resolve())
+
+    async def kept(self, crisis_id: str, key: str) -> str | None:
+        try:
+            return self.kept_path(crisis_id, key).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except OSError as err:
+            raise CrisisRecordError(f"cannot read {self.kept_path(crisis_id, key)}: {err.strerror}") from err
 
     async def list_records(self, limit: int) -> list[dict[str, Any]]:
         try:

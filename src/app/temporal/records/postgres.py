@@ -47,8 +47,8 @@ logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
 SCHEMES = ("postgresql", "postgres")
 #: The schema this release writes; ``liara setup`` creates it, ``liara doctor`` compares.
-SCHEMA_VERSION = 1
-TABLES = ("liara_crises", "liara_crisis_phases")
+SCHEMA_VERSION = 2
+TABLES = ("liara_crises", "liara_crisis_phases", "liara_crisis_kept")
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS liara_record_schema (version integer NOT NULL)",
     """CREATE TABLE IF NOT EXISTS liara_crises (
@@ -66,6 +66,13 @@ SCHEMA = (
         PRIMARY KEY (crisis_id, kind, phase_id)
     )""",
     "CREATE INDEX IF NOT EXISTS liara_crisis_phases_order ON liara_crisis_phases (crisis_id, kind, position)",
+    # (Version 2.) Messages of agents' conversations too long to carry, one row per step's attempt.
+    """CREATE TABLE IF NOT EXISTS liara_crisis_kept (
+        crisis_id text NOT NULL,
+        key text NOT NULL,
+        content text NOT NULL,
+        PRIMARY KEY (crisis_id, key)
+    )""",
 )
 #: First key of the advisory locks of this store ("Liar"), so they do not meet other programs' locks.
 _LOCK_CLASS = 0x4C696172
@@ -219,6 +226,23 @@ class PostgresRecordStore(RecordStore):
     async def read(self, crisis_id: str) -> dict[str, Any] | None:
         async with self._connection() as conn:
             return await _PostgresTransaction(conn, crisis_id).record()
+
+    async def keep(self, crisis_id: str, key: str, text: str) -> str:
+        async with self._connection() as conn:
+            await conn.execute(
+                "INSERT INTO liara_crisis_kept (crisis_id, key, content) VALUES (%s, %s, %s) "
+                "ON CONFLICT (crisis_id, key) DO UPDATE SET content = excluded.content",
+                (crisis_id, key, text),
+            )
+        return f"{self.location(crisis_id)}/kept/{key}"
+
+    async def kept(self, crisis_id: str, key: str) -> str | None:
+        async with self._connection() as conn:
+            cursor = await conn.execute(
+                "SELECT content FROM liara_crisis_kept WHERE crisis_id = %s AND key = %s", (crisis_id, key)
+            )
+            row = await cursor.fetchone()
+        return row[0] if row else None
 
     async def list_records(self, limit: int) -> list[dict[str, Any]]:
         async with self._connection() as conn:

@@ -31,6 +31,7 @@ its cost does not grow with the number of phases.
 from __future__ import annotations
 
 import logging
+import re
 from abc import ABC, abstractmethod
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -84,6 +85,13 @@ class RecordTransaction(Protocol):
         """Replace the entry of ``entry``'s phase id in the ``kind`` list (or append it)."""
 
 
+def kept_key(*parts: str | int) -> str:
+    """The key of a kept text: its parts (phase id, run id, step, attempt) joined by dots, each
+    made of letters, digits, ``_`` and ``-`` only, so it is a file name as well as a row key.
+    """
+    return ".".join(re.sub(r"[^A-Za-z0-9_-]", "_", str(part))[:80] for part in parts)
+
+
 @dataclass(frozen=True)
 class StoreHealth:
     """What ``liara doctor`` says about the store: one sentence, and how to fix it if not ok."""
@@ -115,6 +123,17 @@ class RecordStore(ABC):
     @abstractmethod
     async def read(self, crisis_id: str) -> dict[str, Any] | None:
         """The record as it stands, or None if there is none."""
+
+    @abstractmethod
+    async def keep(self, crisis_id: str, key: str, text: str) -> str:
+        """Keep ``text`` (a message of an agent's conversation too long to carry) beside the crisis's
+        record under ``key``; where it is kept, in terms that make sense off this host. A key names
+        one attempt of one step (``kept_key``), so keeping it again writes the same text.
+        """
+
+    @abstractmethod
+    async def kept(self, crisis_id: str, key: str) -> str | None:
+        """The text kept under ``key``, or None if there is none."""
 
     @abstractmethod
     async def list_records(self, limit: int) -> list[dict[str, Any]]:
