@@ -130,6 +130,7 @@ class CrisisActivities:
         )
         plan = self.executors.agent_plan(phase.action)
         if plan is not None:  # a language-model agent: its workflow runs the loop, step by step
+            plan = await self.executors.with_server_schemas(plan)
             return AgentReport(phase_id=phase.phase_id, agent_id=phase.agent_id, attempt=info.attempt, agent_loop=plan)
         began = time.monotonic()
         try:

@@ -13,6 +13,7 @@ Without a file every action is simulated, which keeps a fresh checkout runnable 
     type = "http"                        # simulate | http | command | mcp | llm | <liara.executors entry point>
     url = "http://127.0.0.1:9000/missions"
     description = "Looks a host up"      # with parameters (a JSON schema): a tool llm executors may call
+                                         # (an mcp executor with one tool may leave parameters to its server)
     approval = "always"                  # each call waits for approval (approvals = N: a quorum)
     [limits.tools.recon-api]             # its calls by agents across the fleet (app.temporal.limits)
     concurrent = 2
@@ -26,6 +27,7 @@ Precedence for an action: ``LIARA_EXECUTOR_<ACTION>``, then ``[agents.actions]``
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -35,9 +37,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import ValidationError
+from pydantic import JsonValue, ValidationError
+from temporalio.exceptions import ApplicationError
 
 from app.temporal.agents.llm import LLM, LlmExecutor
+from app.temporal.agents.mcp import McpExecutor
 from app.temporal.agents.mission import AgentExecutor, ExecutorSettings
 from app.temporal.agents.plugins import (
     BUILTIN_TYPES,
@@ -49,6 +53,8 @@ from app.temporal.agents.plugins import (
 from app.temporal.agents.simulate import SimulateExecutor
 from app.temporal.config import SIMULATE, ConfigError, LiaraConfig, LimitTable, describe_problem, load_config
 from app.temporal.models import MAX_APPROVALS, AgentLoopPlan, StepLimit, ToolSpec
+
+logger = logging.getLogger("liara.worker")
 
 DEFAULT_EXECUTOR_ENV = "LIARA_DEFAULT_EXECUTOR"
 ACTION_EXECUTOR_ENV_PREFIX = "LIARA_EXECUTOR_"
@@ -74,13 +80,17 @@ class ExecutorRegistry:
         source: Path | None = None,
         tools: Mapping[str, ToolSpec] | None = None,
         model_limits: Mapping[str, list[StepLimit]] | None = None,
+        schemas_from_servers: Iterable[str] = (),
     ) -> None:
         """``env_overrides`` maps ``LIARA_EXECUTOR_<ACTION>`` variable names to executor names;
         ``tools`` the executors a model may call to how it sees them (with the limit of their
-        calls); ``model_limits`` llm executors to the limits their model calls wait for.
+        calls); ``model_limits`` llm executors to the limits their model calls wait for;
+        ``schemas_from_servers`` the ``mcp`` tools whose arguments' schema their servers give.
         """
         self._executors = dict(executors)
         self._tools = dict(tools or {})
+        self._from_servers = frozenset(schemas_from_servers)
+        self._server_schemas: dict[str, dict[str, JsonValue] | None] = {}
         self._model_limits = {name: list(limits) for name, limits in (model_limits or {}).items()}
         self._default = default
         self._actions = dict(actions or {})
@@ -109,6 +119,38 @@ class ExecutorRegistry:
             return None
         tools = [self._tools[tool] for tool in executor.settings.tools]
         return executor.plan(name, tools, self._model_limits.get(name))
+
+    async def with_server_schemas(self, plan: AgentLoopPlan) -> AgentLoopPlan:
+        """``plan`` with the arguments' schema of each ``mcp`` tool whose server gives it (one ``tool``,
+        no ``parameters``): asked once per worker, when a phase first needs it. A server that cannot
+        tell leaves the tool's schema empty (and is asked again next time), with a warning.
+        """
+        if not any(tool.name in self._from_servers for tool in plan.tools):
+            return plan
+        tools = []
+        for tool in plan.tools:
+            schema = await self._server_schema(tool.name) if tool.name in self._from_servers else None
+            tools.append(tool.model_copy(update={"parameters": schema}) if schema is not None else tool)
+        return plan.model_copy(update={"tools": tools})
+
+    async def _server_schema(self, name: str) -> dict[str, JsonValue] | None:
+        if name not in self._server_schemas:
+            executor = self._executors[name]
+            assert isinstance(executor, McpExecutor)
+            try:
+                schema = await executor.input_schema()
+            except ApplicationError as err:
+                logger.warning("Tool %s goes to the model without its arguments' schema for now: %s", name, err)
+                return None
+            if schema is None:
+                logger.warning(
+                    "Tool %s goes to the model without its arguments' schema: %s lists no tool %r",
+                    name,
+                    executor.server.name,
+                    executor.one_tool,
+                )
+            self._server_schemas[name] = schema
+        return self._server_schemas[name]
 
     @property
     def limits(self) -> list[StepLimit]:
@@ -150,12 +192,14 @@ def load_executor_registry(
     where = config.where
     executors: dict[str, AgentExecutor] = {SIMULATE: SimulateExecutor()}
     tools: dict[str, ToolSpec] = {}
+    schemas_from_servers: list[str] = []
     plugins: dict[str, EntryPoint] | None = None
     for name, table in config.executors.items():
         key = f"executors.{name}"
         if name == SIMULATE:
             raise ConfigError(f"{where} redefines {key}, but {SIMULATE!r} is built in; choose another name.")
         settings = dict(table.model_extra or {})
+        asks_server = "parameters" not in settings
         tool = _tool_spec(name, settings, where, key)  # takes description and parameters out
         if tool is not None:
             tools[name] = tool
@@ -168,6 +212,9 @@ def load_executor_registry(
             executors[name] = build()
         except Exception as err:  # a plugin may raise anything; the worker must say which entry broke
             raise ConfigError(f"{where} has an unusable {key}: {err}.") from err
+        built = executors[name]
+        if tool is not None and asks_server and isinstance(built, McpExecutor) and built.one_tool:
+            schemas_from_servers.append(name)
 
     def defined(name: str, origin: str) -> str:
         if name not in executors:
@@ -205,6 +252,7 @@ def load_executor_registry(
         source=config.path,
         tools=tools,
         model_limits=model_limits,
+        schemas_from_servers=schemas_from_servers,
     )
 
 

@@ -109,12 +109,24 @@ class McpExecutor:
             headers=settings.headers,
         )
 
+    @property
+    def one_tool(self) -> str | None:
+        """The executor's only tool (``tool`` without ``tools``), if it has one."""
+        return self.settings.tool if self.settings.tools is None else None
+
     def tool_params(self, arguments: dict[str, JsonValue]) -> dict[str, JsonValue]:
         """A model's arguments as a call's params, when a language-model agent calls this executor
         as a tool: the MCP tool's own arguments if the executor has one tool; with several, the
         model names it (``{"tool": ..., "arguments": {...}}``).
         """
-        return {"arguments": arguments} if self.settings.tool and self.settings.tools is None else arguments
+        return {"arguments": arguments} if self.one_tool else arguments
+
+    async def input_schema(self) -> dict[str, JsonValue] | None:
+        """The JSON schema of its only tool's arguments, as the server lists it (None if it lists no such tool)."""
+        from app.temporal.agents.mcp_client import input_schema
+
+        assert self.one_tool is not None
+        return await input_schema(self.server, self.one_tool)
 
     async def run(self, mission: Mission) -> JsonValue:
         params = phase_params(McpParams, mission, "mcp")

@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 import anyio
 import httpx
@@ -63,6 +64,7 @@ _TOOL_ERROR_CHARS = 300
 #: JSON-RPC errors that mean the request itself is wrong, so sending it again cannot help.
 _REQUEST_ERRORS = frozenset({types.PARSE_ERROR, types.INVALID_REQUEST, types.METHOD_NOT_FOUND, types.INVALID_PARAMS})
 
+T = TypeVar("T")
 ReadStream = MemoryObjectReceiveStream[SessionMessage | Exception]
 WriteStream = MemoryObjectSendStream[SessionMessage]
 
@@ -70,21 +72,33 @@ WriteStream = MemoryObjectSendStream[SessionMessage]
 async def call_tool(target: McpServer, tool: str, arguments: dict[str, JsonValue], mission: Mission) -> JsonValue:
     """Call ``tool`` with ``arguments`` on ``target``; the phase's output, or an AgentFailure."""
     call = _Call(target.name, f"tool {tool!r} for phase {mission.phase.phase_id}", target.timeout_seconds)
-    server = _StdioServer(target, call) if target.command is not None else _HttpServer(target, call)
     meta = {IDEMPOTENCY_KEY_META: mission.idempotency_key, MISSION_META: mission.payload()}
-    result: types.CallToolResult | None = None
+    result = await _in_session(target, call, lambda session: session.call_tool(tool, arguments, meta=meta))
+    return call.output(result)
+
+
+async def input_schema(target: McpServer, tool: str) -> dict[str, JsonValue] | None:
+    """The JSON schema of ``tool``'s arguments as ``target`` lists it (None if it lists no such tool)."""
+    call = _Call(target.name, f"the list of its tools (for {tool!r})", target.timeout_seconds)
+    listed = await _in_session(target, call, lambda session: session.list_tools())
+    return next((found.inputSchema for found in listed.tools if found.name == tool), None)
+
+
+async def _in_session(target: McpServer, call: _Call, request: Callable[[ClientSession], Awaitable[T]]) -> T:
+    """``request`` in a session of its own with ``target``; its answer, or an AgentFailure."""
+    server = _StdioServer(target, call) if target.command is not None else _HttpServer(target, call)
+    answered: list[T] = []
     try:
         async with asyncio.timeout(target.timeout_seconds):
             async with server.streams() as (read, write), ClientSession(read, write) as session:
                 await session.initialize()
-                result = await session.call_tool(tool, arguments, meta=meta)
+                answered.append(await request(session))
     except TimeoutError:
-        if result is None:  # a result in hand is not lost to a slow goodbye
+        if not answered:  # an answer in hand is not lost to a slow goodbye
             raise call.timed_out() from None
     except Exception as err:  # the SDK's task groups raise ExceptionGroups; their leaves say what went wrong
         raise call.failure(err, server) from None
-    assert result is not None
-    return call.output(result)
+    return answered[0]
 
 
 class _Call:
