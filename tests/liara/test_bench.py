@@ -1,4 +1,5 @@
-"""``liara bench`` measures both sides on the dev server and reports ratios it computed."""
+"""``liara bench`` measures Liara and both baselines (the bare workflow in and outside the workflow
+sandbox) on the dev server and reports the ratios it computed."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def test_bench_measures_crises_and_the_baseline_and_writes_its_figures(liara_env
         "sweep_phases": [3],
         "sweep_runs": 2,
     }
-    for side in ("liara", "baseline"):
+    for side in ("liara", "baseline", "baseline_unsandboxed"):
         figures = results[side]
         assert len(figures["load_latencies_ms"]) == 12  # 6 in each of the 2 rounds
         assert figures["runs_per_second"] > 0
@@ -49,11 +50,16 @@ def test_bench_measures_crises_and_the_baseline_and_writes_its_figures(liara_env
         assert figures["worker_peak_rss_mib"] > 0
     rounds = results["rounds"]
     assert [(r["round"], r["first"]) for r in rounds] == [(1, "baseline"), (2, "liara")]  # the sides take turns
-    for entry in rounds:
-        ratio = entry["liara_runs_per_second"] / entry["baseline_runs_per_second"]
-        assert entry["throughput_ratio"] == pytest.approx(ratio, abs=0.001)
-    median = statistics.median(r["throughput_ratio"] for r in rounds)
-    assert results["ratios"]["throughput"] == pytest.approx(median, abs=0.001)
+    for side, suffix in (("baseline", ""), ("baseline_unsandboxed", "_unsandboxed")):
+        for entry in rounds:
+            ratio = entry["liara_runs_per_second"] / entry[f"{side}_runs_per_second"]
+            assert entry[f"throughput_ratio{suffix}"] == pytest.approx(ratio, abs=0.001)
+            ratio = entry["liara_single_p50_ms"] / entry[f"{side}_single_p50_ms"]
+            assert entry[f"single_p50_ratio{suffix}"] == pytest.approx(ratio, abs=0.01)
+        median = statistics.median(r[f"throughput_ratio{suffix}"] for r in rounds)
+        assert results["ratios"][f"throughput{suffix}"] == pytest.approx(median, abs=0.001)
+        median = statistics.median(r[f"single_p50_ratio{suffix}"] for r in rounds)
+        assert results["ratios"][f"single_p50_latency{suffix}"] == pytest.approx(median, abs=0.001)
     assert results["liara"]["runs_per_second"] == pytest.approx(
         statistics.median(r["liara_runs_per_second"] for r in rounds), abs=0.01
     )
@@ -64,10 +70,11 @@ def test_bench_measures_crises_and_the_baseline_and_writes_its_figures(liara_env
         ("phases", 3, 3),
     ]
     for point in sweeps:
-        assert point["liara_runs_per_second"] > 0 and point["baseline_runs_per_second"] > 0
-        ratio = point["liara_runs_per_second"] / point["baseline_runs_per_second"]
-        assert point["throughput_ratio"] == pytest.approx(ratio, abs=0.001)
-        assert point["liara_worker_cpu_ms_per_run"] >= 0
+        assert point["liara_runs_per_second"] > 0 and point["liara_worker_cpu_ms_per_run"] >= 0
+        for side, suffix in (("baseline", ""), ("baseline_unsandboxed", "_unsandboxed")):
+            assert point[f"{side}_runs_per_second"] > 0
+            ratio = point["liara_runs_per_second"] / point[f"{side}_runs_per_second"]
+            assert point[f"throughput_ratio{suffix}"] == pytest.approx(ratio, abs=0.001)
     written = list(out_dir.glob("bench-*.json"))
     assert len(written) == 1 and json.loads(written[0].read_text()) == results
 

@@ -2,7 +2,9 @@
 
 It is what a crisis of P phases would cost with no records, no validation and no agents, on the
 same server and the same kind of worker process, so the benchmark can report Liara's overhead as
-a ratio. Run its worker with ``python -m cognition.liara.bench.baseline --task-queue Q``.
+a ratio. Run its worker with ``python -m cognition.liara.bench.baseline --task-queue Q``: with the
+SDK's defaults (the workflow sandbox included), or with ``--unsandboxed`` outside the sandbox, as
+Liara's worker runs its workflow.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from temporalio import activity, workflow
 # The sandbox re-imports this module for every workflow run: pass the worker side through.
 with workflow.unsafe.imports_passed_through():
     import typer
-    from temporalio.worker import Worker
+    from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
     from app.temporal.client import ConnectionSettings, connect, run_and_exit
     from cognition.liara.commands.options import AddressOption
@@ -37,12 +40,18 @@ class BaselineWorkflow:
         return phases
 
 
-async def serve_baseline(settings: ConnectionSettings) -> None:
+async def serve_baseline(settings: ConnectionSettings, *, unsandboxed: bool = False) -> None:
     client = await connect(settings)
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         asyncio.get_running_loop().add_signal_handler(signum, stop.set)
-    async with Worker(client, task_queue=settings.task_queue, workflows=[BaselineWorkflow], activities=[baseline_noop]):
+    async with Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=[BaselineWorkflow],
+        activities=[baseline_noop],
+        workflow_runner=UnsandboxedWorkflowRunner() if unsandboxed else SandboxedWorkflowRunner(),
+    ):
         print("Baseline worker is running", flush=True)
         await stop.wait()
 
@@ -50,9 +59,13 @@ async def serve_baseline(settings: ConnectionSettings) -> None:
 def main(
     address: AddressOption = None,
     task_queue: Annotated[str, typer.Option(help="Task queue to poll")] = "liara-baseline",
+    unsandboxed: Annotated[
+        bool, typer.Option(help="Run the workflow outside the sandbox, as Liara's worker does")
+    ] = False,
 ) -> None:
     """Run a worker for the bare baseline workflow."""
-    asyncio.run(serve_baseline(ConnectionSettings.resolve(address=address, task_queue=task_queue)))
+    settings = ConnectionSettings.resolve(address=address, task_queue=task_queue)
+    asyncio.run(serve_baseline(settings, unsandboxed=unsandboxed))
 
 
 if __name__ == "__main__":

@@ -26,8 +26,12 @@ from cognition.liara.bench.workers import WorkerGroup, wait_for_pollers
 Runner = Callable[[int], Awaitable[None]]
 #: How each sweep varies the plan: by concurrency (at P phases) or by phases (at concurrency C).
 SWEEPS = ("concurrency", "phases")
-#: The two sides, in the order of the odd rounds.
-SIDES = ("baseline", "liara")
+#: The sides, in the order of the odd rounds: the bare workflow with the SDK's defaults (its
+#: workflow sandbox included), the same outside the sandbox (as Liara's worker runs its workflow),
+#: and Liara.
+SIDES = ("baseline", "baseline_unsandboxed", "liara")
+#: Each baseline, and the suffix of the figures that compare Liara with it.
+BASELINES = {"baseline": "", "baseline_unsandboxed": "_unsandboxed"}
 
 
 @dataclass(frozen=True)
@@ -161,26 +165,35 @@ def _side_figures(rounds: list[Round], plan: BenchPlan, group: WorkerGroup, swee
     )
 
 
-def _round_ratios(number: int, first: str, liara: Round, baseline: Round) -> dict[str, Any]:
-    liara_p50, baseline_p50 = statistics.median(liara.single_ms), statistics.median(baseline.single_ms)
-    return {
+def _round_ratios(number: int, first: str, sides: dict[str, Round]) -> dict[str, Any]:
+    """One round's figures of each side, and Liara's ratios to each baseline in that round."""
+    liara = sides["liara"]
+    liara_p50 = statistics.median(liara.single_ms)
+    entry: dict[str, Any] = {
         "round": number,
         "first": first,
-        "baseline_runs_per_second": baseline.load.runs_per_second,
         "liara_runs_per_second": liara.load.runs_per_second,
-        "throughput_ratio": round(liara.load.runs_per_second / baseline.load.runs_per_second, 3),
-        "baseline_single_p50_ms": round(baseline_p50, 2),
         "liara_single_p50_ms": round(liara_p50, 2),
-        "single_p50_ratio": round(liara_p50 / baseline_p50, 3),
     }
+    for side, suffix in BASELINES.items():
+        baseline = sides[side]
+        baseline_p50 = statistics.median(baseline.single_ms)
+        entry |= {
+            f"{side}_runs_per_second": baseline.load.runs_per_second,
+            f"{side}_single_p50_ms": round(baseline_p50, 2),
+            f"throughput_ratio{suffix}": round(liara.load.runs_per_second / baseline.load.runs_per_second, 3),
+            f"single_p50_ratio{suffix}": round(liara_p50 / baseline_p50, 3),
+        }
+    return entry
 
 
 async def run_bench(settings: ConnectionSettings, plan: BenchPlan, progress: Progress) -> dict[str, Any]:
-    """Measure both sides in alternating rounds, then sweep each; return every figure and ratio.
+    """Measure every side in rounds, then sweep each; return every figure, and Liara's ratios to
+    each baseline.
 
-    Both sides' workers run for the whole benchmark, and the side that goes first alternates
-    from round to round, so a drift of the shared server (its database grows, SQLite
-    checkpoints) weighs on both sides alike. The headline ratios are medians of the rounds'.
+    Every side's workers run for the whole benchmark, and the order of the sides reverses from
+    round to round, so a drift of the shared server (its database grows, SQLite checkpoints)
+    weighs on all sides alike. The headline ratios are medians of the rounds'.
     """
     agency = LiaraTemporalAgency(
         temporal_host=settings.address, namespace=settings.namespace, task_queue=settings.task_queue
@@ -189,10 +202,8 @@ async def run_bench(settings: ConnectionSettings, plan: BenchPlan, progress: Pro
     with tempfile.TemporaryDirectory(prefix="liara-bench-") as records:
         groups = {side: WorkerGroup(side, plan.workers, settings, Path(records)) for side in SIDES}
         try:
-            runners = {
-                "baseline": _baseline_run(client, groups["baseline"].task_queue),
-                "liara": _liara_run(settings, groups["liara"].task_queue),
-            }
+            runners = {side: _baseline_run(client, groups[side].task_queue) for side in BASELINES}
+            runners["liara"] = _liara_run(settings, groups["liara"].task_queue)
             for side in SIDES:
                 await wait_for_pollers(agency, groups[side], side)
                 for _ in range(3):  # warm up caches and connections
@@ -209,38 +220,49 @@ async def run_bench(settings: ConnectionSettings, plan: BenchPlan, progress: Pro
         finally:
             for group in groups.values():
                 group.stop()
-    liara, baseline = figures["liara"], figures["baseline"]
+    liara = figures["liara"]
     per_round = [
-        _round_ratios(number, first, ours, theirs)
-        for number, first, ours, theirs in zip(
-            range(1, plan.rounds + 1), orders, rounds["liara"], rounds["baseline"], strict=True
-        )
+        _round_ratios(number, orders[number - 1], {side: rounds[side][number - 1] for side in SIDES})
+        for number in range(1, plan.rounds + 1)
     ]
+    ratios: dict[str, float] = {}
+    for side, suffix in BASELINES.items():
+        baseline = figures[side]
+        ratios |= {
+            f"throughput{suffix}": round(statistics.median(r[f"throughput_ratio{suffix}"] for r in per_round), 3),
+            f"single_p50_latency{suffix}": round(
+                statistics.median(r[f"single_p50_ratio{suffix}"] for r in per_round), 3
+            ),
+            f"load_p50_latency{suffix}": round(liara.load_latency_ms["p50"] / baseline.load_latency_ms["p50"], 3),
+            f"cpu{suffix}": round(liara.worker_cpu_seconds / max(baseline.worker_cpu_seconds, 0.01), 3),
+        }
     return {
         "plan": asdict(plan),
         "server": settings.address,
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
-        "liara": asdict(liara),
-        "baseline": asdict(baseline),
+        **{side: asdict(figures[side]) for side in SIDES},
         "rounds": per_round,
-        "ratios": {
-            "throughput": round(statistics.median(r["throughput_ratio"] for r in per_round), 3),
-            "single_p50_latency": round(statistics.median(r["single_p50_ratio"] for r in per_round), 3),
-            "load_p50_latency": round(liara.load_latency_ms["p50"] / baseline.load_latency_ms["p50"], 3),
-            "cpu": round(liara.worker_cpu_seconds / max(baseline.worker_cpu_seconds, 0.01), 3),
-        },
-        "sweeps": [
-            {
-                **{key: ours[key] for key in ("sweep", "phases", "concurrency")},
-                "baseline_runs_per_second": theirs["runs_per_second"],
-                "liara_runs_per_second": ours["runs_per_second"],
-                "throughput_ratio": round(ours["runs_per_second"] / theirs["runs_per_second"], 3),
-                "baseline_worker_cpu_ms_per_run": theirs["worker_cpu_ms_per_run"],
-                "liara_worker_cpu_ms_per_run": ours["worker_cpu_ms_per_run"],
-            }
-            for ours, theirs in zip(liara.sweeps, baseline.sweeps, strict=True)
-        ],
+        "ratios": ratios,
+        "sweeps": [_sweep_point(index, figures) for index in range(len(liara.sweeps))],
     }
+
+
+def _sweep_point(index: int, figures: dict[str, SideFigures]) -> dict[str, Any]:
+    """Sweep point ``index`` of every side, with Liara's throughput ratio to each baseline."""
+    ours = figures["liara"].sweeps[index]
+    point = {key: ours[key] for key in ("sweep", "phases", "concurrency")}
+    point |= {
+        "liara_runs_per_second": ours["runs_per_second"],
+        "liara_worker_cpu_ms_per_run": ours["worker_cpu_ms_per_run"],
+    }
+    for side, suffix in BASELINES.items():
+        theirs = figures[side].sweeps[index]
+        point |= {
+            f"{side}_runs_per_second": theirs["runs_per_second"],
+            f"throughput_ratio{suffix}": round(ours["runs_per_second"] / theirs["runs_per_second"], 3),
+            f"{side}_worker_cpu_ms_per_run": theirs["worker_cpu_ms_per_run"],
+        }
+    return point
 
 
 def bench_missions(phases: int) -> list[dict[str, Any]]:

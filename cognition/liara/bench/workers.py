@@ -17,6 +17,7 @@ from cognition.liara.agency import LiaraTemporalAgency
 WORKER_COMMANDS = {
     "liara": [sys.executable, "-m", "cognition.liara.worker", "--log-level", "WARNING"],
     "baseline": [sys.executable, "-m", "cognition.liara.bench.baseline"],
+    "baseline_unsandboxed": [sys.executable, "-m", "cognition.liara.bench.baseline", "--unsandboxed"],
 }
 READY_TIMEOUT_SECONDS = 60.0
 
