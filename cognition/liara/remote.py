@@ -3,9 +3,11 @@
 
 ``RemoteAgency`` is a ``CrisisAgency``, as ``LiaraTemporalAgency`` is: each method one HTTP
 request (or a few, for a long wait or a long listing), so an operator needs no cluster
-credentials. The service decides who acts (the token's name); a problem it answers with becomes
-the agency's own error again, with the service's sentence (a refused request's with its bad
-fields, for the command line to name by its flags). A server that answers as no Liara service
+credentials; a crisis's events come from the service's event stream, read once per process
+(``event_feeds``) and resumed with ``Last-Event-ID`` when it drops. The service decides who acts
+(the token's name); a problem it answers with becomes the agency's own error again, with the
+service's sentence (a refused request's with its bad fields, for the command line to name by its
+flags). A server that answers as no Liara service
 would (a web page, other JSON) is one sentence saying so, never a traceback.
 
 An ``https://`` service's certificate is checked against the usual certificate authorities, or,
@@ -16,9 +18,10 @@ have it: point it at the CA that signed the service's certificate, or at a self-
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import ssl
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -33,6 +36,7 @@ from app.temporal.visibility import CrisisFilter
 from cognition.liara.crisis_agency import WORKER_WAIT_SECONDS
 from cognition.liara.diagnostics import awaiting_approval
 from cognition.liara.errors import CrisisFailedError, CrisisWaitTimeoutError
+from cognition.liara.event_feeds import Event, EventFeeds
 from cognition.liara.playbooks import SUFFIXES, load
 from cognition.liara.service.config import MAX_PAGE_SIZE
 from cognition.liara.service.problem_types import LIARA_PROBLEMS
@@ -44,6 +48,13 @@ CA_FILE_ENV = "SSL_CERT_FILE"
 CA_DIR_ENV = "SSL_CERT_DIR"
 #: The longest wait of one result request; a longer wait is several.
 LONG_POLL_SECONDS = 30.0
+#: How many times in a row a lost event stream is opened again before following it fails.
+STREAM_RETRIES = 5
+#: The longest pause before opening a lost event stream again.
+STREAM_RETRY_SECONDS = 15.0
+#: Statuses of an event stream refused or ended for now (too many open, the service or Temporal
+#: unavailable): opened again, like a dropped connection.
+_TRANSIENT = frozenset({429, 502, 503, 504})
 _ERRORS_BY_SLUG = {kind.slug: error for error, kind in LIARA_PROBLEMS.items()}
 _INVALID_REQUEST = "invalid-request"
 
@@ -67,6 +78,14 @@ class NotAServiceError(LiaraError):
     """What answers at the ``--api`` URL is not a Liara service (another web server, the Temporal Web UI)."""
 
 
+class _StreamLost(Exception):
+    """The event stream dropped or was refused for now: open it again (``error`` says why, if it keeps failing)."""
+
+    def __init__(self, error: LiaraError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class RemoteAgency:
     """The ``CrisisAgency`` methods of ``LiaraTemporalAgency``, over the HTTP service at ``url``."""
 
@@ -76,6 +95,7 @@ class RemoteAgency:
         self._http = httpx.AsyncClient(
             base_url=self.url, headers=headers, timeout=LONG_POLL_SECONDS + 30, verify=trusted_authorities()
         )
+        self._feeds = EventFeeds()
 
     async def __aenter__(self) -> RemoteAgency:
         return self
@@ -114,6 +134,75 @@ class RemoteAgency:
 
     async def get_crisis_status(self, workflow_id: str) -> dict[str, Any]:
         return await self._call("GET", f"/v1/crises/{workflow_id}", REPORT)
+
+    def crisis_events(self, workflow_id: str, *, after: int | None = None) -> AsyncGenerator[dict[str, Any], None]:
+        """The crisis's events after offset ``after`` (all if None) from the service's event stream,
+        as ``LiaraTemporalAgency.crisis_events`` gives them: waits for new ones while it runs and
+        ends after ``finished`` (with the result). However many follow a crisis here, one stream
+        is open on it.
+        """
+        return self._feeds.follow(workflow_id, after, lambda: self._read_events(workflow_id))
+
+    async def _read_events(self, workflow_id: str) -> AsyncGenerator[Event, None]:
+        """Every event of the crisis's stream, from the first; a stream that drops or ends before
+        ``finished`` (the service restarts) is opened again with ``Last-Event-ID``, so no event is
+        missed or seen twice, until it fails ``STREAM_RETRIES`` times in a row.
+        """
+        last: int | None = None
+        lost = 0
+        while True:
+            try:
+                async for event in self._event_stream(workflow_id, last):
+                    last, lost = event["id"], 0
+                    yield event
+                    if event["event"] == "finished":
+                        return
+                error: LiaraError = TemporalUnavailableError(
+                    f"The Liara service at {self.url} keeps ending the event stream of {workflow_id} before the "
+                    "crisis ends: check that `liara serve` runs there."
+                )
+            except _StreamLost as dropped:
+                error = dropped.error
+            lost += 1
+            if lost > STREAM_RETRIES:
+                raise error
+            await asyncio.sleep(min(2.0 ** (lost - 1), STREAM_RETRY_SECONDS))
+
+    async def _event_stream(self, workflow_id: str, after: int | None) -> AsyncIterator[Event]:
+        """One request's events (``GET /v1/crises/ID/events``, after ``after``); ``_StreamLost``
+        when it drops or is refused for now, the agency's error when it is refused for good.
+        """
+        path = f"/v1/crises/{workflow_id}/events"
+        answered = f"GET {path}"
+        headers = {"Accept": "text/event-stream"}
+        if after is not None:
+            headers["Last-Event-ID"] = str(after)
+        try:
+            async with self._http.stream("GET", path, headers=headers) as response:
+                if not response.is_success:
+                    await response.aread()
+                    refused = self._refusal(response, answered)
+                    if response.status_code in _TRANSIENT:
+                        raise _StreamLost(refused)
+                    raise refused
+                media = response.headers.get("content-type", "").split(";")[0].strip().lower()
+                if media != "text/event-stream":
+                    raise _not_a_service(self.url, answered, f"{media or 'no content type'}, not an event stream")
+                async for message in _server_sent(response.aiter_lines()):
+                    try:
+                        data, kind, offset = json.loads(message["data"]), message.get("event", ""), message.get("id")
+                    except ValueError:
+                        raise _not_a_service(self.url, answered, "an event whose data is not JSON") from None
+                    if kind == "problem":
+                        error = _problem_error(data, self.url, answered, "a problem event that is not a problem")
+                        if isinstance(data, dict) and data.get("status") in _TRANSIENT:
+                            raise _StreamLost(error)
+                        raise error
+                    if offset is None or not offset.isdigit() or not isinstance(data, dict):
+                        raise _not_a_service(self.url, answered, "an event without an id or a JSON object")
+                    yield {"id": int(offset), "event": kind, "data": data}
+        except httpx.HTTPError as err:
+            raise _StreamLost(self._unreachable(err)) from None
 
     async def wait_for_crisis_completion(self, workflow_id: str, timeout: float | None = None) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
@@ -230,31 +319,31 @@ class RemoteAgency:
         try:
             response = await self._http.request(method, path, **request)
         except httpx.HTTPError as err:
-            untrusted = _certificate_refused(err)
-            if untrusted:
-                raise TemporalUnavailableError(
-                    f"The Liara service at {self.url} has a certificate this machine does not trust ({untrusted}): "
-                    f"set {CA_FILE_ENV} to the certificate of the authority that signed it (or to its own, if "
-                    "self-signed)."
-                ) from None
-            raise TemporalUnavailableError(
-                f"Cannot reach the Liara service at {self.url} ({err or type(err).__name__}): check --api and that "
-                "`liara serve` runs there."
-            ) from None
+            raise self._unreachable(err) from None
         answered = f"{method} {path}"
         if response.is_success:
             return _shaped(_json_of(response, answered, self.url), shape, answered, self.url)
+        raise self._refusal(response, answered)
+
+    def _unreachable(self, err: httpx.HTTPError) -> TemporalUnavailableError:
+        """What a request that got no answer means: a certificate not trusted, a service not reached."""
+        untrusted = _certificate_refused(err)
+        if untrusted:
+            return TemporalUnavailableError(
+                f"The Liara service at {self.url} has a certificate this machine does not trust ({untrusted}): "
+                f"set {CA_FILE_ENV} to the certificate of the authority that signed it (or to its own, if "
+                "self-signed)."
+            )
+        return TemporalUnavailableError(
+            f"Cannot reach the Liara service at {self.url} ({err or type(err).__name__}): check --api and that "
+            "`liara serve` runs there."
+        )
+
+    def _refusal(self, response: httpx.Response, answered: str) -> LiaraError:
+        """The agency's error for a request the service refused (read), from its problem answer."""
         problem = _json_of(response, answered, self.url, f"HTTP {response.status_code} and ")
-        detail, kind = (problem.get("detail"), problem.get("type")) if isinstance(problem, dict) else (None, None)
-        if not isinstance(detail, str) or not isinstance(kind, str):
-            raise _not_a_service(self.url, answered, f"HTTP {response.status_code} and JSON that is not a problem")
-        slug = kind.rsplit("/", 1)[-1]
-        if slug == _INVALID_REQUEST:
-            raise _invalid(detail, problem.get("errors"))
-        error = _ERRORS_BY_SLUG.get(slug, ServiceRefusedError)
-        if error is CrisisFailedError:
-            raise CrisisFailedError(detail, "failed")
-        raise error(detail)
+        not_a_problem = f"HTTP {response.status_code} and JSON that is not a problem"
+        return _problem_error(problem, self.url, answered, not_a_problem)
 
 
 def trusted_authorities() -> ssl.SSLContext:
@@ -322,6 +411,38 @@ def _not_a_service(url: str, answered: str, what: str) -> NotAServiceError:
     return NotAServiceError(
         f"The server at {url} is not a Liara service (it answered {answered} with {what}): check --api."
     )
+
+
+def _problem_error(problem: Any, url: str, answered: str, otherwise: str) -> LiaraError:
+    """The agency's error that a problem of the service's tells (``NotAServiceError`` saying
+    ``otherwise`` if it is no problem): its sentence, as the error of its type.
+    """
+    detail, kind = (problem.get("detail"), problem.get("type")) if isinstance(problem, dict) else (None, None)
+    if not isinstance(detail, str) or not isinstance(kind, str):
+        return _not_a_service(url, answered, otherwise)
+    slug = kind.rsplit("/", 1)[-1]
+    if slug == _INVALID_REQUEST:
+        return _invalid(detail, problem.get("errors"))
+    error = _ERRORS_BY_SLUG.get(slug, ServiceRefusedError)
+    if error is CrisisFailedError:
+        return CrisisFailedError(detail, "failed")
+    return error(detail)
+
+
+async def _server_sent(lines: AsyncIterator[str]) -> AsyncIterator[dict[str, str]]:
+    """The messages of an event stream's lines (``id``, ``event``, ``data``), comments such as
+    keep-alives skipped.
+    """
+    fields: dict[str, str] = {}
+    async for line in lines:
+        if not line:
+            if "data" in fields:
+                yield fields
+            fields = {}
+        elif not line.startswith(":"):
+            name, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            fields[name] = f"{fields['data']}\n{value}" if name == "data" and "data" in fields else value
 
 
 def _invalid(detail: str, errors: Any) -> InvalidCrisisRequestError:

@@ -23,7 +23,6 @@ from cognition.liara.remote import RemoteAgency
 TEMPORAL_ONLY = {
     "trigger_crisis_response",
     "trigger_playbook",
-    "crisis_events",
     "read_record",
     "list_records",
     # A rerun runs on Temporal (the service has its own route for it); a comparison reads records.
@@ -37,6 +36,11 @@ TEMPORAL_ONLY = {
     "decide",
     "client",
 }
+
+
+#: What both agencies offer beside the protocol: a crisis's events (an async generator, which
+#: ``liara watch`` checks for with ``live_text.EventReader``).
+BOTH = {"crisis_events"}
 
 
 def crisis_methods() -> set[str]:
@@ -69,5 +73,7 @@ def test_each_crisis_method_takes_the_protocols_parameters(agency: type) -> None
 
 
 def test_neither_agency_has_a_crisis_method_the_other_lacks() -> None:
-    assert public_names(RemoteAgency) == crisis_methods()
-    assert public_names(LiaraTemporalAgency) == crisis_methods() | TEMPORAL_ONLY
+    assert public_names(RemoteAgency) == crisis_methods() | BOTH
+    assert public_names(LiaraTemporalAgency) == crisis_methods() | BOTH | TEMPORAL_ONLY
+    for name in BOTH:
+        assert shape(getattr(RemoteAgency, name)) == shape(getattr(LiaraTemporalAgency, name)), name
