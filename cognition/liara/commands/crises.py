@@ -11,15 +11,31 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
-from app.temporal.errors import InvalidCrisisRequestError, LiaraError, TemporalUnavailableError
+from app.temporal.errors import InvalidCrisisRequestError, TemporalUnavailableError
 from app.temporal.models import MAX_PARALLEL, FailurePolicy
 from app.temporal.validation import FieldProblem, InvalidFieldsError, Location
 from app.temporal.visibility import CRISIS_STATUSES, DEFAULT_LIST_LIMIT, CrisisFilter
 from cognition.liara.actions import missions_from_actions
 from cognition.liara.commands.connection import EXIT_CRISIS_UNSUCCESSFUL, Connection
-from cognition.liara.commands.live_text import EventReader, finish_reading, print_agent_text, print_event_lines
+from cognition.liara.commands.live_text import (
+    Event,
+    LiveText,
+    Standing,
+    finish_reading,
+    follow_to_the_end,
+    print_agent_text,
+    print_event_line,
+)
 from cognition.liara.commands.options import (
     WORKER_TIMEOUT_SECONDS,
     JsonFlag,
@@ -41,9 +57,6 @@ from cognition.liara.commands.output import (
 from cognition.liara.crisis_agency import CrisisAgency
 from cognition.liara.diagnostics import awaiting_approval
 from cognition.liara.errors import CrisisNotRunningError
-
-#: Seconds between progress polls while waiting on a terminal.
-PROGRESS_POLL_SECONDS = 0.5
 
 
 def blocked_by(status: dict[str, Any], options: list[str]) -> list[str]:
@@ -80,30 +93,15 @@ async def _follow(
     approval, with the command that lets it go on): a live bar on a terminal, else (with
     ``lines``) one line per change, else nothing. With ``lines``, the text the crisis's agents
     write too, as they write it.
+
+    Progress comes from the crisis's event stream: its status is read once, at the start, and
+    its events tell every change after (no status is asked for while it runs).
     """
-    waiting = asyncio.ensure_future(agency.wait_for_crisis_completion(workflow_id, timeout))
     if not console.is_terminal and not lines:
-        return await waiting
-    if not lines:
-        return await _show_progress(agency, workflow_id, waiting, console, options)
-    reading = asyncio.ensure_future(print_agent_text(agency, workflow_id, console))
-    try:
-        result = await _show_progress(agency, workflow_id, waiting, console, options)
-    except BaseException:
-        reading.cancel()
-        await asyncio.gather(reading, return_exceptions=True)
-        raise
-    await finish_reading(reading)  # the text that came last
-    return result
-
-
-async def _show_progress(
-    agency: CrisisAgency,
-    workflow_id: str,
-    waiting: asyncio.Future[dict[str, Any]],
-    console: Console,
-    options: list[str],
-) -> dict[str, Any]:
+        return await agency.wait_for_crisis_completion(workflow_id, timeout)
+    report = await agency.get_crisis_status(workflow_id)
+    if report["status"] != "running":
+        return await _ended(agency, workflow_id, timeout, console if lines else None)
     columns = (
         SpinnerColumn(),
         TextColumn("{task.description}", markup=False),
@@ -112,27 +110,76 @@ async def _show_progress(
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=console, disable=not console.is_terminal) as progress:
-        task = progress.add_task(workflow_id, total=None)
-        last, told = None, set()
-        while not waiting.done():
-            status = await agency.get_crisis_status(workflow_id)
-            line = _progress_line(status)
-            blocked = blocked_by(status, options)
-            if line is not None:
-                description, done, total = line
-                progress.update(task, description=description, completed=done, total=total)
-                if not console.is_terminal and line != last:
-                    say(f"{description} ({done}/{total} phases done)", console)
-                last = line
-            if blocked:
-                progress.update(task, description="; ".join(blocked))
-            if not console.is_terminal:
-                for said in blocked:
-                    if said not in told:
-                        say(said, console)
-            told = set(blocked)
-            await asyncio.wait([waiting], timeout=PROGRESS_POLL_SECONDS)
-    return await waiting
+        shown = _Shown(progress, progress.add_task(workflow_id, total=None), console, options)
+        standing = Standing(report)
+        shown.show(standing.report())
+        text = LiveText() if lines else None
+        changed = False
+
+        async def on_events(batch: list[Event]) -> None:
+            nonlocal standing, changed
+            for event in batch:
+                if not standing.evented and not standing.knows_phases:
+                    # No worker told the phases at the start: one does now (it runs the crisis).
+                    standing = Standing(await agency.get_crisis_status(workflow_id))
+                said = text.lines(event) if text is not None else []
+                if said and changed and event["event"] == "agent_output":
+                    shown.show(standing.report())  # where the crisis stands, then the text it writes there
+                    changed = False
+                for line in said:
+                    say(line, console)
+                changed = standing.apply(event) or changed
+            if changed:
+                shown.show(standing.report())
+                changed = False
+
+        return await follow_to_the_end(agency, workflow_id, timeout, on_events)
+
+
+async def _ended(
+    agency: CrisisAgency, workflow_id: str, timeout: float | None, console: Console | None
+) -> dict[str, Any]:
+    """The result of a crisis that has ended; on ``console`` first the text its agents wrote."""
+    if console is None:
+        return await agency.wait_for_crisis_completion(workflow_id, timeout)
+    reading = asyncio.ensure_future(print_agent_text(agency, workflow_id, console))
+    try:
+        result = await agency.wait_for_crisis_completion(workflow_id, timeout)
+    except BaseException:
+        reading.cancel()
+        await asyncio.gather(reading, return_exceptions=True)
+        raise
+    await finish_reading(reading)  # its text, read from its stream
+    return result
+
+
+class _Shown:
+    """What ``_follow`` shows of where the crisis stands: the bar on a terminal, else a line per
+    change; what blocks it on a line of its own, once.
+    """
+
+    def __init__(self, progress: Progress, task: TaskID, console: Console, options: list[str]) -> None:
+        self._progress, self._task, self._console, self._options = progress, task, console, options
+        self._last: tuple[str, int, int] | None = None
+        self._told: set[str] = set()
+
+    def show(self, status: dict[str, Any]) -> None:
+        progress, task, console = self._progress, self._task, self._console
+        line = _progress_line(status)
+        blocked = blocked_by(status, self._options)
+        if line is not None:
+            description, done, total = line
+            progress.update(task, description=description, completed=done, total=total)
+            if not console.is_terminal and line != self._last:
+                say(f"{description} ({done}/{total} phases done)", console)
+            self._last = line
+        if blocked:
+            progress.update(task, description="; ".join(blocked))
+        if not console.is_terminal:
+            for said in blocked:
+                if said not in self._told:
+                    say(said, console)
+        self._told = set(blocked)
 
 
 def _finish(result: dict[str, Any], as_json: bool) -> None:
@@ -446,25 +493,13 @@ def watch(ctx: typer.Context, workflow_id: WorkflowId, timeout: Timeout = None, 
 
 async def _events_as_json(agency: CrisisAgency, workflow_id: str, timeout: float | None) -> dict[str, Any]:
     """Print the crisis's events as JSON lines until it ends; its result."""
-    if not isinstance(agency, EventReader):
-        raise LiaraError(
-            "liara watch --json reads the crisis's events from Temporal: leave out --api "
-            "(the service gives them at GET /v1/crises/WORKFLOW_ID/events)."
-        )
-    waiting = asyncio.ensure_future(agency.wait_for_crisis_completion(workflow_id, timeout))
-    reading = asyncio.ensure_future(print_event_lines(agency, workflow_id))
-    try:
-        await asyncio.wait({waiting, reading}, return_when=asyncio.FIRST_EXCEPTION)
-        if reading.done():
-            reading.result()  # raises what reading the stream raised
-        result = await waiting
-    except BaseException:
-        waiting.cancel()
-        reading.cancel()
-        await asyncio.gather(waiting, reading, return_exceptions=True)
-        raise
-    await finish_reading(reading)
-    return result
+    await agency.get_crisis_status(workflow_id)  # an unknown id is one sentence, before any event
+
+    async def print_lines(batch: list[Event]) -> None:
+        for event in batch:
+            print_event_line(event)
+
+    return await follow_to_the_end(agency, workflow_id, timeout, print_lines, fallback=False)
 
 
 def cancel(ctx: typer.Context, workflow_id: WorkflowId) -> None:
