@@ -20,6 +20,8 @@ import pytest
 from cognition.liara.agency import LiaraTemporalAgency
 from cognition.liara.commands.crises import blocked_by
 from cognition.liara.commands.live_text import Standing
+from cognition.liara.errors import CrisisNotFoundError
+from cognition.liara.remote import RemoteAgency
 from scripts.scripted_model_server import Answer, ScriptedModelServer
 from tests.helpers import assert_eventually
 from tests.helpers.cli import assert_one_sentence_error
@@ -104,6 +106,54 @@ def test_a_crisis_no_worker_told_says_so_until_its_first_event() -> None:
     assert standing.apply(event(0, "phase", phase_id="recon", status="running"))
     assert blocked_by(standing.report(), []) == []
     assert standing.report()["stage"] == "running"
+
+
+# --- the service's event stream, as the remote agency reads it ---------------------------------------
+
+
+def sse(*events: tuple[int, str, dict[str, Any]]) -> bytes:
+    said = [f"id: {offset}\nevent: {kind}\ndata: {json.dumps(data)}\n\n" for offset, kind, data in events]
+    return (": keep-alive\n\n" + "".join(said)).encode()
+
+
+async def test_a_stream_that_ends_early_is_resumed_after_the_last_event_read() -> None:
+    asked: list[str | None] = []
+
+    def serve(request: httpx.Request) -> httpx.Response:
+        asked.append(request.headers.get("Last-Event-ID"))
+        if len(asked) == 1:  # the service stops: the stream ends before the crisis does
+            body = sse((0, "phase", {"phase_id": "a", "status": "running"}), (1, "agent_output", {"delta": "x"}))
+        else:
+            body = sse((2, "finished", {"status": "completed", "result": {"success": True}}))
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+
+    async with RemoteAgency("http://liara.test") as remote:
+        await remote._http.aclose()
+        remote._http = httpx.AsyncClient(base_url="http://liara.test", transport=httpx.MockTransport(serve))
+        events = [event async for event in remote.crisis_events("crisis-workflow-x")]
+
+    assert [(event["id"], event["event"]) for event in events] == [(0, "phase"), (1, "agent_output"), (2, "finished")]
+    assert events[2]["data"]["result"] == {"success": True}
+    assert asked == [None, "1"]
+
+
+async def test_a_problem_on_the_stream_is_the_agencys_error() -> None:
+    problem = {
+        "type": "https://liara.dev/problems/crisis-not-found",
+        "title": "No such crisis",
+        "status": 404,
+        "detail": f"No crisis workflow '{UNKNOWN}' in namespace 'default'.",
+    }
+
+    def serve(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=sse((0, "problem", problem)))
+
+    async with RemoteAgency("http://liara.test") as remote:
+        await remote._http.aclose()
+        remote._http = httpx.AsyncClient(base_url="http://liara.test", transport=httpx.MockTransport(serve))
+        with pytest.raises(CrisisNotFoundError, match="No crisis workflow"):
+            async for _ in remote.crisis_events(UNKNOWN):
+                pass
 
 
 # --- on Temporal ----------------------------------------------------------------------------------
