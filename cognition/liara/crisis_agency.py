@@ -4,8 +4,8 @@
 both satisfy this protocol, so each crisis command is written once, against it
 (``Connection.run_on_crises``). Each method has the same parameters in both, even where one of
 them has no use for a value (the service records its caller's token name, not ``initiated_by``).
-What the service offers no way to do (follow events, read records, register search attributes,
-count pollers) stays on ``LiaraTemporalAgency`` alone.
+What the service offers no way to do (read records, register search attributes, count pollers)
+stays on ``LiaraTemporalAgency`` alone.
 
 Results are the same JSON-ready dicts from both: a start's ``workflow_id``, ``crisis_id`` and
 ``created``; a status as ``get_crisis_status`` reports it; a result as ``CrisisResult``; a
@@ -17,7 +17,7 @@ progress as ``CrisisProgress``; listed crises as rows (``workflow_id``, ``target
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -53,6 +53,10 @@ class CrisisAgency(Protocol):
     async def get_crisis_status(self, workflow_id: str) -> dict[str, Any]: ...
 
     async def wait_for_crisis_completion(self, workflow_id: str, timeout: float | None = None) -> dict[str, Any]: ...
+
+    def crisis_events(self, workflow_id: str, *, after: int | None = None) -> AsyncGenerator[dict[str, Any], None]:
+        """The crisis's events from its stream (an async generator: ``async for``), ending after ``finished``."""
+        ...
 
     async def cancel_crisis(self, workflow_id: str, *, cancelled_by: str | None = None) -> None: ...
 

@@ -15,7 +15,7 @@ import asyncio
 import json
 import sys
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from rich.console import Console
 
@@ -30,13 +30,6 @@ UNDER_WAY = ("running", "awaiting_approval")
 _NOT_RUNNING_YET = ("validating", "initializing", "unknown")
 #: How long, after the crisis's result came, its last events may take to be read.
 DRAIN_SECONDS = 5.0
-
-
-@runtime_checkable
-class EventReader(Protocol):
-    """An agency that reads a crisis's event stream (on Temporal, or the service's)."""
-
-    def crisis_events(self, workflow_id: str, *, after: int | None = None) -> AsyncGenerator[Event, None]: ...
 
 
 class Standing:
@@ -172,13 +165,10 @@ class LiveText:
         return f"{label}> {text}".rstrip()
 
 
-async def print_agent_text(agency: object, workflow_id: str, console: Console) -> None:
-    """Print the crisis's agent text, until its ``finished`` event (nothing for an agency that
-    reads no events). A stream that fails is one line on standard error: the rest of ``watch``
-    goes on.
+async def print_agent_text(agency: CrisisAgency, workflow_id: str, console: Console) -> None:
+    """Print the crisis's agent text, until its ``finished`` event. A stream that fails is one
+    line on standard error: the rest of ``watch`` goes on.
     """
-    if not isinstance(agency, EventReader):
-        return
     text = LiveText()
     try:
         async for event in agency.crisis_events(workflow_id):
@@ -212,8 +202,6 @@ async def follow_to_the_end(
     terminated workflow), leaves the result to the agency's wait; with ``fallback``, after one
     line on standard error, else the stream's error is raised.
     """
-    if not isinstance(agency, EventReader):
-        return await agency.wait_for_crisis_completion(workflow_id, timeout)
     waiting = (
         None if timeout is None else asyncio.ensure_future(agency.wait_for_crisis_completion(workflow_id, timeout))
     )
@@ -241,7 +229,7 @@ async def follow_to_the_end(
         await asyncio.gather(*(task for task in (reading, waiting) if task is not None), return_exceptions=True)
 
 
-async def _read_to_finished(agency: EventReader, workflow_id: str, on_events: OnEvents) -> Event | None:
+async def _read_to_finished(agency: CrisisAgency, workflow_id: str, on_events: OnEvents) -> Event | None:
     """Hand the crisis's events to ``on_events`` in batches; the data of its ``finished`` event,
     or None if the stream ended without one.
     """
