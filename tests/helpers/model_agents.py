@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import sys
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from app.temporal.records import FileRecordStore
 from app.temporal.workflows import CrisisResponseWorkflow
 from scripts.scripted_model_server import Answer, Step, ToolCalls
 from tests.helpers import REPO_ROOT
+from tests.helpers.processes import WorkerProcess
 
 KEY = "sk-test-" + uuid.uuid4().hex
 KEY_ENV = "LIARA_TEST_ANALYST_KEY"
@@ -98,6 +99,23 @@ def agent_env(env: dict[str, str], directory: Path, base_url: str) -> dict[str, 
     config = directory / "liara.toml"
     config.write_text(agent_config(base_url))
     return {**env, "LIARA_CONFIG": str(config), KEY_ENV: KEY}
+
+
+@contextmanager
+def agent_worker_process(
+    env: dict[str, str], directory: Path, base_url: str, config: str | None = None
+) -> Iterator[WorkerProcess]:
+    """A worker process (``cognition/liara/worker.py``) in ``directory`` with the key and ``config``
+    (``agent_config`` by default) as its ``liara.toml``; stopped on exit.
+    """
+    worker_env = agent_env(env, directory, base_url)
+    if config is not None:
+        Path(worker_env["LIARA_CONFIG"]).write_text(config)
+    worker = WorkerProcess("cognition/liara/worker.py", worker_env, directory)
+    try:
+        yield worker
+    finally:
+        worker.stop()
 
 
 def script() -> list[Step]:

@@ -26,7 +26,15 @@ from scripts.scripted_model_server import Answer, ScriptedModelServer
 from tests.helpers import assert_eventually
 from tests.helpers.cli import assert_one_sentence_error
 from tests.helpers.counted_cli import calls, start_counted
-from tests.helpers.model_agents import KEY, agent_config, agent_env, agent_worker, gate, triage, triage_missions
+from tests.helpers.model_agents import (
+    KEY,
+    agent_config,
+    agent_worker,
+    agent_worker_process,
+    gate,
+    triage,
+    triage_missions,
+)
 from tests.helpers.processes import WorkerProcess
 from tests.helpers.service import crisis_body, phase_status, start
 
@@ -264,11 +272,8 @@ def service_worker(
     service_env: dict[str, str], service_dir: Path, model: ScriptedModelServer
 ) -> Iterator[WorkerProcess]:
     """The module's worker, with the language-model agent."""
-    worker = WorkerProcess(
-        "cognition/liara/worker.py", agent_env(service_env, service_dir, model.base_url), service_dir
-    )
-    yield worker
-    worker.stop()
+    with agent_worker_process(service_env, service_dir, model.base_url) as worker:
+        yield worker
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import pytest
 from scripts.scripted_model_server import Answer, ScriptedModelServer, ToolCalls
 from tests.helpers import assert_eventually
 from tests.helpers.cli import assert_one_sentence_error, cli
-from tests.helpers.model_agents import KEY, agent_config, agent_env, gated_tool, triage
+from tests.helpers.model_agents import KEY, agent_config, agent_worker_process, gated_tool, triage
 from tests.helpers.processes import WorkerProcess
 from tests.helpers.service import assert_problem, crisis_body, start
 
@@ -34,13 +34,10 @@ def service_worker(
     service_env: dict[str, str], service_dir: Path, model: ScriptedModelServer
 ) -> Iterator[WorkerProcess]:
     """The module's worker: the analyst may call ``lookup`` and the gated ``isolate``."""
-    env = agent_env(service_env, service_dir, model.base_url)
-    config = Path(env["LIARA_CONFIG"])
     gated = gated_tool("isolate", "Isolates a host from the network", approvals=2)
-    config.write_text(agent_config(model.base_url, tools='["lookup", "isolate"]') + gated)
-    worker = WorkerProcess("cognition/liara/worker.py", env, service_dir)
-    yield worker
-    worker.stop()
+    config = agent_config(model.base_url, tools='["lookup", "isolate"]') + gated
+    with agent_worker_process(service_env, service_dir, model.base_url, config) as worker:
+        yield worker
 
 
 @pytest.fixture

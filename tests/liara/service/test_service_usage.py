@@ -14,7 +14,7 @@ import pytest
 from cognition.liara.service.schemas import CrisisOutcome, CrisisReport
 from scripts.scripted_model_server import ScriptedModelServer
 from tests.helpers import assert_eventually
-from tests.helpers.model_agents import KEY, USAGE, agent_env, gate, script, triage
+from tests.helpers.model_agents import KEY, USAGE, agent_worker_process, gate, script, triage
 from tests.helpers.processes import WorkerProcess
 from tests.helpers.service import crisis_body, phase_status, start
 
@@ -32,11 +32,8 @@ def service_worker(
     service_env: dict[str, str], service_dir: Path, model: ScriptedModelServer
 ) -> Iterator[WorkerProcess]:
     """The module's worker, with the language-model agent (the service itself runs without it)."""
-    worker = WorkerProcess(
-        "cognition/liara/worker.py", agent_env(service_env, service_dir, model.base_url), service_dir
-    )
-    yield worker
-    worker.stop()
+    with agent_worker_process(service_env, service_dir, model.base_url) as worker:
+        yield worker
 
 
 @pytest.fixture
