@@ -543,9 +543,19 @@ class LiaraTemporalAgency:
         Raises ``CrisisWaitTimeoutError`` when the time runs out (the crisis goes on) and
         ``CrisisFailedError`` when the workflow itself ended without a result.
         """
-        handle, _ = await described_crisis(await self.connect(), self.settings, workflow_id)
+        client = await self.connect()
+        # Whether it is a crisis is asked while its result is awaited: no round trip before the wait.
+        waiting = asyncio.ensure_future(
+            asyncio.wait_for(crisis_result(client.get_workflow_handle(workflow_id), self.settings), timeout)
+        )
         try:
-            return await asyncio.wait_for(crisis_result(handle, self.settings), timeout)
+            handle, _ = await described_crisis(client, self.settings, workflow_id)
+        except BaseException:
+            waiting.cancel()
+            waiting.add_done_callback(_retrieved)  # its own error (an unknown workflow, say) is this one's
+            raise
+        try:
+            return await waiting
         except TimeoutError:
             problem = await problem_if_known(self.client, handle) or await blocked_if_known(
                 self.client, handle, self.settings
@@ -588,3 +598,9 @@ class LiaraTemporalAgency:
     def _rpc_error(self, err: RPCError, workflow_id: str) -> LiaraError:
         """What a Temporal error means to the caller (``workflow_id`` is "" for no crisis in particular)."""
         return translate_rpc_error(err, self.settings, workflow_id)
+
+
+def _retrieved(task: asyncio.Future[Any]) -> None:
+    """Retrieve the outcome of a task nobody awaits any more (asyncio warns of one left unread)."""
+    if not task.cancelled():
+        task.exception()
