@@ -192,7 +192,10 @@ async def test_a_cancel_while_the_record_is_created_ends_the_crisis_before_its_p
     held = Held()
     crisis = Crisis(dev_server.client, task_queue, tmp_path)
     crisis.activities[0] = holding(held, crisis.real.initialize_crisis_response)
-    request_ = request(unique("cancel-in-create"), phase("secure-1", "secure", 1, compensate_action="undo"))
+    # Gated, so the workflow creates the record before it (the activity of a first phase that runs
+    # at once creates the record itself, before its agent runs).
+    first = phase("secure-1", "secure", 1, compensate_action="undo", requires_approval=True)
+    request_ = request(unique("cancel-in-create"), first)
     async with crisis.worker():
         handle = await crisis.start(request_, task_timeout=SHORT_TASK_TIMEOUT)
         await cancel_while(handle, held)

@@ -8,20 +8,24 @@ read the record files they write.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from temporalio import activity
+from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
-from app.temporal.models import AgentReport, CrisisResult, PhaseAssignment
-from app.temporal.records import FileRecordStore
+from app.temporal.activities import CRISIS_ID_TAKEN_ERROR, CrisisActivities
+from app.temporal.errors import CrisisRecordError
+from app.temporal.models import AgentReport, CrisisResult, CrisisSnapshot, PhaseAssignment
+from app.temporal.records import CrisisRun, FileRecordStore
 from app.temporal.workflows import CrisisResponseWorkflow
 from cognition.liara.actions import missions_from_actions
 from cognition.liara.agency import LiaraTemporalAgency
 from tests.helpers.cli import run_cli
 from tests.helpers.processes import WorkerProcess
-from tests.helpers.workflows import crisis_request, crisis_worker
+from tests.helpers.workflows import crisis_request, crisis_worker, crisis_workflow_worker
 
 
 @pytest.fixture
@@ -51,7 +55,9 @@ async def test_crisis_runs_every_phase_in_order_and_writes_the_record(time_skipp
 async def test_the_server_runs_one_activity_per_phase_and_the_worker_writes_the_records(
     time_skipping_env, task_queue, store
 ):
-    """The request check and the record writes stay in the worker: local activities."""
+    """The request check and the record writes stay in the worker: the first phase's activity
+    creates the record, each phase's activity writes its entry, the final write is a local activity.
+    """
     request = crisis_request("crisis-lean")
     async with crisis_worker(time_skipping_env.client, task_queue, store):
         handle = await time_skipping_env.client.start_workflow(
@@ -71,10 +77,113 @@ async def test_the_server_runs_one_activity_per_phase_and_the_worker_writes_the_
         if e.HasField("marker_recorded_event_attributes")
         and e.marker_recorded_event_attributes.marker_name == "core_local_activity"
     ]
-    assert len(local) == 2  # the record created, then finalized; each phase is written by its own activity
+    assert len(local) == 1  # the record finalized
     record = json.loads(store.path_for("crisis-lean").read_text())
     assert record["status"] == "completed"
     assert [p["status"] for p in record["phases"]] == ["completed"] * 4
+
+
+async def test_the_first_phase_runs_only_once_its_activity_has_created_the_record(time_skipping_env, task_queue, store):
+    request = crisis_request("crisis-created-first", ("recon", "secure"))
+    seen: list[tuple[str, dict | None]] = []
+    real = CrisisActivities(store)
+
+    @activity.defn(name="perform_agent_mission")
+    async def perform(assignment: PhaseAssignment) -> AgentReport:
+        report = await real.perform_agent_mission(assignment)
+        seen.append((assignment.phase.phase_id, await store.read("crisis-created-first")))
+        return report
+
+    async with crisis_worker(time_skipping_env.client, task_queue, store, perform):
+        await time_skipping_env.client.execute_workflow(
+            CrisisResponseWorkflow.run, request, id=f"crisis-workflow-{request.crisis_id}", task_queue=task_queue
+        )
+    (first, record), (second, _) = seen
+    assert (first, second) == ("recon-phase-1", "secure-phase-2")
+    assert record is not None and record["status"] == "running"
+    assert [p["status"] for p in record["phases"]] == ["completed", "pending"]
+
+
+async def test_a_record_the_first_phase_cannot_create_keeps_its_agent_from_running_until_it_exists(
+    time_skipping_env, task_queue, store
+):
+    """The store fails when the first phase's activity creates the record: the agent does not run,
+    the workflow creates the record itself (here at its first try), then runs the phase.
+    """
+    request = crisis_request("crisis-created-later", ("recon",))
+    real = CrisisActivities(store)
+    agents: list[bool] = []
+
+    class FailingOnce(FileRecordStore):
+        failed = False
+
+        async def create(self, crisis, *, run=None):
+            if not FailingOnce.failed:
+                FailingOnce.failed = True
+                raise CrisisRecordError("the disk is full")
+            return await super().create(crisis, run=run)
+
+    flaky = CrisisActivities(FailingOnce(store.directory))
+
+    @activity.defn(name="perform_agent_mission")
+    async def perform(assignment: PhaseAssignment) -> AgentReport:
+        report = await flaky.perform_agent_mission(assignment)
+        agents.append(report.created is not False)
+        return report
+
+    @activity.defn(name="initialize_crisis_response")
+    async def initialize(crisis: CrisisSnapshot) -> None:
+        await real.initialize_crisis_response(crisis)
+
+    activities = [initialize, perform, real.log_mission_phase, real.finalize_crisis_response]
+    async with crisis_workflow_worker(time_skipping_env.client, task_queue, activities):
+        result: CrisisResult = await time_skipping_env.client.execute_workflow(
+            CrisisResponseWorkflow.run, request, id=f"crisis-workflow-{request.crisis_id}", task_queue=task_queue
+        )
+    assert agents == [False, True]  # refused before its agent ran, then run once the record existed
+    assert result.success
+    assert json.loads(store.path_for("crisis-created-later").read_text())["status"] == "completed"
+
+
+async def test_a_crisis_reusing_the_id_of_an_earlier_crisis_fails_before_its_first_agent_runs(
+    time_skipping_env, task_queue, store
+):
+    workflow_id = "crisis-workflow-crisis-id-kept"
+    # The record of an earlier crisis with this id, whose workflow Temporal no longer has.
+    earlier = CrisisSnapshot(
+        crisis_id="crisis-id-kept",
+        workflow_id=workflow_id,
+        run_id="earlier-run",
+        first_run_id="earlier-run",
+        target="target-alpha",
+        initiated_by="tester",
+        started_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    await store.create(earlier, run=CrisisRun(namespace="default", workflow_id=workflow_id, run_id="earlier-run"))
+    kept = store.path_for("crisis-id-kept").read_bytes()
+    agents: list[str] = []
+
+    @activity.defn(name="perform_agent_mission")
+    async def perform(assignment: PhaseAssignment) -> AgentReport:
+        report = await CrisisActivities(store).perform_agent_mission(assignment)
+        if report.created is not False:
+            agents.append(assignment.phase.phase_id)
+        return report
+
+    async with crisis_worker(time_skipping_env.client, task_queue, store, perform):
+        handle = await time_skipping_env.client.start_workflow(
+            CrisisResponseWorkflow.run,
+            crisis_request("crisis-id-kept", ("recon",)),
+            id=workflow_id,
+            task_queue=task_queue,
+        )
+        with pytest.raises(WorkflowFailureError) as failure:
+            await handle.result()
+    cause = failure.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == CRISIS_ID_TAKEN_ERROR
+    assert cause.message.startswith("Crisis crisis-id-kept cannot start: crisis record ")
+    assert agents == [], "no agent ran"
+    assert store.path_for("crisis-id-kept").read_bytes() == kept, "the earlier record stays as it was"
 
 
 async def test_a_phase_that_keeps_failing_is_recorded_and_the_rest_continue(time_skipping_env, task_queue, store):

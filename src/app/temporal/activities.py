@@ -72,11 +72,14 @@ class CrisisActivities:
         record stays, and the new crisis must start under another id.
         """
         try:
-            await self.store.create(crisis, run=_current_run())
+            await self._create(crisis)
         except CrisisIdTakenError as err:
             raise ApplicationError(
                 f"Crisis {crisis.crisis_id} cannot start: {err}.", type=CRISIS_ID_TAKEN_ERROR, non_retryable=True
             ) from None
+
+    async def _create(self, crisis: CrisisSnapshot) -> None:
+        await self.store.create(crisis, run=_current_run())
         logger.info("Crisis %s initialized: %d phases against %s", crisis.crisis_id, len(crisis.phases), crisis.target)
 
     @activity.defn(name="perform_agent_mission")
@@ -90,12 +93,16 @@ class CrisisActivities:
         one log line, with when the next one comes (app.temporal.logs.log_failed_attempt).
         """
         action = assignment.phase.action
+        if assignment.crisis is not None and not await uninterrupted(self._create_first(assignment.crisis)):
+            phase = assignment.phase
+            return AgentReport(phase_id=phase.phase_id, agent_id=phase.agent_id, attempt=1, created=False)
         if activity.info().attempt > 1:
             metrics.count_phase_retry(action)
         started = time.monotonic()
         outcome = "failed"
         try:
             report = await self._perform(assignment)
+            report.created = True if assignment.crisis is not None else None
             outcome = "completed"
             return report
         except ApplicationError as err:
@@ -107,6 +114,19 @@ class CrisisActivities:
             raise
         finally:
             metrics.record_phase_attempt(action, outcome, timedelta(seconds=time.monotonic() - started))
+
+    async def _create_first(self, crisis: CrisisSnapshot) -> bool:
+        """Create the crisis's record before its first phase's agent runs (one server round trip for
+        both); False if the store cannot, or the crisis id is an earlier crisis's: then the agent
+        does not run, and the workflow creates the record itself (retried, or failing the crisis,
+        as ``initialize_crisis_response`` does) before it runs the phase again.
+        """
+        try:
+            await self._create(crisis)
+        except CrisisRecordError as err:
+            logger.warning("Crisis %s: its record is not created yet (%s)", crisis.crisis_id, err)
+            return False
+        return True
 
     async def _perform(self, assignment: PhaseAssignment) -> AgentReport:
         phase = assignment.phase

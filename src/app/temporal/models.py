@@ -753,6 +753,11 @@ class PhaseAssignment(WireModel):
         default=MAX_OUTPUT_BYTES,
         description="Largest output to report inline; a larger one is kept in the crisis record only.",
     )
+    crisis: CrisisSnapshot | None = Field(
+        default=None,
+        description="Create the crisis's record from this before the agent runs (the first phase's step does, "
+        "when that phase has no approval gate): the agent runs only once the record exists.",
+    )
 
 
 class AgentReport(WireModel):
@@ -771,6 +776,12 @@ class AgentReport(WireModel):
     )
     agent_loop: AgentLoopPlan | None = Field(
         default=None, description="Set for a language-model agent: the workflow runs its loop, step by step."
+    )
+    created: bool | None = Field(
+        default=None,
+        description="Given ``PhaseAssignment.crisis``: True if the record was created (the agent ran), False if "
+        "it could not be (the agent did not run: the workflow creates the record, then runs the phase); None if "
+        "the activity did not look at it (the agent ran).",
     )
 
 

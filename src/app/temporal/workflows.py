@@ -96,7 +96,7 @@ class CrisisResponseWorkflow:
         self._events = CrisisEvents(request, state)
         self._board = PhaseBoard([*phases, *state.added], state, self._events)
         self._approvals = Approvals(request, state, self._board, self._events)
-        self._records = CrisisBookkeeping(request, state)
+        self._records = CrisisBookkeeping(request, state, created=continued is not None)
         params = PhaseParams(request, state, self._board)
         continuation = Continuation(request, state, self._events)
         runner = PhaseRunner(
@@ -139,7 +139,10 @@ class CrisisResponseWorkflow:
         try:
             self._stage = Stage.INITIALIZING
             if first_run:  # a continued crisis has its record (and takes it over)
-                await self._records.create()
+                if self._first_phase_runs_at_once():
+                    self._records.defer_creation()  # its activity creates the record before its agent runs
+                else:
+                    await self._records.create()
             self._stage = Stage.RUNNING
             aborted = await self._scheduler.run_phases()
         except asyncio.CancelledError:
@@ -199,6 +202,17 @@ class CrisisResponseWorkflow:
             cancel_requests=state.cancel_requests,
             usage=ModelUsage.total(phase.usage for phase in [*state.phases, *state.compensations]),
         )
+
+    def _first_phase_runs_at_once(self) -> bool:
+        """Whether the crisis's first step is its first phase's agent: phases run in order, the first
+        neither awaits approval nor is reused from the crisis a rerun reruns, and no cancel came
+        with the start (that one ends the crisis before its phases).
+        """
+        board = self._board
+        if board.graph or not board.plan or workflow.cancellation_reason() is not None:
+            return False
+        first = board.plan[0]
+        return not first.requires_approval and first.phase_id not in self._request.reused
 
     def _note_cancel(self, *, obeyed: bool) -> None:
         note = CancelNote(

@@ -5,6 +5,11 @@ They cost the server no round trips of their own: each is a local activity, run 
 inside its workflow task. A write that keeps failing in the worker (a full disk, a corrupt
 record) moves to a regular activity, which retries until the store is usable again and whose
 failures ``liara status`` shows. Each carries what it needs to rebuild a missing record.
+
+The record is created before any agent runs. When the crisis's first phase runs at once (a
+sequential crisis whose first phase has no approval gate), its own activity creates the record
+before its agent runs (``PhaseAssignment.crisis``), which saves the crisis a local activity;
+otherwise, and whenever that activity could not create it, the workflow creates it here.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from app.temporal.crisis.observability import log_fields
 from app.temporal.crisis.state import CrisisState
 from app.temporal.errors import innermost_message
 from app.temporal.models import (
+    AgentReport,
     CrisisCompletion,
     CrisisRequest,
     CrisisSnapshot,
@@ -40,13 +46,51 @@ LOCAL_BOOKKEEPING_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=20
 
 
 class CrisisBookkeeping:
-    def __init__(self, request: CrisisRequest, state: CrisisState) -> None:
+    def __init__(self, request: CrisisRequest, state: CrisisState, *, created: bool) -> None:
         self._request = request
         self._state = state
+        #: Whether the record is known to exist (a continued crisis's does).
+        self._created = created
+        #: The record as the first phase's activity is to create it, until that activity starts.
+        self._deferred: CrisisSnapshot | None = None
 
     async def create(self) -> None:
         """Create the crisis's record. A cancel meanwhile lets it be created, then takes its usual path."""
         await uninterrupted(self._write(CrisisActivities.initialize_crisis_response, self.snapshot()))
+        self._created = True
+
+    def defer_creation(self) -> None:
+        """Leave the record's creation to the first phase's activity (``creation``): the record as
+        it is now, every phase pending.
+        """
+        self._deferred = self.snapshot()
+
+    def creation(self) -> CrisisSnapshot | None:
+        """For the activity about to run an agent: the record it must create first, if creating it
+        is left to it (once).
+        """
+        deferred, self._deferred = self._deferred, None
+        return deferred
+
+    async def created_by(self, report: AgentReport) -> bool:
+        """After the activity that was given ``creation()`` reported: create the record here if it
+        did not (say its worker is of an earlier release); True if the activity's agent did not run
+        for that (then the phase runs again).
+        """
+        if report.created:
+            self._created = True
+            return False
+        await self.create()
+        return report.created is False
+
+    async def ensure_created(self) -> None:
+        """Before a write that needs the record: create it if no activity is known to have (the
+        one given ``creation()`` failed or was cancelled, or never ran). Creating it again is
+        harmless.
+        """
+        self._deferred = None
+        if not self._created:
+            await self.create()
 
     async def log_phase(self, outcome: PhaseOutcome, *, compensation: bool = False) -> None:
         """Record a phase's entry. A cancel meanwhile lets the (quick, idempotent) write finish,
@@ -58,17 +102,21 @@ class CrisisBookkeeping:
             outcome=outcome,
             compensation=compensation,
         )
-        await uninterrupted(
-            self._write(
+
+        async def created_then_written() -> None:
+            await self.ensure_created()
+            await self._write(
                 CrisisActivities.log_mission_phase,
                 entry,
                 # Only the regular activity gets the whole crisis, to rebuild a record that is missing.
                 fallback=lambda: entry.model_copy(update={"crisis": self.snapshot()}),
             )
-        )
+
+        await uninterrupted(created_then_written())
 
     async def finalize(self, status: CrisisStatus, completed_at: datetime) -> str:
         """Give the record its final state; return where it is."""
+        await self.ensure_created()
         completion = CrisisCompletion(
             crisis_id=self._request.crisis_id,
             status=status,

@@ -3,7 +3,8 @@ params, a slot among the agents running at once (``max_parallel``), its agent's 
 how it ended.
 
 The agent's activity writes the completed phase to the record before it reports (one server
-round trip for both); the last phase's entry goes in with the final write instead.
+round trip for both); the last phase's entry goes in with the final write instead. The first
+phase's activity may create the record before its agent runs (see app.temporal.crisis.bookkeeping).
 """
 
 from __future__ import annotations
@@ -183,6 +184,10 @@ class PhaseRunner:
         whether the activity recorded it.
         """
         request = self._request
+        # The first phase's activity may create the record too; otherwise it exists by now.
+        creation = None if compensation else self._records.creation()
+        if creation is None:
+            await self._records.ensure_created()
         report: AgentReport = await workflow.execute_activity_method(
             CrisisActivities.perform_agent_mission,
             PhaseAssignment(
@@ -195,6 +200,7 @@ class PhaseRunner:
                 # The agent's success and its record entry in one activity: one server round trip.
                 record=record,
                 inline_output_bytes=self._params.inline_output_bytes(),
+                crisis=creation,
             ),
             start_to_close_timeout=timedelta(seconds=phase.timeout or request.phase_timeout_seconds),
             heartbeat_timeout=timedelta(seconds=request.heartbeat_timeout_seconds),
@@ -202,6 +208,8 @@ class PhaseRunner:
             # Wait for the agent to stop before moving on: a cancelled phase must not run on.
             cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
         )
+        if creation is not None and await self._records.created_by(report):  # its agent did not run
+            return await self.perform(phase, outcome, context=context, compensation=compensation, record=record)
         if report.agent_loop is not None:
             return await self._run_agent(phase, outcome, report.agent_loop, context, compensation=compensation), False
         self._params.carry_output(report.output_bytes)
