@@ -31,6 +31,7 @@ from app.temporal.codec_server import (
     host_name,
     tokens_from_environment,
 )
+from app.temporal.converter import PayloadConverter
 from app.temporal.errors import LiaraError
 from app.temporal.models import CrisisRequest, MissionPhase
 
@@ -260,12 +261,12 @@ def test_connect_encrypts_payloads_and_failure_messages_only_when_keys_are_confi
     try:
         keyless = converter_for({})
         assert isinstance(keyless.payload_codec, KeylessCodec)
-        assert keyless.payload_converter_class is pydantic_data_converter.payload_converter_class
+        assert keyless.payload_converter_class is PayloadConverter  # pydantic's, adapters shared
         assert type(keyless.failure_converter) is type(pydantic_data_converter.failure_converter)
         encrypting = converter_for({"LIARA_ENCRYPTION_KEYS": f"k1:{b64(KEY_1)}"})
         assert isinstance(encrypting.payload_codec, EncryptionCodec)
         assert encrypting.payload_codec.current_id == "k1"
-        assert encrypting.payload_converter_class is pydantic_data_converter.payload_converter_class
+        assert encrypting.payload_converter_class is PayloadConverter
         assert isinstance(encrypting.failure_converter, DefaultFailureConverterWithEncodedAttributes)
         # Read once per process: a later change of the environment is not seen.
         monkeypatch.setenv("LIARA_ENCRYPTION_KEYS", f"k2:{b64(KEY_2)}")

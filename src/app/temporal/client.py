@@ -26,6 +26,7 @@ from temporalio.envconfig import ClientConfigProfile
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
 from app.temporal.codec import KeylessCodec, configured_codec
+from app.temporal.converter import PayloadConverter
 from app.temporal.errors import LiaraError, TemporalUnavailableError
 
 DEFAULT_ADDRESS = "localhost:7233"
@@ -128,10 +129,12 @@ def data_converter() -> DataConverter:
     encrypted payloads are refused with an error saying which variable to set.
     """
     codec = configured_codec()
+    # The SDK's pydantic converter, its type adapters built once per process (app.temporal.converter).
+    converter = dataclasses.replace(pydantic_data_converter, payload_converter_class=PayloadConverter)
     if codec is None:
-        return dataclasses.replace(pydantic_data_converter, payload_codec=KeylessCodec())
+        return dataclasses.replace(converter, payload_codec=KeylessCodec())
     return dataclasses.replace(
-        pydantic_data_converter,
+        converter,
         payload_codec=codec,
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )
