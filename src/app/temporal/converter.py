@@ -30,14 +30,16 @@ class _JSONPayloadConverter(PydanticJSONPlainPayloadConverter):
         return adapter.validate_json(payload.data)
 
 
+#: The encoding converters, the JSON one pydantic's: stateless, so every converter shares them (the
+#: SDK makes a converter for each workflow run, and more as it encodes and decodes its activations).
+_CONVERTERS = tuple(
+    _JSONPayloadConverter() if isinstance(converter, JSONPlainPayloadConverter) else converter
+    for converter in DefaultPayloadConverter.default_encoding_payload_converters
+)
+
+
 class PayloadConverter(CompositePayloadConverter):
     """``temporalio.contrib.pydantic.PydanticPayloadConverter`` with the process's type adapters."""
 
     def __init__(self) -> None:
-        json_converter = _JSONPayloadConverter()
-        super().__init__(
-            *(
-                json_converter if isinstance(converter, JSONPlainPayloadConverter) else converter
-                for converter in DefaultPayloadConverter.default_encoding_payload_converters
-            )
-        )
+        super().__init__(*_CONVERTERS)
