@@ -14,21 +14,22 @@ from tests.helpers.processes import WorkerProcess
 pytestmark = pytest.mark.integration
 
 
-async def test_an_urgent_crisis_overtakes_a_backlog(liara_env, tmp_path):
-    routine = []
-    for _ in range(12):
-        started = await cli(liara_env, tmp_path, "trigger", "target-routine", "recon", "--priority", "5")
-        assert started.returncode == 0, started.stderr
-        routine.append(started.stdout.strip())
-    urgent = (await cli(liara_env, tmp_path, "trigger", "target-urgent", "recon", "--priority", "1")).stdout.strip()
+async def test_an_urgent_crisis_overtakes_a_backlog(agency, liara_env, tmp_path):
+    # The backlog through the Python API (each CLI start is a process of its own), the urgent
+    # crisis and its wait through the command line.
+    recon = [{"phase_id": "recon-1", "agent_id": "agent-001", "action": "recon", "target": "target-routine"}]
+    routine = [await agency.trigger_crisis_response("target-routine", recon, "tester", priority=5) for _ in range(12)]
+    started = await cli(liara_env, tmp_path, "trigger", "target-urgent", "recon", "--priority", "1")
+    assert started.returncode == 0, started.stderr
+    urgent = started.stdout.strip()
 
     worker = await asyncio.to_thread(WorkerProcess, "cognition/liara/worker.py", liara_env, tmp_path)
     try:
-        results = {}
-        for workflow_id in [urgent, *routine]:
-            waited = await cli(liara_env, tmp_path, "wait", workflow_id, "--json", "--timeout", "120")
-            assert waited.returncode == 0, waited.stderr
-            results[workflow_id] = json.loads(waited.stdout)
+        waited = await cli(liara_env, tmp_path, "wait", urgent, "--json", "--timeout", "120")
+        assert waited.returncode == 0, waited.stderr
+        results = {urgent: json.loads(waited.stdout)}
+        for workflow_id in routine:
+            results[workflow_id] = await agency.wait_for_crisis_completion(workflow_id, timeout=120)
     finally:
         await asyncio.to_thread(worker.stop)
     finished = sorted(results, key=lambda workflow_id: results[workflow_id]["completed_at"])
