@@ -7,7 +7,6 @@ Tests taking ``any_store`` run once on files and once on PostgreSQL: both keep t
 from __future__ import annotations
 
 import json
-import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -315,11 +314,13 @@ async def test_a_temporary_file_left_by_a_writer_that_died_goes_with_the_next_wr
     await create(store)
     await create(store, "crisis-1.b")
     # What a worker killed between writing a record's temporary file and renaming it leaves.
-    _, died = tempfile.mkstemp(prefix=".crisis-1.", suffix=".tmp", dir=store.directory)
-    _, others = tempfile.mkstemp(prefix=".crisis-1.b.", suffix=".tmp", dir=store.directory)
+    died, others = store.directory / ".crisis-1.tmp", store.directory / ".crisis-1.b.tmp"
+    died.write_text('{"half": ')
+    others.write_text('{"half": ')
     await store.finalize(CrisisCompletion(crisis_id="crisis-1", status="completed", completed_at=STARTED, phases=[]))
-    assert not Path(died).exists()
-    assert Path(others).exists(), "another crisis's temporary file is its writer's, under its lock"
+    assert not died.exists()
+    assert (await current(store))["status"] == "completed"
+    assert others.exists(), "another crisis's temporary file is its writer's, under its lock"
 
 
 async def test_a_failed_whole_write_keeps_the_previous_record_and_no_temporary_file(

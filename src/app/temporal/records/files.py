@@ -71,9 +71,8 @@ _CACHED_HEADERS = 4096
 _READ_ATTEMPTS = 5
 
 _SAFE_ID = re.compile(SAFE_ID_PATTERN)
-#: A record's temporary file is ``.<crisis_id>.<8 random characters>.tmp`` (``tempfile.mkstemp``).
+#: A record's temporary file is ``.<crisis_id>.tmp``: its writer holds the crisis's lock.
 _TEMPORARY_SUFFIX = ".tmp"
-_TEMPORARY_NAME = "[a-z0-9_]{8}"
 #: What identifies one version of a record file: it is only ever replaced, never rewritten in place.
 _Version = tuple[int, int, int, int]
 
@@ -340,21 +339,21 @@ class FileRecordStore(RecordStore):
 
     def _write(self, path: Path, record: dict[str, Any]) -> _Version:
         """Replace the record file atomically; the version written. Called with the crisis's
-        journal locked, so a temporary file of this crisis found here was left by a writer that
-        died: it goes first.
+        journal locked, so the crisis's temporary file is this writer's alone: one that a writer
+        who died left behind is written over (no search of the directory for it).
         """
+        tmp_name = self.directory / f".{path.stem}{_TEMPORARY_SUFFIX}"
+        text = json.dumps(record, indent=2) + "\n"  # one write: the indented encoder yields many pieces
         try:
             self.ensure_directory()
-            self._sweep_leftovers(path.stem)
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=_TEMPORARY_SUFFIX, dir=self.directory)
+            fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, RECORD_FILE_MODE)
         except OSError as err:
             raise CrisisRecordError(f"cannot write crisis records to {self.directory}: {err.strerror}") from err
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                # mkstemp made it 0600 already; said explicitly, as os.replace keeps this file's mode.
+                # Said explicitly: a leftover keeps the mode it had, and os.replace keeps this file's.
                 os.fchmod(handle.fileno(), RECORD_FILE_MODE)
-                json.dump(record, handle, indent=2)
-                handle.write("\n")
+                handle.write(text)
                 handle.flush()
                 os.fsync(handle.fileno())
                 version = _version(os.fstat(handle.fileno()))
@@ -367,12 +366,6 @@ class FileRecordStore(RecordStore):
             Path(tmp_name).unlink(missing_ok=True)
             raise
         return version
-
-    def _sweep_leftovers(self, crisis_id: str) -> None:
-        leftover = re.compile(rf"\.{re.escape(crisis_id)}\.{_TEMPORARY_NAME}{re.escape(_TEMPORARY_SUFFIX)}")
-        for entry in os.scandir(self.directory):
-            if leftover.fullmatch(entry.name):
-                Path(entry.path).unlink(missing_ok=True)
 
     def _sync_directory(self) -> None:
         dir_fd = os.open(self.directory, os.O_RDONLY)
