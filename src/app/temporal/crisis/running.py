@@ -138,11 +138,11 @@ class PhaseRunner:
         # An agent whose loop a previous run of the crisis stopped goes on where it stood.
         progress = self._state.agent_loops.pop(phase.phase_id, None)
         resolved = phase
-        if progress is None and phase.requires_approval:
-            outcome = await self._approvals.gate(index, phase)
-            if outcome.status == PhaseStatus.FAILED:
-                return outcome, False
-        if progress is None:
+        if progress is None:  # (a loop that goes on passed its gate and got its params in its first run)
+            if phase.requires_approval:
+                outcome = await self._approvals.gate(index, phase)
+                if outcome.status == PhaseStatus.FAILED:
+                    return outcome, False
             try:
                 resolved, outcome = self._params.prepare(phase, outcome)
             except CannotStart as err:
