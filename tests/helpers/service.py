@@ -19,6 +19,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from app.temporal.models import CrisisRequest
+from cognition.liara.service.tokens import TokenFile
 from tests.helpers.cli import run_cli
 from tests.helpers.processes import ServerProcess
 
@@ -55,6 +56,14 @@ def create_token(env: dict[str, str], cwd: Path, path: Path, name: str, role: st
     created = run_cli(env, cwd, "token", "create", name, "--role", role, "--tokens", str(path))
     assert created.returncode == 0, created.stderr
     return created.stdout.strip().splitlines()[-1]
+
+
+def write_tokens(path: Path, roles: dict[str, str]) -> Tokens:
+    """A token file with a token per name (of its role), written by ``TokenFile`` as ``liara token
+    create`` writes it: for fixtures, without a CLI process per token (the command itself is
+    tested in service/test_service_commands.py).
+    """
+    return Tokens(path, {name: TokenFile(path).create(name, role) for name, role in roles.items()})
 
 
 def phase(phase_id: str = "recon-phase-1", action: str = "recon", **extra: Any) -> dict[str, Any]:

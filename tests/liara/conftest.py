@@ -17,7 +17,7 @@ import pytest
 
 from tests.helpers.processes import WorkerProcess, subprocess_env
 from tests.helpers.servers import DevServer
-from tests.helpers.service import TOKEN_ROLES, ServiceProcess, Tokens, create_token
+from tests.helpers.service import TOKEN_ROLES, ServiceProcess, Tokens, write_tokens
 
 
 @pytest.fixture(scope="module")
@@ -38,10 +38,8 @@ def service_worker(service_env: dict[str, str], service_dir: Path) -> Iterator[W
 
 
 @pytest.fixture(scope="module")
-def service_tokens(service_env: dict[str, str], service_dir: Path) -> Tokens:
-    path = service_dir / "tokens.json"
-    created = {name: create_token(service_env, service_dir, path, name, role) for name, role in TOKEN_ROLES.items()}
-    return Tokens(path, created)
+def service_tokens(service_dir: Path) -> Tokens:
+    return write_tokens(service_dir / "tokens.json", TOKEN_ROLES)
 
 
 @pytest.fixture(scope="module")

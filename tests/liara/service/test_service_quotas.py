@@ -18,7 +18,7 @@ import pytest
 
 from tests.helpers import REPO_ROOT
 from tests.helpers.cli import assert_one_sentence_error, cli
-from tests.helpers.service import ServiceProcess, Tokens, assert_problem, create_token, crisis_body, phase
+from tests.helpers.service import ServiceProcess, Tokens, assert_problem, crisis_body, phase, write_tokens
 
 pytestmark = pytest.mark.integration
 
@@ -31,10 +31,9 @@ def quota_env(service_env: dict[str, str]) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def quota_tokens(quota_env: dict[str, str], service_dir: Path) -> Tokens:
-    path = service_dir / "quota-tokens.json"
+def quota_tokens(service_dir: Path) -> Tokens:
     names = ("op-running", "op-rate", "op-other", "op-burst")
-    return Tokens(path, {name: create_token(quota_env, service_dir, path, name, "operator") for name in names})
+    return write_tokens(service_dir / "quota-tokens.json", dict.fromkeys(names, "operator"))
 
 
 def served(env: dict[str, str], cwd: Path, tokens: Tokens, *quotas: str) -> Iterator[ServiceProcess]:
