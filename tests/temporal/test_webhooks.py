@@ -12,14 +12,16 @@ import contextlib
 import json
 import uuid
 from collections import Counter
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
-from temporalio.testing import ActivityEnvironment
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
 
 from app.temporal.crisis.phases import MAX_FAILURES_TOLD
@@ -41,11 +43,22 @@ from app.temporal.notifications import (
 from app.temporal.records import FileRecordStore
 from cognition.liara.notifier import configured_webhooks, notifier_worker
 from tests.helpers import assert_eventually
+from tests.helpers.servers import time_skipping_server
 from tests.helpers.webhooks import SECRET, Receiver, webhook_config
 from tests.helpers.workflows import Agents, crisis_worker, phase, start, until, worker
 from tests.helpers.workflows import request as crisis
 
 pytestmark = pytest.mark.integration
+
+
+@pytest_asyncio.fixture(scope="module")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server of this module's own: the deliveries its crisis starts on a queue no
+    worker polls stay pending, and hold that server's clock for good; on the session's server they
+    made every later module's timers and retry backoffs take their full time.
+    """
+    async with time_skipping_server() as env:
+        yield env
 
 
 def book_for(url: str) -> WebhookBook:
