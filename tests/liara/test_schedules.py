@@ -4,6 +4,7 @@ schedule, ``liara list --schedule`` finds them, and pause, trigger and delete do
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import uuid
@@ -16,33 +17,48 @@ from temporalio.client import Schedule, ScheduleActionStartWorkflow, ScheduleSpe
 from temporalio.service import RPCError
 
 from app.temporal.errors import InvalidCrisisRequestError
+from app.temporal.models import PhaseStatus
 from cognition.liara import schedules
 from cognition.liara.actions import missions_from_actions
+from cognition.liara.agency import LiaraTemporalAgency
 from tests.helpers import REPO_ROOT, assert_eventually
-from tests.helpers.cli import assert_one_sentence_error, cli, until_awaiting
+from tests.helpers.cli import assert_one_sentence_error, cli
+from tests.helpers.servers import DevServer
+from tests.helpers.workflows import until
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def schedule_name(liara_env: dict[str, str], tmp_path: Path):
+async def schedule_name(dev_server: DevServer):
     name = f"sched-{uuid.uuid4().hex[:8]}"
     yield name
-    # Never leave a schedule firing after its test.
-    import subprocess
-    import sys
+    # Never leave a schedule firing after its test (through the client: `schedule delete` is tested below).
+    await delete_if_there(dev_server, name)
 
-    subprocess.run(
-        [sys.executable, str(REPO_ROOT / "cognition/liara/cli.py"), "schedule", "delete", name],
-        env=liara_env,
-        cwd=tmp_path,
-        capture_output=True,
-        timeout=60,
-    )
+
+async def delete_if_there(dev_server: DevServer, name: str) -> None:
+    with contextlib.suppress(RPCError):  # none was created, or the test deleted it
+        await dev_server.client.get_schedule_handle(name).delete()
 
 
 async def listed(env: dict[str, str], cwd: Path, name: str) -> list[dict[str, Any]]:
+    """``liara list --schedule NAME --json``."""
     return json.loads((await cli(env, cwd, "list", "--schedule", name, "--json")).stdout)
+
+
+# Waits poll through the Python API (the function each command calls): a command per poll cost
+# a process start each time. What a test asserts, it asserts through the command line.
+
+
+async def statuses(agency: LiaraTemporalAgency, name: str) -> list[str]:
+    """The statuses of the schedule's crises, as ``liara list --schedule NAME`` lists them."""
+    return [row["status"] for row in await agency.list_crises(schedule=name)]
+
+
+async def about(dev_server: DevServer, name: str) -> dict[str, Any]:
+    """What ``liara schedule describe NAME --json`` tells."""
+    return await schedules.described(dev_server.client, name)
 
 
 #: Once a year: a schedule that runs only when triggered during a test.
@@ -60,7 +76,9 @@ async def described(env: dict[str, str], cwd: Path, name: str) -> dict[str, Any]
     return json.loads(shown.stdout)
 
 
-async def test_a_schedule_fires_and_each_run_is_a_crisis_of_its_own(liara_env, liara_worker, tmp_path, schedule_name):
+async def test_a_schedule_fires_and_each_run_is_a_crisis_of_its_own(
+    agency, liara_env, liara_worker, tmp_path, schedule_name
+):
     created = await cli(
         liara_env, tmp_path, "schedule", "create", schedule_name, "target-alpha", "recon", "--every", "2"
     )
@@ -68,8 +86,7 @@ async def test_a_schedule_fires_and_each_run_is_a_crisis_of_its_own(liara_env, l
     assert f"liara list --schedule {schedule_name}" in created.stdout
 
     async def two_runs_done() -> bool:
-        rows = await listed(liara_env, tmp_path, schedule_name)
-        return sum(row["status"] == "completed" for row in rows) >= 2
+        return (await statuses(agency, schedule_name)).count("completed") >= 2
 
     await assert_eventually(two_runs_done, timeout=60, interval=1)
     paused = await cli(liara_env, tmp_path, "schedule", "pause", schedule_name)
@@ -96,7 +113,9 @@ async def test_a_schedule_fires_and_each_run_is_a_crisis_of_its_own(liara_env, l
     await assert_eventually(in_the_list, timeout=30, interval=1)
 
 
-async def test_a_paused_schedule_can_still_be_run_now(dev_server, liara_env, liara_worker, tmp_path, schedule_name):
+async def test_a_paused_schedule_can_still_be_run_now(
+    dev_server, agency, liara_env, liara_worker, tmp_path, schedule_name
+):
     playbook = str(REPO_ROOT / "playbooks" / "health-check.toml")
     inputs = ("--input", "site=example.org")
     await create(liara_env, tmp_path, schedule_name, *YEARLY, "--playbook", playbook, *inputs, "--priority", "2")
@@ -105,10 +124,9 @@ async def test_a_paused_schedule_can_still_be_run_now(dev_server, liara_env, lia
     assert (await cli(liara_env, tmp_path, "schedule", "trigger", schedule_name)).returncode == 0
 
     async def one_run_done() -> bool:
-        rows = await listed(liara_env, tmp_path, schedule_name)
-        return [row["status"] for row in rows] == ["completed"]
+        return await statuses(agency, schedule_name) == ["completed"]
 
-    await assert_eventually(one_run_done, timeout=60, interval=1)
+    await assert_eventually(one_run_done, timeout=60, interval=0.5)
     assert (await described(liara_env, tmp_path, schedule_name))["paused"] is True
     [run] = await listed(liara_env, tmp_path, schedule_name)
     workflow = await dev_server.client.get_workflow_handle(run["workflow_id"]).describe()
@@ -123,7 +141,7 @@ async def test_a_paused_schedule_can_still_be_run_now(dev_server, liara_env, lia
     )
 
 
-async def test_an_unpaused_schedule_fires_again(liara_env, liara_worker, tmp_path, schedule_name):
+async def test_an_unpaused_schedule_fires_again(dev_server, liara_env, liara_worker, tmp_path, schedule_name):
     await create(liara_env, tmp_path, schedule_name, "target-alpha", "recon", "--every", "1")
     assert (await cli(liara_env, tmp_path, "schedule", "pause", schedule_name)).returncode == 0
     paused = await described(liara_env, tmp_path, schedule_name)
@@ -131,13 +149,14 @@ async def test_an_unpaused_schedule_fires_again(liara_env, liara_worker, tmp_pat
 
     unpaused = await cli(liara_env, tmp_path, "schedule", "unpause", schedule_name)
     assert (unpaused.returncode, unpaused.stdout.strip()) == (0, f"Schedule {schedule_name} unpaused.")
-    about = await described(liara_env, tmp_path, schedule_name)
-    assert (about["paused"], about["note"]) == (False, "unpaused with liara")
+    unpaused_then = await described(liara_env, tmp_path, schedule_name)
+    assert (unpaused_then["paused"], unpaused_then["note"]) == (False, "unpaused with liara")
 
     async def fired_since() -> bool:
-        return (await described(liara_env, tmp_path, schedule_name))["runs"] > about["runs"]
+        return (await about(dev_server, schedule_name))["runs"] > unpaused_then["runs"]
 
-    await assert_eventually(fired_since, timeout=60, interval=1)
+    await assert_eventually(fired_since, timeout=60, interval=0.5)
+    assert (await described(liara_env, tmp_path, schedule_name))["runs"] > unpaused_then["runs"]
 
 
 #: One phase that waits for an approval: its crisis runs until someone decides.
@@ -154,7 +173,7 @@ GATED = [
 
 @pytest.mark.parametrize(("overlap", "runs", "skipped"), [(None, 1, 1), ("buffer-one", 2, 0)])
 async def test_a_run_due_while_one_runs_is_skipped_unless_the_overlap_says_otherwise(
-    liara_env, liara_worker, tmp_path, schedule_name, overlap, runs, skipped
+    dev_server, agency, liara_env, liara_worker, tmp_path, schedule_name, overlap, runs, skipped
 ):
     missions = tmp_path / "gated.json"
     missions.write_text(json.dumps(GATED))
@@ -162,35 +181,36 @@ async def test_a_run_due_while_one_runs_is_skipped_unless_the_overlap_says_other
     await create(liara_env, tmp_path, schedule_name, "target-alpha", "--missions-file", str(missions), *YEARLY, *policy)
 
     async def running() -> list[str]:
-        return (await described(liara_env, tmp_path, schedule_name))["running"]
+        return (await about(dev_server, schedule_name))["running"]
 
     async def one_running() -> bool:
         return len(await running()) == 1
 
     try:
         assert (await cli(liara_env, tmp_path, "schedule", "trigger", schedule_name)).returncode == 0
-        await assert_eventually(one_running, timeout=60, interval=0.5)
+        await assert_eventually(one_running, timeout=60, interval=0.2)
         [first] = await running()
-        await until_awaiting(liara_env, tmp_path, first, "gate")
+        await until(agency, first, "gate", PhaseStatus.AWAITING_APPROVAL)
         assert (await cli(liara_env, tmp_path, "schedule", "trigger", schedule_name)).returncode == 0
         if skipped:
 
             async def second_run_skipped() -> bool:
-                return (await described(liara_env, tmp_path, schedule_name))["skipped_overlapping"] == 1
+                return (await about(dev_server, schedule_name))["skipped_overlapping"] == 1
 
-            await assert_eventually(second_run_skipped, timeout=60, interval=0.5)
+            await assert_eventually(second_run_skipped, timeout=60, interval=0.2)
         assert (await cli(liara_env, tmp_path, "approve", first, "gate", "--by", "tester")).returncode == 0
 
         async def settled() -> bool:
-            about = await described(liara_env, tmp_path, schedule_name)
-            return about["runs"] == runs and first not in about["running"]
+            now = await about(dev_server, schedule_name)
+            return now["runs"] == runs and first not in now["running"]
 
-        await assert_eventually(settled, timeout=60, interval=0.5)
-        about = await described(liara_env, tmp_path, schedule_name)
-        assert (about["overlap"], about["runs"], about["skipped_overlapping"]) == (overlap or "skip", runs, skipped)
+        await assert_eventually(settled, timeout=60, interval=0.2)
+        shown = await described(liara_env, tmp_path, schedule_name)
+        assert (shown["overlap"], shown["runs"], shown["skipped_overlapping"]) == (overlap or "skip", runs, skipped)
+        assert first not in shown["running"]
     finally:
         for workflow_id in await running():
-            await cli(liara_env, tmp_path, "cancel", workflow_id)
+            await agency.cancel_crisis(workflow_id)
 
 
 @pytest.mark.parametrize(
@@ -225,7 +245,9 @@ async def test_a_schedule_the_user_gets_wrong_is_one_sentence(liara_env, tmp_pat
     assert sentence in assert_one_sentence_error(refused.stderr)
 
 
-async def test_a_schedule_name_leaves_room_for_the_time_in_each_crisis_id(liara_env, liara_worker, tmp_path):
+async def test_a_schedule_name_leaves_room_for_the_time_in_each_crisis_id(
+    dev_server, agency, liara_env, liara_worker, tmp_path
+):
     longest = f"long-{uuid.uuid4().hex[:8]}-".ljust(101, "x")
     too_long = longest + "y"
     try:
@@ -239,16 +261,16 @@ async def test_a_schedule_name_leaves_room_for_the_time_in_each_crisis_id(liara_
         assert (await cli(liara_env, tmp_path, "schedule", "trigger", longest)).returncode == 0
 
         async def one_run_done() -> bool:
-            return [row["status"] for row in await listed(liara_env, tmp_path, longest)] == ["completed"]
+            return await statuses(agency, longest) == ["completed"]
 
-        await assert_eventually(one_run_done, timeout=60, interval=1)
+        await assert_eventually(one_run_done, timeout=60, interval=0.5)
         [run] = await listed(liara_env, tmp_path, longest)
         status = json.loads((await cli(liara_env, tmp_path, "status", run["workflow_id"], "--json")).stdout)
         crisis_id = status["result"]["crisis_id"]
         assert re.fullmatch(rf"sched-{longest}-\d{{4}}-\d\d-\d\dT\d\d-\d\d-\d\dZ", crisis_id), crisis_id
     finally:
         for name in (longest, too_long):
-            await cli(liara_env, tmp_path, "schedule", "delete", name)
+            await delete_if_there(dev_server, name)
 
 
 @pytest.mark.parametrize("cron", ["0 0 3 * * *", "0 0 3 * * * 2027", "1 2 3 4"])
