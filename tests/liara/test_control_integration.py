@@ -23,6 +23,7 @@ import pytest_asyncio
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError
 
+from cognition.liara.agency import LiaraTemporalAgency
 from tests.helpers import REPO_ROOT, assert_eventually
 from tests.helpers.cli import assert_one_sentence_error, cli
 from tests.helpers.processes import WorkerProcess
@@ -73,26 +74,48 @@ def by_phase(phases: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {p["phase_id"]: p for p in phases}
 
 
-async def status_report(env: dict[str, str], cwd: Path, workflow_id: str) -> dict[str, Any]:
-    shown = await cli(env, cwd, "status", workflow_id, "--json")
-    assert shown.returncode == 0, shown.stderr
-    return json.loads(shown.stdout)
+# Waits poll through the Python API (the calls ``liara status`` and ``liara list`` make): a
+# command per poll cost a Python process start each time. What a test asserts, it asserts
+# through the command line.
 
 
-async def until_phase(env: dict[str, str], cwd: Path, workflow_id: str, phase_id: str, status: str) -> None:
-    """Poll ``liara status --json`` until ``phase_id`` of the running crisis has ``status``."""
+def agency_of(env: dict[str, str]) -> LiaraTemporalAgency:
+    """The Python API on the server and task queue of the commands' environment."""
+    return LiaraTemporalAgency(temporal_host=env["TEMPORAL_ADDRESS"], task_queue=env["LIARA_TASK_QUEUE"])
 
-    async def reached() -> bool:
-        report = await status_report(env, cwd, workflow_id)
-        return by_phase(report.get("phases", [])).get(phase_id, {}).get("status") == status
 
-    await assert_eventually(reached, timeout=EVENTUALLY)
+async def until_phase(env: dict[str, str], workflow_id: str, phase_id: str, status: str) -> None:
+    """Wait until ``phase_id`` of the running crisis has ``status`` (as ``liara status`` tells it)."""
+    async with agency_of(env) as agency:
+
+        async def reached() -> bool:
+            report = await agency.get_crisis_status(workflow_id)
+            return by_phase(report.get("phases", [])).get(phase_id, {}).get("status") == status
+
+        await assert_eventually(reached, timeout=EVENTUALLY)
 
 
 async def listed(env: dict[str, str], cwd: Path, *filters: str) -> list[dict[str, Any]]:
     shown = await cli(env, cwd, "list", *filters, "--limit", "1000", "--json")
     assert shown.returncode == 0, shown.stderr
     return json.loads(shown.stdout)
+
+
+async def until_listed(
+    env: dict[str, str], cwd: Path, filters: dict[str, str], rows_are: Callable[[list[dict[str, Any]]], bool]
+) -> None:
+    """Wait until the crises that ``filters`` select are ``rows_are`` (visibility is eventually
+    consistent), then assert that ``liara list`` with those filters lists just that.
+    """
+    async with agency_of(env) as agency:
+
+        async def selected() -> bool:
+            return rows_are(await agency.list_crises(**filters, limit=1000))
+
+        await assert_eventually(selected, timeout=EVENTUALLY)
+    options = [arg for name, value in filters.items() for arg in (f"--{name.replace('_', '-')}", value)]
+    rows = await listed(env, cwd, *options)
+    assert rows_are(rows), rows
 
 
 def process_gone(pid: int) -> bool:
@@ -159,7 +182,7 @@ async def test_an_approved_phase_runs_and_records_its_approver(liara_env, liara_
     )
     workflow_id = await trigger(liara_env, tmp_path, crises, target, "--missions-file", str(missions))
 
-    await until_phase(liara_env, tmp_path, workflow_id, "gate", "awaiting_approval")
+    await until_phase(liara_env, workflow_id, "gate", "awaiting_approval")
     shown = await cli(liara_env, tmp_path, "status", workflow_id)
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.splitlines()[0] == f"Crisis workflow {workflow_id}: running"
@@ -167,13 +190,12 @@ async def test_an_approved_phase_runs_and_records_its_approver(liara_env, liara_
     gate_row = next(line for line in shown.stdout.splitlines() if line.strip().startswith("gate "))
     assert "awaiting_approval" in gate_row, shown.stdout
 
-    async def listed_as_awaiting() -> bool:
-        rows = await listed(liara_env, tmp_path, "--status", "awaiting_approval", "--target", target)
+    def awaiting_alone(rows: list[dict[str, Any]]) -> bool:
         return [(r["workflow_id"], r["crisis_status"], r["target"]) for r in rows] == [
             (workflow_id, "awaiting_approval", target)
         ]
 
-    await assert_eventually(listed_as_awaiting, timeout=EVENTUALLY)
+    await until_listed(liara_env, tmp_path, {"status": "awaiting_approval", "target": target}, awaiting_alone)
 
     # A phase without an approval gate cannot be approved.
     refused = await cli(liara_env, tmp_path, "approve", workflow_id, "after", "--by", "commander")
@@ -211,7 +233,7 @@ async def test_a_rejected_phase_fails_without_running_with_the_reason(liara_env,
     # Started by someone else: whoever starts a crisis may not decide its gates (four eyes).
     started = ("--missions-file", str(missions), "--initiated-by", "incident-lead")
     workflow_id = await trigger(liara_env, tmp_path, crises, target, *started)
-    await until_phase(liara_env, tmp_path, workflow_id, "gate", "awaiting_approval")
+    await until_phase(liara_env, workflow_id, "gate", "awaiting_approval")
 
     rejected = await cli(liara_env, tmp_path, "reject", workflow_id, "gate", "--reason", "too risky")
     assert rejected.returncode == 0, rejected.stderr
@@ -245,7 +267,7 @@ async def test_cancel_stops_the_running_phase_skips_the_rest_and_compensates(lia
         phase("never", target, priority=3),
     )
     workflow_id = await trigger(liara_env, tmp_path, crises, target, "--missions-file", str(missions))
-    await until_phase(liara_env, tmp_path, workflow_id, "stuck", "running")
+    await until_phase(liara_env, workflow_id, "stuck", "running")
 
     waiting = asyncio.ensure_future(cli(liara_env, tmp_path, "wait", workflow_id))
     cancelled = await cli(liara_env, tmp_path, "cancel", workflow_id)
@@ -531,7 +553,7 @@ async def test_phases_added_to_a_running_crisis_run_after_the_others(liara_env, 
     target = unique("target-add")
     missions = missions_file(tmp_path, phase("gate", target, requires_approval=True))
     workflow_id = await trigger(liara_env, tmp_path, crises, target, "--missions-file", str(missions))
-    await until_phase(liara_env, tmp_path, workflow_id, "gate", "awaiting_approval")
+    await until_phase(liara_env, workflow_id, "gate", "awaiting_approval")
 
     added = await cli(liara_env, tmp_path, "add-phases", workflow_id, "extract", "cleanup")
 
@@ -578,7 +600,7 @@ async def test_watch_prints_a_line_per_change_then_the_result(liara_env, liara_w
         phase("work", target, priority=2, params={"duration": 1}),
     )
     workflow_id = await trigger(liara_env, tmp_path, crises, target, "--missions-file", str(missions))
-    await until_phase(liara_env, tmp_path, workflow_id, "gate", "awaiting_approval")
+    await until_phase(liara_env, workflow_id, "gate", "awaiting_approval")
 
     watcher = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -631,31 +653,29 @@ async def test_list_filters_by_target_initiator_and_status(liara_env, liara_work
         waited = await cli(liara_env, tmp_path, "wait", workflow_id)
         assert waited.returncode == code, waited.stderr
 
-    async def listing(*filters: str, expected: set[str], attribute: str, value: str) -> None:
+    async def listing(filters: dict[str, str], expected: set[str], attribute: str, value: str) -> None:
         """Of this test's crises, exactly ``expected`` match, and every row has the attribute."""
 
-        async def matches() -> bool:
-            rows = await listed(liara_env, tmp_path, *filters)
+        def matches(rows: list[dict[str, Any]]) -> bool:
             return {r["workflow_id"] for r in rows} & mine == expected and all(r[attribute] == value for r in rows)
 
-        await assert_eventually(matches, timeout=EVENTUALLY)
+        await until_listed(liara_env, tmp_path, filters, matches)
 
-    await listing("--target", target_x, expected={alice_x, bob_x_failed}, attribute="target", value=target_x)
-    await listing("--initiated-by", "alice", expected={alice_x}, attribute="initiated_by", value="alice")
-    await listing("--status", "completed", expected={alice_x, bob_y}, attribute="crisis_status", value="completed")
+    await listing({"target": target_x}, expected={alice_x, bob_x_failed}, attribute="target", value=target_x)
+    await listing({"initiated_by": "alice"}, expected={alice_x}, attribute="initiated_by", value="alice")
+    await listing({"status": "completed"}, expected={alice_x, bob_y}, attribute="crisis_status", value="completed")
     await listing(
-        "--target", target_x, "--status", "failed", expected={bob_x_failed}, attribute="crisis_status", value="failed"
+        {"target": target_x, "status": "failed"}, expected={bob_x_failed}, attribute="crisis_status", value="failed"
     )
 
-    async def closed_newest_first() -> bool:
+    def closed_newest_first(rows: list[dict[str, Any]]) -> bool:
         # The workflow's own status (closed) reaches visibility after its last CrisisStatus upsert.
-        rows = await listed(liara_env, tmp_path, "--target", target_x)
         return [(r["workflow_id"], r["status"], r["crisis_status"], r["initiated_by"]) for r in rows] == [
             (bob_x_failed, "completed", "failed", "bob"),
             (alice_x, "completed", "completed", "alice"),
         ]
 
-    await assert_eventually(closed_newest_first, timeout=EVENTUALLY)
+    await until_listed(liara_env, tmp_path, {"target": target_x}, closed_newest_first)
 
     table = await cli(liara_env, tmp_path, "list", "--target", target_y)
     assert table.returncode == 0, table.stderr
