@@ -404,11 +404,14 @@ async def test_a_crisis_with_every_update_slot_taken_answers_a_retryable_problem
             STREAM_POLL_UPDATE, never, wait_for_stage=WorkflowUpdateStage.ACCEPTED, result_type=PollResult
         )
 
-    busy = await http.post(f"/v1/crises/{workflow_id}/phases/gate-1/approve", headers=approver)
+    # Both at once: the service's Temporal client retries each (the SDK's own backoff, some 15 s) before it answers.
+    busy, added = await asyncio.gather(
+        http.post(f"/v1/crises/{workflow_id}/phases/gate-1/approve", headers=approver),
+        http.post(f"/v1/crises/{workflow_id}/phases", json={"missions": [phase("x-2")]}, headers=operator),
+    )
     problem = assert_problem(busy, 429, "temporal-busy")
     assert problem["detail"].startswith(f"Temporal cannot take this request for crisis workflow {workflow_id} now")
     assert busy.headers["retry-after"] == "1"
-    added = await http.post(f"/v1/crises/{workflow_id}/phases", json={"missions": [phase("x-2")]}, headers=operator)
     assert_problem(added, 429, "temporal-busy")
     cancelled = await http.post(f"/v1/crises/{workflow_id}/cancel", headers=operator)
     assert cancelled.status_code == 202, cancelled.text
