@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from cognition.liara.agency import LiaraTemporalAgency
 from tests.helpers import assert_eventually
 from tests.helpers.processes import run_script
 
@@ -49,9 +50,15 @@ async def status_of(env: dict[str, str], cwd: Path, workflow_id: str) -> dict[st
     return json.loads((await cli(env, cwd, "status", workflow_id, "--json")).stdout)
 
 
-async def until_awaiting(env: dict[str, str], cwd: Path, workflow_id: str, phase_id: str) -> None:
-    async def awaiting() -> bool:
-        phases = (await status_of(env, cwd, workflow_id)).get("phases", [])
-        return any(p["phase_id"] == phase_id and p["status"] == "awaiting_approval" for p in phases)
+async def until_awaiting(env: dict[str, str], workflow_id: str, phase_id: str) -> None:
+    """Wait until ``phase_id`` awaits approval, as ``liara status`` tells it: polled through the
+    Python API on the commands' server and queue (``status --json`` prints what it returns), not
+    a CLI process per poll.
+    """
+    async with LiaraTemporalAgency(temporal_host=env["TEMPORAL_ADDRESS"], task_queue=env["LIARA_TASK_QUEUE"]) as agency:
 
-    await assert_eventually(awaiting, timeout=60, interval=0.5)
+        async def awaiting() -> bool:
+            phases = (await agency.get_crisis_status(workflow_id)).get("phases", [])
+            return any(p["phase_id"] == phase_id and p["status"] == "awaiting_approval" for p in phases)
+
+        await assert_eventually(awaiting, timeout=60, interval=0.2)

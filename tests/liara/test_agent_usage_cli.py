@@ -73,7 +73,7 @@ async def shown(env: dict[str, str], tmp_path: Path, *args: str) -> str:
 async def test_status_tells_usage_so_far_while_a_crisis_runs_and_in_all_once_it_was_cancelled(agent_worker, tmp_path):
     env = agent_worker
     workflow_id = await start(env, tmp_path, triage(), gate())
-    await until_awaiting(env, tmp_path, workflow_id, "contain")
+    await until_awaiting(env, workflow_id, "contain")
 
     running = json.loads(await shown(env, tmp_path, "status", workflow_id, "--json"))
     assert running["status"] == "running" and running["usage"] == USAGE

@@ -26,7 +26,7 @@ async def test_the_ai_triage_runs_simulated_without_an_llm_executor(liara_env, l
     )
     assert started.returncode == 0, started.stderr
     workflow_id = started.stdout.strip()
-    await until_awaiting(env, tmp_path, workflow_id, "contain")
+    await until_awaiting(env, workflow_id, "contain")
     refused = await cli(env, tmp_path, "approve", workflow_id, "contain", "--by", "alice")
     assert refused.returncode == 1 and "four eyes" in refused.stderr  # the starter may not decide
     assert (await cli(env, tmp_path, "approve", workflow_id, "contain", "--by", "bob")).returncode == 0

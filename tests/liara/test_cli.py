@@ -367,7 +367,7 @@ async def test_a_crisis_at_an_approval_gate_says_so_with_the_commands_that_decid
     started = await cli(liara_env, tmp_path, "trigger", "target-alpha", "--missions-file", str(missions))
     assert started.returncode == 0, started.stderr
     workflow_id = started.stdout.strip()
-    await until_awaiting(liara_env, tmp_path, workflow_id, "contain")
+    await until_awaiting(liara_env, workflow_id, "contain")
     awaiting = (
         f"awaiting approval of contain (0 of 1): decide with `liara approve {workflow_id} contain` or "
         f"`liara reject {workflow_id} contain`"

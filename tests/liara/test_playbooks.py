@@ -57,7 +57,7 @@ async def test_the_incident_response_runs_its_investigation_side_by_side_and_wai
     workflow_id = await started(
         playbook_env, tmp_path, "--playbook", "incident-response", "--input", "host=web-7", "--input", "ticket=INC-42"
     )
-    await until_awaiting(playbook_env, tmp_path, workflow_id, "contain")
+    await until_awaiting(playbook_env, workflow_id, "contain")
     approved = await cli(playbook_env, tmp_path, "approve", workflow_id, "contain", "--by", "duty-lead")
     assert approved.returncode == 0, approved.stderr
     result = await result_of(playbook_env, tmp_path, workflow_id)
@@ -77,7 +77,7 @@ async def test_the_credential_rotation_waits_for_its_quorum(playbook_env, liara_
     workflow_id = await started(
         playbook_env, tmp_path, "--playbook", "credential-rotation", "--input", "service=billing"
     )
-    await until_awaiting(playbook_env, tmp_path, workflow_id, "rotate")
+    await until_awaiting(playbook_env, workflow_id, "rotate")
     first = await cli(playbook_env, tmp_path, "approve", workflow_id, "rotate", "--by", "alice")
     assert first.stdout.strip().endswith("approved by alice (1 of 2 approvals)"), first.stdout
     second = await cli(playbook_env, tmp_path, "approve", workflow_id, "rotate", "--by", "bob")
@@ -120,7 +120,7 @@ async def test_a_failure_after_the_containment_releases_the_host_it_isolated(pla
     worker = await asyncio.to_thread(WorkerProcess, "cognition/liara/worker.py", env, tmp_path)
     try:
         workflow_id = await started(env, tmp_path, "--playbook", "incident-response", "--input", "host=web-7")
-        await until_awaiting(env, tmp_path, workflow_id, "contain")
+        await until_awaiting(env, workflow_id, "contain")
         assert (await cli(env, tmp_path, "approve", workflow_id, "contain", "--by", "duty-lead")).returncode == 0
         waited = await cli(env, tmp_path, "wait", workflow_id, "--json", "--timeout", "60")
     finally:

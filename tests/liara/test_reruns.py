@@ -211,7 +211,7 @@ async def test_bad_reruns_and_diffs_are_one_sentence_each(counting_env, tmp_path
     started = await cli(env, tmp_path, "trigger", "web-1", "--missions-file", str(missions))
     assert started.returncode == 0, started.stderr
     running = started.stdout.strip()
-    await until_awaiting(env, tmp_path, running, "wait-here")
+    await until_awaiting(env, running, "wait-here")
     said = await refused("rerun", running, "--from", "wait-here")
     assert (
         said == f"Error: Crisis workflow {running} is still running: wait for it to end (or cancel it), then rerun it."
