@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from cognition.liara import schedules
+from cognition.liara.actions import missions_from_actions
 from cognition.liara.agency import LiaraTemporalAgency
 from cognition.liara.errors import IdempotencyConflictError
 from cognition.liara.remote import RemoteAgency
@@ -159,29 +161,36 @@ def test_decisions_print_who_the_service_recorded(operator_env, approver_env, tm
     assert f"Phase strike-2 of {workflow_id} rejected by approver-1" in rejected.stdout
 
 
-def test_list_finds_the_crises_of_a_schedule_through_the_service(operator_env, service_env, tmp_path):
+async def test_list_finds_the_crises_of_a_schedule_through_the_service(operator_env, service_env, dev_server, tmp_path):
     name = f"remote-{uuid.uuid4().hex[:8]}"
-    created = run_cli(
-        service_env, tmp_path, "schedule", "create", name, "target-remote", "recon", "--cron", "0 3 1 1 *"
-    )
-    assert created.returncode == 0, created.stderr
-    try:
-        assert run_cli(service_env, tmp_path, "schedule", "trigger", name).returncode == 0
+    # The schedule is made, run and waited for through the Python API (the schedule commands are
+    # test_schedules.py's); what the operator's `liara list` shows is what this test is about.
+    queue = service_env["LIARA_TASK_QUEUE"]
+    async with LiaraTemporalAgency(temporal_host=dev_server.address, task_queue=queue) as agency:
+        await schedules.create(
+            dev_server.client,
+            name,
+            schedules.spec_of("0 3 1 1 *", None),
+            task_queue=queue,
+            target_member="target-remote",
+            missions=missions_from_actions("target-remote", ["recon"]),
+            initiated_by="tester",
+        )
+        try:
+            await schedules.trigger(dev_server.client, name)
 
-        def one_run() -> list[dict]:
-            listed = liara(operator_env, tmp_path, "list", "--schedule", name, "--json")
+            async def one_run() -> bool:  # visibility is eventually consistent
+                return len(await agency.list_crises(schedule=name)) == 1
+
+            await assert_eventually(one_run, timeout=30, interval=0.2)
+            listed = await asyncio.to_thread(liara, operator_env, tmp_path, "list", "--schedule", name, "--json")
             assert listed.returncode == 0, listed.stderr
-            return json.loads(listed.stdout)
-
-        for _ in range(100):  # visibility is eventually consistent
-            if one_run():
-                break
-            time.sleep(0.3)
-        (run,) = one_run()
-        assert run["workflow_id"].startswith(f"crisis-workflow-sched-{name}")
-    finally:
-        run_cli(service_env, tmp_path, "schedule", "delete", name)
-    assert json.loads(liara(operator_env, tmp_path, "list", "--schedule", "no-such-schedule", "--json").stdout) == []
+            (run,) = json.loads(listed.stdout)
+            assert run["workflow_id"].startswith(f"crisis-workflow-sched-{name}")
+        finally:
+            await schedules.delete(dev_server.client, name)
+    nothing = await asyncio.to_thread(liara, operator_env, tmp_path, "list", "--schedule", "no-such-schedule", "--json")
+    assert json.loads(nothing.stdout) == []
 
 
 async def test_list_pages_through_the_service_past_its_largest_page(operator_env, dev_server, tmp_path):
@@ -211,8 +220,9 @@ async def test_list_pages_through_the_service_past_its_largest_page(operator_env
             )
             assert len(json.loads(fewer.stdout)) == MAX_PAGE_SIZE + 1
         finally:
-            for workflow_id in started:
-                await agency.client.get_workflow_handle(workflow_id).terminate("test over")
+            await asyncio.gather(
+                *(agency.client.get_workflow_handle(workflow_id).terminate("test over") for workflow_id in started)
+            )
 
 
 #: An HTTP server that answers every GET and POST alike, as no Liara service does: a web page (as
