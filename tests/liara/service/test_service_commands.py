@@ -21,6 +21,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from app.temporal.visibility import register_search_attributes
+from cognition.liara.service.tokens import TokenFile
 from tests.helpers import assert_eventually
 from tests.helpers.cli import assert_one_sentence_error, run_cli
 from tests.helpers.service import ServiceProcess, assert_problem, create_token, crisis_body, phase
@@ -67,7 +68,7 @@ def test_tokens_are_shown_once_and_stored_as_hashes_only(service_env, tmp_path):
 )
 def test_token_mistakes_are_one_sentence_and_exit_1(service_env, tmp_path, args, expected):
     path = tmp_path / "tokens.json"
-    create_token(service_env, tmp_path, path, "bob", "viewer")
+    TokenFile(path).create("bob", "viewer")
     before = path.read_text()
     failed = token(service_env, tmp_path, *args, "--tokens", str(path))
     assert failed.returncode == 1
@@ -103,7 +104,7 @@ def test_a_missing_or_malformed_token_file_is_one_sentence(service_env, tmp_path
 )
 def test_serve_refuses_a_token_file_that_others_may_write(service_env, tmp_path, mode, owner, says):
     path = tmp_path / "tokens.json"
-    create_token(service_env, tmp_path, path, "admin-1", "admin")
+    TokenFile(path).create("admin-1", "admin")
     os.chmod(path, mode)
     if owner is not None:
         os.chown(path, owner, -1)
@@ -155,7 +156,7 @@ async def test_without_tokens_on_loopback_every_request_is_the_local_admin(servi
 
 async def test_without_temporal_the_service_starts_and_answers_503(service_env, tmp_path):
     path = tmp_path / "tokens.json"
-    admin = {"Authorization": f"Bearer {create_token(service_env, tmp_path, path, 'admin-1', 'admin')}"}
+    admin = {"Authorization": f"Bearer {TokenFile(path).create('admin-1', 'admin')}"}
     server = ServiceProcess(service_env, tmp_path, "--tokens", str(path), connection=("--address", "127.0.0.1:1"))
     try:
         assert "WARNING - Cannot reach the Temporal server at 127.0.0.1:1" in server.output

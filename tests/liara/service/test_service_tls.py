@@ -13,10 +13,11 @@ import ssl
 import httpx
 import pytest
 
+from cognition.liara.service.tokens import TokenFile
 from tests.helpers.certificates import self_signed
 from tests.helpers.cli import assert_one_sentence_error, cli, run_cli
 from tests.helpers.network import non_loopback_address
-from tests.helpers.service import ServiceProcess, create_token
+from tests.helpers.service import ServiceProcess
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +36,7 @@ def operator_shell(env: dict[str, str], url: str, token: str, **extra: str) -> d
 async def test_the_service_serves_https_with_the_certificate_it_is_given(service_env, service_worker, tmp_path):
     certificate = self_signed(tmp_path / "tls")
     tokens = tmp_path / "tokens.json"
-    token = create_token(service_env, tmp_path, tokens, "admin-tls", "admin")
+    token = TokenFile(tokens).create("admin-tls", "admin")
     tls = ("--ssl-certfile", str(certificate.certfile), "--ssl-keyfile", str(certificate.keyfile))
     server = ServiceProcess(service_env, tmp_path, "--tokens", str(tokens), *tls)
     try:
@@ -107,7 +108,7 @@ def test_a_certificate_the_service_cannot_serve_with_is_one_sentence(service_env
 
 def test_serve_refuses_plain_http_beyond_loopback_unless_told(service_env, tmp_path):
     tokens = tmp_path / "tokens.json"
-    create_token(service_env, tmp_path, tokens, "admin-1", "admin")
+    TokenFile(tokens).create("admin-1", "admin")
     refused = run_cli(service_env, tmp_path, "serve", "--host", "0.0.0.0", "--port", "0", "--tokens", str(tokens))
     assert refused.returncode == 1
     assert assert_one_sentence_error(refused.stderr) == (
@@ -119,7 +120,7 @@ def test_serve_refuses_plain_http_beyond_loopback_unless_told(service_env, tmp_p
 
 async def test_insecure_http_beyond_loopback_serves_and_says_why_it_is_risky(service_env, service_worker, tmp_path):
     tokens = tmp_path / "tokens.json"
-    token = create_token(service_env, tmp_path, tokens, "admin-1", "admin")
+    token = TokenFile(tokens).create("admin-1", "admin")
     server = ServiceProcess(service_env, tmp_path, "--host", "0.0.0.0", "--tokens", str(tokens), "--insecure-http")
     try:
         assert INSECURE_WARNING in server.lines, server.output
