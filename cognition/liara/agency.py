@@ -50,6 +50,7 @@ from cognition.liara.crisis_workflow import (
     read_events,
     running_handle,
     send_update,
+    shaped_as_crisis_result,
     started_digest,
 )
 from cognition.liara.diagnostics import (
@@ -78,6 +79,9 @@ from cognition.liara.rpc_errors import translate_rpc_error
 __all__ = ["LiaraTemporalAgency"]
 
 _Call = TypeVar("_Call", bound=Callable[..., Awaitable[Any]])
+
+#: How long a wait trusts a crisis's result to come and tell it is a crisis, before asking the server.
+CRISIS_CHECK_GRACE_SECONDS = 0.5
 
 
 def _telling_crisis_ids(call: _Call) -> _Call:
@@ -544,11 +548,16 @@ class LiaraTemporalAgency:
         ``CrisisFailedError`` when the workflow itself ended without a result.
         """
         client = await self.connect()
-        # Whether it is a crisis is asked while its result is awaited: no round trip before the wait.
         waiting = asyncio.ensure_future(
             asyncio.wait_for(crisis_result(client.get_workflow_handle(workflow_id), self.settings), timeout)
         )
         try:
+            # A result that comes soon tells, by its shape, that the workflow is a crisis: most
+            # waits then ask the server nothing more. Otherwise it is asked while the wait goes on.
+            await asyncio.wait({waiting}, timeout=CRISIS_CHECK_GRACE_SECONDS)
+            if waiting.done() and not waiting.cancelled() and waiting.exception() is None:
+                if shaped_as_crisis_result(waiting.result()):
+                    return waiting.result()
             handle, _ = await described_crisis(client, self.settings, workflow_id)
         except BaseException:
             waiting.cancel()

@@ -8,6 +8,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
+from pydantic import ValidationError
 from temporalio.client import (
     Client,
     WorkflowExecutionDescription,
@@ -23,7 +24,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from app.temporal.client import ConnectionSettings
 from app.temporal.crisis.events import EVENT_TOPIC
 from app.temporal.errors import LiaraError, TemporalUnavailableError, innermost_message
-from app.temporal.models import CrisisEvent, EventKind
+from app.temporal.models import CrisisEvent, CrisisResult, EventKind
 from app.temporal.visibility import CRISIS_WORKFLOW_TYPE
 from cognition.liara.crisis_requests import REQUEST_DIGEST_MEMO
 from cognition.liara.diagnostics import end_state, status_name, workflow_pollers
@@ -121,6 +122,15 @@ async def crisis_result(handle: WorkflowHandle[Any, Any], settings: ConnectionSe
     except RPCError as err:
         raise translate_rpc_error(err, settings, handle.id) from None
     return result.model_dump(mode="json") if hasattr(result, "model_dump") else result
+
+
+def shaped_as_crisis_result(result: Any) -> bool:
+    """Whether ``result`` is what a crisis returns (a workflow that returned it is a crisis)."""
+    try:
+        CrisisResult.model_validate(result)
+    except ValidationError:
+        return False
+    return True
 
 
 async def ending_error(handle: WorkflowHandle[Any, Any], settings: ConnectionSettings) -> str:

@@ -8,11 +8,15 @@ import uuid
 
 import httpx
 import pytest
-from temporalio.client import WorkflowExecutionStatus
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 
+from app.temporal.records import FileRecordStore
+from cognition.liara.actions import missions_from_actions
+from cognition.liara.agency import CRISIS_CHECK_GRACE_SECONDS
 from cognition.liara.errors import CrisisNotFoundError
 from tests.helpers.cli import assert_one_sentence_error, cli
 from tests.helpers.service import assert_problem
+from tests.helpers.workflows import crisis_worker
 
 pytestmark = pytest.mark.integration
 
@@ -46,6 +50,44 @@ async def test_no_call_of_the_agency_acts_on_another_workflow(dev_server, agency
     description = await dev_server.client.get_workflow_handle(workflow_id).describe()
     assert description.status == WorkflowExecutionStatus.RUNNING, "left alone"
     await dev_server.client.get_workflow_handle(workflow_id).terminate()
+
+
+async def test_waiting_for_another_workflow_that_has_ended_is_no_such_crisis(dev_server, agency):
+    workflow_id = await other_workflow(dev_server.client)
+    await dev_server.client.get_workflow_handle(workflow_id).terminate()
+    with pytest.raises(CrisisNotFoundError) as refused:
+        await agency.wait_for_crisis_completion(workflow_id, timeout=30)
+    assert "No crisis workflow" in str(refused.value)
+
+
+async def test_a_wait_asks_whether_it_is_a_crisis_only_when_its_result_is_slow_to_come(
+    dev_server, agency, task_queue, tmp_path, monkeypatch
+):
+    described: list[str] = []
+    describe = WorkflowHandle.describe
+
+    async def counted_describe(self: WorkflowHandle, *args, **kwargs):
+        described.append(self.id)
+        return await describe(self, *args, **kwargs)
+
+    monkeypatch.setattr(WorkflowHandle, "describe", counted_describe)
+    slow = CRISIS_CHECK_GRACE_SECONDS + 1
+    async with crisis_worker(dev_server.client, task_queue, FileRecordStore(tmp_path / "crises")):
+        quick_id = await agency.trigger_crisis_response(
+            "target-alpha", missions_from_actions("target-alpha", ["recon"])
+        )
+        slow_id = await agency.trigger_crisis_response(
+            "target-alpha",
+            [{"phase_id": "wait", "agent_id": "a", "action": "wait", "target": "t", "params": {"duration": slow}}],
+        )
+        assert (await agency.wait_for_crisis_completion(quick_id, timeout=60))["success"] is True
+        described.clear()
+        # Ended: its result comes at once, and is a crisis's.
+        assert (await agency.wait_for_crisis_completion(quick_id, timeout=60))["success"] is True
+        assert described == []
+        # Still running past the grace: asked once, while the wait goes on.
+        assert (await agency.wait_for_crisis_completion(slow_id, timeout=60))["success"] is True
+        assert described == [slow_id]
 
 
 async def test_the_service_answers_404_for_another_workflow(dev_server, liara_service, service_tokens):
