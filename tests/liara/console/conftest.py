@@ -1,5 +1,7 @@
-"""Fixtures of the console's browser tests: one Chromium per module, a page of its own per test
-(which fails the test on any error its script raised), and an HTTP client of the module's service.
+"""Fixtures of the console's browser tests: one Chromium per test process (each test has a
+browser context of its own, so nothing of one test's pages reaches another's), a page of its own
+per test (which fails the test on any error its script raised), and an HTTP client of the
+module's service.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from playwright.async_api import Browser, Page, async_playwright
 from tests.helpers.console import CHROMIUM, CHROMIUM_FLAGS
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 async def browser() -> AsyncIterator[Browser]:
     assert CHROMIUM.exists(), f"{CHROMIUM} is missing: `make test` installs it (apt-get install chromium)"
     async with async_playwright() as playwright:
