@@ -36,7 +36,11 @@ class WorkerProcess:
     #: The line that says the process is ready.
     ready_line = WORKER_READY_LINE
 
-    def __init__(self, script: str, env: dict[str, str], cwd: Path, *args: str) -> None:
+    def __init__(self, script: str, env: dict[str, str], cwd: Path, *args: str, wait: bool = True) -> None:
+        """Start ``script``; unless ``wait`` is false, wait until it is ready (else call
+        ``wait_ready`` before using it, as when starting something else meanwhile).
+        """
+        self.script = script
         self.process = subprocess.Popen(
             [sys.executable, str(REPO_ROOT / script), *args],
             env=env,
@@ -50,12 +54,17 @@ class WorkerProcess:
         self.started = False
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self) -> None:
+        """Wait until the process says it is ready; stop it and fail if it does not within 60 s."""
         if not self.ready.wait(timeout=60):
             self.stop(signal.SIGKILL)
-            raise AssertionError(f"{script} was not ready within 60 s:\n" + self.output)
+            raise AssertionError(f"{self.script} was not ready within 60 s:\n" + self.output)
         if not self.started:
             code = self.stop(signal.SIGKILL)
-            raise AssertionError(f"{script} exited with {code} before it was ready:\n" + self.output)
+            raise AssertionError(f"{self.script} exited with {code} before it was ready:\n" + self.output)
 
     def _is_ready(self, line: str) -> bool:
         return self.ready_line in line

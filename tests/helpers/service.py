@@ -38,8 +38,10 @@ class ServiceProcess(ServerProcess):
 
     ready_line = "Liara service listening on "
 
-    def __init__(self, env: dict[str, str], cwd: Path, *args: str, connection: tuple[str, ...] = ()) -> None:
-        super().__init__("cognition/liara/cli.py", env, cwd, *connection, "serve", "--port", "0", *args)
+    def __init__(
+        self, env: dict[str, str], cwd: Path, *args: str, connection: tuple[str, ...] = (), wait: bool = True
+    ) -> None:
+        super().__init__("cognition/liara/cli.py", env, cwd, *connection, "serve", "--port", "0", *args, wait=wait)
 
 
 @dataclass(frozen=True)

@@ -43,10 +43,24 @@ def service_tokens(service_dir: Path) -> Tokens:
 
 
 @pytest.fixture(scope="module")
-def liara_service(
-    service_env: dict[str, str], service_dir: Path, service_tokens: Tokens, service_worker: WorkerProcess
+def service_starting(
+    service_env: dict[str, str], service_dir: Path, service_tokens: Tokens
 ) -> Iterator[ServiceProcess]:
+    """The module's service, started without waiting for it: ``liara_service`` starts its worker
+    meanwhile, then waits. Stopped here only if it was never handed out (a worker that failed).
+    """
+    server = ServiceProcess(
+        service_env, service_dir, "--tokens", str(service_tokens.path), "--heartbeat", "0.5", wait=False
+    )
+    yield server
+    if server.process.poll() is None:
+        server.stop(signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def liara_service(service_starting: ServiceProcess, service_worker: WorkerProcess) -> Iterator[ServiceProcess]:
     """The service with the module's token file, event heartbeats every 0.5 s, and a worker."""
-    server = ServiceProcess(service_env, service_dir, "--tokens", str(service_tokens.path), "--heartbeat", "0.5")
+    server = service_starting
+    server.wait_ready()
     yield server
     assert server.stop(signal.SIGTERM, timeout=90) == 0, server.output
