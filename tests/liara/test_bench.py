@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import statistics
 
 import pytest
@@ -106,6 +107,18 @@ def test_bench_refuses_a_sweep_that_is_not_a_list_of_counts(liara_env, tmp_path)
     assert "'1,four' is not a comma-separated list of whole numbers" in completed.stderr
     assert "Traceback" not in completed.stderr
     assert not (tmp_path / "bench-results").exists()
+
+
+def test_bench_cpu_measures_each_side_s_cpu_per_run(liara_env, tmp_path):
+    args = ("--rounds", "1", "--runs", "3", "--concurrency", "2", "--phases", "1", "--warm-up", "1")
+
+    done = run_script("scripts/bench_cpu.py", liara_env, tmp_path, *args, timeout=240)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    medians = done.stdout.split("medians of 1 rounds of 3 runs of 1 phases at concurrency 2\n")[1].splitlines()
+    assert [line.split()[0] for line in medians] == ["baseline", "baseline_unsandboxed", "liara"]
+    for line in medians:
+        assert re.fullmatch(r"\s+\S+\s+[\d.]+ runs/s; CPU per run \(ms\): worker\s+[\d.]+, client\s+[\d.]+", line), line
 
 
 async def test_bench_records_measures_both_stores_and_writes_its_figures(liara_env, tmp_path, postgres):

@@ -92,7 +92,7 @@ async def _timed(run_once: Runner, phases: int) -> float:
     return (time.perf_counter() - began) * 1000
 
 
-async def _load(
+async def load_runs(
     run_once: Runner, runs: int, phases: int, concurrency: int, group: WorkerGroup, progress: Progress, label: str
 ) -> Load:
     task = progress.add_task(f"{label}: {runs} runs of {phases} phases at concurrency {concurrency}", total=runs)
@@ -127,7 +127,7 @@ async def _measure_round(
     for _ in range(plan.single_runs):
         single.append(await _timed(run_once, plan.phases))
         progress.advance(task)
-    loaded = await _load(
+    loaded = await load_runs(
         run_once, plan.crises, plan.phases, plan.concurrency, group, progress, f"{side}, round {number}"
     )
     return Round(single, loaded)
@@ -136,7 +136,7 @@ async def _measure_round(
 async def _sweep(side: str, run_once: Runner, group: WorkerGroup, plan: BenchPlan, progress: Progress) -> list[dict]:
     points = []
     for sweep, phases, concurrency in plan.sweep_points():
-        point = await _load(run_once, plan.sweep_runs, phases, concurrency, group, progress, f"{side} sweep")
+        point = await load_runs(run_once, plan.sweep_runs, phases, concurrency, group, progress, f"{side} sweep")
         points.append(
             {
                 "sweep": sweep,
@@ -202,8 +202,8 @@ async def run_bench(settings: ConnectionSettings, plan: BenchPlan, progress: Pro
     with tempfile.TemporaryDirectory(prefix="liara-bench-") as records:
         groups = {side: WorkerGroup(side, plan.workers, settings, Path(records)) for side in SIDES}
         try:
-            runners = {side: _baseline_run(client, groups[side].task_queue) for side in BASELINES}
-            runners["liara"] = _liara_run(settings, groups["liara"].task_queue)
+            runners = {side: baseline_runner(client, groups[side].task_queue) for side in BASELINES}
+            runners["liara"] = liara_runner(settings, groups["liara"].task_queue)
             for side in SIDES:
                 await wait_for_pollers(agency, groups[side], side)
                 for _ in range(3):  # warm up caches and connections
@@ -272,7 +272,7 @@ def bench_missions(phases: int) -> list[dict[str, Any]]:
     ]
 
 
-def _liara_run(settings: ConnectionSettings, task_queue: str) -> Runner:
+def liara_runner(settings: ConnectionSettings, task_queue: str) -> Runner:
     crises = LiaraTemporalAgency(temporal_host=settings.address, namespace=settings.namespace, task_queue=task_queue)
 
     async def run_once(phases: int) -> None:
@@ -282,7 +282,7 @@ def _liara_run(settings: ConnectionSettings, task_queue: str) -> Runner:
     return run_once
 
 
-def _baseline_run(client: Client, task_queue: str) -> Runner:
+def baseline_runner(client: Client, task_queue: str) -> Runner:
     async def run_once(phases: int) -> None:
         await client.execute_workflow(
             BaselineWorkflow.run, phases, id=f"bench-baseline-{uuid.uuid4()}", task_queue=task_queue

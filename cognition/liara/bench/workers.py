@@ -22,7 +22,7 @@ WORKER_COMMANDS = {
 READY_TIMEOUT_SECONDS = 60.0
 
 
-def _proc_cpu_seconds(pid: int) -> float:
+def proc_cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
@@ -58,7 +58,7 @@ class WorkerGroup:
         ]
 
     def cpu_seconds(self) -> float:
-        return sum(_proc_cpu_seconds(p.pid) for p in self.processes)
+        return sum(proc_cpu_seconds(p.pid) for p in self.processes)
 
     def peak_rss_mib(self) -> float:
         return max(proc_peak_rss_mib(p.pid) for p in self.processes)

@@ -1,0 +1,106 @@
+"""Where a run's CPU goes on one machine: the worker's, the Temporal server's and the client's CPU
+time per run, for Liara and both bare workflows, in alternating rounds of N runs at concurrency C.
+
+    python scripts/setup_temporal.py start --port 17850 --data-dir /tmp/benchsrv
+    python scripts/bench_cpu.py --address localhost:17850 --server-pid "$(pgrep -f 'start-dev --port 17850')"
+
+The sides are those of ``liara bench`` (each with a worker of its own, started as it starts them);
+the server's CPU is read from ``/proc`` of the process given (``--server-pid``; without it, only the
+worker's and the client's are measured), so that server must run on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import tempfile
+from pathlib import Path
+
+from rich.progress import Progress
+
+from app.temporal.client import ConnectionSettings, connect, run_and_exit
+from cognition.liara.agency import LiaraTemporalAgency
+from cognition.liara.bench.runner import SIDES, Runner, baseline_runner, liara_runner, load_runs
+from cognition.liara.bench.workers import WorkerGroup, proc_cpu_seconds, wait_for_pollers
+
+
+def _client_cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def _server_cpu_seconds(pid: int | None) -> float:
+    return proc_cpu_seconds(pid) if pid else 0.0
+
+
+async def measure(
+    settings: ConnectionSettings, server_pid: int | None, args: argparse.Namespace
+) -> dict[str, list[dict]]:
+    agency = LiaraTemporalAgency(temporal_host=settings.address, namespace=settings.namespace)
+    groups: dict[str, WorkerGroup] = {}
+    runners: dict[str, Runner] = {}
+    figures: dict[str, list[dict]] = {side: [] for side in SIDES}
+    with tempfile.TemporaryDirectory(prefix="liara-bench-cpu-") as records, Progress(disable=True) as progress:
+        try:
+            for side in SIDES:
+                groups[side] = WorkerGroup(side, 1, settings, Path(records))
+                await wait_for_pollers(agency, groups[side], side)
+                queue = groups[side].task_queue
+                runners[side] = (
+                    liara_runner(settings, queue)
+                    if side == "liara"
+                    else baseline_runner(await connect(settings), queue)
+                )
+                await load_runs(runners[side], args.warm_up, args.phases, 10, groups[side], progress, side)
+            for number in range(args.rounds):
+                for side in SIDES if number % 2 == 0 else SIDES[::-1]:
+                    server, client = _server_cpu_seconds(server_pid), _client_cpu_seconds()
+                    load = await load_runs(
+                        runners[side], args.runs, args.phases, args.concurrency, groups[side], progress, side
+                    )
+                    per_run = {
+                        "runs/s": args.runs / load.wall_seconds,
+                        "worker": load.cpu_seconds / args.runs * 1000,
+                        "client": (_client_cpu_seconds() - client) / args.runs * 1000,
+                    }
+                    if server_pid:
+                        per_run["server"] = (_server_cpu_seconds(server_pid) - server) / args.runs * 1000
+                    figures[side].append(per_run)
+                    print(f"round {number} {side:21s} " + _line(per_run), flush=True)
+        finally:
+            for group in groups.values():
+                group.stop()
+    return figures
+
+
+def _line(figures: dict[str, float]) -> str:
+    runs = figures["runs/s"]
+    return f"{runs:6.1f} runs/s; CPU per run (ms): " + ", ".join(
+        f"{name} {value:5.1f}" for name, value in figures.items() if name != "runs/s"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--address", help="Temporal server (default: the configured one)")
+    parser.add_argument("--server-pid", type=int, help="the Temporal server's process id, to measure its CPU too")
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--runs", type=int, default=200, help="runs per side and round")
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--phases", type=int, default=4)
+    parser.add_argument("--warm-up", type=int, default=30, help="runs per side before the first round")
+    args = parser.parse_args()
+    settings = ConnectionSettings.resolve(address=args.address)
+    figures = asyncio.run(measure(settings, args.server_pid, args))
+    print(
+        f"medians of {args.rounds} rounds of {args.runs} runs of {args.phases} phases at concurrency {args.concurrency}"
+    )
+    for side, rounds in figures.items():
+        medians = {name: statistics.median(r[name] for r in rounds) for name in rounds[0]}
+        print(f"  {side:21s} " + _line(medians))
+
+
+if __name__ == "__main__":
+    run_and_exit(main)
