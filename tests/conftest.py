@@ -22,6 +22,11 @@ from scripts.local_postgres import LocalPostgres
 from tests.helpers.processes import WorkerProcess, subprocess_env
 from tests.helpers.servers import DevServer, time_skipping_server
 
+#: A workflow deleted on the server is gone once the history's transfer queue has acknowledged its
+#: close, and that acknowledgement is saved every 30 s by default: every second instead, a
+#: deletion (test_reset.py waits for one, as a retention would make) takes about 4 s, not 30.
+DEV_SERVER_TEST_ARGUMENTS = ("--dynamic-config-value", 'history.transferProcessorUpdateAckInterval="1s"')
+
 
 @pytest_asyncio.fixture(scope="session")
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
@@ -47,7 +52,7 @@ async def dev_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[
         data_converter=pydantic_data_converter,
         dev_server_existing_path=temporal_binary(),
         dev_server_database_filename=str(database),
-        dev_server_extra_args=tuned_arguments(),
+        dev_server_extra_args=[*tuned_arguments(), *DEV_SERVER_TEST_ARGUMENTS],
         search_attributes=CRISIS_SEARCH_ATTRIBUTES,
     )
     yield DevServer(env.client.service_client.config.target_host, env.client)

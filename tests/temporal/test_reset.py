@@ -108,7 +108,9 @@ async def test_a_new_crisis_reusing_a_recorded_crisis_id_fails_and_leaves_the_re
                 return True
             return False
 
-        await assert_eventually(deleted, timeout=120, interval=1)  # the server deletes it in about 30 s
+        # The session's dev server deletes it in a few seconds (DEV_SERVER_TEST_ARGUMENTS), a
+        # server with Temporal's defaults in about 30 s.
+        await assert_eventually(deleted, timeout=120, interval=0.5)
         again = await agency.trigger_crisis_response(
             "target-beta", [phase("secure-2", "secure", 2)], crisis_id=crisis_id
         )
