@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from temporalio.client import WorkflowExecutionStatus
 
+from cognition.liara import webhook_deliveries
+from cognition.liara.agency import LiaraTemporalAgency
 from tests.helpers import assert_eventually
 from tests.helpers.cli import assert_one_sentence_error, cli
 from tests.helpers.processes import WorkerProcess
@@ -38,11 +40,16 @@ async def test_a_crisis_s_failing_deliveries_are_listed_and_cancelled(dev_server
         assert started.returncode == 0, started.stderr
         workflow_id = json.loads(started.stdout)["workflow_id"]
 
-        async def both_retried() -> bool:
-            rows = await pending(env, tmp_path, workflow_id)
-            return sorted(row["webhook"] for row in rows if row["attempt"] >= 2) == ["audit", "ops"]
+        # Waited for through the Python API (what `liara webhook list` prints): no CLI process per poll.
+        async with LiaraTemporalAgency(
+            temporal_host=env["TEMPORAL_ADDRESS"], task_queue=env["LIARA_TASK_QUEUE"]
+        ) as api:
 
-        await assert_eventually(both_retried, timeout=60, interval=0.5)
+            async def both_retried() -> bool:
+                rows = await webhook_deliveries.pending(await api.connect(), api.settings, workflow_id)
+                return sorted(row["webhook"] for row in rows if row["attempt"] >= 2) == ["audit", "ops"]
+
+            await assert_eventually(both_retried, timeout=60, interval=0.2)
         [ops] = await pending(env, tmp_path, workflow_id, "--webhook", "ops")
         assert ops["delivery_id"] == f"{workflow_id}-webhook-{ops['event_id']}-ops"
         assert ops["last_failure"] == f"Webhook 'ops' answered HTTP 503 to event {ops['event_id']}."
