@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from cognition.liara.agency import LiaraTemporalAgency
 from cognition.liara.commands.output import print_result, print_status
 from cognition.liara.commands.records import SHOWN_TOOL_CHARS, transcript_lines
 from scripts.scripted_model_server import ScriptedModelServer
@@ -86,10 +87,13 @@ async def test_status_tells_usage_so_far_while_a_crisis_runs_and_in_all_once_it_
 
     assert (await cli(env, tmp_path, "cancel", workflow_id)).returncode == 0
 
-    async def cancelled() -> bool:
-        return json.loads(await shown(env, tmp_path, "status", workflow_id, "--json"))["status"] == "cancelled"
+    # Waited for through the Python API (what `liara status --json` prints), not a CLI process per poll.
+    async with LiaraTemporalAgency(temporal_host=env["TEMPORAL_ADDRESS"], task_queue=env["LIARA_TASK_QUEUE"]) as api:
 
-    await assert_eventually(cancelled, timeout=60, interval=0.5)
+        async def cancelled() -> bool:
+            return (await api.get_crisis_status(workflow_id))["status"] == "cancelled"
+
+        await assert_eventually(cancelled, timeout=60, interval=0.2)
     # Ended without a result: told from its record, the transcript left there.
     ended = json.loads(await shown(env, tmp_path, "status", workflow_id, "--json"))
     assert ended["usage"] == USAGE

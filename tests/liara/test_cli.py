@@ -319,12 +319,17 @@ async def test_user_data_in_status_wait_and_list_is_printed_literally(
     row = next(line for line in shown.stdout.splitlines() if line.strip().startswith("gate-1"))
     assert row.rstrip().endswith(error), shown.stdout
 
-    async def listed_literally() -> bool:
-        listed = await cli(liara_env, tmp_path, "list", "--target", target)
-        assert listed.returncode == 0, listed.stderr
-        return workflow_id in listed.stdout and MARKUP_LIKE in listed.stdout
+    # Visibility is eventually consistent: waited for through the Python API (what `liara list`
+    # prints), then the list as the command prints it.
+    async with LiaraTemporalAgency(temporal_host=liara_env["TEMPORAL_ADDRESS"], task_queue=task_queue) as api:
 
-    await assert_eventually(listed_literally, timeout=30, interval=0.5)
+        async def visible() -> bool:
+            return workflow_id in [row["workflow_id"] for row in await api.list_crises(target=target)]
+
+        await assert_eventually(visible, timeout=30, interval=0.2)
+    listed = await cli(liara_env, tmp_path, "list", "--target", target)
+    assert listed.returncode == 0, listed.stderr
+    assert workflow_id in listed.stdout and MARKUP_LIKE in listed.stdout, listed.stdout
 
 
 async def test_status_of_a_cancelled_crisis_shows_its_recorded_phases_and_who_cancelled(

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from app.temporal.models import MAX_PARALLEL
+from cognition.liara import schedules
+from cognition.liara.agency import LiaraTemporalAgency
 from tests.helpers import assert_eventually
 from tests.helpers.cli import cli, run_cli
 
@@ -38,19 +40,30 @@ def missions(tmp_path: Path) -> Path:
     return path
 
 
+def api(env: dict[str, str]) -> LiaraTemporalAgency:
+    """The Python API on the commands' server and queue: waits poll through it (``liara status``
+    and ``schedule describe`` print what it returns), not a CLI process per poll.
+    """
+    return LiaraTemporalAgency(temporal_host=env["TEMPORAL_ADDRESS"], task_queue=env["LIARA_TASK_QUEUE"])
+
+
 async def runs_one_at_a_time(env: dict[str, str], cwd: Path, workflow_id: str) -> None:
     """Once a phase runs, the other waits: the crisis was started with ``max_parallel`` 1."""
 
-    async def statuses() -> list[str]:
-        report = json.loads((await cli(env, cwd, "status", workflow_id, "--json")).stdout)
+    def statuses(report: dict) -> list[str]:
         return sorted(phase["status"] for phase in report.get("phases", []))
 
-    async def one_runs() -> bool:
-        return "running" in await statuses()
-
     try:
-        await assert_eventually(one_runs, timeout=60, interval=0.5)
-        assert await statuses() == ["pending", "running"]
+        async with api(env) as agency:
+
+            async def one_runs() -> bool:
+                return "running" in statuses(await agency.get_crisis_status(workflow_id))
+
+            await assert_eventually(one_runs, timeout=60, interval=0.2)
+        assert statuses(json.loads((await cli(env, cwd, "status", workflow_id, "--json")).stdout)) == [
+            "pending",
+            "running",
+        ]
     finally:
         await cli(env, cwd, "cancel", workflow_id)
 
@@ -85,16 +98,14 @@ async def test_a_schedule_starts_its_crises_with_the_phases_that_run_at_once(
     try:
         assert (await cli(liara_env, tmp_path, "schedule", "trigger", name)).returncode == 0
 
-        async def running() -> list[str]:
-            return json.loads((await cli(liara_env, tmp_path, "schedule", "describe", name, "--json")).stdout)[
-                "running"
-            ]
+        async with api(liara_env) as agency:
 
-        async def one_crisis_runs() -> bool:
-            return len(await running()) == 1
+            async def one_crisis_runs() -> bool:
+                return len((await schedules.described(agency.client, name))["running"]) == 1
 
-        await assert_eventually(one_crisis_runs, timeout=60, interval=0.5)
-        [workflow_id] = await running()
+            await assert_eventually(one_crisis_runs, timeout=60, interval=0.2)
+        described = await cli(liara_env, tmp_path, "schedule", "describe", name, "--json")
+        [workflow_id] = json.loads(described.stdout)["running"]
         await runs_one_at_a_time(liara_env, tmp_path, workflow_id)
     finally:
         await cli(liara_env, tmp_path, "schedule", "delete", name)
