@@ -166,40 +166,45 @@ async def test_a_queued_crisis_waits_for_a_worker_then_completes(dev_server, lia
     address = liara_env["TEMPORAL_ADDRESS"]
     worker = f"liara worker{'' if address == 'localhost:7233' else f' --address {address}'} --task-queue {task_queue}"
     waiting = f"no worker polls task queue '{task_queue}': start one with `{worker}`"
-    gave_up = await cli(liara_env, tmp_path, "wait", workflow_id, "--timeout", "1")
+    crisis_id = workflow_id.removeprefix("crisis-workflow-")
+    # Every command below asks about the same queued crisis, none changes it: run side by side
+    # (wait and watch each wait out their --timeout).
+    changes = (("add-phases", workflow_id, "extract"), ("approve", workflow_id, "recon-phase-1"))
+    gave_up, shown, watched, shown_json, by_crisis_id, *refusals = await asyncio.gather(
+        cli(liara_env, tmp_path, "wait", workflow_id, "--timeout", "1"),
+        cli(liara_env, tmp_path, "status", workflow_id),
+        cli(liara_env, tmp_path, "watch", workflow_id, "--timeout", "3"),
+        cli(liara_env, tmp_path, "status", workflow_id, "--json"),
+        cli(liara_env, tmp_path, "status", crisis_id),
+        *(cli(liara_env, tmp_path, *change) for change in changes),
+    )
     assert gave_up.returncode == 1
     message = assert_one_sentence_error(gave_up.stderr)
     assert message == (
         f"Error: Crisis workflow {workflow_id} did not finish within 1 s; it keeps running, but {waiting}."
     )
 
-    shown = await cli(liara_env, tmp_path, "status", workflow_id)
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.splitlines() == [f"Crisis workflow {workflow_id}: running", waiting]
 
     # watch says so within its first poll (it ends with its --timeout: the crisis waits on).
-    watched = await cli(liara_env, tmp_path, "watch", workflow_id, "--timeout", "3")
     assert watched.returncode == 1
     assert watched.stdout.splitlines()[0] == waiting
     assert "did not finish within 3 s" in assert_one_sentence_error(watched.stderr)
 
-    shown_json = await cli(liara_env, tmp_path, "status", workflow_id, "--json")
     assert shown_json.returncode == 0, shown_json.stderr
     report = json.loads(shown_json.stdout)
     assert (report["status"], report["workers_polling"]) == ("running", 0)
     assert report["note"] == waiting
 
     # The crisis id (as `liara record list` shows crises) is not the workflow id: said so, naming it.
-    crisis_id = workflow_id.removeprefix("crisis-workflow-")
-    by_crisis_id = await cli(liara_env, tmp_path, "status", crisis_id)
     assert by_crisis_id.returncode == 1
     assert assert_one_sentence_error(by_crisis_id.stderr) == (
         f"Error: No crisis workflow '{crisis_id}' in namespace 'default': that is the crisis id of crisis workflow "
         f"{workflow_id}; use that workflow id."
     )
     # A change that only a worker can take is refused at once rather than left waiting for one.
-    for change in (("add-phases", workflow_id, "extract"), ("approve", workflow_id, "recon-phase-1")):
-        refused = await cli(liara_env, tmp_path, *change)
+    for change, refused in zip(changes, refusals, strict=True):
         assert refused.returncode == 1, change
         assert f"no worker polls task queue '{task_queue}'" in assert_one_sentence_error(refused.stderr)
 
