@@ -103,6 +103,7 @@ class RemoteAgency:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        await self._feeds.close()  # a stream no one follows any more still waits for its next event
         await self._http.aclose()
 
     async def start_crisis(

@@ -7,6 +7,7 @@ asks where the crisis stands while it runs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -370,6 +371,26 @@ async def test_watch_through_the_service_gives_up_at_its_timeout_and_stops_at_ct
 
 
 @pytest.mark.integration
+async def test_leaving_the_remote_agency_stops_the_event_streams_it_read(liara_service, service_tokens, http):
+    operator = service_tokens.headers("operator-1")
+    workflow_id = await start(http, operator, crisis_body(gate("web-3"), target="web-3"))
+
+    def stream_readers() -> list[asyncio.Task[Any]]:
+        return [
+            t
+            for t in asyncio.all_tasks()
+            if getattr(t.get_coro(), "__qualname__", "") == "CrisisFeed._read" and not t.done()
+        ]
+
+    async with RemoteAgency(liara_service.url, service_tokens.by_name["operator-1"]) as remote:
+        async with contextlib.aclosing(remote.crisis_events(workflow_id)) as events:
+            first = await anext(events)
+        assert first["id"] == 0
+        assert len(stream_readers()) == 1, "the crisis waits at its gate: its stream stays open for the next event"
+    assert stream_readers() == []
+    assert (await http.post(f"/v1/crises/{workflow_id}/cancel", headers=operator)).is_success
+
+
 async def test_watch_and_wait_through_the_service_of_an_unknown_crisis_say_so_once(operator_env, tmp_path):
     for args in (("watch", UNKNOWN), ("watch", UNKNOWN, "--json"), ("wait", UNKNOWN)):
         refused = await start_counted(operator_env, tmp_path, tmp_path / "unknown.log", *args)
