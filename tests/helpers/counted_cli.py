@@ -66,7 +66,25 @@ def _count_calls(log: Path) -> None:
     httpx.AsyncClient.send = counted_send  # type: ignore[method-assign]
 
 
+def _tell_where_it_waits() -> None:
+    """On SIGUSR1, write every thread's and every asyncio task's stack to standard error (for a
+    test whose command does not end when it should).
+    """
+    import asyncio
+    import faulthandler
+    import signal
+
+    def tell(*_: Any) -> None:
+        faulthandler.dump_traceback(all_threads=True)
+        loop = asyncio._get_running_loop()
+        for task in asyncio.all_tasks(loop) if loop else ():
+            task.print_stack(file=sys.stderr)
+
+    signal.signal(signal.SIGUSR1, tell)
+
+
 if __name__ == "__main__":
+    _tell_where_it_waits()
     _count_calls(Path(sys.argv[1]))
     sys.argv = [str(REPO_ROOT / "cognition/liara/cli.py"), *sys.argv[2:]]
     from cognition.liara.cli import main

@@ -190,6 +190,12 @@ async def finish(process: asyncio.subprocess.Process) -> tuple[str, str]:
     try:
         async with asyncio.timeout(90):
             out, err = await process.communicate()
+    except TimeoutError:
+        process.send_signal(signal.SIGUSR1)  # counted_cli writes where it waits
+        await asyncio.sleep(2)
+        process.kill()
+        out, err = await process.communicate()
+        raise AssertionError(f"the command did not end; where it waited:\n{err.decode()[-20000:]}") from None
     finally:
         if process.returncode is None:
             process.kill()
