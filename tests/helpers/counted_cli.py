@@ -84,6 +84,11 @@ def _tell_where_it_waits() -> None:
 
 
 if __name__ == "__main__":
+    import signal
+
+    # Ctrl-C reaches a command run from a terminal; a shell ignores it for its background jobs, and
+    # a test suite run as one would hand that on to the command it tests.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     _tell_where_it_waits()
     _count_calls(Path(sys.argv[1]))
     sys.argv = [str(REPO_ROOT / "cognition/liara/cli.py"), *sys.argv[2:]]
