@@ -15,15 +15,12 @@ import argparse
 import asyncio
 import os
 import statistics
-import tempfile
-from pathlib import Path
 
 from rich.progress import Progress
 
-from app.temporal.client import ConnectionSettings, connect, run_and_exit
-from cognition.liara.agency import LiaraTemporalAgency
-from cognition.liara.bench.runner import SIDES, Runner, baseline_runner, liara_runner, load_runs
-from cognition.liara.bench.workers import WorkerGroup, proc_cpu_seconds, wait_for_pollers
+from app.temporal.client import ConnectionSettings, run_and_exit
+from cognition.liara.bench.runner import SIDES, load_runs, running_sides, side_order
+from cognition.liara.bench.workers import proc_cpu_seconds
 
 
 def _client_cpu_seconds() -> float:
@@ -38,24 +35,13 @@ def _server_cpu_seconds(pid: int | None) -> float:
 async def measure(
     settings: ConnectionSettings, server_pid: int | None, args: argparse.Namespace
 ) -> dict[str, list[dict]]:
-    agency = LiaraTemporalAgency(temporal_host=settings.address, namespace=settings.namespace)
-    groups: dict[str, WorkerGroup] = {}
-    runners: dict[str, Runner] = {}
     figures: dict[str, list[dict]] = {side: [] for side in SIDES}
-    with tempfile.TemporaryDirectory(prefix="liara-bench-cpu-") as records, Progress(disable=True) as progress:
-        try:
+    with Progress(disable=True) as progress:
+        async with running_sides(settings, 1) as (groups, runners):
             for side in SIDES:
-                groups[side] = WorkerGroup(side, 1, settings, Path(records))
-                await wait_for_pollers(agency, groups[side], side)
-                queue = groups[side].task_queue
-                runners[side] = (
-                    liara_runner(settings, queue)
-                    if side == "liara"
-                    else baseline_runner(await connect(settings), queue)
-                )
                 await load_runs(runners[side], args.warm_up, args.phases, 10, groups[side], progress, side)
-            for number in range(args.rounds):
-                for side in SIDES if number % 2 == 0 else SIDES[::-1]:
+            for number in range(1, args.rounds + 1):
+                for side in side_order(number):
                     server, client = _server_cpu_seconds(server_pid), _client_cpu_seconds()
                     load = await load_runs(
                         runners[side], args.runs, args.phases, args.concurrency, groups[side], progress, side
@@ -69,9 +55,6 @@ async def measure(
                         per_run["server"] = (_server_cpu_seconds(server_pid) - server) / args.runs * 1000
                     figures[side].append(per_run)
                     print(f"round {number} {side:21s} " + _line(per_run), flush=True)
-        finally:
-            for group in groups.values():
-                group.stop()
     return figures
 
 

@@ -9,7 +9,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -187,6 +188,35 @@ def _round_ratios(number: int, first: str, sides: dict[str, Round]) -> dict[str,
     return entry
 
 
+def side_order(number: int) -> tuple[str, ...]:
+    """The sides in the order they run in round ``number`` (from 1): it reverses every round."""
+    return SIDES if number % 2 else SIDES[::-1]
+
+
+@asynccontextmanager
+async def running_sides(
+    settings: ConnectionSettings, workers: int
+) -> AsyncIterator[tuple[dict[str, WorkerGroup], dict[str, Runner]]]:
+    """Every side's worker processes, polling their task queues, and each side's runner; the
+    workers are stopped on leaving.
+    """
+    agency = LiaraTemporalAgency(
+        temporal_host=settings.address, namespace=settings.namespace, task_queue=settings.task_queue
+    )
+    client = await agency.connect()
+    with tempfile.TemporaryDirectory(prefix="liara-bench-") as records:
+        groups = {side: WorkerGroup(side, workers, settings, Path(records)) for side in SIDES}
+        try:
+            runners = {side: _baseline_run(client, groups[side].task_queue) for side in BASELINES}
+            runners["liara"] = _liara_run(settings, groups["liara"].task_queue)
+            for side in SIDES:
+                await wait_for_pollers(agency, groups[side], side)
+            yield groups, runners
+        finally:
+            for group in groups.values():
+                group.stop()
+
+
 async def run_bench(settings: ConnectionSettings, plan: BenchPlan, progress: Progress) -> dict[str, Any]:
     """Measure every side in rounds, then sweep each; return every figure, and Liara's ratios to
     each baseline.
@@ -195,31 +225,19 @@ async def run_bench(settings: ConnectionSettings, plan: BenchPlan, progress: Pro
     round to round, so a drift of the shared server (its database grows, SQLite checkpoints)
     weighs on all sides alike. The headline ratios are medians of the rounds'.
     """
-    agency = LiaraTemporalAgency(
-        temporal_host=settings.address, namespace=settings.namespace, task_queue=settings.task_queue
-    )
-    client = await agency.connect()
-    with tempfile.TemporaryDirectory(prefix="liara-bench-") as records:
-        groups = {side: WorkerGroup(side, plan.workers, settings, Path(records)) for side in SIDES}
-        try:
-            runners = {side: baseline_runner(client, groups[side].task_queue) for side in BASELINES}
-            runners["liara"] = liara_runner(settings, groups["liara"].task_queue)
-            for side in SIDES:
-                await wait_for_pollers(agency, groups[side], side)
-                for _ in range(3):  # warm up caches and connections
-                    await _timed(runners[side], plan.phases)
-            rounds: dict[str, list[Round]] = {side: [] for side in SIDES}
-            orders = []
-            for number in range(1, plan.rounds + 1):
-                order = SIDES if number % 2 else SIDES[::-1]
-                orders.append(order[0])
-                for side in order:
-                    rounds[side].append(await _measure_round(side, runners[side], groups[side], plan, progress, number))
-            sweeps = {side: await _sweep(side, runners[side], groups[side], plan, progress) for side in SIDES}
-            figures = {side: _side_figures(rounds[side], plan, groups[side], sweeps[side]) for side in SIDES}
-        finally:
-            for group in groups.values():
-                group.stop()
+    async with running_sides(settings, plan.workers) as (groups, runners):
+        for side in SIDES:
+            for _ in range(3):  # warm up caches and connections
+                await _timed(runners[side], plan.phases)
+        rounds: dict[str, list[Round]] = {side: [] for side in SIDES}
+        orders = []
+        for number in range(1, plan.rounds + 1):
+            order = side_order(number)
+            orders.append(order[0])
+            for side in order:
+                rounds[side].append(await _measure_round(side, runners[side], groups[side], plan, progress, number))
+        sweeps = {side: await _sweep(side, runners[side], groups[side], plan, progress) for side in SIDES}
+        figures = {side: _side_figures(rounds[side], plan, groups[side], sweeps[side]) for side in SIDES}
     liara = figures["liara"]
     per_round = [
         _round_ratios(number, orders[number - 1], {side: rounds[side][number - 1] for side in SIDES})
@@ -272,7 +290,7 @@ def bench_missions(phases: int) -> list[dict[str, Any]]:
     ]
 
 
-def liara_runner(settings: ConnectionSettings, task_queue: str) -> Runner:
+def _liara_run(settings: ConnectionSettings, task_queue: str) -> Runner:
     crises = LiaraTemporalAgency(temporal_host=settings.address, namespace=settings.namespace, task_queue=task_queue)
 
     async def run_once(phases: int) -> None:
@@ -282,7 +300,7 @@ def liara_runner(settings: ConnectionSettings, task_queue: str) -> Runner:
     return run_once
 
 
-def baseline_runner(client: Client, task_queue: str) -> Runner:
+def _baseline_run(client: Client, task_queue: str) -> Runner:
     async def run_once(phases: int) -> None:
         await client.execute_workflow(
             BaselineWorkflow.run, phases, id=f"bench-baseline-{uuid.uuid4()}", task_queue=task_queue
