@@ -50,12 +50,18 @@ async def status_of(env: dict[str, str], cwd: Path, workflow_id: str) -> dict[st
     return json.loads((await cli(env, cwd, "status", workflow_id, "--json")).stdout)
 
 
-async def until_awaiting(env: dict[str, str], workflow_id: str, phase_id: str) -> None:
-    """Wait until ``phase_id`` awaits approval, as ``liara status`` tells it: polled through the
-    Python API on the commands' server and queue (``status --json`` prints what it returns), not
-    a CLI process per poll.
+def commands_agency(env: dict[str, str]) -> LiaraTemporalAgency:
+    """The Python API on the server and task queue of the commands' environment ``env``: a test
+    polls through it (``liara status --json`` prints what it returns), not a CLI process per poll.
     """
-    async with LiaraTemporalAgency(temporal_host=env["TEMPORAL_ADDRESS"], task_queue=env["LIARA_TASK_QUEUE"]) as agency:
+    return LiaraTemporalAgency(temporal_host=env["TEMPORAL_ADDRESS"], task_queue=env["LIARA_TASK_QUEUE"])
+
+
+async def until_awaiting(env: dict[str, str], workflow_id: str, phase_id: str) -> None:
+    """Wait until ``phase_id`` awaits approval, as ``liara status`` tells it (polled through
+    ``commands_agency``).
+    """
+    async with commands_agency(env) as agency:
 
         async def awaiting() -> bool:
             phases = (await agency.get_crisis_status(workflow_id)).get("phases", [])

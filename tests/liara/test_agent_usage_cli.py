@@ -15,12 +15,11 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from cognition.liara.agency import LiaraTemporalAgency
 from cognition.liara.commands.output import print_result, print_status
 from cognition.liara.commands.records import SHOWN_TOOL_CHARS, transcript_lines
 from scripts.scripted_model_server import ScriptedModelServer
 from tests.helpers import assert_eventually
-from tests.helpers.cli import cli, until_awaiting
+from tests.helpers.cli import cli, commands_agency, until_awaiting
 from tests.helpers.model_agents import KEY, USAGE, agent_env, gate, script, triage
 from tests.helpers.processes import WorkerProcess
 
@@ -88,7 +87,7 @@ async def test_status_tells_usage_so_far_while_a_crisis_runs_and_in_all_once_it_
     assert (await cli(env, tmp_path, "cancel", workflow_id)).returncode == 0
 
     # Waited for through the Python API (what `liara status --json` prints), not a CLI process per poll.
-    async with LiaraTemporalAgency(temporal_host=env["TEMPORAL_ADDRESS"], task_queue=env["LIARA_TASK_QUEUE"]) as api:
+    async with commands_agency(env) as api:
 
         async def cancelled() -> bool:
             return (await api.get_crisis_status(workflow_id))["status"] == "cancelled"

@@ -23,9 +23,8 @@ import pytest_asyncio
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError
 
-from cognition.liara.agency import LiaraTemporalAgency
 from tests.helpers import REPO_ROOT, assert_eventually
-from tests.helpers.cli import assert_one_sentence_error, cli
+from tests.helpers.cli import assert_one_sentence_error, cli, commands_agency
 from tests.helpers.processes import WorkerProcess
 
 pytestmark = pytest.mark.integration
@@ -79,14 +78,9 @@ def by_phase(phases: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 # through the command line.
 
 
-def agency_of(env: dict[str, str]) -> LiaraTemporalAgency:
-    """The Python API on the server and task queue of the commands' environment."""
-    return LiaraTemporalAgency(temporal_host=env["TEMPORAL_ADDRESS"], task_queue=env["LIARA_TASK_QUEUE"])
-
-
 async def until_phase(env: dict[str, str], workflow_id: str, phase_id: str, status: str) -> None:
     """Wait until ``phase_id`` of the running crisis has ``status`` (as ``liara status`` tells it)."""
-    async with agency_of(env) as agency:
+    async with commands_agency(env) as agency:
 
         async def reached() -> bool:
             report = await agency.get_crisis_status(workflow_id)
@@ -107,7 +101,7 @@ async def until_listed(
     """Wait until the crises that ``filters`` select are ``rows_are`` (visibility is eventually
     consistent), then assert that ``liara list`` with those filters lists just that.
     """
-    async with agency_of(env) as agency:
+    async with commands_agency(env) as agency:
 
         async def selected() -> bool:
             return rows_are(await agency.list_crises(**filters, limit=1000))

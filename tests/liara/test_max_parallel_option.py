@@ -13,9 +13,8 @@ import pytest
 
 from app.temporal.models import MAX_PARALLEL
 from cognition.liara import schedules
-from cognition.liara.agency import LiaraTemporalAgency
 from tests.helpers import assert_eventually
-from tests.helpers.cli import cli, run_cli
+from tests.helpers.cli import cli, commands_agency, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -40,13 +39,6 @@ def missions(tmp_path: Path) -> Path:
     return path
 
 
-def api(env: dict[str, str]) -> LiaraTemporalAgency:
-    """The Python API on the commands' server and queue: waits poll through it (``liara status``
-    and ``schedule describe`` print what it returns), not a CLI process per poll.
-    """
-    return LiaraTemporalAgency(temporal_host=env["TEMPORAL_ADDRESS"], task_queue=env["LIARA_TASK_QUEUE"])
-
-
 async def runs_one_at_a_time(env: dict[str, str], cwd: Path, workflow_id: str) -> None:
     """Once a phase runs, the other waits: the crisis was started with ``max_parallel`` 1."""
 
@@ -54,7 +46,7 @@ async def runs_one_at_a_time(env: dict[str, str], cwd: Path, workflow_id: str) -
         return sorted(phase["status"] for phase in report.get("phases", []))
 
     try:
-        async with api(env) as agency:
+        async with commands_agency(env) as agency:
 
             async def one_runs() -> bool:
                 return "running" in statuses(await agency.get_crisis_status(workflow_id))
@@ -98,7 +90,7 @@ async def test_a_schedule_starts_its_crises_with_the_phases_that_run_at_once(
     try:
         assert (await cli(liara_env, tmp_path, "schedule", "trigger", name)).returncode == 0
 
-        async with api(liara_env) as agency:
+        async with commands_agency(liara_env) as agency:
 
             async def one_crisis_runs() -> bool:
                 return len((await schedules.described(agency.client, name))["running"]) == 1

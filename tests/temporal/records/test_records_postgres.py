@@ -15,11 +15,10 @@ import pytest
 
 from app.temporal.models import PhaseStatus
 from app.temporal.records import FileRecordStore, PostgresRecordStore
-from cognition.liara.agency import LiaraTemporalAgency
 from cognition.liara.crisis_records import CrisisRecordNotFoundError
 from scripts.local_postgres import LocalPostgres
 from tests.helpers import assert_eventually
-from tests.helpers.cli import assert_one_sentence_error, cli, run_cli
+from tests.helpers.cli import assert_one_sentence_error, cli, commands_agency, run_cli
 from tests.helpers.records import create, ended, scratch_database, tables_with_schema_version
 
 pytestmark = pytest.mark.integration
@@ -92,7 +91,7 @@ async def test_workers_write_records_to_postgresql_and_liara_record_reads_them(
     where = f"postgresql://{postgres.host}:{postgres.port}/{postgres.database}"
     assert f"INFO - Crisis records: {where}" in worker.output
     crisis_id = f"pg-{uuid.uuid4().hex[:8]}"
-    async with LiaraTemporalAgency(temporal_host=env["TEMPORAL_ADDRESS"], task_queue=env["LIARA_TASK_QUEUE"]) as agency:
+    async with commands_agency(env) as agency:
         workflow_id = await agency.trigger_crisis_response(
             "target-alpha", missions("target-alpha", "recon", "secure", "extract"), crisis_id=crisis_id
         )
@@ -147,7 +146,7 @@ async def test_a_database_stopped_mid_crisis_pauses_it_until_it_is_back_and_noth
     crisis_id = f"pg-down-{uuid.uuid4().hex[:8]}"
     phases = missions("target-alpha", "recon", "secure", "extract", "cleanup", duration=0.5)
     down = f"cannot reach the crisis record database postgresql://{postgres.host}:{postgres.port}/"
-    async with LiaraTemporalAgency(temporal_host=env["TEMPORAL_ADDRESS"], task_queue=env["LIARA_TASK_QUEUE"]) as agency:
+    async with commands_agency(env) as agency:
         workflow_id = await agency.trigger_crisis_response("target-alpha", phases, crisis_id=crisis_id)
 
         async def first_phase_done() -> bool:
