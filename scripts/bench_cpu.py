@@ -15,10 +15,12 @@ import argparse
 import asyncio
 import os
 import statistics
+from pathlib import Path
 
 from rich.progress import Progress
 
 from app.temporal.client import ConnectionSettings, run_and_exit
+from app.temporal.errors import LiaraError
 from cognition.liara.bench.runner import SIDES, load_runs, running_sides, side_order
 from cognition.liara.bench.workers import proc_cpu_seconds
 
@@ -75,8 +77,18 @@ def main() -> None:
     parser.add_argument("--phases", type=int, default=4)
     parser.add_argument("--warm-up", type=int, default=30, help="runs per side before the first round")
     args = parser.parse_args()
+    for name in ("rounds", "runs", "concurrency", "phases"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1")
+    if args.warm_up < 0:
+        parser.error("--warm-up cannot be negative")
+    if args.server_pid is not None and not Path(f"/proc/{args.server_pid}/stat").exists():
+        parser.error(f"no process {args.server_pid} runs on this machine: give the Temporal server's process id")
     settings = ConnectionSettings.resolve(address=args.address)
-    figures = asyncio.run(measure(settings, args.server_pid, args))
+    try:
+        figures = asyncio.run(measure(settings, args.server_pid, args))
+    except (LiaraError, RuntimeError) as err:  # an unreachable server, workers that never polled
+        raise SystemExit(f"Error: {err}") from None
     print(
         f"medians of {args.rounds} rounds of {args.runs} runs of {args.phases} phases at concurrency {args.concurrency}"
     )

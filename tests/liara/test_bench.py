@@ -121,6 +121,22 @@ def test_bench_cpu_measures_each_side_s_cpu_per_run(liara_env, tmp_path):
         assert re.fullmatch(r"\s+\S+\s+[\d.]+ runs/s; CPU per run \(ms\): worker\s+[\d.]+, client\s+[\d.]+", line), line
 
 
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("--server-pid", "999999999"), "no process 999999999 runs on this machine"),
+        (("--runs", "0"), "--runs must be at least 1"),
+        (("--address", "localhost:1", "--rounds", "1"), "Error: Cannot reach the Temporal server at localhost:1"),
+    ],
+)
+def test_bench_cpu_refuses_what_it_cannot_measure_in_one_sentence(liara_env, tmp_path, args, says):
+    done = run_script("scripts/bench_cpu.py", liara_env, tmp_path, *args, timeout=120)
+
+    assert done.returncode != 0
+    assert says in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 async def test_bench_records_measures_both_stores_and_writes_its_figures(liara_env, tmp_path, postgres):
     _, url = scratch_database(postgres)
     figures_file = tmp_path / "records.json"
