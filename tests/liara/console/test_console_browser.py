@@ -529,6 +529,14 @@ async def clips(locator) -> bool:
     )
 
 
+async def box_size(locator) -> dict:
+    """What decides whether a box clips, said when a test finds it does not."""
+    return await locator.evaluate(
+        "(box) => ({scroll: [box.scrollWidth, box.scrollHeight], client: [box.clientWidth, box.clientHeight],"
+        " maxHeight: getComputedStyle(box).maxHeight, text: box.textContent.length})"
+    )
+
+
 async def the_whole_json(holder, what: str) -> str:
     """The JSON of the card's (or inbox item's) `what` box ("output", "params"), shown whole: a box
     that clips it offers Expand, which shows all of it."""
@@ -607,7 +615,8 @@ async def test_an_output_or_params_larger_than_its_box_can_be_seen_whole(page, s
     await expect(expand).to_have_attribute("aria-expanded", "false")
     output = scan.locator(".json-box", has=page.locator(".json-label", has_text=re.compile("^Output"))).locator("pre")
     await expect(output).to_contain_text("host-00.")  # drawn: the result may come after the last event
-    assert await clips(output)  # forty hosts, on lines longer than the card
+    await expect(expand).to_be_visible()  # the console measured the box as clipping its JSON
+    assert await clips(output), await box_size(output)  # forty hosts, on lines longer than the card
     await expect(scan).to_contain_text(re.compile(r"Output \(\d+ characters\)"))
 
     shown = await the_whole_json(scan, "output")
