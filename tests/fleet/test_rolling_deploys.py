@@ -35,6 +35,7 @@ def worker(dev_server, task_queue: str, tmp_path: Path, perform=None):
         perform or real.perform_agent_mission,
         real.log_mission_phase,
         real.finalize_crisis_response,
+        real.hold_final_write,
     ]
     return crisis_workflow_worker(dev_server.client, task_queue, activities)
 

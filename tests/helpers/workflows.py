@@ -36,6 +36,7 @@ async def crisis_worker(client: Client, task_queue: str, store: FileRecordStore,
         mission or real.perform_agent_mission,
         real.log_mission_phase,
         real.finalize_crisis_response,
+        real.hold_final_write,
     ]
     async with crisis_workflow_worker(client, task_queue, activities):
         yield
@@ -165,6 +166,7 @@ def worker(dev_server, task_queue: str, tmp_path: Path):
         real.perform_agent_mission,
         real.log_mission_phase,
         real.finalize_crisis_response,
+        real.hold_final_write,
     ]
     return crisis_workflow_worker(dev_server.client, task_queue, activities)
 

@@ -204,10 +204,10 @@ async def scenario_worker(
         config = Path(folder) / "liara.toml"
         config.write_text(scenario.executors(model.base_url))
         registry = load_executor_registry(config, environ={})
+        crisis_activities = CrisisActivities(store, registry)
+        own_steps = [crisis_activities.hold_final_write, *AgentStepActivities(registry, store).all()]
         try:
-            async with crisis_workflow_worker(
-                client, queue, [*CrisisActivities(store, registry).all(), *AgentStepActivities(registry, store).all()]
-            ):
+            async with crisis_workflow_worker(client, queue, [*crisis_activities.all(), *own_steps]):
                 yield
         finally:
             await registry.aclose()
@@ -220,6 +220,8 @@ def scenarios() -> dict[str, Scenario]:
     undo_held = Agents(failing=("extract",), holding=("release-perimeter",))
     return {
         "crisis_completed": Scenario(crisis_request("crisis-replay-completed")),
+        # The last phase's activity gives the record its final state: no final write after it.
+        "crisis_finalized_by_its_last_phase": Scenario(crisis_request("crisis-replay-finalized-by-last")),
         "crisis_phase_failed": Scenario(crisis_request("crisis-replay-phase-failed"), secure_fails_twice_then_always),
         "crisis_cancelled": Scenario(
             request(

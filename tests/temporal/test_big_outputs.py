@@ -54,6 +54,7 @@ def activities(store: FileRecordStore, executor=None) -> list:
         real.perform_agent_mission,
         real.log_mission_phase,
         real.finalize_crisis_response,
+        real.hold_final_write,
     ]
 
 

@@ -69,6 +69,7 @@ class Crisis:
             "perform_agent_mission": self.perform,
             "log_mission_phase": self.real.log_mission_phase,
             "finalize_crisis_response": self.real.finalize_crisis_response,
+            "hold_final_write": self.real.hold_final_write,
         }
         self.activities = list({**activities, **doubles}.values())
 

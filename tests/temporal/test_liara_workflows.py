@@ -56,7 +56,7 @@ async def test_the_server_runs_one_activity_per_phase_and_the_worker_writes_the_
     time_skipping_env, task_queue, store
 ):
     """The request check and the record writes stay in the worker: the first phase's activity
-    creates the record, each phase's activity writes its entry, the final write is a local activity.
+    creates the record, each phase's activity writes its entry, the last one's with the final state.
     """
     request = crisis_request("crisis-lean")
     async with crisis_worker(time_skipping_env.client, task_queue, store):
@@ -77,7 +77,7 @@ async def test_the_server_runs_one_activity_per_phase_and_the_worker_writes_the_
         if e.HasField("marker_recorded_event_attributes")
         and e.marker_recorded_event_attributes.marker_name == "core_local_activity"
     ]
-    assert len(local) == 1  # the record finalized
+    assert local == []  # no write of the workflow's own
     record = json.loads(store.path_for("crisis-lean").read_text())
     assert record["status"] == "completed"
     assert [p["status"] for p in record["phases"]] == ["completed"] * 4
@@ -135,7 +135,7 @@ async def test_a_record_the_first_phase_cannot_create_keeps_its_agent_from_runni
     async def initialize(crisis: CrisisSnapshot) -> None:
         await real.initialize_crisis_response(crisis)
 
-    activities = [initialize, perform, real.log_mission_phase, real.finalize_crisis_response]
+    activities = [initialize, perform, real.log_mission_phase, real.finalize_crisis_response, real.hold_final_write]
     async with crisis_workflow_worker(time_skipping_env.client, task_queue, activities):
         result: CrisisResult = await time_skipping_env.client.execute_workflow(
             CrisisResponseWorkflow.run, request, id=f"crisis-workflow-{request.crisis_id}", task_queue=task_queue

@@ -31,7 +31,7 @@ def test_the_crisis_workflow_keeps_its_name_query_and_updates() -> None:
     assert list(inspect.signature(workflows.CrisisResponseWorkflow.run).parameters) == ["self", "request", "continued"]
 
 
-def test_activities_module_exports_the_five_activities() -> None:
+def test_activities_module_exports_the_spec_activities_and_the_final_write_hold() -> None:
     assert activities.__all__ == ["CrisisActivities"]
     names = {
         activity._Definition.must_from_callable(method).name
@@ -44,6 +44,7 @@ def test_activities_module_exports_the_five_activities() -> None:
         "perform_agent_mission",
         "log_mission_phase",
         "finalize_crisis_response",
+        "hold_final_write",
     }
 
 

@@ -1,8 +1,11 @@
-"""Which write puts each completed phase in the crisis record.
+"""Which write puts each completed phase in the crisis record, and which gives it its final state.
 
-A phase's own activity writes its entry before it reports, except the last phase's: the final
-record write includes it. Phases added while that last phase runs make it an ordinary phase
-again, so the workflow writes its entry before the added phases run.
+A phase's own activity writes its entry before it reports. The last phase's activity, when every
+other phase has completed, writes its entry and the record's final state at once; otherwise the
+workflow's final write includes it. Phases added while that last phase runs, or a cancel, hold the
+final write for the workflow first (an addition or a cancel that finds the record final already
+comes too late); added phases make the last phase an ordinary one again, so the workflow writes its
+entry before they run.
 """
 
 from __future__ import annotations
@@ -13,11 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 
 from app.temporal.activities import CrisisActivities
 from app.temporal.agents import SIMULATE, ExecutorRegistry, Mission
-from app.temporal.models import MissionPhase, PhaseOutcome, PhaseStatus
+from app.temporal.errors import innermost_message
+from app.temporal.models import CrisisCompletion, MissionPhase, PhaseOutcome, PhaseStatus
 from app.temporal.records import FileRecordStore, format_timestamp
+from app.temporal.records.document import FINAL_WRITE_HELD
 from app.temporal.workflows import CrisisResponseWorkflow
 from tests.helpers import assert_eventually
 from tests.helpers.workflows import (
@@ -32,15 +38,36 @@ from tests.helpers.workflows import (
 
 
 class CountingStore(FileRecordStore):
-    """The real store, remembering the phase entries it upserted (before the final write)."""
+    """The real store, remembering the phase entries it upserted (before the final write) and
+    who finalized each record: the last phase's activity (``by_activity``) or the workflow. With
+    ``pause_when_final``, the activity's final write waits for ``resume`` once it is written (its
+    report, and so the workflow, wait with it).
+    """
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, pause_when_final: bool = False) -> None:
         super().__init__(directory)
         self.upserted: list[str] = []
+        self.finalized: list[str] = []
+        self.final = asyncio.Event()
+        self.resume = asyncio.Event()
+        if not pause_when_final:
+            self.resume.set()
 
     async def upsert_phase(self, crisis_id: str, outcome: PhaseOutcome, **options: Any) -> dict[str, Any] | None:
         self.upserted.append(outcome.phase_id)
         return await super().upsert_phase(crisis_id, outcome, **options)
+
+    async def finalize_with_last(self, crisis_id: str, outcome: PhaseOutcome, **options: Any) -> dict[str, Any] | None:
+        written = await super().finalize_with_last(crisis_id, outcome, **options)
+        if written is not None:
+            self.finalized.append("by_activity")
+            self.final.set()
+            await self.resume.wait()
+        return written
+
+    async def finalize(self, completion: CrisisCompletion, **options: Any) -> dict[str, Any] | None:
+        self.finalized.append("by_workflow")
+        return await super().finalize(completion, **options)
 
 
 class HeldAgent:
@@ -59,10 +86,11 @@ class HeldAgent:
 
 def activities_of(store: FileRecordStore, agent: HeldAgent | None = None) -> list:
     executors = ExecutorRegistry({SIMULATE: agent}) if agent else None
-    return CrisisActivities(store, executors).all()
+    activities = CrisisActivities(store, executors)
+    return [*activities.all(), activities.hold_final_write]
 
 
-async def test_the_last_phase_is_recorded_by_the_final_write(
+async def test_the_last_phases_activity_writes_its_entry_and_the_final_state_at_once(
     time_skipping_env, task_queue, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ):
     caplog.set_level(logging.INFO)
@@ -72,16 +100,87 @@ async def test_the_last_phase_is_recorded_by_the_final_write(
         result = await run_crisis(time_skipping_env, task_queue, crisis)
 
     phase_ids = ["recon-phase-1", "secure-phase-2", "extract-phase-3", "cleanup-phase-4"]
-    completion_lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Mission phase ")]
+    messages = [r.getMessage() for r in caplog.records]
     for phase_id in phase_ids:  # the log says each completion once, the last one's included
         line = f"Mission phase {phase_id} completed (crisis crisis-last-phase)"
-        assert sum(line in message for message in completion_lines) == 1, (phase_id, completion_lines)
+        assert sum(line in message for message in messages) == 1, (phase_id, messages)
+    assert "Crisis crisis-last-phase completed: 4 of 4 phases completed, 0 failed" in messages
 
     assert result.status == "completed"
     assert store.upserted == ["recon-phase-1", "secure-phase-2", "extract-phase-3"], "each by its own activity"
+    assert store.finalized == ["by_activity"]
     record = read_record(store, "crisis-last-phase")
     assert [(p["phase_id"], p["status"]) for p in record["phases"]][-1] == ("cleanup-phase-4", "completed")
     assert record["summary"] == {"completed_phases": 4, "failed_phases": 0, "total_phases": 4}
+    assert (record["status"], record["cancel_requests"]) == ("completed", [])
+    # One clock: the crisis ended when its last agent did, in the record and in the result alike.
+    assert result.completed_at == result.phases[-1].timestamp
+    assert record["completed_at"] == format_timestamp(result.completed_at)
+    assert FINAL_WRITE_HELD not in record
+
+
+async def test_phases_added_after_the_last_phase_has_finalized_the_record_are_refused(
+    time_skipping_env, task_queue, tmp_path: Path
+):
+    store = CountingStore(tmp_path / "crises", pause_when_final=True)
+    crisis = request("crisis-added-too-late", phase("secure-1", "secure", 1))
+    async with crisis_workflow_worker(time_skipping_env.client, task_queue, activities_of(store)):
+        handle = await start(time_skipping_env, task_queue, crisis)
+        await asyncio.wait_for(store.final.wait(), 30)  # its report not sent yet: the crisis still runs
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(
+                CrisisResponseWorkflow.add_phases, [MissionPhase.model_validate(phase("extract-2", "extract", 2))]
+            )
+        store.resume.set()
+        result = await handle.result()
+
+    assert "crisis crisis-added-too-late has finished running phases; start a new crisis" in innermost_message(
+        refused.value
+    )
+    assert result.status == "completed"
+    assert [p.phase_id for p in result.phases] == ["secure-1"]
+    assert store.finalized == ["by_activity"]
+    assert [p["phase_id"] for p in read_record(store, "crisis-added-too-late")["phases"]] == ["secure-1"]
+
+
+async def test_a_cancel_after_the_last_phase_has_finalized_the_record_comes_too_late(
+    time_skipping_env, task_queue, tmp_path: Path
+):
+    store = CountingStore(tmp_path / "crises", pause_when_final=True)
+    crisis = request("crisis-cancelled-too-late", phase("secure-1", "secure", 1, compensate_action="undo"))
+    async with crisis_workflow_worker(time_skipping_env.client, task_queue, activities_of(store)):
+        handle = await start(time_skipping_env, task_queue, crisis)
+        await asyncio.wait_for(store.final.wait(), 30)
+        await handle.cancel()
+        await asyncio.sleep(0.5)  # the workflow holds the final write meanwhile, and finds it too late
+        store.resume.set()
+        result = await handle.result()
+
+    assert (result.status, result.success) == ("completed", True)
+    assert [(note.stage, note.obeyed) for note in result.cancel_requests] == [("finalizing", False)]
+    assert result.compensations == []
+    assert store.finalized == ["by_activity"]
+    record = read_record(store, "crisis-cancelled-too-late")
+    assert (record["status"], [p["status"] for p in record["phases"]]) == ("completed", ["completed"])
+
+
+async def test_a_cancel_while_the_last_phase_runs_holds_the_final_write_for_the_workflow(
+    time_skipping_env, task_queue, tmp_path: Path
+):
+    store = CountingStore(tmp_path / "crises")
+    agent = HeldAgent(held="secure-1")
+    crisis = request("crisis-cancelled-last", phase("secure-1", "secure", 1))
+    async with crisis_workflow_worker(time_skipping_env.client, task_queue, activities_of(store, agent)):
+        handle = await start(time_skipping_env, task_queue, crisis)
+        await asyncio.wait_for(agent.running.wait(), 30)
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+
+    assert store.finalized == ["by_workflow"]
+    record = read_record(store, "crisis-cancelled-last")
+    assert (record["status"], [p["status"] for p in record["phases"]]) == ("cancelled", ["cancelled"])
+    assert FINAL_WRITE_HELD not in record
 
 
 async def test_a_last_phase_followed_by_added_phases_is_recorded_before_they_run(
@@ -101,6 +200,7 @@ async def test_a_last_phase_followed_by_added_phases_is_recorded_before_they_run
 
     assert result.status == "completed"
     assert store.upserted == ["secure-1"], "secure-1 by the workflow, once extract-2 made it not the last"
+    assert store.finalized == ["by_activity"], "extract-2's activity: the hold was secure-1's"
     assert [(p["phase_id"], p["status"]) for p in read_record(store, "crisis-grown")["phases"]] == [
         ("secure-1", PhaseStatus.COMPLETED.value),
         ("extract-2", PhaseStatus.COMPLETED.value),

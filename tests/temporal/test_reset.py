@@ -35,6 +35,7 @@ def recording_activities(store: FileRecordStore) -> list[Callable[..., Any]]:
         real.perform_agent_mission,
         real.log_mission_phase,
         real.finalize_crisis_response,
+        real.hold_final_write,
     ]
 
 

@@ -1,4 +1,4 @@
-"""The five activities of a crisis (and, from app.temporal.agent_steps, a language-model agent's
+"""The activities of a crisis (and, from app.temporal.agent_steps, a language-model agent's
 steps). Each one is safe to retry: records are upserted by id.
 
 Record writes go to the worker's record store (app.temporal.records), awaited on the worker's
@@ -29,6 +29,7 @@ from app.temporal.models import (
     AgentReport,
     CrisisCompletion,
     CrisisSnapshot,
+    FinalWriteHold,
     MissionPhase,
     OutputRef,
     PhaseAssignment,
@@ -181,9 +182,31 @@ class CrisisActivities:
                 compensation=assignment.compensation,
                 size_bytes=size,
             )
-        if assignment.record or report.output_ref is not None:
+        if assignment.finalize and report.output_ref is None:
+            report.record_path = await uninterrupted(self._finish_crisis(assignment, report, output))
+            report.recorded = report.record_path is not None
+        elif assignment.record or report.output_ref is not None:
             report.recorded = await uninterrupted(self._record_success(assignment, report, output))
         return report
+
+    async def _finish_crisis(self, assignment: PhaseAssignment, report: AgentReport, output: JsonValue) -> str | None:
+        """The last phase's completed entry and the record's final state, in one write: where the
+        record is, or None if this write did not happen (the workflow holds the final write, or the
+        store failed): then the workflow writes both, as after any last phase.
+        """
+        completed = _completed_entry(assignment, report, output)
+        try:
+            record = await self.store.finalize_with_last(
+                assignment.crisis_id, completed, run=_current_run(), attempt_started=activity.info().started_time
+            )
+        except CrisisRecordError as err:
+            logger.warning("Crisis %s: its final state is left to the workflow (%s)", assignment.crisis_id, err)
+            return None
+        if record is None:
+            return None
+        logger.info("Mission phase %s completed (crisis %s)", completed.phase_id, assignment.crisis_id)
+        _log_final(assignment.crisis_id, record)
+        return self.store.location(assignment.crisis_id)
 
     async def _record_success(self, assignment: PhaseAssignment, report: AgentReport, output: JsonValue) -> bool:
         """Write the completed phase to the crisis record: True if written, False if the store failed.
@@ -193,19 +216,7 @@ class CrisisActivities:
         an output too large to carry back inline has nowhere else to go: then the attempt fails
         (retryable), so that nothing the agent said is lost.
         """
-        entry = assignment.entry or PhaseOutcome(
-            phase_id=assignment.phase.phase_id, agent_id=assignment.phase.agent_id, action=assignment.phase.action
-        )
-        completed = entry.model_copy(
-            update={
-                "status": PhaseStatus.COMPLETED,
-                "attempts": report.attempt,
-                "output": output,
-                "timestamp": report.finished_at,
-                # Params past the crisis's budget reach the record here only: they are the phase's.
-                "params": assignment.phase.params if entry.params_ref is not None else entry.params,
-            }
-        )
+        completed = _completed_entry(assignment, report, output)
         log_entry = PhaseLogEntry(
             crisis_id=assignment.crisis_id,
             target=assignment.phase.target,
@@ -256,22 +267,22 @@ class CrisisActivities:
         absolute path, or ``postgresql://host:port/database#crisis_id``.
         """
         record = await self.store.finalize(completion, run=_current_run())
-        location = self.store.location(completion.crisis_id)
-        if record is None:
-            return location
-        summary = record["summary"]
-        logger.info(
-            "Crisis %s %s: %d of %d phases completed, %d failed",
-            completion.crisis_id,
-            completion.status,
-            summary["completed_phases"],
-            summary["total_phases"],
-            summary["failed_phases"],
-        )
-        return location
+        if record is not None:
+            _log_final(completion.crisis_id, record)
+        return self.store.location(completion.crisis_id)
+
+    @activity.defn(name="hold_final_write")
+    async def hold_final_write(self, hold: FinalWriteHold) -> bool:
+        """Keep the crisis's final write for the workflow, not for the activity of ``hold.phase_id``
+        (phases were added, or a cancel came, while it ran): False if that activity has finalized
+        the record already.
+        """
+        return await self.store.hold_final_write(hold.crisis_id, hold.phase_id, crisis=hold.crisis, run=_current_run())
 
     def all(self) -> list:
-        """The five activities, for registering on a worker (beside app.temporal.agent_steps')."""
+        """The five activities of the spec, for registering on a worker (beside ``hold_final_write``
+        and app.temporal.agent_steps', which only the crisis workflow's own steps call).
+        """
         return [
             self.validate_crisis_request,
             self.initialize_crisis_response,
@@ -279,6 +290,35 @@ class CrisisActivities:
             self.log_mission_phase,
             self.finalize_crisis_response,
         ]
+
+
+def _completed_entry(assignment: PhaseAssignment, report: AgentReport, output: JsonValue) -> PhaseOutcome:
+    """The phase's record entry once its agent has completed."""
+    entry = assignment.entry or PhaseOutcome(
+        phase_id=assignment.phase.phase_id, agent_id=assignment.phase.agent_id, action=assignment.phase.action
+    )
+    return entry.model_copy(
+        update={
+            "status": PhaseStatus.COMPLETED,
+            "attempts": report.attempt,
+            "output": output,
+            "timestamp": report.finished_at,
+            # Params past the crisis's budget reach the record here only: they are the phase's.
+            "params": assignment.phase.params if entry.params_ref is not None else entry.params,
+        }
+    )
+
+
+def _log_final(crisis_id: str, record: dict) -> None:
+    summary = record["summary"]
+    logger.info(
+        "Crisis %s %s: %d of %d phases completed, %d failed",
+        crisis_id,
+        record["status"],
+        summary["completed_phases"],
+        summary["total_phases"],
+        summary["failed_phases"],
+    )
 
 
 def _current_run() -> CrisisRun:

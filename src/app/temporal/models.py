@@ -758,6 +758,20 @@ class PhaseAssignment(WireModel):
         description="Create the crisis's record from this before the agent runs (the first phase's step does, "
         "when that phase has no approval gate): the agent runs only once the record exists.",
     )
+    finalize: bool = Field(
+        default=False,
+        description="The phase is the crisis's last and every other has completed: once its agent completes, "
+        "write its entry and the record's final state at once, unless the workflow holds the final write.",
+    )
+
+
+class FinalWriteHold(WireModel):
+    """Input of ``hold_final_write``: keep the crisis's final write for the workflow, not for the
+    activity of ``phase_id`` (phases were added, or a cancel came, while it ran)."""
+
+    crisis_id: str
+    phase_id: str
+    crisis: CrisisSnapshot | None = Field(default=None, description="Creates the record if it is missing.")
 
 
 class AgentReport(WireModel):
@@ -782,6 +796,11 @@ class AgentReport(WireModel):
         description="Given ``PhaseAssignment.crisis``: True if the record was created (the agent ran), False if "
         "it could not be (the agent did not run: the workflow creates the record, then runs the phase); None if "
         "the activity did not look at it (the agent ran).",
+    )
+    record_path: str | None = Field(
+        default=None,
+        description="Given ``PhaseAssignment.finalize``: where the record is, if this activity gave it its final "
+        "state (then ``finished_at`` is the crisis's end); None if the workflow is to write it.",
     )
 
 

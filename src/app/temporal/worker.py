@@ -115,8 +115,10 @@ async def _serve(
     client = await connect(settings, **client_options)
     logger.info("Connected to Temporal server at %s, namespace %s", settings.address, settings.namespace)
     executors = load_executor_registry()
-    activities = CrisisActivities(store, executors).all()  # the five the spec's log line counts
-    agent_steps = AgentStepActivities(executors, store).all()  # a language-model agent's model and tool calls
+    crisis_activities = CrisisActivities(store, executors)
+    activities = crisis_activities.all()  # the five the spec's log line counts
+    # Called by the workflow's own steps only: a hold on the final write, a language-model agent's model and tool calls.
+    own_steps = [crisis_activities.hold_final_write, *AgentStepActivities(executors, store).all()]
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -125,7 +127,7 @@ async def _serve(
         client,
         task_queue=settings.task_queue,
         workflows=crisis_workflows,
-        activities=[*activities, *agent_steps],
+        activities=[*activities, *own_steps],
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
         max_cached_workflows=max_cached_workflows,
         graceful_shutdown_timeout=graceful_shutdown,

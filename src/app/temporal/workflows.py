@@ -102,6 +102,7 @@ class CrisisResponseWorkflow:
         runner = PhaseRunner(
             request, state, self._board, self._approvals, params, self._records, continuation.over_budget
         )
+        self._runner = runner
         self._scheduler = PhaseScheduler(self._board, runner, continuation)
         self._compensation = Compensation(state, self._board, params, runner, self._events, self._records)
         # Set here, as the event stream sets its own: a signal only this crisis's model calls send.
@@ -146,9 +147,13 @@ class CrisisResponseWorkflow:
             self._stage = Stage.RUNNING
             aborted = await self._scheduler.run_phases()
         except asyncio.CancelledError:
-            cancelled = True
-            self._note_cancel(obeyed=True)
-            workflow.logger.warning("Crisis %s cancelled", request.crisis_id, extra=log_fields(request.crisis_id))
+            if self._records.final:  # the last phase's activity had finalized the record: too late
+                self._stage = Stage.FINALIZING
+                self._note_cancel(obeyed=False)
+            else:
+                cancelled = True
+                self._note_cancel(obeyed=True)
+                workflow.logger.warning("Crisis %s cancelled", request.crisis_id, extra=log_fields(request.crisis_id))
         # From here the crisis runs to its end: a cancel is noted, never lets it stop half-way.
         self._stage = Stage.COMPENSATING if cancelled or aborted else Stage.FINALIZING
         winding_down = asyncio.ensure_future(self._wind_down(cancelled=cancelled, aborted=aborted))
@@ -177,7 +182,7 @@ class CrisisResponseWorkflow:
         success = not cancelled and summary.completed_phases == summary.total_phases
         status = CrisisStatus.CANCELLED if cancelled else CrisisStatus.COMPLETED if success else CrisisStatus.FAILED
         show_status(status)
-        completed_at = workflow.now()
+        completed_at = self._records.completed_at()
         record_path = await self._records.finalize(status, completed_at)
         self._stage = Stage.DONE
         finished = self._events.publish(EventKind.FINISHED, status=status)
@@ -259,8 +264,19 @@ class CrisisResponseWorkflow:
         self._approvals.check(decision)
 
     @workflow.update
-    def add_phases(self, phases: list[MissionPhase]) -> CrisisProgress:
-        """Append phases (in priority order among themselves) to a crisis that is still running."""
+    async def add_phases(self, phases: list[MissionPhase]) -> CrisisProgress:
+        """Append phases (in priority order among themselves) to a crisis that is still running.
+        While the activity that may finalize the record runs, the final write is held for the
+        workflow first; an addition that finds the record final already is refused.
+        """
+        finalizing = self._runner.finalizing
+        if finalizing is not None:
+            if not await self._records.hold(finalizing):
+                raise ApplicationError(self._phases_over())
+            try:  # checked again: another addition may have come in meanwhile
+                self._check_added_phases(phases)
+            except ValueError as err:
+                raise ApplicationError(str(err)) from None
         self._board.add(phases)
         workflow.logger.info(
             "Crisis %s: %d phases added",
@@ -274,7 +290,7 @@ class CrisisResponseWorkflow:
     def _check_added_phases(self, phases: list[MissionPhase]) -> None:
         self._refuse_if_invalid()
         if self._stage.winds_down:
-            raise ValueError(f"crisis {self._request.crisis_id} has finished running phases; start a new crisis")
+            raise ValueError(self._phases_over())
         if not phases:
             raise ValueError("give at least one phase to add")
         planned = self._board.plan
@@ -296,6 +312,9 @@ class CrisisResponseWorkflow:
                 f"with these phases the crisis would carry {size} bytes of request and phases, more than the "
                 f"{MAX_REQUEST_BYTES} it can carry; start another crisis for them"
             )
+
+    def _phases_over(self) -> str:
+        return f"crisis {self._request.crisis_id} has finished running phases; start a new crisis"
 
     def _agent_output(self, batch: AgentOutputBatch) -> None:
         """Text a model call streamed (app.temporal.agent_output), published while its phase, or

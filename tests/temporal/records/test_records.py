@@ -24,6 +24,7 @@ from app.temporal.records import (
     format_timestamp,
 )
 from app.temporal.records import files as file_store
+from app.temporal.records.document import FINAL_WRITE_HELD
 from app.temporal.records.store import kept_key
 from tests.helpers.records import PHASE_IDS, STARTED, create, ended, pending
 
@@ -211,6 +212,98 @@ async def test_finalize_sets_the_status_the_end_time_and_every_phase(any_store: 
         (phase_id, "completed", f"2026-01-16T10:30:0{i + 1}.000Z") for i, phase_id in enumerate(PHASE_IDS)
     ]
     assert record["summary"] == {"completed_phases": 4, "failed_phases": 0, "total_phases": 4}
+
+
+async def finished_but_the_last(store: RecordStore) -> PhaseOutcome:
+    """A crisis whose phases but the last have completed (each by its activity): the last one's completion."""
+    await create(store)
+    for i, phase_id in enumerate(PHASE_IDS[:-1]):
+        await store.upsert_phase("crisis-1", ended(phase_id, PhaseStatus.COMPLETED, i + 1, attempts=1))
+    return ended(PHASE_IDS[-1], PhaseStatus.COMPLETED, 9, attempts=1)
+
+
+async def test_the_last_phases_write_gives_the_record_its_final_state(any_store: RecordStore) -> None:
+    last = await finished_but_the_last(any_store)
+
+    written = await any_store.finalize_with_last("crisis-1", last, run=RUN_1, attempt_started=STARTED)
+
+    record = await current(any_store)
+    assert written == record
+    assert (record["status"], record["completed_at"], record["cancel_requests"]) == (
+        "completed",
+        "2026-01-16T10:30:09.000Z",
+        [],
+    )
+    assert [(p["phase_id"], p["status"]) for p in record["phases"]] == [(p, "completed") for p in PHASE_IDS]
+    assert record["summary"] == {"completed_phases": 4, "failed_phases": 0, "total_phases": 4}
+
+
+async def test_a_held_final_write_is_left_to_the_workflow(any_store: RecordStore) -> None:
+    last = await finished_but_the_last(any_store)
+
+    assert await any_store.hold_final_write("crisis-1", last.phase_id, run=RUN_1) is True
+    assert await any_store.hold_final_write("crisis-1", last.phase_id, run=RUN_1) is True  # idempotent
+
+    assert await any_store.finalize_with_last("crisis-1", last, run=RUN_1, attempt_started=STARTED) is None
+    record = await current(any_store)
+    assert (record["status"], record["completed_at"], record[FINAL_WRITE_HELD]) == ("running", None, last.phase_id)
+    # The workflow's own final write ends the hold.
+    await any_store.finalize(
+        CrisisCompletion(crisis_id="crisis-1", status="completed", completed_at=STARTED, phases=[last])
+    )
+    assert FINAL_WRITE_HELD not in await current(any_store)
+
+
+async def test_a_hold_for_an_earlier_phase_leaves_a_later_last_phase_to_finalize(any_store: RecordStore) -> None:
+    last = await finished_but_the_last(any_store)
+    assert await any_store.hold_final_write("crisis-1", PHASE_IDS[-2], run=RUN_1)
+
+    assert await any_store.finalize_with_last("crisis-1", last, run=RUN_1, attempt_started=STARTED) is not None
+    record = await current(any_store)
+    assert record["status"] == "completed" and FINAL_WRITE_HELD not in record
+
+
+async def test_a_hold_once_the_record_is_final_is_too_late(any_store: RecordStore) -> None:
+    last = await finished_but_the_last(any_store)
+    await any_store.finalize_with_last("crisis-1", last, run=RUN_1, attempt_started=STARTED)
+    before = await current(any_store)
+
+    assert await any_store.hold_final_write("crisis-1", last.phase_id, run=RUN_1) is False
+    assert await current(any_store) == before
+
+
+async def test_the_last_phases_write_changes_nothing_once_the_record_is_final_or_another_runs(
+    any_store: RecordStore,
+) -> None:
+    last = await finished_but_the_last(any_store)
+    await any_store.finalize_with_last("crisis-1", last, run=RUN_1, attempt_started=STARTED)
+    final = await current(any_store)
+    again = last.model_copy(update={"attempts": 2, "timestamp": STARTED + timedelta(seconds=20)})
+
+    # A second attempt (the first one's report was lost): the workflow writes what it saw.
+    assert await any_store.finalize_with_last("crisis-1", again, run=RUN_1, attempt_started=STARTED) is None
+    newer = CrisisRun(namespace=None, workflow_id="crisis-workflow-crisis-1", run_id="run-2")
+    assert await any_store.finalize_with_last("crisis-1", again, run=newer, attempt_started=STARTED) is None
+    assert await current(any_store) == final
+
+
+async def test_a_hold_creates_a_missing_record_from_the_crisis_it_carries(any_store: RecordStore) -> None:
+    crisis = CrisisSnapshot(
+        crisis_id="crisis-1",
+        workflow_id="crisis-workflow-crisis-1",
+        run_id="run-1",
+        target="target-alpha",
+        initiated_by="user-123",
+        started_at=STARTED,
+        phases=[pending(PHASE_IDS[0])],
+    )
+
+    assert await any_store.hold_final_write("crisis-1", PHASE_IDS[0], crisis=crisis, run=RUN_1)
+
+    record = await current(any_store)
+    assert (record["status"], record[FINAL_WRITE_HELD]) == ("running", PHASE_IDS[0])
+    with pytest.raises(CrisisRecordError, match="does not exist"):
+        await any_store.hold_final_write("crisis-2", PHASE_IDS[0], run=RUN_1)
 
 
 async def test_list_records_shows_the_newest_first_with_where_each_is(any_store: RecordStore) -> None:

@@ -10,6 +10,11 @@ The record is created before any agent runs. When the crisis's first phase runs 
 sequential crisis whose first phase has no approval gate), its own activity creates the record
 before its agent runs (``PhaseAssignment.crisis``), which saves the crisis a local activity;
 otherwise, and whenever that activity could not create it, the workflow creates it here.
+
+Likewise the last phase's activity gives the record its final state when every other phase has
+completed. While it runs, phases added or a cancel first hold the final write for the workflow
+(``hold``): then that activity leaves it to ``finalize``; a hold that comes once the activity has
+finalized the record is too late, and the crisis has completed.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from app.temporal.models import (
     CrisisRequest,
     CrisisSnapshot,
     CrisisStatus,
+    FinalWriteHold,
     PhaseLogEntry,
     PhaseOutcome,
 )
@@ -53,6 +59,10 @@ class CrisisBookkeeping:
         self._created = created
         #: The record as the first phase's activity is to create it, until that activity starts.
         self._deferred: CrisisSnapshot | None = None
+        #: Where the record is and when the crisis ended, once the last phase's activity finalized it.
+        self._final: tuple[str, datetime] | None = None
+        #: Holds of the final write under way (``hold``).
+        self._holding = 0
 
     async def create(self) -> None:
         """Create the crisis's record. A cancel meanwhile lets it be created, then takes its usual path."""
@@ -114,8 +124,47 @@ class CrisisBookkeeping:
 
         await uninterrupted(created_then_written())
 
+    def finished_by(self, report: AgentReport) -> bool:
+        """After the activity of a phase given ``PhaseAssignment.finalize``: whether it gave the
+        record its final state (then ``finalize`` writes nothing more).
+        """
+        if report.record_path is None or report.finished_at is None:
+            return False
+        self._created = True
+        self._final = (report.record_path, report.finished_at)
+        return True
+
+    @property
+    def final(self) -> bool:
+        """Whether the last phase's activity has finalized the record."""
+        return self._final is not None
+
+    def completed_at(self) -> datetime:
+        """When the crisis ended: as its record says if an activity finalized it, else now."""
+        return self._final[1] if self._final else workflow.now()
+
+    async def hold(self, phase_id: str) -> bool:
+        """Keep the final write for the workflow while the activity of ``phase_id``, which may
+        finalize the record, runs (phases are being added, or a cancel came): False if it is too
+        late, that activity having finalized the record already.
+        """
+        hold = FinalWriteHold(crisis_id=self._request.crisis_id, phase_id=phase_id, crisis=self.snapshot())
+        self._holding += 1
+        try:
+            held = await uninterrupted(self._write(CrisisActivities.hold_final_write, hold))
+        finally:
+            self._holding -= 1
+        self._created = True
+        return held
+
+    async def holds_settled(self) -> None:
+        """Once no hold is under way: what a hold was for (the phases added) is on the board."""
+        await workflow.wait_condition(lambda: self._holding == 0)
+
     async def finalize(self, status: CrisisStatus, completed_at: datetime) -> str:
         """Give the record its final state; return where it is."""
+        if self._final is not None and status == CrisisStatus.COMPLETED:
+            return self._final[0]  # the last phase's activity wrote it
         await self.ensure_created()
         completion = CrisisCompletion(
             crisis_id=self._request.crisis_id,

@@ -3,14 +3,16 @@ params, a slot among the agents running at once (``max_parallel``), its agent's 
 how it ended.
 
 The agent's activity writes the completed phase to the record before it reports (one server
-round trip for both); the last phase's entry goes in with the final write instead. The first
-phase's activity may create the record before its agent runs (see app.temporal.crisis.bookkeeping).
+round trip for both). The last phase's activity, when every other phase has completed, writes its
+entry and the record's final state at once (``PhaseAssignment.finalize``); otherwise its entry
+goes in with the workflow's final write. The first phase's activity may create the record before
+its agent runs (see app.temporal.crisis.bookkeeping).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -66,6 +68,8 @@ class PhaseRunner:
         self._agents_running = 0
         #: Set the moment a phase fails under the abort policy: from then on no phase starts.
         self.aborting = False
+        #: The phase whose activity may give the record its final state, while it runs.
+        self.finalizing: str | None = None
 
     async def run_and_record(self, phase: MissionPhase) -> None:
         """Run one phase and record how it ended (a failure under the abort policy aborts the crisis)."""
@@ -159,17 +163,32 @@ class PhaseRunner:
             if progress is not None:
                 return await self._run_agent(phase, outcome, progress.plan, progress.context, progress=progress), False
             # Its activity records it, unless it is the last (then the final record write does,
-            # unless its params are for the record only).
+            # unless its params are for the record only): when every other phase has completed,
+            # that activity makes the final write itself.
             record = self._board.graph or index < len(self._board.plan) - 1 or outcome.params_ref is not None
+            finalize = not record and self._completes_the_crisis(phase.phase_id)
             # The outputs its references named: ``resolved`` has none left to name them.
             context = self._params.context_of(phase)
-            return await self.perform(resolved, outcome, context=context, compensation=False, record=record)
+            return await self.perform(
+                resolved, outcome, context=context, compensation=False, record=record, finalize=finalize
+            )
         except ActivityError as err:
             if is_cancelled_exception(err):
                 raise asyncio.CancelledError from err
             return self.failure(phase, outcome, err), False
         finally:
             self._agents_running -= 1
+
+    def _completes_the_crisis(self, phase_id: str) -> bool:
+        """Whether the crisis completes when ``phase_id`` does: every other phase has completed,
+        and no cancel or abort came.
+        """
+        others = (p for p in self._board.phases if p.phase_id != phase_id)
+        return (
+            not self.aborting
+            and not self._state.cancel_requests
+            and all(p.status == PhaseStatus.COMPLETED for p in others)
+        )
 
     async def perform(
         self,
@@ -179,16 +198,17 @@ class PhaseRunner:
         context: dict[str, Any],
         compensation: bool,
         record: bool,
+        finalize: bool = False,
     ) -> tuple[PhaseOutcome, bool]:
         """Run the phase's agent (``context``: the outputs it reads): the completed outcome, and
-        whether the activity recorded it.
+        whether the activity recorded it (``finalize``: with the record's final state).
         """
         request = self._request
         # The first phase's activity may create the record too; otherwise it exists by now.
         creation = None if compensation else self._records.creation()
         if creation is None:
             await self._records.ensure_created()
-        report: AgentReport = await workflow.execute_activity_method(
+        activity = workflow.execute_activity_method(
             CrisisActivities.perform_agent_mission,
             PhaseAssignment(
                 crisis_id=request.crisis_id,
@@ -201,6 +221,7 @@ class PhaseRunner:
                 record=record,
                 inline_output_bytes=self._params.inline_output_bytes(),
                 crisis=creation,
+                finalize=finalize,
             ),
             start_to_close_timeout=timedelta(seconds=phase.timeout or request.phase_timeout_seconds),
             heartbeat_timeout=timedelta(seconds=request.heartbeat_timeout_seconds),
@@ -208,8 +229,13 @@ class PhaseRunner:
             # Wait for the agent to stop before moving on: a cancelled phase must not run on.
             cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
         )
+        report: AgentReport = await (self._finalizing(phase.phase_id, activity) if finalize else activity)
         if creation is not None and await self._records.created_by(report):  # its agent did not run
-            return await self.perform(phase, outcome, context=context, compensation=compensation, record=record)
+            return await self.perform(
+                phase, outcome, context=context, compensation=compensation, record=record, finalize=finalize
+            )
+        if finalize and not self._records.finished_by(report):
+            await self._records.holds_settled()  # phases added meanwhile are on the board
         if report.agent_loop is not None:
             return await self._run_agent(phase, outcome, report.agent_loop, context, compensation=compensation), False
         self._params.carry_output(report.output_bytes)
@@ -223,6 +249,25 @@ class PhaseRunner:
             }
         )
         return completed, report.recorded
+
+    async def _finalizing(self, phase_id: str, activity: Awaitable[AgentReport]) -> AgentReport:
+        """Await the activity of the phase that may finalize the record (``finalizing`` says which
+        meanwhile). A cancel first holds the final write for the workflow, then cancels the
+        activity; if that activity has finalized the record already, the crisis has completed:
+        its report is awaited, and the cancel comes too late.
+        """
+        running = asyncio.ensure_future(activity)
+        self.finalizing = phase_id
+        try:
+            return await asyncio.shield(running)
+        except asyncio.CancelledError:
+            if await self._records.hold(phase_id):
+                running.cancel()
+                await asyncio.gather(running, return_exceptions=True)
+                raise
+            return await running
+        finally:
+            self.finalizing = None
 
     async def _run_agent(
         self,

@@ -17,13 +17,25 @@ from enum import StrEnum
 from typing import Any
 
 from app.temporal.errors import CrisisRecordError
-from app.temporal.models import CrisisCompletion, CrisisSnapshot, CrisisSummary, ModelUsage, PhaseOutcome, PhaseStatus
+from app.temporal.models import (
+    CancelNote,
+    CrisisCompletion,
+    CrisisSnapshot,
+    CrisisStatus,
+    CrisisSummary,
+    ModelUsage,
+    PhaseOutcome,
+    PhaseStatus,
+)
 from app.temporal.plan import FINISHED
 
 logger = logging.getLogger("liara.records")
 
 #: The two lists of entries a record keeps, and the kinds of entry a phase write names.
 PHASES, COMPENSATIONS = "phases", "compensations"
+#: While a crisis runs: the phase whose activity must leave the final write to the workflow
+#: (phases were added, or a cancel came, while it ran). The final write removes it.
+FINAL_WRITE_HELD = "final_write_held"
 
 
 def format_timestamp(moment: datetime) -> str:
@@ -211,9 +223,22 @@ def finish(record: dict[str, Any], completion: CrisisCompletion) -> None:
     """Give ``record`` its final state: every phase as the workflow saw it, the status, the end time."""
     record[PHASES] = merged_entries(completion.phases, record[PHASES])
     record[COMPENSATIONS] = merged_entries(completion.compensations, record.get(COMPENSATIONS, []))
+    close(record, completion.status, completion.completed_at, completion.cancel_requests)
+
+
+def finish_with_last(record: dict[str, Any], outcome: PhaseOutcome, completed_at: datetime) -> None:
+    """Give ``record`` the final state of a crisis whose phases have all completed, ``outcome``
+    the last: its entries are the activities' own, with that phase's put in.
+    """
+    upsert_outcome(record, PHASES, outcome)
+    close(record, CrisisStatus.COMPLETED, completed_at, [])
+
+
+def close(record: dict[str, Any], status: CrisisStatus, completed_at: datetime, cancels: list[CancelNote]) -> None:
     refresh_summary(record)
-    record["status"] = completion.status
-    record["completed_at"] = format_timestamp(completion.completed_at)
+    record.pop(FINAL_WRITE_HELD, None)
+    record["status"] = status
+    record["completed_at"] = format_timestamp(completed_at)
     record["cancel_requests"] = [
         {
             "requested_at": format_timestamp(note.requested_at),
@@ -221,7 +246,7 @@ def finish(record: dict[str, Any], completion: CrisisCompletion) -> None:
             "obeyed": note.obeyed,
             "reason": note.reason,
         }
-        for note in completion.cancel_requests
+        for note in cancels
     ]
 
 

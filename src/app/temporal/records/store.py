@@ -22,7 +22,9 @@ writers and keep the same document:
 - a write given the whole crisis (the workflow's view of it) writes the record afresh when it is
   missing, say moved aside because it was corrupt: records are derived from the workflow;
 - an output or params kept in the record only (``output_ref``, ``params_ref``) survive every later
-  write of its phase.
+  write of its phase;
+- the last phase's activity finalizes the record (``finalize_with_last``) only while it is not
+  final, is its own run's, and is not held for the workflow's final write (``hold_final_write``).
 
 A phase write touches that phase's entry only (unless it rebuilds or takes over the record), so
 its cost does not grow with the number of phases.
@@ -43,15 +45,18 @@ from app.temporal.errors import CrisisIdTakenError, CrisisRecordError
 from app.temporal.models import CrisisCompletion, CrisisSnapshot, PhaseOutcome
 from app.temporal.records.document import (
     COMPENSATIONS,
+    FINAL_WRITE_HELD,
     PHASES,
     CrisisRun,
     PhaseEnd,
     Relation,
     another_crisis,
     finish,
+    finish_with_last,
     merged_entry,
     new_record,
     overtaken,
+    phase_end,
     relation,
     superseded,
     take_over,
@@ -263,6 +268,59 @@ class RecordStore(ABC):
             finish(record, completion)
             await held.write(record)
             return record
+
+    async def finalize_with_last(
+        self, crisis_id: str, outcome: PhaseOutcome, *, run: CrisisRun, attempt_started: datetime
+    ) -> dict[str, Any] | None:
+        """The write of the last phase's activity, when every other phase has completed: its
+        completed entry and the record's final state (``completed`` at the phase's end) at once.
+
+        Returns the record written, or None when nothing was written and the workflow is to
+        write both itself: the record is missing, final already, held for the workflow's final
+        write (``hold_final_write``), another run's, or its phase ended without this attempt.
+        """
+        async with self.transaction(crisis_id) as held:
+            record = await held.record()
+            if (
+                record is None
+                or record.get("completed_at") is not None
+                or record.get(FINAL_WRITE_HELD) == outcome.phase_id
+                or relation(record, run, self.where(crisis_id)) != Relation.OWN
+            ):
+                return None
+            entry = next((e for e in record[PHASES] if e.get("phase_id") == outcome.phase_id), None)
+            if overtaken(phase_end(entry), outcome, attempt_started):
+                return None
+            assert outcome.timestamp is not None, "a completed phase has its time"
+            finish_with_last(record, outcome, outcome.timestamp)
+            await held.write(record)
+            return record
+
+    async def hold_final_write(
+        self, crisis_id: str, phase_id: str, *, crisis: CrisisSnapshot | None = None, run: CrisisRun | None = None
+    ) -> bool:
+        """Keep the final write for the workflow: the activity of ``phase_id`` will not finalize
+        the record (``finalize_with_last``). False if it is too late, the record being final
+        already. ``crisis`` creates a missing record first.
+        """
+        async with self.transaction(crisis_id) as held:
+            record = await held.record()
+            if record is None:
+                record = new_record(self._required(crisis, crisis_id), run)
+            else:
+                verdict = relation(record, run, self.where(crisis_id))
+                if verdict == Relation.STALE:
+                    return True  # a newer run owns the record: this run finalizes nothing
+                if verdict == Relation.TAKEOVER:
+                    assert run is not None
+                    take_over(record, run)
+                elif record.get("completed_at") is not None:
+                    return False
+                elif record.get(FINAL_WRITE_HELD) == phase_id:
+                    return True
+            record[FINAL_WRITE_HELD] = phase_id
+            await held.write(record)
+            return True
 
     def _required(self, crisis: CrisisSnapshot | None, crisis_id: str) -> CrisisSnapshot:
         """The crisis that rebuilds a missing record; without one, the record is simply missing."""
