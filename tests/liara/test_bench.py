@@ -10,7 +10,7 @@ import statistics
 
 import pytest
 
-from tests.helpers import assert_eventually
+from tests.helpers import REPO_ROOT, assert_eventually
 from tests.helpers.cli import run_cli
 from tests.helpers.processes import run_script
 from tests.helpers.records import scratch_database
@@ -121,9 +121,21 @@ def test_bench_cpu_measures_each_side_s_cpu_per_run(liara_env, tmp_path):
         assert re.fullmatch(r"\s+\S+\s+[\d.]+ runs/s; CPU per run \(ms\): worker\s+[\d.]+, client\s+[\d.]+", line), line
 
 
+def test_bench_cpu_measures_the_code_before_a_change_as_a_side_of_its_own(liara_env, tmp_path):
+    """``--before``: Liara's worker also runs from another checkout (here this one), in the same rounds."""
+    args = ("--rounds", "1", "--runs", "2", "--concurrency", "2", "--phases", "1", "--warm-up", "1")
+
+    done = run_script("scripts/bench_cpu.py", liara_env, tmp_path, *args, "--before", str(REPO_ROOT), timeout=240)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    medians = done.stdout.split("medians of 1 rounds of 2 runs of 1 phases at concurrency 2\n")[1].splitlines()
+    assert [line.split()[0] for line in medians] == ["baseline", "baseline_unsandboxed", "liara", "liara_before"]
+
+
 @pytest.mark.parametrize(
     ("args", "says"),
     [
+        (("--before", "/tmp"), "/tmp is no checkout of Liara (it has no cognition/liara/worker.py)"),
         (("--server-pid", "999999999"), "no process 999999999 runs on this machine"),
         (("--runs", "0"), "--runs must be at least 1"),
         (("--address", "localhost:1", "--rounds", "1"), "Error: Cannot reach the Temporal server at localhost:1"),

@@ -188,17 +188,22 @@ def _round_ratios(number: int, first: str, sides: dict[str, Round]) -> dict[str,
     return entry
 
 
-def side_order(number: int) -> tuple[str, ...]:
+def side_order(number: int, sides: tuple[str, ...] = SIDES) -> tuple[str, ...]:
     """The sides in the order they run in round ``number`` (from 1): it reverses every round."""
-    return SIDES if number % 2 else SIDES[::-1]
+    return sides if number % 2 else sides[::-1]
+
+
+#: The side whose Liara workers run from another checkout (``running_sides``'s ``before``).
+LIARA_BEFORE = "liara_before"
 
 
 @asynccontextmanager
 async def running_sides(
-    settings: ConnectionSettings, workers: int
+    settings: ConnectionSettings, workers: int, *, before: Path | None = None
 ) -> AsyncIterator[tuple[dict[str, WorkerGroup], dict[str, Runner]]]:
     """Every side's worker processes, polling their task queues, and each side's runner; the
-    workers are stopped on leaving.
+    workers are stopped on leaving. ``before``: one more side, ``liara_before``, whose Liara
+    workers run from that checkout (the code before a change), driven by the same client.
     """
     agency = LiaraTemporalAgency(
         temporal_host=settings.address, namespace=settings.namespace, task_queue=settings.task_queue
@@ -206,11 +211,14 @@ async def running_sides(
     client = await agency.connect()
     with tempfile.TemporaryDirectory(prefix="liara-bench-") as records:
         groups = {side: WorkerGroup(side, workers, settings, Path(records)) for side in SIDES}
+        if before is not None:
+            groups[LIARA_BEFORE] = WorkerGroup("liara", workers, settings, Path(records), checkout=before)
         try:
             runners = {side: _baseline_run(client, groups[side].task_queue) for side in BASELINES}
-            runners["liara"] = _liara_run(settings, groups["liara"].task_queue)
-            for side in SIDES:
-                await wait_for_pollers(agency, groups[side], side)
+            for side in ("liara", LIARA_BEFORE) if before is not None else ("liara",):
+                runners[side] = _liara_run(settings, groups[side].task_queue)
+            for side, group in groups.items():
+                await wait_for_pollers(agency, group, side)
             yield groups, runners
         finally:
             for group in groups.values():

@@ -46,14 +46,26 @@ class WorkerGroup:
     """Worker processes of one side on their own task queue, measured from /proc."""
 
     def __init__(
-        self, side: str, count: int, settings: ConnectionSettings, records: Path, options: Sequence[str] = ()
+        self,
+        side: str,
+        count: int,
+        settings: ConnectionSettings,
+        records: Path,
+        options: Sequence[str] = (),
+        *,
+        checkout: Path | None = None,
     ) -> None:
+        """``checkout``: run the side's workers from that copy of the code (another commit's, say),
+        with this environment's packages, instead of from this one.
+        """
         self.task_queue = f"bench-{side}-{uuid.uuid4().hex[:8]}"
         env = {**os.environ, "TEMPORAL_ADDRESS": settings.address, "TEMPORAL_NAMESPACE": settings.namespace}
         env |= {"LIARA_TASK_QUEUE": self.task_queue, "LIARA_CRISIS_DIR": str(records)}
+        if checkout is not None:  # its modules come first: `-m` finds them from the working directory
+            env["PYTHONPATH"] = os.pathsep.join([str(checkout / "src"), str(checkout)])
         command = [*WORKER_COMMANDS[side], "--task-queue", self.task_queue, *options]
         self.processes = [
-            subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            subprocess.Popen(command, env=env, cwd=checkout, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             for _ in range(count)
         ]
 
