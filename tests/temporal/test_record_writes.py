@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 
 from app.temporal.activities import CrisisActivities
 from app.temporal.agents import SIMULATE, ExecutorRegistry, Mission
@@ -88,6 +90,19 @@ def activities_of(store: FileRecordStore, agent: HeldAgent | None = None) -> lis
     executors = ExecutorRegistry({SIMULATE: agent}) if agent else None
     activities = CrisisActivities(store, executors)
     return [*activities.all(), activities.hold_final_write]
+
+
+@asynccontextmanager
+async def holding_its_only_phase(
+    env, task_queue: str, tmp_path: Path, crisis_id: str
+) -> AsyncIterator[tuple[WorkflowHandle, CountingStore, HeldAgent]]:
+    """A crisis of one phase, ``secure-1``, on a worker of its own, once its agent holds it."""
+    store = CountingStore(tmp_path / "crises")
+    agent = HeldAgent(held="secure-1")
+    async with crisis_workflow_worker(env.client, task_queue, activities_of(store, agent)):
+        handle = await start(env, task_queue, request(crisis_id, phase("secure-1", "secure", 1)))
+        await asyncio.wait_for(agent.running.wait(), 30)
+        yield handle, store, agent
 
 
 async def test_the_last_phases_activity_writes_its_entry_and_the_final_state_at_once(
@@ -167,12 +182,8 @@ async def test_a_cancel_after_the_last_phase_has_finalized_the_record_comes_too_
 async def test_a_cancel_while_the_last_phase_runs_holds_the_final_write_for_the_workflow(
     time_skipping_env, task_queue, tmp_path: Path
 ):
-    store = CountingStore(tmp_path / "crises")
-    agent = HeldAgent(held="secure-1")
-    crisis = request("crisis-cancelled-last", phase("secure-1", "secure", 1))
-    async with crisis_workflow_worker(time_skipping_env.client, task_queue, activities_of(store, agent)):
-        handle = await start(time_skipping_env, task_queue, crisis)
-        await asyncio.wait_for(agent.running.wait(), 30)
+    async with holding_its_only_phase(time_skipping_env, task_queue, tmp_path, "crisis-cancelled-last") as held:
+        handle, store, _ = held
         await handle.cancel()
         with pytest.raises(WorkflowFailureError):
             await handle.result()
@@ -186,12 +197,8 @@ async def test_a_cancel_while_the_last_phase_runs_holds_the_final_write_for_the_
 async def test_a_last_phase_followed_by_added_phases_is_recorded_before_they_run(
     time_skipping_env, task_queue, tmp_path: Path
 ):
-    store = CountingStore(tmp_path / "crises")
-    agent = HeldAgent(held="secure-1")
-    crisis = request("crisis-grown", phase("secure-1", "secure", 1))
-    async with crisis_workflow_worker(time_skipping_env.client, task_queue, activities_of(store, agent)):
-        handle = await start(time_skipping_env, task_queue, crisis)
-        await asyncio.wait_for(agent.running.wait(), 30)
+    async with holding_its_only_phase(time_skipping_env, task_queue, tmp_path, "crisis-grown") as held:
+        handle, store, agent = held
         await handle.execute_update(
             CrisisResponseWorkflow.add_phases, [MissionPhase.model_validate(phase("extract-2", "extract", 2))]
         )

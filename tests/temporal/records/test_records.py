@@ -288,15 +288,7 @@ async def test_the_last_phases_write_changes_nothing_once_the_record_is_final_or
 
 
 async def test_a_hold_creates_a_missing_record_from_the_crisis_it_carries(any_store: RecordStore) -> None:
-    crisis = CrisisSnapshot(
-        crisis_id="crisis-1",
-        workflow_id="crisis-workflow-crisis-1",
-        run_id="run-1",
-        target="target-alpha",
-        initiated_by="user-123",
-        started_at=STARTED,
-        phases=[pending(PHASE_IDS[0])],
-    )
+    crisis = crisis_now(pending(PHASE_IDS[0]))
 
     assert await any_store.hold_final_write("crisis-1", PHASE_IDS[0], crisis=crisis, run=RUN_1)
 
