@@ -22,7 +22,7 @@ from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpda
 
 from app.temporal.activities import CrisisActivities
 from app.temporal.agents import SIMULATE, ExecutorRegistry, Mission
-from app.temporal.errors import innermost_message
+from app.temporal.errors import CrisisRecordError, innermost_message
 from app.temporal.models import CrisisCompletion, MissionPhase, PhaseOutcome, PhaseStatus
 from app.temporal.records import FileRecordStore, format_timestamp
 from app.temporal.records.document import FINAL_WRITE_HELD
@@ -132,6 +132,32 @@ async def test_the_last_phases_activity_writes_its_entry_and_the_final_state_at_
     assert result.completed_at == result.phases[-1].timestamp
     assert record["completed_at"] == format_timestamp(result.completed_at)
     assert FINAL_WRITE_HELD not in record
+
+
+class StoreFailingTheLastWrite(CountingStore):
+    """The real store, but the last phase's own final write fails (a full disk at that moment)."""
+
+    async def finalize_with_last(self, crisis_id: str, outcome: PhaseOutcome, **options: Any) -> dict[str, Any] | None:
+        raise CrisisRecordError(f"crisis record {self.where(crisis_id)}: no space left on device")
+
+
+async def test_a_last_phase_whose_final_write_fails_leaves_it_to_the_workflow(
+    time_skipping_env, task_queue, tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    store = StoreFailingTheLastWrite(tmp_path / "crises")
+    crisis = crisis_request("crisis-final-write-failed", ("recon", "secure"))
+    async with crisis_workflow_worker(time_skipping_env.client, task_queue, activities_of(store)):
+        result = await run_crisis(time_skipping_env, task_queue, crisis)
+
+    assert result.status == "completed"
+    assert store.finalized == ["by_workflow"]
+    record = read_record(store, "crisis-final-write-failed")
+    assert [(p["phase_id"], p["status"]) for p in record["phases"]] == [
+        ("recon-phase-1", "completed"),
+        ("secure-phase-2", "completed"),
+    ]
+    assert record["completed_at"] == format_timestamp(result.completed_at)
+    assert any("its final state is left to the workflow" in r.getMessage() for r in caplog.records)
 
 
 async def test_phases_added_after_the_last_phase_has_finalized_the_record_are_refused(
