@@ -287,6 +287,21 @@ async def test_the_last_phases_write_changes_nothing_once_the_record_is_final_or
     assert await current(any_store) == final
 
 
+async def test_a_newer_run_taking_the_record_over_does_not_inherit_the_replaced_runs_hold(
+    any_store: RecordStore,
+) -> None:
+    last = await finished_but_the_last(any_store)
+    assert await any_store.hold_final_write("crisis-1", last.phase_id, run=RUN_1)
+    reset = CrisisRun(namespace="default", workflow_id=RUN_1.workflow_id, run_id="run-2")
+
+    await any_store.upsert_phase("crisis-1", ended(PHASE_IDS[0], PhaseStatus.COMPLETED, 1), run=reset)
+
+    record = await current(any_store)
+    assert (record["run_id"], record["superseded_run_ids"]) == ("run-2", ["run-1"])
+    assert FINAL_WRITE_HELD not in record
+    assert await any_store.finalize_with_last("crisis-1", last, run=reset, attempt_started=STARTED) is not None
+
+
 async def test_a_hold_creates_a_missing_record_from_the_crisis_it_carries(any_store: RecordStore) -> None:
     crisis = crisis_now(pending(PHASE_IDS[0]))
 

@@ -226,12 +226,13 @@ def finish(record: dict[str, Any], completion: CrisisCompletion) -> None:
     close(record, completion.status, completion.completed_at, completion.cancel_requests)
 
 
-def finish_with_last(record: dict[str, Any], outcome: PhaseOutcome, completed_at: datetime) -> None:
+def finish_with_last(record: dict[str, Any], outcome: PhaseOutcome) -> None:
     """Give ``record`` the final state of a crisis whose phases have all completed, ``outcome``
-    the last: its entries are the activities' own, with that phase's put in.
+    the last (the crisis ends when it did): its entries are the activities' own, with that phase's put in.
     """
+    assert outcome.timestamp is not None, "a completed phase has its time"
     upsert_outcome(record, PHASES, outcome)
-    close(record, CrisisStatus.COMPLETED, completed_at, [])
+    close(record, CrisisStatus.COMPLETED, outcome.timestamp, [])
 
 
 def close(record: dict[str, Any], status: CrisisStatus, completed_at: datetime, cancels: list[CancelNote]) -> None:
@@ -297,9 +298,11 @@ def another_crisis(record: dict[str, Any], crisis: CrisisSnapshot) -> bool:
 
 
 def take_over(record: dict[str, Any], run: CrisisRun) -> None:
-    """Make ``record`` the newer run's: running again, the replaced run listed as superseded."""
+    """Make ``record`` the newer run's: running again, the replaced run listed as superseded (and its
+    hold on the final write dropped)."""
     record["superseded_run_ids"] = superseded(record)
     record.update(run_id=run.run_id, status="running", completed_at=None)
+    record.pop(FINAL_WRITE_HELD, None)  # the replaced run's hold is not the newer run's
 
 
 def superseded(record: dict[str, Any]) -> list[str]:

@@ -254,17 +254,10 @@ class RecordStore(ABC):
         """
         crisis_id = completion.crisis_id
         async with self.transaction(crisis_id) as held:
-            record = await held.record()
+            record = await self._whole(held, crisis_id, completion.crisis, run)
             if record is None:
-                record = new_record(self._required(completion.crisis, crisis_id), run)
-            else:
-                verdict = relation(record, run, self.where(crisis_id))
-                if verdict == Relation.STALE:
-                    logger.info("Dropped a final write of crisis %s: a newer run owns its record", crisis_id)
-                    return None
-                if verdict == Relation.TAKEOVER:
-                    assert run is not None
-                    take_over(record, run)
+                logger.info("Dropped a final write of crisis %s: a newer run owns its record", crisis_id)
+                return None
             finish(record, completion)
             await held.write(record)
             return record
@@ -291,8 +284,7 @@ class RecordStore(ABC):
             entry = next((e for e in record[PHASES] if e.get("phase_id") == outcome.phase_id), None)
             if overtaken(phase_end(entry), outcome, attempt_started):
                 return None
-            assert outcome.timestamp is not None, "a completed phase has its time"
-            finish_with_last(record, outcome, outcome.timestamp)
+            finish_with_last(record, outcome)
             await held.write(record)
             return record
 
@@ -304,23 +296,33 @@ class RecordStore(ABC):
         already. ``crisis`` creates a missing record first.
         """
         async with self.transaction(crisis_id) as held:
-            record = await held.record()
+            record = await self._whole(held, crisis_id, crisis, run)
             if record is None:
-                record = new_record(self._required(crisis, crisis_id), run)
-            else:
-                verdict = relation(record, run, self.where(crisis_id))
-                if verdict == Relation.STALE:
-                    return True  # a newer run owns the record: this run finalizes nothing
-                if verdict == Relation.TAKEOVER:
-                    assert run is not None
-                    take_over(record, run)
-                elif record.get("completed_at") is not None:
-                    return False
-                elif record.get(FINAL_WRITE_HELD) == phase_id:
-                    return True
+                return True  # a newer run owns the record: this run finalizes nothing
+            if record.get("completed_at") is not None:
+                return False
+            if record.get(FINAL_WRITE_HELD) == phase_id:
+                return True
             record[FINAL_WRITE_HELD] = phase_id
             await held.write(record)
             return True
+
+    async def _whole(
+        self, held: RecordTransaction, crisis_id: str, crisis: CrisisSnapshot | None, run: CrisisRun | None
+    ) -> dict[str, Any] | None:
+        """The record a whole write of ``run`` starts from: as it is, taken over if ``run`` is a newer
+        run of its workflow, or built from ``crisis`` if missing; None if a newer run owns it.
+        """
+        record = await held.record()
+        if record is None:
+            return new_record(self._required(crisis, crisis_id), run)
+        verdict = relation(record, run, self.where(crisis_id))
+        if verdict == Relation.STALE:
+            return None
+        if verdict == Relation.TAKEOVER:
+            assert run is not None
+            take_over(record, run)
+        return record
 
     def _required(self, crisis: CrisisSnapshot | None, crisis_id: str) -> CrisisSnapshot:
         """The crisis that rebuilds a missing record; without one, the record is simply missing."""
