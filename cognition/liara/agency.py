@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
+from collections import OrderedDict
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -82,6 +83,8 @@ _Call = TypeVar("_Call", bound=Callable[..., Awaitable[Any]])
 
 #: How long a wait trusts a crisis's result to come and tell it is a crisis, before asking the server.
 CRISIS_CHECK_GRACE_SECONDS = 0.5
+#: Workflow ids of the crises an agency started, remembered so that a wait on one asks no check.
+STARTED_CRISES_REMEMBERED = 10_000
 
 
 def _telling_crisis_ids(call: _Call) -> _Call:
@@ -122,6 +125,8 @@ class LiaraTemporalAgency:
         #: The Temporal runtime (Rust threads) of the client this agency connects itself, if any.
         self._runtime: Runtime | None = None
         self._feeds = EventFeeds()
+        #: Crisis workflows this agency started (their ids are never reused: REJECT_DUPLICATE).
+        self._started: OrderedDict[str, None] = OrderedDict()
 
     async def __aenter__(self) -> LiaraTemporalAgency:
         await self.connect()
@@ -245,6 +250,9 @@ class LiaraTemporalAgency:
                     f"({', '.join(k.name for k in CRISIS_SEARCH_ATTRIBUTES)}): register them with `liara setup`."
                 ) from None
             raise self._rpc_error(err, workflow_id) from None
+        self._started[workflow_id] = None
+        if len(self._started) > STARTED_CRISES_REMEMBERED:
+            self._started.popitem(last=False)
         return started
 
     async def start_playbook(
@@ -548,17 +556,18 @@ class LiaraTemporalAgency:
         ``CrisisFailedError`` when the workflow itself ended without a result.
         """
         client = await self.connect()
-        waiting = asyncio.ensure_future(
-            asyncio.wait_for(crisis_result(client.get_workflow_handle(workflow_id), self.settings), timeout)
-        )
+        handle = client.get_workflow_handle(workflow_id)
+        waiting = asyncio.ensure_future(asyncio.wait_for(crisis_result(handle, self.settings), timeout))
         try:
-            # A result that comes soon tells, by its shape, that the workflow is a crisis: most
-            # waits then ask the server nothing more. Otherwise it is asked while the wait goes on.
-            await asyncio.wait({waiting}, timeout=CRISIS_CHECK_GRACE_SECONDS)
-            if waiting.done() and not waiting.cancelled() and waiting.exception() is None:
-                if shaped_as_crisis_result(waiting.result()):
-                    return waiting.result()
-            handle, _ = await described_crisis(client, self.settings, workflow_id)
+            # A crisis this agency started is one. Otherwise a result that comes soon tells, by its
+            # shape, that the workflow is a crisis: most waits then ask the server nothing more.
+            # Else it is asked while the wait goes on.
+            if workflow_id not in self._started:
+                await asyncio.wait({waiting}, timeout=CRISIS_CHECK_GRACE_SECONDS)
+                if waiting.done() and not waiting.cancelled() and waiting.exception() is None:
+                    if shaped_as_crisis_result(waiting.result()):
+                        return waiting.result()
+                await described_crisis(client, self.settings, workflow_id)
         except BaseException:
             waiting.cancel()
             waiting.add_done_callback(_retrieved)  # its own error (an unknown workflow, say) is this one's

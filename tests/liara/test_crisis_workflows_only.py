@@ -12,7 +12,7 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 
 from app.temporal.records import FileRecordStore
 from cognition.liara.actions import missions_from_actions
-from cognition.liara.agency import CRISIS_CHECK_GRACE_SECONDS
+from cognition.liara.agency import CRISIS_CHECK_GRACE_SECONDS, LiaraTemporalAgency
 from cognition.liara.errors import CrisisNotFoundError
 from tests.helpers.cli import assert_one_sentence_error, cli
 from tests.helpers.service import assert_problem
@@ -80,14 +80,43 @@ async def test_a_wait_asks_whether_it_is_a_crisis_only_when_its_result_is_slow_t
             "target-alpha",
             [{"phase_id": "wait", "agent_id": "a", "action": "wait", "target": "t", "params": {"duration": slow}}],
         )
-        assert (await agency.wait_for_crisis_completion(quick_id, timeout=60))["success"] is True
-        described.clear()
-        # Ended: its result comes at once, and is a crisis's.
-        assert (await agency.wait_for_crisis_completion(quick_id, timeout=60))["success"] is True
-        assert described == []
-        # Still running past the grace: asked once, while the wait goes on.
+        async with LiaraTemporalAgency(temporal_host=dev_server.address, task_queue=task_queue) as another:
+            assert (await another.wait_for_crisis_completion(quick_id, timeout=60))["success"] is True
+            described.clear()
+            # Ended: its result comes at once, and is a crisis's.
+            assert (await another.wait_for_crisis_completion(quick_id, timeout=60))["success"] is True
+            assert described == []
+            # Still running past the grace: asked once, while the wait goes on.
+            assert (await another.wait_for_crisis_completion(slow_id, timeout=60))["success"] is True
+            assert described == [slow_id]
+
+
+async def test_a_wait_on_a_crisis_the_agency_started_asks_no_check_however_long_it_lasts(
+    dev_server, agency, task_queue, tmp_path, monkeypatch
+):
+    described: list[str] = []
+    describe = WorkflowHandle.describe
+
+    async def counted_describe(self: WorkflowHandle, *args, **kwargs):
+        described.append(self.id)
+        return await describe(self, *args, **kwargs)
+
+    monkeypatch.setattr(WorkflowHandle, "describe", counted_describe)
+    async with crisis_worker(dev_server.client, task_queue, FileRecordStore(tmp_path / "crises")):
+        slow_id = await agency.trigger_crisis_response(
+            "target-alpha",
+            [
+                {
+                    "phase_id": "wait",
+                    "agent_id": "a",
+                    "action": "wait",
+                    "target": "t",
+                    "params": {"duration": CRISIS_CHECK_GRACE_SECONDS + 1},
+                }
+            ],
+        )
         assert (await agency.wait_for_crisis_completion(slow_id, timeout=60))["success"] is True
-        assert described == [slow_id]
+    assert described == []
 
 
 async def test_the_service_answers_404_for_another_workflow(dev_server, liara_service, service_tokens):

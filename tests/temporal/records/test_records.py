@@ -375,6 +375,42 @@ async def test_phase_writes_go_to_a_journal_that_the_final_write_folds_in(store:
     assert not journal.exists()
 
 
+def count_directory_syncs(store: FileRecordStore, monkeypatch: pytest.MonkeyPatch) -> list[None]:
+    synced: list[None] = []
+    sync = store._sync_directory
+    monkeypatch.setattr(store, "_sync_directory", lambda: (synced.append(None), sync())[1])
+    return synced
+
+
+async def test_the_journal_made_with_the_record_takes_its_first_line_without_another_directory_sync(
+    store: FileRecordStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced = count_directory_syncs(store, monkeypatch)
+    await create(store)
+    assert len(synced) == 1 and store.journal_for("crisis-1").read_bytes() == b""
+    await store.upsert_phase("crisis-1", ended("recon-phase-1", PhaseStatus.COMPLETED, 1))
+    await store.upsert_phase("crisis-1", ended("secure-phase-2", PhaseStatus.COMPLETED, 2))
+    assert len(synced) == 1, "the record's directory sync made the journal's name durable"
+
+
+async def test_a_journal_whose_name_this_store_did_not_make_durable_gets_a_directory_sync(
+    store: FileRecordStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await create(store)
+    await create(store, "crisis-2")
+    another_worker = FileRecordStore(store.directory)
+    synced = count_directory_syncs(another_worker, monkeypatch)
+    await another_worker.upsert_phase("crisis-1", ended("recon-phase-1", PhaseStatus.COMPLETED, 1))
+    assert len(synced) == 1
+
+    synced = count_directory_syncs(store, monkeypatch)
+    journal = store.journal_for("crisis-2")
+    journal.unlink()
+    journal.touch()  # made again since the record's directory sync
+    await store.upsert_phase("crisis-2", ended("recon-phase-1", PhaseStatus.COMPLETED, 1))
+    assert len(synced) == 1
+
+
 async def test_a_journal_line_cut_short_by_a_crash_is_ignored_and_trimmed(store: FileRecordStore) -> None:
     await create(store)
     await store.upsert_phase("crisis-1", ended("recon-phase-1", PhaseStatus.COMPLETED, 1))
@@ -407,7 +443,8 @@ async def test_writes_leave_no_temporary_files(store: FileRecordStore) -> None:
             crisis_id="crisis-1", status="failed", completed_at=STARTED, phases=[pending(p) for p in PHASE_IDS]
         )
     )
-    assert sorted(p.name for p in store.directory.iterdir()) == ["crisis-1.json", "crisis-2.json"]
+    # crisis-2 runs: its journal, empty, stays from its creation on.
+    assert sorted(p.name for p in store.directory.iterdir()) == ["crisis-1.json", "crisis-2.journal", "crisis-2.json"]
 
 
 async def test_a_temporary_file_left_by_a_writer_that_died_goes_with_the_next_write(store: FileRecordStore) -> None:

@@ -36,7 +36,9 @@ async def test_a_created_record_directory_and_its_records_are_owner_only(tmp_pat
 
     assert mode(store.directory) == 0o700
     assert mode(store.directory / "crisis-1.json") == 0o600
-    assert [p.name for p in store.directory.iterdir()] == ["crisis-1.json"]  # no temporary file left
+    assert mode(store.journal_for("crisis-1")) == 0o600
+    # No temporary file left; the journal is the running crisis's.
+    assert sorted(p.name for p in store.directory.iterdir()) == ["crisis-1.journal", "crisis-1.json"]
 
 
 async def test_every_rewrite_of_a_record_and_its_journal_are_owner_only(tmp_path: Path, umask: int) -> None:

@@ -5,8 +5,11 @@ temporary file in the same directory, fsynced, then renamed over the record, so 
 crash) never sees half a record. A phase write in between appends one JSON line (its entry) to
 ``<crisis_id>.journal`` and fsyncs it, so its cost does not grow with the number of phases; the
 finalize write folds the journal into the record and removes it, so a finished crisis is one
-complete, readable file. ``read`` returns the record with its journal applied. A line cut short by
-a crash is ignored and trimmed by the next write; it was never acknowledged.
+complete, readable file. The journal is created, empty, with the record and kept while the crisis
+runs: the record's directory sync makes both names durable, so its first line needs no second one
+(a journal this process did not see made durable, say one another worker created, gets its own).
+``read`` returns the record with its journal applied. A line cut short by a crash is ignored and
+trimmed by the next write; it was never acknowledged.
 
 Every write of a crisis holds an exclusive ``flock`` on its journal, so workers on several hosts
 may share one directory (a local or NFSv4 file system, where flock works across hosts).
@@ -75,10 +78,16 @@ _SAFE_ID = re.compile(SAFE_ID_PATTERN)
 _TEMPORARY_SUFFIX = ".tmp"
 #: What identifies one version of a record file: it is only ever replaced, never rewritten in place.
 _Version = tuple[int, int, int, int]
+#: What identifies an empty journal as left by a write: a journal made again (or written) since differs.
+_JournalState = tuple[int, int, int]
 
 
 def _version(stat: os.stat_result) -> _Version:
     return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+def _journal_state(stat: os.stat_result) -> _JournalState:
+    return stat.st_dev, stat.st_ino, stat.st_ctime_ns
 
 
 @dataclass(frozen=True)
@@ -96,6 +105,8 @@ class FileRecordStore(RecordStore):
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self._headers: OrderedDict[str, _Remembered] = OrderedDict()
+        #: Empty journals whose names a directory sync of this store made durable, as they were then.
+        self._durable_journals: OrderedDict[str, _JournalState] = OrderedDict()
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> FileRecordStore:
@@ -198,11 +209,13 @@ class FileRecordStore(RecordStore):
     async def transaction(self, crisis_id: str) -> AsyncIterator[_FileTransaction]:
         path = self.path_for(crisis_id)
         journal = self._locked_journal(crisis_id, path)
+        held = _FileTransaction(self, crisis_id, path, journal)
         try:
-            yield _FileTransaction(self, crisis_id, path, journal)
+            yield held
         finally:
             try:
-                if os.fstat(journal).st_size == 0:
+                if os.fstat(journal).st_size == 0 and not held.keeps_journal:
+                    self._durable_journals.pop(crisis_id, None)
                     os.unlink(self.journal_for(crisis_id))  # while locked: a waiter sees it gone
             finally:
                 os.close(journal)
@@ -301,6 +314,17 @@ class FileRecordStore(RecordStore):
             self._headers.popitem(last=False)
         return remembered
 
+    def _made_durable(self, crisis_id: str, journal: int) -> None:
+        """Remember that the (empty) journal's name is durable, as the journal is now."""
+        self._durable_journals[crisis_id] = _journal_state(os.fstat(journal))
+        self._durable_journals.move_to_end(crisis_id)
+        while len(self._durable_journals) > _CACHED_HEADERS:
+            self._durable_journals.popitem(last=False)
+
+    def _known_durable(self, crisis_id: str, journal: int) -> bool:
+        """Whether the journal is an empty one whose name this store made durable, untouched since."""
+        return self._durable_journals.pop(crisis_id, None) == _journal_state(os.fstat(journal))
+
     def _with_journal(self, crisis_id: str, record: dict[str, Any]) -> dict[str, Any]:
         """``record`` with the entries its journal holds for the record's run (none once final)."""
         if record.get("completed_at") is not None:
@@ -390,6 +414,8 @@ class _FileTransaction:
     def __init__(self, store: FileRecordStore, crisis_id: str, path: Path, journal: int) -> None:
         self._store, self._crisis_id, self._path, self._journal = store, crisis_id, path, journal
         self._run_id: str | None = None
+        #: An empty journal stays beside a record written whole that is not final (its name is durable).
+        self.keeps_journal = False
 
     async def header(self) -> dict[str, Any] | None:
         remembered = self._store._remembered(self._crisis_id, self._path)
@@ -445,21 +471,26 @@ class _FileTransaction:
         return None
 
     async def write(self, record: dict[str, Any]) -> None:
+        # The journal was opened before: the record's directory sync makes its name durable too.
         version = self._store._write(self._path, record)
         self._store._remember(self._crisis_id, record, version)
         os.ftruncate(self._journal, 0)  # every entry it held is in the record now
+        self.keeps_journal = record.get("completed_at") is None
+        if self.keeps_journal:
+            self._store._made_durable(self._crisis_id, self._journal)
 
     async def put(self, kind: str, entry: dict[str, Any]) -> None:
         line = json.dumps({"run_id": self._run_id, "kind": kind, "entry": entry}, separators=(",", ":")) + "\n"
         size = os.fstat(self._journal).st_size
         if size and os.pread(self._journal, 1, size - 1) != b"\n":
             size = self._trim_cut_line()
+        durable = size == 0 and self._store._known_durable(self._crisis_id, self._journal)
         try:
             data = memoryview(line.encode("utf-8"))
             while data:
                 data = data[os.write(self._journal, data) :]
             os.fsync(self._journal)
-            if size == 0:
+            if size == 0 and not durable:
                 self._store._sync_directory()  # a new journal: its name must survive a crash too
         except OSError as err:
             os.ftruncate(self._journal, size)  # no half line left behind
