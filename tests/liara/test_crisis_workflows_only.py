@@ -60,9 +60,8 @@ async def test_waiting_for_another_workflow_that_has_ended_is_no_such_crisis(dev
     assert "No crisis workflow" in str(refused.value)
 
 
-async def test_a_wait_asks_whether_it_is_a_crisis_only_when_its_result_is_slow_to_come(
-    dev_server, agency, task_queue, tmp_path, monkeypatch
-):
+def counted_describes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The ids of the workflows described from now on, in order."""
     described: list[str] = []
     describe = WorkflowHandle.describe
 
@@ -71,6 +70,13 @@ async def test_a_wait_asks_whether_it_is_a_crisis_only_when_its_result_is_slow_t
         return await describe(self, *args, **kwargs)
 
     monkeypatch.setattr(WorkflowHandle, "describe", counted_describe)
+    return described
+
+
+async def test_a_wait_asks_whether_it_is_a_crisis_only_when_its_result_is_slow_to_come(
+    dev_server, agency, task_queue, tmp_path, monkeypatch
+):
+    described = counted_describes(monkeypatch)
     slow = CRISIS_CHECK_GRACE_SECONDS + 1
     async with crisis_worker(dev_server.client, task_queue, FileRecordStore(tmp_path / "crises")):
         quick_id = await agency.trigger_crisis_response(
@@ -94,14 +100,7 @@ async def test_a_wait_asks_whether_it_is_a_crisis_only_when_its_result_is_slow_t
 async def test_a_wait_on_a_crisis_the_agency_started_asks_no_check_however_long_it_lasts(
     dev_server, agency, task_queue, tmp_path, monkeypatch
 ):
-    described: list[str] = []
-    describe = WorkflowHandle.describe
-
-    async def counted_describe(self: WorkflowHandle, *args, **kwargs):
-        described.append(self.id)
-        return await describe(self, *args, **kwargs)
-
-    monkeypatch.setattr(WorkflowHandle, "describe", counted_describe)
+    described = counted_describes(monkeypatch)
     async with crisis_worker(dev_server.client, task_queue, FileRecordStore(tmp_path / "crises")):
         slow_id = await agency.trigger_crisis_response(
             "target-alpha",
