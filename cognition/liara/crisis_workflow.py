@@ -121,7 +121,11 @@ async def crisis_result(handle: WorkflowHandle[Any, Any], settings: ConnectionSe
         ) from None
     except RPCError as err:
         raise translate_rpc_error(err, settings, handle.id) from None
-    return result.model_dump(mode="json") if hasattr(result, "model_dump") else result
+    # Decoded untyped: a crisis's result is validated into its model, which puts its defaults back.
+    try:
+        return CrisisResult.model_validate(result).model_dump(mode="json")
+    except ValidationError:
+        return result  # not a crisis's: the caller tells so
 
 
 def shaped_as_crisis_result(result: Any) -> bool:

@@ -15,7 +15,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from app.temporal.identity import workflow_id_for
-from app.temporal.models import ApprovalDecision
+from app.temporal.models import ApprovalDecision, CrisisResult
 from app.temporal.records import FileRecordStore
 from app.temporal.workflows import CrisisResponseWorkflow
 from cognition.liara import (
@@ -105,6 +105,9 @@ async def test_trigger_and_wait_return_the_successful_result(agency, liara_env, 
     ]
     assert result["summary"] == {"completed_phases": 4, "failed_phases": 0, "total_phases": 4}
     assert result["failed_phases"] == []
+    # Every field of the result, those at their defaults too, which its payload leaves out.
+    assert list(result) == list(CrisisResult.model_fields)
+    assert result["compensations"] == [] and result["usage"] is None
     json.dumps(result)  # plain JSON-ready values
     record = json.loads((Path(liara_env["LIARA_CRISIS_DIR"]) / f"{result['crisis_id']}.json").read_text())
     assert record["status"] == "completed"
