@@ -9,7 +9,9 @@ import re
 import statistics
 
 import pytest
+from rich.progress import Progress
 
+from cognition.liara.bench.runner import BenchPlan, side_order, single_runs
 from tests.helpers import REPO_ROOT, assert_eventually
 from tests.helpers.cli import run_cli
 from tests.helpers.processes import run_script
@@ -99,6 +101,24 @@ async def test_bench_gate_measures_a_worker_holding_crises_at_an_approval_gate(l
         return (await dev_server.client.count_workflows(query)).count == 0
 
     await assert_eventually(none_left_running, timeout=30, interval=0.5)
+
+
+async def test_the_sides_single_runs_take_turns_run_by_run() -> None:
+    ran: list[tuple[str, int]] = []
+
+    def runner(side: str):
+        async def run_once(phases: int) -> None:
+            ran.append((side, phases))
+
+        return run_once
+
+    order = side_order(2)
+    plan = BenchPlan(crises=1, phases=3, concurrency=1, single_runs=2, rounds=1)
+    with Progress(disable=True) as progress:
+        single = await single_runs(order, {side: runner(side) for side in order}, plan, progress, 2)
+
+    assert ran == [(side, 3) for side in order] * 2
+    assert {side: len(times) for side, times in single.items()} == dict.fromkeys(order, 2)
 
 
 def test_bench_refuses_a_sweep_that_is_not_a_list_of_counts(liara_env, tmp_path):

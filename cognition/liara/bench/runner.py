@@ -114,24 +114,26 @@ async def load_runs(
 
 @dataclass(frozen=True)
 class Round:
-    """One side in one round: single runs one after another, then N runs at concurrency C."""
+    """One side in one round: its single runs, and N runs at concurrency C."""
 
     single_ms: list[float]
     load: Load
 
 
-async def _measure_round(
-    side: str, run_once: Runner, group: WorkerGroup, plan: BenchPlan, progress: Progress, number: int
-) -> Round:
-    task = progress.add_task(f"{side}, round {number}: single runs", total=plan.single_runs)
-    single = []
+async def single_runs(
+    order: tuple[str, ...], runners: dict[str, Runner], plan: BenchPlan, progress: Progress, number: int
+) -> dict[str, list[float]]:
+    """Each side's single runs, one after another, the sides taking turns run by run: so that the
+    sides' single runs see the server alike (a load just ended, a checkpoint) instead of one side
+    meeting what the other left.
+    """
+    task = progress.add_task(f"round {number}: single runs", total=plan.single_runs * len(order))
+    single: dict[str, list[float]] = {side: [] for side in order}
     for _ in range(plan.single_runs):
-        single.append(await _timed(run_once, plan.phases))
-        progress.advance(task)
-    loaded = await load_runs(
-        run_once, plan.crises, plan.phases, plan.concurrency, group, progress, f"{side}, round {number}"
-    )
-    return Round(single, loaded)
+        for side in order:
+            single[side].append(await _timed(runners[side], plan.phases))
+            progress.advance(task)
+    return single
 
 
 async def _sweep(side: str, run_once: Runner, group: WorkerGroup, plan: BenchPlan, progress: Progress) -> list[dict]:
@@ -242,8 +244,18 @@ async def run_bench(settings: ConnectionSettings, plan: BenchPlan, progress: Pro
         for number in range(1, plan.rounds + 1):
             order = side_order(number)
             orders.append(order[0])
+            single = await single_runs(order, runners, plan, progress, number)
             for side in order:
-                rounds[side].append(await _measure_round(side, runners[side], groups[side], plan, progress, number))
+                loaded = await load_runs(
+                    runners[side],
+                    plan.crises,
+                    plan.phases,
+                    plan.concurrency,
+                    groups[side],
+                    progress,
+                    f"{side}, round {number}",
+                )
+                rounds[side].append(Round(single[side], loaded))
         sweeps = {side: await _sweep(side, runners[side], groups[side], plan, progress) for side in SIDES}
         figures = {side: _side_figures(rounds[side], plan, groups[side], sweeps[side]) for side in SIDES}
     liara = figures["liara"]
