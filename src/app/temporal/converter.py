@@ -8,7 +8,7 @@ result and each local activity's), which took a tenth of the workflow's own CPU 
 A pydantic model's payload leaves out every field whose value is its default (``null``s, empty
 lists, ``false``): the model that decodes it puts them back, so a reader that decodes a payload
 untyped (as a plain dict) must validate it into its model to see them. A 4-phase crisis's history
-shrank from about 14 KB to 5 KB; the bytes a crisis carries through the server cost its CPU
+shrank from about 14 KB to 7.7 KB; the bytes a crisis carries through the server cost its CPU
 (BENCHMARKS.md). A model's defaults are thereby part of its payload format: change one only with
 the histories recorded before in mind.
 """
