@@ -214,7 +214,11 @@ async def awaiting_tool_call(agency: LiaraTemporalAgency, workflow_id: str) -> d
     found: dict[str, Any] = {}
 
     async def waits() -> bool:
-        (phase,) = (await agency.get_crisis_status(workflow_id))["phases"]
+        status = await agency.get_crisis_status(workflow_id)
+        assert status["status"] == "running", status
+        if "phases" not in status:  # no worker answered the progress query in time (a busy machine)
+            return False
+        (phase,) = status["phases"]
         found.update(phase)
         return phase["status"] == "awaiting_approval"
 
