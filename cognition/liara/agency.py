@@ -27,6 +27,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.runtime import Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
+from app.temporal.bounded import keep_newest
 from app.temporal.client import ConnectionSettings, connect
 from app.temporal.errors import InvalidCrisisRequestError, LiaraError
 from app.temporal.identity import WORKFLOW_ID_PREFIX, workflow_id_for, workflow_ids_for
@@ -250,9 +251,7 @@ class LiaraTemporalAgency:
                     f"({', '.join(k.name for k in CRISIS_SEARCH_ATTRIBUTES)}): register them with `liara setup`."
                 ) from None
             raise self._rpc_error(err, workflow_id) from None
-        self._started[workflow_id] = None
-        if len(self._started) > STARTED_CRISES_REMEMBERED:
-            self._started.popitem(last=False)
+        keep_newest(self._started, workflow_id, None, STARTED_CRISES_REMEMBERED)
         return started
 
     async def start_playbook(

@@ -16,6 +16,7 @@ from typing import Any
 
 from temporalio.service import RPCError
 
+from app.temporal.bounded import keep_newest
 from app.temporal.errors import LiaraError
 from cognition.liara.agency import LiaraTemporalAgency
 
@@ -60,8 +61,5 @@ class CrisisLookups:
         # Running, or ended without a result (told from its record): its own; completed: its result's.
         summary = report.get("summary") or (report.get("result") or {}).get("summary")
         stale_at = time.monotonic() + self._fresh if report["status"] == "running" else None
-        self._summaries[workflow_id] = (stale_at, summary)
-        self._summaries.move_to_end(workflow_id)
-        while len(self._summaries) > self._keep:
-            self._summaries.popitem(last=False)
+        keep_newest(self._summaries, workflow_id, (stale_at, summary), self._keep)
         return summary

@@ -18,6 +18,7 @@ from pydantic import JsonValue, ValidationError
 from temporalio.api.enums.v1 import EventType
 from temporalio.service import RPCError
 
+from app.temporal.bounded import keep_newest
 from app.temporal.crisis.state import CrisisState
 from app.temporal.errors import LiaraError
 from app.temporal.models import CrisisRequest, MissionPhase, PhaseStatus
@@ -78,11 +79,8 @@ async def _read_plan(agency: LiaraTemporalAgency, workflow_id: str, wanted: set[
                 (added,) = await decode(list(accepted.args.payloads), [list[MissionPhase]])
                 phases.extend(added)
         for phase in phases:
-            _plans[(workflow_id, phase.phase_id)] = phase.params
-            _plans.move_to_end((workflow_id, phase.phase_id))
+            keep_newest(_plans, (workflow_id, phase.phase_id), phase.params, _PLANS_KEPT)
             wanted.discard(phase.phase_id)
-        while len(_plans) > _PLANS_KEPT:
-            _plans.popitem(last=False)
         if not wanted:
             return
 

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.temporal.bounded import keep_newest
 from app.temporal.errors import CrisisRecordError
 from app.temporal.models import MAX_ID_LENGTH, SAFE_ID_PATTERN
 from app.temporal.records.document import (
@@ -308,18 +309,12 @@ class FileRecordStore(RecordStore):
                     if (end := phase_end(entry)) is not None:
                         ends[kind, entry["phase_id"]] = end
         remembered = _Remembered(version, header_of(record), ends)
-        self._headers[crisis_id] = remembered
-        self._headers.move_to_end(crisis_id)
-        while len(self._headers) > _CACHED_HEADERS:
-            self._headers.popitem(last=False)
+        keep_newest(self._headers, crisis_id, remembered, _CACHED_HEADERS)
         return remembered
 
     def _made_durable(self, crisis_id: str, journal: int) -> None:
         """Remember that the (empty) journal's name is durable, as the journal is now."""
-        self._durable_journals[crisis_id] = _journal_state(os.fstat(journal))
-        self._durable_journals.move_to_end(crisis_id)
-        while len(self._durable_journals) > _CACHED_HEADERS:
-            self._durable_journals.popitem(last=False)
+        keep_newest(self._durable_journals, crisis_id, _journal_state(os.fstat(journal)), _CACHED_HEADERS)
 
     def _known_durable(self, crisis_id: str, journal: int) -> bool:
         """Whether the journal is an empty one whose name this store made durable, untouched since."""
